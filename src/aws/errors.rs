@@ -1,0 +1,81 @@
+//! Turning SDK errors into "failed to <verb> <resource> `name`: <code>: <message>" with a next step.
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::error::Error;
+
+/// The AWS error code of a failed call, if the service answered with one.
+pub(crate) fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
+    match err {
+        SdkError::ServiceError(e) => e.err().code(),
+        _ => None,
+    }
+}
+
+/// True when the service said the entity does not exist (IAM's `NoSuchEntity`).
+pub(crate) fn is_no_such_entity<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    code(err) == Some("NoSuchEntity")
+}
+
+pub(crate) fn is_already_exists<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    code(err) == Some("EntityAlreadyExists")
+}
+
+/// "failed to <action>: <code>: <message>" plus the next step for the error's kind.
+pub(crate) fn describe<E, R>(action: &str, err: &SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    match err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            let code = e.code().unwrap_or("UnknownError");
+            let message = e.message().unwrap_or("(no message)");
+            Error::aws(format!("failed to {action}: {code}: {message}")).with_help(help_for_code(code))
+        }
+        other => {
+            let detail = DisplayErrorContext(other).to_string();
+            if detail.contains("no providers in chain provided credentials") || detail.contains("CredentialsNotLoaded")
+                || detail.contains("failed to load credentials") || detail.contains("No credentials")
+            {
+                Error::aws(format!("failed to {action}: no AWS credentials were found"))
+                    .with_help("configure credentials the usual AWS way: `aws configure`, `aws sso login --profile NAME` \
+                                then --profile NAME, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment")
+            } else if matches!(other, SdkError::TimeoutError(_)) {
+                Error::aws(format!("failed to {action}: the request timed out"))
+                    .with_help("check the network and --endpoint-url; a re-run continues where this one stopped")
+            } else if matches!(other, SdkError::DispatchFailure(_)) {
+                Error::aws(format!("failed to {action}: could not reach AWS: {detail}"))
+                    .with_help("check the network, --endpoint-url and --region; a re-run continues where this one stopped")
+            } else {
+                Error::aws(format!("failed to {action}: {detail}"))
+            }
+        }
+    }
+}
+
+fn help_for_code(code: &str) -> &'static str {
+    match code {
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
+            "the caller is not allowed to do this: run `wfboot check` to see which permissions are missing"
+        }
+        "InvalidClientTokenId" | "SignatureDoesNotMatch" | "UnrecognizedClientException" => {
+            "AWS rejected the credentials: check AWS_PROFILE / --profile and the access key in use (`aws sts get-caller-identity`)"
+        }
+        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => {
+            "the session has expired: refresh it (for example `aws sso login`) and run again"
+        }
+        "Throttling" | "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => {
+            "AWS kept throttling after the retries: run again (nothing is repeated), or lower --max-concurrency / raise --retry-attempts"
+        }
+        "LimitExceeded" | "LimitExceededException" => "an IAM quota is reached: remove unused entities or ask for a quota increase",
+        "MalformedPolicyDocument" => "fix the template's JSON or its principals; `wfboot stacks show` prints the rendered document",
+        "NoSuchEntity" => "it does not exist (yet): run again, and check the names in the stack",
+        "EntityAlreadyExists" => "it was created by someone else meanwhile: run again to continue from the current state",
+        "ServiceFailure" | "InternalFailure" | "ServiceUnavailable" => "AWS had an internal error: run again; the run continues where it stopped",
+        _ => "run again with -v for details; a re-run continues where this one stopped",
+    }
+}

@@ -1,0 +1,199 @@
+//! The one place AWS clients are built. Everything else takes `&Clients`.
+//!
+//! Configuration follows the AWS conventions through aws-config's default chain: `--profile`, `--region`,
+//! `--endpoint-url` override `AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL` and the shared config files.
+//! Retry mode, attempts and timeouts are set explicitly rather than left to SDK defaults.
+
+pub(crate) mod errors;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region};
+use aws_smithy_http_client::tls;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use tokio::sync::Semaphore;
+
+use crate::error::{Error, Result};
+
+/// Connection settings shared by every command (flattened into the CLI).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AwsSettings {
+    pub(crate) profile: Option<String>,
+    pub(crate) region: Option<String>,
+    pub(crate) endpoint_url: Option<String>,
+    pub(crate) retry_attempts: u32,
+    pub(crate) max_concurrency: usize,
+}
+
+/// Every AWS call this process made, counted by an SDK interceptor (so the summary cannot miss one).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallLog(Arc<Mutex<CallStats>>);
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallStats {
+    /// `(service, operation)` per API call, in the order they started.
+    pub(crate) calls: Vec<(String, String)>,
+    /// HTTP attempts, retries included.
+    pub(crate) attempts: usize,
+}
+
+impl CallStats {
+    pub(crate) fn writes(&self) -> usize {
+        self.calls.iter().filter(|(_, op)| !is_read_operation(op)).count()
+    }
+}
+
+/// Reads are Get*, List*, Describe* and Simulate*; every other operation may change the account.
+pub(crate) fn is_read_operation(op: &str) -> bool {
+    ["Get", "List", "Describe", "Simulate"].iter().any(|p| op.starts_with(p))
+}
+
+impl CallLog {
+    pub(crate) fn snapshot(&self) -> CallStats {
+        self.0.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Intercept for CallLog {
+    fn name(&self) -> &'static str {
+        "wfboot-call-log"
+    }
+
+    // Not read_before_execution: client interceptors run that before the operation's metadata is in the bag.
+    fn read_before_serialization(
+        &self,
+        _: &BeforeSerializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let (Some(meta), Ok(mut stats)) = (cfg.load::<Metadata>(), self.0.lock()) {
+            stats.calls.push((meta.service().to_string(), meta.name().to_string()));
+        }
+        Ok(())
+    }
+
+    fn read_before_attempt(
+        &self,
+        _: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Ok(mut stats) = self.0.lock() {
+            stats.attempts += 1;
+        }
+        Ok(())
+    }
+}
+
+/// The clients of one run, built from one `SdkConfig`.
+#[derive(Clone)]
+pub(crate) struct Clients {
+    pub(crate) iam: aws_sdk_iam::Client,
+    pub(crate) sts: aws_sdk_sts::Client,
+    pub(crate) calls: CallLog,
+    pub(crate) region: String,
+    limiter: Arc<Semaphore>,
+}
+
+impl Clients {
+    pub(crate) async fn connect(settings: &AwsSettings) -> Result<Clients> {
+        let config = sdk_config(settings).await?;
+        let region = config.region().map(|r| r.to_string()).ok_or_else(|| {
+            Error::usage("no AWS region is configured")
+                .with_help("pass --region (for example --region us-east-1), set AWS_REGION, or set `region` in your AWS profile")
+        })?;
+        let calls = CallLog::default();
+        let iam = aws_sdk_iam::Client::from_conf(aws_sdk_iam::config::Builder::from(&config).interceptor(calls.clone()).build());
+        let sts = aws_sdk_sts::Client::from_conf(aws_sdk_sts::config::Builder::from(&config).interceptor(calls.clone()).build());
+        Ok(Clients { iam, sts, calls, region, limiter: Arc::new(Semaphore::new(settings.max_concurrency.max(1))) })
+    }
+
+    /// Run one AWS call, waiting for a slot so that at most `--max-concurrency` requests are in flight.
+    pub(crate) async fn limit<F: Future>(&self, call: F) -> F::Output {
+        let _permit = self.limiter.acquire().await;
+        call.await
+    }
+}
+
+async fn sdk_config(settings: &AwsSettings) -> Result<aws_config::SdkConfig> {
+    // rustls with ring: about 25 ms less start-up than aws-lc per process (../shared/AWS-SDK-NOTES.md).
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http)
+        .retry_config(RetryConfig::standard().with_max_attempts(settings.retry_attempts.max(1)))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(30))
+                .operation_timeout(Duration::from_secs(120))
+                .build(),
+        );
+    if let Some(profile) = &settings.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &settings.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(url) = &settings.endpoint_url {
+        check_endpoint_url(url)?;
+        loader = loader.endpoint_url(url);
+    }
+    Ok(loader.load().await)
+}
+
+/// `--endpoint-url` must be an absolute http(s) URL; catch typos before the SDK turns them into odd errors.
+pub(crate) fn check_endpoint_url(url: &str) -> Result<()> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+    let host_port = rest.map(|r| r.split(['/', '?']).next().unwrap_or_default()).unwrap_or_default();
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, Some(p)),
+        _ => (host_port, None),
+    };
+    let ok = rest.is_some()
+        && !host.is_empty()
+        && !url.chars().any(char::is_whitespace)
+        && port.is_none_or(|p| p.parse::<u16>().is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!("--endpoint-url `{url}` is not a valid URL"))
+            .with_help("give an absolute http:// or https:// URL, for example --endpoint-url http://127.0.0.1:5000"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_urls_are_checked() {
+        for ok in ["http://127.0.0.1:5000", "https://iam.amazonaws.com", "http://localhost:4566/", "http://[::1]:80"] {
+            assert!(check_endpoint_url(ok).is_ok(), "{ok}");
+        }
+        for bad in ["127.0.0.1:5000", "ftp://x", "http://", "http://host:port", "http://a b", "not a url", ""] {
+            assert!(check_endpoint_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reads_and_writes_are_told_apart_by_operation_name() {
+        for read in ["GetRole", "ListAttachedRolePolicies", "GetCallerIdentity", "DescribeInstances", "SimulatePrincipalPolicy"] {
+            assert!(is_read_operation(read), "{read}");
+        }
+        for write in ["CreateRole", "AttachRolePolicy", "UpdateAssumeRolePolicy", "TagRole", "AddRoleToInstanceProfile"] {
+            assert!(!is_read_operation(write), "{write}");
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Command-line definition. Flags are resolved into settings before any work starts.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wfboot",
+    version,
+    about = "Bootstrap an AWS account for Batch / Lambda / Step Functions workflow stacks, idempotently",
+    long_about = "wfboot checks who you are, shows a plan, asks before it writes, creates or repairs exactly what \
+                  is missing, and verifies the result. Re-running it is always safe.",
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// AWS profile from the shared config files [env: AWS_PROFILE]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub(crate) profile: Option<String>,
+    /// AWS region [env: AWS_REGION]
+    #[arg(long, global = true, value_name = "REGION")]
+    pub(crate) region: Option<String>,
+    /// Send every AWS request to this URL (an emulator, a VPC endpoint) [env: AWS_ENDPOINT_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub(crate) endpoint_url: Option<String>,
+    /// Attempts per AWS request, first try included (standard retry mode, exponential backoff with jitter)
+    #[arg(long, global = true, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub(crate) retry_attempts: u32,
+    /// Most AWS requests in flight at once (IAM throttles aggressive clients)
+    #[arg(long, global = true, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) max_concurrency: u32,
+    /// Output format of the result on stdout
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub(crate) output: OutputFormat,
+    /// Print only errors and the result
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+    /// More detail on stderr (-v: steps, -vv: AWS calls, -vvv: SDK internals)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Never show progress bars
+    #[arg(long, global = true)]
+    pub(crate) no_progress: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Show what `bootstrap` would change, without changing anything
+    Plan(PlanArgs),
+    /// Create or repair the stack's roles, policies and instance profiles
+    Bootstrap(BootstrapArgs),
+    /// List the built-in stacks, or show one rendered
+    Stacks(StacksArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StackArgs {
+    /// Built-in stack name or path to a stack .toml file
+    #[arg(long, value_name = "NAME|FILE")]
+    pub(crate) stack: Option<String>,
+    /// The operator's IAM user whose managed policies are checked (default: the caller, if an IAM user)
+    #[arg(long, value_name = "NAME", conflicts_with = "skip_user")]
+    pub(crate) user_name: Option<String>,
+    /// Leave the operator user's policies out of the plan
+    #[arg(long)]
+    pub(crate) skip_user: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    #[command(flatten)]
+    pub(crate) stack: StackArgs,
+    /// Exit 0 when nothing would change, 2 when changes are pending (1 and others: errors)
+    #[arg(long)]
+    pub(crate) detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BootstrapArgs {
+    #[command(flatten)]
+    pub(crate) stack: StackArgs,
+    /// Apply without asking
+    #[arg(short, long)]
+    pub(crate) yes: bool,
+    /// Also change resources wfboot did not create (trust documents, policies) without asking
+    #[arg(long)]
+    pub(crate) adopt: bool,
+    /// How long to wait for IAM to propagate a new role or profile before giving up
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub(crate) propagation_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StacksArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<StacksCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StacksCommand {
+    /// List the built-in stacks (the default)
+    List,
+    /// Print a stack with its documents rendered for an account
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    /// Built-in stack name or path to a stack .toml file
+    #[arg(value_name = "NAME|FILE")]
+    pub(crate) stack: String,
+    /// Render for this account instead of asking AWS (offline; needs no credentials)
+    #[arg(long, value_name = "ID")]
+    pub(crate) account_id: Option<String>,
+    /// Partition to render for with --account-id
+    #[arg(long, default_value = "aws", value_parser = ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"], requires = "account_id")]
+    pub(crate) partition: String,
+}

@@ -1,0 +1,256 @@
+//! `wfboot bootstrap`: plan, show, confirm, apply in dependency order, verify.
+//!
+//! Re-running on a bootstrapped account makes no write call. A run that stops anywhere is completed by the
+//! next one, because every step starts from what the account is, not from what a previous run did.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use crate::aws::AwsSettings;
+use crate::cli::BootstrapArgs;
+use crate::commands::{ExitStatus, Session};
+use crate::engine::apply::{self, AppliedChange, ApplyObserver, ApplyOptions, Outcome};
+use crate::engine::plan::{PlannedChange, Status};
+use crate::engine::{self, Plan};
+use crate::error::{Error, ErrorKind, Result};
+use crate::output::Printer;
+use crate::prompt;
+
+/// At most this many apply rounds: the second repairs what a concurrent run raced us on.
+const MAX_ROUNDS: usize = 2;
+
+#[derive(Debug, Serialize)]
+struct Report {
+    plan: Plan,
+    applied: Vec<AppliedChange>,
+    /// The account matches the stack after the run (held-back changes aside).
+    verified: bool,
+    /// What still differs after the run, if anything.
+    remaining: Option<Plan>,
+    summary: Summary,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    created: usize,
+    updated: usize,
+    unchanged: usize,
+    writes_done: usize,
+    already_done: usize,
+    held: usize,
+    failed: usize,
+    skipped: usize,
+    api_calls: usize,
+    api_writes: usize,
+    http_attempts: usize,
+    wall_seconds: f64,
+}
+
+pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapArgs) -> Result<ExitStatus> {
+    let started = Instant::now();
+    let session = Session::open(printer, aws, &args.stack).await?;
+    let spinner = printer.spinner("reading the account");
+    let plan = engine::plan(&session.clients, &session.desired, session.user.as_deref()).await;
+    spinner.finish_and_clear();
+    let plan = plan?;
+
+    if !printer.json() {
+        printer.result(&plan.to_string());
+    }
+    if !plan.has_changes() {
+        let report = finish_report(&session, plan, Vec::new(), None, started);
+        if printer.json() {
+            printer.result_json(&report);
+        } else {
+            printer.result(&format!(
+                "Nothing to do: the account already matches stack {}. {} API calls, {} writes, {:.2} s.",
+                session.desired.stack, report.summary.api_calls, report.summary.api_writes, report.summary.wall_seconds
+            ));
+        }
+        return Ok(ExitStatus::Success);
+    }
+
+    if !args.yes {
+        let question = format!("Apply {} change{} to account {}?", plan.summary.changes, plural(plan.summary.changes), plan.account_id);
+        if !prompt::confirm(printer, &question, "--yes")? {
+            printer.info("Nothing was changed.");
+            return Ok(ExitStatus::ChangesPending);
+        }
+    }
+    let consent = if plan.summary.needing_consent == 0 || args.adopt {
+        true
+    } else if printer.interactive && !args.yes {
+        let question = format!(
+            "{} of these change{} modify resources wfboot did not create (marked \"needs consent\"). Change them too?",
+            plan.summary.needing_consent,
+            plural(plan.summary.needing_consent)
+        );
+        prompt::confirm(printer, &question, "--adopt")?
+    } else {
+        printer.warn(&format!(
+            "{} change{} to resources wfboot did not create will be held back; re-run with --adopt to make them",
+            plan.summary.needing_consent,
+            plural(plan.summary.needing_consent)
+        ));
+        false
+    };
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let flag = interrupted.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                flag.store(true, Ordering::SeqCst);
+                eprintln!("\ninterrupted: letting the requests in flight finish; no new change is started");
+            }
+        })
+    };
+    let opts = ApplyOptions {
+        stack: session.desired.stack.clone(),
+        consent,
+        propagation_timeout: Duration::from_secs(args.propagation_timeout),
+        interrupted: interrupted.clone(),
+    };
+
+    let mut applied: Vec<AppliedChange> = Vec::new();
+    let mut current = plan.clone();
+    let mut remaining = None;
+    for round in 1..=MAX_ROUNDS {
+        let observer = Progress { printer, bar: printer.bar(current.summary.changes as u64, "applying") };
+        let results = apply::apply(&session.clients, &current, &opts, &observer).await;
+        observer.bar.finish_and_clear();
+        let failed = results.iter().any(|r| matches!(r.outcome, Outcome::Failed { .. }));
+        applied.extend(results);
+        if failed || interrupted.load(Ordering::SeqCst) {
+            break;
+        }
+        // Verify: observe again what was to change, and nothing else.
+        let part = engine::changed_part(&session.desired, &current);
+        let user = session.user.as_deref().filter(|_| !part.user_policies.is_empty());
+        let spinner = printer.spinner("verifying");
+        let observed = engine::observe(&session.clients, &part, user, false).await;
+        spinner.finish_and_clear();
+        let after = engine::diff(&part, &observed?, user);
+        let outstanding = after.changes().filter(|c| consent || !c.needs_consent).count();
+        remaining = after.has_changes().then_some(after.clone());
+        if outstanding == 0 {
+            break;
+        }
+        if round < MAX_ROUNDS {
+            printer.info(&format!("{outstanding} change(s) still differ after apply (another run at the same time?); applying again"));
+        }
+        current = after;
+    }
+    watcher.abort();
+
+    let report = finish_report(&session, plan, applied, remaining, started);
+    let s = &report.summary;
+    if printer.json() {
+        printer.result_json(&report);
+    } else {
+        printer.result(&format!(
+            "{} created, {} updated, {} unchanged; {} write{} done{}{}. {} API calls ({} writes), {:.2} s.",
+            s.created,
+            s.updated,
+            s.unchanged,
+            s.writes_done,
+            plural(s.writes_done),
+            if s.already_done > 0 { format!(", {} already done by someone else", s.already_done) } else { String::new() },
+            if s.held > 0 { format!(", {} held back (--adopt)", s.held) } else { String::new() },
+            s.api_calls,
+            s.api_writes,
+            s.wall_seconds
+        ));
+    }
+    if interrupted.load(Ordering::SeqCst) {
+        return Err(Error::new(ErrorKind::Interrupted, format!("interrupted after {} of {} changes", s.writes_done, report.plan.summary.changes))
+            .with_help("run the same command again to complete the rest"));
+    }
+    if s.failed > 0 {
+        let first = report.applied.iter().find_map(|a| match &a.outcome {
+            Outcome::Failed { error } => Some(error.clone()),
+            _ => None,
+        });
+        let mut err = Error::aws(format!(
+            "{} change{} failed ({} not attempted); first failure: {}",
+            s.failed,
+            plural(s.failed),
+            s.skipped,
+            first.unwrap_or_default()
+        ));
+        err.help = Some("fix the cause and run again: completed changes are not repeated".into());
+        return Err(err);
+    }
+    if !report.verified {
+        if s.held > 0 {
+            return Ok(ExitStatus::ChangesPending);
+        }
+        return Err(Error::aws("the account still differs from the stack after applying (see `wfboot plan`)")
+            .with_help("something else may be changing these resources; run again, or `wfboot plan` to see what differs"));
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn finish_report(session: &Session, plan: Plan, applied: Vec<AppliedChange>, remaining: Option<Plan>, started: Instant) -> Report {
+    let calls = session.clients.calls.snapshot();
+    let count = |f: &dyn Fn(&Outcome) -> bool| applied.iter().filter(|a| f(&a.outcome)).count();
+    let held = count(&|o| matches!(o, Outcome::Held));
+    let summary = Summary {
+        created: plan.resources.iter().filter(|r| r.status == Status::Create).count(),
+        updated: plan.resources.iter().filter(|r| r.status == Status::Update).count(),
+        unchanged: plan.resources.iter().filter(|r| r.status == Status::Unchanged).count(),
+        writes_done: count(&|o| matches!(o, Outcome::Done)),
+        already_done: count(&|o| matches!(o, Outcome::AlreadyDone)),
+        held,
+        failed: count(&|o| matches!(o, Outcome::Failed { .. })),
+        skipped: count(&|o| matches!(o, Outcome::Skipped { .. })),
+        api_calls: calls.calls.len(),
+        api_writes: calls.writes(),
+        http_attempts: calls.attempts,
+        wall_seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+    };
+    let verified = summary.failed == 0
+        && summary.skipped == 0
+        && remaining.as_ref().is_none_or(|r| r.changes().all(|c| c.needs_consent && held > 0));
+    Report { plan, applied, verified, remaining, summary }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+struct Progress<'a> {
+    printer: &'a Printer,
+    bar: ProgressBar,
+}
+
+impl ApplyObserver for Progress<'_> {
+    fn finished(&self, change: &PlannedChange, outcome: &Outcome) {
+        self.bar.inc(1);
+        let line = match outcome {
+            Outcome::Done => format!("done: {} ({})", change.change.operation(), change.change),
+            Outcome::AlreadyDone => format!("already done by someone else: {}", change.change.operation()),
+            Outcome::Held => format!("held back (needs --adopt): {}", change.change),
+            Outcome::Skipped { reason } => format!("not started: {} ({reason})", change.change.operation()),
+            Outcome::Failed { error } => {
+                self.bar.suspend(|| self.printer.error(error));
+                return;
+            }
+        };
+        if self.printer.verbosity >= 1 {
+            self.bar.suspend(|| self.printer.detail(&line));
+        }
+    }
+
+    fn waiting(&self, what: &str) {
+        self.bar.suspend(|| self.printer.info(what));
+    }
+}

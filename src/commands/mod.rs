@@ -1,0 +1,83 @@
+//! Commands: each is a verb that drives the engine and prints through the printer.
+
+pub(crate) mod bootstrap;
+pub(crate) mod plan;
+pub(crate) mod stacks;
+
+use crate::aws::{AwsSettings, Clients};
+use crate::cli::StackArgs;
+use crate::error::{Error, Result};
+use crate::output::Printer;
+use crate::prompt;
+use crate::resources::caller::{self, Caller, CallerKind};
+use crate::stack::{Desired, Stack, Target};
+
+/// How a command ended; mapped to the process exit code in one place (README "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExitStatus {
+    Success,
+    /// `plan --detailed-exitcode` found changes, or `bootstrap` left changes held back.
+    ChangesPending,
+}
+
+impl ExitStatus {
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::ChangesPending => 2,
+        }
+    }
+}
+
+/// What every account-facing command starts from: a validated stack, clients, the caller and the rendering.
+pub(crate) struct Session {
+    pub(crate) clients: Clients,
+    pub(crate) caller: Caller,
+    pub(crate) desired: Desired,
+    pub(crate) user: Option<String>,
+}
+
+impl Session {
+    /// Loads and validates the stack first, so bad input fails before any AWS call.
+    pub(crate) async fn open(printer: &Printer, aws: &AwsSettings, args: &StackArgs) -> Result<Session> {
+        let stack = Stack::resolve(args.stack.as_deref())?;
+        if let Some(u) = &args.user_name {
+            if !prompt::valid_user_name(u) {
+                return Err(Error::usage(format!("--user-name `{u}` is not a valid IAM user name"))
+                    .with_help("IAM user names are 1-64 letters, digits and _+=,.@-"));
+            }
+        }
+        let clients = Clients::connect(aws).await?;
+        let spinner = printer.spinner("identifying the caller");
+        let caller = caller::identify(&clients).await;
+        spinner.finish_and_clear();
+        let caller = caller?;
+        printer.info(&format!("Caller: {} (account {}, {})", caller.arn, caller.account_id, caller.partition));
+        if caller.kind == CallerKind::Root {
+            printer.warn("you are using the account's root credentials; use an IAM user or role for day-to-day work");
+        }
+        let target = Target { partition: caller.partition.clone(), account_id: caller.account_id.clone(), region: clients.region.clone() };
+        let desired = stack.render(&target)?;
+        let user = resolve_user(printer, args, &caller, &desired)?;
+        Ok(Session { clients, caller, desired, user })
+    }
+}
+
+fn resolve_user(printer: &Printer, args: &StackArgs, caller: &Caller, desired: &Desired) -> Result<Option<String>> {
+    if args.skip_user || desired.user_policies.is_empty() {
+        return Ok(None);
+    }
+    if let Some(u) = &args.user_name {
+        return Ok(Some(u.clone()));
+    }
+    if printer.interactive && !printer.json() {
+        return prompt::user_name(printer, caller.user_name.as_deref());
+    }
+    match &caller.user_name {
+        Some(u) => Ok(Some(u.clone())),
+        None => {
+            printer.warn("the caller is not an IAM user, so no operator user's policies are checked (pass --user-name NAME)");
+            Ok(None)
+        }
+    }
+}

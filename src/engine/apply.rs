@@ -1,0 +1,267 @@
+//! Applying a plan: every change is one write call; a change starts as soon as the changes it depends on have
+//! finished (an attachment waits for its role and its policy, nothing else), with at most
+//! `--max-concurrency` requests in flight. IAM's eventual consistency is handled by bounded retries on
+//! named error codes only.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use futures::future::{FutureExt, LocalBoxFuture, Shared};
+use serde::Serialize;
+
+use super::plan::{Change, Plan, PlannedChange};
+use crate::aws::{errors, Clients};
+use crate::error::Result;
+use crate::resources::owner_tag;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub(crate) enum Outcome {
+    Done,
+    /// Someone else made the same change meanwhile (EntityAlreadyExists): nothing to do.
+    AlreadyDone,
+    /// Needs consent that was not given (`--adopt`).
+    Held,
+    Skipped { reason: String },
+    Failed { error: String },
+}
+
+pub(crate) struct ApplyOptions {
+    pub(crate) stack: String,
+    pub(crate) consent: bool,
+    /// How long to retry errors caused by IAM's propagation delay.
+    pub(crate) propagation_timeout: Duration,
+    pub(crate) interrupted: Arc<AtomicBool>,
+}
+
+/// Hooks for the printer: a change finished; something is being waited for.
+pub(crate) trait ApplyObserver {
+    fn finished(&self, change: &PlannedChange, outcome: &Outcome);
+    fn waiting(&self, what: &str);
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AppliedChange {
+    #[serde(flatten)]
+    pub(crate) change: PlannedChange,
+    #[serde(flatten)]
+    pub(crate) outcome: Outcome,
+}
+
+pub(crate) async fn apply(clients: &Clients, plan: &Plan, opts: &ApplyOptions, observer: &dyn ApplyObserver) -> Vec<AppliedChange> {
+    let mut changes: Vec<&PlannedChange> = plan.changes().collect();
+    // Every dependency has a lower rank than its dependents, so a stable sort puts it first.
+    changes.sort_by_key(|c| rank(&c.change));
+    let deps = dependencies(plan, &changes);
+
+    type Task<'a> = Shared<LocalBoxFuture<'a, Outcome>>;
+    let mut tasks: Vec<Task<'_>> = Vec::with_capacity(changes.len());
+    for (i, change) in changes.iter().enumerate() {
+        let waits: Vec<Task<'_>> = deps[i].iter().map(|&d| tasks[d].clone()).collect();
+        let fresh_dependency = !waits.is_empty();
+        let task = async move {
+            for w in waits {
+                match w.await {
+                    Outcome::Done | Outcome::AlreadyDone => {}
+                    Outcome::Held => return finish(observer, change, Outcome::Skipped { reason: "it depends on a change held back".into() }),
+                    _ => return finish(observer, change, Outcome::Skipped { reason: "a change it depends on did not complete".into() }),
+                }
+            }
+            if change.needs_consent && !opts.consent {
+                return finish(observer, change, Outcome::Held);
+            }
+            if opts.interrupted.load(Ordering::SeqCst) {
+                return finish(observer, change, Outcome::Skipped { reason: "interrupted".into() });
+            }
+            let outcome = match execute(clients, &change.change, opts, fresh_dependency, observer).await {
+                Ok(o) => o,
+                Err(e) => Outcome::Failed { error: e.to_string() },
+            };
+            finish(observer, change, outcome)
+        };
+        tasks.push(task.boxed_local().shared());
+    }
+    let outcomes = futures::future::join_all(tasks).await;
+    changes.into_iter().cloned().zip(outcomes).map(|(change, outcome)| AppliedChange { change, outcome }).collect()
+}
+
+fn finish(observer: &dyn ApplyObserver, change: &PlannedChange, outcome: Outcome) -> Outcome {
+    observer.finished(change, &outcome);
+    outcome
+}
+
+fn rank(change: &Change) -> u8 {
+    match change {
+        Change::CreatePolicyVersion { .. }
+        | Change::AttachRolePolicy { .. }
+        | Change::AttachUserPolicy { .. }
+        | Change::AddRoleToInstanceProfile { .. } => 1,
+        _ => 0,
+    }
+}
+
+/// For each change (in `changes` order), the indices of the changes it must wait for.
+fn dependencies(plan: &Plan, changes: &[&PlannedChange]) -> Vec<Vec<usize>> {
+    let find = |pred: &dyn Fn(&Change) -> bool| -> Vec<usize> {
+        changes.iter().enumerate().filter(|(_, c)| pred(&c.change)).map(|(i, _)| i).collect()
+    };
+    let policy_arn = |name: &str, path: &str| format!("arn:{}:iam::{}:policy{path}{name}", plan.partition, plan.account_id);
+    changes
+        .iter()
+        .map(|c| match &c.change {
+            Change::AttachRolePolicy { role, policy_arn: arn } => find(&|d| match d {
+                Change::CreateRole { name, .. } => name == role,
+                Change::CreatePolicy { name, path, .. } => policy_arn(name, path) == *arn,
+                _ => false,
+            }),
+            Change::AttachUserPolicy { policy_arn: arn, .. } => {
+                find(&|d| matches!(d, Change::CreatePolicy { name, path, .. } if policy_arn(name, path) == *arn))
+            }
+            Change::AddRoleToInstanceProfile { profile, role } => find(&|d| match d {
+                Change::CreateRole { name, .. } => name == role,
+                Change::CreateInstanceProfile { name, .. } => name == profile,
+                Change::RemoveRoleFromInstanceProfile { profile: p, .. } => p == profile,
+                _ => false,
+            }),
+            Change::CreatePolicyVersion { policy_arn: arn, .. } => {
+                find(&|d| matches!(d, Change::DeletePolicyVersion { policy_arn: p, .. } if p == arn))
+            }
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// Error codes (and message fragments) that mean "not propagated yet" for a change.
+type RetryOn = &'static [(&'static str, &'static str)];
+const NOT_PROPAGATED: RetryOn = &[("NoSuchEntity", "")];
+const INVALID_PRINCIPAL: RetryOn = &[("MalformedPolicyDocument", "Invalid principal")];
+
+async fn execute(
+    clients: &Clients,
+    change: &Change,
+    opts: &ApplyOptions,
+    fresh_dependency: bool,
+    observer: &dyn ApplyObserver,
+) -> Result<Outcome> {
+    let iam = &clients.iam;
+    let tag = owner_tag(&opts.stack);
+    // Retry propagation errors only where they can be propagation: right after a dependency was created.
+    let propagation = if fresh_dependency { NOT_PROPAGATED } else { &[] };
+    let mut ctx = Ctx { clients, opts, observer };
+    match change {
+        Change::CreatePolicy { name, path, description, document } => {
+            let mut req = iam.create_policy().policy_name(name).path(path).policy_document(document.to_string()).tags(tag);
+            if !description.is_empty() {
+                req = req.description(description);
+            }
+            ctx.send(&format!("create policy `{name}`"), "", &[], || req.clone().send()).await
+        }
+        Change::DeletePolicyVersion { policy_arn, version_id } => {
+            let req = iam.delete_policy_version().policy_arn(policy_arn).version_id(version_id);
+            ctx.send(&format!("delete version {version_id} of policy `{policy_arn}`"), "", &[], || req.clone().send()).await
+        }
+        Change::CreatePolicyVersion { policy_arn, document } => {
+            let req = iam.create_policy_version().policy_arn(policy_arn).policy_document(document.to_string()).set_as_default(true);
+            ctx.send(&format!("create a new version of policy `{policy_arn}`"), "", &[], || req.clone().send()).await
+        }
+        Change::CreateRole { name, path, description, trust } => {
+            let mut req = iam.create_role().role_name(name).path(path).assume_role_policy_document(trust.to_string()).tags(tag);
+            if !description.is_empty() {
+                req = req.description(description);
+            }
+            // A trust document naming another principal of this account can fail until that principal propagates.
+            let names_account_principal = trust.to_string().contains("\"AWS\"");
+            let retry = if names_account_principal { INVALID_PRINCIPAL } else { &[] };
+            ctx.send(&format!("create role `{name}`"), "the principals in its trust document", retry, || req.clone().send()).await
+        }
+        Change::UpdateAssumeRolePolicy { role, desired, .. } => {
+            let req = iam.update_assume_role_policy().role_name(role).policy_document(desired.to_string());
+            ctx.send(&format!("update the trust document of role `{role}`"), "", &[], || req.clone().send()).await
+        }
+        Change::UpdateRole { role, description, .. } => {
+            let req = iam.update_role().role_name(role).description(description);
+            ctx.send(&format!("update the description of role `{role}`"), "", &[], || req.clone().send()).await
+        }
+        Change::AttachRolePolicy { role, policy_arn } => {
+            let req = iam.attach_role_policy().role_name(role).policy_arn(policy_arn);
+            let what = format!("role `{role}` and policy `{policy_arn}`");
+            ctx.send(&format!("attach `{policy_arn}` to role `{role}`"), &what, propagation, || req.clone().send()).await
+        }
+        Change::AttachUserPolicy { user, policy_arn } => {
+            let req = iam.attach_user_policy().user_name(user).policy_arn(policy_arn);
+            ctx.send(&format!("attach `{policy_arn}` to user `{user}`"), &format!("policy `{policy_arn}`"), propagation, || req.clone().send()).await
+        }
+        Change::CreateInstanceProfile { name, path } => {
+            let req = iam.create_instance_profile().instance_profile_name(name).path(path).tags(tag);
+            ctx.send(&format!("create instance profile `{name}`"), "", &[], || req.clone().send()).await
+        }
+        Change::RemoveRoleFromInstanceProfile { profile, role } => {
+            let req = iam.remove_role_from_instance_profile().instance_profile_name(profile).role_name(role);
+            ctx.send(&format!("remove role `{role}` from instance profile `{profile}`"), "", &[], || req.clone().send()).await
+        }
+        Change::AddRoleToInstanceProfile { profile, role } => {
+            let req = iam.add_role_to_instance_profile().instance_profile_name(profile).role_name(role);
+            let what = format!("role `{role}` and instance profile `{profile}`");
+            ctx.send(&format!("add role `{role}` to instance profile `{profile}`"), &what, propagation, || req.clone().send()).await
+        }
+        Change::CreateServiceLinkedRole { service } => {
+            let req = iam.create_service_linked_role().aws_service_name(service);
+            match clients.limit(req.send()).await {
+                Ok(_) => Ok(Outcome::Done),
+                // IAM answers InvalidInput "...has been taken in this account" when it already exists.
+                Err(e) if errors::code(&e) == Some("InvalidInput") && format!("{e:?}").contains("has been taken") => {
+                    Ok(Outcome::AlreadyDone)
+                }
+                Err(e) => Err(errors::describe(&format!("create the service-linked role for `{service}`"), &e)),
+            }
+        }
+    }
+}
+
+struct Ctx<'a> {
+    clients: &'a Clients,
+    opts: &'a ApplyOptions,
+    observer: &'a dyn ApplyObserver,
+}
+
+impl Ctx<'_> {
+    /// Send a write; EntityAlreadyExists means someone else did it; `retry` codes are retried with
+    /// exponential backoff until the propagation timeout, telling the user what is waited for.
+    async fn send<T, E, R, F, Fut>(&mut self, action: &str, waiting_for: &str, retry: RetryOn, mut call: F) -> Result<Outcome>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, SdkError<E, R>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: Debug,
+    {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(250);
+        let mut told = false;
+        loop {
+            match self.clients.limit(call()).await {
+                Ok(_) => return Ok(Outcome::Done),
+                Err(e) if errors::is_already_exists(&e) => return Ok(Outcome::AlreadyDone),
+                Err(e) if is_retryable(&e, retry) && start.elapsed() + delay < self.opts.propagation_timeout => {
+                    if !told {
+                        self.observer.waiting(&format!("waiting for {waiting_for} to propagate through IAM (up to {} s)", self.opts.propagation_timeout.as_secs()));
+                        told = true;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(errors::describe(action, &e)),
+            }
+        }
+    }
+}
+
+fn is_retryable<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, retry: RetryOn) -> bool {
+    let SdkError::ServiceError(se) = err else { return false };
+    let (code, message) = (se.err().code().unwrap_or_default(), se.err().message().unwrap_or_default());
+    retry.iter().any(|(c, fragment)| *c == code && message.contains(fragment))
+}

@@ -1,0 +1,101 @@
+//! Plan and apply over the resource graph: observe (read-only) -> diff (pure) -> apply (writes, in
+//! dependency order, concurrently where the graph allows).
+
+pub(crate) mod apply;
+pub(crate) mod plan;
+
+use std::collections::BTreeSet;
+
+use crate::aws::Clients;
+use crate::error::Result;
+use crate::resources::{instance_profile, managed_policy, policy, role, service_linked_role, user};
+use crate::stack::Desired;
+pub(crate) use plan::Plan;
+
+/// Everything observed about the desired resources. `None` means "does not exist".
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Observed {
+    pub(crate) user: Option<user::ObservedUser>,
+    pub(crate) policies: Vec<Option<policy::ObservedPolicy>>,
+    pub(crate) roles: Vec<Option<role::ObservedRole>>,
+    pub(crate) instance_profiles: Vec<Option<instance_profile::ObservedInstanceProfile>>,
+    pub(crate) service_linked_roles: Vec<Option<String>>,
+}
+
+/// Read the account for `desired`. Makes only Get/List calls, all independent ones concurrently.
+///
+/// With `check_managed`, every AWS-managed policy the stack uses that is not already attached somewhere we
+/// looked is checked to exist (GetPolicy), so a bad name fails here, before any write.
+pub(crate) async fn observe(clients: &Clients, desired: &Desired, user_name: Option<&str>, check_managed: bool) -> Result<Observed> {
+    let roles_and_user = async {
+        let roles = futures::future::try_join_all(desired.roles.iter().map(|r| role::observe(clients, &r.name)));
+        let user = async {
+            match user_name {
+                Some(u) => user::observe(clients, u, &desired.user_policies).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (roles, user) = tokio::try_join!(roles, user)?;
+        if check_managed {
+            let mut seen: BTreeSet<&String> = roles.iter().flatten().flat_map(|r| r.attached.iter()).collect();
+            if let Some(u) = &user {
+                seen.extend(u.direct.iter().chain(u.via_groups.keys()));
+            }
+            let unseen: Vec<String> = desired.managed_policy_arns().into_iter().filter(|a| !seen.contains(a)).collect();
+            managed_policy::check_exist(clients, &unseen).await?;
+        }
+        Ok((roles, user))
+    };
+    let policies = futures::future::try_join_all(desired.policies.iter().map(|p| policy::observe(clients, p)));
+    let profiles = futures::future::try_join_all(desired.instance_profiles.iter().map(|p| instance_profile::observe(clients, &p.name)));
+    let slrs = futures::future::try_join_all(desired.service_linked_roles.iter().map(|s| service_linked_role::observe(clients, s)));
+    let ((roles, user), policies, instance_profiles, service_linked_roles) = tokio::try_join!(roles_and_user, policies, profiles, slrs)?;
+    Ok(Observed { user, policies, roles, instance_profiles, service_linked_roles })
+}
+
+/// The plan for `desired` given what was observed. Pure: no AWS access.
+pub(crate) fn diff(desired: &Desired, observed: &Observed, user_name: Option<&str>) -> Plan {
+    let stack = desired.stack.as_str();
+    let mut resources = Vec::new();
+    if let (Some(u), Some(obs)) = (user_name, &observed.user) {
+        resources.push(user::diff(u, &desired.user_policies, obs));
+    }
+    for (d, o) in desired.policies.iter().zip(&observed.policies) {
+        resources.push(policy::diff(stack, d, o.as_ref()));
+    }
+    for (d, o) in desired.roles.iter().zip(&observed.roles) {
+        resources.push(role::diff(stack, d, o.as_ref()));
+    }
+    for (d, o) in desired.instance_profiles.iter().zip(&observed.instance_profiles) {
+        resources.push(instance_profile::diff(stack, d, o.as_ref()));
+    }
+    for (s, o) in desired.service_linked_roles.iter().zip(&observed.service_linked_roles) {
+        resources.push(service_linked_role::diff(s, o.as_deref()));
+    }
+    Plan::new(stack, &desired.target, user_name.map(str::to_string), resources)
+}
+
+/// Observe and diff in one step.
+pub(crate) async fn plan(clients: &Clients, desired: &Desired, user_name: Option<&str>) -> Result<Plan> {
+    let observed = observe(clients, desired, user_name, true).await?;
+    Ok(diff(desired, &observed, user_name))
+}
+
+/// The part of `desired` that `plan` wants to change, for re-observing after apply.
+pub(crate) fn changed_part(desired: &Desired, plan: &Plan) -> Desired {
+    use plan::Kind;
+    let changed = |kind: Kind, name: &str| plan.resources.iter().any(|r| r.kind == kind && r.name == name && !r.changes.is_empty());
+    Desired {
+        stack: desired.stack.clone(),
+        target: desired.target.clone(),
+        user_policies: if plan.resources.iter().any(|r| r.kind == Kind::UserPolicies && !r.changes.is_empty()) {
+            desired.user_policies.clone()
+        } else {
+            Vec::new()
+        },
+        policies: desired.policies.iter().filter(|p| changed(Kind::Policy, &p.name)).cloned().collect(),
+        roles: desired.roles.iter().filter(|r| changed(Kind::Role, &r.name)).cloned().collect(),
+        instance_profiles: desired.instance_profiles.iter().filter(|p| changed(Kind::InstanceProfile, &p.name)).cloned().collect(),
+        service_linked_roles: desired.service_linked_roles.iter().filter(|s| changed(Kind::ServiceLinkedRole, s)).cloned().collect(),
+    }
+}

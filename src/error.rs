@@ -1,0 +1,73 @@
+//! One error type for the whole tool: what failed, why, and what to do next.
+//!
+//! Every error maps to exactly one process exit code (see [`ErrorKind::exit_code`] and README "Exit codes").
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorKind {
+    /// Bad flags or a missing confirmation where no terminal can give it.
+    Usage,
+    /// A stack file, template or other user-supplied data is invalid.
+    Input,
+    /// AWS refused or failed a call, or the account is not in a state we can work from.
+    Aws,
+    /// The run was interrupted (Ctrl-C).
+    Interrupted,
+}
+
+impl ErrorKind {
+    pub(crate) fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::Aws => 1,
+            ErrorKind::Usage => 64,
+            ErrorKind::Input => 65,
+            ErrorKind::Interrupted => 130,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Error {
+    pub(crate) kind: ErrorKind,
+    pub(crate) message: String,
+    pub(crate) help: Option<String>,
+}
+
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error { kind, message: message.into(), help: None }
+    }
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Usage, message)
+    }
+    pub(crate) fn input(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Input, message)
+    }
+    pub(crate) fn aws(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Aws, message)
+    }
+    pub(crate) fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+    /// Prefix the message with where it happened ("profiles/x.toml: ...").
+    pub(crate) fn context(mut self, ctx: impl fmt::Display) -> Self {
+        self.message = format!("{ctx}: {}", self.message);
+        self
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(help) = &self.help {
+            write!(f, "\n  help: {help}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}

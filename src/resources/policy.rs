@@ -1,0 +1,124 @@
+//! A customer-managed policy: ensures it exists and that its default version has the stack's document.
+//! A changed document becomes a new default version; when IAM's five versions are used up, the oldest
+//! non-default version is deleted first.
+
+use serde_json::Value;
+
+use super::Ownership;
+use crate::aws::{errors, Clients};
+use crate::document;
+use crate::engine::plan::{Change, Kind, ResourcePlan};
+use crate::error::{Error, Result};
+use crate::stack::DesiredPolicy;
+
+const MAX_VERSIONS: usize = 5;
+
+#[derive(Debug, Clone)]
+pub(crate) struct ObservedPolicy {
+    pub(crate) path: String,
+    pub(crate) tags: Vec<(String, String)>,
+    pub(crate) document: Value,
+    /// Non-default version ids, oldest first; read only when the document differs.
+    pub(crate) other_versions: Vec<String>,
+    pub(crate) version_count: usize,
+}
+
+pub(crate) async fn observe(clients: &Clients, desired: &DesiredPolicy) -> Result<Option<ObservedPolicy>> {
+    let arn = &desired.arn;
+    let policy = match clients.limit(clients.iam.get_policy().policy_arn(arn).send()).await {
+        Ok(out) => out.policy,
+        Err(e) if errors::is_no_such_entity(&e) => return Ok(None),
+        Err(e) => return Err(errors::describe(&format!("read policy `{}`", desired.name), &e)),
+    };
+    let Some(policy) = policy else { return Err(Error::aws(format!("iam:GetPolicy answered without policy `{arn}`"))) };
+    let Some(default_version) = policy.default_version_id else {
+        return Err(Error::aws(format!("policy `{arn}` has no default version")));
+    };
+    let version = clients
+        .limit(clients.iam.get_policy_version().policy_arn(arn).version_id(&default_version).send())
+        .await
+        .map_err(|e| errors::describe(&format!("read the default version of policy `{}`", desired.name), &e))?;
+    let text = version.policy_version.and_then(|v| v.document).unwrap_or_default();
+    let doc = document::parse_returned(&text)
+        .map_err(|e| Error::aws(format!("policy `{}`: cannot read its document: {e}", desired.name)))?;
+    let mut observed = ObservedPolicy {
+        path: policy.path.unwrap_or_else(|| "/".into()),
+        tags: policy.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect(),
+        document: doc,
+        other_versions: Vec::new(),
+        version_count: 1,
+    };
+    if !document::same_meaning(&observed.document, &desired.document) {
+        let versions = clients
+            .limit(async { clients.iam.list_policy_versions().policy_arn(arn).into_paginator().items().send().try_collect().await })
+            .await
+            .map_err(|e| errors::describe(&format!("list the versions of policy `{}`", desired.name), &e))?;
+        observed.version_count = versions.len();
+        let mut others: Vec<_> = versions.into_iter().filter(|v| !v.is_default_version).collect();
+        others.sort_by_key(|v| v.create_date.map(|d| (d.secs(), d.subsec_nanos())));
+        observed.other_versions = others.into_iter().filter_map(|v| v.version_id).collect();
+    }
+    Ok(Some(observed))
+}
+
+pub(crate) fn diff(stack: &str, desired: &DesiredPolicy, observed: Option<&ObservedPolicy>) -> ResourcePlan {
+    let Some(obs) = observed else {
+        let change = Change::CreatePolicy {
+            name: desired.name.clone(),
+            path: desired.path.clone(),
+            description: desired.description.clone(),
+            document: desired.document.clone(),
+        };
+        return ResourcePlan::new(Kind::Policy, &desired.name, Ownership::Absent, vec![change], vec![]);
+    };
+    let ownership = Ownership::from_tags(stack, obs.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut changes = Vec::new();
+    if !document::same_meaning(&obs.document, &desired.document) {
+        if obs.version_count >= MAX_VERSIONS {
+            if let Some(oldest) = obs.other_versions.first() {
+                changes.push(Change::DeletePolicyVersion { policy_arn: desired.arn.clone(), version_id: oldest.clone() });
+            }
+        }
+        changes.push(Change::CreatePolicyVersion { policy_arn: desired.arn.clone(), document: desired.document.clone() });
+    }
+    let mut left_alone = Vec::new();
+    if obs.path != desired.path {
+        left_alone.push(format!("path is {} but the stack says {} (IAM cannot move a policy)", obs.path, desired.path));
+    }
+    ResourcePlan::new(Kind::Policy, &desired.name, ownership, changes, left_alone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn desired() -> DesiredPolicy {
+        DesiredPolicy {
+            name: "P".into(),
+            path: "/".into(),
+            arn: "arn:aws:iam::111122223333:policy/P".into(),
+            description: String::new(),
+            document: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "batch:SubmitJob", "Resource": "*"}]}),
+        }
+    }
+
+    #[test]
+    fn an_edited_document_becomes_a_new_default_version_after_freeing_a_slot() {
+        let obs = ObservedPolicy {
+            path: "/".into(),
+            tags: vec![],
+            document: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}),
+            other_versions: vec!["v1".into(), "v2".into(), "v3".into(), "v4".into()],
+            version_count: 5,
+        };
+        let plan = diff("s", &desired(), Some(&obs));
+        let ops: Vec<_> = plan.changes.iter().map(|c| c.change.operation()).collect();
+        assert_eq!(ops, ["DeletePolicyVersion", "CreatePolicyVersion"]);
+        assert!(matches!(&plan.changes[0].change, Change::DeletePolicyVersion { version_id, .. } if version_id == "v1"));
+        let mut obs = obs;
+        obs.version_count = 2;
+        let ops: Vec<_> = diff("s", &desired(), Some(&obs)).changes.iter().map(|c| c.change.operation()).collect();
+        assert_eq!(ops, ["CreatePolicyVersion"]);
+    }
+}

@@ -1,0 +1,155 @@
+//! A service role: ensures the role exists with the stack's trust document and description, and that every
+//! policy the stack lists is attached. Policies attached beyond the stack's are left alone.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::Ownership;
+use crate::aws::{errors, Clients};
+use crate::document;
+use crate::engine::plan::{Change, Kind, ResourcePlan};
+use crate::error::{Error, Result};
+use crate::stack::DesiredRole;
+
+#[derive(Debug, Clone)]
+pub(crate) struct ObservedRole {
+    pub(crate) path: String,
+    pub(crate) description: String,
+    pub(crate) trust: Value,
+    pub(crate) tags: Vec<(String, String)>,
+    pub(crate) attached: BTreeSet<String>,
+}
+
+/// GetRole and ListAttachedRolePolicies, concurrently. `None` when the role does not exist.
+pub(crate) async fn observe(clients: &Clients, name: &str) -> Result<Option<ObservedRole>> {
+    let get = clients.limit(clients.iam.get_role().role_name(name).send());
+    let list = clients.limit(async {
+        clients.iam.list_attached_role_policies().role_name(name).into_paginator().items().send().try_collect().await
+    });
+    let (role, attached) = tokio::join!(get, list);
+    let role = match role {
+        Ok(out) => out.role,
+        Err(e) if errors::is_no_such_entity(&e) => return Ok(None),
+        Err(e) => return Err(errors::describe(&format!("read role `{name}`"), &e)),
+    };
+    let attached = attached.map_err(|e| errors::describe(&format!("list the policies of role `{name}`"), &e))?;
+    let Some(role) = role else { return Err(Error::aws(format!("iam:GetRole answered without the role `{name}`"))) };
+    let trust_text = role.assume_role_policy_document.as_deref().unwrap_or("{}");
+    let trust = document::parse_returned(trust_text)
+        .map_err(|e| Error::aws(format!("role `{name}`: cannot read its trust document: {e}")))?;
+    Ok(Some(ObservedRole {
+        path: role.path,
+        description: role.description.unwrap_or_default(),
+        trust,
+        tags: role.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect(),
+        attached: attached.into_iter().filter_map(|p| p.policy_arn).collect(),
+    }))
+}
+
+pub(crate) fn diff(stack: &str, desired: &DesiredRole, observed: Option<&ObservedRole>) -> ResourcePlan {
+    let attach = |arns: &mut dyn Iterator<Item = &String>| -> Vec<Change> {
+        arns.map(|arn| Change::AttachRolePolicy { role: desired.name.clone(), policy_arn: arn.clone() }).collect()
+    };
+    let Some(obs) = observed else {
+        let mut changes = vec![Change::CreateRole {
+            name: desired.name.clone(),
+            path: desired.path.clone(),
+            description: desired.description.clone(),
+            trust: desired.trust.clone(),
+        }];
+        changes.extend(attach(&mut desired.policy_arns.iter()));
+        return ResourcePlan::new(Kind::Role, &desired.name, Ownership::Absent, changes, vec![]);
+    };
+    let ownership = Ownership::from_tags(stack, obs.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let mut changes = Vec::new();
+    let mut left_alone = Vec::new();
+    if !document::same_meaning(&obs.trust, &desired.trust) {
+        changes.push(Change::UpdateAssumeRolePolicy {
+            role: desired.name.clone(),
+            current: obs.trust.clone(),
+            desired: desired.trust.clone(),
+        });
+    }
+    if !desired.description.is_empty() && obs.description != desired.description {
+        changes.push(Change::UpdateRole {
+            role: desired.name.clone(),
+            current_description: obs.description.clone(),
+            description: desired.description.clone(),
+        });
+    }
+    changes.extend(attach(&mut desired.policy_arns.iter().filter(|arn| !obs.attached.contains(*arn))));
+    if obs.path != desired.path {
+        left_alone.push(format!(
+            "path is {} but the stack says {} (IAM cannot move a role; delete it to have it recreated)",
+            obs.path, desired.path
+        ));
+    }
+    for extra in obs.attached.iter().filter(|arn| !desired.policy_arns.contains(arn)) {
+        left_alone.push(format!("{extra} is attached but not in the stack"));
+    }
+    ResourcePlan::new(Kind::Role, &desired.name, ownership, changes, left_alone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn desired() -> DesiredRole {
+        DesiredRole {
+            name: "R".into(),
+            path: "/".into(),
+            description: "d".into(),
+            trust: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+            policy_arns: vec!["arn:aws:iam::aws:policy/A".into(), "arn:aws:iam::aws:policy/B".into()],
+        }
+    }
+
+    fn observed(stack_tag: Option<&str>) -> ObservedRole {
+        let d = desired();
+        ObservedRole {
+            path: "/".into(),
+            description: "d".into(),
+            trust: d.trust.clone(),
+            tags: stack_tag.map(|s| vec![(super::super::OWNER_TAG.to_string(), s.to_string())]).unwrap_or_default(),
+            attached: d.policy_arns.iter().cloned().collect(),
+        }
+    }
+
+    #[test]
+    fn a_missing_role_is_created_with_all_its_policies() {
+        let plan = diff("s", &desired(), None);
+        let ops: Vec<_> = plan.changes.iter().map(|c| c.change.operation()).collect();
+        assert_eq!(ops, ["CreateRole", "AttachRolePolicy", "AttachRolePolicy"]);
+        assert!(plan.changes.iter().all(|c| !c.needs_consent));
+    }
+
+    #[test]
+    fn a_matching_role_is_unchanged_and_extra_policies_are_left_alone() {
+        let mut obs = observed(Some("s"));
+        obs.attached.insert("arn:aws:iam::aws:policy/Extra".into());
+        let plan = diff("s", &desired(), Some(&obs));
+        assert!(plan.changes.is_empty());
+        assert_eq!(plan.left_alone.len(), 1);
+    }
+
+    #[test]
+    fn a_detached_policy_and_an_edited_trust_are_repaired() {
+        let mut obs = observed(Some("s"));
+        obs.attached.remove("arn:aws:iam::aws:policy/B");
+        obs.trust["Statement"][0]["Principal"]["Service"] = json!("lambda.amazonaws.com");
+        let plan = diff("s", &desired(), Some(&obs));
+        let ops: Vec<_> = plan.changes.iter().map(|c| c.change.operation()).collect();
+        assert_eq!(ops, ["UpdateAssumeRolePolicy", "AttachRolePolicy"]);
+    }
+
+    #[test]
+    fn changes_to_a_role_wfboot_did_not_create_need_consent() {
+        let mut obs = observed(None);
+        obs.trust["Statement"][0]["Principal"]["Service"] = json!("lambda.amazonaws.com");
+        let plan = diff("s", &desired(), Some(&obs));
+        assert_eq!(plan.ownership, Ownership::Foreign);
+        assert!(plan.changes.iter().all(|c| c.needs_consent));
+    }
+}

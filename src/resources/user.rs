@@ -1,0 +1,89 @@
+//! The operator's IAM user: ensures it has each managed policy the stack needs, directly or through one of
+//! its groups. Missing ones are attached to the user; nothing is ever detached.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Ownership;
+use crate::aws::{errors, Clients};
+use crate::engine::plan::{Change, Kind, ResourcePlan};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ObservedUser {
+    pub(crate) direct: BTreeSet<String>,
+    /// Policy ARN -> the group it arrives through.
+    pub(crate) via_groups: BTreeMap<String, String>,
+}
+
+/// Reads the user's own attachments; its groups are read only when something is missing directly.
+pub(crate) async fn observe(clients: &Clients, user: &str, wanted: &[String]) -> Result<ObservedUser> {
+    let direct = clients
+        .limit(async { clients.iam.list_attached_user_policies().user_name(user).into_paginator().items().send().try_collect().await })
+        .await
+        .map_err(|e| {
+            if errors::is_no_such_entity(&e) {
+                Error::aws(format!("IAM user `{user}` does not exist in this account"))
+                    .with_help("pass --user-name with the operator's IAM user name, or --skip-user to leave user policies alone")
+            } else {
+                errors::describe(&format!("list the policies of user `{user}`"), &e)
+            }
+        })?;
+    let direct: BTreeSet<String> = direct.into_iter().filter_map(|p| p.policy_arn).collect();
+    let mut observed = ObservedUser { direct, via_groups: BTreeMap::new() };
+    if wanted.iter().all(|arn| observed.direct.contains(arn)) {
+        return Ok(observed);
+    }
+    let groups = clients
+        .limit(async { clients.iam.list_groups_for_user().user_name(user).into_paginator().items().send().try_collect().await })
+        .await
+        .map_err(|e| errors::describe(&format!("list the groups of user `{user}`"), &e))?;
+    let lists = futures::future::join_all(groups.iter().map(|g| {
+        let name = g.group_name.clone();
+        async move {
+            let attached = clients
+                .limit(async { clients.iam.list_attached_group_policies().group_name(&name).into_paginator().items().send().try_collect().await })
+                .await
+                .map_err(|e| errors::describe(&format!("list the policies of group `{name}`"), &e))?;
+            Ok::<_, Error>((name, attached))
+        }
+    }))
+    .await;
+    for list in lists {
+        let (group, attached) = list?;
+        for arn in attached.into_iter().filter_map(|p| p.policy_arn) {
+            observed.via_groups.entry(arn).or_insert_with(|| group.clone());
+        }
+    }
+    Ok(observed)
+}
+
+pub(crate) fn diff(user: &str, wanted: &[String], observed: &ObservedUser) -> ResourcePlan {
+    let changes = wanted
+        .iter()
+        .filter(|arn| !observed.direct.contains(*arn) && !observed.via_groups.contains_key(*arn))
+        .map(|arn| Change::AttachUserPolicy { user: user.to_string(), policy_arn: arn.clone() })
+        .collect();
+    let left_alone = wanted
+        .iter()
+        .filter_map(|arn| observed.via_groups.get(arn).filter(|_| !observed.direct.contains(arn)).map(|g| (arn, g)))
+        .map(|(arn, group)| format!("{arn} comes through group {group}"))
+        .collect();
+    ResourcePlan::new(Kind::UserPolicies, user, Ownership::External, changes, left_alone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_that_arrives_through_a_group_is_not_attached_again() {
+        let wanted = vec!["arn:aws:iam::aws:policy/A".to_string(), "arn:aws:iam::aws:policy/B".to_string()];
+        let mut obs = ObservedUser::default();
+        obs.via_groups.insert("arn:aws:iam::aws:policy/A".into(), "ops".into());
+        let plan = diff("alice", &wanted, &obs);
+        assert_eq!(plan.changes.len(), 1);
+        assert!(matches!(&plan.changes[0].change, Change::AttachUserPolicy { policy_arn, .. } if policy_arn.ends_with("/B")));
+        assert!(!plan.changes[0].needs_consent);
+        assert_eq!(plan.left_alone, vec!["arn:aws:iam::aws:policy/A comes through group ops"]);
+    }
+}

@@ -1,0 +1,581 @@
+//! A stack: the declarative description of what wfboot ensures in an account.
+//!
+//! Stacks are TOML files (`profiles/*.toml`) that name policies, roles, instance profiles, service-linked roles
+//! and the operator's managed policies; their documents are JSON templates (`service_roles/*.json`). Loading
+//! validates everything that can be checked without AWS, so a bad stack never reaches the account.
+
+pub(crate) mod builtin;
+pub(crate) mod template;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+pub(crate) use template::Target;
+
+// IAM quotas (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html).
+const ROLE_NAME_MAX: usize = 64;
+const POLICY_NAME_MAX: usize = 128;
+const PROFILE_NAME_MAX: usize = 128;
+const PATH_MAX: usize = 512;
+const DESCRIPTION_MAX: usize = 1000;
+const TRUST_DOCUMENT_MAX: usize = 2048;
+const MANAGED_POLICY_DOCUMENT_MAX: usize = 6144;
+const MANAGED_POLICIES_PER_ROLE_MAX: usize = 20;
+
+/// Managed policies AWS has deprecated, with what to use instead.
+const DEPRECATED_POLICIES: &[(&str, &str)] = &[
+    ("AWSLambdaFullAccess", "AWSLambda_FullAccess"),
+    ("service-role/AmazonEC2SpotFleetRole", "service-role/AmazonEC2SpotFleetTaggingRole"),
+    ("AmazonEC2SpotFleetRole", "service-role/AmazonEC2SpotFleetTaggingRole"),
+    ("AWSLambdaReadOnlyAccess", "AWSLambda_ReadOnlyAccess"),
+];
+
+// ------------------------------------------------------------------------------------------------ file format
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StackFile {
+    name: String,
+    #[serde(default)]
+    description: String,
+    /// Directory of the templates, relative to the stack file (default `../service_roles`).
+    templates: Option<String>,
+    user: Option<UserFile>,
+    #[serde(default)]
+    policy: Vec<PolicyFile>,
+    #[serde(default)]
+    role: Vec<RoleFile>,
+    #[serde(default)]
+    instance_profile: Vec<InstanceProfileFile>,
+    #[serde(default)]
+    service_linked_role: Vec<ServiceLinkedRoleFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserFile {
+    #[serde(default)]
+    managed_policies: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    name: String,
+    path: Option<String>,
+    #[serde(default)]
+    description: String,
+    document: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleFile {
+    name: String,
+    path: Option<String>,
+    #[serde(default)]
+    description: String,
+    trust: String,
+    #[serde(default)]
+    managed_policies: Vec<String>,
+    #[serde(default)]
+    customer_policies: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InstanceProfileFile {
+    name: String,
+    path: Option<String>,
+    role: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceLinkedRoleFile {
+    service: String,
+}
+
+// ------------------------------------------------------------------------------------------------ loaded stack
+
+/// A document template and the file it came from.
+#[derive(Debug, Clone)]
+pub(crate) struct TemplateFile {
+    pub(crate) name: String,
+    pub(crate) text: String,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PolicySpec {
+    pub(crate) name: String,
+    pub(crate) path: String,
+    pub(crate) description: String,
+    pub(crate) document: TemplateFile,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct RoleSpec {
+    pub(crate) name: String,
+    pub(crate) path: String,
+    pub(crate) description: String,
+    pub(crate) trust: TemplateFile,
+    /// ARN templates of AWS-managed policies.
+    pub(crate) managed_policies: Vec<String>,
+    /// Names of the stack's own policies.
+    pub(crate) customer_policies: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct InstanceProfileSpec {
+    pub(crate) name: String,
+    pub(crate) path: String,
+    pub(crate) role: String,
+}
+
+/// A validated stack, not yet rendered for an account.
+#[derive(Debug, Clone)]
+pub(crate) struct Stack {
+    pub(crate) name: String,
+    pub(crate) description: String,
+    /// "built-in" or the file it was read from.
+    pub(crate) source: String,
+    /// ARN templates of the managed policies the operator's user needs.
+    pub(crate) user_policies: Vec<String>,
+    pub(crate) policies: Vec<PolicySpec>,
+    pub(crate) roles: Vec<RoleSpec>,
+    pub(crate) instance_profiles: Vec<InstanceProfileSpec>,
+    pub(crate) service_linked_roles: Vec<String>,
+}
+
+impl Stack {
+    /// `--stack NAME|FILE`: a built-in stack by name, or a stack file by path. `None` is the default stack.
+    pub(crate) fn resolve(spec: Option<&str>) -> Result<Stack> {
+        let spec = spec.unwrap_or(builtin::DEFAULT_STACK);
+        if let Some(text) = builtin::profile(spec) {
+            return Stack::parse(text, "built-in", None);
+        }
+        let path = Path::new(spec);
+        if path.is_file() {
+            return Stack::load_file(path);
+        }
+        let known = builtin::names().collect::<Vec<_>>().join(", ");
+        if spec.contains('/') || spec.ends_with(".toml") {
+            Err(Error::input(format!("stack file `{spec}` does not exist"))
+                .with_help(format!("give the path to a stack .toml file, or one of the built-in stacks: {known}")))
+        } else {
+            Err(Error::input(format!("unknown stack `{spec}`"))
+                .with_help(format!("built-in stacks: {known} (see `wfboot stacks`); or give the path to a .toml file")))
+        }
+    }
+
+    pub(crate) fn load_file(path: &Path) -> Result<Stack> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::input(format!("cannot read stack file `{}`: {e}", path.display())))?;
+        Stack::parse(&text, &path.display().to_string(), Some(path))
+    }
+
+    /// Parse and validate a stack. `file` is where it was read from (for template look-up), if anywhere.
+    pub(crate) fn parse(text: &str, source: &str, file: Option<&Path>) -> Result<Stack> {
+        let raw: StackFile = toml::from_str(text).map_err(|e| {
+            Error::input(format!("{source}: invalid stack file\n{e}"))
+                .with_help("see profiles/slim-workflow.toml for the format; README \"Writing a stack\" lists every key")
+        })?;
+        let dirs = template_dirs(file, raw.templates.as_deref());
+        let mut problems = Vec::new();
+        let stack = build(raw, source, &dirs, &mut problems);
+        if problems.is_empty() {
+            // A full rendering with the longest possible values checks placeholders, JSON and size quotas.
+            stack.render(&Target::worst_case()).map_err(|e| e.context(source))?;
+            Ok(stack)
+        } else {
+            let list = problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n");
+            Err(Error::input(format!("{source}: invalid stack ({} problem{})\n{list}", problems.len(), plural(problems.len())))
+                .with_help("fix the stack file; nothing was sent to AWS"))
+        }
+    }
+
+    /// Fill in every template for `target` and build the exact ARNs and documents to ensure.
+    pub(crate) fn render(&self, target: &Target) -> Result<Desired> {
+        let policy_arn =
+            |p: &PolicySpec| format!("arn:{}:iam::{}:policy{}{}", target.partition, target.account_id, p.path, p.name);
+        let mut policies = Vec::new();
+        for p in &self.policies {
+            let document = render_document(&p.document, target)?;
+            let size = minified_len(&document);
+            if size > MANAGED_POLICY_DOCUMENT_MAX {
+                return Err(Error::input(format!(
+                    "policy `{}`: document `{}` is {size} characters without whitespace, over IAM's limit of \
+                     {MANAGED_POLICY_DOCUMENT_MAX}",
+                    p.name, p.document.name
+                ))
+                .with_help("split it into two policies"));
+            }
+            policies.push(DesiredPolicy {
+                name: p.name.clone(),
+                path: p.path.clone(),
+                arn: policy_arn(p),
+                description: p.description.clone(),
+                document,
+            });
+        }
+        let mut roles = Vec::new();
+        for r in &self.roles {
+            let trust = render_document(&r.trust, target)?;
+            let size = minified_len(&trust);
+            if size > TRUST_DOCUMENT_MAX {
+                return Err(Error::input(format!(
+                    "role `{}`: trust document `{}` is {size} characters after rendering, over IAM's default limit of \
+                     {TRUST_DOCUMENT_MAX}",
+                    r.name, r.trust.name
+                ))
+                .with_help("shorten the trust document (the quota can be raised to 4096 through Service Quotas)"));
+            }
+            let mut policy_arns = Vec::new();
+            for m in &r.managed_policies {
+                policy_arns.push(render_managed_arn(m, target).map_err(|e| e.context(format!("role `{}`", r.name)))?);
+            }
+            for c in &r.customer_policies {
+                let spec = self.policies.iter().find(|p| &p.name == c).expect("validated at load");
+                policy_arns.push(policy_arn(spec));
+            }
+            roles.push(DesiredRole {
+                name: r.name.clone(),
+                path: r.path.clone(),
+                description: r.description.clone(),
+                trust,
+                policy_arns,
+            });
+        }
+        let mut user_policies = Vec::new();
+        for m in &self.user_policies {
+            user_policies.push(render_managed_arn(m, target).map_err(|e| e.context("[user]"))?);
+        }
+        Ok(Desired {
+            stack: self.name.clone(),
+            target: target.clone(),
+            user_policies,
+            policies,
+            roles,
+            instance_profiles: self
+                .instance_profiles
+                .iter()
+                .map(|p| DesiredInstanceProfile { name: p.name.clone(), path: p.path.clone(), role: p.role.clone() })
+                .collect(),
+            service_linked_roles: self.service_linked_roles.clone(),
+        })
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn template_dirs(file: Option<&Path>, templates: Option<&str>) -> Vec<PathBuf> {
+    let Some(dir) = file.map(|f| f.parent().unwrap_or(Path::new(".")).to_path_buf()) else {
+        return Vec::new();
+    };
+    match templates {
+        Some(t) => vec![dir.join(t)],
+        None => vec![dir.join("../service_roles"), dir],
+    }
+}
+
+fn load_template(name: &str, dirs: &[PathBuf]) -> Result<TemplateFile, String> {
+    if name.contains("..") || Path::new(name).is_absolute() {
+        return Err(format!("template `{name}` must be a file name inside the templates directory"));
+    }
+    for dir in dirs {
+        let path = dir.join(name);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            return Ok(TemplateFile { name: path.display().to_string(), text });
+        }
+    }
+    if let Some(text) = builtin::template(name) {
+        return Ok(TemplateFile { name: format!("service_roles/{name}"), text: text.to_string() });
+    }
+    let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    Err(format!(
+        "template `{name}` not found (looked in {}{}the built-in templates)",
+        looked.join(", "),
+        if looked.is_empty() { "" } else { " and " }
+    ))
+}
+
+fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<String>) -> Stack {
+    let mut p = |msg: String| problems.push(msg);
+    if !valid_name(&raw.name, 64) || raw.name.contains(['+', '=', ',', '@']) {
+        p(format!("stack name `{}` must be 1-64 letters, digits, `-`, `_` or `.`", raw.name));
+    }
+    let mut seen = Seen::default();
+
+    let mut user_policies = Vec::new();
+    for m in raw.user.map(|u| u.managed_policies).unwrap_or_default() {
+        match managed_arn_template(&m) {
+            Ok(arn) if !seen.insert("[user] managed policy", &arn, &mut p) => {}
+            Ok(arn) => user_policies.push(arn),
+            Err(e) => p(format!("[user]: {e}")),
+        }
+    }
+
+    let mut policies = Vec::new();
+    for f in raw.policy {
+        let what = format!("policy `{}`", f.name);
+        check_name(&what, &f.name, POLICY_NAME_MAX, &mut p);
+        seen.insert("policy", &f.name, &mut p);
+        let path = check_path(&what, f.path, &mut p);
+        check_description(&what, &f.description, &mut p);
+        match load_template(&f.document, dirs) {
+            Ok(document) => policies.push(PolicySpec { name: f.name, path, description: f.description, document }),
+            Err(e) => p(format!("{what}: {e}")),
+        }
+    }
+    let policy_names: BTreeSet<&str> = policies.iter().map(|x| x.name.as_str()).collect();
+
+    let mut roles = Vec::new();
+    for f in raw.role {
+        let what = format!("role `{}`", f.name);
+        check_name(&what, &f.name, ROLE_NAME_MAX, &mut p);
+        seen.insert("role", &f.name, &mut p);
+        let path = check_path(&what, f.path, &mut p);
+        check_description(&what, &f.description, &mut p);
+        let mut managed = Vec::new();
+        let mut own = Seen::default();
+        for m in &f.managed_policies {
+            match managed_arn_template(m) {
+                Ok(arn) if !own.insert(&format!("{what}: managed policy"), &arn, &mut p) => {}
+                Ok(arn) => managed.push(arn),
+                Err(e) => p(format!("{what}: {e}")),
+            }
+        }
+        for c in &f.customer_policies {
+            own.insert(&format!("{what}: customer policy"), c, &mut p);
+            if !policy_names.contains(c.as_str()) {
+                p(format!("{what}: customer policy `{c}` is not defined in this stack (add a [[policy]] named `{c}`)"));
+            }
+        }
+        if managed.len() + f.customer_policies.len() > MANAGED_POLICIES_PER_ROLE_MAX {
+            p(format!("{what}: {} policies attached, over IAM's maximum of {MANAGED_POLICIES_PER_ROLE_MAX} per role",
+                managed.len() + f.customer_policies.len()));
+        }
+        match load_template(&f.trust, dirs) {
+            Ok(trust) => roles.push(RoleSpec {
+                name: f.name,
+                path,
+                description: f.description,
+                trust,
+                managed_policies: managed,
+                customer_policies: f.customer_policies,
+            }),
+            Err(e) => p(format!("{what}: {e}")),
+        }
+    }
+    let role_names: BTreeSet<&str> = roles.iter().map(|r| r.name.as_str()).collect();
+
+    let mut instance_profiles = Vec::new();
+    for f in raw.instance_profile {
+        let what = format!("instance profile `{}`", f.name);
+        check_name(&what, &f.name, PROFILE_NAME_MAX, &mut p);
+        seen.insert("instance profile", &f.name, &mut p);
+        let path = check_path(&what, f.path, &mut p);
+        if !role_names.contains(f.role.as_str()) {
+            p(format!("{what}: role `{}` is not defined in this stack (add a [[role]] named `{}`)", f.role, f.role));
+        }
+        instance_profiles.push(InstanceProfileSpec { name: f.name, path, role: f.role });
+    }
+
+    let mut service_linked_roles = Vec::new();
+    for f in raw.service_linked_role {
+        let s = f.service.trim().to_string();
+        let valid = s.ends_with(".amazonaws.com")
+            && s.len() > ".amazonaws.com".len()
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
+        if !valid {
+            p(format!("service-linked role: service `{s}` must be an AWS service principal such as `spot.amazonaws.com`"));
+        } else if seen.insert("service-linked role", &s, &mut p) {
+            service_linked_roles.push(s);
+        }
+    }
+
+    Stack {
+        name: raw.name,
+        description: raw.description,
+        source: source.to_string(),
+        user_policies,
+        policies,
+        roles,
+        instance_profiles,
+        service_linked_roles,
+    }
+}
+
+/// Names already used, compared case-insensitively as IAM does.
+#[derive(Default)]
+struct Seen(BTreeSet<(String, String)>);
+
+impl Seen {
+    fn insert(&mut self, what: &str, name: &str, p: &mut impl FnMut(String)) -> bool {
+        let fresh = self.0.insert((what.to_string(), name.to_lowercase()));
+        if !fresh {
+            p(format!("{what} `{name}` is listed twice (IAM names are case-insensitive)"));
+        }
+        fresh
+    }
+}
+
+fn valid_name(name: &str, max: usize) -> bool {
+    !name.is_empty()
+        && name.chars().count() <= max
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c))
+}
+
+fn check_name(what: &str, name: &str, max: usize, p: &mut impl FnMut(String)) {
+    if name.is_empty() {
+        p(format!("{what}: the name is empty"));
+    } else if name.chars().count() > max {
+        p(format!("{what}: the name is {} characters long; IAM allows at most {max}", name.chars().count()));
+    } else if !valid_name(name, max) {
+        p(format!("{what}: the name may contain only letters, digits and `_+=,.@-`"));
+    }
+}
+
+fn check_path(what: &str, path: Option<String>, p: &mut impl FnMut(String)) -> String {
+    let path = path.unwrap_or_else(|| "/".to_string());
+    let ok = path.len() <= PATH_MAX
+        && path.starts_with('/')
+        && path.ends_with('/')
+        && !path.contains("//")
+        && path.chars().all(|c| ('\u{21}'..='\u{7e}').contains(&c));
+    if !ok {
+        p(format!("{what}: path `{path}` must start and end with `/`, e.g. `/workflow/` (printable ASCII, at most {PATH_MAX} characters)"));
+    }
+    path
+}
+
+fn check_description(what: &str, description: &str, p: &mut impl FnMut(String)) {
+    if description.chars().count() > DESCRIPTION_MAX {
+        p(format!("{what}: the description is longer than {DESCRIPTION_MAX} characters"));
+    }
+}
+
+/// A managed-policy reference as written in a stack ("AmazonS3FullAccess", "service-role/AWSBatchServiceRole"
+/// or a full ARN, possibly with placeholders) as an ARN template.
+fn managed_arn_template(reference: &str) -> Result<String, String> {
+    let reference = reference.trim();
+    let (arn, name) = if let Some(rest) = reference.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(5, ':').collect();
+        let [partition, service, region, account, resource] = parts[..] else {
+            return Err(format!("managed policy `{reference}` is not a valid ARN (arn:PARTITION:iam::ACCOUNT:policy/NAME)"));
+        };
+        let known_partition = ["{{partition}}", "aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"].contains(&partition);
+        let Some(name) = resource.strip_prefix("policy/") else {
+            return Err(format!("managed policy `{reference}` is not a policy ARN (its resource must be `policy/NAME`)"));
+        };
+        let account_ok = account == "aws" || account == "{{account_id}}" || (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()));
+        if !known_partition || service != "iam" || !region.is_empty() || !account_ok || name.is_empty() {
+            return Err(format!("managed policy `{reference}` is not a valid IAM policy ARN (arn:PARTITION:iam::ACCOUNT:policy/NAME)"));
+        }
+        (reference.to_string(), name)
+    } else {
+        if reference.is_empty() || !reference.split('/').all(|seg| valid_name(seg, POLICY_NAME_MAX)) {
+            return Err(format!("managed policy `{reference}` is neither an AWS managed policy name nor an ARN"));
+        }
+        (format!("arn:{{{{partition}}}}:iam::aws:policy/{reference}"), reference)
+    };
+    if let Some((_, replacement)) = DEPRECATED_POLICIES.iter().find(|(old, _)| *old == name) {
+        return Err(format!("managed policy `{name}` is deprecated by AWS; use `{replacement}` instead"));
+    }
+    Ok(arn)
+}
+
+fn render_managed_arn(template_arn: &str, target: &Target) -> Result<String> {
+    let arn = template::render(template_arn, target).map_err(Error::input)?;
+    let partition = arn.split(':').nth(1).unwrap_or_default();
+    if partition != target.partition {
+        return Err(Error::input(format!(
+            "managed policy `{arn}` is in partition `{partition}`, but the account is in `{}`",
+            target.partition
+        ))
+        .with_help("write AWS managed policies by name (\"service-role/AWSBatchServiceRole\") or with {{partition}} in the ARN"));
+    }
+    Ok(arn)
+}
+
+fn render_document(t: &TemplateFile, target: &Target) -> Result<Value> {
+    let text = template::render(&t.text, target).map_err(|e| Error::input(format!("{}: {e}", t.name)))?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| {
+        Error::input(format!("{}: not valid JSON after rendering: {e}", t.name))
+            .with_help("check the template for a missing comma or quote")
+    })?;
+    if !value.get("Statement").is_some_and(|s| s.is_array() || s.is_object()) {
+        return Err(Error::input(format!("{}: a policy document needs a \"Statement\" (object or list)", t.name)));
+    }
+    Ok(value)
+}
+
+fn minified_len(v: &Value) -> usize {
+    // IAM does not count whitespace; serde_json's compact form has none outside strings.
+    v.to_string().chars().count()
+}
+
+// ------------------------------------------------------------------------------------------------ rendered stack
+
+/// A stack rendered for one account: exact names, ARNs and documents. This is what the engine ensures.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Desired {
+    pub(crate) stack: String,
+    pub(crate) target: Target,
+    pub(crate) user_policies: Vec<String>,
+    pub(crate) policies: Vec<DesiredPolicy>,
+    pub(crate) roles: Vec<DesiredRole>,
+    pub(crate) instance_profiles: Vec<DesiredInstanceProfile>,
+    pub(crate) service_linked_roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DesiredPolicy {
+    pub(crate) name: String,
+    pub(crate) path: String,
+    pub(crate) arn: String,
+    pub(crate) description: String,
+    pub(crate) document: Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DesiredRole {
+    pub(crate) name: String,
+    pub(crate) path: String,
+    pub(crate) description: String,
+    pub(crate) trust: Value,
+    pub(crate) policy_arns: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DesiredInstanceProfile {
+    pub(crate) name: String,
+    pub(crate) path: String,
+    pub(crate) role: String,
+}
+
+impl Desired {
+    /// Every AWS-managed (not this stack's own) policy ARN the stack attaches, to user or roles.
+    pub(crate) fn managed_policy_arns(&self) -> BTreeSet<String> {
+        let own: BTreeSet<&str> = self.policies.iter().map(|p| p.arn.as_str()).collect();
+        self.user_policies
+            .iter()
+            .chain(self.roles.iter().flat_map(|r| r.policy_arns.iter()))
+            .filter(|arn| !own.contains(arn.as_str()))
+            .cloned()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;
