@@ -49,7 +49,9 @@ fn normalize_statement(statement: &Value) -> Value {
             "Sid" if v.as_str() == Some("") => continue,
             "Action" | "NotAction" | "Resource" | "NotResource" => string_set(v),
             "Principal" | "NotPrincipal" => match v {
-                Value::Object(kinds) => Value::Object(kinds.iter().map(|(kind, ids)| (kind.clone(), string_set(ids))).collect()),
+                Value::Object(kinds) => {
+                    Value::Object(kinds.iter().map(|(kind, ids)| (kind.clone(), string_set(ids))).collect())
+                }
                 other => other.clone(),
             },
             "Condition" => match v {
@@ -57,7 +59,9 @@ fn normalize_statement(statement: &Value) -> Value {
                     ops.iter()
                         .map(|(op, keys)| {
                             let keys = match keys {
-                                Value::Object(keys) => Value::Object(keys.iter().map(|(key, vals)| (key.clone(), string_set(vals))).collect()),
+                                Value::Object(keys) => Value::Object(
+                                    keys.iter().map(|(key, vals)| (key.clone(), string_set(vals))).collect(),
+                                ),
                                 other => other.clone(),
                             };
                             (op.clone(), keys)
@@ -116,8 +120,11 @@ mod tests {
     #[test]
     fn key_order_whitespace_and_single_strings_do_not_matter() {
         let a = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
-        let b: Value = serde_json::from_str(r#"{ "Statement": { "Action": ["sts:AssumeRole"], "Principal": {"Service": ["ec2.amazonaws.com"]},
-            "Sid": "", "Effect": "Allow" }, "Version": "2012-10-17" }"#).unwrap();
+        let b: Value = serde_json::from_str(
+            r#"{ "Statement": { "Action": ["sts:AssumeRole"], "Principal": {"Service": ["ec2.amazonaws.com"]},
+            "Sid": "", "Effect": "Allow" }, "Version": "2012-10-17" }"#,
+        )
+        .unwrap();
         assert!(same_meaning(&a, &b));
     }
 

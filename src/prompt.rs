@@ -37,7 +37,9 @@ pub(crate) fn user_name(printer: &Printer, default: Option<&str>) -> Result<Opti
         input = input.default(d.to_string());
     }
     let _ = printer;
-    let answer = input.interact_text_on(&console::Term::stderr()).map_err(|e| Error::usage(format!("could not read the answer: {e}")))?;
+    let answer = input
+        .interact_text_on(&console::Term::stderr())
+        .map_err(|e| Error::usage(format!("could not read the answer: {e}")))?;
     Ok(Some(answer).filter(|a| !a.is_empty()))
 }
 

@@ -38,18 +38,22 @@ where
         }
         other => {
             let detail = DisplayErrorContext(other).to_string();
-            if detail.contains("no providers in chain provided credentials") || detail.contains("CredentialsNotLoaded")
-                || detail.contains("failed to load credentials") || detail.contains("No credentials")
+            if detail.contains("no providers in chain provided credentials")
+                || detail.contains("CredentialsNotLoaded")
+                || detail.contains("failed to load credentials")
+                || detail.contains("No credentials")
             {
-                Error::aws(format!("failed to {action}: no AWS credentials were found"))
-                    .with_help("configure credentials the usual AWS way: `aws configure`, `aws sso login --profile NAME` \
-                                then --profile NAME, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment")
+                Error::aws(format!("failed to {action}: no AWS credentials were found")).with_help(
+                    "configure credentials the usual AWS way: `aws configure`, `aws sso login --profile NAME` \
+                                then --profile NAME, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment",
+                )
             } else if matches!(other, SdkError::TimeoutError(_)) {
                 Error::aws(format!("failed to {action}: the request timed out"))
                     .with_help("check the network and --endpoint-url; a re-run continues where this one stopped")
             } else if matches!(other, SdkError::DispatchFailure(_)) {
-                Error::aws(format!("failed to {action}: could not reach AWS: {detail}"))
-                    .with_help("check the network, --endpoint-url and --region; a re-run continues where this one stopped")
+                Error::aws(format!("failed to {action}: could not reach AWS: {detail}")).with_help(
+                    "check the network, --endpoint-url and --region; a re-run continues where this one stopped",
+                )
             } else {
                 Error::aws(format!("failed to {action}: {detail}"))
             }

@@ -109,12 +109,17 @@ impl Clients {
     pub(crate) async fn connect(settings: &AwsSettings) -> Result<Clients> {
         let config = sdk_config(settings).await?;
         let region = config.region().map(|r| r.to_string()).ok_or_else(|| {
-            Error::usage("no AWS region is configured")
-                .with_help("pass --region (for example --region us-east-1), set AWS_REGION, or set `region` in your AWS profile")
+            Error::usage("no AWS region is configured").with_help(
+                "pass --region (for example --region us-east-1), set AWS_REGION, or set `region` in your AWS profile",
+            )
         })?;
         let calls = CallLog::default();
-        let iam = aws_sdk_iam::Client::from_conf(aws_sdk_iam::config::Builder::from(&config).interceptor(calls.clone()).build());
-        let sts = aws_sdk_sts::Client::from_conf(aws_sdk_sts::config::Builder::from(&config).interceptor(calls.clone()).build());
+        let iam = aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::config::Builder::from(&config).interceptor(calls.clone()).build(),
+        );
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&config).interceptor(calls.clone()).build(),
+        );
         Ok(Clients { iam, sts, calls, region, limiter: Arc::new(Semaphore::new(settings.max_concurrency.max(1))) })
     }
 
@@ -189,10 +194,13 @@ mod tests {
 
     #[test]
     fn reads_and_writes_are_told_apart_by_operation_name() {
-        for read in ["GetRole", "ListAttachedRolePolicies", "GetCallerIdentity", "DescribeInstances", "SimulatePrincipalPolicy"] {
+        for read in
+            ["GetRole", "ListAttachedRolePolicies", "GetCallerIdentity", "DescribeInstances", "SimulatePrincipalPolicy"]
+        {
             assert!(is_read_operation(read), "{read}");
         }
-        for write in ["CreateRole", "AttachRolePolicy", "UpdateAssumeRolePolicy", "TagRole", "AddRoleToInstanceProfile"] {
+        for write in ["CreateRole", "AttachRolePolicy", "UpdateAssumeRolePolicy", "TagRole", "AddRoleToInstanceProfile"]
+        {
             assert!(!is_read_operation(write), "{write}");
         }
     }

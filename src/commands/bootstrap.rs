@@ -75,7 +75,12 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
     }
 
     if !args.yes {
-        let question = format!("Apply {} change{} to account {}?", plan.summary.changes, plural(plan.summary.changes), plan.account_id);
+        let question = format!(
+            "Apply {} change{} to account {}?",
+            plan.summary.changes,
+            plural(plan.summary.changes),
+            plan.account_id
+        );
         if !prompt::confirm(printer, &question, "--yes")? {
             printer.info("Nothing was changed.");
             return Ok(ExitStatus::ChangesPending);
@@ -141,7 +146,9 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
             break;
         }
         if round < MAX_ROUNDS {
-            printer.info(&format!("{outstanding} change(s) still differ after apply (another run at the same time?); applying again"));
+            printer.info(&format!(
+                "{outstanding} change(s) still differ after apply (another run at the same time?); applying again"
+            ));
         }
         current = after;
     }
@@ -159,7 +166,11 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
             s.unchanged,
             s.writes_done,
             plural(s.writes_done),
-            if s.already_done > 0 { format!(", {} already done by someone else", s.already_done) } else { String::new() },
+            if s.already_done > 0 {
+                format!(", {} already done by someone else", s.already_done)
+            } else {
+                String::new()
+            },
             if s.held > 0 { format!(", {} held back (--adopt)", s.held) } else { String::new() },
             s.api_calls,
             s.api_writes,
@@ -167,8 +178,11 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
         ));
     }
     if interrupted.load(Ordering::SeqCst) {
-        return Err(Error::new(ErrorKind::Interrupted, format!("interrupted after {} of {} changes", s.writes_done, report.plan.summary.changes))
-            .with_help("run the same command again to complete the rest"));
+        return Err(Error::new(
+            ErrorKind::Interrupted,
+            format!("interrupted after {} of {} changes", s.writes_done, report.plan.summary.changes),
+        )
+        .with_help("run the same command again to complete the rest"));
     }
     if s.failed > 0 {
         let first = report.applied.iter().find_map(|a| match &a.outcome {
@@ -190,12 +204,20 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
             return Ok(ExitStatus::ChangesPending);
         }
         return Err(Error::aws("the account still differs from the stack after applying (see `wfboot plan`)")
-            .with_help("something else may be changing these resources; run again, or `wfboot plan` to see what differs"));
+            .with_help(
+                "something else may be changing these resources; run again, or `wfboot plan` to see what differs",
+            ));
     }
     Ok(ExitStatus::Success)
 }
 
-fn finish_report(session: &Session, plan: Plan, applied: Vec<AppliedChange>, remaining: Option<Plan>, started: Instant) -> Report {
+fn finish_report(
+    session: &Session,
+    plan: Plan,
+    applied: Vec<AppliedChange>,
+    remaining: Option<Plan>,
+    started: Instant,
+) -> Report {
     let calls = session.clients.calls.snapshot();
     let count = |f: &dyn Fn(&Outcome) -> bool| applied.iter().filter(|a| f(&a.outcome)).count();
     let held = count(&|o| matches!(o, Outcome::Held));

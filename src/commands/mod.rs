@@ -56,7 +56,11 @@ impl Session {
         if caller.kind == CallerKind::Root {
             printer.warn("you are using the account's root credentials; use an IAM user or role for day-to-day work");
         }
-        let target = Target { partition: caller.partition.clone(), account_id: caller.account_id.clone(), region: clients.region.clone() };
+        let target = Target {
+            partition: caller.partition.clone(),
+            account_id: caller.account_id.clone(),
+            region: clients.region.clone(),
+        };
         let desired = stack.render(&target)?;
         let user = resolve_user(printer, args, &caller, &desired)?;
         Ok(Session { clients, caller, desired, user })
@@ -76,7 +80,9 @@ fn resolve_user(printer: &Printer, args: &StackArgs, caller: &Caller, desired: &
     match &caller.user_name {
         Some(u) => Ok(Some(u.clone())),
         None => {
-            printer.warn("the caller is not an IAM user, so no operator user's policies are checked (pass --user-name NAME)");
+            printer.warn(
+                "the caller is not an IAM user, so no operator user's policies are checked (pass --user-name NAME)",
+            );
             Ok(None)
         }
     }

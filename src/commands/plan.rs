@@ -22,6 +22,11 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &PlanArgs) -
     } else {
         printer.result(&plan.to_string());
     }
-    printer.info(&format!("{} API calls ({} writes) in {:.2} s", calls.calls.len(), calls.writes(), started.elapsed().as_secs_f64()));
+    printer.info(&format!(
+        "{} API calls ({} writes) in {:.2} s",
+        calls.calls.len(),
+        calls.writes(),
+        started.elapsed().as_secs_f64()
+    ));
     Ok(if args.detailed_exitcode && plan.has_changes() { ExitStatus::ChangesPending } else { ExitStatus::Success })
 }

@@ -77,7 +77,10 @@ async fn show(printer: &Printer, aws: &AwsSettings, args: &ShowArgs) -> Result<E
         None => {
             let clients = Clients::connect(aws).await?;
             let caller = caller::identify(&clients).await.map_err(|e| {
-                let help = format!("{} (or render offline with --account-id 123456789012)", e.help.clone().unwrap_or_default());
+                let help = format!(
+                    "{} (or render offline with --account-id 123456789012)",
+                    e.help.clone().unwrap_or_default()
+                );
                 e.with_help(help)
             })?;
             Target { partition: caller.partition, account_id: caller.account_id, region: clients.region.clone() }
@@ -115,10 +118,22 @@ fn render_text(stack: &Stack, d: &crate::stack::Desired) -> String {
         }
     }
     for p in &d.policies {
-        out += &format!("\npolicy {} ({})\n  {}\n  document:\n    {}\n", p.name, p.arn, p.description, pretty(&p.document));
+        out += &format!(
+            "\npolicy {} ({})\n  {}\n  document:\n    {}\n",
+            p.name,
+            p.arn,
+            p.description,
+            pretty(&p.document)
+        );
     }
     for r in &d.roles {
-        out += &format!("\nrole {} (path {})\n  {}\n  trust:\n    {}\n  policies:\n", r.name, r.path, r.description, pretty(&r.trust));
+        out += &format!(
+            "\nrole {} (path {})\n  {}\n  trust:\n    {}\n  policies:\n",
+            r.name,
+            r.path,
+            r.description,
+            pretty(&r.trust)
+        );
         for arn in &r.policy_arns {
             out += &format!("    {arn}\n");
         }

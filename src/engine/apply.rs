@@ -27,8 +27,12 @@ pub(crate) enum Outcome {
     AlreadyDone,
     /// Needs consent that was not given (`--adopt`).
     Held,
-    Skipped { reason: String },
-    Failed { error: String },
+    Skipped {
+        reason: String,
+    },
+    Failed {
+        error: String,
+    },
 }
 
 pub(crate) struct ApplyOptions {
@@ -53,7 +57,12 @@ pub(crate) struct AppliedChange {
     pub(crate) outcome: Outcome,
 }
 
-pub(crate) async fn apply(clients: &Clients, plan: &Plan, opts: &ApplyOptions, observer: &dyn ApplyObserver) -> Vec<AppliedChange> {
+pub(crate) async fn apply(
+    clients: &Clients,
+    plan: &Plan,
+    opts: &ApplyOptions,
+    observer: &dyn ApplyObserver,
+) -> Vec<AppliedChange> {
     let mut changes: Vec<&PlannedChange> = plan.changes().collect();
     // Every dependency has a lower rank than its dependents, so a stable sort puts it first.
     changes.sort_by_key(|c| rank(&c.change));
@@ -68,8 +77,20 @@ pub(crate) async fn apply(clients: &Clients, plan: &Plan, opts: &ApplyOptions, o
             for w in waits {
                 match w.await {
                     Outcome::Done | Outcome::AlreadyDone => {}
-                    Outcome::Held => return finish(observer, change, Outcome::Skipped { reason: "it depends on a change held back".into() }),
-                    _ => return finish(observer, change, Outcome::Skipped { reason: "a change it depends on did not complete".into() }),
+                    Outcome::Held => {
+                        return finish(
+                            observer,
+                            change,
+                            Outcome::Skipped { reason: "it depends on a change held back".into() },
+                        )
+                    }
+                    _ => {
+                        return finish(
+                            observer,
+                            change,
+                            Outcome::Skipped { reason: "a change it depends on did not complete".into() },
+                        )
+                    }
                 }
             }
             if change.needs_consent && !opts.consent {
@@ -110,7 +131,8 @@ fn dependencies(plan: &Plan, changes: &[&PlannedChange]) -> Vec<Vec<usize>> {
     let find = |pred: &dyn Fn(&Change) -> bool| -> Vec<usize> {
         changes.iter().enumerate().filter(|(_, c)| pred(&c.change)).map(|(i, _)| i).collect()
     };
-    let policy_arn = |name: &str, path: &str| format!("arn:{}:iam::{}:policy{path}{name}", plan.partition, plan.account_id);
+    let policy_arn =
+        |name: &str, path: &str| format!("arn:{}:iam::{}:policy{path}{name}", plan.partition, plan.account_id);
     changes
         .iter()
         .map(|c| match &c.change {
@@ -155,7 +177,8 @@ async fn execute(
     let mut ctx = Ctx { clients, opts, observer };
     match change {
         Change::CreatePolicy { name, path, description, document } => {
-            let mut req = iam.create_policy().policy_name(name).path(path).policy_document(document.to_string()).tags(tag);
+            let mut req =
+                iam.create_policy().policy_name(name).path(path).policy_document(document.to_string()).tags(tag);
             if !description.is_empty() {
                 req = req.description(description);
             }
@@ -163,21 +186,30 @@ async fn execute(
         }
         Change::DeletePolicyVersion { policy_arn, version_id } => {
             let req = iam.delete_policy_version().policy_arn(policy_arn).version_id(version_id);
-            ctx.send(&format!("delete version {version_id} of policy `{policy_arn}`"), "", &[], || req.clone().send()).await
+            ctx.send(&format!("delete version {version_id} of policy `{policy_arn}`"), "", &[], || req.clone().send())
+                .await
         }
         Change::CreatePolicyVersion { policy_arn, document } => {
-            let req = iam.create_policy_version().policy_arn(policy_arn).policy_document(document.to_string()).set_as_default(true);
+            let req = iam
+                .create_policy_version()
+                .policy_arn(policy_arn)
+                .policy_document(document.to_string())
+                .set_as_default(true);
             ctx.send(&format!("create a new version of policy `{policy_arn}`"), "", &[], || req.clone().send()).await
         }
         Change::CreateRole { name, path, description, trust } => {
-            let mut req = iam.create_role().role_name(name).path(path).assume_role_policy_document(trust.to_string()).tags(tag);
+            let mut req =
+                iam.create_role().role_name(name).path(path).assume_role_policy_document(trust.to_string()).tags(tag);
             if !description.is_empty() {
                 req = req.description(description);
             }
             // A trust document naming another principal of this account can fail until that principal propagates.
             let names_account_principal = trust.to_string().contains("\"AWS\"");
             let retry = if names_account_principal { INVALID_PRINCIPAL } else { &[] };
-            ctx.send(&format!("create role `{name}`"), "the principals in its trust document", retry, || req.clone().send()).await
+            ctx.send(&format!("create role `{name}`"), "the principals in its trust document", retry, || {
+                req.clone().send()
+            })
+            .await
         }
         Change::UpdateAssumeRolePolicy { role, desired, .. } => {
             let req = iam.update_assume_role_policy().role_name(role).policy_document(desired.to_string());
@@ -190,11 +222,18 @@ async fn execute(
         Change::AttachRolePolicy { role, policy_arn } => {
             let req = iam.attach_role_policy().role_name(role).policy_arn(policy_arn);
             let what = format!("role `{role}` and policy `{policy_arn}`");
-            ctx.send(&format!("attach `{policy_arn}` to role `{role}`"), &what, propagation, || req.clone().send()).await
+            ctx.send(&format!("attach `{policy_arn}` to role `{role}`"), &what, propagation, || req.clone().send())
+                .await
         }
         Change::AttachUserPolicy { user, policy_arn } => {
             let req = iam.attach_user_policy().user_name(user).policy_arn(policy_arn);
-            ctx.send(&format!("attach `{policy_arn}` to user `{user}`"), &format!("policy `{policy_arn}`"), propagation, || req.clone().send()).await
+            ctx.send(
+                &format!("attach `{policy_arn}` to user `{user}`"),
+                &format!("policy `{policy_arn}`"),
+                propagation,
+                || req.clone().send(),
+            )
+            .await
         }
         Change::CreateInstanceProfile { name, path } => {
             let req = iam.create_instance_profile().instance_profile_name(name).path(path).tags(tag);
@@ -202,12 +241,16 @@ async fn execute(
         }
         Change::RemoveRoleFromInstanceProfile { profile, role } => {
             let req = iam.remove_role_from_instance_profile().instance_profile_name(profile).role_name(role);
-            ctx.send(&format!("remove role `{role}` from instance profile `{profile}`"), "", &[], || req.clone().send()).await
+            ctx.send(&format!("remove role `{role}` from instance profile `{profile}`"), "", &[], || req.clone().send())
+                .await
         }
         Change::AddRoleToInstanceProfile { profile, role } => {
             let req = iam.add_role_to_instance_profile().instance_profile_name(profile).role_name(role);
             let what = format!("role `{role}` and instance profile `{profile}`");
-            ctx.send(&format!("add role `{role}` to instance profile `{profile}`"), &what, propagation, || req.clone().send()).await
+            ctx.send(&format!("add role `{role}` to instance profile `{profile}`"), &what, propagation, || {
+                req.clone().send()
+            })
+            .await
         }
         Change::CreateServiceLinkedRole { service } => {
             let req = iam.create_service_linked_role().aws_service_name(service);
@@ -232,7 +275,13 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// Send a write; EntityAlreadyExists means someone else did it; `retry` codes are retried with
     /// exponential backoff until the propagation timeout, telling the user what is waited for.
-    async fn send<T, E, R, F, Fut>(&mut self, action: &str, waiting_for: &str, retry: RetryOn, mut call: F) -> Result<Outcome>
+    async fn send<T, E, R, F, Fut>(
+        &mut self,
+        action: &str,
+        waiting_for: &str,
+        retry: RetryOn,
+        mut call: F,
+    ) -> Result<Outcome>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = std::result::Result<T, SdkError<E, R>>>,
@@ -248,7 +297,10 @@ impl Ctx<'_> {
                 Err(e) if errors::is_already_exists(&e) => return Ok(Outcome::AlreadyDone),
                 Err(e) if is_retryable(&e, retry) && start.elapsed() + delay < self.opts.propagation_timeout => {
                     if !told {
-                        self.observer.waiting(&format!("waiting for {waiting_for} to propagate through IAM (up to {} s)", self.opts.propagation_timeout.as_secs()));
+                        self.observer.waiting(&format!(
+                            "waiting for {waiting_for} to propagate through IAM (up to {} s)",
+                            self.opts.propagation_timeout.as_secs()
+                        ));
                         told = true;
                     }
                     tokio::time::sleep(delay).await;

@@ -26,7 +26,12 @@ pub(crate) struct Observed {
 ///
 /// With `check_managed`, every AWS-managed policy the stack uses that is not already attached somewhere we
 /// looked is checked to exist (GetPolicy), so a bad name fails here, before any write.
-pub(crate) async fn observe(clients: &Clients, desired: &Desired, user_name: Option<&str>, check_managed: bool) -> Result<Observed> {
+pub(crate) async fn observe(
+    clients: &Clients,
+    desired: &Desired,
+    user_name: Option<&str>,
+    check_managed: bool,
+) -> Result<Observed> {
     let roles_and_user = async {
         let roles = futures::future::try_join_all(desired.roles.iter().map(|r| role::observe(clients, &r.name)));
         let user = async {
@@ -47,9 +52,14 @@ pub(crate) async fn observe(clients: &Clients, desired: &Desired, user_name: Opt
         Ok((roles, user))
     };
     let policies = futures::future::try_join_all(desired.policies.iter().map(|p| policy::observe(clients, p)));
-    let profiles = futures::future::try_join_all(desired.instance_profiles.iter().map(|p| instance_profile::observe(clients, &p.name)));
-    let slrs = futures::future::try_join_all(desired.service_linked_roles.iter().map(|s| service_linked_role::observe(clients, s)));
-    let ((roles, user), policies, instance_profiles, service_linked_roles) = tokio::try_join!(roles_and_user, policies, profiles, slrs)?;
+    let profiles = futures::future::try_join_all(
+        desired.instance_profiles.iter().map(|p| instance_profile::observe(clients, &p.name)),
+    );
+    let slrs = futures::future::try_join_all(
+        desired.service_linked_roles.iter().map(|s| service_linked_role::observe(clients, s)),
+    );
+    let ((roles, user), policies, instance_profiles, service_linked_roles) =
+        tokio::try_join!(roles_and_user, policies, profiles, slrs)?;
     Ok(Observed { user, policies, roles, instance_profiles, service_linked_roles })
 }
 
@@ -84,7 +94,9 @@ pub(crate) async fn plan(clients: &Clients, desired: &Desired, user_name: Option
 /// The part of `desired` that `plan` wants to change, for re-observing after apply.
 pub(crate) fn changed_part(desired: &Desired, plan: &Plan) -> Desired {
     use plan::Kind;
-    let changed = |kind: Kind, name: &str| plan.resources.iter().any(|r| r.kind == kind && r.name == name && !r.changes.is_empty());
+    let changed = |kind: Kind, name: &str| {
+        plan.resources.iter().any(|r| r.kind == kind && r.name == name && !r.changes.is_empty())
+    };
     Desired {
         stack: desired.stack.clone(),
         target: desired.target.clone(),
@@ -95,7 +107,17 @@ pub(crate) fn changed_part(desired: &Desired, plan: &Plan) -> Desired {
         },
         policies: desired.policies.iter().filter(|p| changed(Kind::Policy, &p.name)).cloned().collect(),
         roles: desired.roles.iter().filter(|r| changed(Kind::Role, &r.name)).cloned().collect(),
-        instance_profiles: desired.instance_profiles.iter().filter(|p| changed(Kind::InstanceProfile, &p.name)).cloned().collect(),
-        service_linked_roles: desired.service_linked_roles.iter().filter(|s| changed(Kind::ServiceLinkedRole, s)).cloned().collect(),
+        instance_profiles: desired
+            .instance_profiles
+            .iter()
+            .filter(|p| changed(Kind::InstanceProfile, &p.name))
+            .cloned()
+            .collect(),
+        service_linked_roles: desired
+            .service_linked_roles
+            .iter()
+            .filter(|s| changed(Kind::ServiceLinkedRole, s))
+            .cloned()
+            .collect(),
     }
 }

@@ -136,7 +136,13 @@ pub(crate) struct ResourcePlan {
 }
 
 impl ResourcePlan {
-    pub(crate) fn new(kind: Kind, name: &str, ownership: Ownership, changes: Vec<Change>, left_alone: Vec<String>) -> Self {
+    pub(crate) fn new(
+        kind: Kind,
+        name: &str,
+        ownership: Ownership,
+        changes: Vec<Change>,
+        left_alone: Vec<String>,
+    ) -> Self {
         let status = if ownership == Ownership::Absent {
             Status::Create
         } else if changes.is_empty() {
@@ -180,7 +186,12 @@ pub(crate) struct PlanSummary {
 }
 
 impl Plan {
-    pub(crate) fn new(stack: &str, target: &crate::stack::Target, user: Option<String>, resources: Vec<ResourcePlan>) -> Plan {
+    pub(crate) fn new(
+        stack: &str,
+        target: &crate::stack::Target,
+        user: Option<String>,
+        resources: Vec<ResourcePlan>,
+    ) -> Plan {
         let mut summary = PlanSummary::default();
         for r in &resources {
             match r.status {
@@ -235,8 +246,15 @@ impl fmt::Display for Plan {
             }
         }
         let s = &self.summary;
-        write!(f, "{} to create, {} to update, {} unchanged; {} write call{}", s.create, s.update, s.unchanged, s.changes,
-            if s.changes == 1 { "" } else { "s" })?;
+        write!(
+            f,
+            "{} to create, {} to update, {} unchanged; {} write call{}",
+            s.create,
+            s.update,
+            s.unchanged,
+            s.changes,
+            if s.changes == 1 { "" } else { "s" }
+        )?;
         if s.needing_consent > 0 {
             write!(f, " ({} on resources wfboot did not create)", s.needing_consent)?;
         }

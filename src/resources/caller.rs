@@ -50,7 +50,13 @@ pub(crate) fn parse(account_id: &str, arn: &str) -> Result<Caller> {
     } else {
         (CallerKind::Other, None)
     };
-    Ok(Caller { account_id: account_id.to_string(), partition: partition.to_string(), arn: arn.to_string(), kind, user_name })
+    Ok(Caller {
+        account_id: account_id.to_string(),
+        partition: partition.to_string(),
+        arn: arn.to_string(),
+        kind,
+        user_name,
+    })
 }
 
 #[cfg(test)]

@@ -27,7 +27,11 @@ pub(crate) async fn observe(clients: &Clients, name: &str) -> Result<Option<Obse
     }))
 }
 
-pub(crate) fn diff(stack: &str, desired: &DesiredInstanceProfile, observed: Option<&ObservedInstanceProfile>) -> ResourcePlan {
+pub(crate) fn diff(
+    stack: &str,
+    desired: &DesiredInstanceProfile,
+    observed: Option<&ObservedInstanceProfile>,
+) -> ResourcePlan {
     let add = Change::AddRoleToInstanceProfile { profile: desired.name.clone(), role: desired.role.clone() };
     let Some(obs) = observed else {
         let create = Change::CreateInstanceProfile { name: desired.name.clone(), path: desired.path.clone() };
@@ -45,7 +49,10 @@ pub(crate) fn diff(stack: &str, desired: &DesiredInstanceProfile, observed: Opti
     }
     let mut left_alone = Vec::new();
     if obs.path != desired.path {
-        left_alone.push(format!("path is {} but the stack says {} (IAM cannot move an instance profile)", obs.path, desired.path));
+        left_alone.push(format!(
+            "path is {} but the stack says {} (IAM cannot move an instance profile)",
+            obs.path, desired.path
+        ));
     }
     ResourcePlan::new(Kind::InstanceProfile, &desired.name, ownership, changes, left_alone)
 }

@@ -41,7 +41,10 @@ pub(crate) async fn check_exist(clients: &Clients, arns: &[String]) -> Result<()
             }
         })
         .collect();
-    Err(Error::aws(format!("managed polic{} not found in this account's partition:\n{}",
-        if missing.len() == 1 { "y" } else { "ies" }, lines.join("\n")))
+    Err(Error::aws(format!(
+        "managed polic{} not found in this account's partition:\n{}",
+        if missing.len() == 1 { "y" } else { "ies" },
+        lines.join("\n")
+    ))
     .with_help("fix the policy names in the stack; nothing was written"))
 }

@@ -50,7 +50,9 @@ pub(crate) async fn observe(clients: &Clients, desired: &DesiredPolicy) -> Resul
     };
     if !document::same_meaning(&observed.document, &desired.document) {
         let versions = clients
-            .limit(async { clients.iam.list_policy_versions().policy_arn(arn).into_paginator().items().send().try_collect().await })
+            .limit(async {
+                clients.iam.list_policy_versions().policy_arn(arn).into_paginator().items().send().try_collect().await
+            })
             .await
             .map_err(|e| errors::describe(&format!("list the versions of policy `{}`", desired.name), &e))?;
         observed.version_count = versions.len();
@@ -76,10 +78,12 @@ pub(crate) fn diff(stack: &str, desired: &DesiredPolicy, observed: Option<&Obser
     if !document::same_meaning(&obs.document, &desired.document) {
         if obs.version_count >= MAX_VERSIONS {
             if let Some(oldest) = obs.other_versions.first() {
-                changes.push(Change::DeletePolicyVersion { policy_arn: desired.arn.clone(), version_id: oldest.clone() });
+                changes
+                    .push(Change::DeletePolicyVersion { policy_arn: desired.arn.clone(), version_id: oldest.clone() });
             }
         }
-        changes.push(Change::CreatePolicyVersion { policy_arn: desired.arn.clone(), document: desired.document.clone() });
+        changes
+            .push(Change::CreatePolicyVersion { policy_arn: desired.arn.clone(), document: desired.document.clone() });
     }
     let mut left_alone = Vec::new();
     if obs.path != desired.path {
@@ -115,7 +119,9 @@ mod tests {
         let plan = diff("s", &desired(), Some(&obs));
         let ops: Vec<_> = plan.changes.iter().map(|c| c.change.operation()).collect();
         assert_eq!(ops, ["DeletePolicyVersion", "CreatePolicyVersion"]);
-        assert!(matches!(&plan.changes[0].change, Change::DeletePolicyVersion { version_id, .. } if version_id == "v1"));
+        assert!(
+            matches!(&plan.changes[0].change, Change::DeletePolicyVersion { version_id, .. } if version_id == "v1")
+        );
         let mut obs = obs;
         obs.version_count = 2;
         let ops: Vec<_> = diff("s", &desired(), Some(&obs)).changes.iter().map(|c| c.change.operation()).collect();

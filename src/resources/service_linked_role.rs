@@ -10,7 +10,9 @@ use crate::error::Result;
 pub(crate) async fn observe(clients: &Clients, service: &str) -> Result<Option<String>> {
     let prefix = format!("/aws-service-role/{service}/");
     let roles = clients
-        .limit(async { clients.iam.list_roles().path_prefix(&prefix).into_paginator().items().send().try_collect().await })
+        .limit(async {
+            clients.iam.list_roles().path_prefix(&prefix).into_paginator().items().send().try_collect().await
+        })
         .await
         .map_err(|e| errors::describe(&format!("list the service-linked roles of {service}"), &e))?;
     Ok(roles.into_iter().next().map(|r| r.role_name))

@@ -18,12 +18,23 @@ pub(crate) struct ObservedUser {
 /// Reads the user's own attachments; its groups are read only when something is missing directly.
 pub(crate) async fn observe(clients: &Clients, user: &str, wanted: &[String]) -> Result<ObservedUser> {
     let direct = clients
-        .limit(async { clients.iam.list_attached_user_policies().user_name(user).into_paginator().items().send().try_collect().await })
+        .limit(async {
+            clients
+                .iam
+                .list_attached_user_policies()
+                .user_name(user)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+        })
         .await
         .map_err(|e| {
             if errors::is_no_such_entity(&e) {
-                Error::aws(format!("IAM user `{user}` does not exist in this account"))
-                    .with_help("pass --user-name with the operator's IAM user name, or --skip-user to leave user policies alone")
+                Error::aws(format!("IAM user `{user}` does not exist in this account")).with_help(
+                    "pass --user-name with the operator's IAM user name, or --skip-user to leave user policies alone",
+                )
             } else {
                 errors::describe(&format!("list the policies of user `{user}`"), &e)
             }
@@ -34,14 +45,26 @@ pub(crate) async fn observe(clients: &Clients, user: &str, wanted: &[String]) ->
         return Ok(observed);
     }
     let groups = clients
-        .limit(async { clients.iam.list_groups_for_user().user_name(user).into_paginator().items().send().try_collect().await })
+        .limit(async {
+            clients.iam.list_groups_for_user().user_name(user).into_paginator().items().send().try_collect().await
+        })
         .await
         .map_err(|e| errors::describe(&format!("list the groups of user `{user}`"), &e))?;
     let lists = futures::future::join_all(groups.iter().map(|g| {
         let name = g.group_name.clone();
         async move {
             let attached = clients
-                .limit(async { clients.iam.list_attached_group_policies().group_name(&name).into_paginator().items().send().try_collect().await })
+                .limit(async {
+                    clients
+                        .iam
+                        .list_attached_group_policies()
+                        .group_name(&name)
+                        .into_paginator()
+                        .items()
+                        .send()
+                        .try_collect()
+                        .await
+                })
                 .await
                 .map_err(|e| errors::describe(&format!("list the policies of group `{name}`"), &e))?;
             Ok::<_, Error>((name, attached))
@@ -82,7 +105,9 @@ mod tests {
         obs.via_groups.insert("arn:aws:iam::aws:policy/A".into(), "ops".into());
         let plan = diff("alice", &wanted, &obs);
         assert_eq!(plan.changes.len(), 1);
-        assert!(matches!(&plan.changes[0].change, Change::AttachUserPolicy { policy_arn, .. } if policy_arn.ends_with("/B")));
+        assert!(
+            matches!(&plan.changes[0].change, Change::AttachUserPolicy { policy_arn, .. } if policy_arn.ends_with("/B"))
+        );
         assert!(!plan.changes[0].needs_consent);
         assert_eq!(plan.left_alone, vec!["arn:aws:iam::aws:policy/A comes through group ops"]);
     }

@@ -189,17 +189,26 @@ impl Stack {
         let stack = build(raw, source, &dirs, &mut problems);
         if problems.is_empty() {
             // A full rendering with the longest possible values checks placeholders, JSON and size quotas.
-            stack.render(&Target::worst_case()).map_err(|e| e.context(source))?;
+            stack.render_with(&Target::worst_case(), false).map_err(|e| e.context(source))?;
             Ok(stack)
         } else {
             let list = problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n");
-            Err(Error::input(format!("{source}: invalid stack ({} problem{})\n{list}", problems.len(), plural(problems.len())))
-                .with_help("fix the stack file; nothing was sent to AWS"))
+            Err(Error::input(format!(
+                "{source}: invalid stack ({} problem{})\n{list}",
+                problems.len(),
+                plural(problems.len())
+            ))
+            .with_help("fix the stack file; nothing was sent to AWS"))
         }
     }
 
     /// Fill in every template for `target` and build the exact ARNs and documents to ensure.
     pub(crate) fn render(&self, target: &Target) -> Result<Desired> {
+        self.render_with(target, true)
+    }
+
+    /// `strict`: also check that literal ARNs are in the target's partition (not when checking sizes at load).
+    fn render_with(&self, target: &Target, strict: bool) -> Result<Desired> {
         let policy_arn =
             |p: &PolicySpec| format!("arn:{}:iam::{}:policy{}{}", target.partition, target.account_id, p.path, p.name);
         let mut policies = Vec::new();
@@ -236,7 +245,8 @@ impl Stack {
             }
             let mut policy_arns = Vec::new();
             for m in &r.managed_policies {
-                policy_arns.push(render_managed_arn(m, target).map_err(|e| e.context(format!("role `{}`", r.name)))?);
+                policy_arns
+                    .push(render_managed_arn(m, target, strict).map_err(|e| e.context(format!("role `{}`", r.name)))?);
             }
             for c in &r.customer_policies {
                 let spec = self.policies.iter().find(|p| &p.name == c).expect("validated at load");
@@ -252,7 +262,7 @@ impl Stack {
         }
         let mut user_policies = Vec::new();
         for m in &self.user_policies {
-            user_policies.push(render_managed_arn(m, target).map_err(|e| e.context("[user]"))?);
+            user_policies.push(render_managed_arn(m, target, strict).map_err(|e| e.context("[user]"))?);
         }
         Ok(Desired {
             stack: self.name.clone(),
@@ -362,8 +372,10 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
             }
         }
         if managed.len() + f.customer_policies.len() > MANAGED_POLICIES_PER_ROLE_MAX {
-            p(format!("{what}: {} policies attached, over IAM's maximum of {MANAGED_POLICIES_PER_ROLE_MAX} per role",
-                managed.len() + f.customer_policies.len()));
+            p(format!(
+                "{what}: {} policies attached, over IAM's maximum of {MANAGED_POLICIES_PER_ROLE_MAX} per role",
+                managed.len() + f.customer_policies.len()
+            ));
         }
         match load_template(&f.trust, dirs) {
             Ok(trust) => roles.push(RoleSpec {
@@ -398,7 +410,9 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
             && s.len() > ".amazonaws.com".len()
             && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-');
         if !valid {
-            p(format!("service-linked role: service `{s}` must be an AWS service principal such as `spot.amazonaws.com`"));
+            p(format!(
+                "service-linked role: service `{s}` must be an AWS service principal such as `spot.amazonaws.com`"
+            ));
         } else if seen.insert("service-linked role", &s, &mut p) {
             service_linked_roles.push(s);
         }
@@ -472,15 +486,24 @@ fn managed_arn_template(reference: &str) -> Result<String, String> {
     let (arn, name) = if let Some(rest) = reference.strip_prefix("arn:") {
         let parts: Vec<&str> = rest.splitn(5, ':').collect();
         let [partition, service, region, account, resource] = parts[..] else {
-            return Err(format!("managed policy `{reference}` is not a valid ARN (arn:PARTITION:iam::ACCOUNT:policy/NAME)"));
+            return Err(format!(
+                "managed policy `{reference}` is not a valid ARN (arn:PARTITION:iam::ACCOUNT:policy/NAME)"
+            ));
         };
-        let known_partition = ["{{partition}}", "aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"].contains(&partition);
+        let known_partition =
+            ["{{partition}}", "aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"].contains(&partition);
         let Some(name) = resource.strip_prefix("policy/") else {
-            return Err(format!("managed policy `{reference}` is not a policy ARN (its resource must be `policy/NAME`)"));
+            return Err(format!(
+                "managed policy `{reference}` is not a policy ARN (its resource must be `policy/NAME`)"
+            ));
         };
-        let account_ok = account == "aws" || account == "{{account_id}}" || (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()));
+        let account_ok = account == "aws"
+            || account == "{{account_id}}"
+            || (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()));
         if !known_partition || service != "iam" || !region.is_empty() || !account_ok || name.is_empty() {
-            return Err(format!("managed policy `{reference}` is not a valid IAM policy ARN (arn:PARTITION:iam::ACCOUNT:policy/NAME)"));
+            return Err(format!(
+                "managed policy `{reference}` is not a valid IAM policy ARN (arn:PARTITION:iam::ACCOUNT:policy/NAME)"
+            ));
         }
         (reference.to_string(), name)
     } else {
@@ -495,10 +518,10 @@ fn managed_arn_template(reference: &str) -> Result<String, String> {
     Ok(arn)
 }
 
-fn render_managed_arn(template_arn: &str, target: &Target) -> Result<String> {
+fn render_managed_arn(template_arn: &str, target: &Target, strict: bool) -> Result<String> {
     let arn = template::render(template_arn, target).map_err(Error::input)?;
     let partition = arn.split(':').nth(1).unwrap_or_default();
-    if partition != target.partition {
+    if strict && partition != target.partition {
         return Err(Error::input(format!(
             "managed policy `{arn}` is in partition `{partition}`, but the account is in `{}`",
             target.partition

@@ -17,11 +17,7 @@ pub(crate) struct Target {
 impl Target {
     /// The longest values a real account can have: used to check document size quotas before knowing the account.
     pub(crate) fn worst_case() -> Target {
-        Target {
-            partition: "aws-iso-b".into(),
-            account_id: "123456789012".into(),
-            region: "ap-southeast-5".into(),
-        }
+        Target { partition: "aws-iso-b".into(), account_id: "123456789012".into(), region: "ap-southeast-5".into() }
     }
 
     pub(crate) fn dns_suffix(&self) -> &'static str {
