@@ -200,13 +200,13 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
         return Err(err);
     }
     if !report.verified {
-        if s.held > 0 {
-            return Ok(ExitStatus::ChangesPending);
-        }
         return Err(Error::aws("the account still differs from the stack after applying (see `wfboot plan`)")
             .with_help(
                 "something else may be changing these resources; run again, or `wfboot plan` to see what differs",
             ));
+    }
+    if s.held > 0 {
+        return Ok(ExitStatus::ChangesPending);
     }
     Ok(ExitStatus::Success)
 }

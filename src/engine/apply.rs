@@ -247,17 +247,29 @@ async fn execute(
         Change::AddRoleToInstanceProfile { profile, role } => {
             let req = iam.add_role_to_instance_profile().instance_profile_name(profile).role_name(role);
             let what = format!("role `{role}` and instance profile `{profile}`");
-            ctx.send(&format!("add role `{role}` to instance profile `{profile}`"), &what, propagation, || {
-                req.clone().send()
-            })
-            .await
+            let action = format!("add role `{role}` to instance profile `{profile}`");
+            let outcome = ctx.send(&action, &what, propagation, || req.clone().send()).await;
+            // A profile holds one role: LimitExceeded is a race won by a concurrent run when it holds ours.
+            if outcome.as_ref().is_err_and(|e| e.message.contains("LimitExceeded")) {
+                if let Ok(Some(p)) = crate::resources::instance_profile::observe(clients, profile).await {
+                    if p.roles.iter().any(|r| r == role) {
+                        return Ok(Outcome::AlreadyDone);
+                    }
+                }
+            }
+            outcome
         }
         Change::CreateServiceLinkedRole { service } => {
             let req = iam.create_service_linked_role().aws_service_name(service);
             match clients.limit(req.send()).await {
                 Ok(_) => Ok(Outcome::Done),
-                // IAM answers InvalidInput "...has been taken in this account" when it already exists.
-                Err(e) if errors::code(&e) == Some("InvalidInput") && format!("{e:?}").contains("has been taken") => {
+                // Created meanwhile: IAM answers InvalidInput "...has been taken in this account", moto
+                // EntityAlreadyExists.
+                Err(e)
+                    if errors::is_already_exists(&e)
+                        || (errors::code(&e) == Some("InvalidInput")
+                            && format!("{e:?}").contains("has been taken")) =>
+                {
                     Ok(Outcome::AlreadyDone)
                 }
                 Err(e) => Err(errors::describe(&format!("create the service-linked role for `{service}`"), &e)),

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs the careful boto3 peer (../shared/peers/boto3_idempotent.py) on a fresh emulator and prints the
+# canonical state dump (../shared/peers/dump_state.py). With --check, compares it with
+# tests/fixtures/slim-workflow.state.json, the end state the test suite holds wfboot to.
+#
+#   scripts/peer-parity.sh            # print the peer's end state
+#   scripts/peer-parity.sh --check    # exit 1 if the fixture no longer matches the peer
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+peers=${PEERS_DIR:-$repo/../shared/peers}
+[ -d "$peers" ] || { echo "peer scripts not found at $peers (set PEERS_DIR)" >&2; exit 2; }
+"$repo/scripts/setup-emulator.sh"
+py="$repo/.venv/bin/python"
+
+exec 3< <(tail -f /dev/null)   # the emulator's stdin: it exits when this script does
+fifo=$(mktemp -u); mkfifo "$fifo"
+"$py" "$repo/tools/emulator.py" --port 0 <&3 >"$fifo" &
+emu_pid=$!
+trap 'kill "$emu_pid" 2>/dev/null; wait "$emu_pid" 2>/dev/null; rm -f "$fifo"' EXIT
+read -r ready url <"$fifo"
+[ "$ready" = READY ] || { echo "emulator did not start" >&2; exit 1; }
+
+export ENDPOINT=$url AWS_EC2_METADATA_DISABLED=true
+"$py" "$peers/boto3_idempotent.py" setup 2>/dev/null
+"$py" "$peers/boto3_idempotent.py" 2>/dev/null
+state=$("$py" "$peers/dump_state.py")
+if [ "${1:-}" = --check ]; then
+  if diff <(echo "$state" | "$py" -m json.tool --sort-keys) <("$py" -m json.tool --sort-keys "$repo/tests/fixtures/slim-workflow.state.json"); then
+    echo "peer parity: the fixture matches the boto3 peer's end state" >&2
+  else
+    echo "peer parity: the fixture differs from the boto3 peer's end state (diff above)" >&2; exit 1
+  fi
+else
+  echo "$state"
+fi

@@ -1,0 +1,251 @@
+//! Test harness: a real moto server per test (tools/emulator.py, started on a free 127.0.0.1 port and
+//! stopped by PID), a request log to count calls honestly, an admin IAM client for arranging and checking
+//! state, and the wfboot binary pointed at the emulator with an isolated AWS environment.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// The access key wfboot runs with in tests; the admin client uses another, so the log tells them apart.
+pub const WFBOOT_KEY: &str = "AKIAWFBOOTTEST000001";
+pub const ADMIN_KEY: &str = "AKIAADMINTEST0000001";
+pub const ACCOUNT: &str = "123456789012";
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("WFBOOT_TEST_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = repo().join(".venv/bin/python");
+    assert!(
+        venv.exists(),
+        "the moto emulator is not installed: run scripts/setup-emulator.sh (scripts/test.sh does it for you)"
+    );
+    venv
+}
+
+pub struct Emulator {
+    child: Child,
+    pub url: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub service: String,
+    pub action: String,
+    pub write: bool,
+    pub access_key: String,
+    pub status: Option<u64>,
+}
+
+impl Emulator {
+    pub fn start() -> Emulator {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra_args: &[&str]) -> Emulator {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("requests.jsonl");
+        let mut child = StdCommand::new(python())
+            .arg(repo().join("tools/emulator.py"))
+            .args(["--host", "127.0.0.1", "--port", "0", "--log"])
+            .arg(&log)
+            .args(extra_args)
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .stdin(Stdio::piped()) // the emulator exits when this closes, even if the test process dies
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tools/emulator.py");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read READY line");
+        let url = line
+            .trim()
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("emulator did not start: {line:?}"))
+            .to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        Emulator { child, url, log, _dir: dir }
+    }
+
+    /// AWS requests seen so far (internal /moto-api/ calls excluded).
+    pub fn requests(&self) -> Vec<Request> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| !v["internal"].as_bool().unwrap_or(false))
+            .map(|v| Request {
+                service: v["service"].as_str().unwrap_or_default().to_string(),
+                action: v["action"].as_str().unwrap_or_default().to_string(),
+                write: v["write"].as_bool().unwrap_or(true),
+                access_key: v["access_key"].as_str().unwrap_or_default().to_string(),
+                status: v["status"].as_u64(),
+            })
+            .collect()
+    }
+
+    /// wfboot's requests after `mark` (an earlier `requests().len()`).
+    pub fn wfboot_requests_since(&self, mark: usize) -> Vec<Request> {
+        self.requests().into_iter().skip(mark).filter(|r| r.access_key == WFBOOT_KEY).collect()
+    }
+
+    /// The write actions wfboot sent after `mark`, sorted.
+    pub fn wfboot_writes_since(&self, mark: usize) -> Vec<String> {
+        let mut w: Vec<String> =
+            self.wfboot_requests_since(mark).into_iter().filter(|r| r.write).map(|r| r.action).collect();
+        w.sort();
+        w
+    }
+
+    pub fn mark(&self) -> usize {
+        self.requests().len()
+    }
+
+    /// An IAM client for arranging and checking state, independent of wfboot.
+    pub async fn admin(&self) -> aws_sdk_iam::Client {
+        let creds = aws_sdk_iam::config::Credentials::new(ADMIN_KEY, "admin-secret", None, None, "test");
+        let conf = aws_sdk_iam::Config::builder()
+            .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+            .region(aws_sdk_iam::config::Region::new("us-east-1"))
+            .credentials_provider(creds)
+            .endpoint_url(&self.url)
+            .http_client(
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                        aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                    ))
+                    .build_https(),
+            )
+            .build();
+        aws_sdk_iam::Client::from_conf(conf)
+    }
+
+    /// The wfboot binary, pointed at this emulator, with nothing from the developer's own AWS set-up.
+    pub fn wfboot(&self) -> assert_cmd::Command {
+        let mut cmd = wfboot_isolated();
+        cmd.env("AWS_ACCESS_KEY_ID", WFBOOT_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", "wfboot-test-secret-DO-NOT-PRINT")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", &self.url);
+        cmd
+    }
+
+    /// Creates the operator user `demo`, as the tutorials assume.
+    pub async fn create_demo_user(&self) {
+        self.admin().await.create_user().user_name("demo").send().await.expect("create user demo");
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// wfboot with an environment that cannot reach anything but what the test sets: no shared config files,
+/// no instance metadata service, no inherited AWS_* variables.
+pub fn wfboot_isolated() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("wfboot").expect("wfboot binary");
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("AWS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("AWS_CONFIG_FILE", "/nonexistent/wfboot-test/config")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/wfboot-test/credentials")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_BACKTRACE")
+        .timeout(Duration::from_secs(120));
+    cmd
+}
+
+pub fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The same canonical summary as ../shared/peers/dump_state.py, built with the admin client.
+pub async fn dump_state(iam: &aws_sdk_iam::Client) -> Value {
+    let user: Vec<String> = match iam.list_attached_user_policies().user_name("demo").send().await {
+        Ok(out) => sorted(out.attached_policies().iter().filter_map(|p| p.policy_arn.clone())),
+        Err(_) => vec![],
+    };
+    let policies = iam.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).send().await.unwrap();
+    let customer = sorted(policies.policies().iter().filter_map(|p| p.policy_name.clone()));
+    let mut roles = BTreeMap::new();
+    for r in iam.list_roles().send().await.unwrap().roles() {
+        let doc = r.assume_role_policy_document().unwrap_or("{}");
+        let doc: Value = serde_json::from_str(&percent_decode(doc)).unwrap();
+        let principals: Vec<Value> =
+            doc["Statement"].as_array().unwrap().iter().map(|s| s["Principal"].clone()).collect();
+        let attached = iam.list_attached_role_policies().role_name(r.role_name()).send().await.unwrap();
+        let attached = sorted(
+            attached
+                .attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn.as_deref())
+                .map(|a| a.rsplit(':').next().unwrap().to_string()),
+        );
+        roles.insert(format!("{}{}", r.path(), r.role_name()), json!({"trust": principals, "attached": attached}));
+    }
+    let mut profiles = BTreeMap::new();
+    for p in iam.list_instance_profiles().send().await.unwrap().instance_profiles() {
+        profiles.insert(
+            p.instance_profile_name().to_string(),
+            p.roles().iter().map(|r| r.role_name().to_string()).collect::<Vec<_>>(),
+        );
+    }
+    json!({"user_demo": user, "customer_policies": customer, "roles": roles, "instance_profiles": profiles})
+}
+
+fn sorted(items: impl Iterator<Item = impl Into<String>>) -> Vec<String> {
+    let mut v: Vec<String> = items.map(Into::into).collect();
+    v.sort();
+    v
+}
+
+pub fn percent_decode(s: &str) -> String {
+    if s.trim_start().starts_with('{') {
+        return s.to_string();
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() + 0 && i + 2 <= bytes.len() - 1 {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}

@@ -1,0 +1,509 @@
+#!/usr/bin/env python3
+"""Local AWS emulator for wfboot's tests and benchmarks.
+
+One process serving moto's WSGI app in-process (the same app `moto_server` runs) on a
+threaded werkzeug server, wrapped in a middleware that
+
+  * logs every request as one JSON line (service, action, read/write, status, access key),
+  * optionally adds latency to every AWS request (--latency-ms),
+  * optionally answers AWS requests with injected faults instead of calling moto
+    (--fault-rate, --fault-kinds throttle,500,503,drop, seeded by --seed),
+  * serves counters at GET /__emulator/stats (DELETE zeroes them).
+
+Usage:
+    python tools/emulator.py [--host 127.0.0.1] [--port 0] [--log FILE] [--latency-ms N]
+        [--fault-rate F] [--fault-kinds throttle,500,503,drop] [--seed S] [--no-stdin-watch]
+
+Once listening it prints exactly one line on stdout, `READY http://HOST:PORT`; everything
+else goes to stderr. It exits with status 0 on SIGTERM or SIGINT, and when its stdin (if a
+pipe or socket) reaches end-of-file: a parent that spawns it with a stdin pipe and dies
+closes that pipe, so the emulator never outlives its parent.
+
+It binds only to addresses in 127.0.0.0/8 and never sends traffic anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import ipaddress
+import json
+import os
+import random
+import re
+import signal
+import socket
+import stat
+import struct
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs
+
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+FAULT_KINDS = ("throttle", "500", "503", "drop")
+INTERNAL_PREFIX = "/moto-api/"
+STATS_PATH = "/__emulator/stats"
+
+# SigV4: "AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/iam/aws4_request, ..."
+# (the same scope appears in the X-Amz-Credential query parameter of presigned URLs).
+CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/\d{8}/[^/,\s]+/([^/,\s]+)/aws4_request")
+READ_PREFIXES = ("Get", "List", "Describe", "Simulate", "Head")
+REST_READ_PREFIXES = ("describe", "list")
+# REST services whose errors are XML documents (<Error>...); other REST services
+# (lambda, batch, ...) are rest-json and get JSON error bodies.
+REST_XML_SERVICES = {"s3", "s3-control", "route53", "cloudfront"}
+
+
+def log(msg: str) -> None:
+    print(f"emulator: {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------
+# Request classification
+# --------------------------------------------------------------------------------------
+
+
+class RequestInfo:
+    """What the middleware learned about one request."""
+
+    __slots__ = ("service", "access_key", "action", "write", "protocol")
+
+    def __init__(self) -> None:
+        self.service: str | None = None
+        self.access_key: str | None = None
+        self.action: str | None = None
+        self.write: bool = False
+        # "query" (iam, sts, ec2), "json" (X-Amz-Target: sqs, sfn, ...), "rest" (lambda, batch, s3)
+        self.protocol: str = "rest"
+
+
+def is_read_action(action: str) -> bool:
+    return action == "GetCallerIdentity" or action.startswith(READ_PREFIXES)
+
+
+def is_read_rest(method: str, path: str) -> bool:
+    if method in ("GET", "HEAD"):
+        return True
+    if method == "POST":
+        last = path.rstrip("/").rsplit("/", 1)[-1].lower()
+        return last.startswith(REST_READ_PREFIXES)
+    return False
+
+
+def first_value(params: dict[str, list[str]], key: str) -> str | None:
+    values = params.get(key)
+    return values[0] if values else None
+
+
+def classify(environ: dict[str, Any], body: bytes) -> RequestInfo:
+    info = RequestInfo()
+    method = environ.get("REQUEST_METHOD", "GET")
+    path = environ.get("PATH_INFO", "")
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+
+    m = CREDENTIAL_RE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    if m is None:
+        credential = first_value(query, "X-Amz-Credential")
+        if credential:
+            m = CREDENTIAL_RE.search("Credential=" + credential)
+    if m is not None:
+        info.access_key, info.service = m.group(1), m.group(2)
+
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        # JSON protocols: "AmazonSQS.SendMessage", "AWSStepFunctions.StartExecution", ...
+        info.protocol = "json"
+        info.action = target.rsplit(".", 1)[-1]
+    else:
+        action = first_value(query, "Action")
+        content_type = environ.get("CONTENT_TYPE", "")
+        if action is None and body and (
+            not content_type or content_type.startswith("application/x-www-form-urlencoded")
+        ):
+            form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+            action = first_value(form, "Action")
+        if action is not None:
+            info.protocol = "query"
+            info.action = action
+
+    if info.action is not None:
+        info.write = not is_read_action(info.action)
+    else:
+        info.action = f"{method} {path}"
+        info.write = not is_read_rest(method, path)
+    return info
+
+
+# --------------------------------------------------------------------------------------
+# Faults
+# --------------------------------------------------------------------------------------
+
+
+class DropConnection(ConnectionError):
+    """Raised by the middleware for the `drop` fault.
+
+    werkzeug's request handler treats a ConnectionError raised by the application as a
+    dropped client connection: it writes nothing and calls `connection_dropped`, which
+    DroppingRequestHandler below turns into an abortive close (TCP RST).
+    """
+
+
+def xml_error(code: str, message: str, sender: bool, request_id: str) -> bytes:
+    kind = "Sender" if sender else "Receiver"
+    return (
+        f"<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code>"
+        f"<Message>{message}</Message></Error><RequestId>{request_id}</RequestId>"
+        f"</ErrorResponse>"
+    ).encode()
+
+
+def fault_response(kind: str, info: RequestInfo, environ: dict[str, Any]):
+    """Status line, headers and body of an injected AWS error in the request's protocol."""
+    status, code, message = {
+        "throttle": ("400 Bad Request", "Throttling", "Rate exceeded"),
+        "500": ("500 Internal Server Error", "InternalFailure",
+                "We encountered an internal error. Please try again."),
+        "503": ("503 Service Unavailable", "ServiceUnavailable",
+                "Service is unavailable. Please try again later."),
+    }[kind]
+    request_id = str(uuid.uuid4())
+    headers = [("x-amzn-RequestId", request_id)]
+    if info.protocol == "query":
+        body = xml_error(code, message, kind == "throttle", request_id)
+        headers.append(("Content-Type", "text/xml"))
+    elif info.protocol == "rest" and info.service in REST_XML_SERVICES:
+        code = "SlowDown" if kind == "throttle" else code
+        body = (f"<Error><Code>{code}</Code><Message>{message}</Message>"
+                f"<RequestId>{request_id}</RequestId></Error>").encode()
+        headers.append(("Content-Type", "application/xml"))
+    else:
+        # awsJson (X-Amz-Target) and restJson services: JSON body plus the error type header.
+        if kind == "throttle":
+            code = "ThrottlingException"
+        body = json.dumps({"__type": code, "message": message}).encode()
+        content_type = environ.get("CONTENT_TYPE", "")
+        if not content_type.startswith("application/x-amz-json"):
+            content_type = "application/json"
+        headers += [("Content-Type", content_type), ("x-amzn-ErrorType", code)]
+    headers.append(("Content-Length", str(len(body))))
+    return status, headers, body
+
+
+# --------------------------------------------------------------------------------------
+# Middleware
+# --------------------------------------------------------------------------------------
+
+
+class EmulatorMiddleware:
+    def __init__(
+        self,
+        app: Callable,
+        log_file: io.TextIOBase | None,
+        latency_ms: float,
+        fault_rate: float,
+        fault_kinds: list[str],
+        seed: int,
+    ) -> None:
+        self.app = app
+        self.log_file = log_file
+        self.latency_s = latency_ms / 1000.0
+        self.fault_rate = fault_rate
+        self.fault_kinds = fault_kinds
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()  # guards rng, counters and the log file
+        self.reset_stats()
+
+    def reset_stats(self) -> None:
+        self.requests = 0
+        self.writes = 0
+        self.by_action: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "writes": self.writes,
+            "by_action": dict(self.by_action),
+            "faults": dict(self.faults),
+        }
+
+    def pick_fault(self) -> str | None:
+        if self.fault_rate <= 0 or not self.fault_kinds:
+            return None
+        with self.lock:
+            if self.rng.random() < self.fault_rate:
+                return self.rng.choice(self.fault_kinds)
+        return None
+
+    def record(self, entry: dict[str, Any], count: bool) -> None:
+        line = json.dumps(entry, separators=(",", ":")) + "\n"
+        with self.lock:
+            if count:
+                self.requests += 1
+                self.writes += entry["write"]
+                self.by_action[entry["action"]] += 1
+                if entry["fault"]:
+                    self.faults[entry["fault"]] += 1
+            if self.log_file is not None:
+                self.log_file.write(line)
+                self.log_file.flush()
+
+    def close_log(self) -> None:
+        with self.lock:
+            if self.log_file is not None:
+                self.log_file.close()
+                self.log_file = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+
+        if path == STATS_PATH:
+            return self.serve_stats(method, start_response)
+
+        start = time.monotonic()
+        entry: dict[str, Any] = {
+            "t": time.time(), "method": method, "path": path, "service": None,
+            "action": None, "write": False, "status": None, "access_key": None,
+            "fault": None, "ms": 0.0, "internal": False,
+        }
+
+        if path.startswith(INTERNAL_PREFIX):
+            # moto's own control API (reset, ...): no latency, no faults, not counted.
+            entry.update(service="moto-api", action=f"{method} {path}",
+                         write=not is_read_rest(method, path), internal=True)
+            return self.call_app(environ, start_response, entry, start, count=False)
+
+        # Read the whole body to find the action, then give moto an identical stream.
+        body = read_body(environ)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+
+        info = classify(environ, body)
+        entry.update(service=info.service, action=info.action, write=info.write,
+                     access_key=info.access_key)
+
+        if self.latency_s > 0:
+            # Each request runs on its own thread, so concurrent requests sleep in parallel.
+            time.sleep(self.latency_s)
+
+        fault = self.pick_fault()
+        if fault is None:
+            return self.call_app(environ, start_response, entry, start, count=True)
+
+        entry["fault"] = fault
+        if fault == "drop":
+            entry["ms"] = round((time.monotonic() - start) * 1000, 3)
+            self.record(entry, count=True)
+            raise DropConnection("emulator fault: drop")
+        status, headers, payload = fault_response(fault, info, environ)
+        entry["status"] = int(status.split()[0])
+        start_response(status, headers)
+        entry["ms"] = round((time.monotonic() - start) * 1000, 3)
+        self.record(entry, count=True)
+        return [payload]
+
+    def call_app(self, environ, start_response, entry, start, count: bool) -> list[bytes]:
+        def capture(status: str, headers, exc_info=None):
+            entry["status"] = int(status.split()[0])
+            return start_response(status, headers, exc_info)
+
+        try:
+            # Buffer the (small) moto response so the log line carries the full handling time.
+            result = self.app(environ, capture)
+            try:
+                chunks = list(result)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+        except Exception:
+            # moto lets some exceptions escape (e.g. NotImplementedError for unimplemented
+            # actions); werkzeug answers those with a 500.
+            entry["status"] = 500
+            raise
+        finally:
+            entry["ms"] = round((time.monotonic() - start) * 1000, 3)
+            self.record(entry, count)
+        return chunks
+
+    def serve_stats(self, method: str, start_response: Callable) -> list[bytes]:
+        if method not in ("GET", "DELETE"):
+            start_response("405 Method Not Allowed", [("Allow", "GET, DELETE")])
+            return [b""]
+        with self.lock:
+            payload = json.dumps(self.stats()).encode()
+            if method == "DELETE":  # returns the counts, then zeroes them
+                self.reset_stats()
+        start_response("200 OK", [("Content-Type", "application/json"),
+                                  ("Content-Length", str(len(payload)))])
+        return [payload]
+
+
+def read_body(environ: dict[str, Any]) -> bytes:
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b""
+    if environ.get("wsgi.input_terminated"):
+        # chunked request: werkzeug gives a stream that ends with the body
+        return stream.read()
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    return stream.read(length) if length > 0 else b""
+
+
+# --------------------------------------------------------------------------------------
+# Server
+# --------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Local AWS emulator (moto) for wfboot tests.")
+    p.add_argument("--host", default="127.0.0.1", help="IPv4 address in 127.0.0.0/8")
+    p.add_argument("--port", type=int, default=0, help="0 = any free port (default)")
+    p.add_argument("--log", metavar="FILE", help="append one JSON line per request")
+    p.add_argument("--latency-ms", type=float, default=0.0,
+                   help="sleep this long before handling each AWS request")
+    p.add_argument("--fault-rate", type=float, default=0.0,
+                   help="probability (0..1) that an AWS request gets a fault")
+    p.add_argument("--fault-kinds", default=",".join(FAULT_KINDS),
+                   help="comma list of: throttle, 500, 503, drop (default: all)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the fault RNG")
+    p.add_argument("--no-stdin-watch", action="store_true",
+                   help="do not exit when stdin reaches end-of-file")
+    args = p.parse_args(argv)
+
+    try:
+        ok = ipaddress.IPv4Address(args.host) in LOOPBACK
+    except ValueError:
+        ok = False
+    if not ok:
+        p.error(f"--host {args.host!r} refused: only IPv4 addresses in 127.0.0.0/8 are allowed")
+    if not 0 <= args.port <= 65535:
+        p.error("--port must be 0..65535")
+    if args.latency_ms < 0:
+        p.error("--latency-ms must be >= 0")
+    if not 0.0 <= args.fault_rate <= 1.0:
+        p.error("--fault-rate must be within 0..1")
+    kinds = [k.strip() for k in args.fault_kinds.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in FAULT_KINDS]
+    if unknown:
+        p.error(f"unknown --fault-kinds {unknown}; choose from {','.join(FAULT_KINDS)}")
+    if args.fault_rate > 0 and not kinds:
+        p.error("--fault-rate > 0 needs at least one --fault-kinds entry")
+    args.fault_kinds = kinds
+    return args
+
+
+def stdin_is_watchable() -> bool:
+    """Watch stdin only when it is a pipe or a socket held by a parent process.
+
+    /dev/null (e.g. `cmd &` in a script, or CI without stdin) would end at once, and
+    reading a terminal from a background job would stop the process with SIGTTIN.
+    """
+    try:
+        mode = os.fstat(0).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    # Signals are handled synchronously by the main thread (sigwait below). Block them
+    # before any thread starts so every thread inherits the mask.
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+
+    # stdout carries only the READY line: anything moto or a library prints goes to stderr.
+    ready_out = sys.stdout
+    sys.stdout = sys.stderr
+
+    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    # Imported only now: moto reads its settings from the environment.
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    class RequestHandler(MotoRequestHandler):
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            pass  # the JSON log replaces werkzeug's per-request lines
+
+        def connection_dropped(self, error: BaseException, environ=None) -> None:
+            if isinstance(error, DropConnection):
+                # Abortive close: SO_LINGER 0 makes close() send a RST, and the client sees
+                # "connection reset" without a single response byte. The descriptor is
+                # really closed once werkzeug closes its rfile/wfile wrappers.
+                self.close_connection = True
+                try:
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                               struct.pack("ii", 1, 0))
+                    self.connection.close()
+                except OSError:
+                    pass
+
+    log_file = open(args.log, "a", buffering=1, encoding="utf-8") if args.log else None
+    app = EmulatorMiddleware(
+        DomainDispatcherApplication(create_backend_app),
+        log_file=log_file,
+        latency_ms=args.latency_ms,
+        fault_rate=args.fault_rate,
+        fault_kinds=args.fault_kinds,
+        seed=args.seed,
+    )
+    server = make_server(args.host, args.port, app, threaded=True,
+                         request_handler=RequestHandler)
+    port = server.server_address[1]
+    # moto builds some URLs (e.g. lambda env vars) from MOTO_PORT.
+    os.environ.setdefault("MOTO_PORT", str(port))
+
+    reason = ["signal"]
+
+    def wake_main(why: str) -> None:
+        reason[0] = why
+        os.kill(os.getpid(), signal.SIGTERM)  # blocked everywhere: picked up by sigwait
+
+    def serve() -> None:
+        try:
+            server.serve_forever(poll_interval=0.1)
+        except BaseException as e:  # noqa: BLE001 - report and make the process exit
+            log(f"server loop failed: {e!r}")
+            wake_main("server error")
+
+    threading.Thread(target=serve, name="serve", daemon=True).start()
+
+    if not args.no_stdin_watch and stdin_is_watchable():
+        def watch_stdin() -> None:
+            try:
+                while os.read(0, 65536):
+                    pass
+            except OSError:
+                pass
+            wake_main("stdin closed")
+
+        threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
+
+    print(f"READY http://{args.host}:{port}", file=ready_out, flush=True)
+    log(f"listening on http://{args.host}:{port} (pid {os.getpid()}, latency "
+        f"{args.latency_ms:g} ms, fault rate {args.fault_rate:g})")
+
+    signum = signal.sigwait(stop_signals)
+    why = reason[0] if reason[0] != "signal" else signal.Signals(signum).name
+    log(f"stopping ({why})")
+    server.shutdown()
+    server.server_close()
+    app.close_log()  # request threads still finishing (daemons) just stop logging
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+#!/usr/bin/env python3
+"""Tests of tools/emulator.py. Run with the sandbox venv:
+
+    scripts/setup-emulator.sh && .venv/bin/python tools/test_emulator.py
+
+Each test starts its own emulator subprocess on 127.0.0.1 with --port 0 and stops it by PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VENV_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
+
+if (os.path.exists(VENV_PYTHON) and not os.environ.get("EMULATOR_TEST_REEXEC")
+        and os.path.realpath(sys.prefix) != os.path.realpath(os.path.join(REPO, ".venv"))):
+    # Started by another interpreter (`python3 tools/test_emulator.py`): use the sandbox venv,
+    # which has moto for the emulator subprocess and boto3 for the tests.
+    os.environ["EMULATOR_TEST_REEXEC"] = "1"  # never loop
+    os.execv(VENV_PYTHON, [VENV_PYTHON, *sys.argv])
+try:
+    import boto3
+    import moto  # noqa: F401  (needed by the emulator subprocess, which runs sys.executable)
+except ImportError as e:
+    sys.exit(f"{e}: run scripts/setup-emulator.sh first")
+import botocore.exceptions
+from botocore.config import Config
+
+EMULATOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "emulator.py")
+ACCESS_KEY = "AKIAEMULATORTEST"
+TRUST = json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                   "Action": "sts:AssumeRole"}],
+})
+
+
+class Emulator:
+    """An emulator subprocess; use as a context manager."""
+
+    def __init__(self, *args: str, log: bool = True) -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix="emulator-test-")
+        self.log_path = os.path.join(self.tmp.name, "requests.jsonl") if log else None
+        cmd = [sys.executable, EMULATOR, "--port", "0", *args]
+        if self.log_path:
+            cmd += ["--log", self.log_path]
+        self.stderr = open(os.path.join(self.tmp.name, "stderr"), "w+b")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.stderr)
+        line = self.proc.stdout.readline().decode()
+        if not line.startswith("READY http://127.0.0.1:"):
+            stderr = self.stderr_text()
+            self.stop()
+            raise AssertionError(f"no READY line, got {line!r}; stderr: {stderr}")
+        self.url = line.split()[1]
+
+    def stderr_text(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")
+
+    def client(self, service: str, attempts: int = 1):
+        # botocore's `max_attempts` counts retries only; `total_max_attempts` counts all tries.
+        return boto3.client(
+            service, endpoint_url=self.url, region_name="us-east-1",
+            aws_access_key_id=ACCESS_KEY, aws_secret_access_key="secret",
+            config=Config(retries={"total_max_attempts": attempts, "mode": "standard"},
+                          connect_timeout=5, read_timeout=20),
+        )
+
+    def log_entries(self) -> list[dict]:
+        with open(self.log_path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout, self.stderr):
+            f.close()
+        self.tmp.cleanup()
+
+    def __enter__(self) -> "Emulator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class EmulatorTest(unittest.TestCase):
+    def test_iam_create_get_role_logged_as_write_and_read(self) -> None:
+        with Emulator() as emu:
+            iam = emu.client("iam")
+            iam.create_role(RoleName="wf-test", AssumeRolePolicyDocument=TRUST)
+            role = iam.get_role(RoleName="wf-test")["Role"]
+            self.assertEqual(role["RoleName"], "wf-test")
+
+            by_action = {e["action"]: e for e in emu.log_entries()}
+            create, get = by_action["CreateRole"], by_action["GetRole"]
+            for entry in (create, get):
+                self.assertEqual(entry["service"], "iam")
+                self.assertEqual(entry["access_key"], ACCESS_KEY)
+                self.assertEqual(entry["status"], 200)
+                self.assertIsNone(entry["fault"])
+                self.assertFalse(entry["internal"])
+                self.assertEqual(set(entry), {"t", "method", "path", "service", "action",
+                                              "write", "status", "access_key", "fault",
+                                              "ms", "internal"})
+            self.assertIs(create["write"], True)
+            self.assertIs(get["write"], False)
+
+            with urllib.request.urlopen(emu.url + "/__emulator/stats") as r:
+                stats = json.load(r)
+            self.assertEqual(stats["requests"], 2)
+            self.assertEqual(stats["writes"], 1)
+            self.assertEqual(stats["by_action"], {"CreateRole": 1, "GetRole": 1})
+
+    def test_sts_caller_identity_is_read_and_moto_api_is_internal(self) -> None:
+        with Emulator() as emu:
+            ident = emu.client("sts").get_caller_identity()
+            self.assertEqual(len(ident["Account"]), 12)
+            req = urllib.request.Request(emu.url + "/moto-api/reset", method="POST")
+            with urllib.request.urlopen(req) as r:
+                self.assertEqual(r.status, 200)
+            entries = emu.log_entries()
+            self.assertEqual(entries[0]["service"], "sts")
+            self.assertEqual(entries[0]["action"], "GetCallerIdentity")
+            self.assertIs(entries[0]["write"], False)
+            self.assertEqual(entries[1]["service"], "moto-api")
+            self.assertIs(entries[1]["internal"], True)
+            self.assertIsNone(entries[1]["fault"])
+            self.assertEqual(len(entries), 2)  # the stats endpoint is not logged
+
+    def test_rest_actions_classified(self) -> None:
+        with Emulator() as emu:
+            emu.client("lambda").list_functions()
+            emu.client("batch").describe_compute_environments()
+            with self.assertRaises(botocore.exceptions.ClientError):
+                emu.client("lambda").delete_function(FunctionName="missing")
+            got = [(e["service"], e["action"], e["write"]) for e in emu.log_entries()]
+            self.assertEqual(got, [
+                ("lambda", "GET /2015-03-31/functions", False),
+                ("batch", "POST /v1/describecomputeenvironments", False),
+                ("lambda", "DELETE /2015-03-31/functions/missing", True),
+            ])
+
+    def test_managed_policies_loaded(self) -> None:
+        with Emulator() as emu:
+            arn = "arn:aws:iam::aws:policy/AmazonS3FullAccess"
+            policy = emu.client("iam").get_policy(PolicyArn=arn)["Policy"]
+            self.assertEqual(policy["Arn"], arn)
+
+    def test_latency_overlaps_across_concurrent_requests(self) -> None:
+        with Emulator("--latency-ms", "200") as emu:
+            iam = emu.client("iam")
+            iam.create_role(RoleName="wf-latency", AssumeRolePolicyDocument=TRUST)
+            iam.get_role(RoleName="wf-latency")  # warm up connections and code paths
+            errors: list[BaseException] = []
+
+            def get_role() -> None:
+                try:
+                    iam.get_role(RoleName="wf-latency")
+                except BaseException as e:  # noqa: BLE001
+                    errors.append(e)
+
+            threads = [threading.Thread(target=get_role) for _ in range(4)]
+            start = time.monotonic()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed = time.monotonic() - start
+            self.assertEqual(errors, [])
+            self.assertGreaterEqual(elapsed, 0.2)
+            self.assertLess(elapsed, 0.5, f"4 × 200 ms took {elapsed:.3f} s: not concurrent")
+            self.assertTrue(all(e["ms"] >= 200 for e in emu.log_entries()))
+
+    def test_fault_throttle(self) -> None:
+        with Emulator("--fault-rate", "1.0", "--fault-kinds", "throttle") as emu:
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                emu.client("iam").get_role(RoleName="x")
+            self.assertEqual(cm.exception.response["Error"]["Code"], "Throttling")
+            self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 400)
+            # A JSON-protocol service gets a JSON error body.
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                emu.client("sqs").list_queues()
+            self.assertEqual(cm.exception.response["Error"]["Code"], "ThrottlingException")
+            entries = emu.log_entries()
+            self.assertEqual([e["fault"] for e in entries], ["throttle", "throttle"])
+            self.assertEqual([e["status"] for e in entries], [400, 400])
+            self.assertEqual(entries[1]["service"], "sqs")
+            self.assertEqual(entries[1]["action"], "ListQueues")
+            # /moto-api/ is never faulted.
+            req = urllib.request.Request(emu.url + "/moto-api/reset", method="POST")
+            with urllib.request.urlopen(req) as r:
+                self.assertEqual(r.status, 200)
+
+    def test_fault_500_and_503(self) -> None:
+        for kind, code in (("503", "ServiceUnavailable"), ("500", "InternalFailure")):
+            with Emulator("--fault-rate", "1.0", "--fault-kinds", kind) as emu:
+                with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                    emu.client("sts").get_caller_identity()
+                response = cm.exception.response
+                self.assertEqual(response["ResponseMetadata"]["HTTPStatusCode"], int(kind))
+                self.assertEqual(response["Error"]["Code"], code)
+                # rest-json (lambda) gets a JSON error with x-amzn-ErrorType.
+                with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                    emu.client("lambda").list_functions()
+                self.assertEqual(cm.exception.response["Error"]["Code"], code)
+                self.assertEqual([e["status"] for e in emu.log_entries()], [int(kind)] * 2)
+
+    def test_fault_drop(self) -> None:
+        with Emulator("--fault-rate", "1.0", "--fault-kinds", "drop") as emu:
+            with self.assertRaises((botocore.exceptions.ConnectionClosedError,
+                                    botocore.exceptions.EndpointConnectionError)):
+                emu.client("iam").get_role(RoleName="x")
+            # On the wire: not a single response byte, then a reset (or at least EOF).
+            host, port = emu.url.rsplit("/", 1)[1].split(":")
+            body = b"Action=GetRole&RoleName=x&Version=2010-05-08"
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(
+                    b"POST / HTTP/1.1\r\nHost: iam.amazonaws.com\r\n"
+                    b"Content-Type: application/x-www-form-urlencoded\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                try:
+                    received = sock.recv(4096)
+                except ConnectionResetError:
+                    received = b""
+                self.assertEqual(received, b"")
+            entries = emu.log_entries()
+            self.assertEqual([e["fault"] for e in entries], ["drop", "drop"])
+            self.assertEqual([e["status"] for e in entries], [None, None])
+            # The server keeps serving after a drop.
+            with urllib.request.urlopen(emu.url + "/__emulator/stats") as r:
+                self.assertEqual(json.load(r)["faults"], {"drop": 2})
+
+    def test_exits_when_stdin_closes(self) -> None:
+        with Emulator(log=False) as emu:
+            emu.proc.stdin.close()
+            start = time.monotonic()
+            code = emu.proc.wait(timeout=3)
+            self.assertEqual(code, 0)
+            self.assertLess(time.monotonic() - start, 3)
+
+    def test_exits_on_sigterm(self) -> None:
+        with Emulator(log=False) as emu:
+            emu.proc.terminate()
+            self.assertEqual(emu.proc.wait(timeout=3), 0)
+
+    def test_non_loopback_host_refused(self) -> None:
+        for host in ("0.0.0.0", "192.168.1.10", "::1", "localhost"):
+            proc = subprocess.run([sys.executable, EMULATOR, "--host", host, "--port", "0"],
+                                  stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+            self.assertEqual(proc.returncode, 2, host)
+            self.assertEqual(proc.stdout, b"", host)
+            self.assertIn(b"127.0.0.0/8", proc.stderr, host)
+
+
+if __name__ == "__main__":
+    result = unittest.main(verbosity=2, exit=False).result
+    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+    passed = result.testsRun - failed - len(result.skipped)
+    # A plain closing line that CI can count.
+    print(f"emulator: {passed} passed, {failed} failed, {len(result.skipped)} skipped")
+    sys.exit(1 if failed else 0)
