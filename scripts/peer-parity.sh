@@ -12,14 +12,9 @@ peers=${PEERS_DIR:-$repo/../shared/peers}
 "$repo/scripts/setup-emulator.sh"
 py="$repo/.venv/bin/python"
 
-exec 3< <(tail -f /dev/null)   # the emulator's stdin: it exits when this script does
-fifo=$(mktemp -u); mkfifo "$fifo"
-"$py" "$repo/tools/emulator.py" --port 0 <&3 >"$fifo" &
-emu_pid=$!
-trap 'kill "$emu_pid" 2>/dev/null; wait "$emu_pid" 2>/dev/null; rm -f "$fifo"' EXIT
-read -r ready url <"$fifo"
-[ "$ready" = READY ] || { echo "emulator did not start" >&2; exit 1; }
-
+. "$repo/scripts/lib/emulator.sh"
+start_emulator "$repo"
+url=$EMULATOR_URL
 export ENDPOINT=$url AWS_EC2_METADATA_DISABLED=true
 "$py" "$peers/boto3_idempotent.py" setup 2>/dev/null
 "$py" "$peers/boto3_idempotent.py" 2>/dev/null
