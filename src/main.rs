@@ -11,6 +11,7 @@ mod document;
 mod engine;
 mod error;
 mod output;
+mod policy_eval;
 mod prompt;
 mod resources;
 mod stack;

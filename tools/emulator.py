@@ -8,7 +8,9 @@ threaded werkzeug server, wrapped in a middleware that
   * optionally adds latency to every AWS request (--latency-ms),
   * optionally answers AWS requests with injected faults instead of calling moto
     (--fault-rate, --fault-kinds throttle,500,503,drop, seeded by --seed),
-  * serves counters at GET /__emulator/stats (DELETE zeroes them).
+  * serves counters at GET /__emulator/stats (DELETE zeroes them),
+  * takes controls at POST /__emulator/control: {"hold_after_writes": N|null} holds every request after
+    the next N writes (a crash point: the client is killed while held), {"fault_rate": F}.
 
 Usage:
     python tools/emulator.py [--host 127.0.0.1] [--port 0] [--log FILE] [--latency-ms N]
@@ -47,6 +49,7 @@ LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 FAULT_KINDS = ("throttle", "500", "503", "drop")
 INTERNAL_PREFIX = "/moto-api/"
 STATS_PATH = "/__emulator/stats"
+CONTROL_PATH = "/__emulator/control"
 
 # SigV4: "AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/iam/aws4_request, ..."
 # (the same scope appears in the X-Amz-Credential query parameter of presigned URLs).
@@ -214,7 +217,14 @@ class EmulatorMiddleware:
         self.fault_rate = fault_rate
         self.fault_kinds = fault_kinds
         self.rng = random.Random(seed)
-        self.lock = threading.Lock()  # guards rng, counters and the log file
+        self.lock = threading.Lock()  # guards rng, counters, the hold and the log file
+        # Crash simulation: once `hold_after` writes have been admitted (counted from when the hold was set),
+        # every further AWS request is held, never reaching moto, until the hold is lifted; then the held
+        # requests get a dropped connection. A test kills the client meanwhile: "killed right after write N".
+        self.hold_after: int | None = None
+        self.admitted_writes = 0
+        self.released = threading.Event()
+        self.released.set()
         self.reset_stats()
 
     def reset_stats(self) -> None:
@@ -264,6 +274,8 @@ class EmulatorMiddleware:
 
         if path == STATS_PATH:
             return self.serve_stats(method, start_response)
+        if path == CONTROL_PATH:
+            return self.serve_control(environ, method, start_response)
 
         start = time.monotonic()
         entry: dict[str, Any] = {
@@ -286,6 +298,13 @@ class EmulatorMiddleware:
         info = classify(environ, body)
         entry.update(service=info.service, action=info.action, write=info.write,
                      access_key=info.access_key)
+
+        if self.must_hold(info.write):
+            self.released.wait()
+            entry["fault"] = "held"
+            entry["ms"] = round((time.monotonic() - start) * 1000, 3)
+            self.record(entry, count=True)
+            raise DropConnection("emulator: held request released")
 
         if self.latency_s > 0:
             # Each request runs on its own thread, so concurrent requests sleep in parallel.
@@ -329,6 +348,44 @@ class EmulatorMiddleware:
             entry["ms"] = round((time.monotonic() - start) * 1000, 3)
             self.record(entry, count)
         return chunks
+
+    def must_hold(self, write: bool) -> bool:
+        with self.lock:
+            if self.hold_after is None:
+                return False
+            if write and self.admitted_writes < self.hold_after:
+                self.admitted_writes += 1
+                return False
+            return self.admitted_writes >= self.hold_after
+
+    def serve_control(self, environ, method: str, start_response: Callable) -> list[bytes]:
+        """POST JSON: {"hold_after_writes": N} arms the hold (null lifts it and drops held requests);
+        {"fault_rate": F} changes the fault probability."""
+        if method != "POST":
+            start_response("405 Method Not Allowed", [("Allow", "POST")])
+            return [b""]
+        try:
+            body = json.loads(read_body(environ) or b"{}")
+        except ValueError:
+            start_response("400 Bad Request", [("Content-Type", "text/plain")])
+            return [b"body must be JSON"]
+        with self.lock:
+            if "hold_after_writes" in body:
+                n = body["hold_after_writes"]
+                if n is None:
+                    self.hold_after = None
+                    self.released.set()
+                else:
+                    self.hold_after = int(n)
+                    self.admitted_writes = 0
+                    self.released.clear()
+            if "fault_rate" in body:
+                self.fault_rate = float(body["fault_rate"])
+            state = {"hold_after_writes": self.hold_after, "admitted_writes": self.admitted_writes,
+                     "fault_rate": self.fault_rate}
+        payload = json.dumps(state).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        return [payload]
 
     def serve_stats(self, method: str, start_response: Callable) -> list[bytes]:
         if method not in ("GET", "DELETE"):

@@ -247,6 +247,41 @@ class EmulatorTest(unittest.TestCase):
             with urllib.request.urlopen(emu.url + "/__emulator/stats") as r:
                 self.assertEqual(json.load(r)["faults"], {"drop": 2})
 
+    def test_hold_after_writes_holds_later_requests_until_released(self) -> None:
+        with Emulator() as emu:
+            iam = emu.client("iam")
+
+            def control(body: dict) -> dict:
+                req = urllib.request.Request(emu.url + "/__emulator/control", data=json.dumps(body).encode(),
+                                             method="POST")
+                with urllib.request.urlopen(req) as r:
+                    return json.load(r)
+
+            control({"hold_after_writes": 1})
+            iam.create_role(RoleName="first", AssumeRolePolicyDocument=TRUST)
+            results = []
+            worker = threading.Thread(target=lambda: results.append(self._try(
+                lambda: iam.create_role(RoleName="second", AssumeRolePolicyDocument=TRUST))))
+            worker.start()
+            worker.join(timeout=1.0)
+            self.assertTrue(worker.is_alive(), "the second write should be held")
+            state = control({"hold_after_writes": None})
+            self.assertIsNone(state["hold_after_writes"])
+            worker.join(timeout=10)
+            self.assertEqual(len(results), 1)
+            self.assertIsInstance(results[0], Exception, "a held request is dropped, never answered")
+            names = [r["RoleName"] for r in iam.list_roles()["Roles"]]
+            self.assertEqual(names, ["first"], "the held write must never reach moto")
+            held = [e for e in emu.log_entries() if e["fault"] == "held"]
+            self.assertEqual([e["action"] for e in held], ["CreateRole"])
+
+    @staticmethod
+    def _try(fn):
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001 - the test inspects it
+            return e
+
     def test_exits_when_stdin_closes(self) -> None:
         with Emulator(log=False) as emu:
             emu.proc.stdin.close()

@@ -261,19 +261,7 @@ async fn execute(
         }
         Change::CreateServiceLinkedRole { service } => {
             let req = iam.create_service_linked_role().aws_service_name(service);
-            match clients.limit(req.send()).await {
-                Ok(_) => Ok(Outcome::Done),
-                // Created meanwhile: IAM answers InvalidInput "...has been taken in this account", moto
-                // EntityAlreadyExists.
-                Err(e)
-                    if errors::is_already_exists(&e)
-                        || (errors::code(&e) == Some("InvalidInput")
-                            && format!("{e:?}").contains("has been taken")) =>
-                {
-                    Ok(Outcome::AlreadyDone)
-                }
-                Err(e) => Err(errors::describe(&format!("create the service-linked role for `{service}`"), &e)),
-            }
+            ctx.send(&format!("create the service-linked role for `{service}`"), "", &[], || req.clone().send()).await
         }
     }
 }
@@ -304,9 +292,24 @@ impl Ctx<'_> {
         let mut delay = Duration::from_millis(250);
         let mut told = false;
         loop {
-            match self.clients.limit(call()).await {
+            // The interrupt is checked once a request slot is ours, so that queued changes never start.
+            let interrupted = &self.opts.interrupted;
+            let result = self
+                .clients
+                .limit(async {
+                    if interrupted.load(Ordering::SeqCst) {
+                        None
+                    } else {
+                        Some(call().await)
+                    }
+                })
+                .await;
+            let Some(result) = result else { return Ok(Outcome::Skipped { reason: "interrupted".into() }) };
+            match result {
                 Ok(_) => return Ok(Outcome::Done),
-                Err(e) if errors::is_already_exists(&e) => return Ok(Outcome::AlreadyDone),
+                Err(e) if errors::is_already_exists(&e) || is_service_linked_role_taken(&e) => {
+                    return Ok(Outcome::AlreadyDone)
+                }
                 Err(e) if is_retryable(&e, retry) && start.elapsed() + delay < self.opts.propagation_timeout => {
                     if !told {
                         self.observer.waiting(&format!(
@@ -322,6 +325,12 @@ impl Ctx<'_> {
             }
         }
     }
+}
+
+/// IAM answers a second CreateServiceLinkedRole with InvalidInput "... has been taken in this account".
+fn is_service_linked_role_taken<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    let SdkError::ServiceError(se) = err else { return false };
+    se.err().code() == Some("InvalidInput") && se.err().message().unwrap_or_default().contains("has been taken")
 }
 
 fn is_retryable<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, retry: RetryOn) -> bool {

@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 pub const WFBOOT_KEY: &str = "AKIAWFBOOTTEST000001";
 pub const ADMIN_KEY: &str = "AKIAADMINTEST0000001";
 pub const ACCOUNT: &str = "123456789012";
+/// The secret key wfboot is given in tests: it must never appear in any output.
+pub const SECRET: &str = "wfboot-test-secret-DO-NOT-PRINT";
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -46,6 +48,8 @@ pub struct Request {
     pub write: bool,
     pub access_key: String,
     pub status: Option<u64>,
+    /// Set when the emulator answered with an injected fault or held the request: it never reached moto.
+    pub fault: Option<String>,
 }
 
 impl Emulator {
@@ -91,6 +95,7 @@ impl Emulator {
                 write: v["write"].as_bool().unwrap_or(true),
                 access_key: v["access_key"].as_str().unwrap_or_default().to_string(),
                 status: v["status"].as_u64(),
+                fault: v["fault"].as_str().map(str::to_string),
             })
             .collect()
     }
@@ -100,10 +105,14 @@ impl Emulator {
         self.requests().into_iter().skip(mark).filter(|r| r.access_key == WFBOOT_KEY).collect()
     }
 
-    /// The write actions wfboot sent after `mark`, sorted.
+    /// The write actions of wfboot's that reached the account after `mark` (not faulted or held), sorted.
     pub fn wfboot_writes_since(&self, mark: usize) -> Vec<String> {
-        let mut w: Vec<String> =
-            self.wfboot_requests_since(mark).into_iter().filter(|r| r.write).map(|r| r.action).collect();
+        let mut w: Vec<String> = self
+            .wfboot_requests_since(mark)
+            .into_iter()
+            .filter(|r| r.write && r.fault.is_none())
+            .map(|r| r.action)
+            .collect();
         w.sort();
         w
     }
@@ -133,12 +142,34 @@ impl Emulator {
 
     /// The wfboot binary, pointed at this emulator, with nothing from the developer's own AWS set-up.
     pub fn wfboot(&self) -> assert_cmd::Command {
-        let mut cmd = wfboot_isolated();
+        let mut cmd = assert_cmd::Command::from_std(self.wfboot_std());
+        cmd.timeout(Duration::from_secs(120));
+        cmd
+    }
+
+    /// The same as a plain std Command, for tests that signal or kill the process.
+    pub fn wfboot_std(&self) -> StdCommand {
+        let mut cmd = isolated_std();
         cmd.env("AWS_ACCESS_KEY_ID", WFBOOT_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", "wfboot-test-secret-DO-NOT-PRINT")
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ENDPOINT_URL", &self.url);
         cmd
+    }
+
+    /// POST a JSON body to the emulator's control endpoint (hold after N writes, fault rate).
+    pub fn control(&self, body: &str) {
+        use std::io::{Read, Write};
+        let addr = self.url.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect to the emulator");
+        let request = format!(
+            "POST /__emulator/control HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"), "{response}");
     }
 
     /// Creates the operator user `demo`, as the tutorials assume.
@@ -157,7 +188,13 @@ impl Drop for Emulator {
 /// wfboot with an environment that cannot reach anything but what the test sets: no shared config files,
 /// no instance metadata service, no inherited AWS_* variables.
 pub fn wfboot_isolated() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("wfboot").expect("wfboot binary");
+    let mut cmd = assert_cmd::Command::from_std(isolated_std());
+    cmd.timeout(Duration::from_secs(120));
+    cmd
+}
+
+fn isolated_std() -> StdCommand {
+    let mut cmd = StdCommand::new(assert_cmd::cargo::cargo_bin("wfboot"));
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("AWS_") {
             cmd.env_remove(k);
@@ -167,8 +204,7 @@ pub fn wfboot_isolated() -> assert_cmd::Command {
         .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/wfboot-test/credentials")
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("NO_COLOR", "1")
-        .env_remove("RUST_BACKTRACE")
-        .timeout(Duration::from_secs(120));
+        .env_remove("RUST_BACKTRACE");
     cmd
 }
 

@@ -1,0 +1,1100 @@
+#!/usr/bin/env python3
+"""wfboot benchmark (issue 6): wfboot vs the peers' AWS CLI tutorial and boto3 script, on the local emulator.
+
+    python bench/run.py [--latency-ms 0,40] [--runs 5] [--cli-runs 3] [--scale 10,50,200] [--quick]
+
+See bench/README.md for what is measured and how. Everything talks only to emulators this script
+starts on 127.0.0.1 (tools/emulator.py, a fresh process per measured run); every emulator and tool
+process is started in its own session, has a timeout, and is stopped by its PID.
+
+Outputs (bench/out/, git-ignored): results.md, results.json, scale.svg, stacks/, logs/.
+With a full run (not --quick) results.md and scale.svg are also copied to bench/results/latest.md and
+latest.svg, and the table section of bench/README.md is refreshed (--no-publish to skip that;
+--publish to force it after --quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import selectors
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+VENV = REPO / ".venv"
+VENV_PY = VENV / "bin" / "python"
+EMULATOR = REPO / "tools" / "emulator.py"
+LOCAL_URL = re.compile(r"http://127\.0\.0\.1:(\d{1,5})")
+AWS_POLICY = "arn:aws:iam::aws:policy/"
+USER = "demo"
+
+# Targets (issue 6). Each is checked in the same run, side by side.
+TARGET_BOUND_RATIO = 1.5       # fresh @40 ms: wall <= 1.5 x (waves x L + wall @0 ms)
+TARGET_VS_CLI = 30.0           # fresh @40 ms: >= 30x faster than the CLI tutorial
+TARGET_VS_BOTO3 = 5.0          # fresh @40 ms: >= 5x faster than the boto3 script
+TARGET_NOOP_WAVES = 3          # no-op @40 ms: <= 3 dependent round trips
+TARGET_NOOP_CALLS = 20         # no-op @40 ms: <= 20 API calls, 0 writes
+TARGET_VERSION_MS = 10.0       # `wfboot --version`
+TARGET_SHOW_MS = 20.0          # `wfboot stacks show slim-workflow --account-id 123456789012`
+TARGET_RSS_MB = 50.0           # peak RSS of a bootstrap
+TARGET_LATENCY = 40.0          # the latency the targets are stated for
+WAVE_FRACTION = 0.6            # a request >= 0.6 L after its wave's first start opens a new wave
+MIN_WAVE_LATENCY = 40.0        # below this, waves cannot be told apart from compute jitter
+
+TRUST_TEMPLATES = [  # built-in templates (wfboot embeds them), cycled through by the synthetic stacks
+    "create_AWSBatchServiceRole.json",
+    "create_StepFunctionsLambdaRole.json",
+    "create_SLIM-Extras_ECS_for_EC2.json",
+    "create_SLIM-Extras_for_Lambda.json",
+    "create_AmazonEC2SpotFleetRole.json",
+    "ec2-trust-policy.json",
+]
+SCALE_POLICIES = ["AmazonS3ReadOnlyAccess", "AmazonSQSReadOnlyAccess"]
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def ensure_venv_python() -> None:
+    """Re-run under the repository's venv (boto3, moto) unless already there."""
+    if Path(sys.prefix).resolve() == VENV.resolve():
+        return
+    if not VENV_PY.exists():
+        sys.exit(f"{VENV_PY} not found: run scripts/setup-emulator.sh first (or scripts/bench.sh)")
+    os.execv(str(VENV_PY), [str(VENV_PY), str(Path(__file__).resolve()), *sys.argv[1:]])
+
+
+def check_local(url: str) -> str:
+    m = LOCAL_URL.fullmatch(url.rstrip("/"))
+    if not m or not 0 < int(m.group(1)) < 65536:
+        raise SystemExit(f"refusing endpoint {url!r}: only http://127.0.0.1:PORT is allowed")
+    return url.rstrip("/")
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+# --------------------------------------------------------------------------------------------- processes
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """A minimal environment: no developer AWS config, no proxies, no RUST_BACKTRACE etc."""
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TERM") if k in os.environ}
+    env["PATH"] = f"{VENV / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
+    env.update(
+        AWS_ACCESS_KEY_ID="x",
+        AWS_SECRET_ACCESS_KEY="y",
+        AWS_REGION="us-east-1",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE="/nonexistent/wfboot-bench/config",
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent/wfboot-bench/credentials",
+        AWS_PAGER="",
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+    )
+    env.update(extra)
+    return env
+
+
+def run_measured(cmd: list[str], env: dict[str, str], timeout: float, cwd: Path = REPO) -> dict:
+    """Run `cmd` to completion; wall time around the whole process and its peak RSS (os.wait4 rusage).
+
+    wait4's rusage covers the child and every descendant it waited for (the kernel folds reaped
+    children into it), so for a shell script it is the largest `aws` process. The child gets its own
+    session; on timeout the whole process group is killed.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd,
+                                start_new_session=True)
+        timed_out = threading.Event()
+        reaped = threading.Event()
+
+        def kill_group() -> None:
+            if reaped.is_set():
+                return
+            timed_out.set()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+        timer = threading.Timer(timeout, kill_group)
+        timer.daemon = True
+        timer.start()
+        try:
+            while True:
+                try:
+                    _, status, usage = os.wait4(proc.pid, 0)
+                    break
+                except InterruptedError:
+                    continue
+        except BaseException:
+            timer.cancel()
+            kill_group()
+            proc.wait()
+            raise
+        reaped.set()
+        t1 = time.perf_counter()
+        timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return {
+            "cmd": [str(c) for c in cmd],
+            "rc": proc.returncode,
+            "timed_out": timed_out.is_set(),
+            "wall_s": t1 - t0,
+            "maxrss_kb": usage.ru_maxrss,
+            "stdout": out.read().decode("utf-8", "replace"),
+            "stderr": err.read().decode("utf-8", "replace"),
+        }
+
+
+class Emulator:
+    """tools/emulator.py on 127.0.0.1, a free port, its own log; stopped by PID in __exit__."""
+
+    def __init__(self, latency_ms: float, log_path: Path, err_path: Path):
+        self.latency_ms = latency_ms
+        self.log_path = log_path
+        self.err_path = err_path
+        self.proc: subprocess.Popen | None = None
+        self.url = ""
+
+    def __enter__(self) -> "Emulator":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.unlink(missing_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+        cmd = [str(VENV_PY), str(EMULATOR), "--host", "127.0.0.1", "--port", "0",
+               "--log", str(self.log_path), "--latency-ms", f"{self.latency_ms:g}"]
+        self.err_file = open(self.err_path, "ab")
+        try:
+            # stdin stays an open pipe: the emulator exits when it closes (also if this script dies).
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err_file,
+                                         env=env, cwd=REPO, start_new_session=True)
+            line = self._read_line(timeout=60)
+            m = re.fullmatch(r"READY (\S+)", line.strip())
+            if not m:
+                raise RuntimeError(f"emulator did not start (stdout {line!r}; see {self.err_path})")
+            self.url = check_local(m.group(1))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _read_line(self, timeout: float) -> str:
+        assert self.proc and self.proc.stdout
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + timeout
+        buf = b""
+        try:
+            while b"\n" not in buf:
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    raise RuntimeError(f"emulator not ready after {timeout:g} s (see {self.err_path})")
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                buf += chunk
+        finally:
+            sel.close()
+        return buf.decode("utf-8", "replace")
+
+    def log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def stop(self) -> None:
+        p = self.proc
+        if p is None:
+            return
+        self.proc = None
+        try:
+            if p.stdin:
+                p.stdin.close()  # the emulator's own shutdown path
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.terminate()
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(timeout=5)
+        finally:
+            if p.stdout:
+                p.stdout.close()
+            self.err_file.close()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------------------------------- account set-up
+
+
+class Account:
+    """boto3 clients on the emulator for set-up and warm-up (never timed)."""
+
+    def __init__(self, url: str):
+        import boto3
+        from botocore.config import Config
+
+        cfg = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+        session = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="y", region_name="us-east-1")
+        self.iam = session.client("iam", endpoint_url=check_local(url), config=cfg)
+        self.sts = session.client("sts", endpoint_url=url, config=cfg)
+
+    def setup(self, create_user: bool) -> None:
+        # Warm-up: the first IAM call of a fresh moto server loads every AWS-managed policy (~0.7 s).
+        self.sts.get_caller_identity()
+        self.iam.list_roles(MaxItems=1)
+        if create_user:
+            self.iam.create_user(UserName=USER)
+            self.iam.get_user(UserName=USER)
+            self.iam.list_attached_user_policies(UserName=USER)
+        self.iam.get_policy(PolicyArn=AWS_POLICY + "AmazonS3ReadOnlyAccess")
+        # moto's error path is slow the first time too (~20 ms alone, ~250 ms when the first 404s of a
+        # bootstrap's concurrent reads arrive together): warm it with a few NoSuchEntity reads.
+        from botocore.exceptions import ClientError
+
+        for call, kw in ((self.iam.get_role, {"RoleName": "wfboot-bench-warmup"}),
+                         (self.iam.list_attached_role_policies, {"RoleName": "wfboot-bench-warmup"}),
+                         (self.iam.get_instance_profile, {"InstanceProfileName": "wfboot-bench-warmup"}),
+                         (self.iam.get_policy, {"PolicyArn": "arn:aws:iam::123456789012:policy/wfboot-bench-warmup"})):
+            try:
+                call(**kw)
+            except ClientError as e:
+                if e.response["Error"]["Code"] != "NoSuchEntity":
+                    raise
+
+
+# --------------------------------------------------------------------------------------------- log analysis
+
+
+def read_log(path: Path, start: int, end: int) -> list[dict]:
+    with open(path, "rb") as f:
+        f.seek(start)
+        data = f.read(end - start)
+    out = []
+    for line in data.decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if line:
+            out.append(json.loads(line))
+    return out
+
+
+def aws_entries(entries: list[dict]) -> list[dict]:
+    """AWS API requests only: moto's own control API (/moto-api/...) is not an API call."""
+    return [e for e in entries if not e.get("internal") and not str(e.get("path", "")).startswith("/moto-api/")]
+
+
+def waves(entries: list[dict], latency_ms: float) -> list[dict]:
+    """Group requests into waves by arrival time: sorted by `t`, a request arriving >= 0.6 L after the
+    first arrival of the current wave opens a new wave. See bench/README.md for why this works."""
+    threshold = WAVE_FRACTION * latency_ms / 1000.0
+    out: list[dict] = []
+    for e in sorted(entries, key=lambda e: e["t"]):
+        if not out or e["t"] - out[-1]["t0"] >= threshold:
+            out.append({"t0": e["t"], "entries": []})
+        out[-1]["entries"].append(e)
+    return out
+
+
+def chain_length(entries: list[dict]) -> int:
+    """Longest chain of requests each of which arrived after the previous one's response was complete
+    (t_b >= t_a + ms_a): the number of strictly sequential round trips in the observed schedule."""
+    es = sorted(entries, key=lambda e: e["t"])
+    ends = [e["t"] + e["ms"] / 1000.0 for e in es]
+    depth = [0] * len(es)
+    for i, e in enumerate(es):
+        best = 0
+        for j in range(i):
+            if ends[j] <= e["t"] and depth[j] > best:
+                best = depth[j]
+        depth[i] = best + 1
+    return max(depth, default=0)
+
+
+def analyze(entries: list[dict], latency_ms: float) -> dict:
+    es = aws_entries(entries)
+    writes = sum(1 for e in es if e.get("write"))
+    res = {
+        "calls": len(es),
+        "reads": len(es) - writes,
+        "writes": writes,
+        "errors": sum(1 for e in es if (e.get("status") or 0) >= 400),
+        "by_action": dict(Counter(e.get("action") for e in es)),
+        "waves": None,
+        "chain": None,
+        "wave_detail": None,
+    }
+    if latency_ms >= MIN_WAVE_LATENCY and es:
+        ws = waves(es, latency_ms)
+        start = ws[0]["t0"]
+        res["waves"] = len(ws)
+        res["chain"] = chain_length(es)
+        res["wave_detail"] = [
+            {
+                "start_ms": round((w["t0"] - start) * 1000, 1),
+                "spread_ms": round((w["entries"][-1]["t"] - w["t0"]) * 1000, 1),
+                "max_ms": round(max(e["ms"] for e in w["entries"]), 1),
+                "actions": dict(Counter(e.get("action") for e in w["entries"])),
+            }
+            for w in ws
+        ]
+        res["span_ms"] = round((max(e["t"] + e["ms"] / 1000 for e in es) - start) * 1000, 1)
+    return res
+
+
+# --------------------------------------------------------------------------------------------- tools
+
+
+class Tools:
+    def __init__(self, wfboot: Path, peers: Path, max_concurrency: int | None):
+        self.wfboot = wfboot
+        self.peers = peers
+        self.max_concurrency = max_concurrency
+
+    def wfboot_cmd(self, url: str, stack: Path | None = None) -> list[str]:
+        cmd = [str(self.wfboot), "bootstrap", "--yes", "--endpoint-url", check_local(url), "-q", "--output", "json"]
+        cmd += ["--stack", str(stack), "--skip-user"] if stack else ["--user-name", USER]
+        if self.max_concurrency:
+            cmd += ["--max-concurrency", str(self.max_concurrency)]
+        return cmd
+
+    def command(self, tool: str, url: str, stack: Path | None = None) -> tuple[list[str], dict[str, str], float]:
+        url = check_local(url)
+        if tool == "wfboot":
+            return self.wfboot_cmd(url, stack), clean_env(), 300.0
+        if tool == "cli":
+            return ["bash", str(self.peers / "aws_cli_tutorial.sh")], clean_env(ENDPOINT=url), 600.0
+        if tool == "boto3":
+            return [str(VENV_PY), str(self.peers / "boto3_idempotent.py")], clean_env(ENDPOINT=url), 300.0
+        if tool == "boto3_scale":
+            return [str(VENV_PY), str(BENCH / "boto3_scale.py"), str(stack)], clean_env(ENDPOINT=url), 1200.0
+        raise ValueError(tool)
+
+
+TOOL_LABEL = {"wfboot": "wfboot", "cli": "aws CLI tutorial", "boto3": "boto3 script", "boto3_scale": "boto3 script"}
+
+
+def tool_summary(tool: str, res: dict) -> dict:
+    """What the tool says about itself (wfboot: its JSON summary; peers: their last stderr line)."""
+    if tool == "wfboot":
+        try:
+            doc = json.loads(res["stdout"])
+            s = doc.get("summary", {})
+            return {k: s.get(k) for k in ("api_calls", "api_writes", "http_attempts", "wall_seconds", "created",
+                                          "updated", "unchanged", "writes_done", "failed")} | {
+                "verified": doc.get("verified")}
+        except (json.JSONDecodeError, AttributeError):
+            return {"unparsed_stdout": res["stdout"][-2000:]}
+    lines = [ln for ln in res["stderr"].splitlines() if "API_CALLS=" in ln]
+    if not lines:
+        return {}
+    return {k.lower(): v for k, v in re.findall(r"(\w[\w+]*)=(\S+)", lines[-1])}
+
+
+def measure(tools: Tools, tool: str, emu: Emulator, latency_ms: float, logs_dir: Path, tag: str,
+            stack: Path | None = None) -> dict:
+    cmd, env, timeout = tools.command(tool, emu.url, stack)
+    start = emu.log_size()
+    res = run_measured(cmd, env, timeout)
+    end = emu.log_size()
+    a = analyze(read_log(emu.log_path, start, end), latency_ms)
+    ok = res["rc"] == 0 and not res["timed_out"]
+    if not ok or tool == "wfboot":
+        (logs_dir / f"{tag}.stdout").write_text(res["stdout"])
+        (logs_dir / f"{tag}.stderr").write_text(res["stderr"])
+    out = {
+        "tool": tool, "latency_ms": latency_ms, "rc": res["rc"], "timed_out": res["timed_out"], "ok": ok,
+        "wall_s": round(res["wall_s"], 4), "maxrss_mb": round(res["maxrss_kb"] / 1024, 1),
+        "self_reported": tool_summary(tool, res), **a, "emulator_log": str(emu.log_path), "log_bytes": [start, end],
+        "cmd": " ".join(shlex.quote(c) for c in cmd),
+    }
+    if not ok:
+        out["stderr_tail"] = res["stderr"][-3000:]
+        log(f"  {tag}: FAILED rc={res['rc']} timed_out={res['timed_out']}: {res['stderr'][-500:]!r}")
+    return out
+
+
+def dump_state(tools: Tools, url: str) -> dict | None:
+    res = run_measured([str(VENV_PY), str(tools.peers / "dump_state.py")], clean_env(ENDPOINT=check_local(url)), 120)
+    if res["rc"] != 0:
+        return None
+    try:
+        return json.loads(res["stdout"])
+    except json.JSONDecodeError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------- scenarios
+
+
+def default_stack_runs(args, tools: Tools, out: Path) -> list[dict]:
+    """Fresh bootstrap + no-op re-run of the default stack, per latency, per tool, each on a new emulator."""
+    logs = out / "logs"
+    fixture = REPO / "tests" / "fixtures" / "slim-workflow.state.json"
+    want_state = json.loads(fixture.read_text()) if fixture.exists() else None
+    results = []
+    plan = []  # (latency, tool, runs)
+    for lat in args.latencies:
+        for tool in args.tools:
+            plan.append((lat, tool, args.cli_runs if tool == "cli" else args.runs))
+    if "wfboot" in args.tools and 0.0 not in args.latencies and any(l >= MIN_WAVE_LATENCY for l in args.latencies):
+        plan.append((0.0, "wfboot", args.runs))  # the bound needs wfboot's wall time at 0 ms
+    latencies = sorted({p[0] for p in plan})
+    most = max(p[2] for p in plan)
+    checked_state: set[tuple[str, float]] = set()
+    for lat in latencies:
+        # Interleave tools run by run so slow drifts of the machine hit every tool alike.
+        for i in range(most):
+            for (l2, tool, runs) in plan:
+                if l2 != lat or i >= runs:
+                    continue
+                tag = f"default-{tool}-{lat:g}ms-run{i + 1}"
+                log(f"{tag}: fresh emulator")
+                with Emulator(lat, logs / f"{tag}.emulator.jsonl", logs / f"{tag}.emulator.stderr") as emu:
+                    Account(emu.url).setup(create_user=True)
+                    fresh = measure(tools, tool, emu, lat, logs, f"{tag}-fresh")
+                    state_ok = None
+                    if (tool, lat) not in checked_state and want_state is not None:
+                        checked_state.add((tool, lat))
+                        state = dump_state(tools, emu.url)
+                        state_ok = state == want_state
+                        (logs / f"{tag}.state.json").write_text(json.dumps(state, indent=1, sort_keys=True))
+                    rerun = measure(tools, tool, emu, lat, logs, f"{tag}-rerun")
+                results.append({"tool": tool, "latency_ms": lat, "run": i + 1, "fresh": fresh, "rerun": rerun,
+                                "end_state_matches_fixture": state_ok})
+                log(f"  {tool} @{lat:g}ms: fresh {fresh['wall_s']:.3f} s ({fresh['calls']} calls, "
+                    f"{fresh['writes']} writes, waves {fresh['waves']}), re-run {rerun['wall_s']:.3f} s "
+                    f"({rerun['calls']} calls, {rerun['writes']} writes, waves {rerun['waves']})")
+    return results
+
+
+def write_scale_stack(n: int, path: Path) -> None:
+    lines = [
+        "# Generated by bench/run.py: synthetic stack for the scale benchmark.",
+        f'name = "bench-scale-{n}"',
+        f'description = "{n} synthetic roles, 2 AWS-managed policies each, an instance profile for every 5th"',
+        "",
+    ]
+    for i in range(1, n + 1):
+        name = f"BenchRole{i:04d}"
+        lines += [
+            "[[role]]",
+            f'name = "{name}"',
+            f'trust = "{TRUST_TEMPLATES[(i - 1) % len(TRUST_TEMPLATES)]}"',
+            "managed_policies = [" + ", ".join(f'"{p}"' for p in SCALE_POLICIES) + "]",
+            "",
+        ]
+    for i in range(5, n + 1, 5):
+        name = f"BenchRole{i:04d}"
+        lines += ["[[instance_profile]]", f'name = "{name}"', f'role = "{name}"', ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+
+
+def scale_runs(args, tools: Tools, out: Path) -> list[dict]:
+    logs = out / "logs"
+    results = []
+    lat = args.scale_latency
+    for n in args.scale:
+        stack = out / "stacks" / f"scale-{n}.toml"
+        write_scale_stack(n, stack)
+        for i in range(args.scale_runs):
+            for tool in ("wfboot", "boto3_scale"):
+                if tool == "wfboot" and "wfboot" not in args.tools:
+                    continue
+                if tool == "boto3_scale" and "boto3" not in args.tools:
+                    continue
+                tag = f"scale{n}-{tool}-{lat:g}ms-run{i + 1}"
+                log(f"{tag}: fresh emulator")
+                with Emulator(lat, logs / f"{tag}.emulator.jsonl", logs / f"{tag}.emulator.stderr") as emu:
+                    Account(emu.url).setup(create_user=False)
+                    r = measure(tools, tool, emu, lat, logs, f"{tag}-fresh", stack=stack)
+                results.append({"tool": tool, "roles": n, "run": i + 1, "latency_ms": lat, "fresh": r})
+                log(f"  {tool} {n} roles @{lat:g}ms: {r['wall_s']:.3f} s ({r['calls']} calls, {r['writes']} writes, "
+                    f"waves {r['waves']}, chain {r['chain']})")
+    return results
+
+
+def micro_runs(args, tools: Tools, out: Path) -> dict:
+    cmds = {
+        "version": [str(tools.wfboot), "--version"],
+        "stacks_show": [str(tools.wfboot), "stacks", "show", "slim-workflow", "--account-id", "123456789012"],
+    }
+    env = clean_env()
+    for name, cmd in cmds.items():  # fail loudly (with the output) rather than time an error
+        res = run_measured(cmd, env, 30)
+        if res["rc"] != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed rc={res['rc']}: {res['stderr'][-1000:]}")
+    result = {}
+    hf = shutil.which("hyperfine")
+    if hf:
+        jf = out / "logs" / "micro.hyperfine.json"
+        hcmd = [hf, "-N", "--warmup", "3", "--runs", str(args.micro_runs), "--export-json", str(jf), "--style", "none"]
+        hcmd += [" ".join(shlex.quote(c) for c in c_) for c_ in cmds.values()]
+        res = subprocess.run(hcmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+        if res.returncode == 0:
+            data = json.loads(jf.read_text())
+            for name, r in zip(cmds, data["results"]):
+                result[name] = {"median_ms": r["median"] * 1000, "mean_ms": r["mean"] * 1000,
+                                "min_ms": r["min"] * 1000, "max_ms": r["max"] * 1000, "runs": len(r["times"]),
+                                "method": "hyperfine -N (no shell), 3 warm-up runs", "command": r["command"]}
+            return result
+        log(f"hyperfine failed ({res.stderr[-300:]!r}); timing in Python instead")
+    for name, cmd in cmds.items():
+        times = []
+        for _ in range(3):
+            run_measured(cmd, env, 30)
+        for _ in range(args.micro_runs):
+            times.append(run_measured(cmd, env, 30)["wall_s"] * 1000)
+        result[name] = {"median_ms": statistics.median(times), "mean_ms": statistics.fmean(times), "min_ms": min(times),
+                        "max_ms": max(times), "runs": len(times),
+                        "method": "Python subprocess + os.wait4 (includes fork/exec from Python)",
+                        "command": " ".join(cmd)}
+    return result
+
+
+# --------------------------------------------------------------------------------------------- reporting
+
+
+def machine_info(tools: Tools) -> dict:
+    def sh(cmd, timeout=30):
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+            return r.stdout.strip() if r.returncode == 0 else None
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+
+    cpu = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = None
+    try:
+        m = re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())
+        mem = f"{int(m.group(1)) / 1024 / 1024:.1f} GiB" if m else None
+    except OSError:
+        pass
+    versions = sh([str(VENV_PY), "-c", "import moto, boto3, botocore; print(moto.__version__, boto3.__version__, "
+                   "botocore.__version__)"])
+    moto_v, boto3_v, botocore_v = (versions or "? ? ?").split()
+    aws_v = sh([str(VENV / "bin" / "aws"), "--version"])
+    binary = tools.wfboot
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_model": cpu,
+        "memory": mem,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "moto": moto_v, "boto3": boto3_v, "botocore": botocore_v, "awscli": aws_v,
+        "wfboot_version": sh([str(binary), "--version"]),
+        "wfboot_git": sh(["git", "describe", "--always", "--dirty", "--abbrev=12"]),
+        "wfboot_binary": str(binary),
+        "wfboot_binary_built": dt.datetime.fromtimestamp(binary.stat().st_mtime, dt.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M UTC") if binary.exists() else None,
+        "wfboot_binary_mb": round(binary.stat().st_size / 1e6, 1) if binary.exists() else None,
+        "rustc": sh(["rustc", "--version"]),
+        "hyperfine": sh(["hyperfine", "--version"]) if shutil.which("hyperfine") else None,
+    }
+
+
+def summarize_default(results: list[dict]) -> dict:
+    """Medians per (tool, latency, phase)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        for phase in ("fresh", "rerun"):
+            groups.setdefault((r["tool"], r["latency_ms"], phase), []).append(r[phase])
+    out = {}
+    for (tool, lat, phase), rs in groups.items():
+        good = [r for r in rs if r["ok"] or (tool == "cli" and phase == "rerun" and not r["timed_out"])]
+        key = f"{tool}@{lat:g}/{phase}"
+        out[key] = {
+            "tool": tool, "latency_ms": lat, "phase": phase, "runs": len(rs), "failed_runs": len(rs) - len(good),
+            "wall_s": median(r["wall_s"] for r in good),
+            "wall_min_s": min((r["wall_s"] for r in good), default=None),
+            "wall_max_s": max((r["wall_s"] for r in good), default=None),
+            "calls": median(r["calls"] for r in good),
+            "reads": median(r["reads"] for r in good),
+            "writes": median(r["writes"] for r in good),
+            "errors": median(r["errors"] for r in good),
+            "waves": median(r["waves"] for r in good),
+            "waves_max": max((r["waves"] for r in good if r["waves"] is not None), default=None),
+            "chain": median(r["chain"] for r in good),
+            "maxrss_mb": median(r["maxrss_mb"] for r in good),
+            "maxrss_max_mb": max((r["maxrss_mb"] for r in good), default=None),
+        }
+    return out
+
+
+def summarize_scale(results: list[dict]) -> dict:
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        groups.setdefault((r["tool"], r["roles"]), []).append(r["fresh"])
+    out = {}
+    for (tool, n), rs in groups.items():
+        good = [r for r in rs if r["ok"]]
+        out[f"{tool}/{n}"] = {
+            "tool": tool, "roles": n, "runs": len(rs), "failed_runs": len(rs) - len(good),
+            "wall_s": median(r["wall_s"] for r in good), "calls": median(r["calls"] for r in good),
+            "writes": median(r["writes"] for r in good), "waves": median(r["waves"] for r in good),
+            "chain": median(r["chain"] for r in good), "maxrss_mb": median(r["maxrss_mb"] for r in good),
+        }
+    return out
+
+
+def bounds(summary: dict) -> dict:
+    """Critical-path bound for wfboot at each latency L >= 40 ms: waves x L + wall time at 0 ms."""
+    out = {}
+    for key, s in summary.items():
+        if s["tool"] != "wfboot" or s["latency_ms"] < MIN_WAVE_LATENCY or s["waves"] is None:
+            continue
+        base = summary.get(f"wfboot@0/{s['phase']}")
+        if not base or base["wall_s"] is None or s["wall_s"] is None:
+            continue
+        bound = s["waves"] * s["latency_ms"] / 1000 + base["wall_s"]
+        chain_bound = s["chain"] * s["latency_ms"] / 1000 + base["wall_s"]
+        out[key] = {"phase": s["phase"], "latency_ms": s["latency_ms"], "waves": s["waves"], "chain": s["chain"],
+                    "base_s": base["wall_s"], "bound_s": bound, "wall_s": s["wall_s"], "ratio": s["wall_s"] / bound,
+                    "chain_bound_s": chain_bound, "chain_ratio": s["wall_s"] / chain_bound}
+    return out
+
+
+def targets(summary: dict, bnd: dict, micro: dict, default_results: list[dict]) -> list[dict]:
+    L = f"{TARGET_LATENCY:g}"
+    w = summary.get(f"wfboot@{L}/fresh")
+    cli = summary.get(f"cli@{L}/fresh")
+    b3 = summary.get(f"boto3@{L}/fresh")
+    noop = summary.get(f"wfboot@{L}/rerun")
+    bd = bnd.get(f"wfboot@{L}/fresh")
+    rows = []
+
+    def add(name, target, value, passed, note=""):
+        rows.append({"target": name, "wanted": target, "measured": value, "pass": passed, "note": note})
+
+    def fmt(x, spec):
+        return "not measured" if x is None else format(x, spec)
+
+    if bd:
+        add(f"fresh @{L} ms: wall <= {TARGET_BOUND_RATIO:g} x bound", f"<= {TARGET_BOUND_RATIO:g}x",
+            f"{bd['ratio']:.2f}x ({bd['wall_s']:.3f} s vs bound {bd['bound_s']:.3f} s = {bd['waves']:g} waves x "
+            f"{L} ms + {bd['base_s']:.3f} s)", bd["ratio"] <= TARGET_BOUND_RATIO)
+    else:
+        add(f"fresh @{L} ms: wall <= {TARGET_BOUND_RATIO:g} x bound", f"<= {TARGET_BOUND_RATIO:g}x", "not measured", None)
+    for peer, label, want in ((cli, "the CLI tutorial", TARGET_VS_CLI), (b3, "the boto3 script", TARGET_VS_BOTO3)):
+        if w and peer and w["wall_s"] and peer["wall_s"]:
+            x = peer["wall_s"] / w["wall_s"]
+            add(f"fresh @{L} ms: faster than {label}", f">= {want:g}x",
+                f"{x:.1f}x ({peer['wall_s']:.3f} s / {w['wall_s']:.3f} s)", x >= want)
+        else:
+            add(f"fresh @{L} ms: faster than {label}", f">= {want:g}x", "not measured", None)
+    if noop:
+        add(f"no-op @{L} ms: dependent round trips (waves)", f"<= {TARGET_NOOP_WAVES}",
+            f"{fmt(noop['waves'], 'g')} (max over runs {fmt(noop['waves_max'], 'g')})",
+            noop["waves_max"] is not None and noop["waves_max"] <= TARGET_NOOP_WAVES)
+        add(f"no-op @{L} ms: writes", "0", f"{noop['writes']:g}", noop["writes"] == 0)
+        add(f"no-op @{L} ms: API calls", f"<= {TARGET_NOOP_CALLS}", f"{noop['calls']:g}",
+            noop["calls"] <= TARGET_NOOP_CALLS)
+    else:
+        for n in ("dependent round trips (waves)", "writes", "API calls"):
+            add(f"no-op @{L} ms: {n}", "", "not measured", None)
+    for key, label, want in (("version", "`wfboot --version`", TARGET_VERSION_MS),
+                             ("stacks_show", "`wfboot stacks show slim-workflow --account-id 123456789012`",
+                              TARGET_SHOW_MS)):
+        m = micro.get(key)
+        if m:
+            add(label, f"< {want:g} ms", f"{m['median_ms']:.2f} ms (median of {m['runs']})", m["median_ms"] < want)
+        else:
+            add(label, f"< {want:g} ms", "not measured", None)
+    rss = [r[p]["maxrss_mb"] for r in default_results if r["tool"] == "wfboot" for p in ("fresh", "rerun")
+           if r[p]["ok"]]
+    if rss:
+        add("peak memory of a bootstrap (wfboot, default stack)", f"< {TARGET_RSS_MB:g} MB",
+            f"{max(rss):.1f} MB (max of {len(rss)} runs; median {statistics.median(rss):.1f})",
+            max(rss) < TARGET_RSS_MB)
+    else:
+        add("peak memory of a bootstrap", f"< {TARGET_RSS_MB:g} MB", "not measured", None)
+    return rows
+
+
+def fmt_s(x) -> str:
+    return "–" if x is None else (f"{x:.3f} s" if x < 10 else f"{x:.2f} s")
+
+
+def fmt_n(x) -> str:
+    return "–" if x is None else f"{x:g}"
+
+
+def render_markdown(data: dict) -> str:
+    m, a = data["machine"], data["args"]
+    s, bnd, sc = data["summary"], data["bounds"], data["scale_summary"]
+    lines = [
+        "# wfboot benchmark results",
+        "",
+        f"Generated by `python bench/run.py {a['argv']}` on {m['date']}; "
+        f"runs per point: wfboot/boto3 {a['runs']}, CLI tutorial {a['cli_runs']}, scale {a['scale_runs']} "
+        f"(medians). Total bench time {data['elapsed_s'] / 60:.1f} min.",
+        "",
+        "| machine | |",
+        "|---|---|",
+        f"| CPUs (nproc) | {m['nproc']} × {m['cpu_model']} |",
+        f"| memory, kernel | {m['memory']}, Linux {m['kernel']} |",
+        f"| wfboot | {m['wfboot_version']}, git `{m['wfboot_git']}`, release binary {m['wfboot_binary_mb']} MB "
+        f"built {m['wfboot_binary_built']} |",
+        f"| emulator | moto {m['moto']} (tools/emulator.py, fresh process per run, warmed) |",
+        f"| peers | boto3 {m['boto3']} / botocore {m['botocore']}; {m['awscli']} |",
+        f"| toolchain | {m['rustc']}; Python {m['python']}; {m['hyperfine'] or 'no hyperfine'} |",
+        "",
+        "## Targets",
+        "",
+        "| target | wanted | measured | result |",
+        "|---|---|---|---|",
+    ]
+    for t in data["targets"]:
+        res = {True: "**pass**", False: "**FAIL**", None: "n/a"}[t["pass"]]
+        lines.append(f"| {t['target']} | {t['wanted']} | {t['measured']} | {res} |")
+    lines += [
+        "",
+        "## Default stack (slim-workflow): fresh bootstrap, then a re-run on the same account",
+        "",
+        "Wall time of the whole process (median, min–max); API calls from the emulator's request log "
+        "(reads/writes; HTTP requests, so retries count); peak RSS from wait4.",
+        "",
+        "| latency | tool | runs | fresh wall | fresh calls (r/w) | re-run wall | re-run calls (r/w, errors) "
+        "| waves fresh / re-run | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for lat in sorted({v["latency_ms"] for v in s.values()}):
+        for tool in ("wfboot", "boto3", "cli"):
+            f, r = s.get(f"{tool}@{lat:g}/fresh"), s.get(f"{tool}@{lat:g}/rerun")
+            if not f:
+                continue
+            failed = f["failed_runs"] + r["failed_runs"]
+            lines.append(
+                f"| {lat:g} ms | {TOOL_LABEL[tool]} | {f['runs']}{f' ({failed} failed)' if failed else ''} "
+                f"| {fmt_s(f['wall_s'])} ({fmt_s(f['wall_min_s'])}–{fmt_s(f['wall_max_s'])}) "
+                f"| {fmt_n(f['calls'])} ({fmt_n(f['reads'])}/{fmt_n(f['writes'])}) "
+                f"| {fmt_s(r['wall_s'])} ({fmt_s(r['wall_min_s'])}–{fmt_s(r['wall_max_s'])}) "
+                f"| {fmt_n(r['calls'])} ({fmt_n(r['reads'])}/{fmt_n(r['writes'])}, {fmt_n(r['errors'])}) "
+                f"| {fmt_n(f['waves'])} / {fmt_n(r['waves'])} | {f['maxrss_max_mb']:.1f} MB |")
+    states = {(r["tool"], r["latency_ms"]): r["end_state_matches_fixture"] for r in data["default_runs"]
+              if r["end_state_matches_fixture"] is not None}
+    if states:
+        lines += ["", "End state after the fresh run vs `tests/fixtures/slim-workflow.state.json` (dump_state.py): "
+                  + ", ".join(f"{TOOL_LABEL[t]} @{l:g} ms {'matches' if ok else '**differs**'}"
+                              for (t, l), ok in sorted(states.items())) + "."]
+    if bnd:
+        lines += [
+            "",
+            "## wfboot critical path",
+            "",
+            "bound = waves × L + wfboot's median wall time at 0 ms (start-up + emulator compute); "
+            "chain = longest run of requests each sent after the previous one's response (cross-check).",
+            "",
+            "| latency | phase | waves | chain | bound | wall | wall / bound | wall / (chain × L + base) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for k, b in sorted(bnd.items(), key=lambda kv: (kv[1]["latency_ms"], kv[1]["phase"])):
+            lines.append(f"| {b['latency_ms']:g} ms | {'fresh' if b['phase'] == 'fresh' else 'no-op re-run'} "
+                         f"| {b['waves']:g} | {b['chain']:g} | {b['bound_s']:.3f} s | {b['wall_s']:.3f} s "
+                         f"| {b['ratio']:.2f} | {b['chain_ratio']:.2f} |")
+    for phase, label in (("fresh", "fresh bootstrap"), ("rerun", "no-op re-run")):
+        ex = next((r[phase] for r in data["default_runs"] if r["tool"] == "wfboot"
+                   and r["latency_ms"] == TARGET_LATENCY and r[phase]["wave_detail"]), None)
+        if ex:
+            lines += ["", f"Wave structure of one wfboot {label} at {TARGET_LATENCY:g} ms (run 1; start of each "
+                      "wave relative to the first request, spread = last arrival − first arrival in the wave):", "",
+                      "| wave | start | spread | requests |", "|---|---|---|---|"]
+            for i, w in enumerate(ex["wave_detail"], 1):
+                acts = ", ".join(f"{k} ×{v}" if v > 1 else k for k, v in sorted(w["actions"].items()))
+                lines.append(f"| {i} | +{w['start_ms']:.0f} ms | {w['spread_ms']:.0f} ms | {acts} |")
+            lines.append(f"\nLast response at +{ex['span_ms']:.0f} ms; process wall time {ex['wall_s'] * 1000:.0f} ms.")
+    if sc:
+        lines += [
+            "",
+            f"## Scale: synthetic stacks, fresh bootstrap at {a['scale_latency']:g} ms",
+            "",
+            "Each role: a built-in trust template, AmazonS3ReadOnlyAccess + AmazonSQSReadOnlyAccess; every 5th "
+            "role also an instance profile (bench/out/stacks/). boto3 = bench/boto3_scale.py (sequential "
+            "get-then-create).",
+            "",
+            "| roles | wfboot wall | boto3 wall | speed-up | wfboot calls (writes) | boto3 calls (writes) "
+            "| wfboot waves / chain | wfboot peak RSS |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for n in sorted({v["roles"] for v in sc.values()}):
+            w, b = sc.get(f"wfboot/{n}"), sc.get(f"boto3_scale/{n}")
+            sp = f"{b['wall_s'] / w['wall_s']:.1f}x" if w and b and w["wall_s"] and b["wall_s"] else "–"
+            rss = f"{w['maxrss_mb']:.1f} MB" if w and w["maxrss_mb"] is not None else "–"
+            lines.append(
+                f"| {n} | {fmt_s(w and w['wall_s'])} | {fmt_s(b and b['wall_s'])} | {sp} "
+                f"| {fmt_n(w and w['calls'])} ({fmt_n(w and w['writes'])}) "
+                f"| {fmt_n(b and b['calls'])} ({fmt_n(b and b['writes'])}) "
+                f"| {fmt_n(w and w['waves'])} / {fmt_n(w and w['chain'])} "
+                f"| {rss} |")
+        lines += ["", "![scale plot](latest.svg)" if data.get("published") else "![scale plot](scale.svg)"]
+    lines += [
+        "",
+        "## Micro-benchmarks",
+        "",
+        "| command | median | mean | min–max | method |",
+        "|---|---|---|---|---|",
+    ]
+    for k, mm in data["micro"].items():
+        lines.append(f"| `{mm['command'].replace(str(REPO) + '/', '')}` | {mm['median_ms']:.2f} ms "
+                     f"| {mm['mean_ms']:.2f} ms | {mm['min_ms']:.2f}–{mm['max_ms']:.2f} ms "
+                     f"| {mm['method']}, {mm['runs']} runs |")
+    failures = [(r["tool"], r["latency_ms"], p, r[p]) for r in data["default_runs"] for p in ("fresh", "rerun")
+                if not r[p]["ok"] and not (r["tool"] == "cli" and p == "rerun" and not r[p]["timed_out"])]
+    failures += [(r["tool"], r["latency_ms"], f"scale {r['roles']}", r["fresh"]) for r in data["scale_runs"]
+                 if not r["fresh"]["ok"]]
+    if failures:
+        lines += ["", "## Failed runs", ""]
+        for tool, lat, phase, r in failures:
+            tail = (r.get("stderr_tail") or "").strip().splitlines()[-3:]
+            lines.append(f"- {TOOL_LABEL[tool]} @{lat:g} ms {phase}: rc {r['rc']}, timed out {r['timed_out']}: "
+                         f"`{' / '.join(tail)[:400]}`")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def render_svg(scale_summary: dict, latency_ms: float, runs: int) -> str:
+    W, H = 680, 420
+    left, right, top, bottom = 70, 30, 50, 60
+    pw, ph = W - left - right, H - top - bottom
+    series = []
+    for tool, label, color, marker in (("wfboot", "wfboot", "#1f77b4", "circle"),
+                                       ("boto3_scale", "boto3 (sequential get-then-create)", "#d62728", "square")):
+        pts = sorted((v["roles"], v["wall_s"]) for v in scale_summary.values()
+                     if v["tool"] == tool and v["wall_s"] is not None)
+        if pts:
+            series.append((label, color, marker, pts))
+    if not series:
+        return ""
+    xmax = max(x for _, _, _, pts in series for x, _ in pts)
+    ymax = max(y for _, _, _, pts in series for _, y in pts)
+
+    def nice(v: float) -> tuple[float, float]:
+        """(axis max, tick step) with 4-8 ticks."""
+        if v <= 0:
+            return 1.0, 0.25
+        import math
+        exp = 10 ** math.floor(math.log10(v))
+        for step in (0.1, 0.2, 0.25, 0.5, 1, 2, 2.5, 5, 10):
+            s = step * exp
+            if v / s <= 8:
+                return math.ceil(v / s) * s, s
+        return v, v / 4
+
+    xtop, xstep = nice(xmax)
+    ytop, ystep = nice(ymax * 1.08)
+
+    def X(x):
+        return left + pw * x / xtop
+
+    def Y(y):
+        return top + ph - ph * y / ytop
+
+    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" '
+         'font-family="Helvetica, Arial, sans-serif" font-size="12">',
+         f'<rect width="{W}" height="{H}" fill="white"/>',
+         f'<text x="{W / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">Fresh bootstrap wall time '
+         f'vs stack size ({latency_ms:g} ms per request, median of {runs})</text>']
+    k = 0.0
+    while k <= ytop + 1e-9:
+        o.append(f'<line x1="{left}" y1="{Y(k):.1f}" x2="{left + pw}" y2="{Y(k):.1f}" stroke="#e5e5e5"/>')
+        o.append(f'<text x="{left - 8}" y="{Y(k) + 4:.1f}" text-anchor="end">{k:g}</text>')
+        k += ystep
+    k = 0.0
+    while k <= xtop + 1e-9:
+        o.append(f'<line x1="{X(k):.1f}" y1="{top + ph}" x2="{X(k):.1f}" y2="{top + ph + 5}" stroke="black"/>')
+        o.append(f'<text x="{X(k):.1f}" y="{top + ph + 19}" text-anchor="middle">{k:g}</text>')
+        k += xstep
+    o.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="black"/>')
+    o.append(f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="black"/>')
+    o.append(f'<text x="{left + pw / 2}" y="{H - 15}" text-anchor="middle">roles in the stack</text>')
+    o.append(f'<text x="18" y="{top + ph / 2}" text-anchor="middle" '
+             f'transform="rotate(-90 18 {top + ph / 2})">wall time (s)</text>')
+    for label, color, marker, pts in series:
+        poly = " ".join(f"{X(x):.1f},{Y(y):.1f}" for x, y in pts)
+        o.append(f'<polyline points="{poly}" fill="none" stroke="{color}" stroke-width="2"/>')
+        for x, y in pts:
+            if marker == "circle":
+                o.append(f'<circle cx="{X(x):.1f}" cy="{Y(y):.1f}" r="4.5" fill="{color}"/>')
+            else:
+                o.append(f'<rect x="{X(x) - 4.5:.1f}" y="{Y(y) - 4.5:.1f}" width="9" height="9" fill="{color}"/>')
+            o.append(f'<text x="{X(x) + 7:.1f}" y="{Y(y) - 7:.1f}" fill="{color}">{y:.2f} s</text>')
+    lx, ly = left + 16, top + 12
+    o.append(f'<rect x="{lx - 8}" y="{ly - 14}" width="270" height="{22 * len(series) + 8}" fill="white" '
+             'stroke="#999"/>')
+    for i, (label, color, marker, _) in enumerate(series):
+        yy = ly + 22 * i
+        o.append(f'<line x1="{lx}" y1="{yy}" x2="{lx + 26}" y2="{yy}" stroke="{color}" stroke-width="2"/>')
+        if marker == "circle":
+            o.append(f'<circle cx="{lx + 13}" cy="{yy}" r="4.5" fill="{color}"/>')
+        else:
+            o.append(f'<rect x="{lx + 8.5}" y="{yy - 4.5}" width="9" height="9" fill="{color}"/>')
+        o.append(f'<text x="{lx + 34}" y="{yy + 4}">{label}</text>')
+    o.append("</svg>")
+    return "\n".join(o) + "\n"
+
+
+def publish(out: Path, md: str, svg: str) -> None:
+    results = BENCH / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "latest.md").write_text(md)
+    if svg:
+        (results / "latest.svg").write_text(svg)
+    readme = BENCH / "README.md"
+    if readme.exists():
+        text = readme.read_text()
+        start, end = "<!-- latest-results:start -->", "<!-- latest-results:end -->"
+        if start in text and end in text:
+            body = md.split("\n", 1)[1].replace("](latest.svg)", "](results/latest.svg)").strip()
+            body = body.replace("\n## ", "\n### ")
+            new = text[: text.index(start) + len(start)] + "\n" + body + "\n" + text[text.index(end):]
+            readme.write_text(new)
+
+
+# --------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--latency-ms", default="0,40",
+                   help="comma list of added latencies per AWS request (default 0,40); wfboot is also run at 0 ms "
+                        "when 0 is not listed, for its critical-path bound")
+    p.add_argument("--runs", type=int, default=5, help="runs per point for wfboot and boto3 (default 5)")
+    p.add_argument("--cli-runs", type=int, default=3, help="runs per point for the CLI tutorial (default 3)")
+    p.add_argument("--scale", default="10,50,200", help="role counts of the synthetic stacks ('' to skip)")
+    p.add_argument("--scale-runs", type=int, default=3, help="runs per scale point (default 3)")
+    p.add_argument("--scale-latency-ms", type=float, default=40.0, dest="scale_latency")
+    p.add_argument("--micro-runs", type=int, default=20, help="runs of --version / stacks show (default 20)")
+    p.add_argument("--tools", default="wfboot,boto3,cli", help="subset of wfboot,boto3,cli")
+    p.add_argument("--max-concurrency", type=int, default=None,
+                   help="pass --max-concurrency N to wfboot (default: wfboot's own default)")
+    p.add_argument("--quick", action="store_true",
+                   help="1 run per point (CLI 1, scale 1): a smoke run; does not publish to bench/results")
+    p.add_argument("--wfboot", type=Path, default=REPO / "target" / "release" / "wfboot")
+    p.add_argument("--peers", type=Path, default=Path(os.environ.get("PEERS_DIR", REPO.parent / "shared" / "peers")))
+    p.add_argument("--out", type=Path, default=BENCH / "out")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--publish", action="store_true", help="copy to bench/results even with --quick")
+    g.add_argument("--no-publish", action="store_true", help="do not copy to bench/results")
+    args = p.parse_args(argv)
+    args.argv = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
+    args.latencies = sorted({float(x) for x in args.latency_ms.split(",") if x.strip()})
+    args.scale = [int(x) for x in args.scale.split(",") if x.strip()]
+    args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    if set(args.tools) - {"wfboot", "boto3", "cli"} or not args.tools:
+        p.error("--tools: choose from wfboot, boto3, cli")
+    if any(l < 0 for l in args.latencies) or not args.latencies:
+        p.error("--latency-ms: non-negative numbers")
+    if args.quick:
+        args.runs, args.cli_runs, args.scale_runs = 1, 1, 1
+    for k in ("runs", "cli_runs", "scale_runs", "micro_runs"):
+        if getattr(args, k) < 1:
+            p.error(f"--{k.replace('_', '-')} must be >= 1")
+    args.do_publish = args.publish or (not args.quick and not args.no_publish)
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    ensure_venv_python()
+    for k in [k for k in os.environ if k.lower() in ("http_proxy", "https_proxy", "all_proxy")]:
+        del os.environ[k]
+    os.environ.update(NO_PROXY="127.0.0.1,localhost", AWS_CONFIG_FILE="/nonexistent/wfboot-bench/config",
+                      AWS_SHARED_CREDENTIALS_FILE="/nonexistent/wfboot-bench/credentials")
+    # A SIGTERM unwinds like Ctrl-C, so every `finally` stops its emulator.
+    def on_sigterm(*_):
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+    if not args.wfboot.is_file():
+        sys.exit(f"{args.wfboot} not found: build it with `cargo build --release` (or run scripts/bench.sh)")
+    for f in ("aws_cli_tutorial.sh", "boto3_idempotent.py", "dump_state.py"):
+        if not (args.peers / f).is_file():
+            sys.exit(f"peer script {args.peers / f} not found (set --peers or PEERS_DIR)")
+    out = args.out.resolve()
+    if out.exists():
+        shutil.rmtree(out / "logs", ignore_errors=True)
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    tools = Tools(args.wfboot.resolve(), args.peers.resolve(), args.max_concurrency)
+
+    t0 = time.monotonic()
+    machine = machine_info(tools)
+    log(f"wfboot {machine['wfboot_version']} (git {machine['wfboot_git']}), moto {machine['moto']}, "
+        f"{machine['nproc']} CPUs")
+    micro = micro_runs(args, tools, out)
+    log("micro: " + ", ".join(f"{k} {v['median_ms']:.2f} ms" for k, v in micro.items()))
+    default_results = default_stack_runs(args, tools, out)
+    scale_results = scale_runs(args, tools, out) if args.scale else []
+
+    summary = summarize_default(default_results)
+    bnd = bounds(summary)
+    data = {
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "machine": machine,
+        "method": {"wave_fraction": WAVE_FRACTION, "min_wave_latency_ms": MIN_WAVE_LATENCY,
+                   "calls": "emulator request log, /moto-api/ entries excluded; HTTP requests (retries count)"},
+        "micro": micro,
+        "summary": summary,
+        "bounds": bnd,
+        "scale_summary": summarize_scale(scale_results),
+        "default_runs": default_results,
+        "scale_runs": scale_results,
+        "elapsed_s": time.monotonic() - t0,
+        "published": args.do_publish,
+    }
+    data["targets"] = targets(summary, bnd, micro, default_results)
+    md = render_markdown(data)
+    svg = render_svg(data["scale_summary"], args.scale_latency, args.scale_runs) if scale_results else ""
+    (out / "results.json").write_text(json.dumps(data, indent=1, default=str))
+    (out / "results.md").write_text(md.replace("](latest.svg)", "](scale.svg)"))
+    if svg:
+        (out / "scale.svg").write_text(svg)
+    if args.do_publish:
+        publish(out, md, svg)
+        log("published bench/results/latest.md, latest.svg and the README table")
+    print(md)
+    failed = [t for t in data["targets"] if t["pass"] is False]
+    log(f"done in {data['elapsed_s'] / 60:.1f} min; {len(failed)} target(s) missed; results in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

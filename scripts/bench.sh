@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Issue 6 benchmark, end to end: the emulator venv, a release build of wfboot, then bench/run.py with its
+# defaults (latencies 0 and 40 ms, 5 runs / 3 for the CLI tutorial, scale 10/50/200 roles at 40 ms).
+# Extra arguments go to bench/run.py, e.g.  scripts/bench.sh --quick
+# Results: bench/out/results.{md,json}, bench/out/scale.svg; a full run also refreshes bench/results/latest.*
+# Takes about 15 minutes on a 2-core machine (plus ~5 min for a clean release build).
+set -euo pipefail
+repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$repo"
+scripts/setup-emulator.sh
+cargo build --release --quiet
+exec "$repo/.venv/bin/python" bench/run.py "$@"
