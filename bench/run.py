@@ -115,56 +115,73 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_measured(cmd: list[str], env: dict[str, str], timeout: float, cwd: Path = REPO) -> dict:
-    """Run `cmd` to completion; wall time around the whole process and its peak RSS (os.wait4 rusage).
+TIME_BIN = shutil.which("time", path="/usr/bin:/bin")  # GNU time: a tiny parent that reports the child's peak RSS
+# Fallback wrapper (no GNU time): fork + exec + os.wait4 in a minimal Python; its own RSS (~9 MB) is a floor.
+PY_RSS_WRAPPER = (
+    "import os, sys\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execvp(sys.argv[2], sys.argv[2:])\n"
+    "_, st, ru = os.wait4(pid, 0)\n"
+    "open(sys.argv[1], 'w').write(str(ru.ru_maxrss))\n"
+    "rc = os.waitstatus_to_exitcode(st)\n"
+    "sys.exit(rc if rc >= 0 else 128 - rc)\n"
+)
 
-    wait4's rusage covers the child and every descendant it waited for (the kernel folds reaped
-    children into it), so for a shell script it is the largest `aws` process. The child gets its own
-    session; on timeout the whole process group is killed.
+
+def run_measured(cmd: list[str], env: dict[str, str], timeout: float, cwd: Path = REPO) -> dict:
+    """Run `cmd` to completion; wall time around the whole process (perf_counter around Popen..wait) and
+    its peak RSS.
+
+    Peak RSS comes from a small wrapper parent (GNU time -f %M, else a minimal Python doing os.wait4): the
+    kernel starts an exec'd child's max-RSS at its parent's RSS, so measuring wait4 from this (large)
+    Python process directly would report this script's own size. wait4's max-RSS covers the child and
+    every descendant it waited for, so for the CLI tutorial it is its largest `aws` process. The wrapper
+    adds about 1.5 ms of fork/exec to every wall time (the same for every tool). The process gets its
+    own session; on timeout its whole process group is killed.
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.NamedTemporaryFile("r", prefix="wfboot-bench-rss-") as rss_file:
+        if TIME_BIN:
+            full = [TIME_BIN, "-f", "%M", "-o", rss_file.name, *cmd]
+        else:
+            full = [sys.executable, "-I", "-S", "-c", PY_RSS_WRAPPER, rss_file.name, *cmd]
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd,
+        proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd,
                                 start_new_session=True)
         timed_out = threading.Event()
-        reaped = threading.Event()
 
-        def kill_group() -> None:
-            if reaped.is_set():
-                return
-            timed_out.set()
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        def kill_group() -> None:  # on timeout (timer thread) or when this script is interrupted
+            if proc.returncode is None:
+                timed_out.set()
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
+        # A blocking wait (Popen.wait with a timeout polls with sleeps of up to 50 ms, too coarse here).
         timer = threading.Timer(timeout, kill_group)
         timer.daemon = True
         timer.start()
         try:
-            while True:
-                try:
-                    _, status, usage = os.wait4(proc.pid, 0)
-                    break
-                except InterruptedError:
-                    continue
+            proc.wait()
         except BaseException:
             timer.cancel()
             kill_group()
             proc.wait()
             raise
-        reaped.set()
+        finally:
+            timer.cancel()
         t1 = time.perf_counter()
-        timer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
+        rss_lines = [ln for ln in open(rss_file.name).read().split() if ln.isdigit()]
         return {
             "cmd": [str(c) for c in cmd],
             "rc": proc.returncode,
             "timed_out": timed_out.is_set(),
             "wall_s": t1 - t0,
-            "maxrss_kb": usage.ru_maxrss,
+            "maxrss_kb": int(rss_lines[-1]) if rss_lines else None,
             "stdout": out.read().decode("utf-8", "replace"),
             "stderr": err.read().decode("utf-8", "replace"),
         }
@@ -432,7 +449,8 @@ def measure(tools: Tools, tool: str, emu: Emulator, latency_ms: float, logs_dir:
         (logs_dir / f"{tag}.stderr").write_text(res["stderr"])
     out = {
         "tool": tool, "latency_ms": latency_ms, "rc": res["rc"], "timed_out": res["timed_out"], "ok": ok,
-        "wall_s": round(res["wall_s"], 4), "maxrss_mb": round(res["maxrss_kb"] / 1024, 1),
+        "wall_s": round(res["wall_s"], 4),
+        "maxrss_mb": None if res["maxrss_kb"] is None else round(res["maxrss_kb"] / 1024, 1),
         "self_reported": tool_summary(tool, res), **a, "emulator_log": str(emu.log_path), "log_bytes": [start, end],
         "cmd": " ".join(shlex.quote(c) for c in cmd),
     }
@@ -576,7 +594,7 @@ def micro_runs(args, tools: Tools, out: Path) -> dict:
             times.append(run_measured(cmd, env, 30)["wall_s"] * 1000)
         result[name] = {"median_ms": statistics.median(times), "mean_ms": statistics.fmean(times), "min_ms": min(times),
                         "max_ms": max(times), "runs": len(times),
-                        "method": "Python subprocess + os.wait4 (includes fork/exec from Python)",
+                        "method": "Python subprocess timing (includes fork/exec from Python and the RSS wrapper)",
                         "command": " ".join(cmd)}
     return result
 
@@ -789,7 +807,7 @@ def render_markdown(data: dict) -> str:
         "## Default stack (slim-workflow): fresh bootstrap, then a re-run on the same account",
         "",
         "Wall time of the whole process (median, min–max); API calls from the emulator's request log "
-        "(reads/writes; HTTP requests, so retries count); peak RSS from wait4.",
+        "(reads/writes; HTTP requests, so retries count); peak RSS of the tool's largest process (GNU time %M).",
         "",
         "| latency | tool | runs | fresh wall | fresh calls (r/w) | re-run wall | re-run calls (r/w, errors) "
         "| waves fresh / re-run | peak RSS |",
