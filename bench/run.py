@@ -439,6 +439,8 @@ def tool_summary(tool: str, res: dict) -> dict:
 def measure(tools: Tools, tool: str, emu: Emulator, latency_ms: float, logs_dir: Path, tag: str,
             stack: Path | None = None) -> dict:
     cmd, env, timeout = tools.command(tool, emu.url, stack)
+    waited, busy = wait_for_quiet()
+    load = loadavg()
     start = emu.log_size()
     res = run_measured(cmd, env, timeout)
     end = emu.log_size()
@@ -452,12 +454,61 @@ def measure(tools: Tools, tool: str, emu: Emulator, latency_ms: float, logs_dir:
         "wall_s": round(res["wall_s"], 4),
         "maxrss_mb": None if res["maxrss_kb"] is None else round(res["maxrss_kb"] / 1024, 1),
         "self_reported": tool_summary(tool, res), **a, "emulator_log": str(emu.log_path), "log_bytes": [start, end],
-        "cmd": " ".join(shlex.quote(c) for c in cmd),
+        "cmd": " ".join(shlex.quote(c) for c in cmd), "loadavg_1m_before": load, "other_cpu_busy_before": busy,
+        "waited_for_quiet_s": round(waited, 1),
     }
     if not ok:
         out["stderr_tail"] = res["stderr"][-3000:]
         log(f"  {tag}: FAILED rc={res['rc']} timed_out={res['timed_out']}: {res['stderr'][-500:]!r}")
     return out
+
+
+def cpu_busy(interval: float = 0.2) -> float | None:
+    """Fraction (0..1) of all CPUs busy during `interval`, sampled from /proc/stat right before a measured run,
+    while the emulator and this script are idle: what other work (a cargo build, ...) takes from the run."""
+    def sample():
+        f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = f[3] + (f[4] if len(f) > 4 else 0)
+        return sum(f[:8]), idle
+    try:
+        t1, i1 = sample()
+        time.sleep(interval)
+        t2, i2 = sample()
+        return round(1 - (i2 - i1) / (t2 - t1), 3) if t2 > t1 else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+QUIET = {"threshold": 0.25, "max_wait_s": 90.0, "budget_s": 900.0, "spent_s": 0.0}
+
+
+def wait_for_quiet() -> tuple[float, float | None]:
+    """Wait (up to max_wait_s per run, budget_s per bench) until other work takes < 25 % of the CPUs, so a
+    neighbour's cargo build does not land in the timings. Returns (seconds waited, busy fraction at start)."""
+    t0 = time.monotonic()
+    busy = cpu_busy()
+    announced = False
+    while busy is not None and busy > QUIET["threshold"]:
+        waited = time.monotonic() - t0
+        if waited >= QUIET["max_wait_s"] or QUIET["spent_s"] + waited >= QUIET["budget_s"]:
+            log(f"  machine still {busy:.0%} busy after {waited:.0f} s of waiting: measuring anyway")
+            break
+        if not announced:
+            log(f"  machine {busy:.0%} busy with other work: waiting up to {QUIET['max_wait_s']:g} s for it to calm down")
+            announced = True
+        time.sleep(2.0)
+        busy = cpu_busy(0.5)
+    waited = time.monotonic() - t0
+    QUIET["spent_s"] += waited
+    return waited, busy
+
+
+def loadavg() -> float | None:
+    """1-minute load average: other work on this machine (e.g. a cargo build) skews every timing."""
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def dump_state(tools: Tools, url: str) -> dict | None:
@@ -572,6 +623,7 @@ def micro_runs(args, tools: Tools, out: Path) -> dict:
         if res["rc"] != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed rc={res['rc']}: {res['stderr'][-1000:]}")
     result = {}
+    waited, busy = wait_for_quiet()
     hf = shutil.which("hyperfine")
     if hf:
         jf = out / "logs" / "micro.hyperfine.json"
@@ -583,7 +635,8 @@ def micro_runs(args, tools: Tools, out: Path) -> dict:
             for name, r in zip(cmds, data["results"]):
                 result[name] = {"median_ms": r["median"] * 1000, "mean_ms": r["mean"] * 1000,
                                 "min_ms": r["min"] * 1000, "max_ms": r["max"] * 1000, "runs": len(r["times"]),
-                                "method": "hyperfine -N (no shell), 3 warm-up runs", "command": r["command"]}
+                                "method": "hyperfine -N (no shell), 3 warm-up runs", "command": r["command"],
+                                "other_cpu_busy_before": busy}
             return result
         log(f"hyperfine failed ({res.stderr[-300:]!r}); timing in Python instead")
     for name, cmd in cmds.items():
@@ -595,7 +648,7 @@ def micro_runs(args, tools: Tools, out: Path) -> dict:
         result[name] = {"median_ms": statistics.median(times), "mean_ms": statistics.fmean(times), "min_ms": min(times),
                         "max_ms": max(times), "runs": len(times),
                         "method": "Python subprocess timing (includes fork/exec from Python and the RSS wrapper)",
-                        "command": " ".join(cmd)}
+                        "command": " ".join(cmd), "other_cpu_busy_before": busy}
     return result
 
 
@@ -629,6 +682,9 @@ def machine_info(tools: Tools) -> dict:
     moto_v, boto3_v, botocore_v = (versions or "? ? ?").split()
     aws_v = sh([str(VENV / "bin" / "aws"), "--version"])
     binary = tools.wfboot
+    import hashlib
+
+    digest = hashlib.sha256(binary.read_bytes()).hexdigest()[:16] if binary.exists() else None
     return {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
@@ -640,6 +696,7 @@ def machine_info(tools: Tools) -> dict:
         "wfboot_version": sh([str(binary), "--version"]),
         "wfboot_git": sh(["git", "describe", "--always", "--dirty", "--abbrev=12"]),
         "wfboot_binary": str(binary),
+        "wfboot_binary_sha256": digest,
         "wfboot_binary_built": dt.datetime.fromtimestamp(binary.stat().st_mtime, dt.timezone.utc).strftime(
             "%Y-%m-%d %H:%M UTC") if binary.exists() else None,
         "wfboot_binary_mb": round(binary.stat().st_size / 1e6, 1) if binary.exists() else None,
@@ -766,6 +823,19 @@ def targets(summary: dict, bnd: dict, micro: dict, default_results: list[dict]) 
     return rows
 
 
+def load_line(data: dict) -> str:
+    runs = [r[p] for r in data["default_runs"] for p in ("fresh", "rerun")] + [r["fresh"] for r in data["scale_runs"]]
+    busy = [r["other_cpu_busy_before"] for r in runs if r.get("other_cpu_busy_before") is not None]
+    load = [r["loadavg_1m_before"] for r in runs if r.get("loadavg_1m_before") is not None]
+    if not busy:
+        return "not sampled"
+    noisy = sum(1 for b in busy if b > 0.25)
+    waited = sum(r.get("waited_for_quiet_s") or 0 for r in runs)
+    return (f"CPU busy with other work just before each measured run (emulator idle): median {statistics.median(busy):.0%}, "
+            f"max {max(busy):.0%}; {noisy} of {len(busy)} runs started with > 25 % busy (after waiting "
+            f"{waited:.0f} s in all for quiet); 1-min load average {min(load):.2f}–{max(load):.2f}")
+
+
 def fmt_s(x) -> str:
     return "–" if x is None else (f"{x:.3f} s" if x < 10 else f"{x:.2f} s")
 
@@ -790,7 +860,9 @@ def render_markdown(data: dict) -> str:
         f"| memory, kernel | {m['memory']}, Linux {m['kernel']} |",
         f"| wfboot | {m['wfboot_version']}, git `{m['wfboot_git']}`, release binary {m['wfboot_binary_mb']} MB "
         f"built {m['wfboot_binary_built']} |",
+        f"| wfboot binary sha256 | `{m['wfboot_binary_sha256']}…` (copied from {m['wfboot_source']}) |",
         f"| emulator | moto {m['moto']} (tools/emulator.py, fresh process per run, warmed) |",
+        f"| other load | {load_line(data)} |",
         f"| peers | boto3 {m['boto3']} / botocore {m['botocore']}; {m['awscli']} |",
         f"| toolchain | {m['rustc']}; Python {m['python']}; {m['hyperfine'] or 'no hyperfine'} |",
         "",
@@ -826,6 +898,19 @@ def render_markdown(data: dict) -> str:
                 f"| {fmt_s(r['wall_s'])} ({fmt_s(r['wall_min_s'])}–{fmt_s(r['wall_max_s'])}) "
                 f"| {fmt_n(r['calls'])} ({fmt_n(r['reads'])}/{fmt_n(r['writes'])}, {fmt_n(r['errors'])}) "
                 f"| {fmt_n(f['waves'])} / {fmt_n(r['waves'])} | {f['maxrss_max_mb']:.1f} MB |")
+    checked, mismatched = 0, []
+    for r in [r[p] for r in data["default_runs"] for p in ("fresh", "rerun")] + [r["fresh"] for r in data["scale_runs"]]:
+        sr = r.get("self_reported") or {}
+        own = sr.get("http_attempts", sr.get("http_sends", sr.get("api_calls")))
+        if own is None or not r["ok"]:
+            continue
+        checked += 1
+        if int(own) != r["calls"]:
+            mismatched.append(f"{TOOL_LABEL[r['tool']]} @{r['latency_ms']:g} ms: tool {own}, log {r['calls']}")
+    lines += ["", f"Cross-check: the tools' own count of HTTP requests (wfboot `summary.http_attempts`, the peers' "
+              f"`HTTP_SENDS` / `API_CALLS`) equals the emulator log's count in {checked - len(mismatched)} of "
+              f"{checked} successful runs" + (": differs in " + "; ".join(mismatched[:10]) if mismatched else
+                                              " (so no run had a retry).")]
     states = {(r["tool"], r["latency_ms"]): r["end_state_matches_fixture"] for r in data["default_runs"]
               if r["end_state_matches_fixture"] is not None}
     if states:
@@ -972,7 +1057,11 @@ def render_svg(scale_summary: dict, latency_ms: float, runs: int) -> str:
                 o.append(f'<circle cx="{X(x):.1f}" cy="{Y(y):.1f}" r="4.5" fill="{color}"/>')
             else:
                 o.append(f'<rect x="{X(x) - 4.5:.1f}" y="{Y(y) - 4.5:.1f}" width="9" height="9" fill="{color}"/>')
-            o.append(f'<text x="{X(x) + 7:.1f}" y="{Y(y) - 7:.1f}" fill="{color}">{y:.2f} s</text>')
+            near_right = X(x) > left + 0.8 * pw
+            tx = X(x) - 8 if near_right else X(x) + 8
+            ty = Y(y) - 8 if marker == "square" else Y(y) + 17  # boto3 above its line, wfboot below
+            anchor = "end" if near_right else "start"
+            o.append(f'<text x="{tx:.1f}" y="{ty:.1f}" text-anchor="{anchor}" fill="{color}">{y:.2f} s</text>')
     lx, ly = left + 16, top + 12
     o.append(f'<rect x="{lx - 8}" y="{ly - 14}" width="270" height="{22 * len(series) + 8}" fill="white" '
              'stroke="#999"/>')
@@ -1021,6 +1110,9 @@ def parse_args(argv=None):
     p.add_argument("--scale-latency-ms", type=float, default=40.0, dest="scale_latency")
     p.add_argument("--micro-runs", type=int, default=20, help="runs of --version / stacks show (default 20)")
     p.add_argument("--tools", default="wfboot,boto3,cli", help="subset of wfboot,boto3,cli")
+    p.add_argument("--quiet-wait-s", type=float, default=90.0,
+                   help="before each measured run, wait up to this long for other work on the machine to drop "
+                        "below 25 %% CPU (default 90; 0 = never wait); at most 15 min in all")
     p.add_argument("--max-concurrency", type=int, default=None,
                    help="pass --max-concurrency N to wfboot (default: wfboot's own default)")
     p.add_argument("--quick", action="store_true",
@@ -1045,6 +1137,7 @@ def parse_args(argv=None):
     for k in ("runs", "cli_runs", "scale_runs", "micro_runs"):
         if getattr(args, k) < 1:
             p.error(f"--{k.replace('_', '-')} must be >= 1")
+    QUIET["max_wait_s"] = max(0.0, args.quiet_wait_s)
     args.do_publish = args.publish or (not args.quick and not args.no_publish)
     return args
 
@@ -1071,10 +1164,15 @@ def main(argv=None) -> int:
     if out.exists():
         shutil.rmtree(out / "logs", ignore_errors=True)
     (out / "logs").mkdir(parents=True, exist_ok=True)
-    tools = Tools(args.wfboot.resolve(), args.peers.resolve(), args.max_concurrency)
+    # Benchmark a private copy: other people's `cargo build --release` may replace target/release/wfboot mid-run.
+    snapshot = out / "bin" / "wfboot"
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(args.wfboot, snapshot)
+    tools = Tools(snapshot, args.peers.resolve(), args.max_concurrency)
 
     t0 = time.monotonic()
     machine = machine_info(tools)
+    machine["wfboot_source"] = os.path.relpath(args.wfboot, REPO)
     log(f"wfboot {machine['wfboot_version']} (git {machine['wfboot_git']}), moto {machine['moto']}, "
         f"{machine['nproc']} CPUs")
     micro = micro_runs(args, tools, out)

@@ -62,8 +62,12 @@ pub(crate) enum Command {
     Plan(PlanArgs),
     /// Create or repair the stack's roles, policies and instance profiles
     Bootstrap(BootstrapArgs),
+    /// Check the caller, the operator user's policies, the permissions bootstrap needs, and the services
+    Check(CheckArgs),
     /// List the built-in stacks, or show one rendered
     Stacks(StacksArgs),
+    /// Print the stack as a CloudFormation template (for StackSets); offline, no AWS call
+    Export(crate::commands::export::ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +90,15 @@ pub(crate) struct PlanArgs {
     /// Exit 0 when nothing would change, 2 when changes are pending (1 and others: errors)
     #[arg(long)]
     pub(crate) detailed_exitcode: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    #[command(flatten)]
+    pub(crate) stack: StackArgs,
+    /// Print the least-privilege IAM policy the caller needs to apply the current plan, and exit
+    #[arg(long)]
+    pub(crate) print_policy: bool,
 }
 
 #[derive(Debug, Args)]

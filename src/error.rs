@@ -12,6 +12,8 @@ pub(crate) enum ErrorKind {
     Input,
     /// AWS refused or failed a call, or the account is not in a state we can work from.
     Aws,
+    /// The caller lacks something the bootstrap needs (pre-flight check).
+    CheckFailed,
     /// The run was interrupted (Ctrl-C).
     Interrupted,
 }
@@ -20,6 +22,7 @@ impl ErrorKind {
     pub(crate) fn exit_code(self) -> u8 {
         match self {
             ErrorKind::Aws => 1,
+            ErrorKind::CheckFailed => 3,
             ErrorKind::Usage => 64,
             ErrorKind::Input => 65,
             ErrorKind::Interrupted => 130,

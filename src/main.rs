@@ -10,6 +10,7 @@ mod commands;
 mod document;
 mod engine;
 mod error;
+mod export;
 mod output;
 mod policy_eval;
 mod prompt;
@@ -54,7 +55,9 @@ fn main() -> ExitCode {
         match &cli.command {
             Command::Plan(args) => commands::plan::run(&printer, &settings, args).await,
             Command::Bootstrap(args) => commands::bootstrap::run(&printer, &settings, args).await,
+            Command::Check(args) => commands::check::run(&printer, &settings, args).await,
             Command::Stacks(args) => commands::stacks::run(&printer, &settings, args).await,
+            Command::Export(args) => commands::export::run(&printer, args),
         }
     });
     match result {

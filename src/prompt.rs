@@ -36,7 +36,10 @@ pub(crate) fn user_name(printer: &Printer, default: Option<&str>) -> Result<Opti
     if let Some(d) = default {
         input = input.default(d.to_string());
     }
-    let _ = printer;
+    if !printer.interactive {
+        return Err(Error::usage("no terminal to ask for the operator user on")
+            .with_help("pass --user-name NAME or --skip-user"));
+    }
     let answer = input
         .interact_text_on(&console::Term::stderr())
         .map_err(|e| Error::usage(format!("could not read the answer: {e}")))?;

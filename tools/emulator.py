@@ -339,6 +339,9 @@ class EmulatorMiddleware:
             finally:
                 if hasattr(result, "close"):
                     result.close()
+            if (entry["status"] or 0) >= 400:
+                # The start of an error body says why (e.g. which action an enforced policy denied).
+                entry["error"] = b"".join(chunks)[:400].decode("utf-8", errors="replace")
         except Exception:
             # moto lets some exceptions escape (e.g. NotImplementedError for unimplemented
             # actions); werkzeug answers those with a 500.

@@ -100,6 +100,10 @@ impl Intercept for CallLog {
 pub(crate) struct Clients {
     pub(crate) iam: aws_sdk_iam::Client,
     pub(crate) sts: aws_sdk_sts::Client,
+    pub(crate) batch: aws_sdk_batch::Client,
+    pub(crate) lambda: aws_sdk_lambda::Client,
+    pub(crate) sqs: aws_sdk_sqs::Client,
+    pub(crate) sfn: aws_sdk_sfn::Client,
     pub(crate) calls: CallLog,
     pub(crate) region: String,
     limiter: Arc<Semaphore>,
@@ -120,7 +124,20 @@ impl Clients {
         let sts = aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(&config).interceptor(calls.clone()).build(),
         );
-        Ok(Clients { iam, sts, calls, region, limiter: Arc::new(Semaphore::new(settings.max_concurrency.max(1))) })
+        let batch = aws_sdk_batch::Client::from_conf(
+            aws_sdk_batch::config::Builder::from(&config).interceptor(calls.clone()).build(),
+        );
+        let lambda = aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::config::Builder::from(&config).interceptor(calls.clone()).build(),
+        );
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&config).interceptor(calls.clone()).build(),
+        );
+        let sfn = aws_sdk_sfn::Client::from_conf(
+            aws_sdk_sfn::config::Builder::from(&config).interceptor(calls.clone()).build(),
+        );
+        let limiter = Arc::new(Semaphore::new(settings.max_concurrency.max(1)));
+        Ok(Clients { iam, sts, batch, lambda, sqs, sfn, calls, region, limiter })
     }
 
     /// Run one AWS call, waiting for a slot so that at most `--max-concurrency` requests are in flight.

@@ -12,12 +12,13 @@ use serde::Serialize;
 
 use crate::aws::AwsSettings;
 use crate::cli::BootstrapArgs;
-use crate::commands::{ExitStatus, Session};
+use crate::commands::{check, ExitStatus, Session};
 use crate::engine::apply::{self, AppliedChange, ApplyObserver, ApplyOptions, Outcome};
 use crate::engine::plan::{PlannedChange, Status};
 use crate::engine::{self, Plan};
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::Printer;
+use crate::policy_eval::Verdict;
 use crate::prompt;
 
 /// At most this many apply rounds: the second repairs what a concurrent run raced us on.
@@ -72,6 +73,23 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
             ));
         }
         return Ok(ExitStatus::Success);
+    }
+
+    // Pre-flight: a permission the caller lacks stops the run here, before the first write.
+    let spinner = printer.spinner("checking permissions");
+    let preflight = check::preflight(&session.clients, &session.caller, &session.desired, &plan).await;
+    spinner.finish_and_clear();
+    let preflight = preflight?;
+    if preflight.failed() {
+        return Err(preflight.error(&session.caller));
+    }
+    let unverified = preflight.permissions.iter().filter(|p| matches!(p.verdict, Verdict::Unverified { .. })).count();
+    if unverified > 0 {
+        printer.warn(&format!(
+            "{unverified} of {} permissions could not be verified ({}); continuing",
+            preflight.permissions.len(),
+            preflight.method
+        ));
     }
 
     if !args.yes {

@@ -1,10 +1,12 @@
 //! Commands: each is a verb that drives the engine and prints through the printer.
 
 pub(crate) mod bootstrap;
+pub(crate) mod check;
+pub(crate) mod export;
 pub(crate) mod plan;
 pub(crate) mod stacks;
 
-use crate::aws::{AwsSettings, Clients};
+use crate::aws::{errors, AwsSettings, Clients};
 use crate::cli::StackArgs;
 use crate::error::{Error, Result};
 use crate::output::Printer;
@@ -18,6 +20,8 @@ pub(crate) enum ExitStatus {
     Success,
     /// `plan --detailed-exitcode` found changes, or `bootstrap` left changes held back.
     ChangesPending,
+    /// `check` found something the bootstrap needs missing.
+    CheckFailed,
 }
 
 impl ExitStatus {
@@ -25,6 +29,7 @@ impl ExitStatus {
         match self {
             ExitStatus::Success => 0,
             ExitStatus::ChangesPending => 2,
+            ExitStatus::CheckFailed => 3,
         }
     }
 }
@@ -62,12 +67,18 @@ impl Session {
             region: clients.region.clone(),
         };
         let desired = stack.render(&target)?;
-        let user = resolve_user(printer, args, &caller, &desired)?;
+        let user = resolve_user(printer, args, &clients, &caller, &desired).await?;
         Ok(Session { clients, caller, desired, user })
     }
 }
 
-fn resolve_user(printer: &Printer, args: &StackArgs, caller: &Caller, desired: &Desired) -> Result<Option<String>> {
+async fn resolve_user(
+    printer: &Printer,
+    args: &StackArgs,
+    clients: &Clients,
+    caller: &Caller,
+    desired: &Desired,
+) -> Result<Option<String>> {
     if args.skip_user || desired.user_policies.is_empty() {
         return Ok(None);
     }
@@ -75,7 +86,17 @@ fn resolve_user(printer: &Printer, args: &StackArgs, caller: &Caller, desired: &
         return Ok(Some(u.clone()));
     }
     if printer.interactive && !printer.json() {
-        return prompt::user_name(printer, caller.user_name.as_deref());
+        // Ask until the answer names a user of this account (or is empty: no user).
+        loop {
+            let Some(name) = prompt::user_name(printer, caller.user_name.as_deref())? else { return Ok(None) };
+            match clients.limit(clients.iam.get_user().user_name(&name).send()).await {
+                Err(e) if errors::is_no_such_entity(&e) => {
+                    printer.warn(&format!("there is no IAM user `{name}` in account {}", caller.account_id));
+                }
+                // Found, or not ours to know (no iam:GetUser): the plan will tell.
+                _ => return Ok(Some(name)),
+            }
+        }
     }
     match &caller.user_name {
         Some(u) => Ok(Some(u.clone())),

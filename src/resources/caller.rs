@@ -24,6 +24,13 @@ pub(crate) struct Caller {
     pub(crate) user_name: Option<String>,
 }
 
+impl Caller {
+    /// The role behind an assumed-role session ARN (`assumed-role/ROLE/SESSION`).
+    pub(crate) fn role_name(&self) -> Option<&str> {
+        self.arn.split_once(":assumed-role/").and_then(|(_, rest)| rest.split('/').next())
+    }
+}
+
 pub(crate) async fn identify(clients: &Clients) -> Result<Caller> {
     let out = clients
         .limit(clients.sts.get_caller_identity().send())

@@ -4,9 +4,11 @@
 pub(crate) mod caller;
 pub(crate) mod instance_profile;
 pub(crate) mod managed_policy;
+pub(crate) mod permissions;
 pub(crate) mod policy;
 pub(crate) mod role;
 pub(crate) mod service_linked_role;
+pub(crate) mod services;
 pub(crate) mod user;
 
 use serde::Serialize;

@@ -35,42 +35,93 @@ impl Target {
     /// are kept in one table here.
     pub(crate) fn service_principal(&self, service: &str) -> String {
         let short = service.strip_suffix(".amazonaws.com").unwrap_or(service);
-        const CHINA_DOT_CN: &[&str] = &["ec2", "application-autoscaling", "elasticmapreduce"];
         match self.partition.as_str() {
-            "aws-cn" if CHINA_DOT_CN.contains(&short) => format!("{short}.amazonaws.com.cn"),
+            "aws-cn" if dot_cn_in_china(short) => format!("{short}.amazonaws.com.cn"),
             "aws-iso" | "aws-iso-b" => format!("{short}.{}", self.dns_suffix()),
             _ => format!("{short}.amazonaws.com"),
         }
     }
 }
 
-/// Render `text`, replacing every placeholder. `origin` names the file in error messages.
-pub(crate) fn render(text: &str, target: &Target) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len() + 64);
+/// Services whose principal in aws-cn ends in `.amazonaws.com.cn` (`ec2.amazonaws.com.cn`); every other service
+/// keeps `<service>.amazonaws.com` there. `service` is the short name ("ec2") or the principal ("ec2.amazonaws.com").
+pub(crate) fn dot_cn_in_china(service: &str) -> bool {
+    const CHINA_DOT_CN: &[&str] = &["ec2", "application-autoscaling", "elasticmapreduce"];
+    CHINA_DOT_CN.contains(&service.strip_suffix(".amazonaws.com").unwrap_or(service))
+}
+
+/// A placeholder as written in a template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placeholder<'a> {
+    Partition,
+    AccountId,
+    Region,
+    DnsSuffix,
+    /// `{{principal:SERVICE}}`, with SERVICE as written: "ec2" or "ec2.amazonaws.com".
+    Principal(&'a str),
+}
+
+/// A piece of a template: text to copy as is, or a placeholder to fill in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Segment<'a> {
+    Literal(&'a str),
+    Placeholder(Placeholder<'a>),
+}
+
+/// Split `text` into literal text and placeholders; an unknown or unterminated placeholder is an error naming its line.
+pub(crate) fn segments(text: &str) -> Result<Vec<Segment<'_>>, String> {
+    let mut out = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
+        if start > 0 {
+            out.push(Segment::Literal(&rest[..start]));
+        }
         let after = &rest[start + 2..];
         let Some(end) = after.find("}}") else {
             return Err(format!("line {}: `{{{{` without a closing `}}}}`", line_of(text, rest, start)));
         };
         let key = after[..end].trim();
-        let value = match key.split_once(':') {
+        let placeholder = match key.split_once(':') {
             None => match key {
-                "partition" => target.partition.clone(),
-                "account_id" => target.account_id.clone(),
-                "region" => target.region.clone(),
-                "dns_suffix" => target.dns_suffix().to_string(),
+                "partition" => Placeholder::Partition,
+                "account_id" => Placeholder::AccountId,
+                "region" => Placeholder::Region,
+                "dns_suffix" => Placeholder::DnsSuffix,
                 _ => return Err(unknown(key, text, rest, start)),
             },
-            Some(("principal", service)) if is_service_name(service.trim()) => target.service_principal(service.trim()),
+            Some(("principal", service)) if is_service_name(service.trim()) => Placeholder::Principal(service.trim()),
             Some(_) => return Err(unknown(key, text, rest, start)),
         };
-        out.push_str(&value);
+        out.push(Segment::Placeholder(placeholder));
         rest = &after[end + 2..];
     }
-    out.push_str(rest);
+    if !rest.is_empty() {
+        out.push(Segment::Literal(rest));
+    }
     Ok(out)
+}
+
+/// Render `text`, filling in every placeholder with what `resolve` returns for it.
+pub(crate) fn render_with(text: &str, resolve: impl Fn(Placeholder<'_>) -> String) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len() + 64);
+    for segment in segments(text)? {
+        match segment {
+            Segment::Literal(s) => out.push_str(s),
+            Segment::Placeholder(p) => out.push_str(&resolve(p)),
+        }
+    }
+    Ok(out)
+}
+
+/// Render `text` for `target`, replacing every placeholder.
+pub(crate) fn render(text: &str, target: &Target) -> Result<String, String> {
+    render_with(text, |p| match p {
+        Placeholder::Partition => target.partition.clone(),
+        Placeholder::AccountId => target.account_id.clone(),
+        Placeholder::Region => target.region.clone(),
+        Placeholder::DnsSuffix => target.dns_suffix().to_string(),
+        Placeholder::Principal(service) => target.service_principal(service),
+    })
 }
 
 fn is_service_name(s: &str) -> bool {
@@ -120,6 +171,21 @@ mod tests {
         assert!(err.starts_with("line 2: unknown placeholder `{{acount_id}}`"), "{err}");
         let err = render("x {{principal:EC2!}}", &target("aws")).unwrap_err();
         assert!(err.contains("unknown placeholder"), "{err}");
+    }
+
+    #[test]
+    fn render_with_sees_each_placeholder_and_keeps_the_text_around_it() {
+        let out = render_with("a{{partition}}b{{ principal:ec2 }}c${x}", |p| format!("<{p:?}>")).unwrap();
+        assert_eq!(out, "a<Partition>b<Principal(\"ec2\")>c${x}");
+        assert_eq!(
+            segments("{{region}}-{{dns_suffix}}").unwrap(),
+            vec![
+                Segment::Placeholder(Placeholder::Region),
+                Segment::Literal("-"),
+                Segment::Placeholder(Placeholder::DnsSuffix)
+            ]
+        );
+        assert!(dot_cn_in_china("ec2.amazonaws.com") && dot_cn_in_china("ec2") && !dot_cn_in_china("lambda"));
     }
 
     #[test]

@@ -123,7 +123,12 @@ impl Emulator {
 
     /// An IAM client for arranging and checking state, independent of wfboot.
     pub async fn admin(&self) -> aws_sdk_iam::Client {
-        let creds = aws_sdk_iam::config::Credentials::new(ADMIN_KEY, "admin-secret", None, None, "test");
+        self.client_with(ADMIN_KEY, "admin-secret").await
+    }
+
+    /// An IAM client with the given keys (for when the emulator enforces IAM policies).
+    pub async fn client_with(&self, key: &str, secret: &str) -> aws_sdk_iam::Client {
+        let creds = aws_sdk_iam::config::Credentials::new(key, secret, None, None, "test");
         let conf = aws_sdk_iam::Config::builder()
             .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
             .region(aws_sdk_iam::config::Region::new("us-east-1"))
@@ -157,13 +162,22 @@ impl Emulator {
         cmd
     }
 
+    /// Switch IAM enforcement on after `budget` more requests ("0": now), through moto's own API.
+    pub fn reset_auth(&self, budget: &str) {
+        self.post("/moto-api/reset-auth", "text/plain", budget);
+    }
+
     /// POST a JSON body to the emulator's control endpoint (hold after N writes, fault rate).
     pub fn control(&self, body: &str) {
+        self.post("/__emulator/control", "application/json", body);
+    }
+
+    fn post(&self, path: &str, content_type: &str, body: &str) {
         use std::io::{Read, Write};
         let addr = self.url.trim_start_matches("http://");
         let mut stream = std::net::TcpStream::connect(addr).expect("connect to the emulator");
         let request = format!(
-            "POST /__emulator/control HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
         stream.write_all(request.as_bytes()).unwrap();
