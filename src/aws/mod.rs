@@ -140,6 +140,41 @@ impl Clients {
         Ok(Clients { iam, sts, batch, lambda, sqs, sfn, calls, region, limiter })
     }
 
+    /// Clients around a given (mocked) IAM client, for unit tests; the other services are never called.
+    #[cfg(test)]
+    pub(crate) fn with_iam(iam: aws_sdk_iam::Client) -> Clients {
+        let region = Region::new("us-east-1");
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::Config::builder().behavior_version(BehaviorVersion::latest()).region(region.clone()).build(),
+        );
+        let batch = aws_sdk_batch::Client::from_conf(
+            aws_sdk_batch::Config::builder().behavior_version(BehaviorVersion::latest()).region(region.clone()).build(),
+        );
+        let lambda = aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(region.clone())
+                .build(),
+        );
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::Config::builder().behavior_version(BehaviorVersion::latest()).region(region.clone()).build(),
+        );
+        let sfn = aws_sdk_sfn::Client::from_conf(
+            aws_sdk_sfn::Config::builder().behavior_version(BehaviorVersion::latest()).region(region).build(),
+        );
+        Clients {
+            iam,
+            sts,
+            batch,
+            lambda,
+            sqs,
+            sfn,
+            calls: CallLog::default(),
+            region: "us-east-1".into(),
+            limiter: Arc::new(Semaphore::new(8)),
+        }
+    }
+
     /// Run one AWS call, waiting for a slot so that at most `--max-concurrency` requests are in flight.
     pub(crate) async fn limit<F: Future>(&self, call: F) -> F::Output {
         let _permit = self.limiter.acquire().await;

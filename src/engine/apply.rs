@@ -338,3 +338,196 @@ fn is_retryable<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, retry: RetryOn
     let (code, message) = (se.err().code().unwrap_or_default(), se.err().message().unwrap_or_default());
     retry.iter().any(|(c, fragment)| *c == code && message.contains(fragment))
 }
+
+/// IAM's eventual consistency and races, which the emulator (immediately consistent) cannot show.
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use aws_sdk_iam::operation::attach_role_policy::{AttachRolePolicyError, AttachRolePolicyOutput};
+    use aws_sdk_iam::operation::create_role::{CreateRoleError, CreateRoleOutput};
+    use aws_sdk_iam::types::error::{
+        EntityAlreadyExistsException, MalformedPolicyDocumentException, NoSuchEntityException,
+    };
+    use aws_sdk_iam::types::Role;
+    use aws_sdk_iam::Client;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use serde_json::json;
+
+    use super::*;
+    use crate::engine::plan::{Kind, ResourcePlan};
+    use crate::resources::Ownership;
+    use crate::stack::Target;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+    impl ApplyObserver for Recorder {
+        fn finished(&self, _: &PlannedChange, _: &Outcome) {}
+        fn waiting(&self, what: &str) {
+            self.0.lock().unwrap().push(what.to_string());
+        }
+    }
+
+    fn role_plan(trust: serde_json::Value, create: bool) -> Plan {
+        let mut changes = Vec::new();
+        if create {
+            changes.push(Change::CreateRole { name: "R".into(), path: "/".into(), description: String::new(), trust });
+        }
+        changes.push(Change::AttachRolePolicy { role: "R".into(), policy_arn: "arn:aws:iam::aws:policy/A".into() });
+        let ownership = if create { Ownership::Absent } else { Ownership::Stack };
+        let target = Target { partition: "aws".into(), account_id: "111122223333".into(), region: "us-east-1".into() };
+        Plan::new("s", &target, None, vec![ResourcePlan::new(Kind::Role, "R", ownership, changes, vec![])])
+    }
+
+    fn opts(timeout_ms: u64) -> ApplyOptions {
+        ApplyOptions {
+            stack: "s".into(),
+            consent: true,
+            propagation_timeout: Duration::from_millis(timeout_ms),
+            interrupted: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn service_trust() -> serde_json::Value {
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    }
+
+    fn created() -> CreateRoleOutput {
+        let role = Role::builder()
+            .path("/")
+            .role_name("R")
+            .role_id("AROAEXAMPLE")
+            .arn("arn:aws:iam::111122223333:role/R")
+            .create_date(aws_smithy_types::DateTime::from_secs(0))
+            .build()
+            .unwrap();
+        CreateRoleOutput::builder().role(role).build()
+    }
+
+    /// Modeled errors carry their code in metadata, as the SDK's deserializer sets it.
+    fn meta(code: &str, message: &str) -> aws_smithy_types::error::ErrorMetadata {
+        aws_smithy_types::error::ErrorMetadata::builder().code(code).message(message).build()
+    }
+
+    fn no_such_entity() -> AttachRolePolicyError {
+        AttachRolePolicyError::NoSuchEntityException(
+            NoSuchEntityException::builder()
+                .message("Role R not found")
+                .meta(meta("NoSuchEntity", "Role R not found"))
+                .build(),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_attachment_right_after_its_role_was_created_waits_for_propagation_and_says_so() {
+        let create = mock!(Client::create_role).then_output(created);
+        let attach = mock!(Client::attach_role_policy)
+            .sequence()
+            .error(no_such_entity)
+            .times(2)
+            .output(|| AttachRolePolicyOutput::builder().build())
+            .build();
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&create, &attach]);
+        let recorder = Recorder::default();
+        let applied = apply(&Clients::with_iam(iam), &role_plan(service_trust(), true), &opts(10_000), &recorder).await;
+        assert!(applied.iter().all(|a| a.outcome == Outcome::Done), "{applied:?}");
+        assert_eq!(attach.num_calls(), 3);
+        let waits = recorder.0.lock().unwrap().clone();
+        assert_eq!(waits.len(), 1, "the user is told once: {waits:?}");
+        assert!(waits[0].contains("role `R`") && waits[0].contains("propagate"), "{waits:?}");
+    }
+
+    #[tokio::test]
+    async fn propagation_retries_stop_at_the_bound_with_a_clear_error() {
+        let create = mock!(Client::create_role).then_output(created);
+        let attach = mock!(Client::attach_role_policy).sequence().error(no_such_entity).repeatedly().build();
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&create, &attach]);
+        let started = Instant::now();
+        let applied =
+            apply(&Clients::with_iam(iam), &role_plan(service_trust(), true), &opts(1_500), &Recorder::default()).await;
+        assert!(started.elapsed() < Duration::from_secs(5), "not bounded: {:?}", started.elapsed());
+        let Outcome::Failed { error } = &applied[1].outcome else { panic!("{applied:?}") };
+        assert!(error.contains("NoSuchEntity") && error.contains("attach"), "{error}");
+        assert!(attach.num_calls() >= 2);
+    }
+
+    #[tokio::test]
+    async fn no_such_entity_without_a_fresh_dependency_is_a_real_error_and_is_not_retried() {
+        let attach = mock!(Client::attach_role_policy).sequence().error(no_such_entity).repeatedly().build();
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&attach]);
+        let applied =
+            apply(&Clients::with_iam(iam), &role_plan(service_trust(), false), &opts(10_000), &Recorder::default())
+                .await;
+        assert!(matches!(applied[0].outcome, Outcome::Failed { .. }), "{applied:?}");
+        assert_eq!(attach.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_invalid_principal_in_a_new_trust_document_is_retried_while_the_principal_propagates() {
+        let create = mock!(Client::create_role)
+            .sequence()
+            .error(|| {
+                CreateRoleError::MalformedPolicyDocumentException(
+                    MalformedPolicyDocumentException::builder()
+                        .message("Invalid principal in policy: \"AWS\":\"arn:aws:iam::111122223333:role/New\"")
+                        .meta(meta(
+                            "MalformedPolicyDocument",
+                            "Invalid principal in policy: \"AWS\":\"arn:aws:iam::111122223333:role/New\"",
+                        ))
+                        .build(),
+                )
+            })
+            .output(created)
+            .build();
+        let attach = mock!(Client::attach_role_policy).then_output(|| AttachRolePolicyOutput::builder().build());
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&create, &attach]);
+        let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:role/New"}, "Action": "sts:AssumeRole"}]});
+        let recorder = Recorder::default();
+        let applied = apply(&Clients::with_iam(iam), &role_plan(trust, true), &opts(10_000), &recorder).await;
+        assert!(applied.iter().all(|a| a.outcome == Outcome::Done), "{applied:?}");
+        assert_eq!(create.num_calls(), 2);
+        assert!(recorder.0.lock().unwrap()[0].contains("principals in its trust document"));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_service_trust_document_is_not_retried() {
+        let create = mock!(Client::create_role)
+            .sequence()
+            .error(|| {
+                CreateRoleError::MalformedPolicyDocumentException(
+                    MalformedPolicyDocumentException::builder()
+                        .message("Invalid principal in policy")
+                        .meta(meta("MalformedPolicyDocument", "Invalid principal in policy"))
+                        .build(),
+                )
+            })
+            .repeatedly()
+            .build();
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&create]);
+        let applied =
+            apply(&Clients::with_iam(iam), &role_plan(service_trust(), true), &opts(10_000), &Recorder::default())
+                .await;
+        assert!(matches!(applied[0].outcome, Outcome::Failed { .. }));
+        assert!(matches!(applied[1].outcome, Outcome::Skipped { .. }), "the attachment depends on the failed create");
+        assert_eq!(create.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_role_created_by_someone_else_meanwhile_counts_as_done_and_its_dependents_go_on() {
+        let create = mock!(Client::create_role).then_error(|| {
+            CreateRoleError::EntityAlreadyExistsException(
+                EntityAlreadyExistsException::builder()
+                    .message("Role with name R already exists.")
+                    .meta(meta("EntityAlreadyExists", "Role with name R already exists."))
+                    .build(),
+            )
+        });
+        let attach = mock!(Client::attach_role_policy).then_output(|| AttachRolePolicyOutput::builder().build());
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&create, &attach]);
+        let applied =
+            apply(&Clients::with_iam(iam), &role_plan(service_trust(), true), &opts(10_000), &Recorder::default())
+                .await;
+        assert_eq!(applied[0].outcome, Outcome::AlreadyDone);
+        assert_eq!(applied[1].outcome, Outcome::Done);
+    }
+}

@@ -268,3 +268,120 @@ pub(crate) async fn managed_documents(clients: &Clients, arns: &[String]) -> Res
 fn parse(text: &str) -> Result<Value, String> {
     document::parse_returned(text)
 }
+
+/// The simulation path, which the emulator does not implement, with mocked IAM answers.
+#[cfg(test)]
+mod tests {
+    use aws_sdk_iam::operation::get_policy::GetPolicyOutput;
+    use aws_sdk_iam::operation::get_policy_version::GetPolicyVersionOutput;
+    use aws_sdk_iam::operation::list_attached_user_policies::ListAttachedUserPoliciesOutput;
+    use aws_sdk_iam::operation::list_groups_for_user::ListGroupsForUserOutput;
+    use aws_sdk_iam::operation::list_user_policies::ListUserPoliciesOutput;
+    use aws_sdk_iam::operation::simulate_principal_policy::{
+        SimulatePrincipalPolicyError, SimulatePrincipalPolicyOutput,
+    };
+    use aws_sdk_iam::types::{AttachedPolicy, EvaluationResult, Policy, PolicyVersion};
+    use aws_sdk_iam::Client;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    use super::*;
+    use crate::resources::caller;
+
+    fn needed() -> Vec<Permission> {
+        ["iam:CreateRole", "iam:TagRole", "iam:PassRole"]
+            .iter()
+            .map(|a| Permission { action: a.to_string(), resource: "arn:aws:iam::111122223333:role/R".into() })
+            .collect()
+    }
+
+    fn user() -> Caller {
+        caller::parse("111122223333", "arn:aws:iam::111122223333:user/alice").unwrap()
+    }
+
+    fn result(action: &str, decision: &str) -> EvaluationResult {
+        EvaluationResult::builder()
+            .eval_action_name(action)
+            .eval_decision(PolicyEvaluationDecisionType::from(decision))
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn simulation_verdicts_are_reported_per_action() {
+        let simulate = mock!(Client::simulate_principal_policy)
+            .match_requests(|r| r.policy_source_arn() == Some("arn:aws:iam::111122223333:user/alice"))
+            .then_output(|| {
+                SimulatePrincipalPolicyOutput::builder()
+                    .evaluation_results(result("iam:CreateRole", "allowed"))
+                    .evaluation_results(result("iam:TagRole", "implicitDeny"))
+                    .evaluation_results(result("iam:PassRole", "explicitDeny"))
+                    .build()
+            });
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&simulate]);
+        let (checks, method) = check(&Clients::with_iam(iam), &user(), &needed()).await;
+        assert!(method.starts_with("simulated for arn:aws:iam::111122223333:user/alice"), "{method}");
+        let verdict = |a: &str| checks.iter().find(|c| c.action == a).map(|c| c.verdict.clone()).unwrap();
+        assert_eq!(verdict("iam:CreateRole"), Verdict::Allowed);
+        assert_eq!(verdict("iam:TagRole"), Verdict::Denied { explicit: false });
+        assert_eq!(verdict("iam:PassRole"), Verdict::Denied { explicit: true });
+        assert!(checks.iter().all(|c| c.source == "simulation"));
+    }
+
+    #[tokio::test]
+    async fn when_simulation_is_denied_the_callers_own_policies_are_evaluated_locally() {
+        let denied = mock!(Client::simulate_principal_policy).then_error(|| {
+            let meta = aws_smithy_types::error::ErrorMetadata::builder()
+                .code("AccessDenied")
+                .message("not authorized")
+                .build();
+            SimulatePrincipalPolicyError::generic(meta)
+        });
+        let arn = "arn:aws:iam::aws:policy/Custom";
+        let attached = mock!(Client::list_attached_user_policies).then_output(move || {
+            ListAttachedUserPoliciesOutput::builder()
+                .attached_policies(AttachedPolicy::builder().policy_arn(arn).policy_name("Custom").build())
+                .build()
+        });
+        let inline = mock!(Client::list_user_policies)
+            .then_output(|| ListUserPoliciesOutput::builder().set_policy_names(Some(vec![])).build().unwrap());
+        let groups = mock!(Client::list_groups_for_user)
+            .then_output(|| ListGroupsForUserOutput::builder().set_groups(Some(vec![])).build().unwrap());
+        let policy = mock!(Client::get_policy).then_output(move || {
+            GetPolicyOutput::builder().policy(Policy::builder().arn(arn).default_version_id("v1").build()).build()
+        });
+        // As IAM returns it: URL-encoded. Allows CreateRole and TagRole, denies PassRole on a condition.
+        let doc = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%5B%22iam%3ACreate%2A%22%2C%22iam%3ATagRole%22%5D%2C%22Resource%22%3A%22%2A%22%7D%2C%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22iam%3APassRole%22%2C%22Resource%22%3A%22%2A%22%2C%22Condition%22%3A%7B%22StringEquals%22%3A%7B%22iam%3APassedToService%22%3A%22ec2.amazonaws.com%22%7D%7D%7D%5D%7D";
+        let version = mock!(Client::get_policy_version).then_output(move || {
+            GetPolicyVersionOutput::builder()
+                .policy_version(PolicyVersion::builder().document(doc).version_id("v1").build())
+                .build()
+        });
+        let iam =
+            mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&denied, &attached, &inline, &groups, &policy, &version]);
+        let (checks, method) = check(&Clients::with_iam(iam), &user(), &needed()).await;
+        assert!(method.contains("simulation unavailable (iam:SimulatePrincipalPolicy: AccessDenied)"), "{method}");
+        assert!(method.contains("evaluated 1 identity policy"), "{method}");
+        let verdict = |a: &str| checks.iter().find(|c| c.action == a).map(|c| c.verdict.clone()).unwrap();
+        assert_eq!(verdict("iam:CreateRole"), Verdict::Allowed);
+        assert_eq!(verdict("iam:TagRole"), Verdict::Allowed);
+        assert!(matches!(verdict("iam:PassRole"), Verdict::Unverified { .. }), "a condition is never 'allowed'");
+        assert!(checks.iter().all(|c| c.source == "local evaluation"));
+    }
+
+    #[tokio::test]
+    async fn when_neither_simulation_nor_the_callers_policies_can_be_read_everything_is_unverified() {
+        let denied = mock!(Client::simulate_principal_policy).then_error(|| {
+            SimulatePrincipalPolicyError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder().code("AccessDenied").build(),
+            )
+        });
+        let attached = mock!(Client::list_attached_user_policies).then_error(|| {
+            aws_sdk_iam::operation::list_attached_user_policies::ListAttachedUserPoliciesError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder().code("AccessDenied").build(),
+            )
+        });
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&denied, &attached]);
+        let (checks, _) = check(&Clients::with_iam(iam), &user(), &needed()).await;
+        assert!(checks.iter().all(|c| matches!(c.verdict, Verdict::Unverified { .. })), "{checks:?}");
+    }
+}
