@@ -601,4 +601,6 @@ impl Desired {
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests;
