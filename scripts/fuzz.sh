@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 WFBOOT_FUZZ_SECONDS=${1:-60} WFBOOT_FUZZ_SEED=${2:-24301} \
-  cargo test --release --bin wfboot stack::fuzz -- --nocapture 2>&1 | grep -E "^fuzz:|test result|panicked"
+  cargo test --bin wfboot stack::fuzz -- --nocapture 2>&1 | grep -E "^fuzz:|test result|panicked"
