@@ -98,42 +98,69 @@ async fn principal_arn(clients: &Clients, caller: &Caller) -> Result<String, Str
     }
 }
 
+/// One SimulatePrincipalPolicy for all actions and resources (pages followed), then the verdict of each
+/// needed (action, resource) pair.
 async fn simulate(clients: &Clients, principal: &str, needed: &[Permission]) -> Result<Vec<PermissionCheck>, String> {
-    let mut by_resource: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for p in needed {
-        by_resource.entry(p.resource.as_str()).or_default().push(p.action.as_str());
-    }
-    let calls = by_resource.iter().map(|(resource, actions)| async move {
+    let mut actions: Vec<String> = needed.iter().map(|p| p.action.clone()).collect();
+    actions.sort();
+    actions.dedup();
+    let mut resources: Vec<String> = needed.iter().map(|p| p.resource.clone()).collect();
+    resources.sort();
+    resources.dedup();
+    let mut decisions: BTreeMap<(String, String), PolicyEvaluationDecisionType> = BTreeMap::new();
+    let mut marker: Option<String> = None;
+    loop {
         let req = clients
             .iam
             .simulate_principal_policy()
             .policy_source_arn(principal)
-            .set_action_names(Some(actions.iter().map(|a| a.to_string()).collect()))
-            .resource_arns(*resource)
+            .set_action_names(Some(actions.clone()))
+            .set_resource_arns(Some(resources.clone()))
+            .set_marker(marker.clone())
             .customize()
             // Not retried: an emulator without SimulatePrincipalPolicy answers 500, and we fall back at once.
             .config_override(
                 aws_sdk_iam::config::Config::builder().retry_config(aws_config::retry::RetryConfig::disabled()),
             );
-        clients.limit(req.send()).await.map(|out| (resource, out.evaluation_results.unwrap_or_default()))
-    });
-    let mut results = Vec::new();
-    for outcome in futures::future::join_all(calls).await {
-        let (resource, evaluations) = outcome.map_err(|e| match errors::code(&e) {
+        let out = clients.limit(req.send()).await.map_err(|e| match errors::code(&e) {
             Some(code) => format!("iam:SimulatePrincipalPolicy: {code}"),
             None => "iam:SimulatePrincipalPolicy failed".into(),
         })?;
-        for ev in evaluations {
-            let v = match ev.eval_decision {
-                PolicyEvaluationDecisionType::Allowed => Verdict::Allowed,
-                PolicyEvaluationDecisionType::ExplicitDeny => Verdict::Denied { explicit: true },
-                _ => Verdict::Denied { explicit: false },
-            };
-            let p = Permission { action: ev.eval_action_name, resource: resource.to_string() };
-            results.push(verdict(&p, v, "simulation", vec![]));
+        for ev in out.evaluation_results.unwrap_or_default() {
+            let specific = ev.resource_specific_results.unwrap_or_default();
+            if specific.is_empty() {
+                let resource = ev.eval_resource_name.unwrap_or_else(|| "*".into());
+                decisions.insert((ev.eval_action_name, resource), ev.eval_decision);
+            } else {
+                for r in specific {
+                    decisions.insert((ev.eval_action_name.clone(), r.eval_resource_name), r.eval_resource_decision);
+                }
+            }
+        }
+        if !out.is_truncated {
+            break;
+        }
+        marker = out.marker;
+        if marker.is_none() {
+            break;
         }
     }
-    Ok(results)
+    Ok(needed
+        .iter()
+        .map(|p| match decisions.get(&(p.action.clone(), p.resource.clone())) {
+            Some(PolicyEvaluationDecisionType::Allowed) => verdict(p, Verdict::Allowed, "simulation", vec![]),
+            Some(PolicyEvaluationDecisionType::ExplicitDeny) => {
+                verdict(p, Verdict::Denied { explicit: true }, "simulation", vec![])
+            }
+            Some(_) => verdict(p, Verdict::Denied { explicit: false }, "simulation", vec![]),
+            None => verdict(
+                p,
+                Verdict::Unverified { reason: "the simulation returned no result for it".into() },
+                "simulation",
+                vec![],
+            ),
+        })
+        .collect())
 }
 
 /// The caller's identity policies: attached and inline, the user's groups' too; `(label, document)`.
@@ -301,6 +328,7 @@ mod tests {
     fn result(action: &str, decision: &str) -> EvaluationResult {
         EvaluationResult::builder()
             .eval_action_name(action)
+            .eval_resource_name("arn:aws:iam::111122223333:role/R")
             .eval_decision(PolicyEvaluationDecisionType::from(decision))
             .build()
             .unwrap()
@@ -325,6 +353,7 @@ mod tests {
         assert_eq!(verdict("iam:TagRole"), Verdict::Denied { explicit: false });
         assert_eq!(verdict("iam:PassRole"), Verdict::Denied { explicit: true });
         assert!(checks.iter().all(|c| c.source == "simulation"));
+        assert_eq!(simulate.num_calls(), 1, "one simulation for every action and resource");
     }
 
     #[tokio::test]

@@ -15,41 +15,31 @@ pub(crate) struct ObservedUser {
     pub(crate) via_groups: BTreeMap<String, String>,
 }
 
-/// Reads the user's own attachments; its groups are read only when something is missing directly.
+/// Reads the user's own attachments and groups at once; the groups' policies only when something is missing
+/// directly.
 pub(crate) async fn observe(clients: &Clients, user: &str, wanted: &[String]) -> Result<ObservedUser> {
-    let direct = clients
-        .limit(async {
-            clients
-                .iam
-                .list_attached_user_policies()
-                .user_name(user)
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-        })
-        .await
-        .map_err(|e| {
-            if errors::is_no_such_entity(&e) {
-                Error::aws(format!("IAM user `{user}` does not exist in this account")).with_help(
-                    "pass --user-name with the operator's IAM user name, or --skip-user to leave user policies alone",
-                )
-            } else {
-                errors::describe(&format!("list the policies of user `{user}`"), &e)
-            }
-        })?;
+    let direct = clients.limit(async {
+        clients.iam.list_attached_user_policies().user_name(user).into_paginator().items().send().try_collect().await
+    });
+    let groups = clients.limit(async {
+        clients.iam.list_groups_for_user().user_name(user).into_paginator().items().send().try_collect().await
+    });
+    let (direct, groups) = tokio::join!(direct, groups);
+    let direct = direct.map_err(|e| {
+        if errors::is_no_such_entity(&e) {
+            Error::aws(format!("IAM user `{user}` does not exist in this account")).with_help(
+                "pass --user-name with the operator's IAM user name, or --skip-user to leave user policies alone",
+            )
+        } else {
+            errors::describe(&format!("list the policies of user `{user}`"), &e)
+        }
+    })?;
     let direct: BTreeSet<String> = direct.into_iter().filter_map(|p| p.policy_arn).collect();
     let mut observed = ObservedUser { direct, via_groups: BTreeMap::new() };
     if wanted.iter().all(|arn| observed.direct.contains(arn)) {
         return Ok(observed);
     }
-    let groups = clients
-        .limit(async {
-            clients.iam.list_groups_for_user().user_name(user).into_paginator().items().send().try_collect().await
-        })
-        .await
-        .map_err(|e| errors::describe(&format!("list the groups of user `{user}`"), &e))?;
+    let groups = groups.map_err(|e| errors::describe(&format!("list the groups of user `{user}`"), &e))?;
     let lists = futures::future::join_all(groups.iter().map(|g| {
         let name = g.group_name.clone();
         async move {
