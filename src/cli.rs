@@ -66,6 +66,14 @@ pub(crate) enum Command {
     Check(CheckArgs),
     /// List the built-in stacks, or show one rendered
     Stacks(StacksArgs),
+    /// Associate an instance profile with an EC2 instance (or replace its profile), idempotently
+    #[cfg(feature = "ec2")]
+    Attach(AttachArgs),
+    /// List the instance ⇄ instance-profile associations of the region
+    #[cfg(feature = "ec2")]
+    Instances(InstancesArgs),
+    /// Which credentials wfboot would use, where they come from, and whose they are
+    Whoami,
     /// Print the stack as a CloudFormation template (for StackSets); offline, no AWS call
     Export(crate::commands::export::ExportArgs),
 }
@@ -142,3 +150,31 @@ pub(crate) struct ShowArgs {
     #[arg(long, default_value = "aws", value_parser = ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"], requires = "account_id")]
     pub(crate) partition: String,
 }
+
+#[derive(Debug, Args)]
+pub(crate) struct AttachArgs {
+    /// The instance, e.g. i-0123456789abcdef0
+    #[arg(long, value_name = "ID", required_unless_present = "list")]
+    pub(crate) instance_id: Option<String>,
+    /// The instance profile to associate
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["role", "stack"])]
+    pub(crate) instance_profile: Option<String>,
+    /// Use the stack's instance profile that holds this role
+    #[arg(long, value_name = "ROLE")]
+    pub(crate) role: Option<String>,
+    /// Stack to look the role up in (with --role; default: the default stack)
+    #[arg(long, value_name = "NAME|FILE", requires = "role")]
+    pub(crate) stack: Option<String>,
+    /// Replace an existing association without asking
+    #[arg(short, long)]
+    pub(crate) yes: bool,
+    /// List the associations of the region instead (same as `wfboot instances`)
+    #[arg(long, conflicts_with_all = ["instance_id", "instance_profile", "role", "stack", "yes"])]
+    pub(crate) list: bool,
+    /// How long to wait for a new instance profile to become usable by EC2
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub(crate) propagation_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InstancesArgs {}

@@ -58,6 +58,11 @@ fn main() -> ExitCode {
             Command::Check(args) => commands::check::run(&printer, &settings, args).await,
             Command::Stacks(args) => commands::stacks::run(&printer, &settings, args).await,
             Command::Export(args) => commands::export::run(&printer, args),
+            #[cfg(feature = "ec2")]
+            Command::Attach(args) => commands::attach::run(&printer, &settings, args).await,
+            #[cfg(feature = "ec2")]
+            Command::Instances(args) => commands::attach::instances(&printer, &settings, args).await,
+            Command::Whoami => commands::whoami::run(&printer, &settings).await,
         }
     });
     match result {

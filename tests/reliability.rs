@@ -51,7 +51,13 @@ async fn crash_point(n: usize) -> Result<(), String> {
     emu.control(r#"{"hold_after_writes": null}"#);
     let first = emu.wfboot_writes_since(0).len();
     if first != n {
-        return Err(format!("crash point {n}: {first} writes reached the account before the kill"));
+        let log: Vec<String> = emu
+            .wfboot_requests_since(0)
+            .iter()
+            .filter(|r| r.write)
+            .map(|r| format!("{} {:?} {:?}", r.action, r.status, r.fault))
+            .collect();
+        return Err(format!("crash point {n}: {first} writes reached the account before the kill: {log:?}"));
     }
     let mark = emu.mark();
     let out = emu.wfboot().args(["bootstrap", "--yes", "--user-name", "demo"]).output().unwrap();

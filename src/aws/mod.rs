@@ -104,6 +104,10 @@ pub(crate) struct Clients {
     pub(crate) lambda: aws_sdk_lambda::Client,
     pub(crate) sqs: aws_sdk_sqs::Client,
     pub(crate) sfn: aws_sdk_sfn::Client,
+    #[cfg(feature = "ec2")]
+    pub(crate) ec2: aws_sdk_ec2::Client,
+    /// The resolved configuration, for `whoami` (which credentials, from where).
+    pub(crate) sdk: aws_config::SdkConfig,
     pub(crate) calls: CallLog,
     pub(crate) region: String,
     limiter: Arc<Semaphore>,
@@ -136,39 +140,44 @@ impl Clients {
         let sfn = aws_sdk_sfn::Client::from_conf(
             aws_sdk_sfn::config::Builder::from(&config).interceptor(calls.clone()).build(),
         );
+        #[cfg(feature = "ec2")]
+        let ec2 = aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::config::Builder::from(&config).interceptor(calls.clone()).build(),
+        );
         let limiter = Arc::new(Semaphore::new(settings.max_concurrency.max(1)));
-        Ok(Clients { iam, sts, batch, lambda, sqs, sfn, calls, region, limiter })
-    }
-
-    /// Clients around a given (mocked) IAM client, for unit tests; the other services are never called.
-    #[cfg(test)]
-    pub(crate) fn with_iam(iam: aws_sdk_iam::Client) -> Clients {
-        let region = Region::new("us-east-1");
-        let sts = aws_sdk_sts::Client::from_conf(
-            aws_sdk_sts::Config::builder().behavior_version(BehaviorVersion::latest()).region(region.clone()).build(),
-        );
-        let batch = aws_sdk_batch::Client::from_conf(
-            aws_sdk_batch::Config::builder().behavior_version(BehaviorVersion::latest()).region(region.clone()).build(),
-        );
-        let lambda = aws_sdk_lambda::Client::from_conf(
-            aws_sdk_lambda::Config::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(region.clone())
-                .build(),
-        );
-        let sqs = aws_sdk_sqs::Client::from_conf(
-            aws_sdk_sqs::Config::builder().behavior_version(BehaviorVersion::latest()).region(region.clone()).build(),
-        );
-        let sfn = aws_sdk_sfn::Client::from_conf(
-            aws_sdk_sfn::Config::builder().behavior_version(BehaviorVersion::latest()).region(region).build(),
-        );
-        Clients {
+        Ok(Clients {
             iam,
             sts,
             batch,
             lambda,
             sqs,
             sfn,
+            #[cfg(feature = "ec2")]
+            ec2,
+            sdk: config,
+            calls,
+            region,
+            limiter,
+        })
+    }
+
+    /// Clients around a given (mocked) IAM client, for unit tests; the other services are never called.
+    #[cfg(test)]
+    pub(crate) fn with_iam(iam: aws_sdk_iam::Client) -> Clients {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .build();
+        Clients {
+            iam,
+            sts: aws_sdk_sts::Client::new(&sdk),
+            batch: aws_sdk_batch::Client::new(&sdk),
+            lambda: aws_sdk_lambda::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            sfn: aws_sdk_sfn::Client::new(&sdk),
+            #[cfg(feature = "ec2")]
+            ec2: aws_sdk_ec2::Client::new(&sdk),
+            sdk,
             calls: CallLog::default(),
             region: "us-east-1".into(),
             limiter: Arc::new(Semaphore::new(8)),

@@ -1,10 +1,13 @@
 //! Commands: each is a verb that drives the engine and prints through the printer.
 
+#[cfg(feature = "ec2")]
+pub(crate) mod attach;
 pub(crate) mod bootstrap;
 pub(crate) mod check;
 pub(crate) mod export;
 pub(crate) mod plan;
 pub(crate) mod stacks;
+pub(crate) mod whoami;
 
 use crate::aws::{errors, AwsSettings, Clients};
 use crate::cli::StackArgs;

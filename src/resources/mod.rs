@@ -2,6 +2,8 @@
 //! the observation against the desired state, giving plan values; the engine applies them.
 
 pub(crate) mod caller;
+#[cfg(feature = "ec2")]
+pub(crate) mod instance;
 pub(crate) mod instance_profile;
 pub(crate) mod managed_policy;
 pub(crate) mod permissions;

@@ -105,12 +105,13 @@ impl Emulator {
         self.requests().into_iter().skip(mark).filter(|r| r.access_key == WFBOOT_KEY).collect()
     }
 
-    /// The write actions of wfboot's that reached the account after `mark` (not faulted or held), sorted.
+    /// The write actions of wfboot's that changed the account after `mark`, sorted: answered 2xx by moto (not
+    /// faulted, held, or refused).
     pub fn wfboot_writes_since(&self, mark: usize) -> Vec<String> {
         let mut w: Vec<String> = self
             .wfboot_requests_since(mark)
             .into_iter()
-            .filter(|r| r.write && r.fault.is_none())
+            .filter(|r| r.write && r.fault.is_none() && r.status.is_some_and(|s| (200..300).contains(&s)))
             .map(|r| r.action)
             .collect();
         w.sort();

@@ -1,0 +1,172 @@
+//! `wfboot attach`: associate an instance profile with an instance, idempotently; `wfboot instances`: list
+//! the associations of the region.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::aws::{errors, AwsSettings, Clients};
+use crate::cli::{AttachArgs, InstancesArgs};
+use crate::commands::ExitStatus;
+use crate::error::{Error, Result};
+use crate::output::Printer;
+use crate::prompt;
+use crate::resources::instance::{self, Association};
+use crate::stack::Stack;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Action {
+    Associated,
+    Replaced,
+    Unchanged,
+}
+
+#[derive(Debug, Serialize)]
+struct AttachResult {
+    instance_id: String,
+    instance_profile: String,
+    instance_profile_arn: String,
+    association_id: String,
+    action: Action,
+    replaced_profile_arn: Option<String>,
+}
+
+pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs) -> Result<ExitStatus> {
+    if args.list {
+        return list(printer, aws).await;
+    }
+    let Some(instance_id) = args.instance_id.as_deref() else {
+        return Err(Error::usage("--instance-id is required (or --list)")
+            .with_help("wfboot attach --instance-id i-0123456789abcdef0 --instance-profile NAME"));
+    };
+    if !instance::valid_instance_id(instance_id) {
+        return Err(Error::usage(format!("`{instance_id}` is not an EC2 instance id"))
+            .with_help("instance ids look like i-0123456789abcdef0"));
+    }
+    let profile_name = profile_name(args)?;
+    let clients = Clients::connect(aws).await?;
+
+    // Everything is checked before the one write: the profile exists and holds a role, the instance is alive.
+    let profile =
+        match clients.limit(clients.iam.get_instance_profile().instance_profile_name(&profile_name).send()).await {
+            Ok(out) => {
+                out.instance_profile.ok_or_else(|| Error::aws("iam:GetInstanceProfile answered without the profile"))?
+            }
+            Err(e) if errors::is_no_such_entity(&e) => {
+                return Err(Error::aws(format!("instance profile `{profile_name}` does not exist"))
+                    .with_help("create it with `wfboot bootstrap` (the default stack makes SLIM-Extras_ECS_for_EC2)"))
+            }
+            Err(e) => return Err(errors::describe(&format!("read instance profile `{profile_name}`"), &e)),
+        };
+    if profile.roles.is_empty() {
+        return Err(Error::aws(format!(
+            "instance profile `{profile_name}` holds no role, so it would give the instance no credentials"
+        ))
+        .with_help("run `wfboot bootstrap` to put the stack's role into it"));
+    }
+    let state = instance::state(&clients, instance_id).await?;
+    if matches!(state.as_str(), "terminated" | "shutting-down") {
+        return Err(Error::aws(format!("instance {instance_id} is {state}"))
+            .with_help("attach the profile to a running or stopped instance"));
+    }
+    let current = instance::associations(&clients, Some(instance_id)).await?;
+    let existing: Option<&Association> = current.first();
+    let waiting = |what: &str| printer.info(what);
+    let timeout = Duration::from_secs(args.propagation_timeout);
+    let (association_id, action, replaced) = match existing {
+        Some(a) if a.instance_profile_arn == profile.arn => (a.association_id.clone(), Action::Unchanged, None),
+        Some(a) => {
+            printer.info(&format!(
+                "{instance_id} has {} (association {}, {})",
+                a.instance_profile_arn, a.association_id, a.state
+            ));
+            if !args.yes {
+                let question = format!("Replace it with `{profile_name}`?");
+                if !prompt::confirm(printer, &question, "--yes")? {
+                    printer.info("Nothing was changed.");
+                    return Ok(ExitStatus::ChangesPending);
+                }
+            }
+            let id =
+                instance::associate(&clients, instance_id, &profile_name, Some(&a.association_id), timeout, &waiting)
+                    .await?;
+            (id, Action::Replaced, Some(a.instance_profile_arn.clone()))
+        }
+        None => {
+            let id = instance::associate(&clients, instance_id, &profile_name, None, timeout, &waiting).await?;
+            (id, Action::Associated, None)
+        }
+    };
+    if !matches!(action, Action::Unchanged) {
+        let spinner = printer.spinner("waiting for the association");
+        let waited = instance::wait_associated(&clients, instance_id, &association_id, Duration::from_secs(60)).await;
+        spinner.finish_and_clear();
+        waited?;
+    }
+    let result = AttachResult {
+        instance_id: instance_id.to_string(),
+        instance_profile: profile_name.clone(),
+        instance_profile_arn: profile.arn.clone(),
+        association_id,
+        action,
+        replaced_profile_arn: replaced,
+    };
+    if printer.json() {
+        printer.result_json(&result);
+    } else {
+        printer.result(&match result.action {
+            Action::Unchanged => format!(
+                "{instance_id} already has instance profile {profile_name} ({}); nothing to do.",
+                result.association_id
+            ),
+            Action::Associated => {
+                format!("Associated instance profile {profile_name} with {instance_id} ({}).", result.association_id)
+            }
+            Action::Replaced => format!(
+                "Replaced the instance profile of {instance_id} with {profile_name} ({}).",
+                result.association_id
+            ),
+        });
+    }
+    Ok(ExitStatus::Success)
+}
+
+fn profile_name(args: &AttachArgs) -> Result<String> {
+    match (&args.instance_profile, &args.role) {
+        (Some(name), _) => Ok(name.clone()),
+        (None, Some(role)) => {
+            let stack = Stack::resolve(args.stack.as_deref())?;
+            stack.instance_profiles.iter().find(|p| &p.role == role).map(|p| p.name.clone()).ok_or_else(|| {
+                Error::usage(format!("stack `{}` has no instance profile for role `{role}`", stack.name)).with_help(
+                    "see `wfboot stacks show` for the stack's instance profiles, or pass --instance-profile NAME",
+                )
+            })
+        }
+        (None, None) => {
+            Err(Error::usage("which instance profile? pass --instance-profile NAME, or --role ROLE (with --stack)"))
+        }
+    }
+}
+
+pub(crate) async fn instances(printer: &Printer, aws: &AwsSettings, _args: &InstancesArgs) -> Result<ExitStatus> {
+    list(printer, aws).await
+}
+
+async fn list(printer: &Printer, aws: &AwsSettings) -> Result<ExitStatus> {
+    let clients = Clients::connect(aws).await?;
+    let all = instance::associations(&clients, None).await?;
+    if printer.json() {
+        printer.result_json(&all);
+    } else if all.is_empty() {
+        printer.result(&format!("No instance has an instance profile in {}.", clients.region));
+    } else {
+        let mut out = String::new();
+        for a in &all {
+            out +=
+                &format!("{:<20} {:<12} {:<28} {}\n", a.instance_id, a.state, a.association_id, a.instance_profile_arn);
+        }
+        printer.result(&out);
+    }
+    Ok(ExitStatus::Success)
+}
