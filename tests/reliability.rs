@@ -48,7 +48,7 @@ async fn crash_point(n: usize) -> Result<(), String> {
     let _ = child.kill();
     let _ = child.wait();
     waited?;
-    emu.control(r#"{"hold_after_writes": null}"#);
+    emu.drain_and_release();
     let first = emu.wfboot_writes_since(0).len();
     if first != n {
         let log: Vec<String> = emu

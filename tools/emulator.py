@@ -218,6 +218,8 @@ class EmulatorMiddleware:
         self.fault_kinds = fault_kinds
         self.rng = random.Random(seed)
         self.lock = threading.Lock()  # guards rng, counters, the hold and the log file
+        self.moto_lock = threading.Lock()
+        self.in_flight = 0
         # Crash simulation: once `hold_after` writes have been admitted (counted from when the hold was set),
         # every further AWS request is held, never reaching moto, until the hold is lifted; then the held
         # requests get a dropped connection. A test kills the client meanwhile: "killed right after write N".
@@ -290,6 +292,15 @@ class EmulatorMiddleware:
                          write=not is_read_rest(method, path), internal=True)
             return self.call_app(environ, start_response, entry, start, count=False)
 
+        with self.lock:
+            self.in_flight += 1
+        try:
+            return self.handle_aws(environ, start_response, entry, start)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def handle_aws(self, environ, start_response, entry, start) -> Iterable[bytes]:
         # Read the whole body to find the action, then give moto an identical stream.
         body = read_body(environ)
         environ["wsgi.input"] = io.BytesIO(body)
@@ -300,7 +311,7 @@ class EmulatorMiddleware:
                      access_key=info.access_key)
 
         if self.must_hold(info.write):
-            self.released.wait()
+            self.released.wait()  # returns at once in drop mode
             entry["fault"] = "held"
             entry["ms"] = round((time.monotonic() - start) * 1000, 3)
             self.record(entry, count=True)
@@ -332,13 +343,16 @@ class EmulatorMiddleware:
             return start_response(status, headers, exc_info)
 
         try:
-            # Buffer the (small) moto response so the log line carries the full handling time.
-            result = self.app(environ, capture)
-            try:
-                chunks = list(result)
-            finally:
-                if hasattr(result, "close"):
-                    result.close()
+            # Buffer the (small) moto response so the log line carries the full handling time. moto is not
+            # thread-safe (concurrent writes sometimes fail with "dictionary changed size during iteration"),
+            # so requests reach it one at a time; the added latency is still slept in parallel, before this.
+            with self.moto_lock:
+                result = self.app(environ, capture)
+                try:
+                    chunks = list(result)
+                finally:
+                    if hasattr(result, "close"):
+                        result.close()
             if (entry["status"] or 0) >= 400:
                 # The start of an error body says why (e.g. which action an enforced policy denied).
                 entry["error"] = b"".join(chunks)[:400].decode("utf-8", errors="replace")
@@ -349,6 +363,12 @@ class EmulatorMiddleware:
             raise
         finally:
             entry["ms"] = round((time.monotonic() - start) * 1000, 3)
+            if entry["write"] and (entry["status"] or 500) >= 500:
+                # A write moto failed (it has thread-safety bugs under concurrent writes) changed nothing:
+                # it does not use up one of the writes a hold admits, so the client's retry is admitted.
+                with self.lock:
+                    if self.hold_after is not None and self.admitted_writes > 0:
+                        self.admitted_writes -= 1
             self.record(entry, count)
         return chunks
 
@@ -363,7 +383,9 @@ class EmulatorMiddleware:
 
     def serve_control(self, environ, method: str, start_response: Callable) -> list[bytes]:
         """POST JSON: {"hold_after_writes": N} arms the hold (null lifts it and drops held requests);
-        {"fault_rate": F} changes the fault probability."""
+        {"drop_held": true} drops the held requests and every later one while the hold stays armed (so a
+        request a killed client sent just before dying never reaches moto); {"fault_rate": F} changes the fault
+        probability. The answer includes `in_flight`, the AWS requests being handled."""
         if method != "POST":
             start_response("405 Method Not Allowed", [("Allow", "POST")])
             return [b""]
@@ -382,10 +404,12 @@ class EmulatorMiddleware:
                     self.hold_after = int(n)
                     self.admitted_writes = 0
                     self.released.clear()
+            if body.get("drop_held"):
+                self.released.set()
             if "fault_rate" in body:
                 self.fault_rate = float(body["fault_rate"])
             state = {"hold_after_writes": self.hold_after, "admitted_writes": self.admitted_writes,
-                     "fault_rate": self.fault_rate}
+                     "fault_rate": self.fault_rate, "in_flight": self.in_flight}
         payload = json.dumps(state).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
         return [payload]

@@ -165,15 +165,33 @@ impl Emulator {
 
     /// Switch IAM enforcement on after `budget` more requests ("0": now), through moto's own API.
     pub fn reset_auth(&self, budget: &str) {
-        self.post("/moto-api/reset-auth", "text/plain", budget);
+        let _ = self.post("/moto-api/reset-auth", "text/plain", budget);
     }
 
     /// POST a JSON body to the emulator's control endpoint (hold after N writes, fault rate).
-    pub fn control(&self, body: &str) {
-        self.post("/__emulator/control", "application/json", body);
+    pub fn control(&self, body: &str) -> serde_json::Value {
+        let response = self.post("/__emulator/control", "application/json", body);
+        let json = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+        serde_json::from_str(json).unwrap_or(Value::Null)
     }
 
-    fn post(&self, path: &str, content_type: &str, body: &str) {
+    /// After killing a client that was held: drop what it left behind, wait until nothing it sent is still
+    /// being handled, then lift the hold.
+    pub fn drain_and_release(&self) {
+        self.control(r#"{"drop_held": true}"#);
+        let start = std::time::Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(50));
+            let state = self.control("{}");
+            if state["in_flight"] == 0 && start.elapsed() > Duration::from_millis(300) {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "requests still in flight: {state}");
+        }
+        self.control(r#"{"hold_after_writes": null}"#);
+    }
+
+    fn post(&self, path: &str, content_type: &str, body: &str) -> String {
         use std::io::{Read, Write};
         let addr = self.url.trim_start_matches("http://");
         let mut stream = std::net::TcpStream::connect(addr).expect("connect to the emulator");
@@ -185,6 +203,7 @@ impl Emulator {
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         assert!(response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"), "{response}");
+        response
     }
 
     /// Creates the operator user `demo`, as the tutorials assume.
