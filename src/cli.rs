@@ -74,6 +74,13 @@ pub(crate) enum Command {
     Instances(InstancesArgs),
     /// Which credentials wfboot would use, where they come from, and whose they are
     Whoami,
+    /// Print a shell completion script (install.sh installs them)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    Man,
     /// Print the stack as a CloudFormation template (for StackSets); offline, no AWS call
     Export(crate::commands::export::ExportArgs),
 }

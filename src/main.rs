@@ -63,6 +63,8 @@ fn main() -> ExitCode {
             #[cfg(feature = "ec2")]
             Command::Instances(args) => commands::attach::instances(&printer, &settings, args).await,
             Command::Whoami => commands::whoami::run(&printer, &settings).await,
+            Command::Completions { shell } => commands::docs::completions(*shell),
+            Command::Man => commands::docs::man(),
         }
     });
     match result {

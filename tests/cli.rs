@@ -200,3 +200,29 @@ async fn the_plan_after_drift_says_what_differs() {
     settings.add_filter(r"\b\d{12}\b", "[ACCOUNT]");
     settings.bind(|| insta::assert_snapshot!("drift_plan_text", stdout(&out)));
 }
+
+#[test]
+fn install_sh_installs_the_binary_its_man_page_and_completions() {
+    let prefix = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("bash")
+        .arg(repo().join("install.sh"))
+        .env("PREFIX", prefix.path())
+        .env("WFBOOT_BIN", assert_cmd::cargo::cargo_bin("wfboot"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = |p: &str| std::fs::read_to_string(prefix.path().join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+    assert!(read("share/man/man1/wfboot.1").starts_with(".ie \\n(.g .ds Aq"), "not a roff page");
+    assert!(read("share/man/man1/wfboot.1").contains("bootstrap"));
+    for (file, marker) in [
+        ("share/bash-completion/completions/wfboot", "_wfboot()"),
+        ("share/zsh/site-functions/_wfboot", "#compdef wfboot"),
+        ("share/fish/vendor_completions.d/wfboot.fish", "complete -c wfboot"),
+    ] {
+        let text = read(file);
+        assert!(text.contains(marker), "{file}");
+        assert!(text.contains("bootstrap") && text.contains("endpoint-url"), "{file} lacks the commands");
+    }
+    let installed = std::process::Command::new(prefix.path().join("bin/wfboot")).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&installed.stdout).starts_with("wfboot "));
+}
