@@ -55,14 +55,30 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
     let started = Instant::now();
     let session = Session::open(printer, aws, &args.stack).await?;
     let spinner = printer.spinner("reading the account");
-    let plan = engine::plan(&session.clients, &session.desired, session.user.as_deref()).await;
+    let observed = engine::observe(&session.clients, &session.desired, session.user.as_deref(), false).await;
     spinner.finish_and_clear();
-    let plan = plan?;
+    let observed = observed?;
+    let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
+
+    // Before any write, at once: every managed policy exists, and the caller may make every change (a
+    // permission the caller lacks stops the run here).
+    let spinner = printer.spinner("checking policies and permissions");
+    let managed = engine::check_managed_policies(&session.clients, &session.desired, &observed);
+    let preflight = async {
+        match plan.has_changes() {
+            true => check::preflight(&session.clients, &session.caller, &session.desired, &plan).await.map(Some),
+            false => Ok(None),
+        }
+    };
+    let (managed, preflight) = tokio::join!(managed, preflight);
+    spinner.finish_and_clear();
+    managed?;
+    let preflight = preflight?;
 
     if !printer.json() {
         printer.result(&plan.to_string());
     }
-    if !plan.has_changes() {
+    let Some(preflight) = preflight else {
         let report = finish_report(&session, plan, Vec::new(), None, started);
         if printer.json() {
             printer.result_json(&report);
@@ -73,13 +89,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
             ));
         }
         return Ok(ExitStatus::Success);
-    }
-
-    // Pre-flight: a permission the caller lacks stops the run here, before the first write.
-    let spinner = printer.spinner("checking permissions");
-    let preflight = check::preflight(&session.clients, &session.caller, &session.desired, &plan).await;
-    spinner.finish_and_clear();
-    let preflight = preflight?;
+    };
     if preflight.failed() {
         return Err(preflight.error(&session.caller));
     }
@@ -155,7 +165,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
         let part = engine::changed_part(&session.desired, &current);
         let user = session.user.as_deref().filter(|_| !part.user_policies.is_empty());
         let spinner = printer.spinner("verifying");
-        let observed = engine::observe(&session.clients, &part, user, false).await;
+        let observed = engine::observe(&session.clients, &part, user, true).await;
         spinner.finish_and_clear();
         let after = engine::diff(&part, &observed?, user);
         let outstanding = after.changes().filter(|c| consent || !c.needs_consent).count();

@@ -84,7 +84,7 @@ impl Preflight {
 /// Permissions for `plan`'s changes, and the operator user's policy quota when policies will be attached.
 pub(crate) async fn preflight(clients: &Clients, caller: &Caller, desired: &Desired, plan: &Plan) -> Result<Preflight> {
     let needed = permissions::required(plan, desired);
-    let (checks, method) = perms::check(clients, caller, &needed).await;
+    let ((checks, method), quota) = tokio::join!(perms::check(clients, caller, &needed), user_quota(clients, plan));
     let denied: Vec<&PermissionCheck> = checks.iter().filter(|c| matches!(c.verdict, Verdict::Denied { .. })).collect();
     let grantors = if denied.is_empty() { Vec::new() } else { grantors(clients, desired, &denied).await };
     // One row per denied permission; the allowed and the unverified ones are summarised.
@@ -137,7 +137,7 @@ pub(crate) async fn preflight(clients: &Clients, caller: &Caller, desired: &Desi
             what_to_do: format!("{kind}; {grant}"),
         });
     }
-    if let Some(row) = user_quota(clients, plan).await? {
+    if let Some(row) = quota? {
         rows.push(row);
     }
     Ok(Preflight { permissions: checks, method, rows })
@@ -167,7 +167,20 @@ async fn user_quota(clients: &Clients, plan: &Plan) -> Result<Option<Row>> {
     let Some(user) = plan.resources.iter().find(|r| r.kind == Kind::UserPolicies && !r.changes.is_empty()) else {
         return Ok(None);
     };
-    let summary = clients.limit(clients.iam.get_account_summary().send()).await;
+    let summary = clients.limit(clients.iam.get_account_summary().send());
+    let attached = clients.limit(async {
+        clients
+            .iam
+            .list_attached_user_policies()
+            .user_name(&user.name)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+    });
+    let (summary, attached) = tokio::join!(summary, attached);
+    let attached = attached.map(|v| v.len()).unwrap_or(0);
     let map = match summary {
         Ok(out) => out.summary_map.unwrap_or_default(),
         Err(e) => {
@@ -184,21 +197,6 @@ async fn user_quota(clients: &Clients, plan: &Plan) -> Result<Option<Row>> {
         .find(|(k, _)| k.as_str() == "AttachedPoliciesPerUserQuota")
         .map(|(_, v)| *v)
         .unwrap_or(DEFAULT_USER_POLICY_QUOTA);
-    let attached = clients
-        .limit(async {
-            clients
-                .iam
-                .list_attached_user_policies()
-                .user_name(&user.name)
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-        })
-        .await
-        .map(|v| v.len())
-        .unwrap_or(0);
     let after = attached + user.changes.len();
     let (status, what) = if after as i32 > quota {
         (

@@ -25,32 +25,20 @@ pub(crate) struct Observed {
 
 /// Read the account for `desired`. Makes only Get/List calls, all independent ones concurrently.
 ///
-/// With `check_managed`, every AWS-managed policy the stack uses that is not already attached somewhere we
-/// looked is checked to exist (GetPolicy), so a bad name fails here, before any write.
+/// `verifying`: reading back what was just applied, so the roles exist and their policies are read in the
+/// same round trip as the role itself.
 pub(crate) async fn observe(
     clients: &Clients,
     desired: &Desired,
     user_name: Option<&str>,
-    check_managed: bool,
+    verifying: bool,
 ) -> Result<Observed> {
-    let roles_and_user = async {
-        let roles = futures::future::try_join_all(desired.roles.iter().map(|r| role::observe(clients, &r.name)));
-        let user = async {
-            match user_name {
-                Some(u) => user::observe(clients, u, &desired.user_policies).await.map(Some),
-                None => Ok(None),
-            }
-        };
-        let (roles, user) = tokio::try_join!(roles, user)?;
-        if check_managed {
-            let mut seen: BTreeSet<&String> = roles.iter().flatten().flat_map(|r| r.attached.iter()).collect();
-            if let Some(u) = &user {
-                seen.extend(u.direct.iter().chain(u.via_groups.keys()));
-            }
-            let unseen: Vec<String> = desired.managed_policy_arns().into_iter().filter(|a| !seen.contains(a)).collect();
-            managed_policy::check_exist(clients, &unseen).await?;
+    let roles = futures::future::try_join_all(desired.roles.iter().map(|r| role::observe(clients, &r.name, verifying)));
+    let user = async {
+        match user_name {
+            Some(u) => user::observe(clients, u, &desired.user_policies).await.map(Some),
+            None => Ok(None),
         }
-        Ok((roles, user))
     };
     let policies = futures::future::try_join_all(desired.policies.iter().map(|p| policy::observe(clients, p)));
     let profiles = futures::future::try_join_all(
@@ -59,9 +47,20 @@ pub(crate) async fn observe(
     let slrs = futures::future::try_join_all(
         desired.service_linked_roles.iter().map(|s| service_linked_role::observe(clients, s)),
     );
-    let ((roles, user), policies, instance_profiles, service_linked_roles) =
-        tokio::try_join!(roles_and_user, policies, profiles, slrs)?;
+    let (roles, user, policies, instance_profiles, service_linked_roles) =
+        tokio::try_join!(roles, user, policies, profiles, slrs)?;
     Ok(Observed { user, policies, roles, instance_profiles, service_linked_roles })
+}
+
+/// Every AWS-managed policy the stack uses must exist, so a bad name fails before any write. Those already
+/// attached to something observed are known to exist; only the others are asked about (GetPolicy).
+pub(crate) async fn check_managed_policies(clients: &Clients, desired: &Desired, observed: &Observed) -> Result<()> {
+    let mut seen: BTreeSet<&String> = observed.roles.iter().flatten().flat_map(|r| r.attached.iter()).collect();
+    if let Some(u) = &observed.user {
+        seen.extend(u.direct.iter().chain(u.via_groups.keys()));
+    }
+    let unseen: Vec<String> = desired.managed_policy_arns().into_iter().filter(|a| !seen.contains(a)).collect();
+    managed_policy::check_exist(clients, &unseen).await
 }
 
 /// The plan for `desired` given what was observed. Pure: no AWS access.
@@ -86,9 +85,10 @@ pub(crate) fn diff(desired: &Desired, observed: &Observed, user_name: Option<&st
     Plan::new(stack, &desired.target, user_name.map(str::to_string), resources)
 }
 
-/// Observe and diff in one step.
+/// Observe, check the managed policies, and diff.
 pub(crate) async fn plan(clients: &Clients, desired: &Desired, user_name: Option<&str>) -> Result<Plan> {
-    let observed = observe(clients, desired, user_name, true).await?;
+    let observed = observe(clients, desired, user_name, false).await?;
+    check_managed_policies(clients, desired, &observed).await?;
     Ok(diff(desired, &observed, user_name))
 }
 

@@ -24,27 +24,40 @@ pub(crate) struct ObservedRole {
 /// GetRole, then ListAttachedRolePolicies when the role exists. `None` when it does not.
 ///
 /// One round trip more for an existing role than asking both at once, but no wasted call for a missing one;
-/// the second round trip overlaps the policies' GetPolicyVersion, so a no-op plan still takes three.
-pub(crate) async fn observe(clients: &Clients, name: &str) -> Result<Option<ObservedRole>> {
-    let role = match clients.limit(clients.iam.get_role().role_name(name).send()).await {
-        Ok(out) => out.role,
-        Err(e) if errors::is_no_such_entity(&e) => return Ok(None),
-        Err(e) => return Err(errors::describe(&format!("read role `{name}`"), &e)),
+/// the second round trip overlaps the policies' GetPolicyVersion, so a no-op plan still takes three. When
+/// the role is `known_to_exist` (read back after apply), both are asked at once.
+pub(crate) async fn observe(clients: &Clients, name: &str, known_to_exist: bool) -> Result<Option<ObservedRole>> {
+    let get = async {
+        match clients.limit(clients.iam.get_role().role_name(name).send()).await {
+            Ok(out) => Ok(Some(out.role)),
+            Err(e) if errors::is_no_such_entity(&e) => Ok(None),
+            Err(e) => Err(errors::describe(&format!("read role `{name}`"), &e)),
+        }
     };
-    let attached = clients
-        .limit(async {
-            clients
-                .iam
-                .list_attached_role_policies()
-                .role_name(name)
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-        })
-        .await
-        .map_err(|e| errors::describe(&format!("list the policies of role `{name}`"), &e))?;
+    let list = || async {
+        clients
+            .limit(async {
+                clients
+                    .iam
+                    .list_attached_role_policies()
+                    .role_name(name)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .try_collect()
+                    .await
+            })
+            .await
+            .map_err(|e| errors::describe(&format!("list the policies of role `{name}`"), &e))
+    };
+    let (role, attached) = if known_to_exist {
+        let (role, attached) = tokio::join!(get, list());
+        let Some(role) = role? else { return Ok(None) };
+        (role, attached?)
+    } else {
+        let Some(role) = get.await? else { return Ok(None) };
+        (role, list().await?)
+    };
     let Some(role) = role else { return Err(Error::aws(format!("iam:GetRole answered without the role `{name}`"))) };
     let trust_text = role.assume_role_policy_document.as_deref().unwrap_or("{}");
     let trust = document::parse_returned(trust_text)
