@@ -695,6 +695,10 @@ def machine_info(tools: Tools) -> dict:
         "moto": moto_v, "boto3": boto3_v, "botocore": botocore_v, "awscli": aws_v,
         "wfboot_version": sh([str(binary), "--version"]),
         "wfboot_git": sh(["git", "describe", "--always", "--dirty", "--abbrev=12"]),
+        "git_head_time": sh(["git", "log", "-1", "--format=%cd", "--date=format-local:%Y-%m-%d %H:%M UTC"]),
+        # Uncommitted changes that could be in (or missing from) the binary; bench files do not count.
+        "wfboot_src_changes": (sh(["git", "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock",
+                                   "profiles", "service_roles", "build.rs"]) or "").splitlines(),
         "wfboot_binary": str(binary),
         "wfboot_binary_sha256": digest,
         "wfboot_binary_built": dt.datetime.fromtimestamp(binary.stat().st_mtime, dt.timezone.utc).strftime(
@@ -860,7 +864,9 @@ def render_markdown(data: dict) -> str:
         f"| memory, kernel | {m['memory']}, Linux {m['kernel']} |",
         f"| wfboot | {m['wfboot_version']}, git `{m['wfboot_git']}`, release binary {m['wfboot_binary_mb']} MB "
         f"built {m['wfboot_binary_built']} |",
-        f"| wfboot binary sha256 | `{m['wfboot_binary_sha256']}…` (copied from {m['wfboot_source']}) |",
+        f"| wfboot binary sha256 | `{m['wfboot_binary_sha256']}…` (copied from {m['wfboot_source']}); HEAD committed "
+        f"{m.get('git_head_time')}; uncommitted changes to wfboot's sources at bench start: "
+        f"{', '.join(m.get('wfboot_src_changes') or []) or 'none'} |",
         f"| emulator | moto {m['moto']} (tools/emulator.py, fresh process per run, warmed) |",
         f"| other load | {load_line(data)} |",
         f"| peers | boto3 {m['boto3']} / botocore {m['botocore']}; {m['awscli']} |",
@@ -1161,8 +1167,23 @@ def main(argv=None) -> int:
         if not (args.peers / f).is_file():
             sys.exit(f"peer script {args.peers / f} not found (set --peers or PEERS_DIR)")
     out = args.out.resolve()
-    if out.exists():
-        shutil.rmtree(out / "logs", ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    # One bench per output directory at a time: a second one would delete this one's logs, replace the
+    # binary being measured and compete for the CPUs. The lock goes with this process.
+    import fcntl
+
+    lock = open(out / ".bench.lock", "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        sys.exit(f"another bench/run.py is running on {out} ({lock.read().strip() or 'pid unknown'}); wait for it "
+                 "to finish, or give this one --out DIR (both would still compete for the CPUs)")
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"pid {os.getpid()}, started {time.strftime('%H:%M:%S')}\n")
+    lock.flush()
+    shutil.rmtree(out / "logs", ignore_errors=True)
     (out / "logs").mkdir(parents=True, exist_ok=True)
     # Benchmark a private copy: other people's `cargo build --release` may replace target/release/wfboot mid-run.
     snapshot = out / "bin" / "wfboot"
@@ -1173,6 +1194,15 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
     machine = machine_info(tools)
     machine["wfboot_source"] = os.path.relpath(args.wfboot, REPO)
+    try:
+        head_ts = int(subprocess.run(["git", "log", "-1", "--format=%ct"], capture_output=True, text=True,
+                                     cwd=REPO, timeout=30).stdout.strip())
+        if args.wfboot.stat().st_mtime < head_ts:
+            log(f"WARNING: {machine['wfboot_source']} is older than the last commit: rebuild it "
+                "(cargo build --release, or use scripts/bench.sh) to measure the current code")
+            machine["binary_older_than_head"] = True
+    except (ValueError, OSError, subprocess.TimeoutExpired):
+        pass
     log(f"wfboot {machine['wfboot_version']} (git {machine['wfboot_git']}), moto {machine['moto']}, "
         f"{machine['nproc']} CPUs")
     micro = micro_runs(args, tools, out)

@@ -66,7 +66,9 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
     let managed = engine::check_managed_policies(&session.clients, &session.desired, &observed);
     let preflight = async {
         match plan.has_changes() {
-            true => check::preflight(&session.clients, &session.caller, &session.desired, &plan).await.map(Some),
+            true => {
+                check::preflight(&session.clients, &session.caller, &session.desired, &observed, &plan).await.map(Some)
+            }
             false => Ok(None),
         }
     };

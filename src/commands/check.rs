@@ -9,7 +9,7 @@ use crate::cli::CheckArgs;
 use crate::commands::{ExitStatus, Session};
 use crate::engine::permissions::{self, Permission};
 use crate::engine::plan::Kind;
-use crate::engine::{self, Plan};
+use crate::engine::{self, Observed, Plan};
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::Printer;
 use crate::policy_eval::{self, SourcePolicy, Verdict};
@@ -82,9 +82,17 @@ impl Preflight {
 }
 
 /// Permissions for `plan`'s changes, and the operator user's policy quota when policies will be attached.
-pub(crate) async fn preflight(clients: &Clients, caller: &Caller, desired: &Desired, plan: &Plan) -> Result<Preflight> {
+/// `observed` is what the plan was made from: the operator user's attachments are counted from it.
+pub(crate) async fn preflight(
+    clients: &Clients,
+    caller: &Caller,
+    desired: &Desired,
+    observed: &Observed,
+    plan: &Plan,
+) -> Result<Preflight> {
     let needed = permissions::required(plan, desired);
-    let ((checks, method), quota) = tokio::join!(perms::check(clients, caller, &needed), user_quota(clients, plan));
+    let ((checks, method), quota) =
+        tokio::join!(perms::check(clients, caller, &needed), user_quota(clients, observed, plan));
     let denied: Vec<&PermissionCheck> = checks.iter().filter(|c| matches!(c.verdict, Verdict::Denied { .. })).collect();
     let grantors = if denied.is_empty() { Vec::new() } else { grantors(clients, desired, &denied).await };
     // One row per denied permission; the allowed and the unverified ones are summarised.
@@ -163,24 +171,12 @@ async fn grantors(clients: &Clients, desired: &Desired, denied: &[&PermissionChe
 }
 
 /// Attaching the missing user policies must not exceed the per-user quota.
-async fn user_quota(clients: &Clients, plan: &Plan) -> Result<Option<Row>> {
+async fn user_quota(clients: &Clients, observed: &Observed, plan: &Plan) -> Result<Option<Row>> {
     let Some(user) = plan.resources.iter().find(|r| r.kind == Kind::UserPolicies && !r.changes.is_empty()) else {
         return Ok(None);
     };
-    let summary = clients.limit(clients.iam.get_account_summary().send());
-    let attached = clients.limit(async {
-        clients
-            .iam
-            .list_attached_user_policies()
-            .user_name(&user.name)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-    });
-    let (summary, attached) = tokio::join!(summary, attached);
-    let attached = attached.map(|v| v.len()).unwrap_or(0);
+    let attached = observed.user.as_ref().map_or(0, |u| u.direct.len());
+    let summary = clients.limit(clients.iam.get_account_summary().send()).await;
     let map = match summary {
         Ok(out) => out.summary_map.unwrap_or_default(),
         Err(e) => {
@@ -226,13 +222,15 @@ struct Report<'a> {
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &CheckArgs) -> Result<ExitStatus> {
     let session = Session::open(printer, aws, &args.stack).await?;
     let caller = &session.caller;
-    let plan = engine::plan(&session.clients, &session.desired, session.user.as_deref()).await?;
+    let observed = engine::observe(&session.clients, &session.desired, session.user.as_deref(), false).await?;
+    engine::check_managed_policies(&session.clients, &session.desired, &observed).await?;
+    let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
     if args.print_policy {
         printer.result_json(&permissions::minimal_policy(&plan, &session.desired));
         return Ok(ExitStatus::Success);
     }
     let (preflight, probes) = tokio::join!(
-        preflight(&session.clients, caller, &session.desired, &plan),
+        preflight(&session.clients, caller, &session.desired, &observed, &plan),
         services::probe_all(&session.clients)
     );
     let preflight = preflight?;
