@@ -34,6 +34,15 @@ async fn enforcing() -> (Emulator, Keys, Keys) {
     (emu, admin, reader)
 }
 
+/// moto checks signatures over form data it re-encodes itself, with `+` for a space where the SDK sends `%20`,
+/// so with enforcement on it rejects any request with a space in it: the default stack without its
+/// descriptions (the end states compared do not include them).
+fn default_stack_without_descriptions(dir: &std::path::Path) -> std::path::PathBuf {
+    let stack = std::fs::read_to_string(repo().join("profiles/slim-workflow.toml")).unwrap();
+    let stack: String = stack.lines().filter(|l| !l.starts_with("description")).map(|l| format!("{l}\n")).collect();
+    write_file(dir, "profiles/slim-workflow.toml", &stack)
+}
+
 fn as_user(emu: &Emulator, keys: &Keys) -> assert_cmd::Command {
     let mut cmd = emu.wfboot();
     cmd.env("AWS_ACCESS_KEY_ID", &keys.id).env("AWS_SECRET_ACCESS_KEY", &keys.secret);
@@ -80,13 +89,8 @@ async fn a_read_only_user_gets_a_clear_access_denied_report_from_check_and_from_
 #[tokio::test]
 async fn a_user_with_full_rights_passes_the_preflight_and_bootstraps() {
     let (emu, admin, _) = enforcing().await;
-    // moto checks signatures over form data it re-encodes itself, with `+` for a space where the SDK sends
-    // `%20`, so with enforcement on it rejects any request with a space in it: use the default stack without
-    // its descriptions (the end state compared below does not include them).
     let dir = tempfile::tempdir().unwrap();
-    let stack = std::fs::read_to_string(repo().join("profiles/slim-workflow.toml")).unwrap();
-    let stack: String = stack.lines().filter(|l| !l.starts_with("description")).map(|l| format!("{l}\n")).collect();
-    let path = write_file(dir.path(), "profiles/slim-workflow.toml", &stack);
+    let path = default_stack_without_descriptions(dir.path());
     let out = as_user(&emu, &admin)
         .args(["bootstrap", "--yes", "--user-name", "demo", "--stack"])
         .arg(&path)
@@ -154,4 +158,32 @@ fn print_policy_gives_the_published_minimal_operator_policy_on_a_fresh_account()
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let published: serde_json::Value = serde_json::from_str(include_str!("../docs/operator-policy.json")).unwrap();
     assert_eq!(printed, published);
+}
+
+#[tokio::test]
+async fn with_enforcement_a_policy_that_arrives_through_a_group_is_not_attached_again() {
+    let emu = Emulator::start();
+    let iam = emu.admin().await;
+    let admin = user_with_policy(&iam, "admin", "AdministratorAccess").await;
+    iam.create_user().user_name("demo").send().await.unwrap();
+    iam.create_group().group_name("ops").send().await.unwrap();
+    iam.add_user_to_group().group_name("ops").user_name("demo").send().await.unwrap();
+    let via_group = ["arn:aws:iam::aws:policy/AmazonEC2FullAccess", "arn:aws:iam::aws:policy/AWSBatchFullAccess"];
+    for arn in via_group {
+        iam.attach_group_policy().group_name("ops").policy_arn(arn).send().await.unwrap();
+    }
+    emu.reset_auth("0");
+    let dir = tempfile::tempdir().unwrap();
+    let path = default_stack_without_descriptions(dir.path());
+    let out = as_user(&emu, &admin)
+        .args(["bootstrap", "--yes", "--user-name", "demo", "--stack"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let iam = admin_client(&emu, &admin).await;
+    let direct = iam.list_attached_user_policies().user_name("demo").send().await.unwrap();
+    let direct: Vec<&str> = direct.attached_policies().iter().filter_map(|p| p.policy_arn()).collect();
+    assert_eq!(direct.len(), 5, "{direct:?}");
+    assert!(via_group.iter().all(|a| !direct.contains(a)), "{direct:?}");
 }
