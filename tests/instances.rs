@@ -9,21 +9,7 @@ use std::process::{Command as StdCommand, Stdio};
 use common::*;
 
 async fn ec2(emu: &Emulator) -> aws_sdk_ec2::Client {
-    let creds = aws_sdk_ec2::config::Credentials::new(ADMIN_KEY, "admin-secret", None, None, "test");
-    let conf = aws_sdk_ec2::Config::builder()
-        .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
-        .region(aws_sdk_ec2::config::Region::new("us-east-1"))
-        .credentials_provider(creds)
-        .endpoint_url(&emu.url)
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https(),
-        )
-        .build();
-    aws_sdk_ec2::Client::from_conf(conf)
+    aws_sdk_ec2::Client::new(&emu.sdk_config(ADMIN_KEY, "admin-secret"))
 }
 
 async fn launch(emu: &Emulator) -> String {

@@ -129,11 +129,16 @@ impl Emulator {
 
     /// An IAM client with the given keys (for when the emulator enforces IAM policies).
     pub async fn client_with(&self, key: &str, secret: &str) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.sdk_config(key, secret))
+    }
+
+    /// SDK configuration for test clients of any service, pointed at this emulator.
+    pub fn sdk_config(&self, key: &str, secret: &str) -> aws_config::SdkConfig {
         let creds = aws_sdk_iam::config::Credentials::new(key, secret, None, None, "test");
-        let conf = aws_sdk_iam::Config::builder()
-            .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
-            .region(aws_sdk_iam::config::Region::new("us-east-1"))
-            .credentials_provider(creds)
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
             .endpoint_url(&self.url)
             .http_client(
                 aws_smithy_http_client::Builder::new()
@@ -142,8 +147,7 @@ impl Emulator {
                     ))
                     .build_https(),
             )
-            .build();
-        aws_sdk_iam::Client::from_conf(conf)
+            .build()
     }
 
     /// The wfboot binary, pointed at this emulator, with nothing from the developer's own AWS set-up.
