@@ -3,7 +3,7 @@
 # defaults (latencies 0 and 40 ms, 5 runs / 3 for the CLI tutorial, scale 10/50/200 roles at 40 ms).
 # Extra arguments go to bench/run.py, e.g.  scripts/bench.sh --quick
 # Results: bench/out/results.{md,json}, bench/out/scale.svg; a full run also refreshes bench/results/latest.*
-# Takes about 15 minutes on a 2-core machine (plus ~5 min for a clean release build).
+# Takes 15-25 minutes on a 2-core machine (it waits for other work to calm down), plus ~10 min for a clean release build.
 set -euo pipefail
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "$repo"
