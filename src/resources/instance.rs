@@ -4,6 +4,8 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::{Filter, IamInstanceProfileSpecification};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
 
 use crate::aws::{errors, Clients};
@@ -81,51 +83,35 @@ pub(crate) async fn associate(
     let mut told = false;
     loop {
         let result = match replace {
-            Some(association_id) => clients
-                .limit(
-                    clients
-                        .ec2
-                        .replace_iam_instance_profile_association()
-                        .association_id(association_id)
-                        .iam_instance_profile(spec.clone())
-                        .send(),
-                )
-                .await
-                .map(|o| o.iam_instance_profile_association.and_then(|a| a.association_id))
-                .map_err(|e| {
-                    (
-                        errors::code(&e).map(str::to_string),
-                        format!("{e:?}"),
-                        errors::describe(&format!("replace the profile of {instance_id}"), &e),
-                    )
-                }),
-            None => clients
-                .limit(
-                    clients
-                        .ec2
-                        .associate_iam_instance_profile()
-                        .instance_id(instance_id)
-                        .iam_instance_profile(spec.clone())
-                        .send(),
-                )
-                .await
-                .map(|o| o.iam_instance_profile_association.and_then(|a| a.association_id))
-                .map_err(|e| {
-                    (
-                        errors::code(&e).map(str::to_string),
-                        format!("{e:?}"),
-                        errors::describe(&format!("associate a profile with {instance_id}"), &e),
-                    )
-                }),
+            Some(association_id) => {
+                let req = clients
+                    .ec2
+                    .replace_iam_instance_profile_association()
+                    .association_id(association_id)
+                    .iam_instance_profile(spec.clone());
+                clients
+                    .limit(req.send())
+                    .await
+                    .map(|o| o.iam_instance_profile_association.and_then(|a| a.association_id))
+                    .map_err(|e| failure(&format!("replace the profile of {instance_id}"), &e))
+            }
+            None => {
+                let req = clients
+                    .ec2
+                    .associate_iam_instance_profile()
+                    .instance_id(instance_id)
+                    .iam_instance_profile(spec.clone());
+                clients
+                    .limit(req.send())
+                    .await
+                    .map(|o| o.iam_instance_profile_association.and_then(|a| a.association_id))
+                    .map_err(|e| failure(&format!("associate a profile with {instance_id}"), &e))
+            }
         };
         match result {
             Ok(Some(id)) => return Ok(id),
             Ok(None) => return Err(Error::aws("EC2 answered without an association id")),
-            Err((code, detail, _))
-                if code.as_deref() == Some("InvalidParameterValue")
-                    && detail.contains("Invalid IamInstanceProfile")
-                    && start.elapsed() + delay < timeout =>
-            {
+            Err((true, _)) if start.elapsed() + delay < timeout => {
                 if !told {
                     waiting(&format!(
                         "waiting for instance profile `{profile_name}` to propagate to EC2 (up to {} s)",
@@ -136,9 +122,25 @@ pub(crate) async fn associate(
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
-            Err((_, _, err)) => return Err(err),
+            Err((_, err)) => return Err(err),
         }
     }
+}
+
+/// The error, and whether it is EC2 not knowing a just-created instance profile yet (worth retrying).
+fn failure<E, R>(action: &str, e: &SdkError<E, R>) -> (bool, Error)
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let not_propagated = match e {
+        SdkError::ServiceError(se) => {
+            se.err().code() == Some("InvalidParameterValue")
+                && se.err().message().unwrap_or_default().contains("Invalid IamInstanceProfile")
+        }
+        _ => false,
+    };
+    (not_propagated, errors::describe(action, e))
 }
 
 /// Wait (bounded) until the association is `associated`.

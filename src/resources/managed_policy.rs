@@ -4,13 +4,6 @@
 use crate::aws::{errors, Clients};
 use crate::error::{Error, Result};
 
-/// Policies AWS has retired, with their replacements, for the error message.
-const REPLACEMENTS: &[(&str, &str)] = &[
-    ("AWSLambdaFullAccess", "AWSLambda_FullAccess"),
-    ("AmazonEC2SpotFleetRole", "service-role/AmazonEC2SpotFleetTaggingRole"),
-    ("AWSLambdaReadOnlyAccess", "AWSLambda_ReadOnlyAccess"),
-];
-
 /// GetPolicy for each ARN (concurrently); an error naming every one that does not exist.
 pub(crate) async fn check_exist(clients: &Clients, arns: &[String]) -> Result<()> {
     let results = futures::future::join_all(arns.iter().map(|arn| async move {
@@ -34,9 +27,8 @@ pub(crate) async fn check_exist(clients: &Clients, arns: &[String]) -> Result<()
         .iter()
         .map(|arn| {
             let name = arn.rsplit_once(":policy/").map(|(_, n)| n).unwrap_or(arn);
-            let short = name.rsplit('/').next().unwrap_or(name);
-            match REPLACEMENTS.iter().find(|(old, _)| *old == short) {
-                Some((_, new)) => format!("  - {arn} (deprecated; use {new})"),
+            match crate::stack::deprecated_replacement(name) {
+                Some(new) => format!("  - {arn} (deprecated; use {new})"),
                 None => format!("  - {arn}"),
             }
         })

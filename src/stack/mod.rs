@@ -34,6 +34,13 @@ const DEPRECATED_POLICIES: &[(&str, &str)] = &[
     ("AWSLambdaReadOnlyAccess", "AWSLambda_ReadOnlyAccess"),
 ];
 
+/// What to use instead of a managed policy AWS has deprecated, by its name after `policy/` (with or without
+/// its path, e.g. `service-role/AmazonEC2SpotFleetRole` or `AmazonEC2SpotFleetRole`).
+pub(crate) fn deprecated_replacement(name: &str) -> Option<&'static str> {
+    let short = name.rsplit('/').next().unwrap_or(name);
+    DEPRECATED_POLICIES.iter().find(|(old, _)| *old == name || *old == short).map(|(_, new)| *new)
+}
+
 // ------------------------------------------------------------------------------------------------ file format
 
 #[derive(Debug, Deserialize)]
@@ -512,7 +519,7 @@ fn managed_arn_template(reference: &str) -> Result<String, String> {
         }
         (format!("arn:{{{{partition}}}}:iam::aws:policy/{reference}"), reference)
     };
-    if let Some((_, replacement)) = DEPRECATED_POLICIES.iter().find(|(old, _)| *old == name) {
+    if let Some(replacement) = deprecated_replacement(name) {
         return Err(format!("managed policy `{name}` is deprecated by AWS; use `{replacement}` instead"));
     }
     Ok(arn)
