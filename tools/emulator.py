@@ -4,7 +4,9 @@
 One process serving moto's WSGI app in-process (the same app `moto_server` runs) on a
 threaded werkzeug server, wrapped in a middleware that
 
-  * logs every request as one JSON line (service, action, read/write, status, access key),
+  * logs every request as one JSON line (service, action, read/write, status, access key; "ms" the
+    whole handling time, "moto_ms" the part spent inside moto),
+  * hands requests to moto one at a time, first come first served (moto is not thread-safe),
   * optionally adds latency to every AWS request (--latency-ms),
   * optionally answers AWS requests with injected faults instead of calling moto
     (--fault-rate, --fault-kinds throttle,500,503,drop, seeded by --seed),
@@ -201,6 +203,28 @@ def fault_response(kind: str, info: RequestInfo, environ: dict[str, Any]):
 # --------------------------------------------------------------------------------------
 
 
+class FairLock:
+    """A lock taken in the order it was asked for (threading.Lock is not fair): requests reach moto one at a
+    time, first come first served, like a server's queue, instead of in an order the GIL happens to pick."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._cond:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while ticket != self._serving:
+                self._cond.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
+
+
 class EmulatorMiddleware:
     def __init__(
         self,
@@ -218,7 +242,7 @@ class EmulatorMiddleware:
         self.fault_kinds = fault_kinds
         self.rng = random.Random(seed)
         self.lock = threading.Lock()  # guards rng, counters, the hold and the log file
-        self.moto_lock = threading.Lock()
+        self.moto_lock = FairLock()
         self.in_flight = 0
         # Crash simulation: once `hold_after` writes have been admitted (counted from when the hold was set),
         # every further AWS request is held, never reaching moto, until the hold is lifted; then the held
@@ -347,12 +371,17 @@ class EmulatorMiddleware:
             # thread-safe (concurrent writes sometimes fail with "dictionary changed size during iteration"),
             # so requests reach it one at a time; the added latency is still slept in parallel, before this.
             with self.moto_lock:
-                result = self.app(environ, capture)
+                entered = time.monotonic()
                 try:
-                    chunks = list(result)
+                    result = self.app(environ, capture)
+                    try:
+                        chunks = list(result)
+                    finally:
+                        if hasattr(result, "close"):
+                            result.close()
                 finally:
-                    if hasattr(result, "close"):
-                        result.close()
+                    # Time moto itself took (the "ms" field also counts waiting for the lock and latency).
+                    entry["moto_ms"] = round((time.monotonic() - entered) * 1000, 3)
             if (entry["status"] or 0) >= 400:
                 # The start of an error body says why (e.g. which action an enforced policy denied).
                 entry["error"] = b"".join(chunks)[:400].decode("utf-8", errors="replace")

@@ -118,7 +118,8 @@ class EmulatorTest(unittest.TestCase):
                 self.assertFalse(entry["internal"])
                 self.assertEqual(set(entry), {"t", "method", "path", "service", "action",
                                               "write", "status", "access_key", "fault",
-                                              "ms", "internal"})
+                                              "ms", "moto_ms", "internal"})
+                self.assertLessEqual(entry["moto_ms"], entry["ms"])
             self.assertIs(create["write"], True)
             self.assertIs(get["write"], False)
 

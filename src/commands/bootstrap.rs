@@ -53,11 +53,7 @@ struct Summary {
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapArgs) -> Result<ExitStatus> {
     let started = Instant::now();
-    let session = Session::open(printer, aws, &args.stack).await?;
-    let spinner = printer.spinner("reading the account");
-    let observed = engine::observe(&session.clients, &session.desired, session.user.as_deref(), false).await;
-    spinner.finish_and_clear();
-    let observed = observed?;
+    let (session, observed) = Session::open_observing(printer, aws, &args.stack).await?;
     let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
 
     // Before any write, at once: every managed policy exists, and the caller may make every change (a

@@ -176,6 +176,16 @@ async fn user_quota(clients: &Clients, observed: &Observed, plan: &Plan) -> Resu
         return Ok(None);
     };
     let attached = observed.user.as_ref().map_or(0, |u| u.direct.len());
+    let after = attached + user.changes.len();
+    if after as i32 <= DEFAULT_USER_POLICY_QUOTA {
+        // The quota can be raised, never lowered: within the default, the account's own needs no reading.
+        return Ok(Some(Row {
+            area: "operator user".into(),
+            check: "attached-policies quota".into(),
+            status: Status::Ok,
+            what_to_do: format!("{after} after bootstrap, within IAM's default quota of {DEFAULT_USER_POLICY_QUOTA}"),
+        }));
+    }
     let summary = clients.limit(clients.iam.get_account_summary().send()).await;
     let map = match summary {
         Ok(out) => out.summary_map.unwrap_or_default(),
@@ -193,7 +203,6 @@ async fn user_quota(clients: &Clients, observed: &Observed, plan: &Plan) -> Resu
         .find(|(k, _)| k.as_str() == "AttachedPoliciesPerUserQuota")
         .map(|(_, v)| *v)
         .unwrap_or(DEFAULT_USER_POLICY_QUOTA);
-    let after = attached + user.changes.len();
     let (status, what) = if after as i32 > quota {
         (
             Status::Failed,
@@ -220,9 +229,8 @@ struct Report<'a> {
 }
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &CheckArgs) -> Result<ExitStatus> {
-    let session = Session::open(printer, aws, &args.stack).await?;
+    let (session, observed) = Session::open_observing(printer, aws, &args.stack).await?;
     let caller = &session.caller;
-    let observed = engine::observe(&session.clients, &session.desired, session.user.as_deref(), false).await?;
     engine::check_managed_policies(&session.clients, &session.desired, &observed).await?;
     let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
     if args.print_policy {

@@ -12,6 +12,7 @@ pub(crate) mod whoami;
 
 use crate::aws::{errors, AwsSettings, Clients};
 use crate::cli::StackArgs;
+use crate::engine::{self, Observed};
 use crate::error::{Error, Result};
 use crate::output::Printer;
 use crate::prompt;
@@ -47,33 +48,73 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// Loads and validates the stack first, so bad input fails before any AWS call.
-    pub(crate) async fn open(printer: &Printer, aws: &AwsSettings, args: &StackArgs) -> Result<Session> {
-        let stack = Stack::resolve(args.stack.as_deref())?;
-        if let Some(u) = &args.user_name {
-            if !prompt::valid_user_name(u) {
-                return Err(Error::usage(format!("--user-name `{u}` is not a valid IAM user name"))
-                    .with_help("IAM user names are 1-64 letters, digits and _+=,.@-"));
-            }
-        }
-        let clients = Clients::connect(aws).await?;
-        let spinner = printer.spinner("identifying the caller");
-        let caller = caller::identify(&clients).await;
+    /// Validate the stack and the flags (bad input fails before any AWS call), identify the caller, render
+    /// the stack for its account, and observe the stack.
+    ///
+    /// The resources found by name alone (roles, instance profiles, service-linked roles) are read from the
+    /// start, alongside sts:GetCallerIdentity; the stack's policies (their ARNs hold the account id) and the
+    /// operator user's attachments as soon as the caller is known, while the former are still being read.
+    pub(crate) async fn open_observing(
+        printer: &Printer,
+        aws: &AwsSettings,
+        args: &StackArgs,
+    ) -> Result<(Session, Observed)> {
+        let (stack, clients) = prepare(aws, args).await?;
+        let spinner = printer.spinner("identifying the caller, reading the account");
+        let names = engine::Names::of_stack(&stack);
+        let named = engine::observe_named(&clients, &names, false);
+        let rest = async {
+            let caller = caller::identify(&clients).await?;
+            let (desired, user) = Session::render(printer, args, &stack, &clients, &caller, &spinner).await?;
+            let account = engine::observe_account_part(&clients, &desired, user.as_deref(), false).await;
+            Ok::<_, Error>((caller, desired, user, account))
+        };
+        let (named, rest) = tokio::join!(named, rest);
         spinner.finish_and_clear();
-        let caller = caller?;
-        printer.info(&format!("Caller: {} (account {}, {})", caller.arn, caller.account_id, caller.partition));
-        if caller.kind == CallerKind::Root {
-            printer.warn("you are using the account's root credentials; use an IAM user or role for day-to-day work");
-        }
+        // Who the caller is (or why that failed) comes first: it explains any error of the reads.
+        let (caller, desired, user, account) = rest?;
+        let observed = engine::Observed::assemble(&desired, named?, account?)?;
+        Ok((Session { clients, caller, desired, user }, observed))
+    }
+
+    /// Render the stack for the caller's account and settle the operator user (which may ask on a terminal).
+    async fn render(
+        printer: &Printer,
+        args: &StackArgs,
+        stack: &Stack,
+        clients: &Clients,
+        caller: &Caller,
+        spinner: &indicatif::ProgressBar,
+    ) -> Result<(Desired, Option<String>)> {
+        spinner.suspend(|| {
+            printer.info(&format!("Caller: {} (account {}, {})", caller.arn, caller.account_id, caller.partition));
+            if caller.kind == CallerKind::Root {
+                printer
+                    .warn("you are using the account's root credentials; use an IAM user or role for day-to-day work");
+            }
+        });
         let target = Target {
             partition: caller.partition.clone(),
             account_id: caller.account_id.clone(),
             region: clients.region.clone(),
         };
         let desired = stack.render(&target)?;
-        let user = resolve_user(printer, args, &clients, &caller, &desired).await?;
-        Ok(Session { clients, caller, desired, user })
+        let user = resolve_user(printer, args, clients, caller, &desired, spinner).await?;
+        Ok((desired, user))
     }
+}
+
+/// The validated stack and the clients; the stack and the flags are checked before any AWS call.
+async fn prepare(aws: &AwsSettings, args: &StackArgs) -> Result<(Stack, Clients)> {
+    let stack = Stack::resolve(args.stack.as_deref())?;
+    if let Some(u) = &args.user_name {
+        if !prompt::valid_user_name(u) {
+            return Err(Error::usage(format!("--user-name `{u}` is not a valid IAM user name"))
+                .with_help("IAM user names are 1-64 letters, digits and _+=,.@-"));
+        }
+    }
+    let clients = Clients::connect(aws).await?;
+    Ok((stack, clients))
 }
 
 async fn resolve_user(
@@ -82,6 +123,7 @@ async fn resolve_user(
     clients: &Clients,
     caller: &Caller,
     desired: &Desired,
+    spinner: &indicatif::ProgressBar,
 ) -> Result<Option<String>> {
     if args.skip_user || desired.user_policies.is_empty() {
         return Ok(None);
@@ -92,10 +134,14 @@ async fn resolve_user(
     if printer.interactive && !printer.json() {
         // Ask until the answer names a user of this account (or is empty: no user).
         loop {
-            let Some(name) = prompt::user_name(printer, caller.user_name.as_deref())? else { return Ok(None) };
+            // The spinner is hidden while the question is on the terminal.
+            let Some(name) = spinner.suspend(|| prompt::user_name(printer, caller.user_name.as_deref()))? else {
+                return Ok(None);
+            };
             match clients.limit(clients.iam.get_user().user_name(&name).send()).await {
                 Err(e) if errors::is_no_such_entity(&e) => {
-                    printer.warn(&format!("there is no IAM user `{name}` in account {}", caller.account_id));
+                    let warning = format!("there is no IAM user `{name}` in account {}", caller.account_id);
+                    spinner.suspend(|| printer.warn(&warning));
                 }
                 // Found, or not ours to know (no iam:GetUser): the plan will tell.
                 _ => return Ok(Some(name)),
@@ -105,9 +151,11 @@ async fn resolve_user(
     match &caller.user_name {
         Some(u) => Ok(Some(u.clone())),
         None => {
-            printer.warn(
-                "the caller is not an IAM user, so no operator user's policies are checked (pass --user-name NAME)",
-            );
+            spinner.suspend(|| {
+                printer.warn(
+                    "the caller is not an IAM user, so no operator user's policies are checked (pass --user-name NAME)",
+                )
+            });
             Ok(None)
         }
     }

@@ -11,11 +11,12 @@ use crate::output::Printer;
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &PlanArgs) -> Result<ExitStatus> {
     let started = Instant::now();
-    let session = Session::open(printer, aws, &args.stack).await?;
-    let spinner = printer.spinner("reading the account");
-    let plan = engine::plan(&session.clients, &session.desired, session.user.as_deref()).await;
+    let (session, observed) = Session::open_observing(printer, aws, &args.stack).await?;
+    let spinner = printer.spinner("checking the managed policies");
+    let managed = engine::check_managed_policies(&session.clients, &session.desired, &observed).await;
     spinner.finish_and_clear();
-    let plan = plan?;
+    managed?;
+    let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
     let calls = session.clients.calls.snapshot();
     if printer.json() {
         printer.result_json(&plan);

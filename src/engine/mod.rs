@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use crate::aws::Clients;
 use crate::error::Result;
 use crate::resources::{instance_profile, managed_policy, policy, role, service_linked_role, user};
-use crate::stack::Desired;
+use crate::stack::{Desired, Stack};
 pub(crate) use plan::Plan;
 
 /// Everything observed about the desired resources. `None` means "does not exist".
@@ -23,33 +23,112 @@ pub(crate) struct Observed {
     pub(crate) service_linked_roles: Vec<Option<String>>,
 }
 
+/// The names of the stack's roles, instance profiles and service-linked roles' services, in the stack's order.
+/// Reading these needs no account id, so it can start before sts:GetCallerIdentity has answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Names {
+    pub(crate) roles: Vec<String>,
+    pub(crate) instance_profiles: Vec<String>,
+    pub(crate) service_linked_roles: Vec<String>,
+}
+
+impl Names {
+    pub(crate) fn of_stack(stack: &Stack) -> Names {
+        Names {
+            roles: stack.roles.iter().map(|r| r.name.clone()).collect(),
+            instance_profiles: stack.instance_profiles.iter().map(|p| p.name.clone()).collect(),
+            service_linked_roles: stack.service_linked_roles.clone(),
+        }
+    }
+
+    pub(crate) fn of_desired(desired: &Desired) -> Names {
+        Names {
+            roles: desired.roles.iter().map(|r| r.name.clone()).collect(),
+            instance_profiles: desired.instance_profiles.iter().map(|p| p.name.clone()).collect(),
+            service_linked_roles: desired.service_linked_roles.clone(),
+        }
+    }
+}
+
+/// What [`observe_named`] read: the part of [`Observed`] that is found by name alone.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NamedObservation {
+    names: Option<Names>,
+    roles: Vec<Option<role::ObservedRole>>,
+    instance_profiles: Vec<Option<instance_profile::ObservedInstanceProfile>>,
+    service_linked_roles: Vec<Option<String>>,
+}
+
+/// Read the stack's roles, instance profiles and service-linked roles by name. Only Get/List calls.
+pub(crate) async fn observe_named(clients: &Clients, names: &Names, verifying: bool) -> Result<NamedObservation> {
+    let roles = futures::future::try_join_all(names.roles.iter().map(|r| role::observe(clients, r, verifying)));
+    let profiles =
+        futures::future::try_join_all(names.instance_profiles.iter().map(|p| instance_profile::observe(clients, p)));
+    let slrs = service_linked_role::observe_all(clients, &names.service_linked_roles);
+    let (roles, instance_profiles, service_linked_roles) = tokio::try_join!(roles, profiles, slrs)?;
+    Ok(NamedObservation { names: Some(names.clone()), roles, instance_profiles, service_linked_roles })
+}
+
+impl Observed {
+    /// The observation of `desired` from its two parts, read for the same stack.
+    pub(crate) fn assemble(desired: &Desired, named: NamedObservation, account: AccountPart) -> Result<Observed> {
+        if named.names.as_ref() != Some(&Names::of_desired(desired)) {
+            return Err(crate::error::Error::aws("internal error: the observation was made for other resource names"));
+        }
+        let (user, policies) = account;
+        Ok(named.complete(user, policies))
+    }
+}
+
 /// Read the account for `desired`. Makes only Get/List calls, all independent ones concurrently.
 ///
 /// `verifying`: reading back what was just applied, so the roles exist and their policies are read in the
-/// same round trip as the role itself.
+/// same round trip as the role itself, and a policy's first version is read alongside the policy.
 pub(crate) async fn observe(
     clients: &Clients,
     desired: &Desired,
     user_name: Option<&str>,
     verifying: bool,
 ) -> Result<Observed> {
-    let roles = futures::future::try_join_all(desired.roles.iter().map(|r| role::observe(clients, &r.name, verifying)));
+    let names = Names::of_desired(desired);
+    let (named, (user, policies)) = tokio::try_join!(
+        observe_named(clients, &names, verifying),
+        observe_account_part(clients, desired, user_name, verifying)
+    )?;
+    Ok(named.complete(user, policies))
+}
+
+pub(crate) type AccountPart = (Option<user::ObservedUser>, Vec<Option<policy::ObservedPolicy>>);
+
+/// The part of the observation that needs the account: the stack's own policies (their ARNs hold the
+/// account id) and the operator user's attachments.
+pub(crate) async fn observe_account_part(
+    clients: &Clients,
+    desired: &Desired,
+    user_name: Option<&str>,
+    verifying: bool,
+) -> Result<AccountPart> {
     let user = async {
         match user_name {
             Some(u) => user::observe(clients, u, &desired.user_policies).await.map(Some),
             None => Ok(None),
         }
     };
-    let policies = futures::future::try_join_all(desired.policies.iter().map(|p| policy::observe(clients, p)));
-    let profiles = futures::future::try_join_all(
-        desired.instance_profiles.iter().map(|p| instance_profile::observe(clients, &p.name)),
-    );
-    let slrs = futures::future::try_join_all(
-        desired.service_linked_roles.iter().map(|s| service_linked_role::observe(clients, s)),
-    );
-    let (roles, user, policies, instance_profiles, service_linked_roles) =
-        tokio::try_join!(roles, user, policies, profiles, slrs)?;
-    Ok(Observed { user, policies, roles, instance_profiles, service_linked_roles })
+    let policies =
+        futures::future::try_join_all(desired.policies.iter().map(|p| policy::observe(clients, p, verifying)));
+    tokio::try_join!(user, policies)
+}
+
+impl NamedObservation {
+    fn complete(self, user: Option<user::ObservedUser>, policies: Vec<Option<policy::ObservedPolicy>>) -> Observed {
+        Observed {
+            user,
+            policies,
+            roles: self.roles,
+            instance_profiles: self.instance_profiles,
+            service_linked_roles: self.service_linked_roles,
+        }
+    }
 }
 
 /// Every AWS-managed policy the stack uses must exist, so a bad name fails before any write. Those already
@@ -83,13 +162,6 @@ pub(crate) fn diff(desired: &Desired, observed: &Observed, user_name: Option<&st
         resources.push(service_linked_role::diff(s, o.as_deref()));
     }
     Plan::new(stack, &desired.target, user_name.map(str::to_string), resources)
-}
-
-/// Observe, check the managed policies, and diff.
-pub(crate) async fn plan(clients: &Clients, desired: &Desired, user_name: Option<&str>) -> Result<Plan> {
-    let observed = observe(clients, desired, user_name, false).await?;
-    check_managed_policies(clients, desired, &observed).await?;
-    Ok(diff(desired, &observed, user_name))
 }
 
 /// The part of `desired` that `plan` wants to change, for re-observing after apply.

@@ -39,9 +39,30 @@ pub(crate) async fn check(clients: &Clients, caller: &Caller, needed: &[Permissi
         Ok(p) => p,
         Err(reason) => return (unverified(needed, &reason), reason),
     };
-    match simulate(clients, &principal, needed).await {
+    // The caller's own policies are read alongside the simulation, so that a refused simulation (callers
+    // often lack iam:SimulatePrincipalPolicy) costs no extra round trip; when the simulation answers, those
+    // reads are dropped (a few List calls, on runs that are about to write anyway).
+    let simulation = simulate(clients, &principal, needed);
+    let local = local_policies(clients, caller);
+    tokio::pin!(simulation, local);
+    let mut local_result = None;
+    let simulated = tokio::select! {
+        biased;
+        r = &mut simulation => r,
+        l = &mut local => {
+            local_result = Some(l);
+            simulation.await
+        }
+    };
+    let local_result = async {
+        match local_result {
+            Some(l) => l,
+            None => local.await,
+        }
+    };
+    match simulated {
         Ok(results) => (results, format!("simulated for {principal} (iam:SimulatePrincipalPolicy)")),
-        Err(why_not) => match local_policies(clients, caller).await {
+        Err(why_not) => match local_result.await {
             Ok(policies) => {
                 let sources: Vec<SourcePolicy<'_>> =
                     policies.iter().map(|(label, doc)| SourcePolicy { label: label.clone(), document: doc }).collect();
@@ -164,52 +185,19 @@ async fn simulate(clients: &Clients, principal: &str, needed: &[Permission]) -> 
 }
 
 /// The caller's identity policies: attached and inline, the user's groups' too; `(label, document)`.
+/// Each level is read concurrently: the lists, then the inline documents and the groups' lists, then the
+/// managed policies' documents.
 async fn local_policies(clients: &Clients, caller: &Caller) -> Result<Vec<(String, Value)>, String> {
-    let iam = &clients.iam;
-    let denied = |what: &str, code: Option<&str>| format!("cannot read {what} ({})", code.unwrap_or("error"));
-    let mut policies = Vec::new();
-    let mut attached: Vec<String> = Vec::new();
-    match caller.kind {
+    let (attached, mut policies) = match caller.kind {
         CallerKind::User => {
             let user = caller.user_name.as_deref().ok_or("the caller has no user name")?;
-            let list = clients
-                .limit(async {
-                    iam.list_attached_user_policies()
-                        .user_name(user)
-                        .into_paginator()
-                        .items()
-                        .send()
-                        .try_collect()
-                        .await
-                })
-                .await
-                .map_err(|e| denied("the caller's own policies", errors::code(&e)))?;
-            attached.extend(list.into_iter().filter_map(|p| p.policy_arn));
-            let names = clients
-                .limit(async {
-                    iam.list_user_policies().user_name(user).into_paginator().items().send().try_collect().await
-                })
-                .await
-                .map_err(|e| denied("the caller's inline policies", errors::code(&e)))?;
-            for name in names {
-                let out = clients
-                    .limit(iam.get_user_policy().user_name(user).policy_name(&name).send())
-                    .await
-                    .map_err(|e| denied("an inline policy", errors::code(&e)))?;
-                policies.push((format!("inline policy {name} of user {user}"), parse(&out.policy_document)?));
-            }
-            let groups = clients
-                .limit(async {
-                    iam.list_groups_for_user().user_name(user).into_paginator().items().send().try_collect().await
-                })
-                .await
-                .map_err(|e| denied("the caller's groups", errors::code(&e)))?;
-            for g in groups {
-                let group = g.group_name;
-                let list = clients
+            let groups = async {
+                let groups = clients
                     .limit(async {
-                        iam.list_attached_group_policies()
-                            .group_name(&group)
+                        clients
+                            .iam
+                            .list_groups_for_user()
+                            .user_name(user)
                             .into_paginator()
                             .items()
                             .send()
@@ -217,60 +205,126 @@ async fn local_policies(clients: &Clients, caller: &Caller) -> Result<Vec<(Strin
                             .await
                     })
                     .await
-                    .map_err(|e| denied("a group's policies", errors::code(&e)))?;
-                attached.extend(list.into_iter().filter_map(|p| p.policy_arn));
-                let names = clients
-                    .limit(async {
-                        iam.list_group_policies().group_name(&group).into_paginator().items().send().try_collect().await
-                    })
-                    .await
-                    .map_err(|e| denied("a group's inline policies", errors::code(&e)))?;
-                for name in names {
-                    let out = clients
-                        .limit(iam.get_group_policy().group_name(&group).policy_name(&name).send())
-                        .await
-                        .map_err(|e| denied("a group's inline policy", errors::code(&e)))?;
-                    policies.push((format!("inline policy {name} of group {group}"), parse(&out.policy_document)?));
-                }
+                    .map_err(|e| denied("the caller's groups", errors::code(&e)))?;
+                futures::future::try_join_all(
+                    groups.into_iter().map(|g| attached_and_inline(clients, Holder::Group(g.group_name))),
+                )
+                .await
+            };
+            let (own, groups) = tokio::try_join!(attached_and_inline(clients, Holder::User(user.to_string())), groups)?;
+            let mut all = own;
+            for (attached, inline) in groups {
+                all.0.extend(attached);
+                all.1.extend(inline);
             }
+            all
         }
         CallerKind::AssumedRole => {
             let role = caller.role_name().ok_or("cannot tell the role from the caller's ARN")?;
-            let list = clients
-                .limit(async {
-                    iam.list_attached_role_policies()
-                        .role_name(role)
-                        .into_paginator()
-                        .items()
-                        .send()
-                        .try_collect()
-                        .await
-                })
-                .await
-                .map_err(|e| denied("the caller's role policies", errors::code(&e)))?;
-            attached.extend(list.into_iter().filter_map(|p| p.policy_arn));
-            let names = clients
-                .limit(async {
-                    iam.list_role_policies().role_name(role).into_paginator().items().send().try_collect().await
-                })
-                .await
-                .map_err(|e| denied("the caller's inline role policies", errors::code(&e)))?;
-            for name in names {
-                let out = clients
-                    .limit(iam.get_role_policy().role_name(role).policy_name(&name).send())
-                    .await
-                    .map_err(|e| denied("an inline role policy", errors::code(&e)))?;
-                policies.push((format!("inline policy {name} of role {role}"), parse(&out.policy_document)?));
-            }
+            attached_and_inline(clients, Holder::Role(role.to_string())).await?
         }
         _ => return Err("this kind of caller has no identity policies to read".into()),
-    }
+    };
+    let mut attached = attached;
     attached.sort();
     attached.dedup();
     for (arn, doc) in managed_documents(clients, &attached).await? {
         policies.push((format!("policy {arn}"), doc));
     }
     Ok(policies)
+}
+
+fn denied(what: &str, code: Option<&str>) -> String {
+    format!("cannot read {what} ({})", code.unwrap_or("error"))
+}
+
+/// Who an identity policy is attached to or embedded in.
+enum Holder {
+    User(String),
+    Group(String),
+    Role(String),
+}
+
+/// A holder's attached managed policies (ARNs) and inline policies (label, document), read concurrently.
+async fn attached_and_inline(clients: &Clients, holder: Holder) -> Result<(Vec<String>, Vec<(String, Value)>), String> {
+    let iam = &clients.iam;
+    let (kind, name) = match &holder {
+        Holder::User(n) => ("user", n.as_str()),
+        Holder::Group(n) => ("group", n.as_str()),
+        Holder::Role(n) => ("role", n.as_str()),
+    };
+    let attached = async {
+        let arns: Vec<Option<String>> = match &holder {
+            Holder::User(n) => clients
+                .limit(async {
+                    iam.list_attached_user_policies().user_name(n).into_paginator().items().send().try_collect().await
+                })
+                .await
+                .map(|l| l.into_iter().map(|p| p.policy_arn).collect())
+                .map_err(|e| denied(&format!("the policies of {kind} {name}"), errors::code(&e)))?,
+            Holder::Group(n) => clients
+                .limit(async {
+                    iam.list_attached_group_policies().group_name(n).into_paginator().items().send().try_collect().await
+                })
+                .await
+                .map(|l| l.into_iter().map(|p| p.policy_arn).collect())
+                .map_err(|e| denied(&format!("the policies of {kind} {name}"), errors::code(&e)))?,
+            Holder::Role(n) => clients
+                .limit(async {
+                    iam.list_attached_role_policies().role_name(n).into_paginator().items().send().try_collect().await
+                })
+                .await
+                .map(|l| l.into_iter().map(|p| p.policy_arn).collect())
+                .map_err(|e| denied(&format!("the policies of {kind} {name}"), errors::code(&e)))?,
+        };
+        Ok::<_, String>(arns.into_iter().flatten().collect::<Vec<String>>())
+    };
+    let inline = async {
+        let names: Vec<String> = match &holder {
+            Holder::User(n) => clients
+                .limit(async {
+                    iam.list_user_policies().user_name(n).into_paginator().items().send().try_collect().await
+                })
+                .await
+                .map_err(|e| denied(&format!("the inline policies of {kind} {name}"), errors::code(&e)))?,
+            Holder::Group(n) => clients
+                .limit(async {
+                    iam.list_group_policies().group_name(n).into_paginator().items().send().try_collect().await
+                })
+                .await
+                .map_err(|e| denied(&format!("the inline policies of {kind} {name}"), errors::code(&e)))?,
+            Holder::Role(n) => clients
+                .limit(async {
+                    iam.list_role_policies().role_name(n).into_paginator().items().send().try_collect().await
+                })
+                .await
+                .map_err(|e| denied(&format!("the inline policies of {kind} {name}"), errors::code(&e)))?,
+        };
+        let holder = &holder;
+        let docs = names.iter().map(|p| async move {
+            let text = match holder {
+                Holder::User(n) => clients
+                    .limit(iam.get_user_policy().user_name(n).policy_name(p).send())
+                    .await
+                    .map(|o| o.policy_document)
+                    .map_err(|e| errors::code(&e).map(str::to_string)),
+                Holder::Group(n) => clients
+                    .limit(iam.get_group_policy().group_name(n).policy_name(p).send())
+                    .await
+                    .map(|o| o.policy_document)
+                    .map_err(|e| errors::code(&e).map(str::to_string)),
+                Holder::Role(n) => clients
+                    .limit(iam.get_role_policy().role_name(n).policy_name(p).send())
+                    .await
+                    .map(|o| o.policy_document)
+                    .map_err(|e| errors::code(&e).map(str::to_string)),
+            }
+            .map_err(|code| denied(&format!("inline policy {p} of {kind} {name}"), code.as_deref()))?;
+            Ok::<_, String>((format!("inline policy {p} of {kind} {name}"), parse(&text)?))
+        });
+        futures::future::try_join_all(docs).await
+    };
+    tokio::try_join!(attached, inline)
 }
 
 /// The default-version documents of managed policies, concurrently.
@@ -334,6 +388,14 @@ mod tests {
             .unwrap()
     }
 
+    fn empty_lists() -> (aws_smithy_mocks::Rule, aws_smithy_mocks::Rule) {
+        let inline = mock!(Client::list_user_policies)
+            .then_output(|| ListUserPoliciesOutput::builder().set_policy_names(Some(vec![])).build().unwrap());
+        let groups = mock!(Client::list_groups_for_user)
+            .then_output(|| ListGroupsForUserOutput::builder().set_groups(Some(vec![])).build().unwrap());
+        (inline, groups)
+    }
+
     #[tokio::test]
     async fn simulation_verdicts_are_reported_per_action() {
         let simulate = mock!(Client::simulate_principal_policy)
@@ -345,7 +407,11 @@ mod tests {
                     .evaluation_results(result("iam:PassRole", "explicitDeny"))
                     .build()
             });
-        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&simulate]);
+        // The caller's own policies are read alongside (and dropped once the simulation answers).
+        let attached = mock!(Client::list_attached_user_policies)
+            .then_output(|| ListAttachedUserPoliciesOutput::builder().set_attached_policies(Some(vec![])).build());
+        let (inline, groups) = empty_lists();
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&simulate, &attached, &inline, &groups]);
         let (checks, method) = check(&Clients::with_iam(iam), &user(), &needed()).await;
         assert!(method.starts_with("simulated for arn:aws:iam::111122223333:user/alice"), "{method}");
         let verdict = |a: &str| checks.iter().find(|c| c.action == a).map(|c| c.verdict.clone()).unwrap();
@@ -409,7 +475,8 @@ mod tests {
                 aws_smithy_types::error::ErrorMetadata::builder().code("AccessDenied").build(),
             )
         });
-        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&denied, &attached]);
+        let (inline, groups) = empty_lists();
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&denied, &attached, &inline, &groups]);
         let (checks, _) = check(&Clients::with_iam(iam), &user(), &needed()).await;
         assert!(checks.iter().all(|c| matches!(c.verdict, Verdict::Unverified { .. })), "{checks:?}");
     }

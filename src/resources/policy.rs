@@ -23,21 +23,45 @@ pub(crate) struct ObservedPolicy {
     pub(crate) version_count: usize,
 }
 
-pub(crate) async fn observe(clients: &Clients, desired: &DesiredPolicy) -> Result<Option<ObservedPolicy>> {
+/// The version a policy wfboot has just created has: read alongside the policy when verifying.
+const FIRST_VERSION: &str = "v1";
+
+/// GetPolicy, then GetPolicyVersion of its default version. `verifying` (reading back after apply): the first
+/// version is read in the same round trip as the policy, and the default version only if it is another one.
+pub(crate) async fn observe(
+    clients: &Clients,
+    desired: &DesiredPolicy,
+    verifying: bool,
+) -> Result<Option<ObservedPolicy>> {
     let arn = &desired.arn;
-    let policy = match clients.limit(clients.iam.get_policy().policy_arn(arn).send()).await {
-        Ok(out) => out.policy,
-        Err(e) if errors::is_no_such_entity(&e) => return Ok(None),
-        Err(e) => return Err(errors::describe(&format!("read policy `{}`", desired.name), &e)),
+    let get_version = |id: String| async move {
+        clients
+            .limit(clients.iam.get_policy_version().policy_arn(arn).version_id(id).send())
+            .await
+            .map_err(|e| errors::describe(&format!("read the default version of policy `{}`", desired.name), &e))
     };
+    let get_policy = async {
+        match clients.limit(clients.iam.get_policy().policy_arn(arn).send()).await {
+            Ok(out) => Ok(Some(out.policy)),
+            Err(e) if errors::is_no_such_entity(&e) => Ok(None),
+            Err(e) => Err(errors::describe(&format!("read policy `{}`", desired.name), &e)),
+        }
+    };
+    let (policy, guessed) = if verifying {
+        let (policy, guessed) = tokio::join!(get_policy, get_version(FIRST_VERSION.to_string()));
+        (policy?, guessed.ok())
+    } else {
+        (get_policy.await?, None)
+    };
+    let Some(policy) = policy else { return Ok(None) };
     let Some(policy) = policy else { return Err(Error::aws(format!("iam:GetPolicy answered without policy `{arn}`"))) };
-    let Some(default_version) = policy.default_version_id else {
+    let Some(default_version) = policy.default_version_id.clone() else {
         return Err(Error::aws(format!("policy `{arn}` has no default version")));
     };
-    let version = clients
-        .limit(clients.iam.get_policy_version().policy_arn(arn).version_id(&default_version).send())
-        .await
-        .map_err(|e| errors::describe(&format!("read the default version of policy `{}`", desired.name), &e))?;
+    let version = match guessed {
+        Some(v) if default_version == FIRST_VERSION => v,
+        _ => get_version(default_version).await?,
+    };
     let text = version.policy_version.and_then(|v| v.document).unwrap_or_default();
     let doc = document::parse_returned(&text)
         .map_err(|e| Error::aws(format!("policy `{}`: cannot read its document: {e}", desired.name)))?;
