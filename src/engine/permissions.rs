@@ -90,6 +90,24 @@ pub(crate) fn required(plan: &Plan, desired: &Desired) -> Vec<Permission> {
             Change::AttachUserPolicy { user, .. } => {
                 out.push(Permission::new("iam:AttachUserPolicy", arn("user", "/", user)))
             }
+            Change::DetachRolePolicy { role, .. } => out.push(Permission::new("iam:DetachRolePolicy", role_arn(role))),
+            Change::DeleteRolePolicy { role, .. } => out.push(Permission::new("iam:DeleteRolePolicy", role_arn(role))),
+            Change::DetachUserPolicy { user, .. } => {
+                out.push(Permission::new("iam:DetachUserPolicy", arn("user", "/", user)))
+            }
+            Change::DetachGroupPolicy { group, .. } => {
+                out.push(Permission::new("iam:DetachGroupPolicy", arn("group", "/", group)))
+            }
+            Change::DeletePolicy { policy_arn } => out.push(Permission::new("iam:DeletePolicy", policy_arn)),
+            Change::DeleteInstanceProfile { name } => {
+                out.push(Permission::new("iam:DeleteInstanceProfile", profile_arn(name)))
+            }
+            Change::DeleteRole { name } => out.push(Permission::new("iam:DeleteRole", role_arn(name))),
+            Change::DeleteServiceLinkedRole { service, .. } => {
+                let role = format!("arn:{}:iam::{}:role/aws-service-role/{service}/*", plan.partition, plan.account_id);
+                out.push(Permission::new("iam:DeleteServiceLinkedRole", role.clone()));
+                out.push(Permission::new("iam:GetServiceLinkedRoleDeletionStatus", role));
+            }
         }
     }
     out.sort();
