@@ -627,6 +627,91 @@ mod tests {
         assert_eq!(create.num_calls(), 1);
     }
 
+    fn removal(change: Change) -> PlannedChange {
+        PlannedChange { change, needs_consent: false }
+    }
+
+    async fn apply_removals(iam: Client, changes: &[PlannedChange]) -> Vec<AppliedChange> {
+        apply_changes(
+            &Clients::with_iam(iam),
+            changes.iter().collect(),
+            "aws",
+            "111122223333",
+            &opts(10_000),
+            &Recorder::default(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_role_is_deleted_only_after_its_policy_is_detached_and_not_at_all_when_the_detach_fails() {
+        let changes = [
+            removal(Change::DeleteRole { name: "R".into() }),
+            removal(Change::DetachRolePolicy { role: "R".into(), policy_arn: "arn:aws:iam::aws:policy/A".into() }),
+        ];
+        // Sequential: the detach must come first even though the delete is listed first.
+        let detach = mock!(Client::detach_role_policy)
+            .then_output(|| aws_sdk_iam::operation::detach_role_policy::DetachRolePolicyOutput::builder().build());
+        let delete = mock!(Client::delete_role)
+            .then_output(|| aws_sdk_iam::operation::delete_role::DeleteRoleOutput::builder().build());
+        let applied =
+            apply_removals(mock_client!(aws_sdk_iam, RuleMode::Sequential, [&detach, &delete]), &changes).await;
+        assert!(applied.iter().all(|a| a.outcome == Outcome::Done), "{applied:?}");
+
+        let detach = mock!(Client::detach_role_policy).then_error(|| {
+            aws_sdk_iam::operation::detach_role_policy::DetachRolePolicyError::generic(meta(
+                "AccessDenied",
+                "not allowed",
+            ))
+        });
+        let delete = mock!(Client::delete_role)
+            .then_output(|| aws_sdk_iam::operation::delete_role::DeleteRoleOutput::builder().build());
+        let applied = apply_removals(mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&detach, &delete]), &changes).await;
+        assert_eq!(delete.num_calls(), 0, "the role was deleted although a policy is still attached");
+        let Outcome::Failed { error } = &applied[0].outcome else { panic!("{applied:?}") };
+        assert!(error.contains("AccessDenied") && error.contains("detach"), "{error}");
+        assert!(matches!(applied[1].outcome, Outcome::Skipped { .. }), "{applied:?}");
+    }
+
+    #[tokio::test]
+    async fn a_removal_of_something_already_gone_counts_as_done() {
+        let delete = mock!(Client::delete_role).then_error(|| {
+            aws_sdk_iam::operation::delete_role::DeleteRoleError::NoSuchEntityException(
+                NoSuchEntityException::builder()
+                    .message("Role R not found")
+                    .meta(meta("NoSuchEntity", "Role R not found"))
+                    .build(),
+            )
+        });
+        let changes = [removal(Change::DeleteRole { name: "R".into() })];
+        let applied = apply_removals(mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&delete]), &changes).await;
+        assert_eq!(applied[0].outcome, Outcome::AlreadyDone);
+    }
+
+    #[tokio::test]
+    async fn a_service_linked_role_aws_refuses_to_delete_is_a_failed_change_with_the_reason() {
+        use aws_sdk_iam::operation::delete_service_linked_role::DeleteServiceLinkedRoleOutput;
+        use aws_sdk_iam::operation::get_service_linked_role_deletion_status::GetServiceLinkedRoleDeletionStatusOutput;
+        use aws_sdk_iam::types::{DeletionTaskFailureReasonType, DeletionTaskStatusType};
+        let delete = mock!(Client::delete_service_linked_role)
+            .then_output(|| DeleteServiceLinkedRoleOutput::builder().deletion_task_id("task-1").build().unwrap());
+        let status = mock!(Client::get_service_linked_role_deletion_status).then_output(|| {
+            GetServiceLinkedRoleDeletionStatusOutput::builder()
+                .status(DeletionTaskStatusType::Failed)
+                .reason(DeletionTaskFailureReasonType::builder().reason("the role is in use by spot requests").build())
+                .build()
+                .unwrap()
+        });
+        let changes = [removal(Change::DeleteServiceLinkedRole {
+            service: "spot.amazonaws.com".into(),
+            role: "AWSServiceRoleForEC2Spot".into(),
+        })];
+        let applied = apply_removals(mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&delete, &status]), &changes).await;
+        let Outcome::Failed { error } = &applied[0].outcome else { panic!("{applied:?}") };
+        assert!(error.contains("in use by spot requests"), "{error}");
+        assert_eq!((delete.num_calls(), status.num_calls()), (1, 1), "a refusal is not retried");
+    }
+
     #[tokio::test]
     async fn a_role_created_by_someone_else_meanwhile_counts_as_done_and_its_dependents_go_on() {
         let create = mock!(Client::create_role).then_error(|| {

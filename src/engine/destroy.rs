@@ -291,8 +291,9 @@ pub(crate) fn diff(desired: &Desired, obs: &DestroyObserved, include_service_lin
                 service,
                 Ownership::External,
                 format!(
-                    "{role} is shared by the whole account (the service uses it for every resource, whoever made it) \
-                     and cannot be marked as wfboot's; pass --include-service-linked-roles to delete it"
+                    "{role} is shared by the whole account (the service uses it for every resource, whoever made \
+                     it, and creates it itself on first use), so wfboot cannot know it made it; pass \
+                     --include-service-linked-roles to delete it"
                 ),
             ),
         });
