@@ -224,3 +224,32 @@ async fn without_a_terminal_and_without_yes_destroy_refuses_and_writes_nothing_a
     assert_eq!(emu.wfboot_writes_since(mark), Vec::<String>::new());
     assert_eq!(dump_state(&emu.admin().await).await, before);
 }
+
+#[tokio::test]
+async fn at_a_terminal_the_plan_is_shown_before_the_question_and_no_leaves_everything_in_place() {
+    use rexpect::session::spawn_command;
+    let emu = Emulator::start();
+    emu.create_demo_user().await;
+    assert!(bootstrap(&emu).status.success());
+    let mark = emu.mark();
+    let mut cmd = emu.wfboot_std();
+    cmd.arg("destroy");
+    let mut p = spawn_command(cmd, Some(60_000)).expect("spawn in a pty");
+    p.exp_string("- role AWSBatchServiceRole").unwrap();
+    p.exp_string("Delete 7 resources (20 write calls) from account 123456789012?").unwrap();
+    p.send("n").unwrap();
+    p.flush().unwrap();
+    p.exp_string("Nothing was changed").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(emu.wfboot_writes_since(mark), Vec::<String>::new());
+
+    let mut cmd = emu.wfboot_std();
+    cmd.arg("destroy");
+    let mut p = spawn_command(cmd, Some(60_000)).expect("spawn in a pty");
+    p.exp_string("Delete 7 resources").unwrap();
+    p.send("y").unwrap();
+    p.flush().unwrap();
+    p.exp_string("7 deleted, 3 left alone, 0 absent; 20 writes done").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(emu.wfboot_writes_since(mark).len(), 20);
+}
