@@ -253,3 +253,54 @@ async fn at_a_terminal_the_plan_is_shown_before_the_question_and_no_leaves_every
     p.exp_eof().unwrap();
     assert_eq!(emu.wfboot_writes_since(mark).len(), 20);
 }
+
+#[tokio::test]
+async fn under_iam_enforcement_a_caller_who_may_not_delete_is_stopped_before_any_write_and_an_admin_is_not() {
+    let emu = Emulator::start();
+    let out = emu.wfboot().args(["bootstrap", "--yes", "--stack", "render-worker"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let iam = emu.admin().await;
+    let mut keys = Vec::new();
+    for (user, policy) in [("reader", "IAMReadOnlyAccess"), ("admin", "AdministratorAccess")] {
+        iam.create_user().user_name(user).send().await.unwrap();
+        let arn = format!("arn:aws:iam::aws:policy/{policy}");
+        iam.attach_user_policy().user_name(user).policy_arn(arn).send().await.unwrap();
+        let key = iam.create_access_key().user_name(user).send().await.unwrap().access_key.unwrap();
+        keys.push((key.access_key_id, key.secret_access_key));
+    }
+    emu.reset_auth("0");
+    let as_user = |(id, secret): &(String, String)| {
+        let mut cmd = emu.wfboot();
+        cmd.env("AWS_ACCESS_KEY_ID", id).env("AWS_SECRET_ACCESS_KEY", secret);
+        cmd.args(["destroy", "--yes", "--stack", "render-worker"]);
+        cmd
+    };
+    let writes = |emu: &Emulator, mark: usize| -> Vec<String> {
+        let mut w: Vec<String> = emu
+            .requests()
+            .into_iter()
+            .skip(mark)
+            .filter(|r| r.write && r.status.is_some_and(|s| (200..300).contains(&s)))
+            .map(|r| r.action)
+            .collect();
+        w.sort();
+        w
+    };
+
+    let mark = emu.mark();
+    let out = as_user(&keys[0]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}\n{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("user/reader may not make every change of this destroy"), "{err}");
+    assert!(err.contains("iam:DeleteRole on arn:aws:iam::123456789012:role/RenderJobWorkerRole"), "{err}");
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert_eq!(writes(&emu, mark), Vec::<String>::new());
+
+    let mark = emu.mark();
+    let out = as_user(&keys[1]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        writes(&emu, mark),
+        ["DeleteInstanceProfile", "DeletePolicy", "DeleteRole", "DetachRolePolicy", "RemoveRoleFromInstanceProfile"]
+    );
+}

@@ -16,10 +16,13 @@ use crate::cli::{DestroyArgs, StackArgs};
 use crate::commands::{ExitStatus, Session};
 use crate::engine::apply::{self, AppliedChange, ApplyObserver, ApplyOptions, Outcome};
 use crate::engine::destroy::{self, Action, DestroyPlan};
+use crate::engine::permissions;
 use crate::engine::plan::{Kind, PlannedChange};
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::Printer;
+use crate::policy_eval::Verdict;
 use crate::prompt;
+use crate::resources::permissions as perms;
 
 #[derive(Debug, Serialize)]
 struct Report {
@@ -84,6 +87,9 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
         }
         return Ok(ExitStatus::Success);
     }
+
+    // Before the question and any write: may the caller make every change? A denied one stops here.
+    preflight(printer, &session, &plan).await?;
 
     if !args.yes {
         let question = format!(
@@ -193,6 +199,42 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
             .with_help("something else may be changing them; run `wfboot destroy --dry-run` to see what is left"));
     }
     Ok(ExitStatus::Success)
+}
+
+async fn preflight(printer: &Printer, session: &Session, plan: &DestroyPlan) -> Result<()> {
+    let needed = permissions::required_for(
+        plan.changes().map(|c| &c.change),
+        &plan.partition,
+        &plan.account_id,
+        &session.desired,
+    );
+    let spinner = printer.spinner("checking permissions");
+    let (checks, method) = perms::check(&session.clients, &session.caller, &needed).await;
+    spinner.finish_and_clear();
+    let denied: Vec<String> = checks
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Denied { .. }))
+        .map(|c| format!("  - {} on {}", c.action, c.resource))
+        .collect();
+    if !denied.is_empty() {
+        return Err(Error::new(
+            ErrorKind::CheckFailed,
+            format!(
+                "{} may not make every change of this destroy ({method}); nothing was changed:\n{}",
+                session.caller.arn,
+                denied.join("\n")
+            ),
+        )
+        .with_help("grant the missing permissions (README \"wfboot destroy\" lists them), then run again"));
+    }
+    let unverified = checks.iter().filter(|c| matches!(c.verdict, Verdict::Unverified { .. })).count();
+    if unverified > 0 {
+        printer.warn(&format!(
+            "{unverified} of {} permissions could not be verified ({method}); continuing",
+            checks.len()
+        ));
+    }
+    Ok(())
 }
 
 async fn read_plan(printer: &Printer, session: &Session, args: &DestroyArgs) -> Result<DestroyPlan> {
