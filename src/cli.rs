@@ -62,6 +62,8 @@ pub(crate) enum Command {
     Plan(PlanArgs),
     /// Create or repair the stack's roles, policies and instance profiles
     Bootstrap(BootstrapArgs),
+    /// Delete what wfboot created for the stack (tagged with it); everything else is listed and left alone
+    Destroy(DestroyArgs),
     /// Check the caller, the operator user's policies, the permissions bootstrap needs, and the services
     Check(CheckArgs),
     /// List the built-in stacks, or show one rendered
@@ -129,6 +131,25 @@ pub(crate) struct BootstrapArgs {
     /// How long to wait for IAM to propagate a new role or profile before giving up
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub(crate) propagation_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DestroyArgs {
+    /// Built-in stack name or path to a stack .toml file
+    #[arg(long, value_name = "NAME|FILE")]
+    pub(crate) stack: Option<String>,
+    /// Delete without asking
+    #[arg(short, long, conflicts_with = "dry_run")]
+    pub(crate) yes: bool,
+    /// Show what would be deleted and left alone, and stop (no prompt, no write)
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// Also delete the stack's service-linked roles (shared by the whole account; AWS refuses while in use)
+    #[arg(long)]
+    pub(crate) include_service_linked_roles: bool,
+    /// How long to wait for AWS to finish deleting a service-linked role before reporting it
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub(crate) deletion_timeout: u64,
 }
 
 #[derive(Debug, Args)]

@@ -56,6 +56,7 @@ fn main() -> ExitCode {
             Command::Plan(args) => commands::plan::run(&printer, &settings, args).await,
             Command::Bootstrap(args) => commands::bootstrap::run(&printer, &settings, args).await,
             Command::Check(args) => commands::check::run(&printer, &settings, args).await,
+            Command::Destroy(args) => commands::destroy::run(&printer, &settings, args).await,
             Command::Stacks(args) => commands::stacks::run(&printer, &settings, args).await,
             Command::Export(args) => commands::export::run(&printer, args),
             #[cfg(feature = "ec2")]

@@ -144,6 +144,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
         stack: session.desired.stack.clone(),
         consent,
         propagation_timeout: Duration::from_secs(args.propagation_timeout),
+        deletion_timeout: Duration::ZERO,
         interrupted: interrupted.clone(),
     };
 

@@ -4,6 +4,7 @@
 pub(crate) mod attach;
 pub(crate) mod bootstrap;
 pub(crate) mod check;
+pub(crate) mod destroy;
 pub(crate) mod docs;
 pub(crate) mod export;
 pub(crate) mod plan;

@@ -40,6 +40,8 @@ pub(crate) struct ApplyOptions {
     pub(crate) consent: bool,
     /// How long to retry errors caused by IAM's propagation delay.
     pub(crate) propagation_timeout: Duration,
+    /// How long to wait for AWS's deletion task of a service-linked role.
+    pub(crate) deletion_timeout: Duration,
     pub(crate) interrupted: Arc<AtomicBool>,
 }
 
@@ -63,10 +65,21 @@ pub(crate) async fn apply(
     opts: &ApplyOptions,
     observer: &dyn ApplyObserver,
 ) -> Vec<AppliedChange> {
-    let mut changes: Vec<&PlannedChange> = plan.changes().collect();
+    apply_changes(clients, plan.changes().collect(), &plan.partition, &plan.account_id, opts, observer).await
+}
+
+/// Apply `changes` (of a plan for the account `account_id` in `partition`), each after what it depends on.
+pub(crate) async fn apply_changes(
+    clients: &Clients,
+    mut changes: Vec<&PlannedChange>,
+    partition: &str,
+    account_id: &str,
+    opts: &ApplyOptions,
+    observer: &dyn ApplyObserver,
+) -> Vec<AppliedChange> {
     // Every dependency has a lower rank than its dependents, so a stable sort puts it first.
     changes.sort_by_key(|c| rank(&c.change));
-    let deps = dependencies(plan, &changes);
+    let deps = dependencies(partition, account_id, &changes);
 
     type Task<'a> = Shared<LocalBoxFuture<'a, Outcome>>;
     let mut tasks: Vec<Task<'_>> = Vec::with_capacity(changes.len());
@@ -121,18 +134,20 @@ fn rank(change: &Change) -> u8 {
         Change::CreatePolicyVersion { .. }
         | Change::AttachRolePolicy { .. }
         | Change::AttachUserPolicy { .. }
-        | Change::AddRoleToInstanceProfile { .. } => 1,
+        | Change::AddRoleToInstanceProfile { .. }
+        | Change::DeletePolicy { .. }
+        | Change::DeleteInstanceProfile { .. }
+        | Change::DeleteRole { .. } => 1,
         _ => 0,
     }
 }
 
 /// For each change (in `changes` order), the indices of the changes it must wait for.
-fn dependencies(plan: &Plan, changes: &[&PlannedChange]) -> Vec<Vec<usize>> {
+fn dependencies(partition: &str, account_id: &str, changes: &[&PlannedChange]) -> Vec<Vec<usize>> {
     let find = |pred: &dyn Fn(&Change) -> bool| -> Vec<usize> {
         changes.iter().enumerate().filter(|(_, c)| pred(&c.change)).map(|(i, _)| i).collect()
     };
-    let policy_arn =
-        |name: &str, path: &str| format!("arn:{}:iam::{}:policy{path}{name}", plan.partition, plan.account_id);
+    let policy_arn = |name: &str, path: &str| format!("arn:{partition}:iam::{account_id}:policy{path}{name}");
     changes
         .iter()
         .map(|c| match &c.change {
@@ -152,6 +167,24 @@ fn dependencies(plan: &Plan, changes: &[&PlannedChange]) -> Vec<Vec<usize>> {
             }),
             Change::CreatePolicyVersion { policy_arn: arn, .. } => {
                 find(&|d| matches!(d, Change::DeletePolicyVersion { policy_arn: p, .. } if p == arn))
+            }
+            // A role goes once nothing holds it or is attached to it; a policy once it is attached to nothing
+            // and has no other version; a profile once it is empty.
+            Change::DeleteRole { name } => find(&|d| match d {
+                Change::RemoveRoleFromInstanceProfile { role, .. }
+                | Change::DetachRolePolicy { role, .. }
+                | Change::DeleteRolePolicy { role, .. } => role == name,
+                _ => false,
+            }),
+            Change::DeletePolicy { policy_arn: arn } => find(&|d| match d {
+                Change::DeletePolicyVersion { policy_arn: p, .. }
+                | Change::DetachRolePolicy { policy_arn: p, .. }
+                | Change::DetachUserPolicy { policy_arn: p, .. }
+                | Change::DetachGroupPolicy { policy_arn: p, .. } => p == arn,
+                _ => false,
+            }),
+            Change::DeleteInstanceProfile { name } => {
+                find(&|d| matches!(d, Change::RemoveRoleFromInstanceProfile { profile, .. } if profile == name))
             }
             _ => Vec::new(),
         })
@@ -174,7 +207,7 @@ async fn execute(
     let tag = owner_tag(&opts.stack);
     // Retry propagation errors only where they can be propagation: right after a dependency was created.
     let propagation = if fresh_dependency { NOT_PROPAGATED } else { &[] };
-    let mut ctx = Ctx { clients, opts, observer };
+    let mut ctx = Ctx { clients, opts, observer, removal: change.is_removal() };
     match change {
         Change::CreatePolicy { name, path, description, document } => {
             let mut req =
@@ -263,13 +296,73 @@ async fn execute(
             let req = iam.create_service_linked_role().aws_service_name(service);
             ctx.send(&format!("create the service-linked role for `{service}`"), "", &[], || req.clone().send()).await
         }
+        Change::DetachRolePolicy { role, policy_arn } => {
+            let req = iam.detach_role_policy().role_name(role).policy_arn(policy_arn);
+            ctx.send(&format!("detach `{policy_arn}` from role `{role}`"), "", &[], || req.clone().send()).await
+        }
+        Change::DeleteRolePolicy { role, policy_name } => {
+            let req = iam.delete_role_policy().role_name(role).policy_name(policy_name);
+            ctx.send(&format!("delete inline policy `{policy_name}` of role `{role}`"), "", &[], || req.clone().send())
+                .await
+        }
+        Change::DetachUserPolicy { user, policy_arn } => {
+            let req = iam.detach_user_policy().user_name(user).policy_arn(policy_arn);
+            ctx.send(&format!("detach `{policy_arn}` from user `{user}`"), "", &[], || req.clone().send()).await
+        }
+        Change::DetachGroupPolicy { group, policy_arn } => {
+            let req = iam.detach_group_policy().group_name(group).policy_arn(policy_arn);
+            ctx.send(&format!("detach `{policy_arn}` from group `{group}`"), "", &[], || req.clone().send()).await
+        }
+        Change::DeletePolicy { policy_arn } => {
+            let req = iam.delete_policy().policy_arn(policy_arn);
+            ctx.send(&format!("delete policy `{policy_arn}`"), "", &[], || req.clone().send()).await
+        }
+        Change::DeleteInstanceProfile { name } => {
+            let req = iam.delete_instance_profile().instance_profile_name(name);
+            ctx.send(&format!("delete instance profile `{name}`"), "", &[], || req.clone().send()).await
+        }
+        Change::DeleteRole { name } => {
+            let req = iam.delete_role().role_name(name);
+            ctx.send(&format!("delete role `{name}`"), "", &[], || req.clone().send()).await
+        }
+        Change::DeleteServiceLinkedRole { service, role } => {
+            let req = iam.delete_service_linked_role().role_name(role);
+            let action = format!("delete the service-linked role `{role}` of `{service}`");
+            let task = match ctx.send_for_output(&action, "", &[], || req.clone().send()).await? {
+                Sent::Done(out) => out.deletion_task_id,
+                Sent::AlreadyDone => return Ok(Outcome::AlreadyDone),
+                Sent::Skipped(reason) => return Ok(Outcome::Skipped { reason }),
+            };
+            observer.waiting(&format!(
+                "waiting for AWS to delete service-linked role `{role}` (up to {} s)",
+                opts.deletion_timeout.as_secs()
+            ));
+            crate::resources::service_linked_role::wait_deleted(
+                clients,
+                role,
+                &task,
+                opts.deletion_timeout,
+                Duration::from_secs(1),
+            )
+            .await?;
+            Ok(Outcome::Done)
+        }
     }
+}
+
+/// What sending one write came to, with the call's output when it was made.
+enum Sent<T> {
+    Done(T),
+    AlreadyDone,
+    Skipped(String),
 }
 
 struct Ctx<'a> {
     clients: &'a Clients,
     opts: &'a ApplyOptions,
     observer: &'a dyn ApplyObserver,
+    /// The change removes something: NoSuchEntity means someone else removed it already.
+    removal: bool,
 }
 
 impl Ctx<'_> {
@@ -280,8 +373,28 @@ impl Ctx<'_> {
         action: &str,
         waiting_for: &str,
         retry: RetryOn,
-        mut call: F,
+        call: F,
     ) -> Result<Outcome>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, SdkError<E, R>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: Debug,
+    {
+        Ok(match self.send_for_output(action, waiting_for, retry, call).await? {
+            Sent::Done(_) => Outcome::Done,
+            Sent::AlreadyDone => Outcome::AlreadyDone,
+            Sent::Skipped(reason) => Outcome::Skipped { reason },
+        })
+    }
+
+    async fn send_for_output<T, E, R, F, Fut>(
+        &mut self,
+        action: &str,
+        waiting_for: &str,
+        retry: RetryOn,
+        mut call: F,
+    ) -> Result<Sent<T>>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = std::result::Result<T, SdkError<E, R>>>,
@@ -304,12 +417,13 @@ impl Ctx<'_> {
                     }
                 })
                 .await;
-            let Some(result) = result else { return Ok(Outcome::Skipped { reason: "interrupted".into() }) };
+            let Some(result) = result else { return Ok(Sent::Skipped("interrupted".into())) };
             match result {
-                Ok(_) => return Ok(Outcome::Done),
+                Ok(output) => return Ok(Sent::Done(output)),
                 Err(e) if errors::is_already_exists(&e) || is_service_linked_role_taken(&e) => {
-                    return Ok(Outcome::AlreadyDone)
+                    return Ok(Sent::AlreadyDone)
                 }
+                Err(e) if self.removal && errors::is_no_such_entity(&e) => return Ok(Sent::AlreadyDone),
                 Err(e) if is_retryable(&e, retry) && start.elapsed() + delay < self.opts.propagation_timeout => {
                     if !told {
                         self.observer.waiting(&format!(
@@ -384,6 +498,7 @@ mod tests {
             stack: "s".into(),
             consent: true,
             propagation_timeout: Duration::from_millis(timeout_ms),
+            deletion_timeout: Duration::from_millis(timeout_ms),
             interrupted: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -510,6 +625,91 @@ mod tests {
         assert!(matches!(applied[0].outcome, Outcome::Failed { .. }));
         assert!(matches!(applied[1].outcome, Outcome::Skipped { .. }), "the attachment depends on the failed create");
         assert_eq!(create.num_calls(), 1);
+    }
+
+    fn removal(change: Change) -> PlannedChange {
+        PlannedChange { change, needs_consent: false }
+    }
+
+    async fn apply_removals(iam: Client, changes: &[PlannedChange]) -> Vec<AppliedChange> {
+        apply_changes(
+            &Clients::with_iam(iam),
+            changes.iter().collect(),
+            "aws",
+            "111122223333",
+            &opts(10_000),
+            &Recorder::default(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_role_is_deleted_only_after_its_policy_is_detached_and_not_at_all_when_the_detach_fails() {
+        let changes = [
+            removal(Change::DeleteRole { name: "R".into() }),
+            removal(Change::DetachRolePolicy { role: "R".into(), policy_arn: "arn:aws:iam::aws:policy/A".into() }),
+        ];
+        // Sequential: the detach must come first even though the delete is listed first.
+        let detach = mock!(Client::detach_role_policy)
+            .then_output(|| aws_sdk_iam::operation::detach_role_policy::DetachRolePolicyOutput::builder().build());
+        let delete = mock!(Client::delete_role)
+            .then_output(|| aws_sdk_iam::operation::delete_role::DeleteRoleOutput::builder().build());
+        let applied =
+            apply_removals(mock_client!(aws_sdk_iam, RuleMode::Sequential, [&detach, &delete]), &changes).await;
+        assert!(applied.iter().all(|a| a.outcome == Outcome::Done), "{applied:?}");
+
+        let detach = mock!(Client::detach_role_policy).then_error(|| {
+            aws_sdk_iam::operation::detach_role_policy::DetachRolePolicyError::generic(meta(
+                "AccessDenied",
+                "not allowed",
+            ))
+        });
+        let delete = mock!(Client::delete_role)
+            .then_output(|| aws_sdk_iam::operation::delete_role::DeleteRoleOutput::builder().build());
+        let applied = apply_removals(mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&detach, &delete]), &changes).await;
+        assert_eq!(delete.num_calls(), 0, "the role was deleted although a policy is still attached");
+        let Outcome::Failed { error } = &applied[0].outcome else { panic!("{applied:?}") };
+        assert!(error.contains("AccessDenied") && error.contains("detach"), "{error}");
+        assert!(matches!(applied[1].outcome, Outcome::Skipped { .. }), "{applied:?}");
+    }
+
+    #[tokio::test]
+    async fn a_removal_of_something_already_gone_counts_as_done() {
+        let delete = mock!(Client::delete_role).then_error(|| {
+            aws_sdk_iam::operation::delete_role::DeleteRoleError::NoSuchEntityException(
+                NoSuchEntityException::builder()
+                    .message("Role R not found")
+                    .meta(meta("NoSuchEntity", "Role R not found"))
+                    .build(),
+            )
+        });
+        let changes = [removal(Change::DeleteRole { name: "R".into() })];
+        let applied = apply_removals(mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&delete]), &changes).await;
+        assert_eq!(applied[0].outcome, Outcome::AlreadyDone);
+    }
+
+    #[tokio::test]
+    async fn a_service_linked_role_aws_refuses_to_delete_is_a_failed_change_with_the_reason() {
+        use aws_sdk_iam::operation::delete_service_linked_role::DeleteServiceLinkedRoleOutput;
+        use aws_sdk_iam::operation::get_service_linked_role_deletion_status::GetServiceLinkedRoleDeletionStatusOutput;
+        use aws_sdk_iam::types::{DeletionTaskFailureReasonType, DeletionTaskStatusType};
+        let delete = mock!(Client::delete_service_linked_role)
+            .then_output(|| DeleteServiceLinkedRoleOutput::builder().deletion_task_id("task-1").build().unwrap());
+        let status = mock!(Client::get_service_linked_role_deletion_status).then_output(|| {
+            GetServiceLinkedRoleDeletionStatusOutput::builder()
+                .status(DeletionTaskStatusType::Failed)
+                .reason(DeletionTaskFailureReasonType::builder().reason("the role is in use by spot requests").build())
+                .build()
+                .unwrap()
+        });
+        let changes = [removal(Change::DeleteServiceLinkedRole {
+            service: "spot.amazonaws.com".into(),
+            role: "AWSServiceRoleForEC2Spot".into(),
+        })];
+        let applied = apply_removals(mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&delete, &status]), &changes).await;
+        let Outcome::Failed { error } = &applied[0].outcome else { panic!("{applied:?}") };
+        assert!(error.contains("in use by spot requests"), "{error}");
+        assert_eq!((delete.num_calls(), status.num_calls()), (1, 1), "a refusal is not retried");
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 //! dependency order, concurrently where the graph allows).
 
 pub(crate) mod apply;
+pub(crate) mod destroy;
 pub(crate) mod permissions;
 pub(crate) mod plan;
 

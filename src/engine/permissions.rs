@@ -38,9 +38,17 @@ pub(crate) const READ_ACTIONS: &[&str] = &[
 
 /// The permissions each change of `plan` needs, without duplicates, in a stable order.
 pub(crate) fn required(plan: &Plan, desired: &Desired) -> Vec<Permission> {
-    let arn = |kind: &str, path: &str, name: &str| {
-        format!("arn:{}:iam::{}:{kind}{path}{name}", plan.partition, plan.account_id)
-    };
+    required_for(plan.changes().map(|c| &c.change), &plan.partition, &plan.account_id, desired)
+}
+
+/// The permissions `changes` (of a plan for `account_id` in `partition`) need; `destroy`'s plan is not a [`Plan`].
+pub(crate) fn required_for<'a>(
+    changes: impl Iterator<Item = &'a Change>,
+    partition: &str,
+    account_id: &str,
+    desired: &Desired,
+) -> Vec<Permission> {
+    let arn = |kind: &str, path: &str, name: &str| format!("arn:{partition}:iam::{account_id}:{kind}{path}{name}");
     let role_arn = |name: &str| {
         let path = desired.roles.iter().find(|r| r.name == name).map_or("/", |r| r.path.as_str());
         arn("role", path, name)
@@ -50,7 +58,7 @@ pub(crate) fn required(plan: &Plan, desired: &Desired) -> Vec<Permission> {
         arn("instance-profile", path, name)
     };
     let mut out = Vec::new();
-    for change in plan.changes().map(|c| &c.change) {
+    for change in changes {
         match change {
             Change::CreatePolicy { name, path, .. } => {
                 out.push(Permission::new("iam:CreatePolicy", arn("policy", path, name)));
@@ -85,10 +93,28 @@ pub(crate) fn required(plan: &Plan, desired: &Desired) -> Vec<Permission> {
             }
             Change::CreateServiceLinkedRole { service } => out.push(Permission::new(
                 "iam:CreateServiceLinkedRole",
-                format!("arn:{}:iam::{}:role/aws-service-role/{service}/*", plan.partition, plan.account_id),
+                format!("arn:{partition}:iam::{account_id}:role/aws-service-role/{service}/*"),
             )),
             Change::AttachUserPolicy { user, .. } => {
                 out.push(Permission::new("iam:AttachUserPolicy", arn("user", "/", user)))
+            }
+            Change::DetachRolePolicy { role, .. } => out.push(Permission::new("iam:DetachRolePolicy", role_arn(role))),
+            Change::DeleteRolePolicy { role, .. } => out.push(Permission::new("iam:DeleteRolePolicy", role_arn(role))),
+            Change::DetachUserPolicy { user, .. } => {
+                out.push(Permission::new("iam:DetachUserPolicy", arn("user", "/", user)))
+            }
+            Change::DetachGroupPolicy { group, .. } => {
+                out.push(Permission::new("iam:DetachGroupPolicy", arn("group", "/", group)))
+            }
+            Change::DeletePolicy { policy_arn } => out.push(Permission::new("iam:DeletePolicy", policy_arn)),
+            Change::DeleteInstanceProfile { name } => {
+                out.push(Permission::new("iam:DeleteInstanceProfile", profile_arn(name)))
+            }
+            Change::DeleteRole { name } => out.push(Permission::new("iam:DeleteRole", role_arn(name))),
+            Change::DeleteServiceLinkedRole { service, .. } => {
+                let role = format!("arn:{partition}:iam::{account_id}:role/aws-service-role/{service}/*");
+                out.push(Permission::new("iam:DeleteServiceLinkedRole", role.clone()));
+                out.push(Permission::new("iam:GetServiceLinkedRoleDeletionStatus", role));
             }
         }
     }

@@ -43,18 +43,90 @@ pub(crate) enum Status {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "call", rename_all = "PascalCase")]
 pub(crate) enum Change {
-    CreatePolicy { name: String, path: String, description: String, document: Value },
-    DeletePolicyVersion { policy_arn: String, version_id: String },
-    CreatePolicyVersion { policy_arn: String, document: Value },
-    CreateRole { name: String, path: String, description: String, trust: Value },
-    UpdateAssumeRolePolicy { role: String, current: Value, desired: Value },
-    UpdateRole { role: String, current_description: String, description: String },
-    AttachRolePolicy { role: String, policy_arn: String },
-    CreateInstanceProfile { name: String, path: String },
-    RemoveRoleFromInstanceProfile { profile: String, role: String },
-    AddRoleToInstanceProfile { profile: String, role: String },
-    CreateServiceLinkedRole { service: String },
-    AttachUserPolicy { user: String, policy_arn: String },
+    CreatePolicy {
+        name: String,
+        path: String,
+        description: String,
+        document: Value,
+    },
+    DeletePolicyVersion {
+        policy_arn: String,
+        version_id: String,
+    },
+    CreatePolicyVersion {
+        policy_arn: String,
+        document: Value,
+    },
+    CreateRole {
+        name: String,
+        path: String,
+        description: String,
+        trust: Value,
+    },
+    UpdateAssumeRolePolicy {
+        role: String,
+        current: Value,
+        desired: Value,
+    },
+    UpdateRole {
+        role: String,
+        current_description: String,
+        description: String,
+    },
+    AttachRolePolicy {
+        role: String,
+        policy_arn: String,
+    },
+    CreateInstanceProfile {
+        name: String,
+        path: String,
+    },
+    RemoveRoleFromInstanceProfile {
+        profile: String,
+        role: String,
+    },
+    AddRoleToInstanceProfile {
+        profile: String,
+        role: String,
+    },
+    CreateServiceLinkedRole {
+        service: String,
+    },
+    AttachUserPolicy {
+        user: String,
+        policy_arn: String,
+    },
+    // Removals, made only by `destroy`.
+    DetachRolePolicy {
+        role: String,
+        policy_arn: String,
+    },
+    DeleteRolePolicy {
+        role: String,
+        policy_name: String,
+    },
+    DetachUserPolicy {
+        user: String,
+        policy_arn: String,
+    },
+    DetachGroupPolicy {
+        group: String,
+        policy_arn: String,
+    },
+    DeletePolicy {
+        policy_arn: String,
+    },
+    DeleteInstanceProfile {
+        name: String,
+    },
+    DeleteRole {
+        name: String,
+    },
+    /// Deleted asynchronously by AWS: the change includes waiting for the deletion task's outcome.
+    DeleteServiceLinkedRole {
+        service: String,
+        role: String,
+    },
 }
 
 impl Change {
@@ -72,7 +144,30 @@ impl Change {
             Change::AddRoleToInstanceProfile { .. } => "AddRoleToInstanceProfile",
             Change::CreateServiceLinkedRole { .. } => "CreateServiceLinkedRole",
             Change::AttachUserPolicy { .. } => "AttachUserPolicy",
+            Change::DetachRolePolicy { .. } => "DetachRolePolicy",
+            Change::DeleteRolePolicy { .. } => "DeleteRolePolicy",
+            Change::DetachUserPolicy { .. } => "DetachUserPolicy",
+            Change::DetachGroupPolicy { .. } => "DetachGroupPolicy",
+            Change::DeletePolicy { .. } => "DeletePolicy",
+            Change::DeleteInstanceProfile { .. } => "DeleteInstanceProfile",
+            Change::DeleteRole { .. } => "DeleteRole",
+            Change::DeleteServiceLinkedRole { .. } => "DeleteServiceLinkedRole",
         }
+    }
+
+    /// A removal: when IAM answers NoSuchEntity, what it removes is already gone.
+    pub(crate) fn is_removal(&self) -> bool {
+        matches!(
+            self,
+            Change::DetachRolePolicy { .. }
+                | Change::DeleteRolePolicy { .. }
+                | Change::DetachUserPolicy { .. }
+                | Change::DetachGroupPolicy { .. }
+                | Change::DeletePolicy { .. }
+                | Change::DeleteInstanceProfile { .. }
+                | Change::DeleteRole { .. }
+                | Change::DeleteServiceLinkedRole { .. }
+        )
     }
 }
 
@@ -81,7 +176,7 @@ impl fmt::Display for Change {
         match self {
             Change::CreatePolicy { path, .. } => write!(f, "create policy (path {path}) with the stack's document"),
             Change::DeletePolicyVersion { version_id, .. } => {
-                write!(f, "delete oldest non-default version {version_id} (IAM keeps at most 5)")
+                write!(f, "delete non-default version {version_id}")
             }
             Change::CreatePolicyVersion { .. } => write!(f, "set the stack's document as the new default version"),
             Change::CreateRole { path, trust, .. } => {
@@ -100,9 +195,21 @@ impl fmt::Display for Change {
                 write!(f, "attach {policy_arn}")
             }
             Change::CreateInstanceProfile { path, .. } => write!(f, "create instance profile (path {path})"),
-            Change::RemoveRoleFromInstanceProfile { role, .. } => write!(f, "remove role {role} from the profile"),
+            Change::RemoveRoleFromInstanceProfile { profile, role } => {
+                write!(f, "remove role {role} from instance profile {profile}")
+            }
             Change::AddRoleToInstanceProfile { role, .. } => write!(f, "add role {role}"),
             Change::CreateServiceLinkedRole { service } => write!(f, "create service-linked role for {service}"),
+            Change::DetachRolePolicy { role, policy_arn } => write!(f, "detach {policy_arn} from role {role}"),
+            Change::DeleteRolePolicy { policy_name, .. } => write!(f, "delete inline policy {policy_name}"),
+            Change::DetachUserPolicy { user, policy_arn } => write!(f, "detach {policy_arn} from user {user}"),
+            Change::DetachGroupPolicy { group, policy_arn } => write!(f, "detach {policy_arn} from group {group}"),
+            Change::DeletePolicy { .. } => write!(f, "delete the policy"),
+            Change::DeleteInstanceProfile { .. } => write!(f, "delete the instance profile"),
+            Change::DeleteRole { .. } => write!(f, "delete the role"),
+            Change::DeleteServiceLinkedRole { role, .. } => {
+                write!(f, "delete service-linked role {role} and wait for AWS's deletion task")
+            }
         }
     }
 }

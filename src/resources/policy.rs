@@ -87,6 +87,42 @@ pub(crate) async fn observe(
     Ok(Some(observed))
 }
 
+/// What IAM requires to be gone before a policy can be deleted, read only before deleting it: its
+/// non-default versions and every role, user and group it is attached to.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PolicyLinks {
+    pub(crate) other_versions: Vec<String>,
+    pub(crate) roles: Vec<String>,
+    pub(crate) users: Vec<String>,
+    pub(crate) groups: Vec<String>,
+}
+
+/// ListPolicyVersions and ListEntitiesForPolicy, at once.
+pub(crate) async fn observe_links(clients: &Clients, desired: &DesiredPolicy) -> Result<PolicyLinks> {
+    let arn = &desired.arn;
+    let versions = clients.limit(async {
+        clients.iam.list_policy_versions().policy_arn(arn).into_paginator().items().send().try_collect().await
+    });
+    let entities = clients.limit(async {
+        clients.iam.list_entities_for_policy().policy_arn(arn).into_paginator().send().try_collect().await
+    });
+    let (versions, entities) = tokio::join!(versions, entities);
+    let versions =
+        versions.map_err(|e| errors::describe(&format!("list the versions of policy `{}`", desired.name), &e))?;
+    let pages =
+        entities.map_err(|e| errors::describe(&format!("list what policy `{}` is attached to", desired.name), &e))?;
+    let mut links = PolicyLinks {
+        other_versions: versions.into_iter().filter(|v| !v.is_default_version).filter_map(|v| v.version_id).collect(),
+        ..PolicyLinks::default()
+    };
+    for page in &pages {
+        links.roles.extend(page.policy_roles().iter().filter_map(|r| r.role_name().map(str::to_string)));
+        links.users.extend(page.policy_users().iter().filter_map(|u| u.user_name().map(str::to_string)));
+        links.groups.extend(page.policy_groups().iter().filter_map(|g| g.group_name().map(str::to_string)));
+    }
+    Ok(links)
+}
+
 pub(crate) fn diff(stack: &str, desired: &DesiredPolicy, observed: Option<&ObservedPolicy>) -> ResourcePlan {
     let Some(obs) = observed else {
         let change = Change::CreatePolicy {

@@ -71,6 +71,40 @@ pub(crate) async fn observe(clients: &Clients, name: &str, known_to_exist: bool)
     }))
 }
 
+/// What else holds or belongs to a role, read only before deleting it: the instance profiles it is in and
+/// its inline policies (wfboot puts none, but IAM refuses to delete a role that has any).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RoleLinks {
+    pub(crate) instance_profiles: Vec<String>,
+    pub(crate) inline_policies: Vec<String>,
+}
+
+/// ListInstanceProfilesForRole and ListRolePolicies, at once.
+pub(crate) async fn observe_links(clients: &Clients, name: &str) -> Result<RoleLinks> {
+    let profiles = clients.limit(async {
+        clients
+            .iam
+            .list_instance_profiles_for_role()
+            .role_name(name)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+    });
+    let inline = clients.limit(async {
+        clients.iam.list_role_policies().role_name(name).into_paginator().items().send().try_collect().await
+    });
+    let (profiles, inline) = tokio::join!(profiles, inline);
+    let profiles =
+        profiles.map_err(|e| errors::describe(&format!("list the instance profiles of role `{name}`"), &e))?;
+    let inline = inline.map_err(|e| errors::describe(&format!("list the inline policies of role `{name}`"), &e))?;
+    Ok(RoleLinks {
+        instance_profiles: profiles.into_iter().map(|p| p.instance_profile_name).collect(),
+        inline_policies: inline,
+    })
+}
+
 pub(crate) fn diff(stack: &str, desired: &DesiredRole, observed: Option<&ObservedRole>) -> ResourcePlan {
     let attach = |arns: &mut dyn Iterator<Item = &String>| -> Vec<Change> {
         arns.map(|arn| Change::AttachRolePolicy { role: desired.name.clone(), policy_arn: arn.clone() }).collect()

@@ -1,10 +1,16 @@
 //! A service-linked role: ensures AWS has created the role for a service. Such roles are found by their
 //! reserved path `/aws-service-role/<service>/`, because their names differ between AWS and emulators.
+//! `destroy` deletes one only when asked to (they are shared by the whole account), and waits for AWS's
+//! asynchronous deletion task.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_iam::types::{DeletionTaskFailureReasonType, DeletionTaskStatusType};
 
 use super::Ownership;
 use crate::aws::{errors, Clients};
 use crate::engine::plan::{Change, Kind, ResourcePlan};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The names of the existing service-linked roles for `services`, in order (`None`: not created yet).
 ///
@@ -44,9 +50,149 @@ pub(crate) fn diff(service: &str, observed: Option<&str>) -> ResourcePlan {
     }
 }
 
+/// Wait for AWS's deletion task of a service-linked role: polled with backoff until `timeout`. AWS refuses the
+/// deletion (FAILED) while the service still uses the role; that is reported with the resources AWS names,
+/// never retried.
+pub(crate) async fn wait_deleted(
+    clients: &Clients,
+    role: &str,
+    task_id: &str,
+    timeout: Duration,
+    first_poll: Duration,
+) -> Result<()> {
+    let start = Instant::now();
+    let mut delay = first_poll;
+    loop {
+        let out = clients
+            .limit(clients.iam.get_service_linked_role_deletion_status().deletion_task_id(task_id).send())
+            .await
+            .map_err(|e| errors::describe(&format!("read the deletion status of service-linked role `{role}`"), &e))?;
+        match out.status() {
+            DeletionTaskStatusType::Succeeded => return Ok(()),
+            DeletionTaskStatusType::Failed => return Err(refused(role, out.reason())),
+            // NOT_STARTED and IN_PROGRESS (and any status newer than this SDK): keep waiting, within the bound.
+            status => {
+                if start.elapsed() + delay > timeout {
+                    return Err(Error::aws(format!(
+                        "service-linked role `{role}` is not deleted yet: AWS's deletion task is still {} after {} s",
+                        status.as_str(),
+                        start.elapsed().as_secs()
+                    ))
+                    .with_help(format!(
+                        "AWS may still complete it: check with `aws iam get-service-linked-role-deletion-status \
+                         --deletion-task-id {task_id}`, or run `wfboot destroy` again later"
+                    )));
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn refused(role: &str, reason: Option<&DeletionTaskFailureReasonType>) -> Error {
+    let why = reason.and_then(|r| r.reason()).unwrap_or("no reason given");
+    let usage: Vec<String> = reason
+        .map(|r| r.role_usage_list())
+        .unwrap_or_default()
+        .iter()
+        .map(|u| format!("{}: {}", u.region().unwrap_or("?"), u.resources().join(", ")))
+        .collect();
+    let used_by = if usage.is_empty() { String::new() } else { format!("; still used in {}", usage.join("; ")) };
+    Error::aws(format!("AWS refused to delete service-linked role `{role}`: DeletionTaskFailed: {why}{used_by}"))
+        .with_help("the service still uses the role: delete those resources first and run again, or keep the role")
+}
+
 #[cfg(test)]
 mod tests {
+    use aws_sdk_iam::operation::get_service_linked_role_deletion_status::GetServiceLinkedRoleDeletionStatusOutput;
+    use aws_sdk_iam::types::RoleUsageType;
+    use aws_sdk_iam::Client;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
     use super::*;
+
+    fn status(s: DeletionTaskStatusType) -> GetServiceLinkedRoleDeletionStatusOutput {
+        GetServiceLinkedRoleDeletionStatusOutput::builder().status(s).build().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_deletion_in_progress_is_polled_until_it_succeeds() {
+        let rule = mock!(Client::get_service_linked_role_deletion_status)
+            .sequence()
+            .output(|| status(DeletionTaskStatusType::NotStarted))
+            .output(|| status(DeletionTaskStatusType::InProgress))
+            .output(|| status(DeletionTaskStatusType::Succeeded))
+            .build();
+        let iam = mock_client!(aws_sdk_iam, RuleMode::Sequential, [&rule]);
+        let clients = Clients::with_iam(iam);
+        wait_deleted(
+            &clients,
+            "AWSServiceRoleForEC2Spot",
+            "task/1",
+            Duration::from_secs(10),
+            Duration::from_millis(10),
+        )
+        .await
+        .unwrap();
+        assert_eq!(rule.num_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_deletion_aws_refuses_is_reported_with_the_resources_that_use_the_role_and_not_retried() {
+        let rule = mock!(Client::get_service_linked_role_deletion_status).then_output(|| {
+            let reason = DeletionTaskFailureReasonType::builder()
+                .reason("Service role is in use")
+                .role_usage_list(
+                    RoleUsageType::builder()
+                        .region("us-east-1")
+                        .resources("arn:aws:ec2:us-east-1:111122223333:spot-fleet-request/sfr-1")
+                        .build(),
+                )
+                .build();
+            GetServiceLinkedRoleDeletionStatusOutput::builder()
+                .status(DeletionTaskStatusType::Failed)
+                .reason(reason)
+                .build()
+                .unwrap()
+        });
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&rule]);
+        let clients = Clients::with_iam(iam);
+        let err =
+            wait_deleted(&clients, "AWSServiceRoleForEC2Spot", "t", Duration::from_secs(60), Duration::from_millis(10))
+                .await
+                .unwrap_err();
+        assert_eq!(rule.num_calls(), 1, "a refusal is final");
+        assert_eq!(err.kind, crate::error::ErrorKind::Aws);
+        assert!(
+            err.message.contains("AWSServiceRoleForEC2Spot") && err.message.contains("Service role is in use"),
+            "{err}"
+        );
+        assert!(
+            err.message.contains("us-east-1: arn:aws:ec2:us-east-1:111122223333:spot-fleet-request/sfr-1"),
+            "{err}"
+        );
+        assert!(err.help.as_deref().is_some_and(|h| h.contains("still uses")), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_deletion_that_stays_in_progress_stops_at_the_bound_with_the_task_id() {
+        let rule = mock!(Client::get_service_linked_role_deletion_status)
+            .sequence()
+            .output(|| status(DeletionTaskStatusType::InProgress))
+            .repeatedly()
+            .build();
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&rule]);
+        let clients = Clients::with_iam(iam);
+        let started = Instant::now();
+        let err = wait_deleted(&clients, "R", "task-42", Duration::from_millis(300), Duration::from_millis(20))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(2), "not bounded: {:?}", started.elapsed());
+        assert!(rule.num_calls() >= 2);
+        assert!(err.message.contains("IN_PROGRESS"), "{err}");
+        assert!(err.help.as_deref().is_some_and(|h| h.contains("task-42")), "{err}");
+    }
 
     #[test]
     fn each_service_finds_the_role_under_its_own_reserved_path() {

@@ -1,0 +1,334 @@
+//! `wfboot destroy`: plan, show, confirm, then delete what wfboot created for the stack, in dependency order,
+//! and verify. Only resources tagged `wfboot:stack=<stack>` are deleted; the rest is listed and left alone.
+//!
+//! Re-running is safe: every run starts from what the account is, so a second destroy finds nothing to
+//! delete and makes no write call, and a run that stopped half-way is completed by the next one.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::ProgressBar;
+use serde::Serialize;
+
+use crate::aws::AwsSettings;
+use crate::cli::{DestroyArgs, StackArgs};
+use crate::commands::{ExitStatus, Session};
+use crate::engine::apply::{self, AppliedChange, ApplyObserver, ApplyOptions, Outcome};
+use crate::engine::destroy::{self, Action, DestroyPlan};
+use crate::engine::permissions;
+use crate::engine::plan::{Kind, PlannedChange};
+use crate::engine::Observed;
+use crate::error::{Error, ErrorKind, Result};
+use crate::output::Printer;
+use crate::policy_eval::Verdict;
+use crate::prompt;
+use crate::resources::permissions as perms;
+
+#[derive(Debug, Serialize)]
+struct Report {
+    plan: DestroyPlan,
+    /// Only shown, nothing applied (`--dry-run`).
+    dry_run: bool,
+    applied: Vec<AppliedChange>,
+    /// Resources deleted by this run (or by someone else meanwhile), as "kind name".
+    deleted: Vec<String>,
+    left_alone: Vec<LeftAlone>,
+    /// Nothing of the stack's own is left after the run.
+    verified: bool,
+    /// What is still to delete after the run, if anything.
+    remaining: Option<DestroyPlan>,
+    summary: Summary,
+}
+
+#[derive(Debug, Serialize)]
+struct LeftAlone {
+    kind: Kind,
+    name: String,
+    reason: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Summary {
+    deleted: usize,
+    left_alone: usize,
+    absent: usize,
+    writes_done: usize,
+    already_done: usize,
+    failed: usize,
+    skipped: usize,
+    api_calls: usize,
+    api_writes: usize,
+    http_attempts: usize,
+    wall_seconds: f64,
+}
+
+pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs) -> Result<ExitStatus> {
+    let started = Instant::now();
+    // The operator user is not read: destroy never detaches its policies (README "wfboot destroy").
+    let stack_args = StackArgs { stack: args.stack.clone(), user_name: None, skip_user: true };
+    let (session, observed) = Session::open_observing(printer, aws, &stack_args).await?;
+    let plan = read_plan(printer, &session, args, Some(observed)).await?;
+
+    if !printer.json() {
+        printer.result(&plan.to_string());
+    }
+    if !plan.has_changes() || args.dry_run {
+        let report = finish_report(&session, plan, args.dry_run, Vec::new(), None, started);
+        let s = &report.summary;
+        if printer.json() {
+            printer.result_json(&report);
+        } else if report.plan.has_changes() {
+            printer.info("Dry run: nothing was changed (run without --dry-run to delete).");
+        } else {
+            printer.result(&format!(
+                "Nothing to destroy: nothing of stack {} created by wfboot is left in account {}. {} API calls, {} writes, {:.2} s.",
+                report.plan.stack, report.plan.account_id, s.api_calls, s.api_writes, s.wall_seconds
+            ));
+        }
+        return Ok(ExitStatus::Success);
+    }
+
+    // Before the question and any write: may the caller make every change? A denied one stops here.
+    preflight(printer, &session, &plan).await?;
+
+    if !args.yes {
+        let question = format!(
+            "Delete {} resource{} ({} write call{}) from account {}?",
+            plan.summary.delete,
+            plural(plan.summary.delete),
+            plan.summary.changes,
+            plural(plan.summary.changes),
+            plan.account_id
+        );
+        if !prompt::confirm(printer, &question, "--yes")? {
+            printer.info("Nothing was changed.");
+            return Ok(ExitStatus::ChangesPending);
+        }
+    }
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let flag = interrupted.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                flag.store(true, Ordering::SeqCst);
+                eprintln!("\ninterrupted: letting the requests in flight finish; no new change is started");
+            }
+        })
+    };
+    let opts = ApplyOptions {
+        stack: session.desired.stack.clone(),
+        consent: true,
+        // Removals are not retried for propagation: NoSuchEntity means already gone.
+        propagation_timeout: Duration::ZERO,
+        deletion_timeout: Duration::from_secs(args.deletion_timeout),
+        interrupted: interrupted.clone(),
+    };
+    let observer = Progress { printer, bar: printer.bar(plan.summary.changes as u64, "deleting") };
+    let applied = apply::apply_changes(
+        &session.clients,
+        plan.changes().collect(),
+        &plan.partition,
+        &plan.account_id,
+        &opts,
+        &observer,
+    )
+    .await;
+    observer.bar.finish_and_clear();
+    watcher.abort();
+
+    let incomplete = interrupted.load(Ordering::SeqCst)
+        || applied.iter().any(|a| matches!(a.outcome, Outcome::Failed { .. } | Outcome::Skipped { .. }));
+    // Verify: read again; nothing of the stack's own should be left to delete.
+    let remaining = if incomplete {
+        None
+    } else {
+        let after = read_plan(printer, &session, args, None).await?;
+        after.has_changes().then_some(after)
+    };
+
+    let report = finish_report(&session, plan, false, applied, remaining, started);
+    let s = &report.summary;
+    if printer.json() {
+        printer.result_json(&report);
+    } else {
+        printer.result(&format!(
+            "{} deleted, {} left alone, {} absent; {} write{} done{}. {} API calls ({} writes), {:.2} s.",
+            s.deleted,
+            s.left_alone,
+            s.absent,
+            s.writes_done,
+            plural(s.writes_done),
+            if s.already_done > 0 {
+                format!(", {} already done by someone else", s.already_done)
+            } else {
+                String::new()
+            },
+            s.api_calls,
+            s.api_writes,
+            s.wall_seconds
+        ));
+    }
+    if interrupted.load(Ordering::SeqCst) {
+        return Err(Error::new(
+            ErrorKind::Interrupted,
+            format!("interrupted after {} of {} changes", s.writes_done, report.plan.summary.changes),
+        )
+        .with_help("run the same command again to delete the rest"));
+    }
+    if s.failed > 0 {
+        let failures: Vec<&str> = report
+            .applied
+            .iter()
+            .filter_map(|a| match &a.outcome {
+                Outcome::Failed { error } => Some(error.as_str()),
+                _ => None,
+            })
+            .collect();
+        return Err(Error::aws(format!(
+            "{} change{} failed ({} not attempted because of it):\n{}",
+            s.failed,
+            plural(s.failed),
+            s.skipped,
+            failures.join("\n")
+        ))
+        .with_help("fix the cause and run again: what was deleted stays deleted, nothing is repeated"));
+    }
+    if !report.verified {
+        return Err(Error::aws("resources of the stack created by wfboot are still there after deleting")
+            .with_help("something else may be changing them; run `wfboot destroy --dry-run` to see what is left"));
+    }
+    Ok(ExitStatus::Success)
+}
+
+async fn preflight(printer: &Printer, session: &Session, plan: &DestroyPlan) -> Result<()> {
+    let needed = permissions::required_for(
+        plan.changes().map(|c| &c.change),
+        &plan.partition,
+        &plan.account_id,
+        &session.desired,
+    );
+    let spinner = printer.spinner("checking permissions");
+    let (checks, method) = perms::check(&session.clients, &session.caller, &needed).await;
+    spinner.finish_and_clear();
+    let denied: Vec<String> = checks
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Denied { .. }))
+        .map(|c| format!("  - {} on {}", c.action, c.resource))
+        .collect();
+    if !denied.is_empty() {
+        return Err(Error::new(
+            ErrorKind::CheckFailed,
+            format!(
+                "{} may not make every change of this destroy ({method}); nothing was changed:\n{}",
+                session.caller.arn,
+                denied.join("\n")
+            ),
+        )
+        .with_help("grant the missing permissions (README \"wfboot destroy\" lists them), then run again"));
+    }
+    let unverified = checks.iter().filter(|c| matches!(c.verdict, Verdict::Unverified { .. })).count();
+    if unverified > 0 {
+        printer.warn(&format!(
+            "{unverified} of {} permissions could not be verified ({method}); continuing",
+            checks.len()
+        ));
+    }
+    Ok(())
+}
+
+async fn read_plan(
+    printer: &Printer,
+    session: &Session,
+    args: &DestroyArgs,
+    observed: Option<Observed>,
+) -> Result<DestroyPlan> {
+    let spinner = printer.spinner("reading the account");
+    let observed = destroy::observe_for_destroy(&session.clients, &session.desired, observed).await;
+    spinner.finish_and_clear();
+    Ok(destroy::diff(&session.desired, &observed?, args.include_service_linked_roles))
+}
+
+fn finish_report(
+    session: &Session,
+    plan: DestroyPlan,
+    dry_run: bool,
+    applied: Vec<AppliedChange>,
+    remaining: Option<DestroyPlan>,
+    started: Instant,
+) -> Report {
+    let calls = session.clients.calls.snapshot();
+    let count = |f: &dyn Fn(&Outcome) -> bool| applied.iter().filter(|a| f(&a.outcome)).count();
+    // A resource is deleted when its last change (the delete call itself) went through.
+    let deleted: Vec<String> = plan
+        .resources
+        .iter()
+        .filter(|r| r.action == Action::Delete)
+        .filter(|r| {
+            r.changes.last().is_some_and(|last| {
+                applied.iter().any(|a| {
+                    a.change.change == last.change && matches!(a.outcome, Outcome::Done | Outcome::AlreadyDone)
+                })
+            })
+        })
+        .map(|r| format!("{} {}", r.kind, r.name))
+        .collect();
+    let left_alone: Vec<LeftAlone> = plan
+        .resources
+        .iter()
+        .filter(|r| r.action == Action::LeftAlone)
+        .map(|r| LeftAlone { kind: r.kind, name: r.name.clone(), reason: r.reason.clone().unwrap_or_default() })
+        .collect();
+    let summary = Summary {
+        deleted: deleted.len(),
+        left_alone: left_alone.len(),
+        absent: plan.summary.absent,
+        writes_done: count(&|o| matches!(o, Outcome::Done)),
+        already_done: count(&|o| matches!(o, Outcome::AlreadyDone)),
+        failed: count(&|o| matches!(o, Outcome::Failed { .. })),
+        skipped: count(&|o| matches!(o, Outcome::Skipped { .. })),
+        api_calls: calls.calls.len(),
+        api_writes: calls.writes(),
+        http_attempts: calls.attempts,
+        wall_seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+    };
+    let verified = !dry_run && summary.failed == 0 && summary.skipped == 0 && remaining.is_none();
+    Report { plan, dry_run, applied, deleted, left_alone, verified, remaining, summary }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+struct Progress<'a> {
+    printer: &'a Printer,
+    bar: ProgressBar,
+}
+
+impl ApplyObserver for Progress<'_> {
+    fn finished(&self, change: &PlannedChange, outcome: &Outcome) {
+        self.bar.inc(1);
+        let line = match outcome {
+            Outcome::Done => format!("done: {} ({})", change.change.operation(), change.change),
+            Outcome::AlreadyDone => format!("already gone: {} ({})", change.change.operation(), change.change),
+            Outcome::Held => format!("held back: {}", change.change),
+            Outcome::Skipped { reason } => format!("not started: {} ({reason})", change.change.operation()),
+            Outcome::Failed { error } => {
+                self.bar.suspend(|| self.printer.error(error));
+                return;
+            }
+        };
+        if self.printer.verbosity >= 1 {
+            self.bar.suspend(|| self.printer.detail(&line));
+        }
+    }
+
+    fn waiting(&self, what: &str) {
+        self.bar.suspend(|| self.printer.info(what));
+    }
+}
