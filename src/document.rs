@@ -112,6 +112,23 @@ pub(crate) fn principals(doc: &Value) -> Vec<String> {
     out
 }
 
+/// The condition keys a document's statements test (`aws:SourceAccount`, ...), sorted, for plan output.
+pub(crate) fn condition_keys(doc: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(Value::Array(statements)) = normalize(doc).get("Statement") {
+        for s in statements {
+            if let Some(Value::Object(operators)) = s.get("Condition") {
+                for keys in operators.values() {
+                    out.extend(keys.as_object().into_iter().flat_map(|k| k.keys().cloned()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

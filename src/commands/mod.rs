@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::output::Printer;
 use crate::prompt;
 use crate::resources::caller::{self, Caller, CallerKind};
-use crate::stack::{Desired, Stack, Target};
+use crate::stack::{harden, Desired, Stack, Target};
 
 /// How a command ended; mapped to the process exit code in one place (README "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,8 @@ pub(crate) struct Session {
     pub(crate) caller: Caller,
     pub(crate) desired: Desired,
     pub(crate) user: Option<String>,
+    /// What `--harden` did to the trust documents of `desired`; `None` without `--harden`.
+    pub(crate) hardening: Option<Vec<harden::Note>>,
 }
 
 impl Session {
@@ -70,9 +72,10 @@ impl Session {
             account_id: caller.account_id.clone(),
             region: clients.region.clone(),
         };
-        let desired = stack.render(&target)?;
+        let mut desired = stack.render(&target)?;
+        let hardening = if args.harden { Some(harden::harden(&mut desired)?) } else { None };
         let user = resolve_user(printer, args, &clients, &caller, &desired).await?;
-        Ok(Session { clients, caller, desired, user })
+        Ok(Session { clients, caller, desired, user, hardening })
     }
 }
 
