@@ -508,11 +508,22 @@ pub(crate) fn text(findings: &[Finding]) -> String {
     );
     for f in findings {
         out += &format!("  {:<6} {} {}: {}\n", f.severity.label(), f.resource_kind, f.resource, f.grant.label());
+        if f.severity == Severity::Low {
+            // Broad by design: one line each, the narrower policy if AWS has one.
+            if let Some(n) = f.narrower_managed_policies.first() {
+                out += &format!("         narrower for operators who only run the workflow: {n}\n");
+            }
+            continue;
+        }
         out += &format!("         why: {}\n", f.why);
         out += &format!("         instead: {}\n", f.suggestion);
         if let Some(doc) = &f.suggested_policy {
-            out += &format!("         {}\n", doc);
+            out += &format!("         {doc}\n");
         }
+    }
+    if findings.iter().any(|f| f.severity == Severity::Low) {
+        out += "  (low: the operator user's *FullAccess policies are what creating the workflow needs; \
+                `--output json` has every finding in full)\n";
     }
     out
 }

@@ -250,7 +250,7 @@ fn condition(statement: &mut Value, service: &str, partition: &str, account: &st
     }
     note.outcome = if added { Outcome::Conditioned } else { Outcome::AlreadyConditioned };
     note.condition = Some(conditions.clone());
-    note.reason = format!("assumed only on behalf of {covers} ({arn})");
+    note.reason = format!("aws:SourceAccount {account}, aws:SourceArn {arn} ({covers})");
     note
 }
 
@@ -266,14 +266,15 @@ fn insert(conditions: &mut Value, operator: &str, key: &str, value: Value) {
 pub(crate) fn text(notes: &[Note], service_linked_roles: usize) -> String {
     let mut out =
         String::from("Hardening (--harden): confused-deputy conditions on the service roles' trust documents\n");
-    let width = notes.iter().map(|n| n.role.len() + n.service.len() + 1).max().unwrap_or(0);
+    let w_role = notes.iter().map(|n| n.role.len()).max().unwrap_or(0);
+    let w_service = notes.iter().map(|n| n.service.len()).max().unwrap_or(0);
     for n in notes {
         let what = match n.outcome {
-            Outcome::Conditioned => format!("aws:SourceAccount + aws:SourceArn: {}", n.reason),
+            Outcome::Conditioned => format!("conditioned: {}", n.reason),
             Outcome::AlreadyConditioned => format!("already conditioned in the stack: {}", n.reason),
             Outcome::LeftUnconditioned => format!("left unconditioned: {}", n.reason),
         };
-        out += &format!("  {:<width$}  {what}\n", format!("{} {}", n.role, n.service));
+        out += &format!("  role {:<w_role$}  {:<w_service$}  {what}\n", n.role, n.service);
     }
     if service_linked_roles > 0 {
         out += "  service-linked roles: their trust documents are AWS's and are never changed\n";
