@@ -168,6 +168,25 @@ mod tests {
     }
 
     #[test]
+    fn condition_keys_are_listed_once_each_and_a_trust_change_of_conditions_only_says_so() {
+        let plain = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "batch.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+        let mut hardened = plain.clone();
+        hardened["Statement"][0]["Condition"] =
+            json!({"StringEquals": {"aws:SourceAccount": "1"}, "ArnLike": {"aws:SourceArn": "a"}});
+        assert_eq!(condition_keys(&hardened), ["aws:SourceAccount", "aws:SourceArn"]);
+        assert!(condition_keys(&plain).is_empty());
+        let change = crate::engine::plan::Change::UpdateAssumeRolePolicy {
+            role: "R".into(),
+            current: plain.clone(),
+            desired: hardened.clone(),
+        };
+        assert_eq!(
+            change.to_string(),
+            "update trust document (Service:batch.amazonaws.com): conditions none -> aws:SourceAccount, aws:SourceArn"
+        );
+    }
+
+    #[test]
     fn statement_order_and_list_order_do_not_matter() {
         let a = json!({"Statement": [{"Effect": "Allow", "Action": ["b", "a"], "Resource": "*"}, {"Effect": "Deny", "Action": "c", "Resource": "*"}]});
         let b = json!({"Statement": [{"Effect": "Deny", "Action": "c", "Resource": ["*"]}, {"Effect": "Allow", "Action": ["a", "b", "a"], "Resource": "*"}]});

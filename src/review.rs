@@ -408,14 +408,17 @@ fn review_policy(ctx: &Context<'_>, role: &str, policy: &DesiredPolicy) -> Vec<F
                     }
                 ),
                 narrower_managed_policies: Vec::new(),
-                suggested_policy: Some(ctx.scoped_iam_policy(&scopable, pass_role)),
+                // Nothing left to scope (only user, group or key actions): the suggestion is to drop them.
+                suggested_policy: (!scopable.is_empty() || pass_role)
+                    .then(|| ctx.scoped_iam_policy(&scopable, pass_role)),
                 placeholders: Vec::new(),
             });
             continue;
         }
-        if allows_any_s3(statement) && resources.iter().any(|r| all_buckets(r)) {
+        if allows_bucket_s3(statement) && resources.iter().any(|r| all_buckets(r)) {
             let mut scoped = statement.clone();
-            let object_level = resources.iter().any(|r| r.contains('/'));
+            // `*` covers buckets and objects alike.
+            let object_level = resources.iter().any(|r| r.contains('/') || r == "*");
             let bucket_level = resources.iter().any(|r| !r.contains('/'));
             let mut new_resources = Vec::new();
             if bucket_level {
@@ -462,11 +465,16 @@ fn allows(statement: &Value, action: &str) -> bool {
     }
 }
 
-fn allows_any_s3(statement: &Value) -> bool {
+/// S3 actions that act on the account, not on a bucket: they need `Resource: "*"` and are no all-buckets grant.
+const S3_ACCOUNT_LEVEL: &[&str] =
+    &["s3:listallmybuckets", "s3:getaccountpublicaccessblock", "s3:listaccesspoints", "s3:listjobs", "s3:createjob"];
+
+/// The statement allows an S3 action on buckets or objects (not only account-level ones such as ListAllMyBuckets).
+fn allows_bucket_s3(statement: &Value) -> bool {
     match (statement.get("Action"), statement.get("NotAction")) {
         (Some(a), _) => strings(Some(a)).iter().any(|p| {
             let p = p.to_lowercase();
-            p == "*" || p.starts_with("s3:")
+            p == "*" || (p.starts_with("s3:") && !S3_ACCOUNT_LEVEL.contains(&p.as_str()))
         }),
         (None, Some(_)) => true,
         (None, None) => false,

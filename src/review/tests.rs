@@ -167,7 +167,19 @@ fn wildcards_and_not_action_count_as_iam_write_and_exact_arns_do_not() {
         assert_eq!(findings.len(), 1, "{statement}");
         assert_eq!(findings[0].rule, "iam-write-on-service-role", "{statement}");
     }
+    let only_users = json!({"Effect": "Allow", "Action": ["iam:CreateUser", "iam:CreateAccessKey"], "Resource": "*"});
+    let findings = review(&stack_with(json!([only_users]), ""), None);
+    assert!(findings[0].suggested_policy.is_none(), "nothing to scope: the advice is to drop them");
+    assert!(findings[0].suggestion.contains("drop iam:CreateUser, iam:CreateAccessKey"), "{}", findings[0].suggestion);
+    let everything = json!({"Effect": "Allow", "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": "*"});
+    let findings = review(&stack_with(json!([everything]), ""), None);
+    assert_eq!(findings[0].rule, "all-buckets-s3-statement");
+    assert_eq!(
+        findings[0].suggested_policy.as_ref().unwrap()["Statement"][0]["Resource"],
+        json!(["arn:aws:s3:::<your-bucket>", "arn:aws:s3:::<your-bucket>/*"])
+    );
     for statement in [
+        json!({"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}),
         json!({"Effect": "Allow", "Action": "iam:PassRole", "Resource": "arn:aws:iam::111122223333:role/svc/R"}),
         json!({"Effect": "Deny", "Action": "iam:*", "Resource": "*"}),
         json!({"Effect": "Allow", "Action": ["iam:GetRole", "iam:List*"], "Resource": "*"}),
