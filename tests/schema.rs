@@ -192,9 +192,10 @@ fn outputs_that_drift_from_the_schema_fail_validation() {
     }
 }
 
-/// A changed plan from a real account fails too (the plan, its changes and its findings are the most used output).
+/// A changed plan or bootstrap report from a real account fails too (the plan, its changes and its findings are
+/// the most used output).
 #[tokio::test]
-async fn a_plan_with_a_changed_change_or_finding_fails_validation() {
+async fn a_plan_or_bootstrap_with_a_changed_change_or_finding_fails_validation() {
     let emu = Emulator::start();
     let plan = run(&emu, &["plan", "--skip-user"]);
     assert_valid(&[doc("plan", "plan_result", plan.clone())]);
@@ -206,11 +207,25 @@ async fn a_plan_with_a_changed_change_or_finding_fails_validation() {
     finding["findings"][0]["severity"] = json!("critical");
     let mut summary = plan.clone();
     summary["summary"].as_object_mut().unwrap().remove("needing_consent");
+    let mut top = plan.clone();
+    top["warnings"] = json!([]);
+    let report = run(&emu, &["bootstrap", "--yes", "--skip-user"]);
+    assert_valid(&[doc("bootstrap", "bootstrap_result", report.clone())]);
+    let mut applied = report.clone();
+    applied["applied"][0]["duration_ms"] = json!(3);
+    let mut outcome = report.clone();
+    outcome["applied"][0]["outcome"] = json!("maybe");
+    let mut nested = report.clone();
+    nested["plan"]["findings"] = json!([]);
     let docs = [
         doc("an unknown call", "plan_result", renamed),
         doc("an extra field on a change", "plan_result", extra),
         doc("an unknown severity", "plan_result", finding),
         doc("a summary without needing_consent", "plan_result", summary),
+        doc("an extra top-level field on a plan", "plan_result", top),
+        doc("an extra field on an applied change", "bootstrap_result", applied),
+        doc("an unknown outcome", "bootstrap_result", outcome),
+        doc("findings inside the bootstrap's plan", "bootstrap_result", nested),
     ];
     for (name, errors) in validate(&docs) {
         assert!(!errors.is_empty(), "{name}: validated, but the schema should have rejected it");
