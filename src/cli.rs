@@ -98,6 +98,10 @@ pub(crate) struct StackArgs {
     /// Leave the operator user's policies out of the plan
     #[arg(long)]
     pub(crate) skip_user: bool,
+    /// Add confused-deputy conditions (aws:SourceAccount, aws:SourceArn) to service-role trust documents, for
+    /// the services that support them
+    #[arg(long)]
+    pub(crate) harden: bool,
 }
 
 #[derive(Debug, Args)]
@@ -177,6 +181,9 @@ pub(crate) struct ShowArgs {
     /// Partition to render for with --account-id
     #[arg(long, default_value = "aws", value_parser = ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"], requires = "account_id")]
     pub(crate) partition: String,
+    /// Show the trust documents with the confused-deputy conditions `--harden` adds
+    #[arg(long)]
+    pub(crate) harden: bool,
 }
 
 #[derive(Debug, Args)]

@@ -112,6 +112,23 @@ pub(crate) fn principals(doc: &Value) -> Vec<String> {
     out
 }
 
+/// The condition keys a document's statements test (`aws:SourceAccount`, ...), sorted, for plan output.
+pub(crate) fn condition_keys(doc: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(Value::Array(statements)) = normalize(doc).get("Statement") {
+        for s in statements {
+            if let Some(Value::Object(operators)) = s.get("Condition") {
+                for keys in operators.values() {
+                    out.extend(keys.as_object().into_iter().flat_map(|k| k.keys().cloned()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +165,25 @@ mod tests {
         let mut other = base.clone();
         other["Statement"][0]["Action"] = json!(["sts:AssumeRole", "sts:TagSession"]);
         assert!(!same_meaning(&base, &other));
+    }
+
+    #[test]
+    fn condition_keys_are_listed_once_each_and_a_trust_change_of_conditions_only_says_so() {
+        let plain = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "batch.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+        let mut hardened = plain.clone();
+        hardened["Statement"][0]["Condition"] =
+            json!({"StringEquals": {"aws:SourceAccount": "1"}, "ArnLike": {"aws:SourceArn": "a"}});
+        assert_eq!(condition_keys(&hardened), ["aws:SourceAccount", "aws:SourceArn"]);
+        assert!(condition_keys(&plain).is_empty());
+        let change = crate::engine::plan::Change::UpdateAssumeRolePolicy {
+            role: "R".into(),
+            current: plain.clone(),
+            desired: hardened.clone(),
+        };
+        assert_eq!(
+            change.to_string(),
+            "update trust document (Service:batch.amazonaws.com): conditions none -> aws:SourceAccount, aws:SourceArn"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
 use crate::resources::OWNER_TAG;
+use crate::stack::harden;
 use crate::stack::template::{self, Placeholder, Segment};
 use crate::stack::{Stack, TemplateFile};
 
@@ -20,8 +21,9 @@ const SLR_CONDITION: &str = "ShouldCreateServiceLinkedRoles";
 /// CloudFormation's limit on a template's Description.
 const TEMPLATE_DESCRIPTION_MAX: usize = 1024;
 
-/// The CloudFormation template (JSON) equivalent to `stack`, except for the operator user's policies.
-pub(crate) fn cloudformation(stack: &Stack) -> Result<Value> {
+/// The CloudFormation template (JSON) equivalent to `stack`, except for the operator user's policies. `harden`:
+/// service-role trust documents get the confused-deputy conditions of `--harden`, with pseudo parameters.
+pub(crate) fn cloudformation(stack: &Stack, harden: bool) -> Result<Value> {
     let mut ids = LogicalIds::default();
     ids.reserve(SLR_PARAMETER);
     ids.reserve(SLR_CONDITION);
@@ -58,7 +60,7 @@ pub(crate) fn cloudformation(stack: &Stack) -> Result<Value> {
         if !r.description.is_empty() {
             properties.insert("Description".into(), json!(r.description));
         }
-        properties.insert("AssumeRolePolicyDocument".into(), document(&r.trust)?);
+        properties.insert("AssumeRolePolicyDocument".into(), trust_document(&r.trust, harden)?);
         if !arns.is_empty() {
             properties.insert("ManagedPolicyArns".into(), Value::Array(arns));
         }
@@ -221,12 +223,27 @@ fn short_service(service: &str) -> &str {
 
 /// A document template as JSON, each string with placeholders turned into `Fn::Sub`.
 fn document(t: &TemplateFile) -> Result<Value> {
+    template_json(t).and_then(|raw| substituted(t, raw))
+}
+
+/// A trust document template as JSON; `harden` adds the conditions before the placeholders become pseudo
+/// parameters, so account and partition are the deploying account's.
+fn trust_document(t: &TemplateFile, harden: bool) -> Result<Value> {
+    let raw = template_json(t)?;
+    let raw = if harden { harden::harden_trust(&raw, "{{partition}}", "{{account_id}}").0 } else { raw };
+    substituted(t, raw)
+}
+
+fn template_json(t: &TemplateFile) -> Result<Value> {
     // Placeholders are checked first, so their errors name a line of the file.
     template::segments(&t.text).map_err(|e| Error::input(format!("{}: {e}", t.name)))?;
-    let raw: Value = serde_json::from_str(&t.text).map_err(|e| {
+    serde_json::from_str(&t.text).map_err(|e| {
         Error::input(format!("{}: cannot export: not valid JSON before rendering: {e}", t.name))
             .with_help("write placeholders inside JSON strings, e.g. \"arn:{{partition}}:s3:::*\"")
-    })?;
+    })
+}
+
+fn substituted(t: &TemplateFile, raw: Value) -> Result<Value> {
     substitute(raw).map_err(|e| Error::input(format!("{}: cannot export: {e}", t.name)))
 }
 
@@ -399,8 +416,8 @@ mod tests {
     #[test]
     fn output_is_deterministic() {
         for stack in built_in() {
-            let a = serde_json::to_string_pretty(&cloudformation(&stack).unwrap()).unwrap();
-            let b = serde_json::to_string_pretty(&cloudformation(&stack.clone()).unwrap()).unwrap();
+            let a = serde_json::to_string_pretty(&cloudformation(&stack, false).unwrap()).unwrap();
+            let b = serde_json::to_string_pretty(&cloudformation(&stack.clone(), false).unwrap()).unwrap();
             assert_eq!(a, b);
         }
     }
@@ -408,7 +425,7 @@ mod tests {
     #[test]
     fn no_account_id_partition_or_placeholder_is_written_literally() {
         for stack in built_in() {
-            let t = cloudformation(&stack).unwrap();
+            let t = cloudformation(&stack, false).unwrap();
             let text = t.to_string();
             assert!(!text.contains("{{"), "{}: unrendered placeholder in {text}", stack.name);
             for partition in ["aws", "aws-cn", "aws-us-gov"] {
@@ -428,7 +445,7 @@ mod tests {
     #[test]
     fn logical_ids_are_alphanumeric_and_refs_and_conditions_resolve() {
         for stack in built_in() {
-            let t = cloudformation(&stack).unwrap();
+            let t = cloudformation(&stack, false).unwrap();
             let resources = t["Resources"].as_object().unwrap();
             let parameters = t.get("Parameters").and_then(Value::as_object).cloned().unwrap_or_default();
             let conditions = t.get("Conditions").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -469,7 +486,7 @@ mod tests {
 
     #[test]
     fn the_default_stack_exports_as_expected() {
-        let t = cloudformation(&Stack::resolve(None).unwrap()).unwrap();
+        let t = cloudformation(&Stack::resolve(None).unwrap(), false).unwrap();
         let r = &t["Resources"];
         let lambda = &r["RoleSLIMExtrasForLambda"];
         assert_eq!(lambda["Type"], "AWS::IAM::Role");
@@ -499,23 +516,27 @@ mod tests {
 
     #[test]
     fn a_stack_without_service_linked_roles_has_no_parameter() {
-        let t = cloudformation(&Stack::resolve(Some("render-worker")).unwrap()).unwrap();
+        let t = cloudformation(&Stack::resolve(Some("render-worker")).unwrap(), false).unwrap();
         assert!(t.get("Parameters").is_none() && t.get("Conditions").is_none());
         assert!(!t["Description"].as_str().unwrap().contains(SLR_PARAMETER));
     }
 
-    /// Evaluated by CloudFormation in an account, the template has the documents and ARNs wfboot renders there.
+    /// Evaluated by CloudFormation in an account, the template has the documents and ARNs wfboot renders there,
+    /// with and without `--harden`.
     #[test]
     fn evaluated_for_an_account_it_matches_what_wfboot_renders() {
-        for stack in built_in() {
-            let t = cloudformation(&stack).unwrap();
+        for (stack, hardened) in built_in().into_iter().flat_map(|s| [(s.clone(), false), (s, true)]) {
+            let t = cloudformation(&stack, hardened).unwrap();
             for partition in ["aws", "aws-cn", "aws-us-gov"] {
                 let target = Target {
                     partition: partition.into(),
                     account_id: "111122223333".into(),
                     region: "eu-west-1".into(),
                 };
-                let desired = stack.render(&target).unwrap();
+                let mut desired = stack.render(&target).unwrap();
+                if hardened {
+                    crate::stack::harden::harden(&mut desired).unwrap();
+                }
                 let mut policy_arns = BTreeMap::new();
                 for (id, r) in t["Resources"].as_object().unwrap() {
                     if r["Type"] == "AWS::IAM::ManagedPolicy" {
@@ -552,7 +573,7 @@ mod tests {
              "Condition": {"StringLike": {"s3:prefix": "${aws:username}/*"}}},
             {"Effect": "Allow", "Action": "logs:*",
              "Resource": "arn:{{partition}}:logs:{{region}}:{{account_id}}:log-group:/x/*"}]}"#;
-        let t = cloudformation(&stack_with(doc, "")).unwrap();
+        let t = cloudformation(&stack_with(doc, ""), false).unwrap();
         let s = &t["Resources"]["PolicyP"]["Properties"]["PolicyDocument"]["Statement"];
         assert_eq!(s[0]["Resource"], json!({"Fn::Sub": "arn:${AWS::Partition}:s3:::home/${!aws:username}/*"}));
         assert_eq!(s[1]["Condition"]["StringLike"]["s3:prefix"], "${aws:username}/*");
@@ -595,11 +616,11 @@ mod tests {
     fn a_placeholder_in_a_json_key_or_outside_a_string_cannot_be_exported() {
         let doc = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*",
             "Condition": {"StringEquals": {"aws:RequestedRegion/{{region}}": "x"}}}]}"#;
-        let err = cloudformation(&stack_with(doc, "")).unwrap_err();
+        let err = cloudformation(&stack_with(doc, ""), false).unwrap_err();
         assert!(err.message.contains("cannot export") && err.message.contains("key"), "{err}");
         let doc = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*",
             "Condition": {"NumericLessThan": {"s3:max-keys": {{account_id}}}}}]}"#;
-        let err = cloudformation(&stack_with(doc, "")).unwrap_err();
+        let err = cloudformation(&stack_with(doc, ""), false).unwrap_err();
         assert!(err.message.contains("not valid JSON before rendering") && err.help.is_some(), "{err}");
     }
 }

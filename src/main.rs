@@ -15,6 +15,7 @@ mod output;
 mod policy_eval;
 mod prompt;
 mod resources;
+mod review;
 mod stack;
 
 use std::process::ExitCode;

@@ -9,6 +9,20 @@ use serde::Serialize;
 
 use crate::cli::OutputFormat;
 
+/// Version of the JSON documents described by `docs/output.schema.json` (README "Global flags and output"). Within
+/// a version changes are additive only: a field removed, renamed or changing type, or a value changing meaning, is a
+/// new version.
+pub(crate) const SCHEMA_VERSION: u32 = 1;
+
+/// A command's JSON result: its kind and the schema version first, then the command's own fields.
+#[derive(Serialize)]
+struct Document<'a, T: Serialize> {
+    schema_version: u32,
+    kind: &'a str,
+    #[serde(flatten)]
+    result: &'a T,
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Printer {
     pub(crate) format: OutputFormat,
@@ -55,6 +69,11 @@ impl Printer {
             Ok(text) => self.result(&text),
             Err(e) => self.error(&format!("cannot serialise the result: {e}")),
         }
+    }
+
+    /// A command's result as one JSON document (an object) tagged with `kind` and `schema_version`.
+    pub(crate) fn result_document(&self, kind: &str, value: &impl Serialize) {
+        self.result_json(&Document { schema_version: SCHEMA_VERSION, kind, result: value });
     }
 
     /// A status line on stderr, hidden with -q.

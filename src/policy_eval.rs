@@ -313,7 +313,7 @@ fn tokenize(pattern: &str, variables: bool) -> (Vec<Token>, bool) {
 }
 
 /// Glob match with `*` and `?` only; the caller folds case where IAM ignores it.
-fn wildcard_match(pattern: &str, text: &str) -> bool {
+pub(crate) fn wildcard_match(pattern: &str, text: &str) -> bool {
     let text: Vec<char> = text.chars().collect();
     matches(&tokenize(pattern, false).0, &text)
 }

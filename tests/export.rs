@@ -255,3 +255,38 @@ fn unsupported_formats_and_bad_stacks_fail_before_printing_anything() {
     assert!(stderr(&out).contains("account 111122223333") && stderr(&out).contains("help:"), "{}", stderr(&out));
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn export_harden_adds_the_confused_deputy_conditions_with_pseudo_parameters_and_cfn_lint_accepts_it() {
+    cfn_lint();
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for name in ["slim-workflow", "render-worker"] {
+        let out = wfboot_isolated().args(["export", "--harden", "--stack", name]).output().unwrap();
+        assert!(out.status.success(), "export --harden {name}: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(!text.contains("arn:aws:") && !text.contains("{{"), "{text}");
+        let template: Value = serde_json::from_str(&text).unwrap();
+        files.push(write_template(dir.path(), &format!("{name}-hardened"), &template));
+        if name != "slim-workflow" {
+            continue;
+        }
+        let trust = |role: &str| template["Resources"][role]["Properties"]["AssumeRolePolicyDocument"].clone();
+        for (role, arn) in [
+            ("RoleAWSBatchServiceRole", "arn:${AWS::Partition}:batch:*:${AWS::AccountId}:*"),
+            ("RoleStepFunctionsLambdaRole", "arn:${AWS::Partition}:states:*:${AWS::AccountId}:stateMachine:*"),
+            ("RoleAmazonEC2SpotFleetRole", "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:spot-fleet-request/sfr-*"),
+        ] {
+            assert_eq!(
+                trust(role)["Statement"][0]["Condition"],
+                json!({"StringEquals": {"aws:SourceAccount": {"Fn::Sub": "${AWS::AccountId}"}},
+                       "ArnLike": {"aws:SourceArn": {"Fn::Sub": arn}}}),
+                "{role}"
+            );
+        }
+        for role in ["RoleSLIMExtrasECSForEC2", "RoleSLIMExtrasForLambda"] {
+            assert!(trust(role)["Statement"][0].get("Condition").is_none(), "{role}: {}", trust(role));
+        }
+    }
+    assert_lints_clean(&files);
+}

@@ -113,7 +113,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
         replaced_profile_arn: replaced,
     };
     if printer.json() {
-        printer.result_json(&result);
+        printer.result_document("attach", &result);
     } else {
         printer.result(&match result.action {
             Action::Unchanged => format!(

@@ -20,6 +20,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::output::Printer;
 use crate::policy_eval::Verdict;
 use crate::prompt;
+use crate::review;
+use crate::stack::harden;
 
 /// At most this many apply rounds: the second repairs what a concurrent run raced us on.
 const MAX_ROUNDS: usize = 2;
@@ -33,6 +35,9 @@ struct Report {
     /// What still differs after the run, if anything.
     remaining: Option<Plan>,
     summary: Summary,
+    /// What `--harden` did to the trust documents; absent without `--harden`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hardening: Option<Vec<harden::Note>>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -74,12 +79,24 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
     let preflight = preflight?;
 
     if !printer.json() {
-        printer.result(&plan.to_string());
+        let mut out = plan.to_string();
+        if let Some(notes) = &session.hardening {
+            out += &format!("\n{}", harden::text(notes, session.desired.service_linked_roles.len()));
+        }
+        printer.result(&out);
+        let findings = review::review(&session.desired, session.user.as_deref());
+        if !findings.is_empty() {
+            printer.info(&format!(
+                "Review: {} broad grant{} in the stack (advice only); `wfboot plan` shows them with narrower policies",
+                findings.len(),
+                plural(findings.len())
+            ));
+        }
     }
     let Some(preflight) = preflight else {
         let report = finish_report(&session, plan, Vec::new(), None, started);
         if printer.json() {
-            printer.result_json(&report);
+            printer.result_document("bootstrap", &report);
         } else {
             printer.result(&format!(
                 "Nothing to do: the account already matches stack {}. {} API calls, {} writes, {:.2} s.",
@@ -184,7 +201,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
     let report = finish_report(&session, plan, applied, remaining, started);
     let s = &report.summary;
     if printer.json() {
-        printer.result_json(&report);
+        printer.result_document("bootstrap", &report);
     } else {
         printer.result(&format!(
             "{} created, {} updated, {} unchanged; {} write{} done{}{}. {} API calls ({} writes), {:.2} s.",
@@ -265,7 +282,7 @@ fn finish_report(
     let verified = summary.failed == 0
         && summary.skipped == 0
         && remaining.as_ref().is_none_or(|r| r.changes().all(|c| c.needs_consent && held > 0));
-    Report { plan, applied, verified, remaining, summary }
+    Report { plan, applied, verified, remaining, summary, hardening: session.hardening.clone() }
 }
 
 fn plural(n: usize) -> &'static str {

@@ -16,7 +16,8 @@ use crate::policy_eval::{self, SourcePolicy, Verdict};
 use crate::resources::caller::{Caller, CallerKind};
 use crate::resources::permissions::{self as perms, PermissionCheck};
 use crate::resources::services::{self, ServiceProbe};
-use crate::stack::Desired;
+use crate::review::{self, Finding};
+use crate::stack::{harden, Desired};
 
 /// IAM's default quota of managed policies attached to one user.
 const DEFAULT_USER_POLICY_QUOTA: i32 = 10;
@@ -226,6 +227,10 @@ struct Report<'a> {
     rows: &'a [Row],
     services: &'a [ServiceProbe],
     passed: bool,
+    /// The stack's least-privilege review: advice, never a failure.
+    findings: &'a [Finding],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hardening: Option<&'a [harden::Note]>,
 }
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &CheckArgs) -> Result<ExitStatus> {
@@ -261,17 +266,28 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &CheckArgs) 
         });
     }
     let passed = !rows.iter().any(|r| r.status == Status::Failed);
+    let findings = review::review(&session.desired, session.user.as_deref());
     if printer.json() {
-        printer.result_json(&Report {
-            caller,
-            user: session.user.as_deref(),
-            permissions_method: &preflight.method,
-            rows: &rows,
-            services: &probes,
-            passed,
-        });
+        printer.result_document(
+            "check",
+            &Report {
+                caller,
+                user: session.user.as_deref(),
+                permissions_method: &preflight.method,
+                rows: &rows,
+                services: &probes,
+                passed,
+                findings: &findings,
+                hardening: session.hardening.as_deref(),
+            },
+        );
     } else {
-        printer.result(&table(&rows));
+        let mut out = table(&rows);
+        if let Some(notes) = &session.hardening {
+            out += &format!("\n{}", harden::text(notes, session.desired.service_linked_roles.len()));
+        }
+        out += &format!("\n{}", review::text(&findings));
+        printer.result(&out);
         printer.info(&format!("permissions: {}", preflight.method));
     }
     if passed {

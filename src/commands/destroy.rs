@@ -66,7 +66,7 @@ struct Summary {
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs) -> Result<ExitStatus> {
     let started = Instant::now();
     // The operator user is not read: destroy never detaches its policies (README "wfboot destroy").
-    let stack_args = StackArgs { stack: args.stack.clone(), user_name: None, skip_user: true };
+    let stack_args = StackArgs { stack: args.stack.clone(), user_name: None, skip_user: true, harden: false };
     let (session, observed) = Session::open_observing(printer, aws, &stack_args).await?;
     let plan = read_plan(printer, &session, args, Some(observed)).await?;
 
@@ -77,7 +77,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
         let report = finish_report(&session, plan, args.dry_run, Vec::new(), None, started);
         let s = &report.summary;
         if printer.json() {
-            printer.result_json(&report);
+            printer.result_document("destroy", &report);
         } else if report.plan.has_changes() {
             printer.info("Dry run: nothing was changed (run without --dry-run to delete).");
         } else {
@@ -151,7 +151,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
     let report = finish_report(&session, plan, false, applied, remaining, started);
     let s = &report.summary;
     if printer.json() {
-        printer.result_json(&report);
+        printer.result_document("destroy", &report);
     } else {
         printer.result(&format!(
             "{} deleted, {} left alone, {} absent; {} write{} done{}. {} API calls ({} writes), {:.2} s.",

@@ -23,13 +23,17 @@ pub(crate) struct ExportArgs {
     /// Built-in stack name or path to a stack .toml file
     #[arg(long, value_name = "NAME|FILE")]
     pub(crate) stack: Option<String>,
+    /// Add confused-deputy conditions (aws:SourceAccount, aws:SourceArn) to service-role trust documents, for
+    /// the services that support them
+    #[arg(long)]
+    pub(crate) harden: bool,
 }
 
 /// Prints the template as JSON whatever `--output` says: a template has no text form.
 pub(crate) fn run(printer: &Printer, args: &ExportArgs) -> Result<ExitStatus> {
     let stack = Stack::resolve(args.stack.as_deref())?;
     let template = match args.format {
-        ExportFormat::CloudFormation => export::cloudformation(&stack)?,
+        ExportFormat::CloudFormation => export::cloudformation(&stack, args.harden)?,
     };
     printer.result_json(&template);
     printer.info(&format!(

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::output::Printer;
 use crate::prompt;
 use crate::resources::caller::{self, Caller, CallerKind};
-use crate::stack::{Desired, Stack, Target};
+use crate::stack::{harden, Desired, Stack, Target};
 
 /// How a command ended; mapped to the process exit code in one place (README "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +46,8 @@ pub(crate) struct Session {
     pub(crate) caller: Caller,
     pub(crate) desired: Desired,
     pub(crate) user: Option<String>,
+    /// What `--harden` did to the trust documents of `desired`; `None` without `--harden`.
+    pub(crate) hardening: Option<Vec<harden::Note>>,
 }
 
 impl Session {
@@ -66,16 +68,16 @@ impl Session {
         let named = engine::observe_named(&clients, &names, false);
         let rest = async {
             let caller = caller::identify(&clients).await?;
-            let (desired, user) = Session::render(printer, args, &stack, &clients, &caller, &spinner).await?;
-            let account = engine::observe_account_part(&clients, &desired, user.as_deref(), false).await;
-            Ok::<_, Error>((caller, desired, user, account))
+            let r = Session::render(printer, args, &stack, &clients, &caller, &spinner).await?;
+            let account = engine::observe_account_part(&clients, &r.desired, r.user.as_deref(), false).await;
+            Ok::<_, Error>((caller, r, account))
         };
         let (named, rest) = tokio::join!(named, rest);
         spinner.finish_and_clear();
         // Who the caller is (or why that failed) comes first: it explains any error of the reads.
-        let (caller, desired, user, account) = rest?;
+        let (caller, Rendered { desired, user, hardening }, account) = rest?;
         let observed = engine::Observed::assemble(&desired, named?, account?)?;
-        Ok((Session { clients, caller, desired, user }, observed))
+        Ok((Session { clients, caller, desired, user, hardening }, observed))
     }
 
     /// Render the stack for the caller's account and settle the operator user (which may ask on a terminal).
@@ -86,7 +88,7 @@ impl Session {
         clients: &Clients,
         caller: &Caller,
         spinner: &indicatif::ProgressBar,
-    ) -> Result<(Desired, Option<String>)> {
+    ) -> Result<Rendered> {
         spinner.suspend(|| {
             printer.info(&format!("Caller: {} (account {}, {})", caller.arn, caller.account_id, caller.partition));
             if caller.kind == CallerKind::Root {
@@ -99,10 +101,18 @@ impl Session {
             account_id: caller.account_id.clone(),
             region: clients.region.clone(),
         };
-        let desired = stack.render(&target)?;
+        let mut desired = stack.render(&target)?;
+        let hardening = if args.harden { Some(harden::harden(&mut desired)?) } else { None };
         let user = resolve_user(printer, args, clients, caller, &desired, spinner).await?;
-        Ok((desired, user))
+        Ok(Rendered { desired, user, hardening })
     }
+}
+
+/// The stack rendered for the caller's account (hardened with `--harden`), and the operator user.
+struct Rendered {
+    desired: Desired,
+    user: Option<String>,
+    hardening: Option<Vec<harden::Note>>,
 }
 
 /// The validated stack and the clients; the stack and the flags are checked before any AWS call.

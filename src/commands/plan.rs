@@ -2,12 +2,26 @@
 
 use std::time::Instant;
 
+use serde::Serialize;
+
 use crate::aws::AwsSettings;
 use crate::cli::PlanArgs;
 use crate::commands::{ExitStatus, Session};
-use crate::engine;
+use crate::engine::{self, Plan};
 use crate::error::Result;
 use crate::output::Printer;
+use crate::review::{self, Finding};
+use crate::stack::harden;
+
+/// The plan with the stack's least-privilege review and, with `--harden`, what hardening did.
+#[derive(Serialize)]
+struct PlanResult<'a> {
+    #[serde(flatten)]
+    plan: &'a Plan,
+    findings: &'a [Finding],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hardening: Option<&'a [harden::Note]>,
+}
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &PlanArgs) -> Result<ExitStatus> {
     let started = Instant::now();
@@ -18,10 +32,19 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &PlanArgs) -
     managed?;
     let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
     let calls = session.clients.calls.snapshot();
+    let findings = review::review(&session.desired, session.user.as_deref());
     if printer.json() {
-        printer.result_json(&plan);
+        printer.result_document(
+            "plan",
+            &PlanResult { plan: &plan, findings: &findings, hardening: session.hardening.as_deref() },
+        );
     } else {
-        printer.result(&plan.to_string());
+        let mut out = plan.to_string();
+        if let Some(notes) = &session.hardening {
+            out += &format!("\n{}", harden::text(notes, session.desired.service_linked_roles.len()));
+        }
+        out += &format!("\n{}", review::text(&findings));
+        printer.result(&out);
     }
     printer.info(&format!(
         "{} API calls ({} writes) in {:.2} s",

@@ -8,7 +8,7 @@ use crate::commands::ExitStatus;
 use crate::error::{Error, Result};
 use crate::output::Printer;
 use crate::resources::caller;
-use crate::stack::{builtin, Stack, Target};
+use crate::stack::{builtin, harden, Desired, Stack, Target};
 
 #[derive(Serialize)]
 struct StackSummary {
@@ -19,6 +19,15 @@ struct StackSummary {
     policies: usize,
     instance_profiles: usize,
     service_linked_roles: usize,
+}
+
+/// A rendered stack and, with `--harden`, what hardening did to its trust documents.
+#[derive(Serialize)]
+struct Shown<'a> {
+    #[serde(flatten)]
+    desired: &'a Desired,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hardening: Option<&'a [harden::Note]>,
 }
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &StacksArgs) -> Result<ExitStatus> {
@@ -86,11 +95,16 @@ async fn show(printer: &Printer, aws: &AwsSettings, args: &ShowArgs) -> Result<E
             Target { partition: caller.partition, account_id: caller.account_id, region: clients.region.clone() }
         }
     };
-    let desired = stack.render(&target)?;
+    let mut desired = stack.render(&target)?;
+    let hardening = if args.harden { Some(harden::harden(&mut desired)?) } else { None };
     if printer.json() {
-        printer.result_json(&desired);
+        printer.result_document("stack", &Shown { desired: &desired, hardening: hardening.as_deref() });
     } else {
-        printer.result(&render_text(&stack, &desired));
+        let mut out = render_text(&stack, &desired);
+        if let Some(notes) = &hardening {
+            out += &format!("\n{}", harden::text(notes, desired.service_linked_roles.len()));
+        }
+        printer.result(&out);
     }
     Ok(ExitStatus::Success)
 }

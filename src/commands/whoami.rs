@@ -62,7 +62,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings) -> Result<ExitStat
         region: clients.region.clone(),
     };
     if printer.json() {
-        printer.result_json(&report);
+        printer.result_document("whoami", &report);
     } else {
         let mut out = format!(
             "principal   {}\naccount     {}\nregion      {}\ncredentials {}",

@@ -182,12 +182,25 @@ impl fmt::Display for Change {
             Change::CreateRole { path, trust, .. } => {
                 write!(f, "create role (path {path}) trusting {}", document::principals(trust).join(", "))
             }
-            Change::UpdateAssumeRolePolicy { current, desired, .. } => write!(
-                f,
-                "update trust document: {} -> {}",
-                or_none(document::principals(current)),
-                or_none(document::principals(desired))
-            ),
+            Change::UpdateAssumeRolePolicy { current, desired, .. } => {
+                let (from, to) = (document::principals(current), document::principals(desired));
+                if from == to {
+                    // Same principals: the conditions differ (e.g. `--harden`).
+                    let keys = |doc| match document::condition_keys(doc) {
+                        keys if keys.is_empty() => "none".to_string(),
+                        keys => keys.join(", "),
+                    };
+                    write!(
+                        f,
+                        "update trust document ({}): conditions {} -> {}",
+                        or_none(from),
+                        keys(current),
+                        keys(desired)
+                    )
+                } else {
+                    write!(f, "update trust document: {} -> {}", or_none(from), or_none(to))
+                }
+            }
             Change::UpdateRole { current_description, description, .. } => {
                 write!(f, "update description: {current_description:?} -> {description:?}")
             }

@@ -5,6 +5,7 @@
 //! validates everything that can be checked without AWS, so a bad stack never reaches the account.
 
 pub(crate) mod builtin;
+pub(crate) mod harden;
 pub(crate) mod template;
 
 use std::collections::BTreeSet;
