@@ -25,24 +25,24 @@ use crate::prompt;
 const MAX_ROUNDS: usize = 2;
 
 #[derive(Debug, Serialize)]
-struct Report {
-    plan: Plan,
+pub(crate) struct Report {
+    pub(crate) plan: Plan,
     applied: Vec<AppliedChange>,
     /// The account matches the stack after the run (held-back changes aside).
     verified: bool,
     /// What still differs after the run, if anything.
     remaining: Option<Plan>,
-    summary: Summary,
+    pub(crate) summary: Summary,
 }
 
 #[derive(Debug, Default, Serialize)]
-struct Summary {
+pub(crate) struct Summary {
     created: usize,
     updated: usize,
     unchanged: usize,
-    writes_done: usize,
+    pub(crate) writes_done: usize,
     already_done: usize,
-    held: usize,
+    pub(crate) held: usize,
     failed: usize,
     skipped: usize,
     api_calls: usize,
@@ -51,9 +51,77 @@ struct Summary {
     wall_seconds: f64,
 }
 
+/// What `bootstrap` knows before its first write: the plan and, when there are changes, the pre-flight.
+pub(crate) struct Prepared {
+    pub(crate) plan: Plan,
+    pub(crate) preflight: Option<check::Preflight>,
+}
+
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapArgs) -> Result<ExitStatus> {
+    if args.accounts.accounts.is_some() {
+        return crate::commands::accounts::bootstrap(printer, aws, args).await;
+    }
     let started = Instant::now();
     let session = Session::open(printer, aws, &args.stack).await?;
+    let Prepared { plan, preflight } = prepare(printer, &session).await?;
+
+    if !printer.json() {
+        printer.result(&plan.to_string());
+    }
+    let Some(preflight) = preflight else {
+        let report = finish_report(&session, plan, Vec::new(), None, started);
+        if printer.json() {
+            printer.result_json(&report);
+        } else {
+            printer.result(&format!(
+                "Nothing to do: the account already matches stack {}. {} API calls, {} writes, {:.2} s.",
+                session.desired.stack, report.summary.api_calls, report.summary.api_writes, report.summary.wall_seconds
+            ));
+        }
+        return Ok(ExitStatus::Success);
+    };
+    if preflight.failed() {
+        return Err(preflight.error(&session.caller));
+    }
+    warn_unverified(printer, &preflight, "");
+
+    if !args.yes {
+        let question = format!(
+            "Apply {} change{} to account {}?",
+            plan.summary.changes,
+            plural(plan.summary.changes),
+            plan.account_id
+        );
+        if !prompt::confirm(printer, &question, "--yes")? {
+            printer.info("Nothing was changed.");
+            return Ok(ExitStatus::ChangesPending);
+        }
+    }
+    let consent = consent(printer, args, plan.summary.needing_consent)?;
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let watcher = watch_interrupt(interrupted.clone());
+    let opts = ApplyOptions {
+        stack: session.desired.stack.clone(),
+        consent,
+        propagation_timeout: Duration::from_secs(args.propagation_timeout),
+        interrupted: interrupted.clone(),
+    };
+    let applied = apply_and_verify(printer, &session, &plan, &opts, "").await;
+    watcher.abort();
+    let (applied, remaining) = applied?;
+
+    let report = finish_report(&session, plan, applied, remaining, started);
+    if printer.json() {
+        printer.result_json(&report);
+    } else {
+        printer.result(&summary_line(&report.summary));
+    }
+    outcome(&report, interrupted.load(Ordering::SeqCst))
+}
+
+/// Observe, diff, check the managed policies and, when there are changes, the pre-flight. Read-only.
+pub(crate) async fn prepare(printer: &Printer, session: &Session) -> Result<Prepared> {
     let spinner = printer.spinner("reading the account");
     let observed = engine::observe(&session.clients, &session.desired, session.user.as_deref(), false).await;
     spinner.finish_and_clear();
@@ -75,92 +143,71 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
     let (managed, preflight) = tokio::join!(managed, preflight);
     spinner.finish_and_clear();
     managed?;
-    let preflight = preflight?;
+    Ok(Prepared { plan, preflight: preflight? })
+}
 
-    if !printer.json() {
-        printer.result(&plan.to_string());
-    }
-    let Some(preflight) = preflight else {
-        let report = finish_report(&session, plan, Vec::new(), None, started);
-        if printer.json() {
-            printer.result_json(&report);
-        } else {
-            printer.result(&format!(
-                "Nothing to do: the account already matches stack {}. {} API calls, {} writes, {:.2} s.",
-                session.desired.stack, report.summary.api_calls, report.summary.api_writes, report.summary.wall_seconds
-            ));
-        }
-        return Ok(ExitStatus::Success);
-    };
-    if preflight.failed() {
-        return Err(preflight.error(&session.caller));
-    }
+/// `prefix` names the account in multi-account runs ("account 111122223333: "), and is empty otherwise.
+pub(crate) fn warn_unverified(printer: &Printer, preflight: &check::Preflight, prefix: &str) {
     let unverified = preflight.permissions.iter().filter(|p| matches!(p.verdict, Verdict::Unverified { .. })).count();
     if unverified > 0 {
         printer.warn(&format!(
-            "{unverified} of {} permissions could not be verified ({}); continuing",
+            "{prefix}{unverified} of {} permissions could not be verified ({}); continuing",
             preflight.permissions.len(),
             preflight.method
         ));
     }
+}
 
-    if !args.yes {
-        let question = format!(
-            "Apply {} change{} to account {}?",
-            plan.summary.changes,
-            plural(plan.summary.changes),
-            plan.account_id
-        );
-        if !prompt::confirm(printer, &question, "--yes")? {
-            printer.info("Nothing was changed.");
-            return Ok(ExitStatus::ChangesPending);
-        }
-    }
-    let consent = if plan.summary.needing_consent == 0 || args.adopt {
-        true
+/// May changes to resources wfboot did not create be made? `--adopt`, or the interactive answer.
+pub(crate) fn consent(printer: &Printer, args: &BootstrapArgs, needing_consent: usize) -> Result<bool> {
+    if needing_consent == 0 || args.adopt {
+        Ok(true)
     } else if printer.interactive && !args.yes {
         let question = format!(
             "{} of these change{} modify resources wfboot did not create (marked \"needs consent\"). Change them too?",
-            plan.summary.needing_consent,
-            plural(plan.summary.needing_consent)
+            needing_consent,
+            plural(needing_consent)
         );
-        prompt::confirm(printer, &question, "--adopt")?
+        prompt::confirm(printer, &question, "--adopt")
     } else {
         printer.warn(&format!(
             "{} change{} to resources wfboot did not create will be held back; re-run with --adopt to make them",
-            plan.summary.needing_consent,
-            plural(plan.summary.needing_consent)
+            needing_consent,
+            plural(needing_consent)
         ));
-        false
-    };
+        Ok(false)
+    }
+}
 
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let flag = interrupted.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                flag.store(true, Ordering::SeqCst);
-                eprintln!("\ninterrupted: letting the requests in flight finish; no new change is started");
-            }
-        })
-    };
-    let opts = ApplyOptions {
-        stack: session.desired.stack.clone(),
-        consent,
-        propagation_timeout: Duration::from_secs(args.propagation_timeout),
-        interrupted: interrupted.clone(),
-    };
+/// Ctrl-C sets `flag`: requests in flight finish, no new change starts.
+pub(crate) fn watch_interrupt(flag: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::SeqCst);
+            eprintln!("\ninterrupted: letting the requests in flight finish; no new change is started");
+        }
+    })
+}
 
+/// Apply `plan`, verify what it changed, and apply again once if a concurrent run raced us. Returns what was
+/// applied and what still differs.
+pub(crate) async fn apply_and_verify(
+    printer: &Printer,
+    session: &Session,
+    plan: &Plan,
+    opts: &ApplyOptions,
+    prefix: &str,
+) -> Result<(Vec<AppliedChange>, Option<Plan>)> {
     let mut applied: Vec<AppliedChange> = Vec::new();
     let mut current = plan.clone();
     let mut remaining = None;
     for round in 1..=MAX_ROUNDS {
-        let observer = Progress { printer, bar: printer.bar(current.summary.changes as u64, "applying") };
-        let results = apply::apply(&session.clients, &current, &opts, &observer).await;
+        let observer = Progress { printer, bar: printer.bar(current.summary.changes as u64, "applying"), prefix };
+        let results = apply::apply(&session.clients, &current, opts, &observer).await;
         observer.bar.finish_and_clear();
         let failed = results.iter().any(|r| matches!(r.outcome, Outcome::Failed { .. }));
         applied.extend(results);
-        if failed || interrupted.load(Ordering::SeqCst) {
+        if failed || opts.interrupted.load(Ordering::SeqCst) {
             break;
         }
         // Verify: observe again what was to change, and nothing else.
@@ -170,44 +217,42 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
         let observed = engine::observe(&session.clients, &part, user, true).await;
         spinner.finish_and_clear();
         let after = engine::diff(&part, &observed?, user);
-        let outstanding = after.changes().filter(|c| consent || !c.needs_consent).count();
+        let outstanding = after.changes().filter(|c| opts.consent || !c.needs_consent).count();
         remaining = after.has_changes().then_some(after.clone());
         if outstanding == 0 {
             break;
         }
         if round < MAX_ROUNDS {
             printer.info(&format!(
-                "{outstanding} change(s) still differ after apply (another run at the same time?); applying again"
+                "{prefix}{outstanding} change(s) still differ after apply (another run at the same time?); applying again"
             ));
         }
         current = after;
     }
-    watcher.abort();
+    Ok((applied, remaining))
+}
 
-    let report = finish_report(&session, plan, applied, remaining, started);
+/// The one-line text summary of a run.
+pub(crate) fn summary_line(s: &Summary) -> String {
+    format!(
+        "{} created, {} updated, {} unchanged; {} write{} done{}{}. {} API calls ({} writes), {:.2} s.",
+        s.created,
+        s.updated,
+        s.unchanged,
+        s.writes_done,
+        plural(s.writes_done),
+        if s.already_done > 0 { format!(", {} already done by someone else", s.already_done) } else { String::new() },
+        if s.held > 0 { format!(", {} held back (--adopt)", s.held) } else { String::new() },
+        s.api_calls,
+        s.api_writes,
+        s.wall_seconds
+    )
+}
+
+/// How a run that applied ended: interrupted, failed changes, still differing, held back, or success.
+pub(crate) fn outcome(report: &Report, interrupted: bool) -> Result<ExitStatus> {
     let s = &report.summary;
-    if printer.json() {
-        printer.result_json(&report);
-    } else {
-        printer.result(&format!(
-            "{} created, {} updated, {} unchanged; {} write{} done{}{}. {} API calls ({} writes), {:.2} s.",
-            s.created,
-            s.updated,
-            s.unchanged,
-            s.writes_done,
-            plural(s.writes_done),
-            if s.already_done > 0 {
-                format!(", {} already done by someone else", s.already_done)
-            } else {
-                String::new()
-            },
-            if s.held > 0 { format!(", {} held back (--adopt)", s.held) } else { String::new() },
-            s.api_calls,
-            s.api_writes,
-            s.wall_seconds
-        ));
-    }
-    if interrupted.load(Ordering::SeqCst) {
+    if interrupted {
         return Err(Error::new(
             ErrorKind::Interrupted,
             format!("interrupted after {} of {} changes", s.writes_done, report.plan.summary.changes),
@@ -241,7 +286,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
     Ok(ExitStatus::Success)
 }
 
-fn finish_report(
+pub(crate) fn finish_report(
     session: &Session,
     plan: Plan,
     applied: Vec<AppliedChange>,
@@ -282,6 +327,7 @@ fn plural(n: usize) -> &'static str {
 struct Progress<'a> {
     printer: &'a Printer,
     bar: ProgressBar,
+    prefix: &'a str,
 }
 
 impl ApplyObserver for Progress<'_> {
@@ -293,16 +339,16 @@ impl ApplyObserver for Progress<'_> {
             Outcome::Held => format!("held back (needs --adopt): {}", change.change),
             Outcome::Skipped { reason } => format!("not started: {} ({reason})", change.change.operation()),
             Outcome::Failed { error } => {
-                self.bar.suspend(|| self.printer.error(error));
+                self.bar.suspend(|| self.printer.error(&format!("{}{error}", self.prefix)));
                 return;
             }
         };
         if self.printer.verbosity >= 1 {
-            self.bar.suspend(|| self.printer.detail(&line));
+            self.bar.suspend(|| self.printer.detail(&format!("{}{line}", self.prefix)));
         }
     }
 
     fn waiting(&self, what: &str) {
-        self.bar.suspend(|| self.printer.info(what));
+        self.bar.suspend(|| self.printer.info(&format!("{}{what}", self.prefix)));
     }
 }

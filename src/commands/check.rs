@@ -219,16 +219,65 @@ struct Report<'a> {
     passed: bool,
 }
 
+/// Everything `check` found in one account.
+pub(crate) struct Checked {
+    pub(crate) rows: Vec<Row>,
+    pub(crate) method: String,
+    pub(crate) probes: Vec<ServiceProbe>,
+    pub(crate) passed: bool,
+}
+
+impl Checked {
+    /// The JSON report of one account.
+    pub(crate) fn to_json(&self, session: &Session) -> serde_json::Value {
+        serde_json::to_value(Report {
+            caller: &session.caller,
+            user: session.user.as_deref(),
+            permissions_method: &self.method,
+            rows: &self.rows,
+            services: &self.probes,
+            passed: self.passed,
+        })
+        .unwrap_or_default()
+    }
+
+    pub(crate) fn table(&self) -> String {
+        table(&self.rows)
+    }
+}
+
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &CheckArgs) -> Result<ExitStatus> {
+    if args.accounts.accounts.is_some() {
+        return crate::commands::accounts::check(printer, aws, args).await;
+    }
     let session = Session::open(printer, aws, &args.stack).await?;
+    if args.print_policy {
+        let observed = engine::observe(&session.clients, &session.desired, session.user.as_deref(), false).await?;
+        engine::check_managed_policies(&session.clients, &session.desired, &observed).await?;
+        let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
+        printer.result_json(&permissions::minimal_policy(&plan, &session.desired));
+        return Ok(ExitStatus::Success);
+    }
+    let checked = checks(&session).await?;
+    if printer.json() {
+        printer.result_json(&checked.to_json(&session));
+    } else {
+        printer.result(&checked.table());
+        printer.info(&format!("permissions: {}", checked.method));
+    }
+    if checked.passed {
+        Ok(ExitStatus::Success)
+    } else {
+        Ok(ExitStatus::CheckFailed)
+    }
+}
+
+/// Every check of one account: identity, operator user, permissions, services. Read-only.
+pub(crate) async fn checks(session: &Session) -> Result<Checked> {
     let caller = &session.caller;
     let observed = engine::observe(&session.clients, &session.desired, session.user.as_deref(), false).await?;
     engine::check_managed_policies(&session.clients, &session.desired, &observed).await?;
     let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
-    if args.print_policy {
-        printer.result_json(&permissions::minimal_policy(&plan, &session.desired));
-        return Ok(ExitStatus::Success);
-    }
     let (preflight, probes) = tokio::join!(
         preflight(&session.clients, caller, &session.desired, &observed, &plan),
         services::probe_all(&session.clients)
@@ -253,24 +302,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &CheckArgs) 
         });
     }
     let passed = !rows.iter().any(|r| r.status == Status::Failed);
-    if printer.json() {
-        printer.result_json(&Report {
-            caller,
-            user: session.user.as_deref(),
-            permissions_method: &preflight.method,
-            rows: &rows,
-            services: &probes,
-            passed,
-        });
-    } else {
-        printer.result(&table(&rows));
-        printer.info(&format!("permissions: {}", preflight.method));
-    }
-    if passed {
-        Ok(ExitStatus::Success)
-    } else {
-        Ok(ExitStatus::CheckFailed)
-    }
+    Ok(Checked { rows, method: preflight.method, probes, passed })
 }
 
 fn identity_row(caller: &Caller) -> Row {

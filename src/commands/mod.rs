@@ -1,5 +1,6 @@
 //! Commands: each is a verb that drives the engine and prints through the printer.
 
+pub(crate) mod accounts;
 #[cfg(feature = "ec2")]
 pub(crate) mod attach;
 pub(crate) mod bootstrap;

@@ -10,6 +10,9 @@ use crate::error::Result;
 use crate::output::Printer;
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &PlanArgs) -> Result<ExitStatus> {
+    if args.accounts.accounts.is_some() {
+        return crate::commands::accounts::plan(printer, aws, args).await;
+    }
     let started = Instant::now();
     let session = Session::open(printer, aws, &args.stack).await?;
     let spinner = printer.spinner("reading the account");
