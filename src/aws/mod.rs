@@ -141,15 +141,18 @@ impl Clients {
             request = request.external_id(id);
         }
         let out = self.limit(request.send()).await.map_err(|e| {
-            let denied = matches!(errors::code(&e), Some("AccessDenied" | "AccessDeniedException"));
-            let err = errors::describe(&format!("assume the role `{}`", role.role_arn), &e);
-            if denied {
+            let action = format!("assume the role `{}`", role.role_arn);
+            if errors::is_access_denied(&e) {
+                let err = match errors::code(&e) {
+                    Some(_) => errors::describe(&action, &e),
+                    None => Error::aws(format!("failed to {action}: AccessDenied (HTTP 403)")),
+                };
                 err.with_help(format!(
                     "the role does not exist in that account, does not trust {}, or requires an external id                      (--external-id); the caller also needs sts:AssumeRole on it",
                     role.trusted
                 ))
             } else {
-                err
+                errors::describe(&action, &e)
             }
         })?;
         let (Some(c), Some(user)) = (out.credentials(), out.assumed_role_user()) else {
