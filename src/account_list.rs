@@ -66,6 +66,11 @@ pub(crate) fn valid_external_id(id: &str) -> bool {
     (2..=1224).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c))
 }
 
+/// The role to assume in `account`, in the caller's partition (`aws-cn` in China, `aws-us-gov` in GovCloud).
+pub(crate) fn role_arn(partition: &str, account: &str, role_name: &str) -> String {
+    format!("arn:{partition}:iam::{account}:role/{role_name}")
+}
+
 /// `wfboot-<stack>`, made to fit sts:AssumeRole's session name rules (2-64 of letters, digits and `_+=,.@-`),
 /// so that CloudTrail in every account shows which tool and stack made the calls.
 pub(crate) fn session_name(stack: &str) -> String {
@@ -124,6 +129,7 @@ mod tests {
         assert!(!valid_role_name("a/b") && !valid_role_name("") && !valid_role_name(&"a".repeat(65)));
         assert!(valid_external_id("abc-123:x/y") && !valid_external_id("a") && !valid_external_id("has space"));
         assert_eq!(session_name("slim-workflow"), "wfboot-slim-workflow");
+        assert_eq!(role_arn("aws-cn", "111122223333", "Deployer"), "arn:aws-cn:iam::111122223333:role/Deployer");
         assert_eq!(session_name("my stack!"), "wfboot-my-stack-");
         assert_eq!(session_name(&"x".repeat(100)).len(), 64);
     }

@@ -235,6 +235,21 @@ async fn an_account_whose_role_cannot_be_assumed_fails_alone_and_the_others_are_
 }
 
 #[tokio::test]
+async fn in_a_china_region_every_account_is_planned_in_the_aws_cn_partition() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = multi(&emu, dir.path(), &["--region", "cn-north-1", "plan", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for row in json["accounts"].as_array().unwrap() {
+        assert_eq!(row["result"]["partition"], "aws-cn", "{row}");
+        assert_eq!(row["result"]["region"], "cn-north-1");
+    }
+    // The EC2 principal of the China partition, as the single-account plan renders it.
+    assert!(stdout(&out).contains("ec2.amazonaws.com.cn"));
+}
+
+#[tokio::test]
 async fn check_over_two_accounts_reports_each_in_one_json_document() {
     let emu = Emulator::start();
     let dir = tempfile::tempdir().unwrap();

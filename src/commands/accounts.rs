@@ -39,6 +39,7 @@ struct Fleet {
     skip_user: bool,
     max_accounts: usize,
     max_concurrency: usize,
+    started: Instant,
 }
 
 /// One row of the result: an account and how its run ended.
@@ -159,7 +160,7 @@ pub(crate) async fn check(printer: &Printer, aws: &AwsSettings, args: &CheckArgs
                 let status = if checked.passed { RowStatus::Passed } else { RowStatus::CheckFailed };
                 printer.info(&format!("{}: {}", who(account), if checked.passed { "passed" } else { "check failed" }));
                 if !printer.json() && !checked.passed {
-                    printer.result(&format!("Account {}:\n{}", who(account), checked.table()));
+                    printer.result(&format!("Account {}:\n{}\n", who(account), checked.table()));
                 }
                 Row { result: Some(checked.to_json(&session)), ..Row::new(account, status) }
             }
@@ -200,7 +201,7 @@ pub(crate) async fn bootstrap(printer: &Printer, aws: &AwsSettings, args: &Boots
             Ok((session, Prepared { plan, .. })) => {
                 printer.info(&format!("{}: {}", who(account), planned(&plan)));
                 if !printer.json() && plan.has_changes() {
-                    printer.result(&plan.to_string());
+                    printer.result(&format!("{plan}\n"));
                 }
                 ready.push((account, session, plan));
             }
@@ -278,7 +279,11 @@ pub(crate) async fn bootstrap(printer: &Printer, aws: &AwsSettings, args: &Boots
                     Err(e) => fail(printer, account, e),
                 };
                 if row.status != RowStatus::Failed {
-                    printer.info(&format!("{}: {}", who(account), bootstrap::summary_line(&report.summary)));
+                    let done = match report.plan.has_changes() {
+                        true => bootstrap::summary_line(&report.summary),
+                        false => "nothing to do".into(),
+                    };
+                    printer.info(&format!("{}: {done}", who(account)));
                 }
                 row.changes = Some(writes);
                 row.result = serde_json::to_value(&report).ok();
@@ -304,6 +309,7 @@ impl Fleet {
         let (Some(file), Some(role_name)) = (&args.accounts, &args.assume_role_name) else {
             return Err(Error::usage("--accounts and --assume-role-name go together"));
         };
+        let started = Instant::now();
         let resolved = Stack::resolve(stack.stack.as_deref())?;
         if let Some(u) = &stack.user_name {
             if !prompt::valid_user_name(u) {
@@ -345,6 +351,7 @@ impl Fleet {
             );
         }
         Ok(Fleet {
+            started,
             clients,
             caller,
             stack: resolved,
@@ -371,7 +378,7 @@ impl Fleet {
     /// `--user-name` (or none) in every account.
     async fn session(&self, printer: &Printer, account: &Account) -> Result<Session> {
         let role = AssumeRole {
-            role_arn: format!("arn:{}:iam::{}:role/{}", self.caller.partition, account.id, self.role_name),
+            role_arn: account_list::role_arn(&self.caller.partition, &account.id, &self.role_name),
             session_name: account_list::session_name(&self.stack.name),
             external_id: self.external_id.clone(),
             trusted: self.caller.arn.clone(),
@@ -413,6 +420,12 @@ impl Fleet {
         } else {
             printer.result(&table(rows));
         }
+        printer.info(&format!(
+            "{} account{} in {:.2} s",
+            rows.len(),
+            plural(rows.len()),
+            self.started.elapsed().as_secs_f64()
+        ));
         if failed.is_empty() {
             return Ok(());
         }
@@ -437,7 +450,7 @@ impl Fleet {
 fn plan_row(printer: &Printer, account: &Account, plan: &Plan) -> Row {
     printer.info(&format!("{}: {}", who(account), planned(plan)));
     if !printer.json() && plan.has_changes() {
-        printer.result(&plan.to_string());
+        printer.result(&format!("{plan}\n"));
     }
     let status = if plan.has_changes() { RowStatus::ChangesPlanned } else { RowStatus::NoChanges };
     Row { changes: Some(plan.summary.changes), result: serde_json::to_value(plan).ok(), ..Row::new(account, status) }
