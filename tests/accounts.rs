@@ -324,3 +324,33 @@ async fn a_bad_accounts_file_or_role_name_is_rejected_before_any_aws_call() {
     assert_eq!(out.status.code(), Some(64), "--assume-role-name alone: {}", stderr(&out));
     assert_eq!(emu.requests().len(), 0, "a request reached the emulator");
 }
+
+#[tokio::test]
+async fn at_a_terminal_bootstrap_shows_every_accounts_plan_and_asks_once() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = accounts_file(dir.path());
+    let run = |answer: &str| {
+        let mut cmd = emu.wfboot_std();
+        cmd.args(["bootstrap", "--assume-role-name", ROLE, "--accounts"]).arg(&file);
+        let mut p = rexpect::session::spawn_command(cmd, Some(60_000)).expect("spawn in a pty");
+        for account in ACCOUNTS {
+            p.exp_string(&format!("Stack slim-workflow in account {account}")).unwrap();
+        }
+        p.exp_string("Apply 66 changes to 3 accounts?").unwrap();
+        p.send(answer).unwrap();
+        p.flush().unwrap();
+        p
+    };
+    let mut p = run("n");
+    p.exp_string("Nothing was changed").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(writes_since(&emu, 0), vec!["AssumeRole"; 3]);
+
+    let mut p = run("y");
+    for account in ACCOUNTS {
+        p.exp_regex(&format!("{account} .*applied 22")).unwrap();
+    }
+    p.exp_string("3 accounts, 0 failed.").unwrap();
+    p.exp_eof().unwrap();
+}
