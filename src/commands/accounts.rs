@@ -134,7 +134,10 @@ pub(crate) async fn plan(printer: &Printer, aws: &AwsSettings, args: &PlanArgs) 
         .into_iter()
         .zip(&fleet.accounts)
         .map(|(result, account)| match result {
-            Ok((_, plan)) => plan_row(printer, account, &plan),
+            Ok((_, plan)) => {
+                show_plan(printer, account, &plan);
+                plan_row(account, &plan)
+            }
             Err(e) => fail(printer, account, &e),
         })
         .collect();
@@ -199,10 +202,7 @@ pub(crate) async fn bootstrap(printer: &Printer, aws: &AwsSettings, args: &Boots
     for (result, account) in prepared.into_iter().zip(&fleet.accounts) {
         match result {
             Ok((session, Prepared { plan, .. })) => {
-                printer.info(&format!("{}: {}", who(account), planned(&plan)));
-                if !printer.json() && plan.has_changes() {
-                    printer.result(&format!("{plan}\n"));
-                }
+                show_plan(printer, account, &plan);
                 ready.push((account, session, plan));
             }
             Err(e) => failed.push(fail(printer, account, &e)),
@@ -228,6 +228,10 @@ pub(crate) async fn bootstrap(printer: &Printer, aws: &AwsSettings, args: &Boots
             );
             if !prompt::confirm(printer, &question, "--yes")? {
                 printer.info("Nothing was changed.");
+                // Still one row per account: what was planned, and what failed (which sets the exit code).
+                let mut rows: Vec<Row> = ready.iter().map(|(account, _, plan)| plan_row(account, plan)).collect();
+                rows.extend(failed);
+                fleet.finish(printer, "bootstrap", &in_file_order(fleet, rows))?;
                 return Ok(ExitStatus::ChangesPending);
             }
         }
@@ -291,9 +295,8 @@ pub(crate) async fn bootstrap(printer: &Printer, aws: &AwsSettings, args: &Boots
             }
         });
     }
-    // Keep the order of the accounts file.
     rows.extend(failed);
-    rows.sort_by_key(|r| fleet.accounts.iter().position(|a| a.id == r.account_id));
+    let rows = in_file_order(fleet, rows);
     fleet.finish(printer, "bootstrap", &rows)?;
     Ok(if rows.iter().any(|r| r.status == RowStatus::HeldBack) {
         ExitStatus::ChangesPending
@@ -447,13 +450,22 @@ impl Fleet {
     }
 }
 
-fn plan_row(printer: &Printer, account: &Account, plan: &Plan) -> Row {
+/// The account's plan summary on stderr and, as text, its plan on stdout when it has changes.
+fn show_plan(printer: &Printer, account: &Account, plan: &Plan) {
     printer.info(&format!("{}: {}", who(account), planned(plan)));
     if !printer.json() && plan.has_changes() {
         printer.result(&format!("{plan}\n"));
     }
+}
+
+fn plan_row(account: &Account, plan: &Plan) -> Row {
     let status = if plan.has_changes() { RowStatus::ChangesPlanned } else { RowStatus::NoChanges };
     Row { changes: Some(plan.summary.changes), result: serde_json::to_value(plan).ok(), ..Row::new(account, status) }
+}
+
+fn in_file_order(fleet: &Fleet, mut rows: Vec<Row>) -> Vec<Row> {
+    rows.sort_by_key(|r| fleet.accounts.iter().position(|a| a.id == r.account_id));
+    rows
 }
 
 /// Reports an account's error on stderr at once (with its help line), and makes its row.

@@ -42,7 +42,7 @@ pub(crate) struct Summary {
     unchanged: usize,
     pub(crate) writes_done: usize,
     already_done: usize,
-    pub(crate) held: usize,
+    held: usize,
     failed: usize,
     skipped: usize,
     api_calls: usize,
