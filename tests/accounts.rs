@@ -219,6 +219,26 @@ async fn an_account_whose_role_cannot_be_assumed_fails_alone_and_the_others_are_
     assert!(err.contains(&format!("1 of 3 accounts failed: {}", ACCOUNTS[2])), "{err}");
     assert!(err.contains("does not trust"), "the help names the likely causes:\n{err}");
 
+    // A failed account outweighs pending changes: plan --detailed-exitcode exits 1, not 0 or 2.
+    let out = emu
+        .wfboot()
+        .env("AWS_ACCESS_KEY_ID", &key.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &key.secret_access_key)
+        .arg("plan")
+        .arg("--stack")
+        .arg(&stack)
+        .args(["--skip-user", "--detailed-exitcode", "--output", "json", "--assume-role-name", ROLE, "--accounts"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let statuses: Vec<&str> =
+        json["accounts"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["no_changes", "no_changes", "failed"]);
+    assert!(json["accounts"][2]["error"].as_str().unwrap().contains("AccessDenied"), "{json}");
+    assert_eq!(json["summary"]["failed"], 1);
+
     // The two reachable accounts hold the whole stack; the third one nothing but its deployer role.
     emu.reset_auth("inf");
     let expected = expected_state();
@@ -247,6 +267,32 @@ async fn in_a_china_region_every_account_is_planned_in_the_aws_cn_partition() {
     }
     // The EC2 principal of the China partition, as the single-account plan renders it.
     assert!(stdout(&out).contains("ec2.amazonaws.com.cn"));
+}
+
+/// The access keys of the requests after `mark`, other than wfboot's own, in the order the emulator saw them.
+fn account_keys_since(emu: &Emulator, mark: usize) -> Vec<String> {
+    emu.requests().into_iter().skip(mark).map(|r| r.access_key).filter(|k| k != WFBOOT_KEY).collect()
+}
+
+#[tokio::test]
+async fn max_accounts_bounds_how_many_accounts_are_worked_on_at_once() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    // One at a time: each account's requests (made with its own session's key) form one block.
+    let mark = emu.mark();
+    let out = multi(&emu, dir.path(), &["plan", "--max-accounts", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut keys = account_keys_since(&emu, mark);
+    keys.dedup();
+    assert_eq!(keys.len(), 3, "the accounts' requests interleave with --max-accounts 1: {keys:?}");
+
+    // Three at once: they interleave.
+    let mark = emu.mark();
+    let out = multi(&emu, dir.path(), &["plan", "--max-accounts", "3"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut keys = account_keys_since(&emu, mark);
+    keys.dedup();
+    assert!(keys.len() > 3, "no two accounts were worked on at once: {keys:?}");
 }
 
 #[tokio::test]
