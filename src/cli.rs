@@ -104,10 +104,29 @@ pub(crate) struct StackArgs {
     pub(crate) harden: bool,
 }
 
+/// Many accounts from one machine: the same command in each account, through sts:AssumeRole.
+#[derive(Debug, Args)]
+pub(crate) struct AccountsArgs {
+    /// Run in every account listed in FILE (one 12-digit id per line; `#` starts a comment)
+    #[arg(long, value_name = "FILE", requires = "assume_role_name")]
+    pub(crate) accounts: Option<std::path::PathBuf>,
+    /// The role to assume in each account of --accounts (it must trust the caller)
+    #[arg(long, value_name = "NAME", requires = "accounts")]
+    pub(crate) assume_role_name: Option<String>,
+    /// External id to pass to sts:AssumeRole, when the roles' trust policies require one
+    #[arg(long, value_name = "ID", requires = "accounts")]
+    pub(crate) external_id: Option<String>,
+    /// Most accounts worked on at once (each with up to --max-concurrency requests in flight)
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub(crate) max_accounts: u32,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct PlanArgs {
     #[command(flatten)]
     pub(crate) stack: StackArgs,
+    #[command(flatten)]
+    pub(crate) accounts: AccountsArgs,
     /// Exit 0 when nothing would change, 2 when changes are pending (1 and others: errors)
     #[arg(long)]
     pub(crate) detailed_exitcode: bool,
@@ -117,8 +136,10 @@ pub(crate) struct PlanArgs {
 pub(crate) struct CheckArgs {
     #[command(flatten)]
     pub(crate) stack: StackArgs,
+    #[command(flatten)]
+    pub(crate) accounts: AccountsArgs,
     /// Print the least-privilege IAM policy the caller needs to apply the current plan, and exit
-    #[arg(long)]
+    #[arg(long, conflicts_with = "accounts")]
     pub(crate) print_policy: bool,
 }
 
@@ -126,6 +147,8 @@ pub(crate) struct CheckArgs {
 pub(crate) struct BootstrapArgs {
     #[command(flatten)]
     pub(crate) stack: StackArgs,
+    #[command(flatten)]
+    pub(crate) accounts: AccountsArgs,
     /// Apply without asking
     #[arg(short, long)]
     pub(crate) yes: bool,

@@ -4,6 +4,7 @@
 //! graph) -> `resources` (role, policy, instance profile, ...) -> `aws` (the one place clients are built).
 //! Stacks and document templates are data (`profiles/`, `service_roles/`), loaded by `stack`.
 
+mod account_list;
 mod aws;
 mod cli;
 mod commands;

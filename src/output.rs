@@ -50,6 +50,12 @@ impl Printer {
         }
     }
 
+    /// For work done for many accounts at once: no progress bars (they would overwrite each other) and no
+    /// prompts (the one question is asked before the work starts).
+    pub(crate) fn for_worker(&self) -> Printer {
+        Printer { progress: false, interactive: false, ..self.clone() }
+    }
+
     pub(crate) fn json(&self) -> bool {
         self.format == OutputFormat::Json
     }

@@ -1,6 +1,7 @@
 //! Turning SDK errors into "failed to <verb> <resource> `name`: <code>: <message>" with a next step.
 
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
@@ -17,6 +18,18 @@ pub(crate) fn code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&
 /// True when the service said the entity does not exist (IAM's `NoSuchEntity`).
 pub(crate) fn is_no_such_entity<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     code(err) == Some("NoSuchEntity")
+}
+
+/// True when the service refused the call: an access-denied code, or HTTP 403 when the answer's error could not
+/// be read (some emulators nest it differently from AWS).
+pub(crate) fn is_access_denied<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::ServiceError(e) => match e.err().code() {
+            Some(code) => matches!(code, "AccessDenied" | "AccessDeniedException"),
+            None => e.raw().status().as_u16() == 403,
+        },
+        _ => false,
+    }
 }
 
 pub(crate) fn is_already_exists<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {

@@ -35,6 +35,17 @@ pub(crate) struct AwsSettings {
     pub(crate) max_concurrency: usize,
 }
 
+/// What `Clients::assume_role` needs: the role, a recognisable session name, and who should be trusted
+/// (for the error's help line).
+#[derive(Debug, Clone)]
+pub(crate) struct AssumeRole {
+    pub(crate) role_arn: String,
+    pub(crate) session_name: String,
+    pub(crate) external_id: Option<String>,
+    /// The caller's ARN, which the role's trust policy must allow.
+    pub(crate) trusted: String,
+}
+
 /// Every AWS call this process made, counted by an SDK interceptor (so the summary cannot miss one).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CallLog(Arc<Mutex<CallStats>>);
@@ -116,6 +127,54 @@ pub(crate) struct Clients {
 impl Clients {
     pub(crate) async fn connect(settings: &AwsSettings) -> Result<Clients> {
         let config = sdk_config(settings).await?;
+        Clients::from_config(config, settings.max_concurrency)
+    }
+
+    /// Clients for another account, through sts:AssumeRole on `role_arn` with these clients' credentials.
+    /// Endpoint, region, retry and timeout settings are this configuration's; the call log and the
+    /// `--max-concurrency` limiter are the new account's own. The session's credentials are static (an
+    /// hour by default, far longer than a run), so a failure to assume is reported here, not at first use.
+    /// Returns the clients and the session's ARN (`arn:...:sts::ACCOUNT:assumed-role/ROLE/SESSION`).
+    pub(crate) async fn assume_role(&self, role: &AssumeRole, max_concurrency: usize) -> Result<(Clients, String)> {
+        let mut request = self.sts.assume_role().role_arn(&role.role_arn).role_session_name(&role.session_name);
+        if let Some(id) = &role.external_id {
+            request = request.external_id(id);
+        }
+        let out = self.limit(request.send()).await.map_err(|e| {
+            let action = format!("assume the role `{}`", role.role_arn);
+            if errors::is_access_denied(&e) {
+                let err = match errors::code(&e) {
+                    Some(_) => errors::describe(&action, &e),
+                    None => Error::aws(format!("failed to {action}: AccessDenied (HTTP 403)")),
+                };
+                err.with_help(format!(
+                    "the role does not exist in that account, does not trust {}, or requires an external id                      (--external-id); the caller also needs sts:AssumeRole on it",
+                    role.trusted
+                ))
+            } else {
+                errors::describe(&action, &e)
+            }
+        })?;
+        let (Some(c), Some(user)) = (out.credentials(), out.assumed_role_user()) else {
+            return Err(Error::aws(format!("sts:AssumeRole on `{}` answered without credentials", role.role_arn)));
+        };
+        let expiry = std::time::SystemTime::try_from(*c.expiration()).ok();
+        let credentials = aws_credential_types::Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            expiry,
+            "AssumeRole",
+        );
+        let config = self
+            .sdk
+            .to_builder()
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(credentials))
+            .build();
+        Ok((Clients::from_config(config, max_concurrency)?, user.arn().to_string()))
+    }
+
+    fn from_config(config: aws_config::SdkConfig, max_concurrency: usize) -> Result<Clients> {
         let region = config.region().map(|r| r.to_string()).ok_or_else(|| {
             Error::usage("no AWS region is configured").with_help(
                 "pass --region (for example --region us-east-1), set AWS_REGION, or set `region` in your AWS profile",
@@ -144,7 +203,7 @@ impl Clients {
         let ec2 = aws_sdk_ec2::Client::from_conf(
             aws_sdk_ec2::config::Builder::from(&config).interceptor(calls.clone()).build(),
         );
-        let limiter = Arc::new(Semaphore::new(settings.max_concurrency.max(1)));
+        let limiter = Arc::new(Semaphore::new(max_concurrency.max(1)));
         Ok(Clients {
             iam,
             sts,

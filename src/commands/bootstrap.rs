@@ -15,7 +15,7 @@ use crate::cli::BootstrapArgs;
 use crate::commands::{check, ExitStatus, Session};
 use crate::engine::apply::{self, AppliedChange, ApplyObserver, ApplyOptions, Outcome};
 use crate::engine::plan::{PlannedChange, Status};
-use crate::engine::{self, Plan};
+use crate::engine::{self, Observed, Plan};
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::Printer;
 use crate::policy_eval::Verdict;
@@ -27,25 +27,25 @@ use crate::stack::harden;
 const MAX_ROUNDS: usize = 2;
 
 #[derive(Debug, Serialize)]
-struct Report {
-    plan: Plan,
+pub(crate) struct Report {
+    pub(crate) plan: Plan,
     applied: Vec<AppliedChange>,
     /// The account matches the stack after the run (held-back changes aside).
     verified: bool,
     /// What still differs after the run, if anything.
     remaining: Option<Plan>,
-    summary: Summary,
+    pub(crate) summary: Summary,
     /// What `--harden` did to the trust documents; absent without `--harden`.
     #[serde(skip_serializing_if = "Option::is_none")]
     hardening: Option<Vec<harden::Note>>,
 }
 
 #[derive(Debug, Default, Serialize)]
-struct Summary {
+pub(crate) struct Summary {
     created: usize,
     updated: usize,
     unchanged: usize,
-    writes_done: usize,
+    pub(crate) writes_done: usize,
     already_done: usize,
     held: usize,
     failed: usize,
@@ -56,27 +56,19 @@ struct Summary {
     wall_seconds: f64,
 }
 
+/// What `bootstrap` knows before its first write: the plan and, when there are changes, the pre-flight.
+pub(crate) struct Prepared {
+    pub(crate) plan: Plan,
+    pub(crate) preflight: Option<check::Preflight>,
+}
+
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapArgs) -> Result<ExitStatus> {
+    if args.accounts.accounts.is_some() {
+        return crate::commands::accounts::bootstrap(printer, aws, args).await;
+    }
     let started = Instant::now();
     let (session, observed) = Session::open_observing(printer, aws, &args.stack).await?;
-    let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
-
-    // Before any write, at once: every managed policy exists, and the caller may make every change (a
-    // permission the caller lacks stops the run here).
-    let spinner = printer.spinner("checking policies and permissions");
-    let managed = engine::check_managed_policies(&session.clients, &session.desired, &observed);
-    let preflight = async {
-        match plan.has_changes() {
-            true => {
-                check::preflight(&session.clients, &session.caller, &session.desired, &observed, &plan).await.map(Some)
-            }
-            false => Ok(None),
-        }
-    };
-    let (managed, preflight) = tokio::join!(managed, preflight);
-    spinner.finish_and_clear();
-    managed?;
-    let preflight = preflight?;
+    let Prepared { plan, preflight } = prepare(printer, &session, Some(observed)).await?;
 
     if !printer.json() {
         let mut out = plan.to_string();
@@ -108,14 +100,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
     if preflight.failed() {
         return Err(preflight.error(&session.caller));
     }
-    let unverified = preflight.permissions.iter().filter(|p| matches!(p.verdict, Verdict::Unverified { .. })).count();
-    if unverified > 0 {
-        printer.warn(&format!(
-            "{unverified} of {} permissions could not be verified ({}); continuing",
-            preflight.permissions.len(),
-            preflight.method
-        ));
-    }
+    warn_unverified(printer, &preflight, "");
 
     if !args.yes {
         let question = format!(
@@ -129,34 +114,10 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
             return Ok(ExitStatus::ChangesPending);
         }
     }
-    let consent = if plan.summary.needing_consent == 0 || args.adopt {
-        true
-    } else if printer.interactive && !args.yes {
-        let question = format!(
-            "{} of these change{} modify resources wfboot did not create (marked \"needs consent\"). Change them too?",
-            plan.summary.needing_consent,
-            plural(plan.summary.needing_consent)
-        );
-        prompt::confirm(printer, &question, "--adopt")?
-    } else {
-        printer.warn(&format!(
-            "{} change{} to resources wfboot did not create will be held back; re-run with --adopt to make them",
-            plan.summary.needing_consent,
-            plural(plan.summary.needing_consent)
-        ));
-        false
-    };
+    let consent = consent(printer, args, plan.summary.needing_consent)?;
 
     let interrupted = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let flag = interrupted.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                flag.store(true, Ordering::SeqCst);
-                eprintln!("\ninterrupted: letting the requests in flight finish; no new change is started");
-            }
-        })
-    };
+    let watcher = watch_interrupt(interrupted.clone());
     let opts = ApplyOptions {
         stack: session.desired.stack.clone(),
         consent,
@@ -164,17 +125,113 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
         deletion_timeout: Duration::ZERO,
         interrupted: interrupted.clone(),
     };
+    let applied = apply_and_verify(printer, &session, &plan, &opts, "").await;
+    watcher.abort();
+    let (applied, remaining) = applied?;
 
+    let report = finish_report(&session, plan, applied, remaining, started);
+    if printer.json() {
+        printer.result_document("bootstrap", &report);
+    } else {
+        printer.result(&summary_line(&report.summary));
+    }
+    outcome(&report, interrupted.load(Ordering::SeqCst))
+}
+
+/// Observe (unless `observed` already is, by `Session::open_observing`), diff, check the managed policies and,
+/// when there are changes, the pre-flight. Read-only.
+pub(crate) async fn prepare(printer: &Printer, session: &Session, observed: Option<Observed>) -> Result<Prepared> {
+    let observed = match observed {
+        Some(o) => o,
+        None => {
+            let spinner = printer.spinner("reading the account");
+            let observed = engine::observe(&session.clients, &session.desired, session.user.as_deref(), false).await;
+            spinner.finish_and_clear();
+            observed?
+        }
+    };
+    let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
+
+    // Before any write, at once: every managed policy exists, and the caller may make every change (a
+    // permission the caller lacks stops the run here).
+    let spinner = printer.spinner("checking policies and permissions");
+    let managed = engine::check_managed_policies(&session.clients, &session.desired, &observed);
+    let preflight = async {
+        match plan.has_changes() {
+            true => {
+                check::preflight(&session.clients, &session.caller, &session.desired, &observed, &plan).await.map(Some)
+            }
+            false => Ok(None),
+        }
+    };
+    let (managed, preflight) = tokio::join!(managed, preflight);
+    spinner.finish_and_clear();
+    managed?;
+    Ok(Prepared { plan, preflight: preflight? })
+}
+
+/// `prefix` names the account in multi-account runs ("account 111122223333: "), and is empty otherwise.
+pub(crate) fn warn_unverified(printer: &Printer, preflight: &check::Preflight, prefix: &str) {
+    let unverified = preflight.permissions.iter().filter(|p| matches!(p.verdict, Verdict::Unverified { .. })).count();
+    if unverified > 0 {
+        printer.warn(&format!(
+            "{prefix}{unverified} of {} permissions could not be verified ({}); continuing",
+            preflight.permissions.len(),
+            preflight.method
+        ));
+    }
+}
+
+/// May changes to resources wfboot did not create be made? `--adopt`, or the interactive answer.
+pub(crate) fn consent(printer: &Printer, args: &BootstrapArgs, needing_consent: usize) -> Result<bool> {
+    if needing_consent == 0 || args.adopt {
+        Ok(true)
+    } else if printer.interactive && !args.yes {
+        let question = format!(
+            "{} of these change{} modify resources wfboot did not create (marked \"needs consent\"). Change them too?",
+            needing_consent,
+            plural(needing_consent)
+        );
+        prompt::confirm(printer, &question, "--adopt")
+    } else {
+        printer.warn(&format!(
+            "{} change{} to resources wfboot did not create will be held back; re-run with --adopt to make them",
+            needing_consent,
+            plural(needing_consent)
+        ));
+        Ok(false)
+    }
+}
+
+/// Ctrl-C sets `flag`: requests in flight finish, no new change starts.
+pub(crate) fn watch_interrupt(flag: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::SeqCst);
+            eprintln!("\ninterrupted: letting the requests in flight finish; no new change is started");
+        }
+    })
+}
+
+/// Apply `plan`, verify what it changed, and apply again once if a concurrent run raced us. Returns what was
+/// applied and what still differs.
+pub(crate) async fn apply_and_verify(
+    printer: &Printer,
+    session: &Session,
+    plan: &Plan,
+    opts: &ApplyOptions,
+    prefix: &str,
+) -> Result<(Vec<AppliedChange>, Option<Plan>)> {
     let mut applied: Vec<AppliedChange> = Vec::new();
     let mut current = plan.clone();
     let mut remaining = None;
     for round in 1..=MAX_ROUNDS {
-        let observer = Progress { printer, bar: printer.bar(current.summary.changes as u64, "applying") };
-        let results = apply::apply(&session.clients, &current, &opts, &observer).await;
+        let observer = Progress { printer, bar: printer.bar(current.summary.changes as u64, "applying"), prefix };
+        let results = apply::apply(&session.clients, &current, opts, &observer).await;
         observer.bar.finish_and_clear();
         let failed = results.iter().any(|r| matches!(r.outcome, Outcome::Failed { .. }));
         applied.extend(results);
-        if failed || interrupted.load(Ordering::SeqCst) {
+        if failed || opts.interrupted.load(Ordering::SeqCst) {
             break;
         }
         // Verify: observe again what was to change, and nothing else.
@@ -184,44 +241,42 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
         let observed = engine::observe(&session.clients, &part, user, true).await;
         spinner.finish_and_clear();
         let after = engine::diff(&part, &observed?, user);
-        let outstanding = after.changes().filter(|c| consent || !c.needs_consent).count();
+        let outstanding = after.changes().filter(|c| opts.consent || !c.needs_consent).count();
         remaining = after.has_changes().then_some(after.clone());
         if outstanding == 0 {
             break;
         }
         if round < MAX_ROUNDS {
             printer.info(&format!(
-                "{outstanding} change(s) still differ after apply (another run at the same time?); applying again"
+                "{prefix}{outstanding} change(s) still differ after apply (another run at the same time?); applying again"
             ));
         }
         current = after;
     }
-    watcher.abort();
+    Ok((applied, remaining))
+}
 
-    let report = finish_report(&session, plan, applied, remaining, started);
+/// The one-line text summary of a run.
+pub(crate) fn summary_line(s: &Summary) -> String {
+    format!(
+        "{} created, {} updated, {} unchanged; {} write{} done{}{}. {} API calls ({} writes), {:.2} s.",
+        s.created,
+        s.updated,
+        s.unchanged,
+        s.writes_done,
+        plural(s.writes_done),
+        if s.already_done > 0 { format!(", {} already done by someone else", s.already_done) } else { String::new() },
+        if s.held > 0 { format!(", {} held back (--adopt)", s.held) } else { String::new() },
+        s.api_calls,
+        s.api_writes,
+        s.wall_seconds
+    )
+}
+
+/// How a run that applied ended: interrupted, failed changes, still differing, held back, or success.
+pub(crate) fn outcome(report: &Report, interrupted: bool) -> Result<ExitStatus> {
     let s = &report.summary;
-    if printer.json() {
-        printer.result_document("bootstrap", &report);
-    } else {
-        printer.result(&format!(
-            "{} created, {} updated, {} unchanged; {} write{} done{}{}. {} API calls ({} writes), {:.2} s.",
-            s.created,
-            s.updated,
-            s.unchanged,
-            s.writes_done,
-            plural(s.writes_done),
-            if s.already_done > 0 {
-                format!(", {} already done by someone else", s.already_done)
-            } else {
-                String::new()
-            },
-            if s.held > 0 { format!(", {} held back (--adopt)", s.held) } else { String::new() },
-            s.api_calls,
-            s.api_writes,
-            s.wall_seconds
-        ));
-    }
-    if interrupted.load(Ordering::SeqCst) {
+    if interrupted {
         return Err(Error::new(
             ErrorKind::Interrupted,
             format!("interrupted after {} of {} changes", s.writes_done, report.plan.summary.changes),
@@ -255,7 +310,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
     Ok(ExitStatus::Success)
 }
 
-fn finish_report(
+pub(crate) fn finish_report(
     session: &Session,
     plan: Plan,
     applied: Vec<AppliedChange>,
@@ -296,6 +351,7 @@ fn plural(n: usize) -> &'static str {
 struct Progress<'a> {
     printer: &'a Printer,
     bar: ProgressBar,
+    prefix: &'a str,
 }
 
 impl ApplyObserver for Progress<'_> {
@@ -307,16 +363,16 @@ impl ApplyObserver for Progress<'_> {
             Outcome::Held => format!("held back (needs --adopt): {}", change.change),
             Outcome::Skipped { reason } => format!("not started: {} ({reason})", change.change.operation()),
             Outcome::Failed { error } => {
-                self.bar.suspend(|| self.printer.error(error));
+                self.bar.suspend(|| self.printer.error(&format!("{}{error}", self.prefix)));
                 return;
             }
         };
         if self.printer.verbosity >= 1 {
-            self.bar.suspend(|| self.printer.detail(&line));
+            self.bar.suspend(|| self.printer.detail(&format!("{}{line}", self.prefix)));
         }
     }
 
     fn waiting(&self, what: &str) {
-        self.bar.suspend(|| self.printer.info(what));
+        self.bar.suspend(|| self.printer.info(&format!("{}{what}", self.prefix)));
     }
 }

@@ -233,15 +233,76 @@ struct Report<'a> {
     hardening: Option<&'a [harden::Note]>,
 }
 
+/// Everything `check` found in one account.
+pub(crate) struct Checked {
+    pub(crate) rows: Vec<Row>,
+    pub(crate) method: String,
+    pub(crate) probes: Vec<ServiceProbe>,
+    pub(crate) passed: bool,
+    pub(crate) findings: Vec<Finding>,
+}
+
+impl Checked {
+    /// The JSON report of one account.
+    pub(crate) fn to_json(&self, session: &Session) -> serde_json::Value {
+        serde_json::to_value(Report {
+            caller: &session.caller,
+            user: session.user.as_deref(),
+            permissions_method: &self.method,
+            rows: &self.rows,
+            services: &self.probes,
+            passed: self.passed,
+            findings: &self.findings,
+            hardening: session.hardening.as_deref(),
+        })
+        .unwrap_or_default()
+    }
+
+    pub(crate) fn table(&self) -> String {
+        table(&self.rows)
+    }
+}
+
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &CheckArgs) -> Result<ExitStatus> {
+    if args.accounts.accounts.is_some() {
+        return crate::commands::accounts::check(printer, aws, args).await;
+    }
     let (session, observed) = Session::open_observing(printer, aws, &args.stack).await?;
-    let caller = &session.caller;
-    engine::check_managed_policies(&session.clients, &session.desired, &observed).await?;
-    let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
     if args.print_policy {
+        engine::check_managed_policies(&session.clients, &session.desired, &observed).await?;
+        let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
         printer.result_json(&permissions::minimal_policy(&plan, &session.desired));
         return Ok(ExitStatus::Success);
     }
+    let checked = checks(&session, Some(observed)).await?;
+    if printer.json() {
+        printer.result_document("check", &checked.to_json(&session));
+    } else {
+        let mut out = checked.table();
+        if let Some(notes) = &session.hardening {
+            out += &format!("\n{}", harden::text(notes, session.desired.service_linked_roles.len()));
+        }
+        out += &format!("\n{}", review::text(&checked.findings));
+        printer.result(&out);
+        printer.info(&format!("permissions: {}", checked.method));
+    }
+    if checked.passed {
+        Ok(ExitStatus::Success)
+    } else {
+        Ok(ExitStatus::CheckFailed)
+    }
+}
+
+/// Every check of one account: identity, operator user, permissions, services, and the review. Read-only.
+/// `observed`: the stack as already read (by `Session::open_observing`), or `None` to read it here.
+pub(crate) async fn checks(session: &Session, observed: Option<Observed>) -> Result<Checked> {
+    let caller = &session.caller;
+    let observed = match observed {
+        Some(o) => o,
+        None => engine::observe(&session.clients, &session.desired, session.user.as_deref(), false).await?,
+    };
+    engine::check_managed_policies(&session.clients, &session.desired, &observed).await?;
+    let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
     let (preflight, probes) = tokio::join!(
         preflight(&session.clients, caller, &session.desired, &observed, &plan),
         services::probe_all(&session.clients)
@@ -267,34 +328,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &CheckArgs) 
     }
     let passed = !rows.iter().any(|r| r.status == Status::Failed);
     let findings = review::review(&session.desired, session.user.as_deref());
-    if printer.json() {
-        printer.result_document(
-            "check",
-            &Report {
-                caller,
-                user: session.user.as_deref(),
-                permissions_method: &preflight.method,
-                rows: &rows,
-                services: &probes,
-                passed,
-                findings: &findings,
-                hardening: session.hardening.as_deref(),
-            },
-        );
-    } else {
-        let mut out = table(&rows);
-        if let Some(notes) = &session.hardening {
-            out += &format!("\n{}", harden::text(notes, session.desired.service_linked_roles.len()));
-        }
-        out += &format!("\n{}", review::text(&findings));
-        printer.result(&out);
-        printer.info(&format!("permissions: {}", preflight.method));
-    }
-    if passed {
-        Ok(ExitStatus::Success)
-    } else {
-        Ok(ExitStatus::CheckFailed)
-    }
+    Ok(Checked { rows, method: preflight.method, probes, passed, findings })
 }
 
 fn identity_row(caller: &Caller) -> Row {

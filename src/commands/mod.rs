@@ -1,5 +1,6 @@
 //! Commands: each is a verb that drives the engine and prints through the printer.
 
+pub(crate) mod accounts;
 #[cfg(feature = "ec2")]
 pub(crate) mod attach;
 pub(crate) mod bootstrap;
@@ -117,6 +118,13 @@ struct Rendered {
 
 /// The validated stack and the clients; the stack and the flags are checked before any AWS call.
 async fn prepare(aws: &AwsSettings, args: &StackArgs) -> Result<(Stack, Clients)> {
+    let stack = validated_stack(args)?;
+    let clients = Clients::connect(aws).await?;
+    Ok((stack, clients))
+}
+
+/// The stack `--stack` names, validated, and `--user-name` checked: bad input fails before any AWS call.
+pub(crate) fn validated_stack(args: &StackArgs) -> Result<Stack> {
     let stack = Stack::resolve(args.stack.as_deref())?;
     if let Some(u) = &args.user_name {
         if !prompt::valid_user_name(u) {
@@ -124,8 +132,7 @@ async fn prepare(aws: &AwsSettings, args: &StackArgs) -> Result<(Stack, Clients)
                 .with_help("IAM user names are 1-64 letters, digits and _+=,.@-"));
         }
     }
-    let clients = Clients::connect(aws).await?;
-    Ok((stack, clients))
+    Ok(stack)
 }
 
 async fn resolve_user(

@@ -165,6 +165,13 @@ pub(crate) fn diff(desired: &Desired, observed: &Observed, user_name: Option<&st
     Plan::new(stack, &desired.target, user_name.map(str::to_string), resources)
 }
 
+/// Observe, check the managed policies, and diff.
+pub(crate) async fn plan(clients: &Clients, desired: &Desired, user_name: Option<&str>) -> Result<Plan> {
+    let observed = observe(clients, desired, user_name, false).await?;
+    check_managed_policies(clients, desired, &observed).await?;
+    Ok(diff(desired, &observed, user_name))
+}
+
 /// The part of `desired` that `plan` wants to change, for re-observing after apply.
 pub(crate) fn changed_part(desired: &Desired, plan: &Plan) -> Desired {
     use plan::Kind;

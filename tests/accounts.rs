@@ -1,0 +1,402 @@
+//! Many accounts from one machine (`--accounts FILE --assume-role-name NAME`) against a real moto server.
+//!
+//! moto takes the account of a request from its access key, and the keys sts:AssumeRole returns for
+//! `arn:aws:iam::<id>:role/X` belong to account `<id>`, so one emulator holds several accounts. Without IAM
+//! enforcement moto lets anyone assume any role, existing or not; the failing account is therefore made with
+//! enforcement on, where the caller's own policy allows sts:AssumeRole on some accounts' roles only. Each
+//! account's state is checked through an admin client scoped to that account.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const ACCOUNTS: [&str; 3] = ["111111111111", "222222222222", "333333333333"];
+const ROLE: &str = "WfbootDeployer";
+
+/// An accounts file with the three accounts, a comment, a blank line and names.
+fn accounts_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let text =
+        format!("# the workflow accounts\n{}  # prod\n\n{}\n{}  # staging\n", ACCOUNTS[0], ACCOUNTS[1], ACCOUNTS[2]);
+    write_file(dir, "accounts.txt", &text)
+}
+
+fn expected_state() -> Value {
+    serde_json::from_str(include_str!("fixtures/slim-workflow.state.json")).unwrap()
+}
+
+/// SDK configuration with the credentials of `role` in `account`, assumed with `key`.
+async fn assumed_config(emu: &Emulator, key: &str, secret: &str, account: &str, role: &str) -> aws_config::SdkConfig {
+    let base = emu.sdk_config(key, secret);
+    let out = aws_sdk_sts::Client::new(&base)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/{role}"))
+        .role_session_name("test-admin")
+        .send()
+        .await
+        .expect("assume a role for the test's admin client");
+    let c = out.credentials().unwrap();
+    let creds = aws_sdk_iam::config::Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        None,
+        "test",
+    );
+    base.to_builder()
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
+        .build()
+}
+
+/// An IAM admin client scoped to `account` (moto needs no role to exist for this, without enforcement).
+async fn account_admin(emu: &Emulator, account: &str) -> aws_sdk_iam::Client {
+    aws_sdk_iam::Client::new(&assumed_config(emu, ADMIN_KEY, "admin-secret", account, "TestAdmin").await)
+}
+
+/// The write calls that changed something after `mark`, whoever made them, sorted.
+fn writes_since(emu: &Emulator, mark: usize) -> Vec<String> {
+    let mut w: Vec<String> = emu
+        .requests()
+        .into_iter()
+        .skip(mark)
+        .filter(|r| r.write && r.fault.is_none() && r.status.is_some_and(|s| (200..300).contains(&s)))
+        .map(|r| r.action)
+        .collect();
+    w.sort();
+    w
+}
+
+fn multi(emu: &Emulator, dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let file = accounts_file(dir);
+    emu.wfboot().args(args).arg("--accounts").arg(&file).args(["--assume-role-name", ROLE]).output().unwrap()
+}
+
+async fn create_demo_user_in_each_account(emu: &Emulator) {
+    for account in ACCOUNTS {
+        account_admin(emu, account).await.create_user().user_name("demo").send().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn plan_over_three_accounts_prints_one_row_per_account_writes_nothing_and_exits_2_with_detailed_exitcode() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mark = emu.mark();
+    let out = multi(&emu, dir.path(), &["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(2), "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    for (account, name) in [(ACCOUNTS[0], "prod"), (ACCOUNTS[1], ""), (ACCOUNTS[2], "staging")] {
+        assert!(text.contains(&format!("Stack slim-workflow in account {account} (aws, us-east-1)")), "{text}");
+        let row = text.lines().find(|l| l.starts_with(account) && l.contains("changes planned")).unwrap_or_else(|| {
+            panic!("no row for {account}:\n{text}");
+        });
+        assert!(row.contains(name) && row.contains("22 changes planned"), "{row}");
+    }
+    assert!(text.contains("3 accounts, 0 failed."), "{text}");
+    let requests = emu.requests();
+    assert!(requests[mark..].iter().all(|r| !r.write || r.action == "AssumeRole"), "plan wrote something");
+    let assumed = requests[mark..].iter().filter(|r| r.action == "AssumeRole").count();
+    assert_eq!(assumed, 3);
+    // wfboot's own key only identifies the caller and assumes the roles; the accounts are read with theirs.
+    let own: Vec<&str> =
+        requests[mark..].iter().filter(|r| r.access_key == WFBOOT_KEY).map(|r| r.action.as_str()).collect();
+    assert_eq!(own.iter().filter(|a| **a == "GetCallerIdentity").count(), 1, "{own:?}");
+    assert!(own.iter().all(|a| *a == "GetCallerIdentity" || *a == "AssumeRole"), "{own:?}");
+
+    let out = multi(&emu, dir.path(), &["plan", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: Value = serde_json::from_str(&stdout(&out)).expect("stdout is one JSON document");
+    assert_eq!(json["command"], "plan");
+    assert_eq!(json["role_name"], ROLE);
+    assert_eq!(json["summary"], serde_json::json!({"accounts": 3, "failed": 0, "with_changes": 3}));
+    let rows = json["accounts"].as_array().unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r["account_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ACCOUNTS);
+    assert_eq!(rows[0]["name"], "prod");
+    for row in rows {
+        assert_eq!(row["status"], "changes_planned");
+        assert_eq!(row["changes"], 22);
+        // Each account's plan is the single-account plan, rendered for that account.
+        assert_eq!(row["result"]["account_id"], row["account_id"]);
+        assert_eq!(row["result"]["partition"], "aws");
+        assert_eq!(row["result"]["summary"]["changes"], 22);
+    }
+    // Nothing reached the caller's own account.
+    assert_eq!(dump_state(&emu.admin().await).await["roles"], serde_json::json!({}));
+}
+
+#[tokio::test]
+async fn bootstrap_of_three_accounts_creates_the_stack_in_each_and_reports_one_row_per_account() {
+    let emu = Emulator::start();
+    create_demo_user_in_each_account(&emu).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mark = emu.mark();
+    let out = multi(&emu, dir.path(), &["bootstrap", "--yes", "--user-name", "demo"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    for account in ACCOUNTS {
+        let row = text.lines().find(|l| l.starts_with(account)).unwrap_or_else(|| panic!("no row for {account}"));
+        assert!(row.contains("applied 29"), "{row}");
+    }
+    // 29 writes per account, as a single-account bootstrap makes; none with the caller's own key.
+    let writes: Vec<String> = writes_since(&emu, mark).into_iter().filter(|w| w != "AssumeRole").collect();
+    assert_eq!(writes.len(), 3 * 29, "{writes:?}");
+    let own_writes = emu.wfboot_requests_since(mark).into_iter().filter(|r| r.write && r.action != "AssumeRole");
+    assert_eq!(own_writes.count(), 0);
+
+    // Every account holds the same end state as a single-account bootstrap (and the boto3 peer script).
+    for account in ACCOUNTS {
+        let state = dump_state(&account_admin(&emu, account).await).await;
+        assert_eq!(state, expected_state(), "account {account}:\n{}", serde_json::to_string_pretty(&state).unwrap());
+    }
+    assert_eq!(dump_state(&emu.admin().await).await["roles"], serde_json::json!({}), "the caller's account changed");
+
+    // A re-run writes nothing, and plan agrees that nothing is left to do.
+    let mark = emu.mark();
+    let out = multi(&emu, dir.path(), &["bootstrap", "--yes", "--user-name", "demo", "--output", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(writes_since(&emu, mark), vec!["AssumeRole"; 3]);
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for row in json["accounts"].as_array().unwrap() {
+        assert_eq!(row["status"], "no_changes", "{row}");
+        assert_eq!(row["result"]["summary"]["api_writes"], 0);
+    }
+    let out = multi(&emu, dir.path(), &["plan", "--user-name", "demo", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+}
+
+#[tokio::test]
+async fn an_account_whose_role_cannot_be_assumed_fails_alone_and_the_others_are_bootstrapped() {
+    let emu = Emulator::start();
+    // In every account the deployer role exists, trusts the caller's account and may do anything.
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
+    for account in ACCOUNTS {
+        let iam = account_admin(&emu, account).await;
+        iam.create_role().role_name(ROLE).assume_role_policy_document(trust).send().await.unwrap();
+        let admin = "arn:aws:iam::aws:policy/AdministratorAccess";
+        iam.attach_role_policy().role_name(ROLE).policy_arn(admin).send().await.unwrap();
+    }
+    // The operator may assume the role in the first two accounts only.
+    let home = emu.admin().await;
+    home.create_user().user_name("operator").send().await.unwrap();
+    let allowed: Vec<String> = ACCOUNTS[..2].iter().map(|a| format!("arn:aws:iam::{a}:role/{ROLE}")).collect();
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": allowed}]});
+    home.put_user_policy()
+        .user_name("operator")
+        .policy_name("assume-deployer")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    let key = home.create_access_key().user_name("operator").send().await.unwrap().access_key.unwrap();
+    emu.reset_auth("0");
+
+    // moto rejects signed requests with a space in them under enforcement: the stack without descriptions.
+    let dir = tempfile::tempdir().unwrap();
+    let stack = std::fs::read_to_string(repo().join("profiles/slim-workflow.toml")).unwrap();
+    let stack: String = stack.lines().filter(|l| !l.starts_with("description")).map(|l| format!("{l}\n")).collect();
+    let stack = write_file(dir.path(), "profiles/slim-workflow.toml", &stack);
+    let file = accounts_file(dir.path());
+    let out = emu
+        .wfboot()
+        .env("AWS_ACCESS_KEY_ID", &key.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &key.secret_access_key)
+        .arg("bootstrap")
+        .arg("--stack")
+        .arg(&stack)
+        .args(["--skip-user", "--yes", "--assume-role-name", ROLE, "--accounts"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{text}\n{err}");
+    let row = |account: &str| text.lines().find(|l| l.starts_with(account)).unwrap_or_default().to_string();
+    assert!(row(ACCOUNTS[0]).contains("applied 22"), "{text}");
+    assert!(row(ACCOUNTS[1]).contains("applied 22"), "{text}");
+    assert!(row(ACCOUNTS[2]).contains("FAILED") && row(ACCOUNTS[2]).contains("AccessDenied"), "{text}");
+    assert!(text.contains("3 accounts, 1 failed."), "{text}");
+    assert!(err.contains(&format!("1 of 3 accounts failed: {}", ACCOUNTS[2])), "{err}");
+    assert!(err.contains("does not trust"), "the help names the likely causes:\n{err}");
+
+    // A failed account outweighs pending changes: plan --detailed-exitcode exits 1, not 0 or 2.
+    let out = emu
+        .wfboot()
+        .env("AWS_ACCESS_KEY_ID", &key.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &key.secret_access_key)
+        .arg("plan")
+        .arg("--stack")
+        .arg(&stack)
+        .args(["--skip-user", "--detailed-exitcode", "--output", "json", "--assume-role-name", ROLE, "--accounts"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let statuses: Vec<&str> =
+        json["accounts"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["no_changes", "no_changes", "failed"]);
+    assert!(json["accounts"][2]["error"].as_str().unwrap().contains("AccessDenied"), "{json}");
+    assert_eq!(json["summary"]["failed"], 1);
+
+    // The two reachable accounts hold the whole stack; the third one nothing but its deployer role.
+    emu.reset_auth("inf");
+    let expected = expected_state();
+    for account in &ACCOUNTS[..2] {
+        let mut state = dump_state(&account_admin(&emu, account).await).await;
+        state["roles"].as_object_mut().unwrap().remove(&format!("/{ROLE}"));
+        assert_eq!(state["roles"], expected["roles"], "account {account}");
+        assert_eq!(state["customer_policies"], expected["customer_policies"]);
+        assert_eq!(state["instance_profiles"], expected["instance_profiles"]);
+    }
+    let third = dump_state(&account_admin(&emu, ACCOUNTS[2]).await).await;
+    let roles: Vec<&String> = third["roles"].as_object().unwrap().keys().collect();
+    assert_eq!(roles, [&format!("/{ROLE}")]);
+}
+
+#[tokio::test]
+async fn in_a_china_region_every_account_is_planned_in_the_aws_cn_partition() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = multi(&emu, dir.path(), &["--region", "cn-north-1", "plan", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for row in json["accounts"].as_array().unwrap() {
+        assert_eq!(row["result"]["partition"], "aws-cn", "{row}");
+        assert_eq!(row["result"]["region"], "cn-north-1");
+    }
+    // The EC2 principal of the China partition, as the single-account plan renders it.
+    assert!(stdout(&out).contains("ec2.amazonaws.com.cn"));
+}
+
+/// The access keys of the requests after `mark`, other than wfboot's own, in the order the emulator saw them.
+fn account_keys_since(emu: &Emulator, mark: usize) -> Vec<String> {
+    emu.requests().into_iter().skip(mark).map(|r| r.access_key).filter(|k| k != WFBOOT_KEY).collect()
+}
+
+#[tokio::test]
+async fn max_accounts_bounds_how_many_accounts_are_worked_on_at_once() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    // One at a time: each account's requests (made with its own session's key) form one block.
+    let mark = emu.mark();
+    let out = multi(&emu, dir.path(), &["plan", "--max-accounts", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut keys = account_keys_since(&emu, mark);
+    keys.dedup();
+    assert_eq!(keys.len(), 3, "the accounts' requests interleave with --max-accounts 1: {keys:?}");
+
+    // Three at once: they interleave.
+    let mark = emu.mark();
+    let out = multi(&emu, dir.path(), &["plan", "--max-accounts", "3"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut keys = account_keys_since(&emu, mark);
+    keys.dedup();
+    assert!(keys.len() > 3, "no two accounts were worked on at once: {keys:?}");
+}
+
+#[tokio::test]
+async fn check_over_two_accounts_reports_each_in_one_json_document() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "two.txt", &format!("{}\n{} # staging\n", ACCOUNTS[0], ACCOUNTS[2]));
+    let out = emu
+        .wfboot()
+        .args(["check", "--output", "json", "--assume-role-name", ROLE, "--accounts"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let rows = json["accounts"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for (row, account) in rows.iter().zip([ACCOUNTS[0], ACCOUNTS[2]]) {
+        assert_eq!(row["account_id"], account);
+        assert_eq!(row["status"], "passed");
+        let caller = &row["result"]["caller"];
+        assert_eq!(caller["account_id"], account);
+        assert_eq!(caller["arn"], format!("arn:aws:sts::{account}:assumed-role/{ROLE}/wfboot-slim-workflow"));
+        assert_eq!(caller["kind"], "assumed_role");
+    }
+}
+
+#[tokio::test]
+async fn bootstrap_over_accounts_without_yes_and_without_a_terminal_refuses_and_writes_nothing() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mark = emu.mark();
+    let out = multi(&emu, dir.path(), &["bootstrap"]);
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Apply 66 changes to 3 accounts?"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    assert_eq!(writes_since(&emu, mark), vec!["AssumeRole"; 3]);
+}
+
+#[tokio::test]
+async fn a_bad_accounts_file_or_role_name_is_rejected_before_any_aws_call() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("bad-id.txt", "111111111111\n12345 # short\n", "bad-id.txt:2: `12345` is not an AWS account id"),
+        ("dup.txt", "111111111111\n# again\n111111111111\n", "dup.txt:3: account 111111111111 is listed twice"),
+        ("empty.txt", "# nothing here\n\n", "lists no account"),
+        ("letters.txt", "11111111111a\n", "letters.txt:1: `11111111111a`"),
+    ];
+    for (name, text, expected) in cases {
+        let file = write_file(dir.path(), name, text);
+        for command in ["plan", "check", "bootstrap"] {
+            let out =
+                emu.wfboot().args([command, "--assume-role-name", ROLE, "--accounts"]).arg(&file).output().unwrap();
+            assert_eq!(out.status.code(), Some(65), "{command} {name}: {}", stderr(&out));
+            assert!(stderr(&out).contains(expected), "{command} {name}: {}", stderr(&out));
+        }
+    }
+    let missing = dir.path().join("missing.txt");
+    let out = emu.wfboot().args(["plan", "--assume-role-name", ROLE, "--accounts"]).arg(&missing).output().unwrap();
+    assert_eq!(out.status.code(), Some(65), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot read the accounts file"), "{}", stderr(&out));
+
+    let good = accounts_file(dir.path());
+    let usage: [&[&str]; 3] = [
+        &["plan", "--assume-role-name", "has/slash", "--accounts"],
+        &["plan", "--external-id", "x", "--assume-role-name", ROLE, "--accounts"],
+        &["plan", "--accounts"],
+    ];
+    for args in usage {
+        let out = emu.wfboot().args(args).arg(&good).output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {}", stderr(&out));
+    }
+    let out = emu.wfboot().args(["plan", "--assume-role-name", ROLE]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64), "--assume-role-name alone: {}", stderr(&out));
+    assert_eq!(emu.requests().len(), 0, "a request reached the emulator");
+}
+
+#[tokio::test]
+async fn at_a_terminal_bootstrap_shows_every_accounts_plan_and_asks_once() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = accounts_file(dir.path());
+    let run = |answer: &str| {
+        let mut cmd = emu.wfboot_std();
+        cmd.args(["bootstrap", "--assume-role-name", ROLE, "--accounts"]).arg(&file);
+        let mut p = rexpect::session::spawn_command(cmd, Some(60_000)).expect("spawn in a pty");
+        for account in ACCOUNTS {
+            p.exp_string(&format!("Stack slim-workflow in account {account}")).unwrap();
+        }
+        p.exp_string("Apply 66 changes to 3 accounts?").unwrap();
+        p.send(answer).unwrap();
+        p.flush().unwrap();
+        p
+    };
+    let mut p = run("n");
+    p.exp_string("Nothing was changed").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(writes_since(&emu, 0), vec!["AssumeRole"; 3]);
+
+    let mut p = run("y");
+    for account in ACCOUNTS {
+        p.exp_regex(&format!("{account} .*applied 22")).unwrap();
+    }
+    p.exp_string("3 accounts, 0 failed.").unwrap();
+    p.exp_eof().unwrap();
+}
