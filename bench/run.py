@@ -301,8 +301,13 @@ class Account:
         # bootstrap's concurrent reads arrive together): warm it with a few NoSuchEntity reads.
         from botocore.exceptions import ClientError
 
+        # The same for the user-listing errors (the caller's own policies, read when simulation is refused:
+        # the first ListGroupsForUser of a missing user alone took ~50 ms of moto's time).
         for call, kw in ((self.iam.get_role, {"RoleName": "wfboot-bench-warmup"}),
                          (self.iam.list_attached_role_policies, {"RoleName": "wfboot-bench-warmup"}),
+                         (self.iam.list_attached_user_policies, {"UserName": "wfboot-bench-warmup"}),
+                         (self.iam.list_user_policies, {"UserName": "wfboot-bench-warmup"}),
+                         (self.iam.list_groups_for_user, {"UserName": "wfboot-bench-warmup"}),
                          (self.iam.get_instance_profile, {"InstanceProfileName": "wfboot-bench-warmup"}),
                          (self.iam.get_policy, {"PolicyArn": "arn:aws:iam::123456789012:policy/wfboot-bench-warmup"})):
             try:

@@ -548,6 +548,11 @@ def main(argv: list[str] | None = None) -> int:
     from werkzeug.serving import make_server
 
     class RequestHandler(MotoRequestHandler):
+        # TCP_NODELAY on every connection: werkzeug writes a response's headers and body in separate sends,
+        # and with Nagle's algorithm the body can wait for the client's delayed ACK (~40 ms on Linux), a stall
+        # no real endpoint adds.
+        disable_nagle_algorithm = True
+
         def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
             pass  # the JSON log replaces werkzeug's per-request lines
 
