@@ -17,7 +17,7 @@ use crate::account_list::{self, Account};
 use crate::aws::{AssumeRole, AwsSettings, Clients};
 use crate::cli::{AccountsArgs, BootstrapArgs, CheckArgs, PlanArgs, StackArgs};
 use crate::commands::bootstrap::{self, Prepared};
-use crate::commands::{check, validated_stack, ExitStatus, Session};
+use crate::commands::{check, plural, validated_stack, watch_interrupt, ExitStatus, Session};
 use crate::engine::apply::ApplyOptions;
 use crate::engine::{self, Plan};
 use crate::error::{Error, ErrorKind, Result};
@@ -242,7 +242,7 @@ pub(crate) async fn bootstrap(printer: &Printer, aws: &AwsSettings, args: &Boots
 
     // 3. Apply, account by account in parallel (up to --max-accounts), and verify each.
     let interrupted = Arc::new(AtomicBool::new(false));
-    let watcher = bootstrap::watch_interrupt(interrupted.clone());
+    let watcher = watch_interrupt(interrupted.clone());
     let applied = futures::stream::iter(ready)
         .map(|(account, session, plan)| {
             let interrupted = interrupted.clone();
@@ -537,12 +537,4 @@ fn table(rows: &[Row]) -> String {
     let failed = rows.iter().filter(|r| r.status == RowStatus::Failed).count();
     out += &format!("\n{} account{}, {failed} failed.\n", rows.len(), plural(rows.len()));
     out
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
 }

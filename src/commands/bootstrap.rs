@@ -7,14 +7,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::aws::AwsSettings;
 use crate::cli::BootstrapArgs;
-use crate::commands::{check, ExitStatus, Session};
-use crate::engine::apply::{self, AppliedChange, ApplyObserver, ApplyOptions, Outcome};
-use crate::engine::plan::{PlannedChange, Status};
+use crate::commands::{check, plural, watch_interrupt, ApplyProgress, ExitStatus, Session};
+use crate::engine::apply::{self, AppliedChange, ApplyOptions, Outcome};
+use crate::engine::plan::Status;
 use crate::engine::{self, Observed, Plan};
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::Printer;
@@ -203,16 +202,6 @@ pub(crate) fn consent(printer: &Printer, args: &BootstrapArgs, needing_consent: 
     }
 }
 
-/// Ctrl-C sets `flag`: requests in flight finish, no new change starts.
-pub(crate) fn watch_interrupt(flag: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            flag.store(true, Ordering::SeqCst);
-            eprintln!("\ninterrupted: letting the requests in flight finish; no new change is started");
-        }
-    })
-}
-
 /// Apply `plan`, verify what it changed, and apply again once if a concurrent run raced us. Returns what was
 /// applied and what still differs.
 pub(crate) async fn apply_and_verify(
@@ -226,7 +215,12 @@ pub(crate) async fn apply_and_verify(
     let mut current = plan.clone();
     let mut remaining = None;
     for round in 1..=MAX_ROUNDS {
-        let observer = Progress { printer, bar: printer.bar(current.summary.changes as u64, "applying"), prefix };
+        let observer = ApplyProgress {
+            printer,
+            bar: printer.bar(current.summary.changes as u64, "applying"),
+            prefix,
+            already_done: "already done by someone else",
+        };
         let results = apply::apply(&session.clients, &current, opts, &observer).await;
         observer.bar.finish_and_clear();
         let failed = results.iter().any(|r| matches!(r.outcome, Outcome::Failed { .. }));
@@ -338,41 +332,4 @@ pub(crate) fn finish_report(
         && summary.skipped == 0
         && remaining.as_ref().is_none_or(|r| r.changes().all(|c| c.needs_consent && held > 0));
     Report { plan, applied, verified, remaining, summary, hardening: session.hardening.clone() }
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
-}
-
-struct Progress<'a> {
-    printer: &'a Printer,
-    bar: ProgressBar,
-    prefix: &'a str,
-}
-
-impl ApplyObserver for Progress<'_> {
-    fn finished(&self, change: &PlannedChange, outcome: &Outcome) {
-        self.bar.inc(1);
-        let line = match outcome {
-            Outcome::Done => format!("done: {} ({})", change.change.operation(), change.change),
-            Outcome::AlreadyDone => format!("already done by someone else: {}", change.change.operation()),
-            Outcome::Held => format!("held back (needs --adopt): {}", change.change),
-            Outcome::Skipped { reason } => format!("not started: {} ({reason})", change.change.operation()),
-            Outcome::Failed { error } => {
-                self.bar.suspend(|| self.printer.error(&format!("{}{error}", self.prefix)));
-                return;
-            }
-        };
-        if self.printer.verbosity >= 1 {
-            self.bar.suspend(|| self.printer.detail(&format!("{}{line}", self.prefix)));
-        }
-    }
-
-    fn waiting(&self, what: &str) {
-        self.bar.suspend(|| self.printer.info(&format!("{}{what}", self.prefix)));
-    }
 }

@@ -8,16 +8,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::aws::AwsSettings;
 use crate::cli::{DestroyArgs, StackArgs};
-use crate::commands::{ExitStatus, Session};
-use crate::engine::apply::{self, AppliedChange, ApplyObserver, ApplyOptions, Outcome};
+use crate::commands::{plural, watch_interrupt, ApplyProgress, ExitStatus, Session};
+use crate::engine::apply::{self, AppliedChange, ApplyOptions, Outcome};
 use crate::engine::destroy::{self, Action, DestroyPlan};
 use crate::engine::permissions;
-use crate::engine::plan::{Kind, PlannedChange};
+use crate::engine::plan::Kind;
 use crate::engine::Observed;
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::Printer;
@@ -108,15 +107,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
     }
 
     let interrupted = Arc::new(AtomicBool::new(false));
-    let watcher = {
-        let flag = interrupted.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                flag.store(true, Ordering::SeqCst);
-                eprintln!("\ninterrupted: letting the requests in flight finish; no new change is started");
-            }
-        })
-    };
+    let watcher = watch_interrupt(interrupted.clone());
     let opts = ApplyOptions {
         stack: session.desired.stack.clone(),
         consent: true,
@@ -125,7 +116,12 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
         deletion_timeout: Duration::from_secs(args.deletion_timeout),
         interrupted: interrupted.clone(),
     };
-    let observer = Progress { printer, bar: printer.bar(plan.summary.changes as u64, "deleting") };
+    let observer = ApplyProgress {
+        printer,
+        bar: printer.bar(plan.summary.changes as u64, "deleting"),
+        prefix: "",
+        already_done: "already gone",
+    };
     let applied = apply::apply_changes(
         &session.clients,
         plan.changes().collect(),
@@ -295,40 +291,4 @@ fn finish_report(
     };
     let verified = !dry_run && summary.failed == 0 && summary.skipped == 0 && remaining.is_none();
     Report { plan, dry_run, applied, deleted, left_alone, verified, remaining, summary }
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
-}
-
-struct Progress<'a> {
-    printer: &'a Printer,
-    bar: ProgressBar,
-}
-
-impl ApplyObserver for Progress<'_> {
-    fn finished(&self, change: &PlannedChange, outcome: &Outcome) {
-        self.bar.inc(1);
-        let line = match outcome {
-            Outcome::Done => format!("done: {} ({})", change.change.operation(), change.change),
-            Outcome::AlreadyDone => format!("already gone: {} ({})", change.change.operation(), change.change),
-            Outcome::Held => format!("held back: {}", change.change),
-            Outcome::Skipped { reason } => format!("not started: {} ({reason})", change.change.operation()),
-            Outcome::Failed { error } => {
-                self.bar.suspend(|| self.printer.error(error));
-                return;
-            }
-        };
-        if self.printer.verbosity >= 1 {
-            self.bar.suspend(|| self.printer.detail(&line));
-        }
-    }
-
-    fn waiting(&self, what: &str) {
-        self.bar.suspend(|| self.printer.info(what));
-    }
 }

@@ -12,8 +12,13 @@ pub(crate) mod plan;
 pub(crate) mod stacks;
 pub(crate) mod whoami;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use crate::aws::{errors, AwsSettings, Clients};
 use crate::cli::StackArgs;
+use crate::engine::apply::{ApplyObserver, Outcome};
+use crate::engine::plan::PlannedChange;
 use crate::engine::{self, Observed};
 use crate::error::{Error, Result};
 use crate::output::Printer;
@@ -177,4 +182,55 @@ async fn resolve_user(
             Ok(None)
         }
     }
+}
+
+pub(crate) fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// Progress of an apply on stderr: a bar, each change's outcome with -v, failures always.
+pub(crate) struct ApplyProgress<'a> {
+    pub(crate) printer: &'a Printer,
+    pub(crate) bar: indicatif::ProgressBar,
+    /// Names the account in multi-account runs ("account 111122223333: "); empty otherwise.
+    pub(crate) prefix: &'a str,
+    /// How a change someone else already made is described ("already done by someone else", "already gone").
+    pub(crate) already_done: &'static str,
+}
+
+impl ApplyObserver for ApplyProgress<'_> {
+    fn finished(&self, change: &PlannedChange, outcome: &Outcome) {
+        self.bar.inc(1);
+        let line = match outcome {
+            Outcome::Done => format!("done: {} ({})", change.change.operation(), change.change),
+            Outcome::AlreadyDone => format!("{}: {} ({})", self.already_done, change.change.operation(), change.change),
+            Outcome::Held => format!("held back (needs --adopt): {}", change.change),
+            Outcome::Skipped { reason } => format!("not started: {} ({reason})", change.change.operation()),
+            Outcome::Failed { error } => {
+                self.bar.suspend(|| self.printer.error(&format!("{}{error}", self.prefix)));
+                return;
+            }
+        };
+        if self.printer.verbosity >= 1 {
+            self.bar.suspend(|| self.printer.detail(&format!("{}{line}", self.prefix)));
+        }
+    }
+
+    fn waiting(&self, what: &str) {
+        self.bar.suspend(|| self.printer.info(&format!("{}{what}", self.prefix)));
+    }
+}
+
+/// Ctrl-C sets `flag`: requests in flight finish, no new change starts.
+pub(crate) fn watch_interrupt(flag: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::SeqCst);
+            eprintln!("\ninterrupted: letting the requests in flight finish; no new change is started");
+        }
+    })
 }
