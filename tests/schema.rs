@@ -231,3 +231,253 @@ async fn a_plan_or_bootstrap_with_a_changed_change_or_finding_fails_validation()
         assert!(!errors.is_empty(), "{name}: validated, but the schema should have rejected it");
     }
 }
+
+/// `destroy --output json` through a destroy's life: a dry run of a bootstrapped account whose stack others
+/// have added to (so every kind of removal is planned), the destroy, the service-linked roles on request, and
+/// a destroy with nothing left to delete. Then drifted reports fail.
+#[tokio::test]
+async fn destroy_results_match_the_published_schema_and_drifted_ones_do_not() {
+    let emu = Emulator::start();
+    emu.create_demo_user().await;
+    run(&emu, &["bootstrap", "--yes", "--user-name", "demo"]);
+    // What others attached and added (as in tests/destroy.rs): a managed and an inline policy on a stack role,
+    // another version of the stack's policy, and the stack's policy on a group and on the user.
+    let iam = emu.admin().await;
+    let arn = format!("arn:aws:iam::{ACCOUNT}:policy/LambdaBatchExecutionPolicy");
+    iam.attach_role_policy()
+        .role_name("SLIM-Extras_for_Lambda")
+        .policy_arn("arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
+        .send()
+        .await
+        .unwrap();
+    let document =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"batch:ListJobs","Resource":"*"}]}"#;
+    iam.put_role_policy()
+        .role_name("SLIM-Extras_for_Lambda")
+        .policy_name("extra")
+        .policy_document(document)
+        .send()
+        .await
+        .unwrap();
+    iam.create_policy_version().policy_arn(&arn).policy_document(document).send().await.unwrap();
+    iam.create_group().group_name("ops").send().await.unwrap();
+    iam.attach_group_policy().group_name("ops").policy_arn(&arn).send().await.unwrap();
+    iam.attach_user_policy().user_name("demo").policy_arn(&arn).send().await.unwrap();
+
+    let docs = vec![
+        doc("destroy --dry-run", "destroy_result", run(&emu, &["destroy", "--dry-run"])),
+        doc("destroy", "destroy_result", run(&emu, &["destroy", "--yes"])),
+        doc(
+            "destroy --include-service-linked-roles",
+            "destroy_result",
+            run(&emu, &["destroy", "--yes", "--include-service-linked-roles"]),
+        ),
+        doc("destroy again (nothing to destroy)", "destroy_result", run(&emu, &["destroy", "--yes"])),
+    ];
+
+    // The runs did what the names say, so the schema was shown the interesting cases.
+    let by_name = |n: &str| &docs.iter().find(|d| d.name == n).unwrap().document;
+    let dry = by_name("destroy --dry-run");
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["applied"], json!([]));
+    let calls: std::collections::BTreeSet<&str> = dry["plan"]["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["changes"].as_array().unwrap())
+        .map(|c| c["call"].as_str().unwrap())
+        .collect();
+    for call in [
+        "DeletePolicyVersion",
+        "RemoveRoleFromInstanceProfile",
+        "DetachRolePolicy",
+        "DeleteRolePolicy",
+        "DetachUserPolicy",
+        "DetachGroupPolicy",
+        "DeletePolicy",
+        "DeleteInstanceProfile",
+        "DeleteRole",
+    ] {
+        assert!(calls.contains(call), "the dry run plans no {call}: {calls:?}");
+    }
+    let actions: std::collections::BTreeSet<&str> =
+        dry["plan"]["resources"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["delete", "left_alone"].into());
+    let destroyed = by_name("destroy");
+    assert_eq!(destroyed["verified"], true);
+    assert_eq!(destroyed["applied"].as_array().unwrap().len() as u64, dry["plan"]["summary"]["changes"]);
+    assert!(destroyed["applied"].as_array().unwrap().iter().all(|a| a["outcome"] == "done"));
+    let slr = by_name("destroy --include-service-linked-roles");
+    assert_eq!(slr["summary"]["deleted"], 2);
+    assert!(slr["applied"].as_array().unwrap().iter().all(|a| a["call"] == "DeleteServiceLinkedRole"));
+    let again = by_name("destroy again (nothing to destroy)");
+    assert_eq!(again["plan"]["summary"]["changes"], 0);
+    assert!(again["plan"]["resources"].as_array().unwrap().iter().any(|r| r["action"] == "absent"));
+    for d in &docs {
+        assert_eq!(d.document["schema_version"], 1, "{}", d.name);
+        assert_eq!(d.document["kind"], "destroy", "{}", d.name);
+    }
+    assert_valid(&docs);
+
+    // Drifted: an extra field on a resource, an unknown action, a bootstrap call in a destroy plan, an extra
+    // field on an applied change, a reason on a resource that is deleted, a summary field missing.
+    let delete = |v: &Value| v["plan"]["resources"].as_array().unwrap().iter().position(|r| r["action"] == "delete");
+    let i = delete(dry).unwrap();
+    let mut extra = dry.clone();
+    extra["plan"]["resources"][i]["force"] = json!(true);
+    let mut action = dry.clone();
+    action["plan"]["resources"][i]["action"] = json!("keep");
+    let mut create = dry.clone();
+    create["plan"]["resources"][i]["changes"][0] =
+        json!({"call": "CreateInstanceProfile", "name": "x", "path": "/", "needs_consent": false});
+    let mut applied = destroyed.clone();
+    applied["applied"][0]["duration_ms"] = json!(3);
+    let mut reason = dry.clone();
+    reason["plan"]["resources"][i]["reason"] = json!("why not");
+    let mut summary = again.clone();
+    summary["summary"].as_object_mut().unwrap().remove("absent");
+    let mut left = dry.clone();
+    left["left_alone"][0]["kind"] = json!("group");
+    let docs = [
+        doc("an extra field on a destroy resource", "destroy_result", extra),
+        doc("an unknown destroy action", "destroy_result", action),
+        doc("a bootstrap call in a destroy plan", "destroy_result", create),
+        doc("an extra field on an applied removal", "destroy_result", applied),
+        doc("a reason on a deleted resource", "destroy_result", reason),
+        doc("a destroy summary without absent", "destroy_result", summary),
+        doc("an unknown kind left alone", "destroy_result", left),
+    ];
+    for (name, errors) in validate(&docs) {
+        assert!(!errors.is_empty(), "{name}: validated, but the schema should have rejected it");
+    }
+}
+
+const ACCOUNTS: [&str; 3] = ["111111111111", "222222222222", "333333333333"];
+const DEPLOYER: &str = "WfbootDeployer";
+
+/// An IAM admin client scoped to `account` (as in tests/accounts.rs: moto gives the keys sts:AssumeRole returns
+/// to the role's account, and without IAM enforcement any role may be assumed).
+async fn account_admin(emu: &Emulator, account: &str) -> aws_sdk_iam::Client {
+    let base = emu.sdk_config(ADMIN_KEY, "admin-secret");
+    let out = aws_sdk_sts::Client::new(&base)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/TestAdmin"))
+        .role_session_name("test-admin")
+        .send()
+        .await
+        .expect("assume a role for the test's admin client");
+    let c = out.credentials().unwrap();
+    let creds = aws_sdk_iam::config::Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        None,
+        "test",
+    );
+    let config = base
+        .to_builder()
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
+        .build();
+    aws_sdk_iam::Client::new(&config)
+}
+
+/// The multi-account result (`plan|check|bootstrap --accounts FILE --assume-role-name NAME`) over three accounts,
+/// the operator user `demo` missing in the third so that its row fails: plan, check, bootstrap, and plan and
+/// check again once bootstrapped. Then drifted results fail.
+#[tokio::test]
+async fn multi_account_results_match_the_published_schema_and_drifted_ones_do_not() {
+    let emu = Emulator::start();
+    for account in &ACCOUNTS[..2] {
+        account_admin(&emu, account).await.create_user().user_name("demo").send().await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "accounts.txt",
+        &format!("{}  # prod\n{}\n{}  # staging\n", ACCOUNTS[0], ACCOUNTS[1], ACCOUNTS[2]),
+    );
+    let multi = |args: &[&str], ok_codes: &[i32]| {
+        let out = emu
+            .wfboot()
+            .args(args)
+            .args(["--output", "json", "--assume-role-name", DEPLOYER, "--accounts"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        json_of(&out, ok_codes)
+    };
+    let demo = ["--user-name", "demo"];
+    let docs = vec![
+        doc("plan, one account failed", "accounts_result", multi(&["plan", demo[0], demo[1]], &[1])),
+        doc("check, one account failed", "accounts_result", multi(&["check", demo[0], demo[1]], &[1])),
+        doc("bootstrap, one account failed", "accounts_result", multi(&["bootstrap", "--yes", demo[0], demo[1]], &[1])),
+        doc("plan, two accounts without changes", "accounts_result", multi(&["plan", "--skip-user"], &[])),
+        doc(
+            "bootstrap, two accounts without changes",
+            "accounts_result",
+            multi(&["bootstrap", "--yes", "--skip-user"], &[]),
+        ),
+        doc("check --harden", "accounts_result", multi(&["check", "--skip-user", "--harden"], &[])),
+    ];
+
+    // The runs did what the names say, so the schema was shown every row of every command.
+    let by_name = |n: &str| &docs.iter().find(|d| d.name == n).unwrap().document;
+    let statuses = |n: &str| -> Vec<String> {
+        by_name(n)["accounts"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(statuses("plan, one account failed"), ["changes_planned", "changes_planned", "failed"]);
+    assert_eq!(statuses("check, one account failed"), ["passed", "passed", "failed"]);
+    assert_eq!(statuses("bootstrap, one account failed"), ["applied", "applied", "failed"]);
+    assert_eq!(statuses("plan, two accounts without changes"), ["no_changes", "no_changes", "changes_planned"]);
+    assert_eq!(statuses("bootstrap, two accounts without changes"), ["no_changes", "no_changes", "applied"]);
+    assert_eq!(statuses("check --harden"), ["passed", "passed", "passed"]);
+    let failed = &by_name("bootstrap, one account failed")["accounts"][2];
+    assert!(failed["error"].as_str().unwrap().contains("does not exist"), "{failed}");
+    assert!(failed.get("result").is_none() && failed["changes"].is_null(), "{failed}");
+    let applied = &by_name("bootstrap, one account failed")["accounts"][0];
+    assert_eq!(applied["name"], "prod");
+    assert!(applied["result"]["applied"].as_array().unwrap().len() > 20, "{applied}");
+    assert!(by_name("check --harden")["accounts"][1]["result"]["hardening"].as_array().is_some_and(|h| !h.is_empty()));
+    for d in &docs {
+        assert_eq!(d.document["schema_version"], 1, "{}", d.name);
+        assert_eq!(d.document["kind"], "accounts", "{}", d.name);
+        for row in d.document["accounts"].as_array().unwrap() {
+            assert!(row.get("result").is_none_or(|r| r.get("schema_version").is_none() && r.get("kind").is_none()));
+        }
+    }
+    assert_valid(&docs);
+
+    // Drifted: an extra field on a row, a row's result as a whole single-account document, another command's
+    // result in a row, a failed row without its error, a status of another command, an extra field deep in a
+    // bootstrap row's result, an extra field in the summary.
+    let plan = by_name("plan, one account failed");
+    let check = by_name("check, one account failed");
+    let bootstrap = by_name("bootstrap, one account failed");
+    let mut extra = plan.clone();
+    extra["accounts"][0]["region"] = json!("us-east-1");
+    let mut whole = check.clone();
+    whole["accounts"][0]["result"]["schema_version"] = json!(1);
+    whole["accounts"][0]["result"]["kind"] = json!("check");
+    let mut swapped = check.clone();
+    swapped["accounts"][0]["result"] = plan["accounts"][0]["result"].clone();
+    let mut no_error = plan.clone();
+    no_error["accounts"][2].as_object_mut().unwrap().remove("error");
+    let mut status = plan.clone();
+    status["accounts"][0]["status"] = json!("applied");
+    let mut deep = bootstrap.clone();
+    deep["accounts"][0]["result"]["applied"][0]["duration_ms"] = json!(3);
+    let mut summary = bootstrap.clone();
+    summary["summary"]["held_back"] = json!(0);
+    let docs = [
+        doc("an extra field on an accounts row", "accounts_result", extra),
+        doc("a row's result with schema_version and kind", "accounts_result", whole),
+        doc("a plan in a check row", "accounts_result", swapped),
+        doc("a failed row without its error", "accounts_result", no_error),
+        doc("a bootstrap status in a plan row", "accounts_result", status),
+        doc("an extra field on an applied change in a row", "accounts_result", deep),
+        doc("an extra field in the accounts summary", "accounts_result", summary),
+    ];
+    for (name, errors) in validate(&docs) {
+        assert!(!errors.is_empty(), "{name}: validated, but the schema should have rejected it");
+    }
+}
