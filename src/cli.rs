@@ -34,7 +34,7 @@ pub(crate) struct GlobalArgs {
     #[arg(long, global = true, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub(crate) retry_attempts: u32,
     /// Most AWS requests in flight at once (IAM throttles aggressive clients; throttled requests are retried)
-    #[arg(long, global = true, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, global = true, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub(crate) max_concurrency: u32,
     /// Output format of the result on stdout
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]

@@ -59,8 +59,11 @@ async fn re_running_on_a_bootstrapped_account_makes_no_write_call() {
     let mark = emu.mark();
     let out = bootstrap_ok(&emu);
     assert_eq!(emu.wfboot_writes_since(mark), Vec::<String>::new());
-    let reads = emu.wfboot_requests_since(mark).len();
-    assert!(reads <= 20, "a no-op re-run made {reads} calls");
+    let reads = emu.wfboot_requests_since(mark);
+    assert!(reads.len() <= 20, "a no-op re-run made {} calls", reads.len());
+    // Nothing to do by name (every role, profile and service-linked role is there): no check a writing run
+    // needs is started early.
+    assert!(!reads.iter().any(|r| r.action == "SimulatePrincipalPolicy"), "{reads:?}");
     assert!(stdout(&out).contains("Nothing to do"), "{}", stdout(&out));
 }
 
@@ -339,4 +342,37 @@ async fn the_render_worker_stack_bootstraps_and_is_then_unchanged() {
     );
     let out = emu.wfboot().args(["plan", "--stack", "render-worker", "--detailed-exitcode"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+#[tokio::test]
+async fn on_a_fresh_account_the_checks_before_the_first_write_go_out_with_the_reads_that_need_the_account_id() {
+    // 100 ms on every request: requests sent together arrive within a few ms, one sent after another's
+    // answer arrives at least 100 ms after it.
+    let emu = Emulator::start_with(&["--latency-ms", "100"]);
+    emu.create_demo_user().await;
+    let mark = emu.mark();
+    bootstrap_ok(&emu);
+    let requests = emu.wfboot_requests_since(mark);
+    let first = |action: &str| {
+        requests
+            .iter()
+            .filter(|r| r.action == action)
+            .min_by(|a, b| a.t.total_cmp(&b.t))
+            .unwrap_or_else(|| panic!("no {action}"))
+    };
+    let sts = first("GetCallerIdentity");
+    let user_groups = first("ListGroupsForUser"); // the operator user's: it needs nothing but the account id
+    let simulation = first("SimulatePrincipalPolicy");
+    let first_write = requests.iter().filter(|r| r.write).map(|r| r.t).fold(f64::MAX, f64::min);
+    // The roles are read by name alongside sts:GetCallerIdentity, and they are all missing: the run will write,
+    // so the existence checks and the permission check start with the user's reads, not after them.
+    assert!(user_groups.t >= sts.answered(), "the user's reads need the account id");
+    assert!(
+        simulation.t < user_groups.answered(),
+        "the permission check waited for the observation: sent {:.0} ms after the user's reads were answered",
+        (simulation.t - user_groups.answered()) * 1000.0
+    );
+    let managed_checks = requests.iter().filter(|r| r.action == "GetPolicy" && r.t < user_groups.answered()).count();
+    assert_eq!(managed_checks, 15, "the 14 managed-policy checks and the stack's own policy, in one round trip");
+    assert!(first_write >= simulation.answered());
 }

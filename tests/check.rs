@@ -187,3 +187,46 @@ async fn with_enforcement_a_policy_that_arrives_through_a_group_is_not_attached_
     assert_eq!(direct.len(), 5, "{direct:?}");
     assert!(via_group.iter().all(|a| !direct.contains(a)), "{direct:?}");
 }
+
+#[tokio::test]
+async fn a_permission_only_the_real_plan_needs_is_checked_even_when_the_checks_started_early() {
+    let (emu, admin, _) = enforcing().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = default_stack_without_descriptions(dir.path());
+    let bootstrap = |keys: &Keys| {
+        as_user(&emu, keys).args(["bootstrap", "--yes", "--user-name", "demo", "--stack"]).arg(&path).output().unwrap()
+    };
+    let out = bootstrap(&admin);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Drift: the instance profile is gone (so the run will write, and its checks start before the stack's policy
+    // is read) and the stack's policy has another document (so the real plan also needs iam:CreatePolicyVersion,
+    // which the early checks, made as if the policy were missing, did not ask about).
+    let iam = admin_client(&emu, &admin).await;
+    let profile = "SLIM-Extras_ECS_for_EC2";
+    iam.remove_role_from_instance_profile().instance_profile_name(profile).role_name(profile).send().await.unwrap();
+    iam.delete_instance_profile().instance_profile_name(profile).send().await.unwrap();
+    let policy = format!("arn:aws:iam::{ACCOUNT}:policy/LambdaBatchExecutionPolicy");
+    let other = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"batch:ListJobs","Resource":"*"}]}"#;
+    iam.create_policy_version().policy_arn(&policy).policy_document(other).set_as_default(true).send().await.unwrap();
+
+    // A user who may do everything except add a policy version.
+    let all_but = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},{"Effect":"Deny","Action":"iam:CreatePolicyVersion","Resource":"*"}]}"#;
+    let arn = iam.create_policy().policy_name("AllButVersions").policy_document(all_but).send().await.unwrap();
+    iam.create_user().user_name("limited").send().await.unwrap();
+    let arn = arn.policy.and_then(|p| p.arn).unwrap();
+    iam.attach_user_policy().user_name("limited").policy_arn(arn).send().await.unwrap();
+    let key = iam.create_access_key().user_name("limited").send().await.unwrap().access_key.unwrap();
+    let limited = Keys { id: key.access_key_id, secret: key.secret_access_key };
+
+    let mark = emu.mark();
+    let out = bootstrap(&limited);
+    assert_eq!(out.status.code(), Some(3), "{}\n{}", stderr(&out), stdout(&out));
+    assert!(stderr(&out).contains("iam:CreatePolicyVersion"), "{}", stderr(&out));
+    let writes: Vec<Request> = emu.requests().into_iter().skip(mark).filter(|r| r.write && r.fault.is_none()).collect();
+    assert!(writes.is_empty(), "writes reached the account: {writes:?}");
+    // The administrator repairs both (a new instance profile with its role, a new policy version).
+    let out = bootstrap(&admin);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("3 writes done"), "{}", stdout(&out));
+}

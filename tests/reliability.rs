@@ -102,9 +102,10 @@ async fn ctrl_c_during_apply_finishes_what_is_in_flight_starts_nothing_new_and_a
     let emu = Emulator::start();
     emu.create_demo_user().await;
     emu.control(r#"{"hold_after_writes": 10}"#);
+    // A bound of 8 requests in flight leaves changes queued behind the held ones: those must never start.
     let mut child = emu
         .wfboot_std()
-        .args(["bootstrap", "--yes", "--user-name", "demo"])
+        .args(["bootstrap", "--yes", "--user-name", "demo", "--max-concurrency", "8"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -3,6 +3,7 @@
 //! Re-running on a bootstrapped account makes no write call. A run that stops anywhere is completed by the
 //! next one, because every step starts from what the account is, not from what a previous run did.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use serde::Serialize;
 
 use crate::aws::AwsSettings;
 use crate::cli::BootstrapArgs;
-use crate::commands::{check, plural, watch_interrupt, ApplyProgress, ExitStatus, Session};
+use crate::commands::{check, plural, watch_interrupt, ApplyProgress, EarlyChecks, ExitStatus, Session};
 use crate::engine::apply::{self, AppliedChange, ApplyOptions, Outcome};
 use crate::engine::plan::Status;
 use crate::engine::{self, Observed, Plan};
@@ -66,8 +67,8 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
         return crate::commands::accounts::bootstrap(printer, aws, args).await;
     }
     let started = Instant::now();
-    let (session, observed) = Session::open_observing(printer, aws, &args.stack).await?;
-    let Prepared { plan, preflight } = prepare(printer, &session, Some(observed)).await?;
+    let (session, observed, early) = Session::open_observing(printer, aws, &args.stack, true).await?;
+    let Prepared { plan, preflight } = prepare(printer, &session, Some((observed, early))).await?;
 
     if !printer.json() {
         let mut out = plan.to_string();
@@ -137,29 +138,47 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
     outcome(&report, interrupted.load(Ordering::SeqCst))
 }
 
-/// Observe (unless `observed` already is, by `Session::open_observing`), diff, check the managed policies and,
-/// when there are changes, the pre-flight. Read-only.
-pub(crate) async fn prepare(printer: &Printer, session: &Session, observed: Option<Observed>) -> Result<Prepared> {
-    let observed = match observed {
+/// Observe (unless `observed` already is, by `Session::open_observing`, with the checks it may have started
+/// early), diff, check the managed policies and, when there are changes, the pre-flight. Read-only.
+pub(crate) async fn prepare(
+    printer: &Printer,
+    session: &Session,
+    observed: Option<(Observed, Option<EarlyChecks>)>,
+) -> Result<Prepared> {
+    let (observed, early) = match observed {
         Some(o) => o,
         None => {
             let spinner = printer.spinner("reading the account");
             let observed = engine::observe(&session.clients, &session.desired, session.user.as_deref(), false).await;
             spinner.finish_and_clear();
-            observed?
+            (observed?, None)
         }
+    };
+    let (already_checked, early_permissions) = match early {
+        Some(e) => {
+            e.managed?;
+            (e.managed_checked, Some((e.permissions, e.method)))
+        }
+        None => (BTreeSet::new(), None),
     };
     let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
 
     // Before any write, at once: every managed policy exists, and the caller may make every change (a
     // permission the caller lacks stops the run here).
     let spinner = printer.spinner("checking policies and permissions");
-    let managed = engine::check_managed_policies(&session.clients, &session.desired, &observed);
+    let managed = engine::check_managed_policies(&session.clients, &session.desired, &observed, &already_checked);
     let preflight = async {
         match plan.has_changes() {
-            true => {
-                check::preflight(&session.clients, &session.caller, &session.desired, &observed, &plan).await.map(Some)
-            }
+            true => check::preflight(
+                &session.clients,
+                &session.caller,
+                &session.desired,
+                &observed,
+                &plan,
+                early_permissions,
+            )
+            .await
+            .map(Some),
             false => Ok(None),
         }
     };

@@ -90,10 +90,27 @@ pub(crate) async fn preflight(
     desired: &Desired,
     observed: &Observed,
     plan: &Plan,
+    early: Option<(Vec<PermissionCheck>, String)>,
 ) -> Result<Preflight> {
     let needed = permissions::required(plan, desired);
-    let ((checks, method), quota) =
-        tokio::join!(perms::check(clients, caller, &needed), user_quota(clients, observed, plan));
+    let checks = async {
+        // Verdicts reached early (for a plan whose changes include these) are used as they are; only what the
+        // real plan needs beyond them is asked now.
+        let (mut known, method) = early.unwrap_or_default();
+        known.retain(|c| needed.iter().any(|p| p.action == c.action && p.resource == c.resource));
+        let missing: Vec<Permission> = needed
+            .iter()
+            .filter(|p| !known.iter().any(|c| c.action == p.action && c.resource == p.resource))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return (known, method);
+        }
+        let (more, method) = perms::check(clients, caller, &missing).await;
+        known.extend(more);
+        (known, method)
+    };
+    let ((checks, method), quota) = tokio::join!(checks, user_quota(clients, observed, plan));
     let denied: Vec<&PermissionCheck> = checks.iter().filter(|c| matches!(c.verdict, Verdict::Denied { .. })).collect();
     let grantors = if denied.is_empty() { Vec::new() } else { grantors(clients, desired, &denied).await };
     // One row per denied permission; the allowed and the unverified ones are summarised.
@@ -267,9 +284,9 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &CheckArgs) 
     if args.accounts.accounts.is_some() {
         return crate::commands::accounts::check(printer, aws, args).await;
     }
-    let (session, observed) = Session::open_observing(printer, aws, &args.stack).await?;
+    let (session, observed, _) = Session::open_observing(printer, aws, &args.stack, false).await?;
     if args.print_policy {
-        engine::check_managed_policies(&session.clients, &session.desired, &observed).await?;
+        engine::check_managed_policies(&session.clients, &session.desired, &observed, &Default::default()).await?;
         let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
         printer.result_json(&permissions::minimal_policy(&plan, &session.desired));
         return Ok(ExitStatus::Success);
@@ -301,10 +318,10 @@ pub(crate) async fn checks(session: &Session, observed: Option<Observed>) -> Res
         Some(o) => o,
         None => engine::observe(&session.clients, &session.desired, session.user.as_deref(), false).await?,
     };
-    engine::check_managed_policies(&session.clients, &session.desired, &observed).await?;
+    engine::check_managed_policies(&session.clients, &session.desired, &observed, &Default::default()).await?;
     let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
     let (preflight, probes) = tokio::join!(
-        preflight(&session.clients, caller, &session.desired, &observed, &plan),
+        preflight(&session.clients, caller, &session.desired, &observed, &plan, None),
         services::probe_all(&session.clients)
     );
     let preflight = preflight?;

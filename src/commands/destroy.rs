@@ -66,7 +66,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
     let started = Instant::now();
     // The operator user is not read: destroy never detaches its policies (README "wfboot destroy").
     let stack_args = StackArgs { stack: args.stack.clone(), user_name: None, skip_user: true, harden: false };
-    let (session, observed) = Session::open_observing(printer, aws, &stack_args).await?;
+    let (session, observed, _) = Session::open_observing(printer, aws, &stack_args, false).await?;
     let plan = read_plan(printer, &session, args, Some(observed)).await?;
 
     if !printer.json() {

@@ -12,18 +12,20 @@ pub(crate) mod plan;
 pub(crate) mod stacks;
 pub(crate) mod whoami;
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::aws::{errors, AwsSettings, Clients};
 use crate::cli::StackArgs;
 use crate::engine::apply::{ApplyObserver, Outcome};
-use crate::engine::plan::PlannedChange;
+use crate::engine::plan::{Kind, PlannedChange};
 use crate::engine::{self, Observed};
 use crate::error::{Error, Result};
 use crate::output::Printer;
 use crate::prompt;
 use crate::resources::caller::{self, Caller, CallerKind};
+use crate::resources::permissions::{self as perms, PermissionCheck};
 use crate::stack::{harden, Desired, Stack, Target};
 
 /// How a command ended; mapped to the process exit code in one place (README "Exit codes").
@@ -61,29 +63,50 @@ impl Session {
     /// the stack for its account, and observe the stack.
     ///
     /// The resources found by name alone (roles, instance profiles, service-linked roles) are read from the
-    /// start, alongside sts:GetCallerIdentity; the stack's policies (their ARNs hold the account id) and the
-    /// operator user's attachments as soon as the caller is known, while the former are still being read.
+    /// start, alongside sts:GetCallerIdentity (which goes out first: the rest waits for its answer); the
+    /// stack's policies (their ARNs hold the account id) and the operator user's attachments as soon as the
+    /// caller is known, while the former are still being read.
+    ///
+    /// `early`: when what was read by name already shows that the run will write (a role, instance profile or
+    /// service-linked role to create or change), the checks a writing run needs before its first write start
+    /// alongside the rest of the observation instead of after it ([`EarlyChecks`]). Never on a run that turns
+    /// out to have nothing to do by name, so a no-op re-run makes no call for them.
     pub(crate) async fn open_observing(
         printer: &Printer,
         aws: &AwsSettings,
         args: &StackArgs,
-    ) -> Result<(Session, Observed)> {
+        early: bool,
+    ) -> Result<(Session, Observed, Option<EarlyChecks>)> {
         let (stack, clients) = prepare(aws, args).await?;
         let spinner = printer.spinner("identifying the caller, reading the account");
         let names = engine::Names::of_stack(&stack);
-        let named = engine::observe_named(&clients, &names, false);
+        let (named_tx, named_rx) = tokio::sync::oneshot::channel();
+        let named = async {
+            let named = engine::observe_named(&clients, &names, false).await;
+            if let Ok(n) = &named {
+                let _ = named_tx.send(n.clone());
+            }
+            named
+        };
         let rest = async {
             let caller = caller::identify(&clients).await?;
             let r = Session::render(printer, args, &stack, &clients, &caller, &spinner).await?;
-            let account = engine::observe_account_part(&clients, &r.desired, r.user.as_deref(), false).await;
-            Ok::<_, Error>((caller, r, account))
+            let early = async {
+                match early {
+                    true => EarlyChecks::start(&clients, &caller, &r, named_rx.await.ok()?).await,
+                    false => None,
+                }
+            };
+            let account = engine::observe_account_part(&clients, &r.desired, r.user.as_deref(), false);
+            let (account, early) = tokio::join!(account, early);
+            Ok::<_, Error>((caller, r, account, early))
         };
-        let (named, rest) = tokio::join!(named, rest);
+        let (rest, named) = tokio::join!(rest, named);
         spinner.finish_and_clear();
         // Who the caller is (or why that failed) comes first: it explains any error of the reads.
-        let (caller, Rendered { desired, user, hardening }, account) = rest?;
+        let (caller, Rendered { desired, user, hardening }, account, early) = rest?;
         let observed = engine::Observed::assemble(&desired, named?, account?)?;
-        Ok((Session { clients, caller, desired, user, hardening }, observed))
+        Ok((Session { clients, caller, desired, user, hardening }, observed, early))
     }
 
     /// Render the stack for the caller's account and settle the operator user (which may ask on a terminal).
@@ -111,6 +134,46 @@ impl Session {
         let hardening = if args.harden { Some(harden::harden(&mut desired)?) } else { None };
         let user = resolve_user(printer, args, clients, caller, &desired, spinner).await?;
         Ok(Rendered { desired, user, hardening })
+    }
+}
+
+/// What a writing run checks before its first write — that the stack's AWS-managed policies exist, and that the
+/// caller may make the changes — started before the observation is complete, for the plan the names alone
+/// give ([`engine::NamedObservation::provisional`]): the stack's policies taken as absent, the operator user
+/// as lacking all of its policies. That plan's changes include the real plan's, except a new version of a
+/// policy that exists with another document; `bootstrap` checks what the real plan needs beyond these.
+pub(crate) struct EarlyChecks {
+    /// The AWS-managed policy ARNs whose existence was checked, and the outcome.
+    pub(crate) managed_checked: BTreeSet<String>,
+    pub(crate) managed: Result<()>,
+    /// The verdict on every permission the provisional plan needs, and how they were reached.
+    pub(crate) permissions: Vec<PermissionCheck>,
+    pub(crate) method: String,
+}
+
+impl EarlyChecks {
+    async fn start(
+        clients: &Clients,
+        caller: &Caller,
+        r: &Rendered,
+        named: engine::NamedObservation,
+    ) -> Option<EarlyChecks> {
+        let provisional = named.provisional(r.user.as_deref(), r.desired.policies.len());
+        let plan = engine::diff(&r.desired, &provisional, r.user.as_deref());
+        let by_name = |k: Kind| !matches!(k, Kind::Policy | Kind::UserPolicies);
+        if !plan.resources.iter().any(|p| by_name(p.kind) && !p.changes.is_empty()) {
+            return None;
+        }
+        let attached = named.attached();
+        let managed_checked: BTreeSet<String> =
+            r.desired.managed_policy_arns().into_iter().filter(|a| !attached.contains(a)).collect();
+        let unseen: Vec<String> = managed_checked.iter().cloned().collect();
+        let needed = engine::permissions::required(&plan, &r.desired);
+        let (managed, (permissions, method)) = tokio::join!(
+            crate::resources::managed_policy::check_exist(clients, &unseen),
+            perms::check(clients, caller, &needed)
+        );
+        Some(EarlyChecks { managed_checked, managed, permissions, method })
     }
 }
 

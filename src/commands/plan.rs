@@ -28,9 +28,10 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &PlanArgs) -
         return crate::commands::accounts::plan(printer, aws, args).await;
     }
     let started = Instant::now();
-    let (session, observed) = Session::open_observing(printer, aws, &args.stack).await?;
+    let (session, observed, _) = Session::open_observing(printer, aws, &args.stack, false).await?;
     let spinner = printer.spinner("checking the managed policies");
-    let managed = engine::check_managed_policies(&session.clients, &session.desired, &observed).await;
+    let managed =
+        engine::check_managed_policies(&session.clients, &session.desired, &observed, &Default::default()).await;
     spinner.finish_and_clear();
     managed?;
     let plan = engine::diff(&session.desired, &observed, session.user.as_deref());

@@ -134,13 +134,40 @@ impl NamedObservation {
 
 /// Every AWS-managed policy the stack uses must exist, so a bad name fails before any write. Those already
 /// attached to something observed are known to exist; only the others are asked about (GetPolicy).
-pub(crate) async fn check_managed_policies(clients: &Clients, desired: &Desired, observed: &Observed) -> Result<()> {
+/// `already_checked`: ARNs whose existence was checked before (see `commands::EarlyChecks`), not asked again.
+pub(crate) async fn check_managed_policies(
+    clients: &Clients,
+    desired: &Desired,
+    observed: &Observed,
+    already_checked: &BTreeSet<String>,
+) -> Result<()> {
     let mut seen: BTreeSet<&String> = observed.roles.iter().flatten().flat_map(|r| r.attached.iter()).collect();
     if let Some(u) = &observed.user {
         seen.extend(u.direct.iter().chain(u.via_groups.keys()));
     }
+    seen.extend(already_checked);
     let unseen: Vec<String> = desired.managed_policy_arns().into_iter().filter(|a| !seen.contains(a)).collect();
     managed_policy::check_exist(clients, &unseen).await
+}
+
+impl NamedObservation {
+    /// The observation as far as names alone tell: the stack's policies taken as absent and the operator user
+    /// (when there is one) as having none of the stack's policies. A plan made from it holds every change of
+    /// the real plan except, for a policy that exists with another document, its new version.
+    pub(crate) fn provisional(&self, user_name: Option<&str>, policies: usize) -> Observed {
+        Observed {
+            user: user_name.map(|_| user::ObservedUser::default()),
+            policies: vec![None; policies],
+            roles: self.roles.clone(),
+            instance_profiles: self.instance_profiles.clone(),
+            service_linked_roles: self.service_linked_roles.clone(),
+        }
+    }
+
+    /// The AWS-managed policies attached to the observed roles (known to exist).
+    pub(crate) fn attached(&self) -> BTreeSet<String> {
+        self.roles.iter().flatten().flat_map(|r| r.attached.iter().cloned()).collect()
+    }
 }
 
 /// The plan for `desired` given what was observed. Pure: no AWS access.
@@ -168,7 +195,7 @@ pub(crate) fn diff(desired: &Desired, observed: &Observed, user_name: Option<&st
 /// Observe, check the managed policies, and diff.
 pub(crate) async fn plan(clients: &Clients, desired: &Desired, user_name: Option<&str>) -> Result<Plan> {
     let observed = observe(clients, desired, user_name, false).await?;
-    check_managed_policies(clients, desired, &observed).await?;
+    check_managed_policies(clients, desired, &observed, &BTreeSet::new()).await?;
     Ok(diff(desired, &observed, user_name))
 }
 

@@ -50,6 +50,17 @@ pub struct Request {
     pub status: Option<u64>,
     /// Set when the emulator answered with an injected fault or held the request: it never reached moto.
     pub fault: Option<String>,
+    /// When it arrived (seconds, wall clock) and how long the emulator took to answer it (ms, added latency
+    /// included). The log is in the order the answers were complete.
+    pub t: f64,
+    pub ms: f64,
+}
+
+impl Request {
+    /// When its answer was complete (seconds, wall clock).
+    pub fn answered(&self) -> f64 {
+        self.t + self.ms / 1000.0
+    }
 }
 
 impl Emulator {
@@ -96,6 +107,8 @@ impl Emulator {
                 access_key: v["access_key"].as_str().unwrap_or_default().to_string(),
                 status: v["status"].as_u64(),
                 fault: v["fault"].as_str().map(str::to_string),
+                t: v["t"].as_f64().unwrap_or_default(),
+                ms: v["ms"].as_f64().unwrap_or_default(),
             })
             .collect()
     }
