@@ -22,8 +22,12 @@ export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_M
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
 
 . "$repo/scripts/lib/emulator.sh"
+# The emulator's own log (moto prints a traceback for what it does not implement, e.g. the permission
+# simulation wfboot tries first) stays out of the way, in target/.
+export EMULATOR_LOG="$repo/target/sandbox-emulator.log"
+: >"$EMULATOR_LOG"
 start_emulator "$repo"
-echo "== sandbox account at $EMULATOR_URL" >&2
+echo "== sandbox account at $EMULATOR_URL (emulator log: target/sandbox-emulator.log)" >&2
 .venv/bin/aws --endpoint-url "$EMULATOR_URL" iam create-user --user-name demo >/dev/null
 
 echo "== wfboot bootstrap (fresh account)" >&2
