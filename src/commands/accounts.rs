@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -18,7 +18,6 @@ use crate::aws::{AssumeRole, AwsSettings, Clients};
 use crate::cli::{AccountsArgs, BootstrapArgs, CheckArgs, PlanArgs, StackArgs};
 use crate::commands::bootstrap::{self, Prepared};
 use crate::commands::{check, plural, validated_stack, watch_interrupt, ExitStatus, Session};
-use crate::engine::apply::ApplyOptions;
 use crate::engine::{self, Plan};
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::Printer;
@@ -247,13 +246,7 @@ pub(crate) async fn bootstrap(printer: &Printer, aws: &AwsSettings, args: &Boots
         .map(|(account, session, plan)| {
             let interrupted = interrupted.clone();
             async move {
-                let opts = ApplyOptions {
-                    stack: session.desired.stack.clone(),
-                    consent,
-                    propagation_timeout: Duration::from_secs(args.propagation_timeout),
-                    deletion_timeout: Duration::ZERO,
-                    interrupted: interrupted.clone(),
-                };
+                let opts = bootstrap::apply_options(&session, args, consent, &interrupted);
                 let prefix = format!("{}: ", who(account));
                 let (applied, remaining) = if plan.has_changes() {
                     match bootstrap::apply_and_verify(worker, &session, &plan, &opts, &prefix).await {

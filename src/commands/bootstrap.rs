@@ -118,13 +118,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
 
     let interrupted = Arc::new(AtomicBool::new(false));
     let watcher = watch_interrupt(interrupted.clone());
-    let opts = ApplyOptions {
-        stack: session.desired.stack.clone(),
-        consent,
-        propagation_timeout: Duration::from_secs(args.propagation_timeout),
-        deletion_timeout: Duration::ZERO,
-        interrupted: interrupted.clone(),
-    };
+    let opts = apply_options(&session, args, consent, &interrupted);
     let applied = apply_and_verify(printer, &session, &plan, &opts, "").await;
     watcher.abort();
     let (applied, remaining) = applied?;
@@ -218,6 +212,22 @@ pub(crate) fn consent(printer: &Printer, args: &BootstrapArgs, needing_consent: 
             plural(needing_consent)
         ));
         Ok(false)
+    }
+}
+
+/// How `bootstrap` applies (it never deletes, so no deletion wait).
+pub(crate) fn apply_options(
+    session: &Session,
+    args: &BootstrapArgs,
+    consent: bool,
+    interrupted: &Arc<AtomicBool>,
+) -> ApplyOptions {
+    ApplyOptions {
+        stack: session.desired.stack.clone(),
+        consent,
+        propagation_timeout: Duration::from_secs(args.propagation_timeout),
+        deletion_timeout: Duration::ZERO,
+        interrupted: interrupted.clone(),
     }
 }
 
