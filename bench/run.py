@@ -53,6 +53,7 @@ TARGET_VERSION_MS = 10.0       # `wfboot --version`
 TARGET_SHOW_MS = 20.0          # `wfboot stacks show slim-workflow --account-id 123456789012`
 TARGET_RSS_MB = 50.0           # peak RSS of a bootstrap
 TARGET_LATENCY = 40.0          # the latency the targets are stated for
+EMULATOR_GC = False            # --emulator-gc: leave Python's garbage collector on in the emulators
 WAVE_FRACTION = 0.6            # a request >= 0.6 L after its wave's first start opens a new wave
 MIN_WAVE_LATENCY = 40.0        # below this, waves cannot be told apart from compute jitter
 
@@ -207,6 +208,8 @@ class Emulator:
         env["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
         cmd = [str(VENV_PY), str(EMULATOR), "--host", "127.0.0.1", "--port", "0",
                "--log", str(self.log_path), "--latency-ms", f"{self.latency_ms:g}"]
+        if not EMULATOR_GC:
+            cmd.append("--no-gc")
         self.err_file = open(self.err_path, "ab")
         try:
             # stdin stays an open pipe: the emulator exits when it closes (also if this script dies).
@@ -1166,6 +1169,8 @@ def parse_args(argv=None):
     p.add_argument("--scale-latency-ms", type=float, default=40.0, dest="scale_latency")
     p.add_argument("--micro-runs", type=int, default=20, help="runs of --version / stacks show (default 20)")
     p.add_argument("--tools", default="wfboot,boto3,cli", help="subset of wfboot,boto3,cli")
+    p.add_argument("--emulator-gc", action="store_true",
+                   help="leave Python's garbage collector on in the emulators (default: off, see bench/README.md)")
     p.add_argument("--quiet-wait-s", type=float, default=90.0,
                    help="before each measured run, wait up to this long for other work on the machine to drop "
                         "below 25 %% CPU (default 90; 0 = never wait); at most 15 min in all")
@@ -1199,7 +1204,9 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
+    global EMULATOR_GC
     args = parse_args(argv)
+    EMULATOR_GC = args.emulator_gc
     ensure_venv_python()
     for k in [k for k in os.environ if k.lower() in ("http_proxy", "https_proxy", "all_proxy")]:
         del os.environ[k]

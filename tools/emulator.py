@@ -15,7 +15,7 @@ threaded werkzeug server, wrapped in a middleware that
     the next N writes (a crash point: the client is killed while held), {"fault_rate": F}.
 
 Usage:
-    python tools/emulator.py [--host 127.0.0.1] [--port 0] [--log FILE] [--latency-ms N]
+    python tools/emulator.py [--host 127.0.0.1] [--port 0] [--log FILE] [--latency-ms N] [--no-gc]
         [--fault-rate F] [--fault-kinds throttle,500,503,drop] [--seed S] [--no-stdin-watch]
 
 Once listening it prints exactly one line on stdout, `READY http://HOST:PORT`; everything
@@ -487,6 +487,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--fault-kinds", default=",".join(FAULT_KINDS),
                    help="comma list of: throttle, 500, 503, drop (default: all)")
     p.add_argument("--seed", type=int, default=1, help="seed of the fault RNG")
+    p.add_argument("--no-gc", action="store_true",
+                   help="switch off Python's cyclic garbage collector (benchmarks: its passes over moto's "
+                        "large heap paused single requests for 10-70 ms at random moments)")
     p.add_argument("--no-stdin-watch", action="store_true",
                    help="do not exit when stdin reaches end-of-file")
     args = p.parse_args(argv)
@@ -537,6 +540,11 @@ def main(argv: list[str] | None = None) -> int:
     # stdout carries only the READY line: anything moto or a library prints goes to stderr.
     ready_out = sys.stdout
     sys.stdout = sys.stderr
+
+    if args.no_gc:
+        # An emulator lives for one run; reference counting still frees almost everything moto allocates.
+        import gc
+        gc.disable()
 
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     # Imported only now: moto reads its settings from the environment.
