@@ -338,8 +338,11 @@ impl Fleet {
             printer.warn("you are using the account's root credentials; use an IAM user or role for day-to-day work");
         }
         // Every account is in the caller's partition: ARNs written for another one fail here, before any account.
-        let target =
-            Target { partition: caller.partition.clone(), account_id: caller.account_id.clone(), region: clients.region.clone() };
+        let target = Target {
+            partition: caller.partition.clone(),
+            account_id: caller.account_id.clone(),
+            region: clients.region.clone(),
+        };
         crate::commands::lint::gate(printer, &resolved, Some(&target), false, "nothing was written")?;
         if stack.user_name.is_none() && !stack.skip_user && !resolved.user_policies.is_empty() {
             printer.warn(

@@ -112,7 +112,13 @@ pub(crate) fn run(printer: &Printer, args: &LintArgs) -> Result<ExitStatus> {
 /// is known of the account (`target`: after the caller was identified, for ARNs in the wrong partition). Warnings
 /// go to stderr (with `warnings`); any error is returned, listing every one. `done` says what has happened so far
 /// ("nothing was sent to AWS", "nothing was written").
-pub(crate) fn gate(printer: &Printer, stack: &Stack, target: Option<&Target>, warnings: bool, done: &str) -> Result<()> {
+pub(crate) fn gate(
+    printer: &Printer,
+    stack: &Stack,
+    target: Option<&Target>,
+    warnings: bool,
+    done: &str,
+) -> Result<()> {
     let opts = Options {
         partition: target.map(|t| t.partition.clone()),
         account_id: target.map(|t| t.account_id.clone()),
@@ -122,7 +128,9 @@ pub(crate) fn gate(printer: &Printer, stack: &Stack, target: Option<&Target>, wa
     let findings = validate::lint(&stack.source, Some(stack), &[], &opts);
     if warnings {
         for f in findings.iter().filter(|f| f.severity == Severity::Warning) {
-            printer.warn(&f.to_string());
+            // "warning: [rule] ...": the printer says "warning:" already.
+            let text = f.to_string();
+            printer.warn(text.strip_prefix("warning").unwrap_or(&text));
         }
     }
     let errors: Vec<String> =

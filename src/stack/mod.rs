@@ -584,9 +584,7 @@ fn render_document(t: &TemplateFile, target: &Target) -> Result<Value> {
         Error::input(format!("{}: not valid JSON after rendering: {e}", t.name))
             .with_help("check the template for a missing comma or quote")
     })?;
-    if !value.get("Statement").is_some_and(|s| s.is_array() || s.is_object()) {
-        return Err(Error::input(format!("{}: a policy document needs a \"Statement\" (object or list)", t.name)));
-    }
+    // The document's grammar (a Statement among it) is `validate::grammar`'s, run on every loaded stack.
     Ok(value)
 }
 

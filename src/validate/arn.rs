@@ -56,7 +56,8 @@ pub(crate) fn split(arn: &str) -> Option<Parts<'_>> {
     })
 }
 
-const ARN_FORMAT: &str = "\"*\" or an ARN arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE (wildcards allowed after the service)";
+const ARN_FORMAT: &str =
+    "\"*\" or an ARN arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE (wildcards allowed after the service)";
 
 /// A `Resource` / `NotResource` entry. `partition`: the account's, when known.
 pub(crate) fn check_resource(value: &str, partition: Option<&str>) -> Result<(), Problem> {
@@ -85,7 +86,11 @@ pub(crate) fn check_resource(value: &str, partition: Option<&str>) -> Result<(),
         ));
     }
     if !parts.region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-*?".contains(c)) {
-        return Err(problem("arn", format!("`{value}`: `{}` is not a region", parts.region), "e.g. `us-east-1`, `*` or empty"));
+        return Err(problem(
+            "arn",
+            format!("`{value}`: `{}` is not a region", parts.region),
+            "e.g. `us-east-1`, `*` or empty",
+        ));
     }
     if !account_ok(parts.account) {
         return Err(problem(
@@ -95,12 +100,20 @@ pub(crate) fn check_resource(value: &str, partition: Option<&str>) -> Result<(),
         ));
     }
     if parts.resource.is_empty() {
-        return Err(problem("arn", format!("`{value}` names no resource"), "a resource after the account, e.g. `role/MyRole` or `*`"));
+        return Err(problem(
+            "arn",
+            format!("`{value}` names no resource"),
+            "a resource after the account, e.g. `role/MyRole` or `*`",
+        ));
     }
     // IAM's own messages for these (MalformedPolicyDocument): "IAM resource ... cannot contain region information",
     // "Resource ... can not contain region information" (buckets and objects have neither region nor account).
     if parts.service == "iam" && !parts.region.is_empty() {
-        return Err(problem("arn", format!("`{value}`: IAM resources are global and take no region"), "arn:PARTITION:iam::ACCOUNT:..."));
+        return Err(problem(
+            "arn",
+            format!("`{value}`: IAM resources are global and take no region"),
+            "arn:PARTITION:iam::ACCOUNT:...",
+        ));
     }
     if parts.service == "s3" && !parts.region.is_empty() && parts.account.is_empty() {
         return Err(problem(
@@ -109,10 +122,16 @@ pub(crate) fn check_resource(value: &str, partition: Option<&str>) -> Result<(),
             "arn:PARTITION:s3:::BUCKET or arn:PARTITION:s3:::BUCKET/KEY",
         ));
     }
-    if parts.service == "iam" && !parts.resource.starts_with('*') && !IAM_RESOURCE_TYPES.iter().any(|t| parts.resource.starts_with(t)) {
+    if parts.service == "iam"
+        && !parts.resource.starts_with('*')
+        && !IAM_RESOURCE_TYPES.iter().any(|t| parts.resource.starts_with(t))
+    {
         return Err(problem(
             "arn",
-            format!("`{value}`: `{}` is not an IAM resource type", parts.resource.split('/').next().unwrap_or_default()),
+            format!(
+                "`{value}`: `{}` is not an IAM resource type",
+                parts.resource.split('/').next().unwrap_or_default()
+            ),
             format!("`*` or a resource starting with {}", IAM_RESOURCE_TYPES.join(", ")),
         ));
     }
@@ -164,7 +183,8 @@ fn check_partition(value: &str, written: &str, expected: Option<&str>) -> Result
     }
 }
 
-const AWS_PRINCIPAL: &str = "\"*\", a 12-digit account id, or the ARN of an account (arn:PARTITION:iam::ACCOUNT:root), user, \
+const AWS_PRINCIPAL: &str =
+    "\"*\", a 12-digit account id, or the ARN of an account (arn:PARTITION:iam::ACCOUNT:root), user, \
                              role or assumed-role session, without wildcards";
 
 /// A value of `Principal.AWS`.
@@ -196,7 +216,9 @@ pub(crate) fn check_aws_principal(value: &str, partition: Option<&str>) -> Resul
                 && ((parts.account.len() == 12 && parts.account.bytes().all(|b| b.is_ascii_digit()))
                     || (parts.account == "cloudfront" && parts.resource.starts_with("user/")))
                 && (parts.resource == "root"
-                    || ["user/", "role/", "federated-user/"].iter().any(|t| parts.resource.len() > t.len() && parts.resource.starts_with(t)))
+                    || ["user/", "role/", "federated-user/"]
+                        .iter()
+                        .any(|t| parts.resource.len() > t.len() && parts.resource.starts_with(t)))
         }
         "sts" => {
             parts.region.is_empty()
@@ -249,7 +271,9 @@ pub(crate) fn check_federated_principal(value: &str, partition: Option<&str>) ->
             && parts.region.is_empty()
             && parts.account.len() == 12
             && parts.account.bytes().all(|b| b.is_ascii_digit())
-            && ["saml-provider/", "oidc-provider/"].iter().any(|t| parts.resource.len() > t.len() && parts.resource.starts_with(t))
+            && ["saml-provider/", "oidc-provider/"]
+                .iter()
+                .any(|t| parts.resource.len() > t.len() && parts.resource.starts_with(t))
             && !value.contains(['*', '?']);
         if provider {
             return Ok(());
@@ -308,8 +332,14 @@ mod tests {
 
     #[test]
     fn principals_of_each_kind_are_checked() {
-        for ok in ["*", "123456789012", "arn:aws:iam::123456789012:root", "arn:aws:iam::123456789012:role/path/R",
-            "arn:aws:sts::123456789012:assumed-role/R/s", "AROAEXAMPLEID1234567"] {
+        for ok in [
+            "*",
+            "123456789012",
+            "arn:aws:iam::123456789012:root",
+            "arn:aws:iam::123456789012:role/path/R",
+            "arn:aws:sts::123456789012:assumed-role/R/s",
+            "AROAEXAMPLEID1234567",
+        ] {
             assert_eq!(check_aws_principal(ok, None), Ok(()), "{ok}");
         }
         for bad in ["arn:aws:iam::123456789012:role/*", "alice", "arn:aws:iam::123456789012:group/g", "1234"] {
@@ -320,7 +350,13 @@ mod tests {
         assert!(check_service_principal("ec2.example.org").unwrap().is_some());
         assert!(check_service_principal("EC2").is_err() && check_service_principal("*").is_err());
         assert_eq!(check_federated_principal("accounts.google.com", None), Ok(()));
-        assert_eq!(check_federated_principal("arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com", None), Ok(()));
+        assert_eq!(
+            check_federated_principal(
+                "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com",
+                None
+            ),
+            Ok(())
+        );
         assert!(check_federated_principal("github.com", None).is_err());
         assert!(check_canonical_user(&"a".repeat(64)).is_ok() && check_canonical_user("abc").is_err());
     }

@@ -107,7 +107,14 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn push(&mut self, severity: Severity, rule: &'static str, element: &str, message: String, accepted: Option<String>) {
+    fn push(
+        &mut self,
+        severity: Severity,
+        rule: &'static str,
+        element: &str,
+        message: String,
+        accepted: Option<String>,
+    ) {
         self.issues.push(Issue {
             severity,
             rule,
@@ -136,7 +143,12 @@ impl Checker<'_> {
 pub(crate) fn check(doc: &Value, kind: DocKind, partition: Option<&str>) -> Vec<Issue> {
     let mut c = Checker { kind, partition, issues: Vec::new(), statement: None, sid: None };
     let Value::Object(top) = doc else {
-        c.error("document", "", "a policy document must be a JSON object", "{\"Version\": \"2012-10-17\", \"Statement\": [...]}");
+        c.error(
+            "document",
+            "",
+            "a policy document must be a JSON object",
+            "{\"Version\": \"2012-10-17\", \"Statement\": [...]}",
+        );
         return c.issues;
     };
     for key in top.keys().filter(|k| !TOP_ELEMENTS.contains(&k.as_str())) {
@@ -155,7 +167,9 @@ pub(crate) fn check(doc: &Value, kind: DocKind, partition: Option<&str>) -> Vec<
             VERSION_ACCEPTED,
         ),
         Some(Value::String(v)) if VERSIONS.contains(&v.as_str()) => {}
-        Some(other) => c.error("version", "Version", format!("{other} is not a policy language version"), VERSION_ACCEPTED),
+        Some(other) => {
+            c.error("version", "Version", format!("{other} is not a policy language version"), VERSION_ACCEPTED)
+        }
     }
     if version.and_then(Value::as_str) != Some("2012-10-17") && doc.to_string().contains("${") {
         c.warn(
@@ -172,7 +186,12 @@ pub(crate) fn check(doc: &Value, kind: DocKind, partition: Option<&str>) -> Vec<
     }
     let statements: Vec<&Value> = match top.get("Statement") {
         None => {
-            c.error("statement", "Statement", "the document has no Statement", "\"Statement\": a statement object or a list of them");
+            c.error(
+                "statement",
+                "Statement",
+                "the document has no Statement",
+                "\"Statement\": a statement object or a list of them",
+            );
             return c.issues;
         }
         Some(Value::Array(items)) if items.is_empty() => {
@@ -196,12 +215,22 @@ pub(crate) fn check(doc: &Value, kind: DocKind, partition: Option<&str>) -> Vec<
         c.statement = Some(i);
         c.sid = statement.get("Sid").and_then(Value::as_str).map(str::to_string);
         let Value::Object(s) = statement else {
-            c.error("statement", "", format!("a statement must be an object, not {}", type_name(statement)), "{\"Effect\": ..., ...}");
+            c.error(
+                "statement",
+                "",
+                format!("a statement must be an object, not {}", type_name(statement)),
+                "{\"Effect\": ..., ...}",
+            );
             continue;
         };
         if let Some(sid) = s.get("Sid").and_then(Value::as_str).filter(|sid| !sid.is_empty()) {
             if sids.contains(&sid) {
-                c.error("sid-unique", "Sid", format!("Sid \"{sid}\" is used by an earlier statement"), "a Sid unique within the document");
+                c.error(
+                    "sid-unique",
+                    "Sid",
+                    format!("Sid \"{sid}\" is used by an earlier statement"),
+                    "a Sid unique within the document",
+                );
             }
             sids.push(sid);
         }
@@ -220,12 +249,20 @@ fn check_statement(c: &mut Checker<'_>, s: &Map<String, Value>) {
     }
     if let Some(sid) = s.get("Sid") {
         match sid.as_str() {
-            None => c.error("sid", "Sid", format!("Sid must be a string, not {}", type_name(sid)), "a string of letters and digits"),
+            None => c.error(
+                "sid",
+                "Sid",
+                format!("Sid must be a string, not {}", type_name(sid)),
+                "a string of letters and digits",
+            ),
             Some(text) if !text.chars().all(|ch| ch.is_ascii_alphanumeric()) => c.error(
                 "sid",
                 "Sid",
                 format!("Sid \"{text}\" has characters IAM does not accept"),
-                format!("ASCII letters and digits only, e.g. \"{}\"", text.chars().filter(char::is_ascii_alphanumeric).collect::<String>()),
+                format!(
+                    "ASCII letters and digits only, e.g. \"{}\"",
+                    text.chars().filter(char::is_ascii_alphanumeric).collect::<String>()
+                ),
             ),
             Some(_) => {}
         }
@@ -234,26 +271,33 @@ fn check_statement(c: &mut Checker<'_>, s: &Map<String, Value>) {
     match effect {
         None => c.error("effect", "Effect", "the statement has no Effect", "\"Effect\": \"Allow\" or \"Deny\""),
         Some(Value::String(e)) if e == "Allow" || e == "Deny" => {}
-        Some(other) => c.error(
-            "effect",
-            "Effect",
-            format!("{other} is not an Effect"),
-            "\"Allow\" or \"Deny\" (case-sensitive)",
-        ),
+        Some(other) => {
+            c.error("effect", "Effect", format!("{other} is not an Effect"), "\"Allow\" or \"Deny\" (case-sensitive)")
+        }
     }
     let allow = effect.and_then(Value::as_str) == Some("Allow");
 
     // Action / NotAction: exactly one, in both kinds of document.
     let actions = match (s.get("Action"), s.get("NotAction")) {
         (Some(_), Some(_)) => {
-            c.error("action", "NotAction", "the statement has both Action and NotAction", "exactly one of Action and NotAction");
+            c.error(
+                "action",
+                "NotAction",
+                "the statement has both Action and NotAction",
+                "exactly one of Action and NotAction",
+            );
             Vec::new()
         }
         (None, None) => {
-            c.error("action", "Action", "the statement has no Action", match c.kind {
-                DocKind::Trust => "\"Action\": \"sts:AssumeRole\"",
-                DocKind::Identity => "\"Action\": \"service:Action\" or a list of them",
-            });
+            c.error(
+                "action",
+                "Action",
+                "the statement has no Action",
+                match c.kind {
+                    DocKind::Trust => "\"Action\": \"sts:AssumeRole\"",
+                    DocKind::Identity => "\"Action\": \"service:Action\" or a list of them",
+                },
+            );
             Vec::new()
         }
         (Some(v), None) => strings(c, "Action", v),
@@ -280,11 +324,21 @@ fn check_statement(c: &mut Checker<'_>, s: &Map<String, Value>) {
             Vec::new()
         }
         (DocKind::Identity, Some(_), Some(_)) => {
-            c.error("resource", "NotResource", "the statement has both Resource and NotResource", "exactly one of Resource and NotResource");
+            c.error(
+                "resource",
+                "NotResource",
+                "the statement has both Resource and NotResource",
+                "exactly one of Resource and NotResource",
+            );
             Vec::new()
         }
         (DocKind::Identity, None, None) => {
-            c.error("resource", "Resource", "the statement has no Resource", "\"Resource\": an ARN, \"*\", or a list of them");
+            c.error(
+                "resource",
+                "Resource",
+                "the statement has no Resource",
+                "\"Resource\": an ARN, \"*\", or a list of them",
+            );
             Vec::new()
         }
         (DocKind::Identity, Some(v), None) => strings(c, "Resource", v),
@@ -311,7 +365,12 @@ fn check_statement(c: &mut Checker<'_>, s: &Map<String, Value>) {
             }
         }
         (DocKind::Trust, Some(_), Some(_)) => {
-            c.error("principal", "NotPrincipal", "the statement has both Principal and NotPrincipal", "exactly one of Principal and NotPrincipal");
+            c.error(
+                "principal",
+                "NotPrincipal",
+                "the statement has both Principal and NotPrincipal",
+                "exactly one of Principal and NotPrincipal",
+            );
         }
         (DocKind::Trust, None, None) => c.error(
             "principal",
@@ -320,30 +379,38 @@ fn check_statement(c: &mut Checker<'_>, s: &Map<String, Value>) {
             "\"Principal\": {\"Service\": \"ec2.amazonaws.com\"} (or AWS, Federated)",
         ),
         (DocKind::Trust, Some(p), None) => check_principal(c, "Principal", p),
+        // "NotPrincipal must be used with "Effect":"Deny"", and "You cannot use the NotPrincipal element in ... an
+        // IAM role trust policy" (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notprincipal.html).
         (DocKind::Trust, None, Some(p)) => {
-            if allow {
-                c.error(
-                    "not-principal",
-                    "NotPrincipal",
-                    "NotPrincipal with \"Effect\": \"Allow\" would let every other principal in the world assume the role",
-                    "NotPrincipal only with \"Effect\": \"Deny\"; to allow, name the principals in Principal",
-                );
-            }
+            let message = if allow {
+                "NotPrincipal with \"Effect\": \"Allow\" would trust every other principal; IAM supports NotPrincipal \
+                 only with Deny, and never in a role's trust policy"
+            } else {
+                "IAM does not support NotPrincipal in a role's trust policy"
+            };
+            c.error(
+                "not-principal",
+                "NotPrincipal",
+                message,
+                "name who may assume the role in Principal; exclude principals with a Deny statement conditioned on \
+                 aws:PrincipalArn",
+            );
             check_principal(c, "NotPrincipal", p);
         }
     }
 
     if let Some(condition) = s.get("Condition") {
         // The services whose condition keys apply: those of the actions, unless every service may be meant.
-        let services: Option<Vec<String>> = if negated || actions.iter().any(|(_, a)| !a.contains(':') || a.starts_with('*')) {
-            None
-        } else {
-            let mut list: Vec<String> =
-                actions.iter().filter_map(|(_, a)| a.split(':').next()).map(str::to_ascii_lowercase).collect();
-            list.sort();
-            list.dedup();
-            Some(list)
-        };
+        let services: Option<Vec<String>> =
+            if negated || actions.iter().any(|(_, a)| !a.contains(':') || a.starts_with('*')) {
+                None
+            } else {
+                let mut list: Vec<String> =
+                    actions.iter().filter_map(|(_, a)| a.split(':').next()).map(str::to_ascii_lowercase).collect();
+                list.sort();
+                list.dedup();
+                Some(list)
+            };
         check_condition(c, condition, services.as_deref());
     }
 }
@@ -362,7 +429,9 @@ fn strings<'v>(c: &mut Checker<'_>, name: &str, value: &'v Value) -> Vec<(String
                 let element = format!("{name}[{i}]");
                 match item {
                     Value::String(s) => out.push((element, s.as_str())),
-                    other => c.error(name_rule(name), &element, format!("{} is not a string", type_name(other)), "a string"),
+                    other => {
+                        c.error(name_rule(name), &element, format!("{} is not a string", type_name(other)), "a string")
+                    }
                 }
             }
             out
@@ -391,7 +460,12 @@ fn check_action(c: &mut Checker<'_>, element: &str, action: &str, negated: bool)
     let accepted = "\"*\" or service:Action, e.g. \"s3:GetObject\" (wildcards * and ? are allowed in the action name)";
     if action == "*" {
         if c.kind == DocKind::Trust {
-            c.warn("trust-action", element, "\"*\" in a trust policy grants more than assuming the role", "\"sts:AssumeRole\"");
+            c.warn(
+                "trust-action",
+                element,
+                "\"*\" in a trust policy grants more than assuming the role",
+                "\"sts:AssumeRole\"",
+            );
         }
         return;
     }
@@ -404,7 +478,12 @@ fn check_action(c: &mut Checker<'_>, element: &str, action: &str, negated: bool)
         return;
     }
     if prefix.is_empty() || !prefix.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-') {
-        c.error("action", element, format!("`{prefix}` in `{action}` is not a service prefix (no wildcards there)"), accepted);
+        c.error(
+            "action",
+            element,
+            format!("`{prefix}` in `{action}` is not a service prefix (no wildcards there)"),
+            accepted,
+        );
         return;
     }
     if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "*?-".contains(ch)) {
@@ -432,7 +511,9 @@ fn check_action(c: &mut Checker<'_>, element: &str, action: &str, negated: bool)
             "unknown-action",
             element,
             match &suggestion {
-                Some(s) => format!("`{action}`: there is no AWS service with the prefix `{prefix}`; did you mean `{s}`?"),
+                Some(s) => {
+                    format!("`{action}`: there is no AWS service with the prefix `{prefix}`; did you mean `{s}`?")
+                }
                 None => format!("`{action}`: there is no AWS service with the prefix `{prefix}`"),
             },
             "a service prefix from the Service Authorization Reference",
@@ -456,7 +537,8 @@ fn check_action(c: &mut Checker<'_>, element: &str, action: &str, negated: bool)
 }
 
 fn check_principal(c: &mut Checker<'_>, name: &str, value: &Value) {
-    let accepted = "\"*\" or an object with AWS, Service, Federated or CanonicalUser, each a string or a list of strings";
+    let accepted =
+        "\"*\" or an object with AWS, Service, Federated or CanonicalUser, each a string or a list of strings";
     let map = match value {
         Value::String(s) if s == "*" => return,
         Value::Object(map) if !map.is_empty() => map,
@@ -581,7 +663,12 @@ fn check_condition(c: &mut Checker<'_>, condition: &Value, services: Option<&[St
             continue;
         };
         if keys.is_empty() {
-            c.error("condition", &element, "the operator names no condition key", format!("\"{op}\": {{\"key\": \"value\"}}"));
+            c.error(
+                "condition",
+                &element,
+                "the operator names no condition key",
+                format!("\"{op}\": {{\"key\": \"value\"}}"),
+            );
         }
         for (key, values) in keys {
             let element = format!("Condition.{op}.{key}");
@@ -592,7 +679,12 @@ fn check_condition(c: &mut Checker<'_>, condition: &Value, services: Option<&[St
 }
 
 /// The key's entry in the table, when it is a known one; a warning when it is not a key of the statement's services.
-fn check_condition_key(c: &mut Checker<'_>, element: &str, key: &str, services: Option<&[String]>) -> Option<actions::Key> {
+fn check_condition_key(
+    c: &mut Checker<'_>,
+    element: &str,
+    key: &str,
+    services: Option<&[String]>,
+) -> Option<actions::Key> {
     let Some((prefix, _)) = key.split_once(':') else {
         c.error(
             "condition-key",
@@ -675,7 +767,9 @@ fn check_condition_values(
             Category::Null => (v == "true" || v == "false", true, "true or false"),
             Category::Bool => (v == "true" || v == "false", false, "\"true\" or \"false\""),
             Category::Numeric => (v.parse::<f64>().is_ok(), true, "a number"),
-            Category::Date => (is_date(&v), true, "an ISO 8601 date or time (2026-01-31, 2026-01-31T12:00:00Z) or epoch seconds"),
+            Category::Date => {
+                (is_date(&v), true, "an ISO 8601 date or time (2026-01-31, 2026-01-31T12:00:00Z) or epoch seconds")
+            }
             Category::Ip => (is_cidr(&v), true, "an IPv4 or IPv6 address or CIDR block, e.g. 203.0.113.0/24"),
             Category::Arn => (v == "*" || arn::split(&v).is_some(), false, "an ARN (wildcards allowed with ArnLike)"),
             Category::String | Category::Binary => (true, false, ""),
@@ -836,38 +930,86 @@ mod tests {
             DocKind::Identity,
         );
         assert_eq!(e, [("action", "NotAction".into()), ("resource", "NotResource".into())]);
-        let e = errors(trust(json!({"Effect": "Allow", "NotPrincipal": {"AWS": "123456789012"}, "Action": "sts:AssumeRole"})), DocKind::Trust);
+        let e = errors(
+            trust(json!({"Effect": "Allow", "NotPrincipal": {"AWS": "123456789012"}, "Action": "sts:AssumeRole"})),
+            DocKind::Trust,
+        );
         assert_eq!(e, [("not-principal", "NotPrincipal".into())]);
     }
 
     #[test]
     fn trust_documents_grant_only_the_assume_role_actions() {
-        let e = errors(trust(json!({"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": ["sts:AssumeRole", "s3:GetObject"]})), DocKind::Trust);
+        let e = errors(
+            trust(
+                json!({"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": ["sts:AssumeRole", "s3:GetObject"]}),
+            ),
+            DocKind::Trust,
+        );
         assert_eq!(e, [("trust-action", "Action[1]".into())]);
-        let issues = check(&trust(json!({"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRol"})), DocKind::Trust, None);
+        let issues = check(
+            &trust(
+                json!({"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRol"}),
+            ),
+            DocKind::Trust,
+            None,
+        );
         assert!(issues[0].message.contains("did you mean sts:AssumeRole?"), "{:?}", issues);
-        let oidc = trust(json!({"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"},
+        let oidc = trust(
+            json!({"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"},
             "Action": "sts:AssumeRoleWithWebIdentity", "Condition": {"StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
-            "StringLike": {"token.actions.githubusercontent.com:sub": "repo:o/r:*"}}}));
+            "StringLike": {"token.actions.githubusercontent.com:sub": "repo:o/r:*"}}}),
+        );
         assert_eq!(rules(oidc, DocKind::Trust), []);
         for ok in ["sts:AssumeRoleWithWebIdentity", "sts:TagSession", "sts:AssumeRole*"] {
-            assert_eq!(errors(trust(json!({"Effect": "Allow", "Principal": {"Federated": "accounts.google.com"}, "Action": ok})), DocKind::Trust), [], "{ok}");
+            assert_eq!(
+                errors(
+                    trust(json!({"Effect": "Allow", "Principal": {"Federated": "accounts.google.com"}, "Action": ok})),
+                    DocKind::Trust
+                ),
+                [],
+                "{ok}"
+            );
         }
     }
 
     #[test]
     fn conditions_check_operators_values_and_keys() {
         let doc = |condition: Value| json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*", "Condition": condition}]});
-        assert_eq!(errors(doc(json!({"StringEqual": {"aws:SourceAccount": "1"}})), DocKind::Identity), [("condition-operator", "Condition.StringEqual".into())]);
-        assert_eq!(errors(doc(json!({"NullIfExists": {"aws:TagKeys": "true"}})), DocKind::Identity), [("condition-operator", "Condition.NullIfExists".into())]);
-        assert_eq!(errors(doc(json!({"Null": {"aws:TagKeys": "yes"}})), DocKind::Identity), [("condition-value", "Condition.Null.aws:TagKeys".into())]);
-        assert_eq!(errors(doc(json!({"DateGreaterThan": {"aws:CurrentTime": "tomorrow"}})), DocKind::Identity), [("condition-value", "Condition.DateGreaterThan.aws:CurrentTime".into())]);
-        assert_eq!(errors(doc(json!({"IpAddress": {"aws:SourceIp": "10.0.0.0/33"}})), DocKind::Identity), [("condition-value", "Condition.IpAddress.aws:SourceIp".into())]);
-        assert_eq!(errors(doc(json!({"StringEquals": {"aws:SourceAccount": {"a": 1}}})), DocKind::Identity), [("condition-value", "Condition.StringEquals.aws:SourceAccount".into())]);
-        assert_eq!(errors(doc(json!({"StringEquals": {"SourceAccount": "1"}})), DocKind::Identity), [("condition-key", "Condition.StringEquals.SourceAccount".into())]);
-        assert_eq!(errors(doc(json!({"ForAnyValue:StringLikeIfExists": {"aws:TagKeys": ["a*"]}})), DocKind::Identity), []);
+        assert_eq!(
+            errors(doc(json!({"StringEqual": {"aws:SourceAccount": "1"}})), DocKind::Identity),
+            [("condition-operator", "Condition.StringEqual".into())]
+        );
+        assert_eq!(
+            errors(doc(json!({"NullIfExists": {"aws:TagKeys": "true"}})), DocKind::Identity),
+            [("condition-operator", "Condition.NullIfExists".into())]
+        );
+        assert_eq!(
+            errors(doc(json!({"Null": {"aws:TagKeys": "yes"}})), DocKind::Identity),
+            [("condition-value", "Condition.Null.aws:TagKeys".into())]
+        );
+        assert_eq!(
+            errors(doc(json!({"DateGreaterThan": {"aws:CurrentTime": "tomorrow"}})), DocKind::Identity),
+            [("condition-value", "Condition.DateGreaterThan.aws:CurrentTime".into())]
+        );
+        assert_eq!(
+            errors(doc(json!({"IpAddress": {"aws:SourceIp": "10.0.0.0/33"}})), DocKind::Identity),
+            [("condition-value", "Condition.IpAddress.aws:SourceIp".into())]
+        );
+        assert_eq!(
+            errors(doc(json!({"StringEquals": {"aws:SourceAccount": {"a": 1}}})), DocKind::Identity),
+            [("condition-value", "Condition.StringEquals.aws:SourceAccount".into())]
+        );
+        assert_eq!(
+            errors(doc(json!({"StringEquals": {"SourceAccount": "1"}})), DocKind::Identity),
+            [("condition-key", "Condition.StringEquals.SourceAccount".into())]
+        );
+        assert_eq!(
+            errors(doc(json!({"ForAnyValue:StringLikeIfExists": {"aws:TagKeys": ["a*"]}})), DocKind::Identity),
+            []
+        );
         // Unknown keys are warnings, with the nearest key.
-        let issues = check(&doc(json!({"StringEquals": {"s3:prefx": "a", "aws:SourceAcount": "1"}})), DocKind::Identity, None);
+        let issues =
+            check(&doc(json!({"StringEquals": {"s3:prefx": "a", "aws:SourceAcount": "1"}})), DocKind::Identity, None);
         assert!(issues.iter().all(|i| i.severity == Severity::Warning && i.rule == "condition-key"), "{issues:?}");
         assert!(issues.iter().any(|i| i.message.contains("did you mean aws:SourceAccount?")), "{issues:?}");
         assert!(issues.iter().any(|i| i.message.contains("did you mean s3:prefix?")), "{issues:?}");
@@ -875,25 +1017,52 @@ mod tests {
 
     #[test]
     fn statement_level_grammar_sid_effect_and_unknown_elements() {
-        let e = errors(json!({"Version": "2012-10-17", "Statement": [
+        let e = errors(
+            json!({"Version": "2012-10-17", "Statement": [
             {"Sid": "Read-Only", "Effect": "allow", "Action": "s3:GetObject", "Resource": "*"},
             {"Sid": "A", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*", "action": "x"},
-            {"Sid": "A", "Effect": "Deny", "Action": "s3:GetObject", "Resource": "*"}]}), DocKind::Identity);
-        assert_eq!(e, [
-            ("sid", "Sid".into()), ("effect", "Effect".into()),
-            ("element", "action".into()),
-            ("sid-unique", "Sid".into()),
-        ]);
-        assert_eq!(errors(json!({"Version": "2012-10-17", "Statement": []}), DocKind::Identity), [("statement", "Statement".into())]);
-        assert_eq!(errors(json!({"Version": "2012-10-17", "Statement": "x"}), DocKind::Identity), [("statement", "Statement".into())]);
-        assert_eq!(errors(json!({"Version": "2012-10-17", "Statement": [], "Statment": []}), DocKind::Identity)[0], ("element", "Statment".into()));
-        let w = rules(json!({"Statement": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/${aws:username}"}}), DocKind::Identity);
+            {"Sid": "A", "Effect": "Deny", "Action": "s3:GetObject", "Resource": "*"}]}),
+            DocKind::Identity,
+        );
+        assert_eq!(
+            e,
+            [
+                ("sid", "Sid".into()),
+                ("effect", "Effect".into()),
+                ("element", "action".into()),
+                ("sid-unique", "Sid".into()),
+            ]
+        );
+        assert_eq!(
+            errors(json!({"Version": "2012-10-17", "Statement": []}), DocKind::Identity),
+            [("statement", "Statement".into())]
+        );
+        assert_eq!(
+            errors(json!({"Version": "2012-10-17", "Statement": "x"}), DocKind::Identity),
+            [("statement", "Statement".into())]
+        );
+        assert_eq!(
+            errors(json!({"Version": "2012-10-17", "Statement": [], "Statment": []}), DocKind::Identity)[0],
+            ("element", "Statment".into())
+        );
+        let w = rules(
+            json!({"Statement": {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/${aws:username}"}}),
+            DocKind::Identity,
+        );
         assert_eq!(w.iter().filter(|(r, s, _)| *r == "version" && *s == Severity::Warning).count(), 2, "{w:?}");
     }
 
     #[test]
     fn dates_and_addresses_are_parsed_as_iam_does() {
-        for ok in ["2026-01-31", "2026-01-31T12:00:00Z", "2026-01-31T12:00:00.5Z", "2026", "1700000000", "2026-01-31T12:00+01:00", "2026-01-31T12:00:00-05:00"] {
+        for ok in [
+            "2026-01-31",
+            "2026-01-31T12:00:00Z",
+            "2026-01-31T12:00:00.5Z",
+            "2026",
+            "1700000000",
+            "2026-01-31T12:00+01:00",
+            "2026-01-31T12:00:00-05:00",
+        ] {
             assert!(is_date(ok), "{ok}");
         }
         for bad in ["tomorrow", "2026-13-01", "31/01/2026", ""] {

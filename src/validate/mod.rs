@@ -251,7 +251,8 @@ mod tests {
     fn every_built_in_stack_is_lint_clean_in_every_partition() {
         for name in builtin::names() {
             let (source, stack, problems) = Stack::resolve_for_lint(Some(name)).unwrap();
-            for partition in [None, Some("aws"), Some("aws-cn"), Some("aws-us-gov"), Some("aws-iso"), Some("aws-iso-b")] {
+            for partition in [None, Some("aws"), Some("aws-cn"), Some("aws-us-gov"), Some("aws-iso"), Some("aws-iso-b")]
+            {
                 let opts = Options {
                     partition: partition.map(str::to_string),
                     role_policy_quota: Some(quotas::DEFAULT_ROLE_POLICY_QUOTA),
