@@ -85,6 +85,8 @@ pub(crate) enum Command {
     Man,
     /// Print the stack as a CloudFormation template (for StackSets); offline, no AWS call
     Export(crate::commands::export::ExportArgs),
+    /// Validate stacks as IAM validates them, offline, and list every finding (for CI)
+    Lint(crate::commands::lint::LintArgs),
 }
 
 #[derive(Debug, Args)]

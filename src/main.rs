@@ -18,6 +18,7 @@ mod prompt;
 mod resources;
 mod review;
 mod stack;
+mod validate;
 
 use std::process::ExitCode;
 
@@ -61,6 +62,7 @@ fn main() -> ExitCode {
             Command::Destroy(args) => commands::destroy::run(&printer, &settings, args).await,
             Command::Stacks(args) => commands::stacks::run(&printer, &settings, args).await,
             Command::Export(args) => commands::export::run(&printer, args),
+            Command::Lint(args) => commands::lint::run(&printer, args),
             #[cfg(feature = "ec2")]
             Command::Attach(args) => commands::attach::run(&printer, &settings, args).await,
             #[cfg(feature = "ec2")]

@@ -309,7 +309,7 @@ impl Fleet {
             return Err(Error::usage("--accounts and --assume-role-name go together"));
         };
         let started = Instant::now();
-        let resolved = validated_stack(stack)?;
+        let resolved = validated_stack(printer, stack)?;
         if !account_list::valid_role_name(role_name) {
             return Err(Error::usage(format!("--assume-role-name `{role_name}` is not a valid IAM role name"))
                 .with_help("IAM role names are 1-64 letters, digits and _+=,.@- (the name only, without a path)"));
@@ -337,6 +337,13 @@ impl Fleet {
         if caller.kind == CallerKind::Root {
             printer.warn("you are using the account's root credentials; use an IAM user or role for day-to-day work");
         }
+        // Every account is in the caller's partition: ARNs written for another one fail here, before any account.
+        let target = Target {
+            partition: caller.partition.clone(),
+            account_id: caller.account_id.clone(),
+            region: clients.region.clone(),
+        };
+        crate::commands::lint::gate(printer, &resolved, Some(&target), false, "nothing was written")?;
         if stack.user_name.is_none() && !stack.skip_user && !resolved.user_policies.is_empty() {
             printer.warn(
                 "an assumed role is not an IAM user, so no operator user's policies are checked (pass --user-name \

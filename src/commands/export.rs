@@ -32,6 +32,7 @@ pub(crate) struct ExportArgs {
 /// Prints the template as JSON whatever `--output` says: a template has no text form.
 pub(crate) fn run(printer: &Printer, args: &ExportArgs) -> Result<ExitStatus> {
     let stack = Stack::resolve(args.stack.as_deref())?;
+    crate::commands::lint::gate(printer, &stack, None, true, "no template was printed")?;
     let template = match args.format {
         ExportFormat::CloudFormation => export::cloudformation(&stack, args.harden)?,
     };

@@ -8,6 +8,7 @@ pub(crate) mod check;
 pub(crate) mod destroy;
 pub(crate) mod docs;
 pub(crate) mod export;
+pub(crate) mod lint;
 pub(crate) mod plan;
 pub(crate) mod stacks;
 pub(crate) mod whoami;
@@ -36,6 +37,8 @@ pub(crate) enum ExitStatus {
     ChangesPending,
     /// `check` found something the bootstrap needs missing.
     CheckFailed,
+    /// `lint` found errors (or warnings, with `--deny-warnings`).
+    LintFailed,
 }
 
 impl ExitStatus {
@@ -44,6 +47,7 @@ impl ExitStatus {
             ExitStatus::Success => 0,
             ExitStatus::ChangesPending => 2,
             ExitStatus::CheckFailed => 3,
+            ExitStatus::LintFailed => 4,
         }
     }
 }
@@ -77,7 +81,7 @@ impl Session {
         args: &StackArgs,
         early: bool,
     ) -> Result<(Session, Observed, Option<EarlyChecks>)> {
-        let (stack, clients) = prepare(aws, args).await?;
+        let (stack, clients) = prepare(printer, aws, args).await?;
         let spinner = printer.spinner("identifying the caller, reading the account");
         let names = engine::Names::of_stack(&stack);
         let (named_tx, named_rx) = tokio::sync::oneshot::channel();
@@ -130,6 +134,8 @@ impl Session {
             account_id: caller.account_id.clone(),
             region: clients.region.clone(),
         };
+        // ARNs written for another partition than the caller's: known only now, still before any write.
+        lint::gate(printer, stack, Some(&target), false, "nothing was written")?;
         let mut desired = stack.render(&target)?;
         let hardening = if args.harden { Some(harden::harden(&mut desired)?) } else { None };
         let user = resolve_user(printer, args, clients, caller, &desired, spinner).await?;
@@ -185,15 +191,17 @@ struct Rendered {
 }
 
 /// The validated stack and the clients; the stack and the flags are checked before any AWS call.
-async fn prepare(aws: &AwsSettings, args: &StackArgs) -> Result<(Stack, Clients)> {
-    let stack = validated_stack(args)?;
+async fn prepare(printer: &Printer, aws: &AwsSettings, args: &StackArgs) -> Result<(Stack, Clients)> {
+    let stack = validated_stack(printer, args)?;
     let clients = Clients::connect(aws).await?;
     Ok((stack, clients))
 }
 
-/// The stack `--stack` names, validated, and `--user-name` checked: bad input fails before any AWS call.
-pub(crate) fn validated_stack(args: &StackArgs) -> Result<Stack> {
+/// The stack `--stack` names, validated (its documents as IAM validates them: warnings are printed), and
+/// `--user-name` checked: bad input fails before any AWS call.
+pub(crate) fn validated_stack(printer: &Printer, args: &StackArgs) -> Result<Stack> {
     let stack = Stack::resolve(args.stack.as_deref())?;
+    lint::gate(printer, &stack, None, true, "nothing was sent to AWS")?;
     if let Some(u) = &args.user_name {
         if !prompt::valid_user_name(u) {
             return Err(Error::usage(format!("--user-name `{u}` is not a valid IAM user name"))

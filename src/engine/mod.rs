@@ -133,7 +133,8 @@ impl NamedObservation {
 }
 
 /// Every AWS-managed policy the stack uses must exist, so a bad name fails before any write. Those already
-/// attached to something observed are known to exist; only the others are asked about (GetPolicy).
+/// attached to something observed are known to exist; only the others are asked about (GetPolicy). And no role
+/// may end up with more managed policies than the account's quota allows.
 /// `already_checked`: ARNs whose existence was checked before (see `commands::EarlyChecks`), not asked again.
 pub(crate) async fn check_managed_policies(
     clients: &Clients,
@@ -147,7 +148,11 @@ pub(crate) async fn check_managed_policies(
     }
     seen.extend(already_checked);
     let unseen: Vec<String> = desired.managed_policy_arns().into_iter().filter(|a| !seen.contains(a)).collect();
-    managed_policy::check_exist(clients, &unseen).await
+    let (exist, quota) = tokio::join!(
+        managed_policy::check_exist(clients, &unseen),
+        managed_policy::check_role_quota(clients, desired, observed)
+    );
+    exist.and(quota)
 }
 
 impl NamedObservation {

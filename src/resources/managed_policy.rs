@@ -1,8 +1,13 @@
 //! AWS-managed policies the stack attaches: each must exist before anything is written, so a typo or a
 //! retired policy stops the run before it is half done.
 
+use std::collections::BTreeSet;
+
 use crate::aws::{errors, Clients};
+use crate::engine::Observed;
 use crate::error::{Error, Result};
+use crate::stack::Desired;
+use crate::validate::quotas::DEFAULT_ROLE_POLICY_QUOTA;
 
 /// GetPolicy for each ARN (concurrently); an error naming every one that does not exist.
 pub(crate) async fn check_exist(clients: &Clients, arns: &[String]) -> Result<()> {
@@ -39,4 +44,53 @@ pub(crate) async fn check_exist(clients: &Clients, arns: &[String]) -> Result<()
         lines.join("\n")
     ))
     .with_help("fix the policy names in the stack; nothing was written"))
+}
+
+/// No role may end up with more managed policies than the account's quota: the stack's own and those already
+/// attached (which bootstrap leaves alone). The quota can be raised, never lowered below IAM's default, so the
+/// account's own (`AttachedPoliciesPerRoleQuota` from GetAccountSummary,
+/// https://docs.aws.amazon.com/IAM/latest/APIReference/API_GetAccountSummary.html) is read only when a role would
+/// have more than the default.
+pub(crate) async fn check_role_quota(clients: &Clients, desired: &Desired, observed: &Observed) -> Result<()> {
+    let counts: Vec<(&str, usize)> = desired
+        .roles
+        .iter()
+        .zip(&observed.roles)
+        .map(|(d, o)| {
+            let mut all: BTreeSet<&String> = d.policy_arns.iter().collect();
+            all.extend(o.iter().flat_map(|o| o.attached.iter()));
+            (d.name.as_str(), all.len())
+        })
+        .filter(|(_, n)| *n > DEFAULT_ROLE_POLICY_QUOTA)
+        .collect();
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let quota = match clients.limit(clients.iam.get_account_summary().send()).await {
+        Ok(out) => out
+            .summary_map
+            .unwrap_or_default()
+            .iter()
+            .find(|(k, _)| k.as_str() == "AttachedPoliciesPerRoleQuota")
+            .map_or(DEFAULT_ROLE_POLICY_QUOTA, |(_, v)| usize::try_from(*v).unwrap_or(DEFAULT_ROLE_POLICY_QUOTA)),
+        Err(e) => {
+            return Err(errors::describe("read the account's quota of managed policies per role", &e).with_help(
+                "a role of the stack would have more than IAM's default of 10 managed policies: grant \
+                 iam:GetAccountSummary so wfboot can read the account's quota, or attach fewer policies",
+            ))
+        }
+    };
+    let over: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| *n > quota)
+        .map(|(role, n)| format!("  - role `{role}`: {n} managed policies after bootstrap"))
+        .collect();
+    if over.is_empty() {
+        return Ok(());
+    }
+    Err(Error::input(format!(
+        "the account allows {quota} managed policies per role (AttachedPoliciesPerRoleQuota); nothing was written:\n{}",
+        over.join("\n")
+    ))
+    .with_help("attach fewer policies (merge some into one), detach ones the role no longer needs, or have the quota raised through Service Quotas"))
 }

@@ -162,24 +162,25 @@ pub(crate) struct Stack {
 impl Stack {
     /// `--stack NAME|FILE`: a built-in stack by name, or a stack file by path. `None` is the default stack.
     pub(crate) fn resolve(spec: Option<&str>) -> Result<Stack> {
-        let spec = spec.unwrap_or(builtin::DEFAULT_STACK);
-        if let Some(text) = builtin::profile(spec) {
-            return Stack::parse(text, "built-in", None);
-        }
-        let path = Path::new(spec);
-        if path.is_file() {
-            return Stack::load_file(path);
-        }
-        let known = builtin::names().collect::<Vec<_>>().join(", ");
-        if spec.contains('/') || spec.ends_with(".toml") {
-            Err(Error::input(format!("stack file `{spec}` does not exist"))
-                .with_help(format!("give the path to a stack .toml file, or one of the built-in stacks: {known}")))
-        } else {
-            Err(Error::input(format!("unknown stack `{spec}`"))
-                .with_help(format!("built-in stacks: {known} (see `wfboot stacks`); or give the path to a .toml file")))
-        }
+        let (text, source, file) = locate(spec)?;
+        Stack::parse(&text, &source, file.as_deref())
     }
 
+    /// For `wfboot lint`: the stack `spec` names as far as it can be built, with every problem found while
+    /// loading it (not only the first). `None` when the file is not a stack at all (TOML or unknown keys).
+    pub(crate) fn resolve_for_lint(spec: Option<&str>) -> Result<(String, Option<Stack>, Vec<String>)> {
+        let (text, source, file) = locate(spec)?;
+        let raw: StackFile = match toml::from_str(&text) {
+            Ok(raw) => raw,
+            Err(e) => return Ok((source, None, vec![format!("invalid stack file: {}", e.to_string().trim_end())])),
+        };
+        let dirs = template_dirs(file.as_deref(), raw.templates.as_deref());
+        let mut problems = Vec::new();
+        let stack = build(raw, &source, &dirs, &mut problems);
+        Ok((source, Some(stack), problems))
+    }
+
+    #[cfg(test)]
     pub(crate) fn load_file(path: &Path) -> Result<Stack> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::input(format!("cannot read stack file `{}`: {e}", path.display())))?;
@@ -221,16 +222,7 @@ impl Stack {
             |p: &PolicySpec| format!("arn:{}:iam::{}:policy{}{}", target.partition, target.account_id, p.path, p.name);
         let mut policies = Vec::new();
         for p in &self.policies {
-            let document = render_document(&p.document, target)?;
-            let size = minified_len(&document);
-            if size > MANAGED_POLICY_DOCUMENT_MAX {
-                return Err(Error::input(format!(
-                    "policy `{}`: document `{}` is {size} characters without whitespace, over IAM's limit of \
-                     {MANAGED_POLICY_DOCUMENT_MAX}",
-                    p.name, p.document.name
-                ))
-                .with_help("split it into two policies"));
-            }
+            let document = p.render_document(target)?;
             policies.push(DesiredPolicy {
                 name: p.name.clone(),
                 path: p.path.clone(),
@@ -241,16 +233,7 @@ impl Stack {
         }
         let mut roles = Vec::new();
         for r in &self.roles {
-            let trust = render_document(&r.trust, target)?;
-            let size = minified_len(&trust);
-            if size > TRUST_DOCUMENT_MAX {
-                return Err(Error::input(format!(
-                    "role `{}`: trust document `{}` is {size} characters after rendering, over IAM's default limit of \
-                     {TRUST_DOCUMENT_MAX}",
-                    r.name, r.trust.name
-                ))
-                .with_help("shorten the trust document (the quota can be raised to 4096 through Service Quotas)"));
-            }
+            let trust = r.render_trust(target)?;
             let mut policy_arns = Vec::new();
             for m in &r.managed_policies {
                 policy_arns
@@ -285,6 +268,28 @@ impl Stack {
                 .collect(),
             service_linked_roles: self.service_linked_roles.clone(),
         })
+    }
+}
+
+/// The text of the stack `spec` names, where it came from ("built-in" or its path), and its file.
+fn locate(spec: Option<&str>) -> Result<(String, String, Option<PathBuf>)> {
+    let spec = spec.unwrap_or(builtin::DEFAULT_STACK);
+    if let Some(text) = builtin::profile(spec) {
+        return Ok((text.to_string(), "built-in".to_string(), None));
+    }
+    let path = Path::new(spec);
+    if path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::input(format!("cannot read stack file `{}`: {e}", path.display())))?;
+        return Ok((text, path.display().to_string(), Some(path.to_path_buf())));
+    }
+    let known = builtin::names().collect::<Vec<_>>().join(", ");
+    if spec.contains('/') || spec.ends_with(".toml") {
+        Err(Error::input(format!("stack file `{spec}` does not exist"))
+            .with_help(format!("give the path to a stack .toml file, or one of the built-in stacks: {known}")))
+    } else {
+        Err(Error::input(format!("unknown stack `{spec}`"))
+            .with_help(format!("built-in stacks: {known} (see `wfboot stacks`); or give the path to a .toml file")))
     }
 }
 
@@ -526,7 +531,41 @@ fn managed_arn_template(reference: &str) -> Result<String, String> {
     Ok(arn)
 }
 
-fn render_managed_arn(template_arn: &str, target: &Target, strict: bool) -> Result<String> {
+impl PolicySpec {
+    /// The policy's document rendered for `target`, within IAM's size quota.
+    pub(crate) fn render_document(&self, target: &Target) -> Result<Value> {
+        let document = render_document(&self.document, target)?;
+        let size = minified_len(&document);
+        if size > MANAGED_POLICY_DOCUMENT_MAX {
+            return Err(Error::input(format!(
+                "policy `{}`: document `{}` is {size} characters without whitespace, over IAM's limit of \
+                 {MANAGED_POLICY_DOCUMENT_MAX}",
+                self.name, self.document.name
+            ))
+            .with_help("split it into two policies"));
+        }
+        Ok(document)
+    }
+}
+
+impl RoleSpec {
+    /// The role's trust document rendered for `target`, within IAM's default size quota.
+    pub(crate) fn render_trust(&self, target: &Target) -> Result<Value> {
+        let trust = render_document(&self.trust, target)?;
+        let size = minified_len(&trust);
+        if size > TRUST_DOCUMENT_MAX {
+            return Err(Error::input(format!(
+                "role `{}`: trust document `{}` is {size} characters after rendering, over IAM's default limit of \
+                 {TRUST_DOCUMENT_MAX}",
+                self.name, self.trust.name
+            ))
+            .with_help("shorten the trust document (the quota can be raised to 4096 through Service Quotas)"));
+        }
+        Ok(trust)
+    }
+}
+
+pub(crate) fn render_managed_arn(template_arn: &str, target: &Target, strict: bool) -> Result<String> {
     let arn = template::render(template_arn, target).map_err(Error::input)?;
     let partition = arn.split(':').nth(1).unwrap_or_default();
     if strict && partition != target.partition {
@@ -545,9 +584,7 @@ fn render_document(t: &TemplateFile, target: &Target) -> Result<Value> {
         Error::input(format!("{}: not valid JSON after rendering: {e}", t.name))
             .with_help("check the template for a missing comma or quote")
     })?;
-    if !value.get("Statement").is_some_and(|s| s.is_array() || s.is_object()) {
-        return Err(Error::input(format!("{}: a policy document needs a \"Statement\" (object or list)", t.name)));
-    }
+    // The document's grammar (a Statement among it) is `validate::grammar`'s, run on every loaded stack.
     Ok(value)
 }
 

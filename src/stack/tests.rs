@@ -101,7 +101,6 @@ fn bad_stacks_are_rejected_with_a_message_naming_the_problem() {
         ("missing template", "name = \"s\"\n[[role]]\nname = \"R\"\ntrust = \"nope.json\"\n".into(), vec![], "template `nope.json` not found"),
         ("template outside the directory", "name = \"s\"\n[[role]]\nname = \"R\"\ntrust = \"../../etc/passwd\"\n".into(), vec![], "must be a file name inside"),
         ("invalid JSON template", "name = \"s\"\n[[role]]\nname = \"R\"\ntrust = \"bad.json\"\n".into(), vec![("bad.json", "{\"Statement\": [}".into())], "not valid JSON"),
-        ("template without Statement", "name = \"s\"\n[[role]]\nname = \"R\"\ntrust = \"bad.json\"\n".into(), vec![("bad.json", "{\"Version\": \"2012-10-17\"}".into())], "needs a \"Statement\""),
         ("unknown placeholder", "name = \"s\"\n[[role]]\nname = \"R\"\ntrust = \"bad.json\"\n".into(), vec![("bad.json", "{\"Statement\": [],\n \"x\": \"{{acount}}\"}".into())], "line 2: unknown placeholder `{{acount}}`"),
         ("unterminated placeholder", "name = \"s\"\n[[role]]\nname = \"R\"\ntrust = \"bad.json\"\n".into(), vec![("bad.json", "{\"Statement\": [], \"x\": \"{{region\"}".into())], "without a closing"),
         ("trust document over 2048 characters", "name = \"s\"\n[[role]]\nname = \"R\"\ntrust = \"big.json\"\n".into(), vec![("big.json", big_statement)], "over IAM's default limit of 2048"),

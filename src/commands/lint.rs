@@ -1,0 +1,150 @@
+//! `wfboot lint`: validate stacks offline, as IAM validates them, and report every finding at once (for CI).
+//! Also the gate that `plan`, `bootstrap`, `check` and `export` pass before anything else: an error stops the
+//! command before its first AWS call; warnings are printed on stderr and do not stop it.
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::commands::{plural, ExitStatus};
+use crate::error::{Error, Result};
+use crate::output::Printer;
+use crate::stack::{Stack, Target};
+use crate::validate::{self, quotas, Finding, Options, Severity};
+
+#[derive(Debug, Args)]
+pub(crate) struct LintArgs {
+    /// Built-in stack name or path to a stack .toml file (repeat for several; default: the default stack)
+    #[arg(long, value_name = "NAME|FILE")]
+    pub(crate) stack: Vec<String>,
+    /// Render the documents for this account (default: a sample account id)
+    #[arg(long, value_name = "ID", value_parser = account_id)]
+    pub(crate) account_id: Option<String>,
+    /// The account's partition: ARNs in another partition are errors (default: any partition is accepted)
+    #[arg(long, value_parser = ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"])]
+    pub(crate) partition: Option<String>,
+    /// The account's quota of managed policies per role, if it was raised (IAM's default: 10)
+    #[arg(long, value_name = "N", default_value_t = quotas::DEFAULT_ROLE_POLICY_QUOTA as u32,
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub(crate) role_policy_quota: u32,
+    /// Exit non-zero on warnings too
+    #[arg(long)]
+    pub(crate) deny_warnings: bool,
+}
+
+fn account_id(s: &str) -> std::result::Result<String, String> {
+    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(s.to_string())
+    } else {
+        Err("an account id is 12 digits".into())
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct StackReport {
+    /// The stack's name, when the file could be read as a stack.
+    name: Option<String>,
+    /// "built-in" or the file.
+    source: String,
+    errors: usize,
+    warnings: usize,
+    findings: Vec<Finding>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    stacks: Vec<StackReport>,
+    errors: usize,
+    warnings: usize,
+    /// The table actions and condition keys were checked against.
+    iam_data: &'static str,
+}
+
+pub(crate) fn run(printer: &Printer, args: &LintArgs) -> Result<ExitStatus> {
+    let opts = Options {
+        partition: args.partition.clone(),
+        account_id: args.account_id.clone(),
+        role_policy_quota: Some(args.role_policy_quota as usize),
+    };
+    let specs: Vec<Option<&str>> =
+        if args.stack.is_empty() { vec![None] } else { args.stack.iter().map(|s| Some(s.as_str())).collect() };
+    let mut stacks = Vec::new();
+    for spec in specs {
+        let (source, stack, problems) = Stack::resolve_for_lint(spec)?;
+        let findings = validate::lint(&source, stack.as_ref(), &problems, &opts);
+        stacks.push(StackReport {
+            name: stack.map(|s| s.name),
+            source,
+            errors: validate::count(&findings, Severity::Error),
+            warnings: validate::count(&findings, Severity::Warning),
+            findings,
+        });
+    }
+    let report = Report {
+        errors: stacks.iter().map(|s| s.errors).sum(),
+        warnings: stacks.iter().map(|s| s.warnings).sum(),
+        stacks,
+        iam_data: validate::actions::table().source,
+    };
+    if printer.json() {
+        printer.result_document("lint", &report);
+    } else {
+        let mut out = String::new();
+        for s in &report.stacks {
+            for f in &s.findings {
+                out += &format!("{f}\n");
+            }
+            let what = validate::stack_label(&s.source, s.name.as_deref());
+            out += &match (s.errors, s.warnings) {
+                (0, 0) => format!("{what}: clean\n"),
+                (e, w) => format!("{what}: {e} error{}, {w} warning{}\n", plural(e), plural(w)),
+            };
+        }
+        printer.result(&out);
+    }
+    Ok(if report.errors > 0 || (args.deny_warnings && report.warnings > 0) {
+        ExitStatus::LintFailed
+    } else {
+        ExitStatus::Success
+    })
+}
+
+/// The validation `plan`, `bootstrap`, `check` and `export` run on a loaded stack before anything else, with what
+/// is known of the account (`target`: after the caller was identified, for ARNs in the wrong partition). Warnings
+/// go to stderr (with `warnings`); any error is returned, listing every one. `done` says what has happened so far
+/// ("nothing was sent to AWS", "nothing was written").
+pub(crate) fn gate(
+    printer: &Printer,
+    stack: &Stack,
+    target: Option<&Target>,
+    warnings: bool,
+    done: &str,
+) -> Result<()> {
+    let opts = Options {
+        partition: target.map(|t| t.partition.clone()),
+        account_id: target.map(|t| t.account_id.clone()),
+        // The account's own quota is read from it instead (engine::check_managed_policies).
+        role_policy_quota: None,
+    };
+    let findings = validate::lint(&stack.source, Some(stack), &[], &opts);
+    if warnings {
+        for f in findings.iter().filter(|f| f.severity == Severity::Warning) {
+            // "warning: [rule] ...": the printer says "warning:" already.
+            let text = f.to_string();
+            printer.warn(text.strip_prefix("warning").unwrap_or(&text));
+        }
+    }
+    let errors: Vec<String> =
+        findings.iter().filter(|f| f.severity == Severity::Error).map(|f| format!("  - {f}")).collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let spec = if stack.source == "built-in" { stack.name.as_str() } else { stack.source.as_str() };
+    Err(Error::input(format!(
+        "{}: {} problem{} IAM would reject; {done}:\n{}",
+        validate::stack_label(&stack.source, Some(&stack.name)),
+        errors.len(),
+        plural(errors.len()),
+        errors.join("\n")
+    ))
+    .with_help(format!("fix the stack and run again; `wfboot lint --stack {spec}` lists every finding")))
+}
