@@ -546,22 +546,25 @@ class Realism:
             effects = iam_effects(action, params, account, region)
         before = self.keep_reads(environ, account, effects) if effects is not None and self.s.iam_lag else {}
 
-        status: list[str] = []
+        answered: list[Any] = []
 
         def capture(s: str, headers, exc_info=None):
-            status.append(s)
-            return start_response(s, headers, exc_info)
+            answered[:] = [s, list(headers)]
+            return lambda _data: None
 
         result = self.app(environ, capture)
-        chunks = list(result)
+        data = b"".join(result)
         if hasattr(result, "close"):
             result.close()
-        ok = bool(status) and status[0][:1] == "2"
+        status, headers = answered if answered else ("500 Internal Server Error", [])
+        ok = status[:1] == "2"
         if ok and effects is not None:
             self.record(account, effects, before)
         if ok and service == "sts" and action == "AssumeRole" and self.s.sessions:
-            chunks = [self.session_started(b"".join(chunks), params)]
-        return chunks
+            data = self.session_started(data, params)
+            headers = [(k, str(len(data)) if k.lower() == "content-length" else v) for k, v in headers]
+        start_response(status, headers)
+        return [data]
 
     def keep_reads(self, environ, account: str, effects: Effects) -> dict[Read, Kept]:
         """moto's answers, now, to the reads the write will change (those not already kept: the older stays)."""
