@@ -32,8 +32,9 @@ tool that talks to them has to cope. With --realism the emulator adds, on top of
   runs); a DurationSeconds over an hour asked with role-chained credentials is refused, as STS does
   (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html, DurationSeconds).
 
-Each window is the flag's value times a factor in [1 - --lag-jitter, 1] drawn per entity from a hash of
---seed and the entity, so a run is deterministic for a seed whatever the order requests arrive in.
+Each window is the flag's value times a factor in [1 - --lag-jitter, 1] drawn per entity (a role, a policy, an
+instance profile, a user) from a hash of --seed and the entity, so a run is deterministic for a seed whatever
+the order requests arrive in; the reads a write changed catch up together, when the entity's window ends.
 
 POST /__emulator/control {"settle": true} ends every window at once (a test's arranged drift then reads as
 old news, as it would after a while on AWS). Only the request shapes the AWS SDKs send are recognised (query
@@ -419,6 +420,8 @@ class Realism:
 
     def admit(self, environ: dict[str, Any], body: bytes, service: str | None, action: str | None,
               write: bool) -> Ticket:
+        # AWS checks a session's expiry when the request arrives, not when moto gets to it.
+        environ["emulator.arrived"] = time.time()
         if not (self.s.concurrent_modification and write and service == "iam" and action):
             return Ticket(self, None, None)
         params = query_params(environ, body)
@@ -463,7 +466,7 @@ class Realism:
         key, region = credential(environ, params)
         now = time.time()
 
-        answer = self.expired(key, now, service)
+        answer = self.expired(key, environ.get("emulator.arrived", now), service)
         if answer is None:
             account = self.account_of(key)
             if service == "iam":
@@ -614,14 +617,16 @@ class Realism:
 
     def record(self, account: str, effects: Effects, before: dict[Read, Kept]) -> None:
         now = time.time()
+        # One window per entity: the reads of what one write changed catch up together.
+        until = now + self.s.iam_lag * self.factor(account, effects.entity)
         with self.lock:
             for r, k in before.items():
-                k.until = now + self.s.iam_lag * self.factor(account, r)
+                k.until = until
                 self.kept[(account, r)] = k
             for r in effects.reads:  # already kept from an earlier write: the window starts again
                 live = self.kept.get((account, r))
                 if live is not None and r not in before:
-                    live.until = max(live.until, now + self.s.iam_lag * self.factor(account, r))
+                    live.until = max(live.until, until)
             if self.s.delete_conflict:
                 for entity, message in effects.links_removed:
                     until = now + self.s.delete_conflict * self.factor(account, ("delete", entity))

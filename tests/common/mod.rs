@@ -290,9 +290,53 @@ pub async fn assumed_config(
         .build()
 }
 
-/// An IAM admin client scoped to `account` (moto needs no role to exist for this, without enforcement).
+/// An IAM admin client scoped to `account` (moto needs no role to exist for this, without enforcement). Its
+/// session renews itself, so it outlives the realism mode's short sessions.
 pub async fn account_admin(emu: &Emulator, account: &str) -> aws_sdk_iam::Client {
-    aws_sdk_iam::Client::new(&assumed_config(emu, ADMIN_KEY, "admin-secret", account, "TestAdmin").await)
+    let base = emu.sdk_config(ADMIN_KEY, "admin-secret");
+    let provider = RenewingSession {
+        sts: aws_sdk_sts::Client::new(&base),
+        role_arn: format!("arn:aws:iam::{account}:role/TestAdmin"),
+    };
+    let config = base
+        .to_builder()
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(provider))
+        .build();
+    aws_sdk_iam::Client::new(&config)
+}
+
+/// sts:AssumeRole each time the SDK's identity cache wants credentials (before the held ones expire).
+#[derive(Debug)]
+struct RenewingSession {
+    sts: aws_sdk_sts::Client,
+    role_arn: String,
+}
+
+impl aws_credential_types::provider::ProvideCredentials for RenewingSession {
+    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            use aws_credential_types::provider::error::CredentialsError;
+            let out = self
+                .sts
+                .assume_role()
+                .role_arn(&self.role_arn)
+                .role_session_name("test-admin")
+                .send()
+                .await
+                .map_err(CredentialsError::provider_error)?;
+            let c = out.credentials().ok_or_else(|| CredentialsError::not_loaded("no credentials"))?;
+            Ok(aws_sdk_iam::config::Credentials::new(
+                c.access_key_id(),
+                c.secret_access_key(),
+                Some(c.session_token().to_string()),
+                std::time::SystemTime::try_from(*c.expiration()).ok(),
+                "test",
+            ))
+        })
+    }
 }
 
 /// wfboot with an environment that cannot reach anything but what the test sets: no shared config files,
