@@ -46,7 +46,7 @@ pub(crate) struct ApplyOptions {
     /// How long to wait for AWS's deletion task of a service-linked role.
     pub(crate) deletion_timeout: Duration,
     pub(crate) interrupted: Arc<AtomicBool>,
-    /// The run's waiting and retries, counted for its summary.
+    /// The run's waiting and retries, counted for its summary, and the entities its writes take turns on.
     pub(crate) waits: Arc<Waits>,
 }
 
@@ -85,6 +85,9 @@ fn is_zero_f64(n: &f64) -> bool {
 pub(crate) struct Waits {
     clock: Mutex<WaitClock>,
     retries: AtomicUsize,
+    /// Per entity ("role `R`"), a turn that the writes which met ConcurrentModification on it take one at a
+    /// time, instead of all retrying into each other.
+    turns: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 #[derive(Debug, Default)]
@@ -97,6 +100,11 @@ struct WaitClock {
 impl Waits {
     /// Sleep `delay`, counted as waiting (also if the sleep is cancelled).
     pub(crate) async fn sleep(&self, delay: Duration) {
+        self.wait_for(tokio::time::sleep(delay)).await
+    }
+
+    /// Await `what`, counted as waiting.
+    async fn wait_for<F: Future>(&self, what: F) -> F::Output {
         struct Span<'a>(&'a Waits);
         impl Drop for Span<'_> {
             fn drop(&mut self) {
@@ -116,7 +124,12 @@ impl Waits {
             c.active += 1;
         }
         let _span = Span(self);
-        tokio::time::sleep(delay).await;
+        what.await
+    }
+
+    fn turn(&self, entity: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.turns.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        turns.entry(entity.to_string()).or_default().clone()
     }
 
     pub(crate) fn retried(&self) {
@@ -651,6 +664,9 @@ impl Ctx<'_> {
         let timeout = self.opts.propagation_timeout;
         let mut delay: Option<Duration> = None;
         let mut told: Vec<Retry> = Vec::new();
+        // Held from this write's first ConcurrentModification until it is through: the writes to one entity
+        // that collided go one at a time.
+        let mut turn: Option<tokio::sync::OwnedMutexGuard<()>> = None;
         loop {
             // The interrupt is checked once a request slot is ours, so that queued changes never start.
             let interrupted = &self.opts.interrupted;
@@ -685,6 +701,24 @@ impl Ctx<'_> {
                     if matches!(rule, Retry::NotPropagated | Retry::InvalidPrincipal) { propagating } else { subject };
                 self.observer.waiting(&rule.waiting(about, timeout));
                 told.push(rule);
+            }
+            if rule == Retry::Concurrent && turn.is_none() {
+                let entity = self.opts.waits.turn(subject);
+                match entity.clone().try_lock_owned() {
+                    Ok(guard) => turn = Some(guard),
+                    Err(_) => {
+                        // Another writer of this entity has the turn: once it is through, try again at once.
+                        let queued = Instant::now();
+                        let left = timeout.saturating_sub(start.elapsed());
+                        let wait = tokio::time::timeout(left, self.opts.waits.wait_for(entity.lock_owned()));
+                        let Ok(guard) = wait.await else { return Err(errors::describe(action, &e)) };
+                        turn = Some(guard);
+                        self.waited += queued.elapsed();
+                        self.retries += 1;
+                        self.opts.waits.retried();
+                        continue;
+                    }
+                }
             }
             self.wait(pause).await;
             self.retries += 1;
