@@ -194,10 +194,11 @@ def run_measured(cmd: list[str], env: dict[str, str], timeout: float, cwd: Path 
 class Emulator:
     """tools/emulator.py on 127.0.0.1, a free port, its own log; stopped by PID in __exit__."""
 
-    def __init__(self, latency_ms: float, log_path: Path, err_path: Path):
+    def __init__(self, latency_ms: float, log_path: Path, err_path: Path, extra: tuple[str, ...] = ()):
         self.latency_ms = latency_ms
         self.log_path = log_path
         self.err_path = err_path
+        self.extra = list(extra)
         self.proc: subprocess.Popen | None = None
         self.url = ""
 
@@ -210,6 +211,7 @@ class Emulator:
                "--log", str(self.log_path), "--latency-ms", f"{self.latency_ms:g}"]
         if not EMULATOR_GC:
             cmd.append("--no-gc")
+        cmd += self.extra
         self.err_file = open(self.err_path, "ab")
         try:
             # stdin stays an open pipe: the emulator exits when it closes (also if this script dies).
@@ -432,13 +434,13 @@ TOOL_LABEL = {"wfboot": "wfboot", "cli": "aws CLI tutorial", "boto3": "boto3 scr
 
 def tool_summary(tool: str, res: dict) -> dict:
     """What the tool says about itself (wfboot: its JSON summary; peers: their last stderr line)."""
-    if tool == "wfboot":
+    if tool.startswith("wfboot"):
         try:
             doc = json.loads(res["stdout"])
-            s = doc.get("summary", {})
+            s = doc.get("summary", doc)  # `attach` has its counts at the top
             return {k: s.get(k) for k in ("api_calls", "api_writes", "http_attempts", "wall_seconds", "created",
-                                          "updated", "unchanged", "writes_done", "failed")} | {
-                "verified": doc.get("verified")}
+                                          "updated", "unchanged", "writes_done", "failed", "retries",
+                                          "waited_seconds", "deleted")} | {"verified": doc.get("verified")}
         except (json.JSONDecodeError, AttributeError):
             return {"unparsed_stdout": res["stdout"][-2000:]}
     lines = [ln for ln in res["stderr"].splitlines() if "API_CALLS=" in ln]
@@ -448,8 +450,8 @@ def tool_summary(tool: str, res: dict) -> dict:
 
 
 def measure(tools: Tools, tool: str, emu: Emulator, latency_ms: float, logs_dir: Path, tag: str,
-            stack: Path | None = None) -> dict:
-    cmd, env, timeout = tools.command(tool, emu.url, stack)
+            stack: Path | None = None, command: tuple[list[str], dict[str, str], float] | None = None) -> dict:
+    cmd, env, timeout = command or tools.command(tool, emu.url, stack)
     waited, busy = wait_for_quiet()
     load = loadavg()
     start = emu.log_size()
@@ -466,7 +468,9 @@ def measure(tools: Tools, tool: str, emu: Emulator, latency_ms: float, logs_dir:
         a["requests_span_ms"] = round((last - first) * 1000, 1)
         a["after_last_answer_ms"] = round((res["wall_clock"][1] - last) * 1000, 1)
     ok = res["rc"] == 0 and not res["timed_out"]
-    if not ok or tool == "wfboot":
+    a["realism"] = dict(Counter(e["realism"] for e in entries if e.get("realism")))
+    a["moto_ms"] = round(sum(e.get("moto_ms") or 0.0 for e in entries), 1)
+    if not ok or tool.startswith("wfboot"):
         (logs_dir / f"{tag}.stdout").write_text(res["stdout"])
         (logs_dir / f"{tag}.stderr").write_text(res["stderr"])
     out = {
@@ -629,6 +633,196 @@ def scale_runs(args, tools: Tools, out: Path) -> list[dict]:
                 results.append({"tool": tool, "roles": n, "run": i + 1, "latency_ms": lat, "fresh": r})
                 log(f"  {tool} {n} roles @{lat:g}ms: {r['wall_s']:.3f} s ({r['calls']} calls, {r['writes']} writes, "
                     f"waves {r['waves']}, chain {r['chain']})")
+    return results
+
+
+# --------------------------------------------------------------------------------------------- realism
+
+
+REALISM_PROFILE = "SLIM-Extras_ECS_for_EC2"
+FLEET_ROLE = "WfbootDeployer"
+
+
+def settle(url: str) -> None:
+    """End the realism mode's lag windows (POST /__emulator/control {"settle": true})."""
+    import urllib.request
+
+    req = urllib.request.Request(check_local(url) + "/__emulator/control", data=b'{"settle": true}', method="POST")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        r.read()
+
+
+def launch_instance(url: str) -> str:
+    """A running instance to attach the new profile to (moto's first RunInstances takes seconds: not timed)."""
+    import boto3
+
+    ec2 = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="y",
+                                region_name="us-east-1").client("ec2", endpoint_url=check_local(url))
+    return ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+
+
+def wfboot_step(tools: Tools, url: str, *argv: str) -> tuple[list[str], dict[str, str], float]:
+    return [str(tools.wfboot), *argv, "--endpoint-url", check_local(url), "-q", "--output", "json"], clean_env(), 600.0
+
+
+def realism_runs(args, tools: Tools, out: Path) -> list[dict]:
+    """Under the emulator's realism mode (its defaults: IAM reads lag 2 s, EC2 refuses a new profile for 8 s,
+    ConcurrentModification, DeleteConflict): a fresh bootstrap, `attach` of the new profile to a running instance
+    right after it, then destroy, each in one run; the boto3 peer (no retry rules) side by side."""
+    logs = out / "logs"
+    lat = args.realism_latency
+    results = []
+    for i in range(args.realism_runs):
+        for tool in [t for t in ("wfboot", "boto3") if t in args.tools]:
+            tag = f"realism-{tool}-{lat:g}ms-run{i + 1}"
+            log(f"{tag}: fresh emulator with --realism")
+            extra = ("--realism", "--seed", str(i + 1))
+            with Emulator(lat, logs / f"{tag}.emulator.jsonl", logs / f"{tag}.emulator.stderr", extra) as emu:
+                Account(emu.url).setup(create_user=True)
+                instance = launch_instance(emu.url)
+                settle(emu.url)
+                steps = {"bootstrap": measure(tools, tool, emu, lat, logs, f"{tag}-bootstrap")}
+                if tool == "wfboot":
+                    attach = wfboot_step(tools, emu.url, "attach", "--instance-id", instance, "--instance-profile",
+                                         REALISM_PROFILE)
+                else:
+                    attach = ([str(VENV_PY), str(BENCH / "boto3_attach.py"), instance, REALISM_PROFILE],
+                              clean_env(ENDPOINT=check_local(emu.url)), 300.0)
+                steps["attach"] = measure(tools, f"{tool}-attach", emu, lat, logs, f"{tag}-attach", command=attach)
+                settle(emu.url)
+                state = dump_state(tools, emu.url)
+                if tool == "wfboot":
+                    steps["destroy"] = measure(tools, "wfboot-destroy", emu, lat, logs, f"{tag}-destroy",
+                                               command=wfboot_step(tools, emu.url, "destroy", "--yes"))
+            want = json.loads((REPO / "tests" / "fixtures" / "slim-workflow.state.json").read_text())
+            results.append({"tool": tool, "run": i + 1, "latency_ms": lat, "steps": steps,
+                            "end_state_matches_fixture": state == want})
+            log(f"  {tool} under realism: " + ", ".join(
+                f"{k} rc {v['rc']} {v['wall_s']:.2f} s ({v['calls']} calls, realism {v['realism']})"
+                for k, v in steps.items()))
+    return results
+
+
+def summarize_realism(results: list[dict]) -> dict:
+    groups: dict[tuple, list[dict]] = {}
+    for r in results:
+        for step, m in r["steps"].items():
+            groups.setdefault((r["tool"], step), []).append(m)
+    out = {}
+    for (tool, step), ms in groups.items():
+        sr = [m.get("self_reported") or {} for m in ms]
+        kinds: Counter = Counter()
+        for m in ms:
+            kinds.update(m["realism"])
+        out[f"{tool}/{step}"] = {
+            "tool": tool, "step": step, "runs": len(ms), "converged": sum(1 for m in ms if m["ok"]),
+            "wall_s": median(m["wall_s"] for m in ms), "calls": median(m["calls"] for m in ms),
+            "writes": median(m["writes"] for m in ms),
+            "retries": median(s.get("retries") for s in sr if s.get("retries") is not None),
+            "waited_s": median(s.get("waited_seconds") for s in sr if s.get("waited_seconds") is not None),
+            "realism": {k: v / len(ms) for k, v in kinds.items()},
+            "failure": next((m.get("stderr_tail", "").strip().splitlines()[-1:] for m in ms if not m["ok"]), None),
+        }
+    return out
+
+
+# --------------------------------------------------------------------------------------------- fleet
+
+
+def account_ids(n: int) -> list[str]:
+    return [f"{100000000000 + i:012d}" for i in range(1, n + 1)]
+
+
+def warm_accounts(url: str, ids: list[str]) -> None:
+    """moto sets up each account on its first request (loading every AWS-managed policy, ~0.7 s each): done
+    before the timed run, as a real account is there already."""
+    import boto3
+
+    s = boto3.session.Session(aws_access_key_id="x", aws_secret_access_key="y", region_name="us-east-1")
+    sts = s.client("sts", endpoint_url=check_local(url))
+    for a in ids:
+        c = sts.assume_role(RoleArn=f"arn:aws:iam::{a}:role/{FLEET_ROLE}", RoleSessionName="bench-warmup",
+                            DurationSeconds=3600)["Credentials"]
+        boto3.session.Session(aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                              aws_session_token=c["SessionToken"], region_name="us-east-1").client(
+            "iam", endpoint_url=url).list_roles(MaxItems=1)
+
+
+def accounts_of_keys(url: str, keys: set[str]) -> dict[str, str]:
+    """Which account each access key belongs to, asked of moto (it checks no signature without enforcement)."""
+    import boto3
+
+    out = {}
+    for k in keys:
+        sts = boto3.session.Session(aws_access_key_id=k, aws_secret_access_key="unused",
+                                    region_name="us-east-1").client("sts", endpoint_url=check_local(url))
+        out[k] = sts.get_caller_identity()["Account"]
+    return out
+
+
+def fleet_runs(args, tools: Tools, out: Path) -> list[dict]:
+    """`bootstrap --accounts` over N accounts at 40 ms, realism off and on, for each --max-accounts asked."""
+    logs = out / "logs"
+    lat, n = args.fleet_latency, args.fleet
+    ids = account_ids(n)
+    accounts_file = out / "stacks" / f"accounts-{n}.txt"
+    accounts_file.parent.mkdir(parents=True, exist_ok=True)
+    accounts_file.write_text("".join(f"{a}\n" for a in ids))
+    results = []
+    for realism in (False, True):
+        for m in args.fleet_max_accounts:
+            mode = "realism" if realism else "plain"
+            tag = f"fleet{n}-{mode}-m{m}-{lat:g}ms"
+            log(f"{tag}: fresh emulator, warming {n} accounts")
+            extra = ("--realism", "--seed", "1") if realism else ()
+            with Emulator(lat, logs / f"{tag}.emulator.jsonl", logs / f"{tag}.emulator.stderr", extra) as emu:
+                Account(emu.url).setup(create_user=False)
+                warm_accounts(emu.url, ids)
+                settle(emu.url) if realism else None
+                cmd = wfboot_step(tools, emu.url, "bootstrap", "--yes", "--skip-user", "--accounts",
+                                  str(accounts_file), "--assume-role-name", FLEET_ROLE, "--max-accounts", str(m))
+                start = emu.log_size()
+                r = measure(tools, "wfboot-fleet", emu, lat, logs, f"{tag}-bootstrap", command=cmd)
+                entries = aws_entries(read_log(emu.log_path, start, emu.log_size()))
+                owner = accounts_of_keys(emu.url, {e["access_key"] for e in entries if e.get("access_key")})
+            per: dict[str, list[dict]] = {}
+            for e in entries:
+                per.setdefault(owner.get(e.get("access_key"), "?"), []).append(e)
+            # An account's apply: from its first write to its last answer (its reads and pre-flight come first,
+            # then every account waits for the one question, so a span from its first request means little).
+            spans = {}
+            for a, es in per.items():
+                writes = [e["t"] for e in es if e.get("write") and e.get("action") != "AssumeRole"]
+                if a in ids and writes:
+                    spans[a] = max(e["t"] + e["ms"] / 1000 for e in es) - min(writes)
+            chains = [chain_length(es) for a, es in per.items() if a in ids]
+            try:
+                doc = json.loads((logs / f"{tag}-bootstrap.stdout").read_text())
+                rows = doc.get("accounts", [])
+            except (OSError, json.JSONDecodeError):
+                rows = []
+            waited = [row["result"]["summary"]["waited_seconds"] for row in rows
+                      if (row.get("result") or {}).get("summary")]
+            retries = sum(row["result"]["summary"]["retries"] for row in rows if (row.get("result") or {}).get("summary"))
+            failed = sum(1 for row in rows if row.get("status") == "failed")
+            chain = statistics.median(chains) if chains else None
+            serial_s = r["moto_ms"] / 1000
+            waves_of_accounts = -(-n // m)
+            rt_s = waves_of_accounts * ((chain or 0) * lat / 1000 + (statistics.median(waited) if waited else 0.0))
+            bound = max(serial_s, rt_s)
+            results.append({
+                "mode": mode, "max_accounts": m, "accounts": n, "latency_ms": lat, "run": r, "failed_accounts": failed,
+                "rows": len(rows), "wall_s": r["wall_s"], "calls": r["calls"], "writes": r["writes"],
+                "slowest_account": max(spans.items(), key=lambda kv: kv[1]) if spans else None,
+                "median_account_s": statistics.median(spans.values()) if spans else None,
+                "account_chain": chain, "median_waited_s": statistics.median(waited) if waited else None,
+                "retries": retries, "serial_compute_s": round(serial_s, 3), "round_trip_bound_s": round(rt_s, 3),
+                "bound_s": round(bound, 3), "ratio": round(r["wall_s"] / bound, 2) if bound else None,
+            })
+            x = results[-1]
+            log(f"  {mode} --max-accounts {m}: {x['wall_s']:.2f} s, {x['calls']} calls, {failed} failed, bound "
+                f"{x['bound_s']:.2f} s (serial {x['serial_compute_s']:.2f}, round trips {x['round_trip_bound_s']:.2f}),"
+                f" ratio {x['ratio']}")
     return results
 
 
@@ -1011,6 +1205,7 @@ def render_markdown(data: dict) -> str:
                 f"| {fmt_n(w and w['waves'])} / {fmt_n(w and w['chain'])} "
                 f"| {rss} |")
         lines += ["", "![scale plot](latest.svg)" if data.get("published") else "![scale plot](scale.svg)"]
+    lines += realism_markdown(data) + fleet_markdown(data)
     lines += [
         "",
         "## Micro-benchmarks",
@@ -1034,6 +1229,73 @@ def render_markdown(data: dict) -> str:
                          f"`{' / '.join(tail)[:400]}`")
     lines.append("")
     return "\n".join(lines)
+
+
+def realism_markdown(data: dict) -> list[str]:
+    rs = data.get("realism_summary") or {}
+    if not rs:
+        return []
+    a = data["args"]
+    lines = [
+        "",
+        f"## Under realism: bootstrap, attach right after it, destroy ({a['realism_latency']:g} ms, "
+        "`tools/emulator.py --realism`)",
+        "",
+        "The emulator's realism mode at its defaults: IAM reads answer the state from before a write for 2 s "
+        "(jittered to 1-2 s per entity), EC2 refuses a profile for 8 s (4-8 s) after it was created or given its "
+        "role, a write holds its entity for 0.2 s (a concurrent write to it meets ConcurrentModification), and "
+        "DeleteRole/DeletePolicy/DeleteInstanceProfile meet DeleteConflict for 2 s after the last detach. Each "
+        "step is one run, on a fresh emulator per run; `attach` goes out right after the bootstrap. Retries and "
+        "waiting are wfboot's own summary (`retries`, `waited_seconds`); the refusals are the emulator's log.",
+        "",
+        "| tool | step | converged in one run | wall | calls (writes) | retries | waiting | the emulator answered |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    label = {"wfboot": "wfboot", "boto3": "boto3 peer (no retries)"}
+    for key, v in sorted(rs.items(), key=lambda kv: (kv[1]["tool"] != "wfboot", ["bootstrap", "attach", "destroy"].index(kv[1]["step"]))):
+        kinds = ", ".join(f"{k} ×{c:g}" for k, c in sorted(v["realism"].items())) or "–"
+        fail = f" — {v['failure'][0][:160]}" if v["failure"] else ""
+        lines.append(
+            f"| {label[v['tool']]} | {v['step']} | {v['converged']} of {v['runs']}{fail} | {fmt_s(v['wall_s'])} "
+            f"| {fmt_n(v['calls'])} ({fmt_n(v['writes'])}) | {fmt_n(v['retries'])} "
+            f"| {fmt_s(v['waited_s'])} | {kinds} |")
+    ok = [r for r in data["realism_runs"] if r["end_state_matches_fixture"]]
+    lines += ["", f"End state after bootstrap and attach matches `tests/fixtures/slim-workflow.state.json` in "
+              f"{len(ok)} of {len(data['realism_runs'])} runs (" + ", ".join(
+                  f"{r['tool']} run {r['run']}: {'yes' if r['end_state_matches_fixture'] else 'no'}"
+                  for r in data["realism_runs"]) + ")."]
+    return lines
+
+
+def fleet_markdown(data: dict) -> list[str]:
+    fr = data.get("fleet_runs") or []
+    if not fr:
+        return []
+    a = data["args"]
+    lines = [
+        "",
+        f"## Fleet: `bootstrap --accounts` over {a['fleet']} accounts ({a['fleet_latency']:g} ms)",
+        "",
+        "One emulator holds every account (moto gives the keys sts:AssumeRole returns to the role's account); each "
+        "account was set up before the timed run (moto's first request to an account loads every AWS-managed "
+        "policy). bound = the larger of the emulator's serial compute (Σ moto_ms: it hands requests to moto one "
+        "at a time) and ⌈accounts / max-accounts⌉ waves of one account's dependent round trips (median chain × L, "
+        "plus its waiting under realism). An account's apply: from its first write to its last answer, from the log "
+        "(its keys resolved to accounts).",
+        "",
+        "| realism | --max-accounts | total wall | calls (writes) | failed accounts | slowest account's apply "
+        "| median account's apply | retries | serial compute | round-trip bound | wall / bound |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for x in fr:
+        slow = f"{fmt_s(x['slowest_account'][1])} ({x['slowest_account'][0]})" if x["slowest_account"] else "–"
+        lines.append(
+            f"| {'on' if x['mode'] == 'realism' else 'off'} | {x['max_accounts']} | {fmt_s(x['wall_s'])} "
+            f"| {x['calls']} ({x['writes']}) | {x['failed_accounts']} of {x['rows']} | {slow} "
+            f"| {fmt_s(x['median_account_s'])} | {x['retries']} | {fmt_s(x['serial_compute_s'])} "
+            f"| {fmt_s(x['round_trip_bound_s'])} ({x['account_chain']} round trips/account) "
+            f"| {x['ratio']} |")
+    return lines
 
 
 def render_svg(scale_summary: dict, latency_ms: float, runs: int) -> str:
@@ -1168,6 +1430,13 @@ def parse_args(argv=None):
     p.add_argument("--scale-runs", type=int, default=3, help="runs per scale point (default 3)")
     p.add_argument("--scale-latency-ms", type=float, default=40.0, dest="scale_latency")
     p.add_argument("--micro-runs", type=int, default=20, help="runs of --version / stacks show (default 20)")
+    p.add_argument("--realism-runs", type=int, default=3,
+                   help="runs of bootstrap, attach, destroy under the emulator's --realism (default 3; 0 to skip)")
+    p.add_argument("--realism-latency-ms", type=float, default=40.0, dest="realism_latency")
+    p.add_argument("--fleet", type=int, default=50, help="accounts of the --accounts fleet run (default 50; 0 to skip)")
+    p.add_argument("--fleet-max-accounts", default="4,16",
+                   help="comma list of --max-accounts for the fleet run (default 4,16: the default and more)")
+    p.add_argument("--fleet-latency-ms", type=float, default=40.0, dest="fleet_latency")
     p.add_argument("--tools", default="wfboot,boto3,cli", help="subset of wfboot,boto3,cli")
     p.add_argument("--emulator-gc", action="store_true",
                    help="leave Python's garbage collector on in the emulators (default: off, see bench/README.md)")
@@ -1193,8 +1462,14 @@ def parse_args(argv=None):
         p.error("--tools: choose from wfboot, boto3, cli")
     if any(l < 0 for l in args.latencies) or not args.latencies:
         p.error("--latency-ms: non-negative numbers")
+    args.fleet_max_accounts = [int(x) for x in args.fleet_max_accounts.split(",") if x.strip()]
+    if any(not 1 <= m <= 32 for m in args.fleet_max_accounts):
+        p.error("--fleet-max-accounts: numbers within 1..32 (wfboot's range)")
+    if args.fleet < 0 or args.realism_runs < 0:
+        p.error("--fleet and --realism-runs must be >= 0")
     if args.quick:
         args.runs, args.cli_runs, args.scale_runs = 1, 1, 1
+        args.realism_runs = min(args.realism_runs, 1)
     for k in ("runs", "cli_runs", "scale_runs", "micro_runs"):
         if getattr(args, k) < 1:
             p.error(f"--{k.replace('_', '-')} must be >= 1")
@@ -1266,6 +1541,8 @@ def main(argv=None) -> int:
     log("micro: " + ", ".join(f"{k} {v['median_ms']:.2f} ms" for k, v in micro.items()))
     default_results = default_stack_runs(args, tools, out)
     scale_results = scale_runs(args, tools, out) if args.scale else []
+    realism_results = realism_runs(args, tools, out) if args.realism_runs else []
+    fleet_results = fleet_runs(args, tools, out) if args.fleet and "wfboot" in args.tools else []
 
     summary = summarize_default(default_results)
     bnd = bounds(summary)
@@ -1280,6 +1557,9 @@ def main(argv=None) -> int:
         "scale_summary": summarize_scale(scale_results),
         "default_runs": default_results,
         "scale_runs": scale_results,
+        "realism_runs": realism_results,
+        "realism_summary": summarize_realism(realism_results),
+        "fleet_runs": fleet_results,
         "elapsed_s": time.monotonic() - t0,
         "published": args.do_publish,
     }

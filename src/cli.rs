@@ -179,6 +179,10 @@ pub(crate) struct DestroyArgs {
     /// How long to wait for AWS to finish deleting a service-linked role before reporting it
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub(crate) deletion_timeout: u64,
+    /// How long to retry a delete IAM refuses while it still sees a link this run removed (DeleteConflict),
+    /// concurrent writes (ConcurrentModification), and to wait for IAM to show the deletions
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub(crate) propagation_timeout: u64,
 }
 
 #[derive(Debug, Args)]

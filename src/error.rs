@@ -35,13 +35,15 @@ pub(crate) struct Error {
     pub(crate) kind: ErrorKind,
     pub(crate) message: String,
     pub(crate) help: Option<String>,
+    /// The AWS error code behind it, when AWS answered with one (a value, never read back out of `message`).
+    pub(crate) code: Option<String>,
 }
 
 pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), help: None }
+        Error { kind, message: message.into(), help: None, code: None }
     }
     pub(crate) fn usage(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Usage, message)
@@ -55,6 +57,14 @@ impl Error {
     pub(crate) fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
+    }
+    pub(crate) fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+    /// True when AWS answered with this error code.
+    pub(crate) fn is_code(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
     }
     /// Prefix the message with where it happened ("profiles/x.toml: ...").
     pub(crate) fn context(mut self, ctx: impl fmt::Display) -> Self {

@@ -25,34 +25,6 @@ fn expected_state() -> Value {
     serde_json::from_str(include_str!("fixtures/slim-workflow.state.json")).unwrap()
 }
 
-/// SDK configuration with the credentials of `role` in `account`, assumed with `key`.
-async fn assumed_config(emu: &Emulator, key: &str, secret: &str, account: &str, role: &str) -> aws_config::SdkConfig {
-    let base = emu.sdk_config(key, secret);
-    let out = aws_sdk_sts::Client::new(&base)
-        .assume_role()
-        .role_arn(format!("arn:aws:iam::{account}:role/{role}"))
-        .role_session_name("test-admin")
-        .send()
-        .await
-        .expect("assume a role for the test's admin client");
-    let c = out.credentials().unwrap();
-    let creds = aws_sdk_iam::config::Credentials::new(
-        c.access_key_id(),
-        c.secret_access_key(),
-        Some(c.session_token().to_string()),
-        None,
-        "test",
-    );
-    base.to_builder()
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
-        .build()
-}
-
-/// An IAM admin client scoped to `account` (moto needs no role to exist for this, without enforcement).
-async fn account_admin(emu: &Emulator, account: &str) -> aws_sdk_iam::Client {
-    aws_sdk_iam::Client::new(&assumed_config(emu, ADMIN_KEY, "admin-secret", account, "TestAdmin").await)
-}
-
 /// The write calls that changed something after `mark`, whoever made them, sorted.
 fn writes_since(emu: &Emulator, mark: usize) -> Vec<String> {
     let mut w: Vec<String> = emu

@@ -117,8 +117,13 @@ async fn unknown_or_terminated_instances_and_unusable_profiles_are_errors_before
             "there is no instance i-0123456789abcdef0",
         ),
         (vec!["--instance-id", &gone, "--instance-profile", "SLIM-Extras_ECS_for_EC2"], 1, "is terminated"),
-        (vec!["--instance-id", &id, "--instance-profile", "Nope"], 1, "instance profile `Nope` does not exist"),
-        (vec!["--instance-id", &id, "--instance-profile", "Empty"], 1, "holds no role"),
+        // A missing or empty profile may be one made moments ago (IAM reads lag): waited for, within the bound.
+        (
+            vec!["--instance-id", &id, "--instance-profile", "Nope", "--propagation-timeout", "1"],
+            1,
+            "instance profile `Nope` does not exist",
+        ),
+        (vec!["--instance-id", &id, "--instance-profile", "Empty", "--propagation-timeout", "1"], 1, "holds no role"),
         (vec!["--instance-id", "not-an-id", "--instance-profile", "X"], 64, "is not an EC2 instance id"),
         (vec!["--instance-id", &id, "--role", "NoSuchRole"], 64, "has no instance profile for role `NoSuchRole`"),
         (vec!["--instance-id", &id], 64, "which instance profile?"),

@@ -12,11 +12,16 @@ threaded werkzeug server, wrapped in a middleware that
     (--fault-rate, --fault-kinds throttle,500,503,drop, seeded by --seed),
   * serves counters at GET /__emulator/stats (DELETE zeroes them),
   * takes controls at POST /__emulator/control: {"hold_after_writes": N|null} holds every request after
-    the next N writes (a crash point: the client is killed while held), {"fault_rate": F}.
+    the next N writes (a crash point: the client is killed while held), {"fault_rate": F}, {"settle": true},
+  * with --realism (or its finer flags), adds what real AWS does and moto does not: IAM read-after-write lag,
+    EC2's late view of new instance profiles, ConcurrentModification, DeleteConflict and session expiry
+    (tools/realism.py, which says what each models and its source).
 
 Usage:
     python tools/emulator.py [--host 127.0.0.1] [--port 0] [--log FILE] [--latency-ms N] [--no-gc]
         [--fault-rate F] [--fault-kinds throttle,500,503,drop] [--seed S] [--no-stdin-watch]
+        [--realism] [--iam-lag S] [--ec2-lag S] [--delete-conflict S] [--concurrent-modification]
+        [--write-hold S] [--lag-jitter F] [--session-seconds S]
 
 Once listening it prints exactly one line on stdout, `READY http://HOST:PORT`; everything
 else goes to stderr. It exits with status 0 on SIGTERM or SIGINT, and when its stdin (if a
@@ -46,6 +51,8 @@ import uuid
 from collections import Counter
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
+
+import realism
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 FAULT_KINDS = ("throttle", "500", "503", "drop")
@@ -234,8 +241,10 @@ class EmulatorMiddleware:
         fault_rate: float,
         fault_kinds: list[str],
         seed: int,
+        realism: "realism.Realism | None" = None,
     ) -> None:
         self.app = app
+        self.realism = realism
         self.log_file = log_file
         self.latency_s = latency_ms / 1000.0
         self.fault_rate = fault_rate
@@ -258,14 +267,18 @@ class EmulatorMiddleware:
         self.writes = 0
         self.by_action: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()
+        self.realism_answers: Counter[str] = Counter()
 
     def stats(self) -> dict[str, Any]:
-        return {
+        stats = {
             "requests": self.requests,
             "writes": self.writes,
             "by_action": dict(self.by_action),
             "faults": dict(self.faults),
         }
+        if self.realism is not None:
+            stats["realism"] = {"answers": dict(self.realism_answers), **self.realism.stats()}
+        return stats
 
     def pick_fault(self) -> str | None:
         if self.fault_rate <= 0 or not self.fault_kinds:
@@ -284,6 +297,8 @@ class EmulatorMiddleware:
                 self.by_action[entry["action"]] += 1
                 if entry["fault"]:
                     self.faults[entry["fault"]] += 1
+                if entry.get("realism"):
+                    self.realism_answers[entry["realism"]] += 1
             if self.log_file is not None:
                 self.log_file.write(line)
                 self.log_file.flush()
@@ -345,6 +360,23 @@ class EmulatorMiddleware:
             # Each request runs on its own thread, so concurrent requests sleep in parallel.
             time.sleep(self.latency_s)
 
+        # Real AWS's concurrency (tools/realism.py): a write may be refused, or hold its entity for a moment.
+        ticket = self.realism.admit(environ, body, info.service, info.action, info.write) if self.realism else None
+        try:
+            if ticket is not None and ticket.answer is not None:
+                a = ticket.answer
+                entry.update(status=int(a.status.split()[0]), realism=a.kind,
+                             error=a.body[:400].decode("utf-8", errors="replace"))
+                start_response(a.status, a.headers)
+                entry["ms"] = round((time.monotonic() - start) * 1000, 3)
+                self.record(entry, count=True)
+                return [a.body]
+            return self.handle_admitted(environ, start_response, entry, start, info)
+        finally:
+            if ticket is not None:
+                ticket.close()
+
+    def handle_admitted(self, environ, start_response, entry, start, info: RequestInfo) -> Iterable[bytes]:
         fault = self.pick_fault()
         if fault is None:
             return self.call_app(environ, start_response, entry, start, count=True)
@@ -382,6 +414,8 @@ class EmulatorMiddleware:
                 finally:
                     # Time moto itself took (the "ms" field also counts waiting for the lock and latency).
                     entry["moto_ms"] = round((time.monotonic() - entered) * 1000, 3)
+                    if environ.get("emulator.realism"):  # answered by tools/realism.py, not by moto
+                        entry["realism"] = environ["emulator.realism"]
             if (entry["status"] or 0) >= 400:
                 # The start of an error body says why (e.g. which action an enforced policy denied).
                 entry["error"] = b"".join(chunks)[:400].decode("utf-8", errors="replace")
@@ -437,6 +471,8 @@ class EmulatorMiddleware:
                 self.released.set()
             if "fault_rate" in body:
                 self.fault_rate = float(body["fault_rate"])
+            if body.get("settle") and self.realism is not None:
+                self.realism.settle()
             state = {"hold_after_writes": self.hold_after, "admitted_writes": self.admitted_writes,
                      "fault_rate": self.fault_rate, "in_flight": self.in_flight}
         payload = json.dumps(state).encode()
@@ -492,7 +528,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "large heap paused single requests for 10-70 ms at random moments)")
     p.add_argument("--no-stdin-watch", action="store_true",
                    help="do not exit when stdin reaches end-of-file")
+    realism.add_arguments(p)
     args = p.parse_args(argv)
+    args.realism_settings = realism.settings_from(args, p.error)
 
     try:
         ok = ipaddress.IPv4Address(args.host) in LOOPBACK
@@ -578,13 +616,16 @@ def main(argv: list[str] | None = None) -> int:
                     pass
 
     log_file = open(args.log, "a", buffering=1, encoding="utf-8") if args.log else None
+    moto_app = DomainDispatcherApplication(create_backend_app)
+    real = realism.Realism(args.realism_settings, log) if args.realism_settings else None
     app = EmulatorMiddleware(
-        DomainDispatcherApplication(create_backend_app),
+        real.wrap(moto_app) if real else moto_app,
         log_file=log_file,
         latency_ms=args.latency_ms,
         fault_rate=args.fault_rate,
         fault_kinds=args.fault_kinds,
         seed=args.seed,
+        realism=real,
     )
     server = make_server(args.host, args.port, app, threaded=True,
                          request_handler=RequestHandler)
@@ -621,6 +662,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"READY http://{args.host}:{port}", file=ready_out, flush=True)
     log(f"listening on http://{args.host}:{port} (pid {os.getpid()}, latency "
         f"{args.latency_ms:g} ms, fault rate {args.fault_rate:g})")
+    if real:
+        log(f"realism: {realism.describe(args.realism_settings)}")
 
     signum = signal.sigwait(stop_signals)
     why = reason[0] if reason[0] != "signal" else signal.Signals(signum).name

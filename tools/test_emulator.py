@@ -305,6 +305,178 @@ class EmulatorTest(unittest.TestCase):
             self.assertIn(b"127.0.0.0/8", proc.stderr, host)
 
 
+
+def policy_arn(name: str) -> str:
+    return f"arn:aws:iam::aws:policy/{name}"
+
+
+def code_of(fn) -> tuple[str, int] | None:
+    """The AWS error code and HTTP status fn() was answered with, or None when it succeeded."""
+    try:
+        fn()
+    except botocore.exceptions.ClientError as e:
+        return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
+    return None
+
+
+class RealismTest(unittest.TestCase):
+    """tools/realism.py: what real AWS does that moto does not (--realism and its finer flags)."""
+
+    FAST = ("--iam-lag", "0.6", "--ec2-lag", "1.5", "--lag-jitter", "0")
+
+    def test_a_new_role_reads_as_missing_for_the_lag_then_appears(self) -> None:
+        with Emulator("--realism", *self.FAST) as emu:
+            iam = emu.client("iam")
+            iam.create_role(RoleName="R", AssumeRolePolicyDocument=TRUST)
+            self.assertEqual(code_of(lambda: iam.get_role(RoleName="R")), ("NoSuchEntity", 404))
+            self.assertEqual(code_of(lambda: iam.list_attached_role_policies(RoleName="R")), ("NoSuchEntity", 404))
+            time.sleep(0.7)
+            self.assertEqual(iam.get_role(RoleName="R")["Role"]["RoleName"], "R")
+            gets = [e for e in emu.log_entries() if e["action"] == "GetRole"]
+            self.assertEqual([e.get("realism") for e in gets], ["stale_read", None])
+            self.assertEqual([e["status"] for e in gets], [404, 200])
+            self.assertNotIn("realism", gets[1], "only what realism answered is marked")
+
+    def test_a_relationship_reads_as_before_the_write_and_a_deleted_role_as_still_there(self) -> None:
+        with Emulator("--iam-lag", "0.6", "--lag-jitter", "0") as emu:
+            iam = emu.client("iam")
+            iam.create_role(RoleName="R", AssumeRolePolicyDocument=TRUST)
+            time.sleep(0.7)
+            iam.attach_role_policy(RoleName="R", PolicyArn=policy_arn("AmazonS3FullAccess"))
+            self.assertEqual(iam.list_attached_role_policies(RoleName="R")["AttachedPolicies"], [])
+            time.sleep(0.7)
+            attached = iam.list_attached_role_policies(RoleName="R")["AttachedPolicies"]
+            self.assertEqual([p["PolicyName"] for p in attached], ["AmazonS3FullAccess"])
+            iam.detach_role_policy(RoleName="R", PolicyArn=policy_arn("AmazonS3FullAccess"))
+            iam.delete_role(RoleName="R")
+            self.assertEqual(iam.get_role(RoleName="R")["Role"]["RoleName"], "R", "a delete lags too")
+            time.sleep(0.7)
+            self.assertEqual(code_of(lambda: iam.get_role(RoleName="R")), ("NoSuchEntity", 404))
+
+    def test_ec2_refuses_a_new_profile_and_one_just_given_its_role_with_aws_messages(self) -> None:
+        with Emulator("--ec2-lag", "1.5", "--lag-jitter", "0") as emu:
+            iam, ec2 = emu.client("iam"), emu.client("ec2")
+            iid = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+            iam.create_role(RoleName="R", AssumeRolePolicyDocument=TRUST)
+            profile = iam.create_instance_profile(InstanceProfileName="P")["InstanceProfile"]
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                ec2.associate_iam_instance_profile(InstanceId=iid, IamInstanceProfile={"Name": "P"})
+            self.assertEqual(cm.exception.response["Error"]["Code"], "InvalidParameterValue")
+            self.assertEqual(cm.exception.response["Error"]["Message"],
+                             "Value (P) for parameter iamInstanceProfile.name is invalid. "
+                             "Invalid IAM Instance Profile name")
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                ec2.associate_iam_instance_profile(InstanceId=iid, IamInstanceProfile={"Arn": profile["Arn"]})
+            self.assertTrue(cm.exception.response["Error"]["Message"].endswith("Invalid IAM Instance Profile ARN"))
+            time.sleep(1.6)
+            iam.add_role_to_instance_profile(InstanceProfileName="P", RoleName="R")
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                ec2.associate_iam_instance_profile(InstanceId=iid, IamInstanceProfile={"Name": "P"})
+            self.assertEqual(cm.exception.response["Error"]["Message"],
+                             f'IAM Instance Profile "{profile["Arn"]}" has no associated IAM Roles')
+            time.sleep(1.6)
+            state = ec2.associate_iam_instance_profile(InstanceId=iid, IamInstanceProfile={"Name": "P"})
+            self.assertEqual(state["IamInstanceProfileAssociation"]["State"], "associating")
+            refused = [e for e in emu.log_entries() if e.get("realism") == "ec2_not_propagated"]
+            self.assertEqual(len(refused), 3)
+
+    def test_concurrent_writes_to_one_entity_meet_concurrent_modification_and_sequential_ones_do_not(self) -> None:
+        with Emulator("--concurrent-modification", "--write-hold", "0.3") as emu:
+            iam = emu.client("iam")
+            iam.create_user(UserName="u")
+            results: list = []
+            policies = ["AmazonS3FullAccess", "AmazonSQSFullAccess", "IAMReadOnlyAccess"]
+            threads = [threading.Thread(target=lambda p=p: results.append(
+                code_of(lambda: iam.attach_user_policy(UserName="u", PolicyArn=policy_arn(p))))) for p in policies]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            self.assertEqual(sorted(results, key=str), [("ConcurrentModification", 409)] * 2 + [None])
+            # One after the other, every write goes through; another entity is never held by this one's write.
+            for p in policies:
+                iam.attach_user_policy(UserName="u", PolicyArn=policy_arn(p))
+            refused = [e for e in emu.log_entries() if e.get("realism") == "concurrent_modification"]
+            self.assertEqual(len(refused), 2)
+            self.assertIn("<Code>ConcurrentModification</Code>", refused[0]["error"])
+            self.assertIn("<Type>Sender</Type>", refused[0]["error"])
+            self.assertNotIn("moto_ms", refused[0], "refused before reaching moto")
+
+    def test_a_delete_right_after_the_last_detach_meets_delete_conflict_then_succeeds(self) -> None:
+        with Emulator("--delete-conflict", "0.6", "--lag-jitter", "0") as emu:
+            iam = emu.client("iam")
+            iam.create_role(RoleName="R", AssumeRolePolicyDocument=TRUST)
+            doc = json.dumps({"Version": "2012-10-17",
+                              "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]})
+            arn = iam.create_policy(PolicyName="P", PolicyDocument=doc)["Policy"]["Arn"]
+            iam.attach_role_policy(RoleName="R", PolicyArn=arn)
+            iam.detach_role_policy(RoleName="R", PolicyArn=arn)
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                iam.delete_role(RoleName="R")
+            self.assertEqual(cm.exception.response["Error"]["Code"], "DeleteConflict")
+            self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 409)
+            self.assertEqual(cm.exception.response["Error"]["Message"],
+                             "Cannot delete entity, must detach all policies first.")
+            self.assertEqual(code_of(lambda: iam.delete_policy(PolicyArn=arn)), ("DeleteConflict", 409))
+            time.sleep(0.7)
+            iam.delete_role(RoleName="R")
+            iam.delete_policy(PolicyArn=arn)
+
+    def test_windows_are_drawn_from_the_seed_between_half_and_all_of_the_flag(self) -> None:
+        sys.path.insert(0, os.path.dirname(EMULATOR))
+        import realism
+
+        def factors(seed: int) -> list[float]:
+            r = realism.Realism(realism.Settings(iam_lag=2.0, lag_jitter=0.5, seed=seed))
+            return [r.factor("123456789012", ("GetRole", (("RoleName", f"R{i}"),))) for i in range(50)]
+
+        self.assertEqual(factors(7), factors(7), "the same seed gives the same windows")
+        self.assertNotEqual(factors(7), factors(8))
+        self.assertTrue(all(0.5 < f <= 1.0 for f in factors(7)), factors(7))
+        self.assertGreater(max(factors(7)) - min(factors(7)), 0.2, "the windows differ between entities")
+
+    def test_settle_ends_every_window_at_once(self) -> None:
+        with Emulator("--realism", "--iam-lag", "30") as emu:
+            iam = emu.client("iam")
+            iam.create_role(RoleName="R", AssumeRolePolicyDocument=TRUST)
+            self.assertEqual(code_of(lambda: iam.get_role(RoleName="R")), ("NoSuchEntity", 404))
+            req = urllib.request.Request(emu.url + "/__emulator/control", data=b'{"settle": true}', method="POST")
+            urllib.request.urlopen(req).close()
+            self.assertEqual(iam.get_role(RoleName="R")["Role"]["RoleName"], "R")
+            with urllib.request.urlopen(emu.url + "/__emulator/stats") as r:
+                stats = json.load(r)
+            self.assertEqual(stats["realism"]["answers"], {"stale_read": 1})
+
+    def test_assumed_role_sessions_expire_and_role_chaining_is_capped_at_an_hour(self) -> None:
+        with Emulator("--session-seconds", "3") as emu:
+            out = emu.client("sts").assume_role(RoleArn="arn:aws:iam::111111111111:role/X", RoleSessionName="test",
+                                                DurationSeconds=3600)
+            c = out["Credentials"]
+            left = c["Expiration"].timestamp() - time.time()
+            self.assertTrue(0 < left <= 3.1, f"the client is told the capped expiry: {left:.2f} s")
+            session = boto3.client("iam", endpoint_url=emu.url, region_name="us-east-1",
+                                   aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                                   aws_session_token=c["SessionToken"],
+                                   config=Config(retries={"total_max_attempts": 1}))
+            session.list_roles()
+            chained = boto3.client("sts", endpoint_url=emu.url, region_name="us-east-1",
+                                   aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                                   aws_session_token=c["SessionToken"],
+                                   config=Config(retries={"total_max_attempts": 1}))
+            self.assertEqual(code_of(lambda: chained.assume_role(
+                RoleArn="arn:aws:iam::111111111111:role/Y", RoleSessionName="test", DurationSeconds=7200)),
+                ("ValidationError", 400))
+            time.sleep(max(0.0, c["Expiration"].timestamp() - time.time()) + 0.1)
+            self.assertEqual(code_of(session.list_roles), ("ExpiredToken", 400))
+
+    def test_realism_flags_are_checked(self) -> None:
+        for args in (["--iam-lag", "-1"], ["--lag-jitter", "1"], ["--session-seconds", "0"]):
+            proc = subprocess.run([sys.executable, EMULATOR, "--port", "0", *args],
+                                  stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+            self.assertEqual(proc.returncode, 2, args)
+            self.assertEqual(proc.stdout, b"", args)
+
+
 if __name__ == "__main__":
     result = unittest.main(verbosity=2, exit=False).result
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)

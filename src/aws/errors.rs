@@ -36,6 +36,14 @@ pub(crate) fn is_already_exists<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>
     code(err) == Some("EntityAlreadyExists")
 }
 
+/// The error's code and message, when the service answered with an error.
+pub(crate) fn code_and_message<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<(&str, &str)> {
+    match err {
+        SdkError::ServiceError(e) => Some((e.err().code()?, e.err().message().unwrap_or_default())),
+        _ => None,
+    }
+}
+
 /// "failed to <action>: <code>: <message>" plus the next step for the error's kind.
 pub(crate) fn describe<E, R>(action: &str, err: &SdkError<E, R>) -> Error
 where
@@ -47,7 +55,11 @@ where
             let e = service.err();
             let code = e.code().unwrap_or("UnknownError");
             let message = e.message().unwrap_or("(no message)");
-            Error::aws(format!("failed to {action}: {code}: {message}")).with_help(help_for_code(code))
+            let err = Error::aws(format!("failed to {action}: {code}: {message}")).with_help(help_for_code(code));
+            match e.code() {
+                Some(code) => err.with_code(code),
+                None => err,
+            }
         }
         other => {
             let detail = DisplayErrorContext(other).to_string();
@@ -91,6 +103,10 @@ fn help_for_code(code: &str) -> &'static str {
         "LimitExceeded" | "LimitExceededException" => "an IAM quota is reached: remove unused entities or ask for a quota increase",
         "MalformedPolicyDocument" => "fix the template's JSON or its principals; `wfboot stacks show` prints the rendered document",
         "NoSuchEntity" => "it does not exist (yet): run again, and check the names in the stack",
+        "ConcurrentModification" => {
+            "something else kept changing the same entity: run again (nothing is repeated)"
+        }
+        "DeleteConflict" => "it is still attached to something: run again, or see `wfboot destroy --dry-run`",
         "EntityAlreadyExists" => "it was created by someone else meanwhile: run again to continue from the current state",
         "ServiceFailure" | "InternalFailure" | "ServiceUnavailable" => "AWS had an internal error: run again; the run continues where it stopped",
         _ => "run again with -v for details; a re-run continues where this one stopped",

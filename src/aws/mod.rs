@@ -46,6 +46,90 @@ pub(crate) struct AssumeRole {
     pub(crate) trusted: String,
 }
 
+/// The length of an assumed-role session, asked for explicitly: an hour is STS's default, the most a session
+/// may last when the caller is itself an assumed role (role chaining), and within every role's maximum
+/// session duration (1 to 12 hours); STS refuses to give more than either (STS API reference, AssumeRole,
+/// DurationSeconds: https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html). Runs longer than
+/// a session renew it ([`AssumedRole`]).
+pub(crate) const SESSION_SECONDS: i32 = 3600;
+// Role chaining caps a session at an hour: asking for more fails the AssumeRole.
+const _: () = assert!(SESSION_SECONDS <= 3600);
+
+/// sts:AssumeRole for `role`, with its error turned into what failed, why, and what to check.
+async fn assume(
+    sts: &aws_sdk_sts::Client,
+    role: &AssumeRole,
+) -> Result<aws_sdk_sts::operation::assume_role::AssumeRoleOutput> {
+    let mut request = sts
+        .assume_role()
+        .role_arn(&role.role_arn)
+        .role_session_name(&role.session_name)
+        .duration_seconds(SESSION_SECONDS);
+    if let Some(id) = &role.external_id {
+        request = request.external_id(id);
+    }
+    request.send().await.map_err(|e| {
+        let action = format!("assume the role `{}`", role.role_arn);
+        if errors::is_access_denied(&e) {
+            let err = match errors::code(&e) {
+                Some(_) => errors::describe(&action, &e),
+                None => Error::aws(format!("failed to {action}: AccessDenied (HTTP 403)")),
+            };
+            err.with_help(format!(
+                "the role does not exist in that account, does not trust {}, or requires an external id \
+                 (--external-id); the caller also needs sts:AssumeRole on it",
+                role.trusted
+            ))
+        } else {
+            errors::describe(&action, &e)
+        }
+    })
+}
+
+fn session_credentials(
+    role: &AssumeRole,
+    out: &aws_sdk_sts::operation::assume_role::AssumeRoleOutput,
+) -> Result<aws_credential_types::Credentials> {
+    let Some(c) = out.credentials() else {
+        return Err(Error::aws(format!("sts:AssumeRole on `{}` answered without credentials", role.role_arn)));
+    };
+    let expiry = std::time::SystemTime::try_from(*c.expiration()).ok();
+    Ok(aws_credential_types::Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        expiry,
+        "AssumeRole",
+    ))
+}
+
+/// An assumed role's credentials, renewed before they expire: the SDK's identity cache asks for new ones
+/// shortly before the expiry of the ones it holds (aws-smithy-runtime's lazy identity cache), and this
+/// assumes the role again with the caller's credentials. The first answer is the session the account's run
+/// started with.
+#[derive(Debug)]
+struct AssumedRole {
+    sts: aws_sdk_sts::Client,
+    role: AssumeRole,
+    first: Mutex<Option<aws_credential_types::Credentials>>,
+}
+
+impl aws_credential_types::provider::ProvideCredentials for AssumedRole {
+    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            use aws_credential_types::provider::error::CredentialsError;
+            if let Some(first) = self.first.lock().ok().and_then(|mut f| f.take()) {
+                return Ok(first);
+            }
+            let out = assume(&self.sts, &self.role).await.map_err(CredentialsError::provider_error)?;
+            session_credentials(&self.role, &out).map_err(CredentialsError::provider_error)
+        })
+    }
+}
+
 /// Every AWS call this process made, counted by an SDK interceptor (so the summary cannot miss one).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct CallLog(Arc<Mutex<CallStats>>);
@@ -132,46 +216,24 @@ impl Clients {
 
     /// Clients for another account, through sts:AssumeRole on `role_arn` with these clients' credentials.
     /// Endpoint, region, retry and timeout settings are this configuration's; the call log and the
-    /// `--max-concurrency` limiter are the new account's own. The session's credentials are static (an
-    /// hour by default, far longer than a run), so a failure to assume is reported here, not at first use.
+    /// `--max-concurrency` limiter are the new account's own. The role is assumed here, so that a failure to
+    /// assume is reported at once, not at first use; the session's credentials then renew themselves before
+    /// they expire ([`AssumedRole`]), so a run longer than a session never meets ExpiredToken.
     /// Returns the clients and the session's ARN (`arn:...:sts::ACCOUNT:assumed-role/ROLE/SESSION`).
     pub(crate) async fn assume_role(&self, role: &AssumeRole, max_concurrency: usize) -> Result<(Clients, String)> {
-        let mut request = self.sts.assume_role().role_arn(&role.role_arn).role_session_name(&role.session_name);
-        if let Some(id) = &role.external_id {
-            request = request.external_id(id);
-        }
-        let out = self.limit(request.send()).await.map_err(|e| {
-            let action = format!("assume the role `{}`", role.role_arn);
-            if errors::is_access_denied(&e) {
-                let err = match errors::code(&e) {
-                    Some(_) => errors::describe(&action, &e),
-                    None => Error::aws(format!("failed to {action}: AccessDenied (HTTP 403)")),
-                };
-                err.with_help(format!(
-                    "the role does not exist in that account, does not trust {}, or requires an external id                      (--external-id); the caller also needs sts:AssumeRole on it",
-                    role.trusted
-                ))
-            } else {
-                errors::describe(&action, &e)
-            }
-        })?;
-        let (Some(c), Some(user)) = (out.credentials(), out.assumed_role_user()) else {
-            return Err(Error::aws(format!("sts:AssumeRole on `{}` answered without credentials", role.role_arn)));
+        let out = self.limit(assume(&self.sts, role)).await?;
+        let Some(user) = out.assumed_role_user() else {
+            return Err(Error::aws(format!("sts:AssumeRole on `{}` answered without the session", role.role_arn)));
         };
-        let expiry = std::time::SystemTime::try_from(*c.expiration()).ok();
-        let credentials = aws_credential_types::Credentials::new(
-            c.access_key_id(),
-            c.secret_access_key(),
-            Some(c.session_token().to_string()),
-            expiry,
-            "AssumeRole",
-        );
+        let arn = user.arn().to_string();
+        let first = session_credentials(role, &out)?;
+        let provider = AssumedRole { sts: self.sts.clone(), role: role.clone(), first: Mutex::new(Some(first)) };
         let config = self
             .sdk
             .to_builder()
-            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(credentials))
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(provider))
             .build();
-        Ok((Clients::from_config(config, max_concurrency)?, user.arn().to_string()))
+        Ok((Clients::from_config(config, max_concurrency)?, arn))
     }
 
     fn from_config(config: aws_config::SdkConfig, max_concurrency: usize) -> Result<Clients> {
@@ -310,6 +372,43 @@ mod tests {
         for bad in ["127.0.0.1:5000", "ftp://x", "http://", "http://host:port", "http://a b", "not a url", ""] {
             assert!(check_endpoint_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn an_assumed_role_asks_for_an_explicit_hour_and_assumes_again_for_new_credentials() {
+        use aws_credential_types::provider::ProvideCredentials;
+        use aws_sdk_sts::operation::assume_role::AssumeRoleOutput;
+        use aws_smithy_mocks::{mock, mock_client};
+
+        let rule = mock!(aws_sdk_sts::Client::assume_role)
+            .match_requests(|r| {
+                r.duration_seconds() == Some(SESSION_SECONDS)
+                    && r.role_arn() == Some("arn:aws:iam::111122223333:role/Deployer")
+                    && r.external_id() == Some("ext")
+            })
+            .then_output(|| {
+                let c = aws_sdk_sts::types::Credentials::builder()
+                    .access_key_id("ASIARENEWED")
+                    .secret_access_key("s")
+                    .session_token("t")
+                    .expiration(aws_smithy_types::DateTime::from_secs(4_000_000_000))
+                    .build()
+                    .unwrap();
+                AssumeRoleOutput::builder().credentials(c).build()
+            });
+        let role = AssumeRole {
+            role_arn: "arn:aws:iam::111122223333:role/Deployer".into(),
+            session_name: "wfboot-s".into(),
+            external_id: Some("ext".into()),
+            trusted: "arn:aws:iam::999988887777:user/ops".into(),
+        };
+        let seed = aws_credential_types::Credentials::new("ASIAFIRST", "s", Some("t".into()), None, "AssumeRole");
+        let provider = AssumedRole { sts: mock_client!(aws_sdk_sts, [&rule]), role, first: Mutex::new(Some(seed)) };
+        let first = provider.provide_credentials().await.unwrap();
+        assert_eq!((first.access_key_id(), rule.num_calls()), ("ASIAFIRST", 0), "the run's own session first");
+        let renewed = provider.provide_credentials().await.unwrap();
+        assert_eq!((renewed.access_key_id(), rule.num_calls()), ("ASIARENEWED", 1), "then the role is assumed again");
+        assert!(renewed.expiry().is_some(), "the renewed session's expiry is kept, so the cache renews it in turn");
     }
 
     #[test]

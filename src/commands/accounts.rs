@@ -256,7 +256,7 @@ pub(crate) async fn bootstrap(printer: &Printer, aws: &AwsSettings, args: &Boots
                 } else {
                     (Vec::new(), None)
                 };
-                let report = bootstrap::finish_report(&session, plan, applied, remaining, started);
+                let report = bootstrap::finish_report(&session, plan, applied, remaining, &opts.waits, started);
                 let outcome = bootstrap::outcome(&report, interrupted.load(Ordering::SeqCst));
                 (account, Ok((report, outcome)))
             }

@@ -1,7 +1,7 @@
 //! `wfboot attach`: associate an instance profile with an instance, idempotently; `wfboot instances`: list
 //! the associations of the region.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -30,6 +30,10 @@ struct AttachResult {
     association_id: String,
     action: Action,
     replaced_profile_arn: Option<String>,
+    /// Association calls sent again while EC2 did not know the profile yet.
+    retries: usize,
+    /// Time spent waiting for IAM and EC2 to show the profile.
+    waited_seconds: f64,
 }
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs) -> Result<ExitStatus> {
@@ -48,23 +52,8 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
     let clients = Clients::connect(aws).await?;
 
     // Everything is checked before the one write: the profile exists and holds a role, the instance is alive.
-    let profile =
-        match clients.limit(clients.iam.get_instance_profile().instance_profile_name(&profile_name).send()).await {
-            Ok(out) => {
-                out.instance_profile.ok_or_else(|| Error::aws("iam:GetInstanceProfile answered without the profile"))?
-            }
-            Err(e) if errors::is_no_such_entity(&e) => {
-                return Err(Error::aws(format!("instance profile `{profile_name}` does not exist"))
-                    .with_help("create it with `wfboot bootstrap` (the default stack makes SLIM-Extras_ECS_for_EC2)"))
-            }
-            Err(e) => return Err(errors::describe(&format!("read instance profile `{profile_name}`"), &e)),
-        };
-    if profile.roles.is_empty() {
-        return Err(Error::aws(format!(
-            "instance profile `{profile_name}` holds no role, so it would give the instance no credentials"
-        ))
-        .with_help("run `wfboot bootstrap` to put the stack's role into it"));
-    }
+    let timeout = Duration::from_secs(args.propagation_timeout);
+    let (profile, mut waited) = read_profile(printer, &clients, &profile_name, timeout).await?;
     let state = instance::state(&clients, instance_id).await?;
     if matches!(state.as_str(), "terminated" | "shutting-down") {
         return Err(Error::aws(format!("instance {instance_id} is {state}"))
@@ -73,7 +62,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
     let current = instance::associations(&clients, Some(instance_id)).await?;
     let existing: Option<&Association> = current.first();
     let waiting = |what: &str| printer.info(what);
-    let timeout = Duration::from_secs(args.propagation_timeout);
+    let mut retries = 0;
     let (association_id, action, replaced) = match existing {
         Some(a) if a.instance_profile_arn == profile.arn => (a.association_id.clone(), Action::Unchanged, None),
         Some(a) => {
@@ -88,13 +77,16 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
                     return Ok(ExitStatus::ChangesPending);
                 }
             }
-            let id =
+            let (id, tries, slept) =
                 instance::associate(&clients, instance_id, &profile_name, Some(&a.association_id), timeout, &waiting)
                     .await?;
+            (retries, waited) = (tries, waited + slept);
             (id, Action::Replaced, Some(a.instance_profile_arn.clone()))
         }
         None => {
-            let id = instance::associate(&clients, instance_id, &profile_name, None, timeout, &waiting).await?;
+            let (id, tries, slept) =
+                instance::associate(&clients, instance_id, &profile_name, None, timeout, &waiting).await?;
+            (retries, waited) = (tries, waited + slept);
             (id, Action::Associated, None)
         }
     };
@@ -111,6 +103,8 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
         association_id,
         action,
         replaced_profile_arn: replaced,
+        retries,
+        waited_seconds: crate::commands::bootstrap::seconds(waited),
     };
     if printer.json() {
         printer.result_document("attach", &result);
@@ -130,6 +124,67 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
         });
     }
     Ok(ExitStatus::Success)
+}
+
+/// The instance profile, which must exist and hold a role. Right after `bootstrap` made it, IAM may still
+/// answer NoSuchEntity, or show it without its role (read-after-write lag: IAM user guide, "changes that I make
+/// are not always immediately visible",
+/// https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency):
+/// that is waited out with backoff, within `timeout`, saying so; then it is the error it is.
+async fn read_profile(
+    printer: &Printer,
+    clients: &Clients,
+    name: &str,
+    timeout: Duration,
+) -> Result<(aws_sdk_iam::types::InstanceProfile, Duration)> {
+    let start = Instant::now();
+    let mut waited = Duration::ZERO;
+    let mut delay = Duration::from_millis(250);
+    let mut told = false;
+    loop {
+        let read = clients.limit(clients.iam.get_instance_profile().instance_profile_name(name).send()).await;
+        let why = match read {
+            Ok(out) => {
+                let profile = out
+                    .instance_profile
+                    .ok_or_else(|| Error::aws("iam:GetInstanceProfile answered without the profile"))?;
+                if !profile.roles.is_empty() {
+                    return Ok((profile, waited));
+                }
+                "holds no role"
+            }
+            Err(e) if errors::is_no_such_entity(&e) => "is not found",
+            Err(e) => return Err(errors::describe(&format!("read instance profile `{name}`"), &e)),
+        };
+        if start.elapsed() + delay >= timeout {
+            let waited = if start.elapsed() >= Duration::from_secs(1) {
+                format!(" (after waiting {} s)", start.elapsed().as_secs())
+            } else {
+                String::new()
+            };
+            return Err(if why == "is not found" {
+                Error::aws(format!("instance profile `{name}` does not exist{waited}"))
+                    .with_help("create it with `wfboot bootstrap` (the default stack makes SLIM-Extras_ECS_for_EC2)")
+            } else {
+                Error::aws(format!(
+                    "instance profile `{name}` holds no role{waited}, so it would give the instance no credentials"
+                ))
+                .with_help("run `wfboot bootstrap` to put the stack's role into it")
+            });
+        }
+        if !told {
+            printer.info(&format!(
+                "instance profile `{name}` {why}: waiting in case it was made moments ago (IAM reads lag behind \
+                 writes; up to {} s, --propagation-timeout)",
+                timeout.as_secs()
+            ));
+            told = true;
+        }
+        let pause = crate::engine::apply::jittered(delay);
+        tokio::time::sleep(pause).await;
+        waited += pause;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
 }
 
 fn profile_name(args: &AttachArgs) -> Result<String> {

@@ -11,19 +11,21 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::aws::AwsSettings;
+use crate::aws::CallStats;
 use crate::cli::BootstrapArgs;
 use crate::commands::{check, plural, watch_interrupt, ApplyProgress, EarlyChecks, ExitStatus, Session};
-use crate::engine::apply::{self, AppliedChange, ApplyOptions, Outcome};
-use crate::engine::plan::Status;
+use crate::engine::apply::{self, AppliedChange, ApplyOptions, Outcome, Waits};
+use crate::engine::plan::{PlannedChange, Status};
 use crate::engine::{self, Observed, Plan};
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::Printer;
 use crate::policy_eval::Verdict;
 use crate::prompt;
 use crate::review;
-use crate::stack::harden;
+use crate::stack::{harden, Desired, Target};
 
-/// At most this many apply rounds: the second repairs what a concurrent run raced us on.
+/// At most this many apply rounds: the second repairs what a concurrent run raced us on, or drift that came
+/// while this run applied; never what IAM does not show yet of what this run wrote (that is waited out).
 const MAX_ROUNDS: usize = 2;
 
 #[derive(Debug, Serialize)]
@@ -40,16 +42,28 @@ pub(crate) struct Report {
     hardening: Option<Vec<harden::Note>>,
 }
 
+/// What a run did, counted from the outcomes of its changes (not from its plan).
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct Summary {
+    /// Resources this run created (their create call went through).
     created: usize,
+    /// Resources this run changed, every planned change of theirs done.
     updated: usize,
+    /// Resources that needed nothing, or whose every planned change someone else made meanwhile.
     unchanged: usize,
+    /// Resources with a planned change that failed, was not attempted or was held back.
+    incomplete: usize,
     pub(crate) writes_done: usize,
     already_done: usize,
     held: usize,
     failed: usize,
     skipped: usize,
+    /// Write calls sent again after an error AWS answers while it catches up (ConcurrentModification,
+    /// NoSuchEntity right after a create, ...).
+    retries: usize,
+    /// Wall time spent waiting for AWS: backoff before those retries, and reading back until IAM shows what
+    /// this run wrote.
+    waited_seconds: f64,
     api_calls: usize,
     api_writes: usize,
     http_attempts: usize,
@@ -86,7 +100,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
         }
     }
     let Some(preflight) = preflight else {
-        let report = finish_report(&session, plan, Vec::new(), None, started);
+        let report = finish_report(&session, plan, Vec::new(), None, &Waits::default(), started);
         if printer.json() {
             printer.result_document("bootstrap", &report);
         } else {
@@ -123,7 +137,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
     watcher.abort();
     let (applied, remaining) = applied?;
 
-    let report = finish_report(&session, plan, applied, remaining, started);
+    let report = finish_report(&session, plan, applied, remaining, &opts.waits, started);
     if printer.json() {
         printer.result_document("bootstrap", &report);
     } else {
@@ -228,11 +242,13 @@ pub(crate) fn apply_options(
         propagation_timeout: Duration::from_secs(args.propagation_timeout),
         deletion_timeout: Duration::ZERO,
         interrupted: interrupted.clone(),
+        waits: Arc::new(Waits::default()),
     }
 }
 
-/// Apply `plan`, verify what it changed, and apply again once if a concurrent run raced us. Returns what was
-/// applied and what still differs.
+/// Apply `plan`, read back what it changed (waiting out IAM's read-after-write lag on what this run wrote), and
+/// apply again once if what still differs is real: drift, or a concurrent run's doing. Returns what was applied
+/// and what still differs.
 pub(crate) async fn apply_and_verify(
     printer: &Printer,
     session: &Session,
@@ -244,12 +260,7 @@ pub(crate) async fn apply_and_verify(
     let mut current = plan.clone();
     let mut remaining = None;
     for round in 1..=MAX_ROUNDS {
-        let observer = ApplyProgress {
-            printer,
-            bar: printer.bar(current.summary.changes as u64, "applying"),
-            prefix,
-            already_done: "already done by someone else",
-        };
+        let observer = ApplyProgress::new(printer, printer.bar(current.summary.changes as u64, "applying"), prefix);
         let results = apply::apply(&session.clients, &current, opts, &observer).await;
         observer.bar.finish_and_clear();
         let failed = results.iter().any(|r| matches!(r.outcome, Outcome::Failed { .. }));
@@ -259,41 +270,129 @@ pub(crate) async fn apply_and_verify(
         }
         // Verify: observe again what was to change, and nothing else.
         let part = engine::changed_part(&session.desired, &current);
-        let user = session.user.as_deref().filter(|_| !part.user_policies.is_empty());
-        let spinner = printer.spinner("verifying");
-        let observed = engine::observe(&session.clients, &part, user, true).await;
-        spinner.finish_and_clear();
-        let after = engine::diff(&part, &observed?, user);
+        let after = read_back(printer, session, &part, &applied, opts, prefix).await?;
         let outstanding = after.changes().filter(|c| opts.consent || !c.needs_consent).count();
-        remaining = after.has_changes().then_some(after.clone());
+        remaining = after.has_changes().then(|| after.clone());
         if outstanding == 0 {
+            break;
+        }
+        // What this run created and IAM still does not show is not created again: it is reported.
+        let again = without_fresh_creates(&after, &applied);
+        if !again.changes().any(|c| opts.consent || !c.needs_consent) {
             break;
         }
         if round < MAX_ROUNDS {
             printer.info(&format!(
-                "{prefix}{outstanding} change(s) still differ after apply (another run at the same time?); applying again"
+                "{prefix}{} change(s) still differ after apply (another run at the same time?); applying again",
+                again.summary.changes
             ));
         }
-        current = after;
+        current = again;
     }
     Ok((applied, remaining))
+}
+
+/// Observe `part` after applying and diff it. While the diff holds a write this run made (or a read answers
+/// NoSuchEntity), IAM has not caught up with this run yet (read-after-write lag): read again, with backoff,
+/// within `--propagation-timeout`, saying so once. IAM gives no signal of consistency, so reading is the only
+/// way to know (IAM user guide, "changes that I make are not always immediately visible":
+/// https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency;
+/// terraform-provider-aws internal/service/iam/role.go reads a new role with RetryWhenNewResourceNotFound).
+async fn read_back(
+    printer: &Printer,
+    session: &Session,
+    part: &Desired,
+    applied: &[AppliedChange],
+    opts: &ApplyOptions,
+    prefix: &str,
+) -> Result<Plan> {
+    let user = session.user.as_deref().filter(|_| !part.user_policies.is_empty());
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(250);
+    let mut told = false;
+    loop {
+        let spinner = printer.spinner("verifying");
+        let observed = engine::observe(&session.clients, part, user, true).await;
+        spinner.finish_and_clear();
+        let (unseen, result) = match observed {
+            Ok(o) => {
+                let after = engine::diff(part, &o, user);
+                (written_not_seen(after.changes(), applied), Ok(after))
+            }
+            Err(e) if e.is_code("NoSuchEntity") => (1, Err(e)),
+            Err(e) => return Err(e),
+        };
+        if unseen == 0 || start.elapsed() + delay >= opts.propagation_timeout {
+            return result;
+        }
+        if !told {
+            printer.info(&format!(
+                "{prefix}waiting for IAM to show what this run wrote ({unseen} change{} not visible yet: \
+                 read-after-write lag; up to {} s)",
+                plural(unseen),
+                opts.propagation_timeout.as_secs()
+            ));
+            told = true;
+        }
+        opts.waits.sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// How many of `changes` are writes this run made (done, or done by someone else): still to be seen.
+pub(crate) fn written_not_seen<'a>(
+    changes: impl Iterator<Item = &'a PlannedChange>,
+    applied: &[AppliedChange],
+) -> usize {
+    let made = |c: &PlannedChange| {
+        applied
+            .iter()
+            .any(|a| matches!(a.outcome, Outcome::Done | Outcome::AlreadyDone) && a.change.change.same_write(&c.change))
+    };
+    changes.filter(|c| made(c)).count()
+}
+
+/// `after` without the resources this run created (and IAM still does not show): a second round never
+/// creates again what it has just created.
+fn without_fresh_creates(after: &Plan, applied: &[AppliedChange]) -> Plan {
+    let fresh = |r: &&engine::plan::ResourcePlan| {
+        r.status == Status::Create
+            && r.changes.first().is_some_and(|c| written_not_seen(std::iter::once(c), applied) > 0)
+    };
+    let resources = after.resources.iter().filter(|r| !fresh(r)).cloned().collect();
+    let target = Target {
+        partition: after.partition.clone(),
+        account_id: after.account_id.clone(),
+        region: after.region.clone(),
+    };
+    Plan::new(&after.stack, &target, after.user.clone(), resources)
 }
 
 /// The one-line text summary of a run.
 pub(crate) fn summary_line(s: &Summary) -> String {
     format!(
-        "{} created, {} updated, {} unchanged; {} write{} done{}{}. {} API calls ({} writes), {:.2} s.",
+        "{} created, {} updated, {} unchanged{}; {} write{} done{}{}{}. {} API calls ({} writes), {:.2} s.",
         s.created,
         s.updated,
         s.unchanged,
+        if s.incomplete > 0 { format!(", {} not completed", s.incomplete) } else { String::new() },
         s.writes_done,
         plural(s.writes_done),
         if s.already_done > 0 { format!(", {} already done by someone else", s.already_done) } else { String::new() },
         if s.held > 0 { format!(", {} held back (--adopt)", s.held) } else { String::new() },
+        waits_text(s.retries, s.waited_seconds),
         s.api_calls,
         s.api_writes,
         s.wall_seconds
     )
+}
+
+/// "; 6 retries, 2.1 s waiting for AWS" when the run waited, empty otherwise.
+pub(crate) fn waits_text(retries: usize, waited_seconds: f64) -> String {
+    if retries == 0 && waited_seconds == 0.0 {
+        return String::new();
+    }
+    format!("; {retries} retr{}, {waited_seconds:.1} s waiting for AWS", if retries == 1 { "y" } else { "ies" })
 }
 
 /// How a run that applied ended: interrupted, failed changes, still differing, held back, or success.
@@ -321,6 +420,24 @@ pub(crate) fn outcome(report: &Report, interrupted: bool) -> Result<ExitStatus> 
         err.help = Some("fix the cause and run again: completed changes are not repeated".into());
         return Err(err);
     }
+    let unseen: Vec<String> = report
+        .remaining
+        .iter()
+        .flat_map(|r| r.resources.iter())
+        .filter(|r| r.status == Status::Create && written_not_seen(r.changes.iter(), &report.applied) > 0)
+        .map(|r| format!("{} {}", r.kind, r.name))
+        .collect();
+    if !unseen.is_empty() {
+        return Err(Error::aws(format!(
+            "IAM still does not show what this run created: {} (after waiting {:.0} s in all)",
+            unseen.join(", "),
+            s.waited_seconds
+        ))
+        .with_help(
+            "IAM can be slow to show new entities (read-after-write lag), or something deleted them meanwhile: \
+             check in a minute with `wfboot plan`, and raise --propagation-timeout if it happens again",
+        ));
+    }
     if !report.verified {
         return Err(Error::aws("the account still differs from the stack after applying (see `wfboot plan`)")
             .with_help(
@@ -338,27 +455,118 @@ pub(crate) fn finish_report(
     plan: Plan,
     applied: Vec<AppliedChange>,
     remaining: Option<Plan>,
+    waits: &Waits,
     started: Instant,
 ) -> Report {
-    let calls = session.clients.calls.snapshot();
+    let summary = summarize(&plan, &applied, &session.clients.calls.snapshot(), waits, started);
+    let verified = summary.failed == 0
+        && summary.skipped == 0
+        && remaining.as_ref().is_none_or(|r| r.changes().all(|c| c.needs_consent && summary.held > 0));
+    Report { plan, applied, verified, remaining, summary, hardening: session.hardening.clone() }
+}
+
+/// The run's summary: every count from what happened to each change.
+fn summarize(plan: &Plan, applied: &[AppliedChange], calls: &CallStats, waits: &Waits, started: Instant) -> Summary {
     let count = |f: &dyn Fn(&Outcome) -> bool| applied.iter().filter(|a| f(&a.outcome)).count();
-    let held = count(&|o| matches!(o, Outcome::Held));
-    let summary = Summary {
-        created: plan.resources.iter().filter(|r| r.status == Status::Create).count(),
-        updated: plan.resources.iter().filter(|r| r.status == Status::Update).count(),
-        unchanged: plan.resources.iter().filter(|r| r.status == Status::Unchanged).count(),
+    // The last outcome of each planned change (a second round may have applied it again).
+    let outcome_of = |c: &PlannedChange| applied.iter().rev().find(|a| a.change.change == c.change).map(|a| &a.outcome);
+    let mut summary = Summary::default();
+    for r in &plan.resources {
+        let outcomes: Vec<Option<&Outcome>> = r.changes.iter().map(outcome_of).collect();
+        let completed = outcomes.iter().all(|o| matches!(o, Some(Outcome::Done | Outcome::AlreadyDone)));
+        if r.status == Status::Unchanged {
+            summary.unchanged += 1;
+        } else if !completed {
+            summary.incomplete += 1;
+        } else if r.status == Status::Create && matches!(outcomes.first(), Some(Some(Outcome::Done))) {
+            summary.created += 1;
+        } else if outcomes.iter().any(|o| matches!(o, Some(Outcome::Done))) {
+            summary.updated += 1;
+        } else {
+            summary.unchanged += 1;
+        }
+    }
+    Summary {
         writes_done: count(&|o| matches!(o, Outcome::Done)),
         already_done: count(&|o| matches!(o, Outcome::AlreadyDone)),
-        held,
+        held: count(&|o| matches!(o, Outcome::Held)),
         failed: count(&|o| matches!(o, Outcome::Failed { .. })),
         skipped: count(&|o| matches!(o, Outcome::Skipped { .. })),
+        retries: waits.retries(),
+        waited_seconds: seconds(waits.waited()),
         api_calls: calls.calls.len(),
         api_writes: calls.writes(),
         http_attempts: calls.attempts,
-        wall_seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
-    };
-    let verified = summary.failed == 0
-        && summary.skipped == 0
-        && remaining.as_ref().is_none_or(|r| r.changes().all(|c| c.needs_consent && held > 0));
-    Report { plan, applied, verified, remaining, summary, hardening: session.hardening.clone() }
+        wall_seconds: seconds(started.elapsed()),
+        ..summary
+    }
+}
+
+/// Seconds, to the millisecond.
+pub(crate) fn seconds(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::engine::plan::{Change, Kind, ResourcePlan};
+    use crate::resources::Ownership;
+
+    fn target() -> Target {
+        Target { partition: "aws".into(), account_id: "111122223333".into(), region: "us-east-1".into() }
+    }
+
+    fn create(name: &str) -> Change {
+        Change::CreateRole { name: name.into(), path: "/".into(), description: String::new(), trust: json!({}) }
+    }
+
+    fn attach(role: &str) -> Change {
+        Change::AttachRolePolicy { role: role.into(), policy_arn: "arn:aws:iam::aws:policy/A".into() }
+    }
+
+    fn plan() -> Plan {
+        let role = |name: &str| {
+            ResourcePlan::new(Kind::Role, name, Ownership::Absent, vec![create(name), attach(name)], vec![])
+        };
+        let unchanged = ResourcePlan::new(Kind::Role, "C", Ownership::Stack, vec![], vec![]);
+        Plan::new("s", &target(), None, vec![role("A"), role("B"), unchanged])
+    }
+
+    fn applied(change: Change, outcome: Outcome) -> AppliedChange {
+        AppliedChange {
+            change: PlannedChange { change, needs_consent: false },
+            outcome,
+            retries: 0,
+            waited_seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_summary_counts_what_happened_not_what_was_planned() {
+        let done = vec![
+            applied(create("A"), Outcome::Done),
+            applied(attach("A"), Outcome::Done),
+            applied(create("B"), Outcome::Failed { error: "AccessDenied".into() }),
+            applied(attach("B"), Outcome::Skipped { reason: "a change it depends on did not complete".into() }),
+        ];
+        let s = summarize(&plan(), &done, &CallStats::default(), &Waits::default(), Instant::now());
+        assert_eq!((s.created, s.updated, s.unchanged, s.incomplete), (1, 0, 1, 1), "{s:?}");
+        assert_eq!((s.writes_done, s.failed, s.skipped), (2, 1, 1));
+        let line = summary_line(&s);
+        assert!(line.starts_with("1 created, 0 updated, 1 unchanged, 1 not completed; 2 writes done"), "{line}");
+    }
+
+    #[test]
+    fn a_second_round_never_creates_again_what_this_run_has_just_created() {
+        // Read back, A still reads as missing (IAM lags) and B was never applied (say, drift after the plan).
+        let done = vec![applied(create("A"), Outcome::Done), applied(attach("A"), Outcome::Done)];
+        let again = without_fresh_creates(&plan(), &done);
+        let names: Vec<&str> = again.resources.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["B", "C"]);
+        assert_eq!(again.summary.changes, 2);
+        assert_eq!(written_not_seen(plan().changes(), &done), 2);
+    }
 }

@@ -12,8 +12,9 @@ use serde::Serialize;
 
 use crate::aws::AwsSettings;
 use crate::cli::{DestroyArgs, StackArgs};
+use crate::commands::bootstrap::{seconds, waits_text, written_not_seen};
 use crate::commands::{plural, watch_interrupt, ApplyProgress, ExitStatus, Session};
-use crate::engine::apply::{self, AppliedChange, ApplyOptions, Outcome};
+use crate::engine::apply::{self, AppliedChange, ApplyOptions, Outcome, Waits};
 use crate::engine::destroy::{self, Action, DestroyPlan};
 use crate::engine::permissions;
 use crate::engine::plan::Kind;
@@ -56,6 +57,12 @@ struct Summary {
     already_done: usize,
     failed: usize,
     skipped: usize,
+    /// Write calls sent again after an error AWS answers while it catches up (DeleteConflict right after this
+    /// run removed the link, ConcurrentModification).
+    retries: usize,
+    /// Wall time spent waiting for AWS: backoff before those retries, and reading back until IAM shows the
+    /// deletions.
+    waited_seconds: f64,
     api_calls: usize,
     api_writes: usize,
     http_attempts: usize,
@@ -73,7 +80,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
         printer.result(&plan.to_string());
     }
     if !plan.has_changes() || args.dry_run {
-        let report = finish_report(&session, plan, args.dry_run, Vec::new(), None, started);
+        let report = finish_report(&session, plan, args.dry_run, Vec::new(), None, &Waits::default(), started);
         let s = &report.summary;
         if printer.json() {
             printer.result_document("destroy", &report);
@@ -111,17 +118,15 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
     let opts = ApplyOptions {
         stack: session.desired.stack.clone(),
         consent: true,
-        // Removals are not retried for propagation: NoSuchEntity means already gone.
-        propagation_timeout: Duration::ZERO,
+        // A removal's NoSuchEntity means already gone; what is retried is DeleteConflict right after this run
+        // removed the link, and ConcurrentModification.
+        propagation_timeout: Duration::from_secs(args.propagation_timeout),
         deletion_timeout: Duration::from_secs(args.deletion_timeout),
         interrupted: interrupted.clone(),
+        waits: Arc::new(Waits::default()),
     };
-    let observer = ApplyProgress {
-        printer,
-        bar: printer.bar(plan.summary.changes as u64, "deleting"),
-        prefix: "",
-        already_done: "already gone",
-    };
+    let mut observer = ApplyProgress::new(printer, printer.bar(plan.summary.changes as u64, "deleting"), "");
+    observer.already_done = "already gone";
     let applied = apply::apply_changes(
         &session.clients,
         plan.changes().collect(),
@@ -137,20 +142,15 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
     let incomplete = interrupted.load(Ordering::SeqCst)
         || applied.iter().any(|a| matches!(a.outcome, Outcome::Failed { .. } | Outcome::Skipped { .. }));
     // Verify: read again; nothing of the stack's own should be left to delete.
-    let remaining = if incomplete {
-        None
-    } else {
-        let after = read_plan(printer, &session, args, None).await?;
-        after.has_changes().then_some(after)
-    };
+    let remaining = if incomplete { None } else { read_back(printer, &session, args, &applied, &opts).await? };
 
-    let report = finish_report(&session, plan, false, applied, remaining, started);
+    let report = finish_report(&session, plan, false, applied, remaining, &opts.waits, started);
     let s = &report.summary;
     if printer.json() {
         printer.result_document("destroy", &report);
     } else {
         printer.result(&format!(
-            "{} deleted, {} left alone, {} absent; {} write{} done{}. {} API calls ({} writes), {:.2} s.",
+            "{} deleted, {} left alone, {} absent; {} write{} done{}{}. {} API calls ({} writes), {:.2} s.",
             s.deleted,
             s.left_alone,
             s.absent,
@@ -161,6 +161,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
             } else {
                 String::new()
             },
+            waits_text(s.retries, s.waited_seconds),
             s.api_calls,
             s.api_writes,
             s.wall_seconds
@@ -234,6 +235,43 @@ async fn preflight(printer: &Printer, session: &Session, plan: &DestroyPlan) -> 
     Ok(())
 }
 
+/// Read the account again after deleting. While it still shows something this run deleted (or a read answers
+/// NoSuchEntity), IAM has not caught up (read-after-write lag, in reverse): read again, with backoff, within
+/// `--propagation-timeout`, saying so once (IAM user guide, "changes that I make are not always immediately
+/// visible": https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+async fn read_back(
+    printer: &Printer,
+    session: &Session,
+    args: &DestroyArgs,
+    applied: &[AppliedChange],
+    opts: &ApplyOptions,
+) -> Result<Option<DestroyPlan>> {
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(250);
+    let mut told = false;
+    loop {
+        let (unseen, result) = match read_plan(printer, session, args, None).await {
+            Ok(after) => (written_not_seen(after.changes(), applied), Ok(after.has_changes().then_some(after))),
+            Err(e) if e.is_code("NoSuchEntity") => (1, Err(e)),
+            Err(e) => return Err(e),
+        };
+        if unseen == 0 || start.elapsed() + delay >= opts.propagation_timeout {
+            return result;
+        }
+        if !told {
+            printer.info(&format!(
+                "waiting for IAM to show what this run deleted ({unseen} change{} still read as not made: \
+                 read-after-write lag; up to {} s)",
+                plural(unseen),
+                opts.propagation_timeout.as_secs()
+            ));
+            told = true;
+        }
+        opts.waits.sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
 async fn read_plan(
     printer: &Printer,
     session: &Session,
@@ -252,6 +290,7 @@ fn finish_report(
     dry_run: bool,
     applied: Vec<AppliedChange>,
     remaining: Option<DestroyPlan>,
+    waits: &Waits,
     started: Instant,
 ) -> Report {
     let calls = session.clients.calls.snapshot();
@@ -284,10 +323,12 @@ fn finish_report(
         already_done: count(&|o| matches!(o, Outcome::AlreadyDone)),
         failed: count(&|o| matches!(o, Outcome::Failed { .. })),
         skipped: count(&|o| matches!(o, Outcome::Skipped { .. })),
+        retries: waits.retries(),
+        waited_seconds: seconds(waits.waited()),
         api_calls: calls.calls.len(),
         api_writes: calls.writes(),
         http_attempts: calls.attempts,
-        wall_seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        wall_seconds: seconds(started.elapsed()),
     };
     let verified = !dry_run && summary.failed == 0 && summary.skipped == 0 && remaining.is_none();
     Report { plan, dry_run, applied, deleted, left_alone, verified, remaining, summary }

@@ -263,7 +263,8 @@ pub(crate) fn plural(n: usize) -> &'static str {
     }
 }
 
-/// Progress of an apply on stderr: a bar, each change's outcome with -v, failures always.
+/// Progress of an apply on stderr: a bar, each change's outcome with -v, failures always, and each distinct
+/// thing waited for once.
 pub(crate) struct ApplyProgress<'a> {
     pub(crate) printer: &'a Printer,
     pub(crate) bar: indicatif::ProgressBar,
@@ -271,6 +272,13 @@ pub(crate) struct ApplyProgress<'a> {
     pub(crate) prefix: &'a str,
     /// How a change someone else already made is described ("already done by someone else", "already gone").
     pub(crate) already_done: &'static str,
+    told: std::sync::Mutex<BTreeSet<String>>,
+}
+
+impl<'a> ApplyProgress<'a> {
+    pub(crate) fn new(printer: &'a Printer, bar: indicatif::ProgressBar, prefix: &'a str) -> Self {
+        ApplyProgress { printer, bar, prefix, already_done: "already done by someone else", told: Default::default() }
+    }
 }
 
 impl ApplyObserver for ApplyProgress<'_> {
@@ -292,7 +300,11 @@ impl ApplyObserver for ApplyProgress<'_> {
     }
 
     fn waiting(&self, what: &str) {
-        self.bar.suspend(|| self.printer.info(&format!("{}{what}", self.prefix)));
+        // Several changes may wait for the same thing (concurrent writes to one user): said once.
+        let first = self.told.lock().map(|mut t| t.insert(what.to_string())).unwrap_or(true);
+        if first {
+            self.bar.suspend(|| self.printer.info(&format!("{}{what}", self.prefix)));
+        }
     }
 }
 

@@ -155,6 +155,23 @@ impl Change {
         }
     }
 
+    /// The two make the same write: equal, except that an update of a trust document or a description is
+    /// compared by what it sets, not by what it replaces (which a read made before or after it may see
+    /// differently).
+    pub(crate) fn same_write(&self, other: &Change) -> bool {
+        match (self, other) {
+            (
+                Change::UpdateAssumeRolePolicy { role: a, desired: x, .. },
+                Change::UpdateAssumeRolePolicy { role: b, desired: y, .. },
+            ) => a == b && x == y,
+            (
+                Change::UpdateRole { role: a, description: x, .. },
+                Change::UpdateRole { role: b, description: y, .. },
+            ) => a == b && x == y,
+            _ => self == other,
+        }
+    }
+
     /// A removal: when IAM answers NoSuchEntity, what it removes is already gone.
     pub(crate) fn is_removal(&self) -> bool {
         matches!(

@@ -67,8 +67,9 @@ pub(crate) async fn associations(clients: &Clients, instance_id: Option<&str>) -
 }
 
 /// Associate (or, with `replace`, swap in place of an existing association: the instance is never left
-/// without a profile). A profile created moments ago is "Invalid IamInstanceProfile" for a while: that one
-/// error is retried with backoff until `timeout`, telling `waiting` once.
+/// without a profile). EC2 refuses a profile created (or given its role) moments ago for a while
+/// ([`not_propagated`]): that is retried with backoff and jitter until `timeout`, telling `waiting` once.
+/// Returns the association id, how many retries it took and how long it waited.
 pub(crate) async fn associate(
     clients: &Clients,
     instance_id: &str,
@@ -76,11 +77,12 @@ pub(crate) async fn associate(
     replace: Option<&str>,
     timeout: Duration,
     waiting: &dyn Fn(&str),
-) -> Result<String> {
+) -> Result<(String, usize, Duration)> {
     let spec = IamInstanceProfileSpecification::builder().name(profile_name).build();
     let start = Instant::now();
     let mut delay = Duration::from_millis(500);
     let mut told = false;
+    let (mut retries, mut waited) = (0, Duration::ZERO);
     loop {
         let result = match replace {
             Some(association_id) => {
@@ -109,17 +111,20 @@ pub(crate) async fn associate(
             }
         };
         match result {
-            Ok(Some(id)) => return Ok(id),
+            Ok(Some(id)) => return Ok((id, retries, waited)),
             Ok(None) => return Err(Error::aws("EC2 answered without an association id")),
             Err((true, _)) if start.elapsed() + delay < timeout => {
                 if !told {
                     waiting(&format!(
-                        "waiting for instance profile `{profile_name}` to propagate to EC2 (up to {} s)",
+                        "waiting for instance profile `{profile_name}` to propagate to EC2, which does not know it \
+                         (or its role) yet (up to {} s)",
                         timeout.as_secs()
                     ));
                     told = true;
                 }
-                tokio::time::sleep(delay).await;
+                let pause = crate::engine::apply::jittered(delay);
+                tokio::time::sleep(pause).await;
+                (retries, waited) = (retries + 1, waited + pause);
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err((_, err)) => return Err(err),
@@ -133,14 +138,20 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug,
 {
-    let not_propagated = match e {
-        SdkError::ServiceError(se) => {
-            se.err().code() == Some("InvalidParameterValue")
-                && se.err().message().unwrap_or_default().contains("Invalid IamInstanceProfile")
-        }
-        _ => false,
-    };
-    (not_propagated, errors::describe(action, e))
+    let retry = errors::code_and_message(e).is_some_and(|(code, message)| not_propagated(code, message));
+    (retry, errors::describe(action, e))
+}
+
+/// EC2 has not caught up with IAM on a new instance profile: InvalidParameterValue, with "Value (NAME) for
+/// parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name" (".arn ... ARN" for an ARN),
+/// or `IAM Instance Profile "ARN" has no associated IAM Roles` when its role is new. The code is shared with
+/// every other bad parameter and EC2 gives no other signal, so the message decides, case-insensitively, as
+/// terraform-provider-aws internal/service/ec2/ec2_instance.go does (its RunInstances retry on
+/// InvalidParameterValue with "Invalid IAM Instance Profile" and " has no associated IAM Roles").
+pub(crate) fn not_propagated(code: &str, message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    code == "InvalidParameterValue"
+        && (message.contains("invalid iam instance profile") || message.contains("has no associated iam roles"))
 }
 
 /// Wait (bounded) until the association is `associated`.
@@ -169,6 +180,22 @@ pub(crate) async fn wait_associated(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ec2s_own_words_for_a_profile_it_does_not_know_yet_are_retried_and_nothing_else_is() {
+        for message in [
+            "Value (SLIM-Extras_ECS_for_EC2) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name",
+            "Value (arn:aws:iam::123456789012:instance-profile/P) for parameter iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN",
+            "IAM Instance Profile \"arn:aws:iam::123456789012:instance-profile/P\" has no associated IAM Roles",
+        ] {
+            assert!(super::not_propagated("InvalidParameterValue", message), "{message}");
+            assert!(!super::not_propagated("InvalidInstanceID.NotFound", message), "the code decides first: {message}");
+        }
+        // The words the code looked for before, which EC2 does not use, and other bad parameters.
+        for message in ["Invalid IamInstanceProfile", "Value (x) for parameter instanceId is invalid."] {
+            assert!(!super::not_propagated("InvalidParameterValue", message), "{message}");
+        }
+    }
+
     #[test]
     fn instance_ids_are_checked() {
         for ok in ["i-0123abcd", "i-08dabea9f68b1f328"] {

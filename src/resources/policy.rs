@@ -87,6 +87,17 @@ pub(crate) async fn observe(
     Ok(Some(observed))
 }
 
+/// The policy's tags (GetPolicy), or `None` when it does not exist: whose it is, after a create found it there.
+pub(crate) async fn tags(clients: &Clients, arn: &str) -> Result<Option<Vec<(String, String)>>> {
+    match clients.limit(clients.iam.get_policy().policy_arn(arn).send()).await {
+        Ok(out) => Ok(Some(
+            out.policy.and_then(|p| p.tags).unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect(),
+        )),
+        Err(e) if errors::is_no_such_entity(&e) => Ok(None),
+        Err(e) => Err(errors::describe(&format!("read policy `{arn}`"), &e)),
+    }
+}
+
 /// What IAM requires to be gone before a policy can be deleted, read only before deleting it: its
 /// non-default versions and every role, user and group it is attached to.
 #[derive(Debug, Clone, Default)]

@@ -71,6 +71,17 @@ pub(crate) async fn observe(clients: &Clients, name: &str, known_to_exist: bool)
     }))
 }
 
+/// The role's tags (GetRole), or `None` when it does not exist: whose it is, after a create found it there.
+pub(crate) async fn tags(clients: &Clients, name: &str) -> Result<Option<Vec<(String, String)>>> {
+    match clients.limit(clients.iam.get_role().role_name(name).send()).await {
+        Ok(out) => {
+            Ok(Some(out.role.and_then(|r| r.tags).unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect()))
+        }
+        Err(e) if errors::is_no_such_entity(&e) => Ok(None),
+        Err(e) => Err(errors::describe(&format!("read role `{name}`"), &e)),
+    }
+}
+
 /// What else holds or belongs to a role, read only before deleting it: the instance profiles it is in and
 /// its inline policies (wfboot puts none, but IAM refuses to delete a role that has any).
 #[derive(Debug, Clone, Default)]

@@ -34,6 +34,9 @@ fn python() -> PathBuf {
     venv
 }
 
+/// The realism flags of [`Emulator::start_realistic`].
+pub const REALISM: [&str; 7] = ["--realism", "--iam-lag", "1.5", "--ec2-lag", "3", "--write-hold", "0.1"];
+
 pub struct Emulator {
     child: Child,
     pub url: String,
@@ -54,6 +57,9 @@ pub struct Request {
     /// included). The log is in the order the answers were complete.
     pub t: f64,
     pub ms: f64,
+    /// What the emulator's realism mode (tools/realism.py) answered instead of moto, if it did: "stale_read",
+    /// "concurrent_modification", "delete_conflict", "ec2_not_propagated", "expired_token", ...
+    pub realism: Option<String>,
 }
 
 impl Request {
@@ -66,6 +72,13 @@ impl Request {
 impl Emulator {
     pub fn start() -> Emulator {
         Self::start_with(&[])
+    }
+
+    /// An emulator with real AWS's consistency and concurrency (tools/realism.py), with windows short enough
+    /// for CI: IAM reads lag 1.5 s behind writes, EC2 refuses a new profile for 3 s, a write holds its entity
+    /// for 0.1 s.
+    pub fn start_realistic() -> Emulator {
+        Self::start_with(&REALISM)
     }
 
     pub fn start_with(extra_args: &[&str]) -> Emulator {
@@ -109,6 +122,7 @@ impl Emulator {
                 fault: v["fault"].as_str().map(str::to_string),
                 t: v["t"].as_f64().unwrap_or_default(),
                 ms: v["ms"].as_f64().unwrap_or_default(),
+                realism: v["realism"].as_str().map(str::to_string),
             })
             .collect()
     }
@@ -192,6 +206,17 @@ impl Emulator {
         serde_json::from_str(json).unwrap_or(Value::Null)
     }
 
+    /// Realism mode: end every lag window now, as if the last writes were a while ago (an arranged drift is then
+    /// old news, and the admin client reads what the account is).
+    pub fn settle(&self) {
+        self.control(r#"{"settle": true}"#);
+    }
+
+    /// How many of wfboot's requests after `mark` the realism mode answered with `kind`.
+    pub fn realism_answers_since(&self, mark: usize, kind: &str) -> usize {
+        self.wfboot_requests_since(mark).iter().filter(|r| r.realism.as_deref() == Some(kind)).count()
+    }
+
     /// After killing a client that was held: drop what it left behind, wait until nothing it sent is still
     /// being handled, then lift the hold.
     pub fn drain_and_release(&self) {
@@ -233,6 +258,84 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// SDK configuration with the credentials of `role` in `account`, assumed with `key`.
+pub async fn assumed_config(
+    emu: &Emulator,
+    key: &str,
+    secret: &str,
+    account: &str,
+    role: &str,
+) -> aws_config::SdkConfig {
+    let base = emu.sdk_config(key, secret);
+    let out = aws_sdk_sts::Client::new(&base)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/{role}"))
+        .role_session_name("test-admin")
+        .send()
+        .await
+        .expect("assume a role for the test's admin client");
+    let c = out.credentials().unwrap();
+    let creds = aws_sdk_iam::config::Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        None,
+        "test",
+    );
+    base.to_builder()
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
+        .build()
+}
+
+/// An IAM admin client scoped to `account` (moto needs no role to exist for this, without enforcement). Its
+/// session renews itself, so it outlives the realism mode's short sessions.
+pub async fn account_admin(emu: &Emulator, account: &str) -> aws_sdk_iam::Client {
+    let base = emu.sdk_config(ADMIN_KEY, "admin-secret");
+    let provider = RenewingSession {
+        sts: aws_sdk_sts::Client::new(&base),
+        role_arn: format!("arn:aws:iam::{account}:role/TestAdmin"),
+    };
+    let config = base
+        .to_builder()
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(provider))
+        .build();
+    aws_sdk_iam::Client::new(&config)
+}
+
+/// sts:AssumeRole each time the SDK's identity cache wants credentials (before the held ones expire).
+#[derive(Debug)]
+struct RenewingSession {
+    sts: aws_sdk_sts::Client,
+    role_arn: String,
+}
+
+impl aws_credential_types::provider::ProvideCredentials for RenewingSession {
+    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            use aws_credential_types::provider::error::CredentialsError;
+            let out = self
+                .sts
+                .assume_role()
+                .role_arn(&self.role_arn)
+                .role_session_name("test-admin")
+                .send()
+                .await
+                .map_err(CredentialsError::provider_error)?;
+            let c = out.credentials().ok_or_else(|| CredentialsError::not_loaded("no credentials"))?;
+            Ok(aws_sdk_iam::config::Credentials::new(
+                c.access_key_id(),
+                c.secret_access_key(),
+                Some(c.session_token().to_string()),
+                std::time::SystemTime::try_from(*c.expiration()).ok(),
+                "test",
+            ))
+        })
     }
 }
 
