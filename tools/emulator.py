@@ -10,13 +10,15 @@ threaded werkzeug server, wrapped in a middleware that
   * optionally adds latency to every AWS request (--latency-ms),
   * optionally answers AWS requests with injected faults instead of calling moto
     (--fault-rate, --fault-kinds throttle,500,503,drop, seeded by --seed),
+  * answers iam:SimulatePrincipalPolicy and iam:SimulateCustomPolicy, which moto lacks, by evaluating the
+    principal's policies as moto stores them with @cloud-copilot/iam-simulate (tools/simulator.py),
   * serves counters at GET /__emulator/stats (DELETE zeroes them),
   * takes controls at POST /__emulator/control: {"hold_after_writes": N|null} holds every request after
     the next N writes (a crash point: the client is killed while held), {"fault_rate": F}.
 
 Usage:
     python tools/emulator.py [--host 127.0.0.1] [--port 0] [--log FILE] [--latency-ms N] [--no-gc]
-        [--fault-rate F] [--fault-kinds throttle,500,503,drop] [--seed S] [--no-stdin-watch]
+        [--fault-rate F] [--fault-kinds throttle,500,503,drop] [--seed S] [--no-simulator] [--no-stdin-watch]
 
 Once listening it prints exactly one line on stdout, `READY http://HOST:PORT`; everything
 else goes to stderr. It exits with status 0 on SIGTERM or SIGINT, and when its stdin (if a
@@ -46,6 +48,8 @@ import uuid
 from collections import Counter
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
+
+import simulator  # tools/simulator.py, beside this file
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 FAULT_KINDS = ("throttle", "500", "503", "drop")
@@ -234,6 +238,7 @@ class EmulatorMiddleware:
         fault_rate: float,
         fault_kinds: list[str],
         seed: int,
+        simulate: bool = True,
     ) -> None:
         self.app = app
         self.log_file = log_file
@@ -243,6 +248,9 @@ class EmulatorMiddleware:
         self.rng = random.Random(seed)
         self.lock = threading.Lock()  # guards rng, counters, the hold and the log file
         self.moto_lock = FairLock()
+        # The policy simulator's node process, started on the first simulation (None: --no-simulator).
+        self.sidecar: simulator.Sidecar | None = simulator.Sidecar() if simulate else None
+        self.simulator_warned = False
         self.in_flight = 0
         # Crash simulation: once `hold_after` writes have been admitted (counted from when the hold was set),
         # every further AWS request is held, never reaching moto, until the hold is lifted; then the held
@@ -346,6 +354,10 @@ class EmulatorMiddleware:
             time.sleep(self.latency_s)
 
         fault = self.pick_fault()
+        if fault is None and info.service == "iam" and info.action in simulator.ACTIONS and self.sidecar:
+            answer = self.simulate(environ, start_response, entry, start, info, body)
+            if answer is not None:
+                return answer
         if fault is None:
             return self.call_app(environ, start_response, entry, start, count=True)
 
@@ -356,6 +368,24 @@ class EmulatorMiddleware:
             raise DropConnection("emulator fault: drop")
         status, headers, payload = fault_response(fault, info, environ)
         entry["status"] = int(status.split()[0])
+        start_response(status, headers)
+        entry["ms"] = round((time.monotonic() - start) * 1000, 3)
+        self.record(entry, count=True)
+        return [payload]
+
+    def simulate(self, environ, start_response, entry, start, info: RequestInfo, body: bytes) -> list[bytes] | None:
+        """The policy simulator's answer, or None (node or its package missing) to let moto answer as it always has."""
+        try:
+            status, headers, payload = simulator.handle(self.sidecar, info.action or "", environ, body,
+                                                        info.access_key, self.moto_lock)
+        except simulator.SimulatorUnavailable as e:
+            if not self.simulator_warned:
+                self.simulator_warned = True
+                log(f"policy simulator unavailable ({e}); moto answers Simulate* requests")
+            return None
+        entry["status"] = int(status.split()[0])
+        if entry["status"] >= 400:
+            entry["error"] = payload[:400].decode("utf-8", errors="replace")
         start_response(status, headers)
         entry["ms"] = round((time.monotonic() - start) * 1000, 3)
         self.record(entry, count=True)
@@ -490,6 +520,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-gc", action="store_true",
                    help="switch off Python's cyclic garbage collector (benchmarks: its passes over moto's "
                         "large heap paused single requests for 10-70 ms at random moments)")
+    p.add_argument("--no-simulator", action="store_true",
+                   help="let moto answer iam:Simulate* (HTTP 500, not implemented) instead of the policy simulator")
     p.add_argument("--no-stdin-watch", action="store_true",
                    help="do not exit when stdin reaches end-of-file")
     args = p.parse_args(argv)
@@ -585,6 +617,7 @@ def main(argv: list[str] | None = None) -> int:
         fault_rate=args.fault_rate,
         fault_kinds=args.fault_kinds,
         seed=args.seed,
+        simulate=not args.no_simulator,
     )
     server = make_server(args.host, args.port, app, threaded=True,
                          request_handler=RequestHandler)
@@ -628,6 +661,8 @@ def main(argv: list[str] | None = None) -> int:
     server.shutdown()
     server.server_close()
     app.close_log()  # request threads still finishing (daemons) just stop logging
+    if app.sidecar is not None:
+        app.sidecar.close()
     return 0
 
 
