@@ -3,20 +3,23 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_iam::types::PolicyEvaluationDecisionType;
+use aws_sdk_iam::types::{ContextKeyTypeEnum, PolicyEvaluationDecisionType};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::caller::{Caller, CallerKind};
 use crate::aws::{errors, Clients};
 use crate::document;
-use crate::engine::permissions::Permission;
+use crate::engine::permissions::{ContextEntry, Permission};
 use crate::policy_eval::{self, SourcePolicy, Verdict};
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct PermissionCheck {
     pub(crate) action: String,
     pub(crate) resource: String,
+    /// The request context the verdict was reached for (`iam:PassedToService`, ...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) context: Vec<ContextEntry>,
     #[serde(flatten)]
     pub(crate) verdict: Verdict,
     /// Where the verdict comes from: "simulation", "local evaluation" or "root credentials".
@@ -26,7 +29,18 @@ pub(crate) struct PermissionCheck {
     pub(crate) detail: Vec<String>,
 }
 
-/// The verdict for each permission, and a note on how they were reached.
+impl PermissionCheck {
+    /// The permission it is the verdict on.
+    pub(crate) fn permission(&self) -> Permission {
+        Permission { action: self.action.clone(), resource: self.resource.clone(), context: self.context.clone() }
+    }
+
+    pub(crate) fn is(&self, p: &Permission) -> bool {
+        self.action == p.action && self.resource == p.resource && self.context == p.context
+    }
+}
+
+/// The verdict for each permission, and a note on how they were reached, for the caller.
 pub(crate) async fn check(clients: &Clients, caller: &Caller, needed: &[Permission]) -> (Vec<PermissionCheck>, String) {
     if needed.is_empty() {
         return (Vec::new(), "nothing to check".into());
@@ -42,7 +56,7 @@ pub(crate) async fn check(clients: &Clients, caller: &Caller, needed: &[Permissi
     // The caller's own policies are read alongside the simulation, so that a refused simulation (callers
     // often lack iam:SimulatePrincipalPolicy) costs no extra round trip; when the simulation answers, those
     // reads are dropped (a few List calls, on runs that are about to write anyway).
-    let simulation = simulate(clients, &principal, needed);
+    let simulation = simulate(clients, &principal, needed, &[]);
     let local = local_policies(clients, caller);
     tokio::pin!(simulation, local);
     let mut local_result = None;
@@ -61,8 +75,16 @@ pub(crate) async fn check(clients: &Clients, caller: &Caller, needed: &[Permissi
         }
     };
     match simulated {
-        Ok(results) => (results, format!("simulated for {principal} (iam:SimulatePrincipalPolicy)")),
-        Err(why_not) => match local_result.await {
+        Ok((results, calls)) => (
+            results,
+            format!(
+                "simulated for {principal} (iam:SimulatePrincipalPolicy, {calls} call{} for {} request context{})",
+                if calls == 1 { "" } else { "s" },
+                calls,
+                if calls == 1 { "" } else { "s" }
+            ),
+        ),
+        Err(Unsimulated::Fallback(why_not)) => match local_result.await {
             Ok(policies) => {
                 let sources: Vec<SourcePolicy<'_>> =
                     policies.iter().map(|(label, doc)| SourcePolicy { label: label.clone(), document: doc }).collect();
@@ -79,7 +101,7 @@ pub(crate) async fn check(clients: &Clients, caller: &Caller, needed: &[Permissi
                     .collect();
                 let note = format!(
                     "simulation unavailable ({why_not}); evaluated {} identity polic{} of {principal} locally \
-                     (SCPs and resource policies are not visible from the account)",
+                     (SCPs, permissions boundaries and resource policies are not visible that way)",
                     policies.len(),
                     if policies.len() == 1 { "y" } else { "ies" }
                 );
@@ -90,11 +112,23 @@ pub(crate) async fn check(clients: &Clients, caller: &Caller, needed: &[Permissi
                 (unverified(needed, &reason), reason)
             }
         },
+        Err(Unsimulated::Failed(why)) => {
+            let reason =
+                format!("the simulation failed ({why}); not evaluated locally, which cannot see SCPs or boundaries");
+            (unverified(needed, &reason), reason)
+        }
     }
 }
 
 fn verdict(p: &Permission, verdict: Verdict, source: &'static str, detail: Vec<String>) -> PermissionCheck {
-    PermissionCheck { action: p.action.clone(), resource: p.resource.clone(), verdict, source, detail }
+    PermissionCheck {
+        action: p.action.clone(),
+        resource: p.resource.clone(),
+        context: p.context.clone(),
+        verdict,
+        source,
+        detail,
+    }
 }
 
 fn unverified(needed: &[Permission], reason: &str) -> Vec<PermissionCheck> {
@@ -119,60 +153,64 @@ async fn principal_arn(clients: &Clients, caller: &Caller) -> Result<String, Str
     }
 }
 
-/// One SimulatePrincipalPolicy for all actions and resources (pages followed), then the verdict of each
-/// needed (action, resource) pair.
-async fn simulate(clients: &Clients, principal: &str, needed: &[Permission]) -> Result<Vec<PermissionCheck>, String> {
-    let mut actions: Vec<String> = needed.iter().map(|p| p.action.clone()).collect();
-    actions.sort();
-    actions.dedup();
-    let mut resources: Vec<String> = needed.iter().map(|p| p.resource.clone()).collect();
-    resources.sort();
-    resources.dedup();
-    let mut decisions: BTreeMap<(String, String), PolicyEvaluationDecisionType> = BTreeMap::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let req = clients
-            .iam
-            .simulate_principal_policy()
-            .policy_source_arn(principal)
-            .set_action_names(Some(actions.clone()))
-            .set_resource_arns(Some(resources.clone()))
-            .set_marker(marker.clone())
-            .customize()
-            // Not retried: an emulator without SimulatePrincipalPolicy answers 500, and we fall back at once.
-            .config_override(
-                aws_sdk_iam::config::Config::builder().retry_config(aws_config::retry::RetryConfig::disabled()),
-            );
-        let out = clients.limit(req.send()).await.map_err(|e| match errors::code(&e) {
-            Some(code) => format!("iam:SimulatePrincipalPolicy: {code}"),
-            None => "iam:SimulatePrincipalPolicy failed".into(),
-        })?;
-        for ev in out.evaluation_results.unwrap_or_default() {
-            let specific = ev.resource_specific_results.unwrap_or_default();
-            if specific.is_empty() {
-                let resource = ev.eval_resource_name.unwrap_or_else(|| "*".into());
-                decisions.insert((ev.eval_action_name, resource), ev.eval_decision);
-            } else {
-                for r in specific {
-                    decisions.insert((ev.eval_action_name.clone(), r.eval_resource_name), r.eval_resource_decision);
-                }
-            }
-        }
-        if !out.is_truncated {
-            break;
-        }
-        marker = out.marker;
-        if marker.is_none() {
-            break;
+/// Why the simulation gave no verdicts.
+#[derive(Debug)]
+pub(crate) enum Unsimulated {
+    /// The simulator is not there for this caller (not implemented, AWS's own failure after the retries, or the
+    /// caller may not simulate): local evaluation of the caller's policies is the next best thing.
+    Fallback(String),
+    /// Anything else (throttled after the SDK's retries, a rejected request): the permissions stay unverified.
+    Failed(String),
+}
+
+/// The verdict of each needed permission from iam:SimulatePrincipalPolicy for `principal`. One call per distinct
+/// request context (IAM applies a call's ContextEntries to all its actions and resources), all at once; each
+/// call asks for the context's actions on its resources and follows the pages. `extra_policies` are documents
+/// simulated as if attached too (PolicyInputList: policies a bootstrap is about to attach). Returns the verdicts and
+/// the number of calls (not counting pages).
+///
+/// Retried by the SDK's standard retry (throttling is common on this API: cloud-custodian/cloud-custodian#7641).
+pub(crate) async fn simulate(
+    clients: &Clients,
+    principal: &str,
+    needed: &[Permission],
+    extra_policies: &[String],
+) -> Result<(Vec<PermissionCheck>, usize), Unsimulated> {
+    let mut by_context: BTreeMap<&[ContextEntry], Vec<&Permission>> = BTreeMap::new();
+    for p in needed {
+        by_context.entry(p.context.as_slice()).or_default().push(p);
+    }
+    let calls = by_context.len();
+    let answers = futures::future::join_all(
+        by_context.iter().map(|(context, perms)| simulate_context(clients, principal, context, perms, extra_policies)),
+    )
+    .await;
+    let mut decisions: BTreeMap<
+        (String, String, Vec<ContextEntry>),
+        (PolicyEvaluationDecisionType, Vec<String>, Vec<String>),
+    > = BTreeMap::new();
+    for ((context, _), answer) in by_context.iter().zip(answers) {
+        for (action, resource, decision, missing, matched) in answer? {
+            decisions.insert((action, resource, context.to_vec()), (decision, missing, matched));
         }
     }
-    Ok(needed
+    let results = needed
         .iter()
-        .map(|p| match decisions.get(&(p.action.clone(), p.resource.clone())) {
-            Some(PolicyEvaluationDecisionType::Allowed) => verdict(p, Verdict::Allowed, "simulation", vec![]),
-            Some(PolicyEvaluationDecisionType::ExplicitDeny) => {
-                verdict(p, Verdict::Denied { explicit: true }, "simulation", vec![])
+        .map(|p| match decisions.get(&(p.action.clone(), p.resource.clone(), p.context.clone())) {
+            Some((PolicyEvaluationDecisionType::Allowed, _, matched)) => {
+                verdict(p, Verdict::Allowed, "simulation", matched.clone())
             }
+            Some((PolicyEvaluationDecisionType::ExplicitDeny, _, matched)) => {
+                verdict(p, Verdict::Denied { explicit: true }, "simulation", matched.clone())
+            }
+            // implicitDeny on a statement whose condition needs a key the request context lacks: IAM cannot say
+            // (IAM API reference, EvaluationResult: MissingContextValues).
+            Some((_, missing, _)) if !missing.is_empty() => verdict(
+                p,
+                Verdict::Unverified { reason: format!("needs {}", missing.join(", ")) },
+                "simulation",
+                vec![],
+            ),
             Some(_) => verdict(p, Verdict::Denied { explicit: false }, "simulation", vec![]),
             None => verdict(
                 p,
@@ -181,7 +219,140 @@ async fn simulate(clients: &Clients, principal: &str, needed: &[Permission]) -> 
                 vec![],
             ),
         })
-        .collect())
+        .collect();
+    Ok((results, calls))
+}
+
+type Decision = (String, String, PolicyEvaluationDecisionType, Vec<String>, Vec<String>);
+
+/// One simulation: `perms`' actions on their resources in one context, every page.
+async fn simulate_context(
+    clients: &Clients,
+    principal: &str,
+    context: &[ContextEntry],
+    perms: &[&Permission],
+    extra_policies: &[String],
+) -> Result<Vec<Decision>, Unsimulated> {
+    let mut actions: Vec<String> = perms.iter().map(|p| p.action.clone()).collect();
+    actions.sort();
+    actions.dedup();
+    let mut resources: Vec<String> = perms.iter().map(|p| p.resource.clone()).collect();
+    resources.sort();
+    resources.dedup();
+    let entries: Vec<aws_sdk_iam::types::ContextEntry> = context
+        .iter()
+        .map(|e| {
+            aws_sdk_iam::types::ContextEntry::builder()
+                .context_key_name(&e.key)
+                .set_context_key_values(Some(e.values.clone()))
+                .context_key_type(if e.list { ContextKeyTypeEnum::StringList } else { ContextKeyTypeEnum::String })
+                .build()
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let req = clients
+            .iam
+            .simulate_principal_policy()
+            .policy_source_arn(principal)
+            .set_action_names(Some(actions.clone()))
+            .set_resource_arns(Some(resources.clone()))
+            .set_context_entries(if entries.is_empty() { None } else { Some(entries.clone()) })
+            .set_policy_input_list(if extra_policies.is_empty() { None } else { Some(extra_policies.to_vec()) })
+            .set_marker(marker.clone());
+        let page = clients.limit(req.send()).await.map_err(unsimulated)?;
+        for ev in page.evaluation_results.unwrap_or_default() {
+            let specific = ev.resource_specific_results.unwrap_or_default();
+            if specific.is_empty() {
+                let resource = ev.eval_resource_name.unwrap_or_else(|| "*".into());
+                let matched = statements(ev.matched_statements.unwrap_or_default());
+                out.push((
+                    ev.eval_action_name,
+                    resource,
+                    ev.eval_decision,
+                    ev.missing_context_values.unwrap_or_default(),
+                    matched,
+                ));
+            } else {
+                for r in specific {
+                    let matched = statements(r.matched_statements.unwrap_or_default());
+                    out.push((
+                        ev.eval_action_name.clone(),
+                        r.eval_resource_name,
+                        r.eval_resource_decision,
+                        r.missing_context_values.unwrap_or_default(),
+                        matched,
+                    ));
+                }
+            }
+        }
+        if !page.is_truncated {
+            break;
+        }
+        marker = page.marker;
+        if marker.is_none() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// "policy AdministratorAccess (aws-managed)" for each statement the simulator says decided it.
+fn statements(matched: Vec<aws_sdk_iam::types::Statement>) -> Vec<String> {
+    let mut out: Vec<String> = matched
+        .into_iter()
+        .filter_map(|s| {
+            let id = s.source_policy_id?;
+            Some(match s.source_policy_type {
+                Some(kind) => format!("policy {id} ({})", kind.as_str()),
+                None => format!("policy {id}"),
+            })
+        })
+        .collect();
+    out.dedup();
+    out
+}
+
+/// Which failures of the simulation send the check to local evaluation: the operation missing (an emulator or
+/// partition without it), AWS's own failure after the SDK's retries (5xx), or the caller not allowed to simulate.
+/// Anything else (throttling that outlasted the retries, a rejected request) leaves the permissions unverified:
+/// local evaluation cannot see SCPs or permissions boundaries, so it is no substitute for an answer IAM withheld.
+fn unsimulated<E, R>(e: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> Unsimulated
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+    R: HttpStatus,
+{
+    use aws_smithy_runtime_api::client::result::SdkError;
+    let status = match &e {
+        SdkError::ServiceError(s) => Some(s.raw().status_code()),
+        _ => None,
+    };
+    let code = errors::code(&e).map(str::to_string);
+    let label = match (&code, status) {
+        (Some(code), _) => format!("iam:SimulatePrincipalPolicy: {code}"),
+        (None, Some(status)) => format!("iam:SimulatePrincipalPolicy: HTTP {status}"),
+        (None, None) => "iam:SimulatePrincipalPolicy failed".to_string(),
+    };
+    let fallback = matches!(code.as_deref(), Some("AccessDenied" | "AccessDeniedException" | "NotImplemented"))
+        || status.is_some_and(|s| s == 501 || (500..600).contains(&s))
+        || status == Some(403);
+    if fallback {
+        Unsimulated::Fallback(label)
+    } else {
+        Unsimulated::Failed(label)
+    }
+}
+
+/// The HTTP status of a raw response.
+pub(crate) trait HttpStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HttpStatus for aws_smithy_runtime_api::http::Response {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
 }
 
 /// The caller's identity policies: attached and inline, the user's groups' too; `(label, document)`.
@@ -371,7 +542,7 @@ mod tests {
     fn needed() -> Vec<Permission> {
         ["iam:CreateRole", "iam:TagRole", "iam:PassRole"]
             .iter()
-            .map(|a| Permission { action: a.to_string(), resource: "arn:aws:iam::111122223333:role/R".into() })
+            .map(|a| Permission::new(a, "arn:aws:iam::111122223333:role/R"))
             .collect()
     }
 
