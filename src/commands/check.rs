@@ -179,9 +179,27 @@ fn denied_rows(
     let mut ungranted = 0;
     let mut rows = Vec::new();
     for ((implicit, action), list) in &groups {
-        let mut resources: Vec<String> =
-            list.iter().map(|c| format!("{}{}", short(&c.resource), c.permission().context_note())).collect();
-        resources.dedup();
+        // Per resource, the requests on it: "role/R (policy A)", or "role/R (3 policies)" for several attachments.
+        let mut per_resource: Vec<(String, Vec<String>)> = Vec::new();
+        for c in list {
+            let note = c.permission().context_note();
+            match per_resource.iter_mut().find(|(r, _)| *r == c.resource) {
+                Some((_, notes)) => notes.push(note),
+                None => per_resource.push((c.resource.clone(), vec![note])),
+            }
+        }
+        let resources: Vec<String> = per_resource
+            .iter()
+            .map(|(r, notes)| match notes.len() {
+                1 => format!("{}{}", short(r), notes[0]),
+                n if notes.iter().all(|x| x.starts_with(" (policy ")) => format!("{} ({n} policies)", short(r)),
+                _ => format!(
+                    "{} ({})",
+                    short(r),
+                    notes.iter().map(|x| x.trim().trim_matches(['(', ')'])).collect::<Vec<_>>().join("; ")
+                ),
+            })
+            .collect();
         let mut by: Vec<String> = list.iter().flat_map(|c| c.detail.iter().cloned()).collect();
         by.sort();
         by.dedup();
@@ -198,7 +216,7 @@ fn denied_rows(
                 _ => ungranted += 1,
             }
         }
-        let n = list.len();
+        let n = resources.len();
         rows.push(Row {
             area: "permissions".into(),
             check: if n == 1 { format!("{action} on {}", resources[0]) } else { format!("{action} on {n} resources") },

@@ -45,17 +45,24 @@ impl Permission {
         self
     }
 
-    /// `iam:PassRole on arn:... (iam:PassedToService=ec2.amazonaws.com)`: the context keys that tell
-    /// requests apart (the region and the ownership tag are the same for all of a run's writes, so not shown).
+    /// What tells this request apart from others on the same resource: " (to ec2.amazonaws.com)",
+    /// " (policy AmazonS3FullAccess)", " (for spot.amazonaws.com)"; the region and the ownership tag are the same
+    /// for all of a run's writes, so not shown.
     pub(crate) fn context_note(&self) -> String {
         let shown: Vec<String> = self
             .context
             .iter()
-            .filter(|e| {
-                !matches!(e.key.as_str(), "aws:RequestedRegion" | "aws:TagKeys")
-                    && !e.key.starts_with("aws:RequestTag/")
+            .filter_map(|e| {
+                let values = e.values.join(",");
+                match e.key.as_str() {
+                    "iam:PassedToService" => Some(format!("to {values}")),
+                    "iam:AWSServiceName" => Some(format!("for {values}")),
+                    "iam:PolicyARN" => Some(format!("policy {}", values.rsplit('/').next().unwrap_or(&values))),
+                    "aws:RequestedRegion" | "aws:TagKeys" => None,
+                    k if k.starts_with("aws:RequestTag/") => None,
+                    k => Some(format!("{k}={values}")),
+                }
             })
-            .map(|e| format!("{}={}", e.key, e.values.join(",")))
             .collect();
         if shown.is_empty() {
             String::new()
