@@ -155,7 +155,6 @@ lines.on('line', (line) => {
     process.stdout.write(JSON.stringify(answer) + '\n')
   })
 })
-lines.on('close', () => {
-  queue.then(() => process.exit(0))
-})
+// When stdin closes, the process ends by itself once the last answer is written (process.exit could cut a
+// long answer short on a pipe).
 process.stdout.write(JSON.stringify({ ready: true, version: '0.1.173' }) + '\n')
