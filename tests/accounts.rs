@@ -90,7 +90,7 @@ async fn plan_over_three_accounts_prints_one_row_per_account_writes_nothing_and_
         let row = text.lines().find(|l| l.starts_with(account) && l.contains("changes planned")).unwrap_or_else(|| {
             panic!("no row for {account}:\n{text}");
         });
-        assert!(row.contains(name) && row.contains("22 changes planned"), "{row}");
+        assert!(row.contains(name) && row.contains("24 changes planned"), "{row}");
     }
     assert!(text.contains("3 accounts, 0 failed."), "{text}");
     let requests = emu.requests();
@@ -115,11 +115,11 @@ async fn plan_over_three_accounts_prints_one_row_per_account_writes_nothing_and_
     assert_eq!(rows[0]["name"], "prod");
     for row in rows {
         assert_eq!(row["status"], "changes_planned");
-        assert_eq!(row["changes"], 22);
+        assert_eq!(row["changes"], 24);
         // Each account's plan is the single-account plan, rendered for that account.
         assert_eq!(row["result"]["account_id"], row["account_id"]);
         assert_eq!(row["result"]["partition"], "aws");
-        assert_eq!(row["result"]["summary"]["changes"], 22);
+        assert_eq!(row["result"]["summary"]["changes"], 24);
     }
     // Nothing reached the caller's own account.
     assert_eq!(dump_state(&emu.admin().await).await["roles"], serde_json::json!({}));
