@@ -90,7 +90,7 @@ async fn plan_over_three_accounts_prints_one_row_per_account_writes_nothing_and_
         let row = text.lines().find(|l| l.starts_with(account) && l.contains("changes planned")).unwrap_or_else(|| {
             panic!("no row for {account}:\n{text}");
         });
-        assert!(row.contains(name) && row.contains("24 changes planned"), "{row}");
+        assert!(row.contains(name) && row.contains("23 changes planned"), "{row}");
     }
     assert!(text.contains("3 accounts, 0 failed."), "{text}");
     let requests = emu.requests();
@@ -115,11 +115,11 @@ async fn plan_over_three_accounts_prints_one_row_per_account_writes_nothing_and_
     assert_eq!(rows[0]["name"], "prod");
     for row in rows {
         assert_eq!(row["status"], "changes_planned");
-        assert_eq!(row["changes"], 24);
+        assert_eq!(row["changes"], 23);
         // Each account's plan is the single-account plan, rendered for that account.
         assert_eq!(row["result"]["account_id"], row["account_id"]);
         assert_eq!(row["result"]["partition"], "aws");
-        assert_eq!(row["result"]["summary"]["changes"], 24);
+        assert_eq!(row["result"]["summary"]["changes"], 23);
     }
     // Nothing reached the caller's own account.
     assert_eq!(dump_state(&emu.admin().await).await["roles"], serde_json::json!({}));
@@ -136,11 +136,11 @@ async fn bootstrap_of_three_accounts_creates_the_stack_in_each_and_reports_one_r
     let text = stdout(&out);
     for account in ACCOUNTS {
         let row = text.lines().find(|l| l.starts_with(account)).unwrap_or_else(|| panic!("no row for {account}"));
-        assert!(row.contains("applied 29"), "{row}");
+        assert!(row.contains("applied 31"), "{row}");
     }
-    // 29 writes per account, as a single-account bootstrap makes; none with the caller's own key.
+    // 31 writes per account, as a single-account bootstrap makes; none with the caller's own key.
     let writes: Vec<String> = writes_since(&emu, mark).into_iter().filter(|w| w != "AssumeRole").collect();
-    assert_eq!(writes.len(), 3 * 29, "{writes:?}");
+    assert_eq!(writes.len(), 3 * 31, "{writes:?}");
     let own_writes = emu.wfboot_requests_since(mark).into_iter().filter(|r| r.write && r.action != "AssumeRole");
     assert_eq!(own_writes.count(), 0);
 

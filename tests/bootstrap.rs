@@ -27,8 +27,8 @@ async fn fresh_bootstrap_creates_the_whole_default_stack_like_the_careful_boto3_
     let mark = emu.mark();
     let out = bootstrap_ok(&emu);
     let writes = emu.wfboot_writes_since(mark);
-    assert_eq!(writes.len(), 29, "{writes:?}");
-    assert!(stdout(&out).contains("29 writes done"), "{}", stdout(&out));
+    assert_eq!(writes.len(), 31, "{writes:?}");
+    assert!(stdout(&out).contains("31 writes done"), "{}", stdout(&out));
 
     // Same canonical end state as ../shared/peers/boto3_idempotent.py (tests/fixtures/README.md says how the
     // fixture was made and how scripts/peer-parity.sh re-checks it live).
@@ -373,6 +373,6 @@ async fn on_a_fresh_account_the_checks_before_the_first_write_go_out_with_the_re
         (simulation.t - user_groups.answered()) * 1000.0
     );
     let managed_checks = requests.iter().filter(|r| r.action == "GetPolicy" && r.t < user_groups.answered()).count();
-    assert_eq!(managed_checks, 15, "the 14 managed-policy checks and the stack's own policy, in one round trip");
+    assert_eq!(managed_checks, 16, "the 14 managed-policy checks and the stack's 2 own policies, in one round trip");
     assert!(first_write >= simulation.answered());
 }

@@ -310,7 +310,7 @@ async fn an_operator_with_the_printed_policy_and_conditioned_grants_passes_check
         .skip(mark)
         .filter(|r| r.access_key == op.id && r.write && r.status.is_some_and(|s| (200..300).contains(&s)))
         .collect();
-    assert_eq!(writes.len(), 24, "{writes:?}");
+    assert_eq!(writes.len(), 31, "{writes:?}");
     let state = dump_state(&admin_client(&emu, &admin).await).await;
     let expected: serde_json::Value = serde_json::from_str(include_str!("fixtures/slim-workflow.state.json")).unwrap();
     assert_eq!(state, expected);
