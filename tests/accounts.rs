@@ -25,6 +25,11 @@ fn expected_state() -> Value {
     serde_json::from_str(include_str!("fixtures/slim-workflow.state.json")).unwrap()
 }
 
+/// The fixture's end state in `account`: the operator user's SLIMWorkflowPassRoles is that account's policy.
+fn expected_state_in(account: &str) -> Value {
+    serde_json::from_str(&include_str!("fixtures/slim-workflow.state.json").replace("123456789012", account)).unwrap()
+}
+
 /// SDK configuration with the credentials of `role` in `account`, assumed with `key`.
 async fn assumed_config(emu: &Emulator, key: &str, secret: &str, account: &str, role: &str) -> aws_config::SdkConfig {
     let base = emu.sdk_config(key, secret);
@@ -147,7 +152,12 @@ async fn bootstrap_of_three_accounts_creates_the_stack_in_each_and_reports_one_r
     // Every account holds the same end state as a single-account bootstrap (and the boto3 peer script).
     for account in ACCOUNTS {
         let state = dump_state(&account_admin(&emu, account).await).await;
-        assert_eq!(state, expected_state(), "account {account}:\n{}", serde_json::to_string_pretty(&state).unwrap());
+        assert_eq!(
+            state,
+            expected_state_in(account),
+            "account {account}:\n{}",
+            serde_json::to_string_pretty(&state).unwrap()
+        );
     }
     assert_eq!(dump_state(&emu.admin().await).await["roles"], serde_json::json!({}), "the caller's account changed");
 
@@ -212,8 +222,8 @@ async fn an_account_whose_role_cannot_be_assumed_fails_alone_and_the_others_are_
     let (text, err) = (stdout(&out), stderr(&out));
     assert_eq!(out.status.code(), Some(1), "{text}\n{err}");
     let row = |account: &str| text.lines().find(|l| l.starts_with(account)).unwrap_or_default().to_string();
-    assert!(row(ACCOUNTS[0]).contains("applied 22"), "{text}");
-    assert!(row(ACCOUNTS[1]).contains("applied 22"), "{text}");
+    assert!(row(ACCOUNTS[0]).contains("applied 23"), "{text}");
+    assert!(row(ACCOUNTS[1]).contains("applied 23"), "{text}");
     assert!(row(ACCOUNTS[2]).contains("FAILED") && row(ACCOUNTS[2]).contains("AccessDenied"), "{text}");
     assert!(text.contains("3 accounts, 1 failed."), "{text}");
     assert!(err.contains(&format!("1 of 3 accounts failed: {}", ACCOUNTS[2])), "{err}");
@@ -327,7 +337,7 @@ async fn bootstrap_over_accounts_without_yes_and_without_a_terminal_refuses_and_
     let mark = emu.mark();
     let out = multi(&emu, dir.path(), &["bootstrap"]);
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
-    assert!(stderr(&out).contains("Apply 66 changes to 3 accounts?"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Apply 69 changes to 3 accounts?"), "{}", stderr(&out));
     assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
     assert_eq!(writes_since(&emu, mark), vec!["AssumeRole"; 3]);
 }
@@ -383,7 +393,7 @@ async fn at_a_terminal_bootstrap_shows_every_accounts_plan_and_asks_once() {
         for account in ACCOUNTS {
             p.exp_string(&format!("Stack slim-workflow in account {account}")).unwrap();
         }
-        p.exp_string("Apply 66 changes to 3 accounts?").unwrap();
+        p.exp_string("Apply 69 changes to 3 accounts?").unwrap();
         p.send(answer).unwrap();
         p.flush().unwrap();
         p
@@ -395,7 +405,7 @@ async fn at_a_terminal_bootstrap_shows_every_accounts_plan_and_asks_once() {
 
     let mut p = run("y");
     for account in ACCOUNTS {
-        p.exp_regex(&format!("{account} .*applied 22")).unwrap();
+        p.exp_regex(&format!("{account} .*applied 23")).unwrap();
     }
     p.exp_string("3 accounts, 0 failed.").unwrap();
     p.exp_eof().unwrap();

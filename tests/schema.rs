@@ -199,10 +199,13 @@ async fn a_plan_or_bootstrap_with_a_changed_change_or_finding_fails_validation()
     let emu = Emulator::start();
     let plan = run(&emu, &["plan", "--skip-user"]);
     assert_valid(&[doc("plan", "plan_result", plan.clone())]);
+    // The first role: created and attached, two changes.
+    let role = plan["resources"].as_array().unwrap().iter().position(|r| r["kind"] == "role").unwrap();
+    assert!(plan["resources"][role]["changes"].as_array().unwrap().len() >= 2, "{plan}");
     let mut renamed = plan.clone();
-    renamed["resources"][1]["changes"][0]["call"] = json!("MakeRole");
+    renamed["resources"][role]["changes"][0]["call"] = json!("MakeRole");
     let mut extra = plan.clone();
-    extra["resources"][1]["changes"][1]["force"] = json!(true);
+    extra["resources"][role]["changes"][1]["force"] = json!(true);
     let mut finding = plan.clone();
     finding["findings"][0]["severity"] = json!("critical");
     let mut summary = plan.clone();
