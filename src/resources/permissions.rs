@@ -54,10 +54,13 @@ pub(crate) async fn check(clients: &Clients, caller: &Caller, needed: &[Permissi
         Err(reason) => return (unverified(needed, &reason), reason),
     };
     // The caller's own policies are read alongside the simulation, so that a refused simulation (callers
-    // often lack iam:SimulatePrincipalPolicy) costs no extra round trip; when the simulation answers, those
-    // reads are dropped (a few List calls, on runs that are about to write anyway).
+    // often lack iam:SimulatePrincipalPolicy) costs no extra round trip. When they are not needed (the
+    // simulation answered, or failed in a way local evaluation must not paper over), those reads are stopped,
+    // not dropped: a dropped request may or may not have reached AWS, and the run's summary counts the HTTP
+    // attempts it made, so the reads already sent finish and no further one starts.
+    let stop = Gate::default();
     let simulation = simulate(clients, &principal, needed, &[]);
-    let local = local_policies(clients, caller);
+    let local = local_policies(clients, caller, &stop);
     tokio::pin!(simulation, local);
     let mut local_result = None;
     let simulated = tokio::select! {
@@ -68,11 +71,12 @@ pub(crate) async fn check(clients: &Clients, caller: &Caller, needed: &[Permissi
             simulation.await
         }
     };
-    let local_result = async {
-        match local_result {
-            Some(l) => l,
-            None => local.await,
-        }
+    if !matches!(simulated, Err(Unsimulated::Fallback(_))) {
+        stop.close();
+    }
+    let local_result = match local_result {
+        Some(l) => l,
+        None => local.await,
     };
     match simulated {
         Ok((results, calls)) => (
@@ -84,7 +88,7 @@ pub(crate) async fn check(clients: &Clients, caller: &Caller, needed: &[Permissi
                 if calls == 1 { "" } else { "s" }
             ),
         ),
-        Err(Unsimulated::Fallback(why_not)) => match local_result.await {
+        Err(Unsimulated::Fallback(why_not)) => match local_result {
             Ok(policies) => {
                 let sources: Vec<SourcePolicy<'_>> =
                     policies.iter().map(|(label, doc)| SourcePolicy { label: label.clone(), document: doc }).collect();
@@ -355,16 +359,40 @@ impl HttpStatus for aws_smithy_runtime_api::http::Response {
     }
 }
 
+/// Lets the requests already sent finish and starts no new one once closed (the reads of the caller's policies,
+/// once the simulation has answered).
+#[derive(Default)]
+struct Gate(std::sync::atomic::AtomicBool);
+
+impl Gate {
+    fn close(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// `call` with a request slot, unless the gate closed first ("stopped").
+    async fn call<F: std::future::Future>(&self, clients: &Clients, call: F) -> Result<F::Output, String> {
+        clients
+            .limit(async {
+                match self.0.load(std::sync::atomic::Ordering::SeqCst) {
+                    true => None,
+                    false => Some(call.await),
+                }
+            })
+            .await
+            .ok_or_else(|| "stopped: the simulation answered".to_string())
+    }
+}
+
 /// The caller's identity policies: attached and inline, the user's groups' too; `(label, document)`.
 /// Each level is read concurrently: the lists, then the inline documents and the groups' lists, then the
 /// managed policies' documents.
-async fn local_policies(clients: &Clients, caller: &Caller) -> Result<Vec<(String, Value)>, String> {
+async fn local_policies(clients: &Clients, caller: &Caller, gate: &Gate) -> Result<Vec<(String, Value)>, String> {
     let (attached, mut policies) = match caller.kind {
         CallerKind::User => {
             let user = caller.user_name.as_deref().ok_or("the caller has no user name")?;
             let groups = async {
-                let groups = clients
-                    .limit(async {
+                let groups = gate
+                    .call(clients, async {
                         clients
                             .iam
                             .list_groups_for_user()
@@ -375,14 +403,15 @@ async fn local_policies(clients: &Clients, caller: &Caller) -> Result<Vec<(Strin
                             .try_collect()
                             .await
                     })
-                    .await
+                    .await?
                     .map_err(|e| denied("the caller's groups", errors::code(&e)))?;
                 futures::future::try_join_all(
-                    groups.into_iter().map(|g| attached_and_inline(clients, Holder::Group(g.group_name))),
+                    groups.into_iter().map(|g| attached_and_inline(clients, gate, Holder::Group(g.group_name))),
                 )
                 .await
             };
-            let (own, groups) = tokio::try_join!(attached_and_inline(clients, Holder::User(user.to_string())), groups)?;
+            let (own, groups) =
+                tokio::try_join!(attached_and_inline(clients, gate, Holder::User(user.to_string())), groups)?;
             let mut all = own;
             for (attached, inline) in groups {
                 all.0.extend(attached);
@@ -392,14 +421,14 @@ async fn local_policies(clients: &Clients, caller: &Caller) -> Result<Vec<(Strin
         }
         CallerKind::AssumedRole => {
             let role = caller.role_name().ok_or("cannot tell the role from the caller's ARN")?;
-            attached_and_inline(clients, Holder::Role(role.to_string())).await?
+            attached_and_inline(clients, gate, Holder::Role(role.to_string())).await?
         }
         _ => return Err("this kind of caller has no identity policies to read".into()),
     };
     let mut attached = attached;
     attached.sort();
     attached.dedup();
-    for (arn, doc) in managed_documents(clients, &attached).await? {
+    for (arn, doc) in gated_managed_documents(clients, gate, &attached).await? {
         policies.push((format!("policy {arn}"), doc));
     }
     Ok(policies)
@@ -417,7 +446,11 @@ enum Holder {
 }
 
 /// A holder's attached managed policies (ARNs) and inline policies (label, document), read concurrently.
-async fn attached_and_inline(clients: &Clients, holder: Holder) -> Result<(Vec<String>, Vec<(String, Value)>), String> {
+async fn attached_and_inline(
+    clients: &Clients,
+    gate: &Gate,
+    holder: Holder,
+) -> Result<(Vec<String>, Vec<(String, Value)>), String> {
     let iam = &clients.iam;
     let (kind, name) = match &holder {
         Holder::User(n) => ("user", n.as_str()),
@@ -426,25 +459,25 @@ async fn attached_and_inline(clients: &Clients, holder: Holder) -> Result<(Vec<S
     };
     let attached = async {
         let arns: Vec<Option<String>> = match &holder {
-            Holder::User(n) => clients
-                .limit(async {
+            Holder::User(n) => gate
+                .call(clients, async {
                     iam.list_attached_user_policies().user_name(n).into_paginator().items().send().try_collect().await
                 })
-                .await
+                .await?
                 .map(|l| l.into_iter().map(|p| p.policy_arn).collect())
                 .map_err(|e| denied(&format!("the policies of {kind} {name}"), errors::code(&e)))?,
-            Holder::Group(n) => clients
-                .limit(async {
+            Holder::Group(n) => gate
+                .call(clients, async {
                     iam.list_attached_group_policies().group_name(n).into_paginator().items().send().try_collect().await
                 })
-                .await
+                .await?
                 .map(|l| l.into_iter().map(|p| p.policy_arn).collect())
                 .map_err(|e| denied(&format!("the policies of {kind} {name}"), errors::code(&e)))?,
-            Holder::Role(n) => clients
-                .limit(async {
+            Holder::Role(n) => gate
+                .call(clients, async {
                     iam.list_attached_role_policies().role_name(n).into_paginator().items().send().try_collect().await
                 })
-                .await
+                .await?
                 .map(|l| l.into_iter().map(|p| p.policy_arn).collect())
                 .map_err(|e| denied(&format!("the policies of {kind} {name}"), errors::code(&e)))?,
         };
@@ -452,41 +485,41 @@ async fn attached_and_inline(clients: &Clients, holder: Holder) -> Result<(Vec<S
     };
     let inline = async {
         let names: Vec<String> = match &holder {
-            Holder::User(n) => clients
-                .limit(async {
+            Holder::User(n) => gate
+                .call(clients, async {
                     iam.list_user_policies().user_name(n).into_paginator().items().send().try_collect().await
                 })
-                .await
+                .await?
                 .map_err(|e| denied(&format!("the inline policies of {kind} {name}"), errors::code(&e)))?,
-            Holder::Group(n) => clients
-                .limit(async {
+            Holder::Group(n) => gate
+                .call(clients, async {
                     iam.list_group_policies().group_name(n).into_paginator().items().send().try_collect().await
                 })
-                .await
+                .await?
                 .map_err(|e| denied(&format!("the inline policies of {kind} {name}"), errors::code(&e)))?,
-            Holder::Role(n) => clients
-                .limit(async {
+            Holder::Role(n) => gate
+                .call(clients, async {
                     iam.list_role_policies().role_name(n).into_paginator().items().send().try_collect().await
                 })
-                .await
+                .await?
                 .map_err(|e| denied(&format!("the inline policies of {kind} {name}"), errors::code(&e)))?,
         };
         let holder = &holder;
         let docs = names.iter().map(|p| async move {
             let text = match holder {
-                Holder::User(n) => clients
-                    .limit(iam.get_user_policy().user_name(n).policy_name(p).send())
-                    .await
+                Holder::User(n) => gate
+                    .call(clients, iam.get_user_policy().user_name(n).policy_name(p).send())
+                    .await?
                     .map(|o| o.policy_document)
                     .map_err(|e| errors::code(&e).map(str::to_string)),
-                Holder::Group(n) => clients
-                    .limit(iam.get_group_policy().group_name(n).policy_name(p).send())
-                    .await
+                Holder::Group(n) => gate
+                    .call(clients, iam.get_group_policy().group_name(n).policy_name(p).send())
+                    .await?
                     .map(|o| o.policy_document)
                     .map_err(|e| errors::code(&e).map(str::to_string)),
-                Holder::Role(n) => clients
-                    .limit(iam.get_role_policy().role_name(n).policy_name(p).send())
-                    .await
+                Holder::Role(n) => gate
+                    .call(clients, iam.get_role_policy().role_name(n).policy_name(p).send())
+                    .await?
                     .map(|o| o.policy_document)
                     .map_err(|e| errors::code(&e).map(str::to_string)),
             }
@@ -500,16 +533,24 @@ async fn attached_and_inline(clients: &Clients, holder: Holder) -> Result<(Vec<S
 
 /// The default-version documents of managed policies, concurrently.
 pub(crate) async fn managed_documents(clients: &Clients, arns: &[String]) -> Result<Vec<(String, Value)>, String> {
+    gated_managed_documents(clients, &Gate::default(), arns).await
+}
+
+async fn gated_managed_documents(
+    clients: &Clients,
+    gate: &Gate,
+    arns: &[String],
+) -> Result<Vec<(String, Value)>, String> {
     let fetches = arns.iter().map(|arn| async move {
-        let policy = clients
-            .limit(clients.iam.get_policy().policy_arn(arn).send())
-            .await
+        let policy = gate
+            .call(clients, clients.iam.get_policy().policy_arn(arn).send())
+            .await?
             .map_err(|e| format!("cannot read policy {arn} ({})", errors::code(&e).unwrap_or("error")))?;
         let version =
             policy.policy.and_then(|p| p.default_version_id).ok_or(format!("policy {arn} has no default version"))?;
-        let out = clients
-            .limit(clients.iam.get_policy_version().policy_arn(arn).version_id(version).send())
-            .await
+        let out = gate
+            .call(clients, clients.iam.get_policy_version().policy_arn(arn).version_id(version).send())
+            .await?
             .map_err(|e| format!("cannot read policy {arn} ({})", errors::code(&e).unwrap_or("error")))?;
         let text = out.policy_version.and_then(|v| v.document).unwrap_or_default();
         Ok::<_, String>((arn.clone(), parse(&text)?))
