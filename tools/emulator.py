@@ -248,7 +248,7 @@ class EmulatorMiddleware:
         self.rng = random.Random(seed)
         self.lock = threading.Lock()  # guards rng, counters, the hold and the log file
         self.moto_lock = FairLock()
-        # The policy simulator's node process, started on the first simulation (None: --no-simulator).
+        # The policy simulator's node process, warmed up once listening (None: --no-simulator).
         self.sidecar: simulator.Sidecar | None = simulator.Sidecar() if simulate else None
         self.simulator_warned = False
         self.in_flight = 0
@@ -652,6 +652,8 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
 
     print(f"READY http://{args.host}:{port}", file=ready_out, flush=True)
+    if app.sidecar is not None:
+        threading.Thread(target=app.sidecar.warm_up, name="simulator-warm-up", daemon=True).start()
     log(f"listening on http://{args.host}:{port} (pid {os.getpid()}, latency "
         f"{args.latency_ms:g} ms, fault rate {args.fault_rate:g})")
 

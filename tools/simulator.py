@@ -5,8 +5,9 @@ response shape (the IAM API reference: SimulatePrincipalPolicy, SimulateCustomPo
 ResourceSpecificResult, Statement), evaluating the principal's identity policies as moto stores them — attached
 and inline, the user's groups' too, the role's (and its permissions boundary) — with the npm package
 @cloud-copilot/iam-simulate, an evaluator independent of wfboot's own src/policy_eval.rs. The package runs in one
-long-lived node process (tools/iam-simulate/sidecar.mjs, JSON lines over stdin/stdout), started on the first
-simulation; scripts/setup-iam-simulate.sh installs it into the git-ignored tools/iam-simulate/node_modules.
+long-lived node process (tools/iam-simulate/sidecar.mjs, JSON lines over stdin/stdout), started and warmed up in
+the background once the emulator listens (or by the first simulation); scripts/setup-iam-simulate.sh installs it
+into the git-ignored tools/iam-simulate/node_modules.
 
 What the simulator does, as IAM documents it:
   * one EvaluationResult per action and resource (`*` when ResourceArns is empty), with the resource's
@@ -56,7 +57,7 @@ class IamError(Exception):
 
 
 class Sidecar:
-    """One node process evaluating batches of cases; started on first use, one batch at a time."""
+    """One node process evaluating batches of cases, one batch at a time; started by warm_up() or on first use."""
 
     def __init__(self, script: str = SIDECAR) -> None:
         self.script = script
@@ -100,6 +101,18 @@ class Sidecar:
         if not isinstance(answer, dict) or answer.get("id") != self.next_id:
             raise SimulatorUnavailable(f"the policy simulator answered out of turn: {str(answer)[:200]}")
         return answer["results"]
+
+    def warm_up(self) -> None:
+        """Start node and evaluate one trivial case, so that the first real simulation does not wait for node's
+        start and iam-simulate's data (a few hundred ms of CPU, which on a busy machine stalled the emulator's
+        other requests too). Run by the emulator in a background thread once it listens; a missing package is
+        reported by the first real simulation instead."""
+        case = {"policies": [], "principal": "arn:aws:iam::123456789012:user/warm-up", "account": "123456789012",
+                "action": "iam:GetUser", "resource": "arn:aws:iam::123456789012:user/warm-up", "context": {}}
+        try:
+            self.evaluate([case])
+        except SimulatorUnavailable:
+            pass
 
     def close(self) -> None:
         with self.lock:
