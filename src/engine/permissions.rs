@@ -237,7 +237,9 @@ pub(crate) fn required_for<'a>(
 /// to `*`); a write that AWS authorises with a service-naming key (`iam:PassedToService`, `iam:AWSServiceName`)
 /// gets one statement per service with that condition.
 pub(crate) fn minimal_policy(plan: &Plan, desired: &Desired) -> serde_json::Value {
-    let mut by_statement: BTreeMap<(String, Option<(String, String)>), Vec<String>> = BTreeMap::new();
+    // (action, condition key and value) -> resources
+    type Statement = (String, Option<(String, String)>);
+    let mut by_statement: BTreeMap<Statement, Vec<String>> = BTreeMap::new();
     for p in required(plan, desired) {
         let resource = p.resource.replacen(&format!(":{}:", plan.account_id), ":*:", 1);
         let condition = p

@@ -189,10 +189,9 @@ pub(crate) async fn simulate(
         by_context.iter().map(|(context, perms)| simulate_context(clients, principal, context, perms, extra_policies)),
     )
     .await;
-    let mut decisions: BTreeMap<
-        (String, String, Vec<ContextEntry>),
-        (PolicyEvaluationDecisionType, Vec<String>, Vec<String>),
-    > = BTreeMap::new();
+    // (action, resource, context) -> (decision, missing context keys, matched statements)
+    type Key = (String, String, Vec<ContextEntry>);
+    let mut decisions: BTreeMap<Key, (PolicyEvaluationDecisionType, Vec<String>, Vec<String>)> = BTreeMap::new();
     for ((context, _), answer) in by_context.iter().zip(answers) {
         for (action, resource, decision, missing, matched) in answer? {
             decisions.insert((action, resource, context.to_vec()), (decision, missing, matched));
