@@ -329,6 +329,9 @@ struct Report<'a> {
     user: Option<&'a str>,
     permissions_method: &'a str,
     rows: &'a [Row],
+    /// What would grant the denied permissions, said once (as the text report says it); absent when none is.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    grant_note: &'a str,
     services: &'a [ServiceProbe],
     passed: bool,
     /// The stack's least-privilege review: advice, never a failure.
@@ -356,6 +359,7 @@ impl Checked {
             user: session.user.as_deref(),
             permissions_method: &self.method,
             rows: &self.rows,
+            grant_note: &self.grant_note,
             services: &self.probes,
             passed: self.passed,
             findings: &self.findings,
