@@ -108,6 +108,19 @@ async fn a_user_with_full_rights_passes_the_preflight_and_bootstraps() {
     let state = dump_state(&admin_client(&emu, &admin).await).await;
     let expected: serde_json::Value = serde_json::from_str(include_str!("fixtures/slim-workflow.state.json")).unwrap();
     assert_eq!(state, expected);
+
+    // With enforcement on, each service's probe is authorised too (Lambda's is a GET, whose signature moto used to
+    // check over the wrong payload: tools/moto_fixes.py).
+    let out = as_user(&emu, &admin)
+        .args(["check", "--user-name", "demo", "--output", "json", "--stack"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let services = report["services"].as_array().unwrap();
+    assert_eq!(services.len(), 4, "{report}");
+    assert!(services.iter().all(|s| s["ok"] == true), "{report}");
 }
 
 #[tokio::test]

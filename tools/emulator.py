@@ -12,6 +12,8 @@ threaded werkzeug server, wrapped in a middleware that
     (--fault-rate, --fault-kinds throttle,500,503,drop, seeded by --seed),
   * answers iam:SimulatePrincipalPolicy and iam:SimulateCustomPolicy, which moto lacks, by evaluating the
     principal's policies as moto stores them with @cloud-copilot/iam-simulate (tools/simulator.py),
+  * checks the signature of a request without a body (a GET) on the empty payload it has, where moto's
+    enforcement mode rejected every one (tools/moto_fixes.py),
   * serves counters at GET /__emulator/stats (DELETE zeroes them),
   * takes controls at POST /__emulator/control: {"hold_after_writes": N|null} holds every request after
     the next N writes (a crash point: the client is killed while held), {"fault_rate": F}.
@@ -580,6 +582,8 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     # Imported only now: moto reads its settings from the environment.
+    import moto_fixes  # tools/moto_fixes.py, beside this file
+    moto_fixes.apply()
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,

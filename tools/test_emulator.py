@@ -285,6 +285,33 @@ class EmulatorTest(unittest.TestCase):
         except Exception as e:  # noqa: BLE001 - the test inspects it
             return e
 
+    def test_with_enforcement_a_signed_get_is_authorised_and_a_bad_signature_still_refused(self) -> None:
+        # moto checked a bodiless request's signature over its own parse of the request (tools/moto_fixes.py).
+        with Emulator(log=False) as emu:
+            iam = emu.client("iam")
+            keys = {}
+            for name, managed in (("lambda-user", "AWSLambda_FullAccess"), ("sqs-user", "AmazonSQSReadOnlyAccess")):
+                iam.create_user(UserName=name)
+                iam.attach_user_policy(UserName=name, PolicyArn=f"arn:aws:iam::aws:policy/{managed}")
+                keys[name] = iam.create_access_key(UserName=name)["AccessKey"]
+            with urllib.request.urlopen(urllib.request.Request(
+                    emu.url + "/moto-api/reset-auth", data=b"0", method="POST",
+                    headers={"Content-Type": "text/plain"})) as r:
+                self.assertEqual(r.status, 200)
+
+            def lam(name: str, secret: str | None = None):
+                key = keys[name]
+                return boto3.client("lambda", endpoint_url=emu.url, region_name="us-east-1",
+                                    aws_access_key_id=key["AccessKeyId"],
+                                    aws_secret_access_key=secret or key["SecretAccessKey"],
+                                    config=Config(retries={"total_max_attempts": 1}))
+
+            self.assertEqual(lam("lambda-user").list_functions(MaxItems=1)["Functions"], [])
+            for name, secret in (("lambda-user", "not-the-secret"), ("sqs-user", None)):
+                with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                    lam(name, secret).list_functions(MaxItems=1)
+                self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 403, name)
+
     def test_exits_when_stdin_closes(self) -> None:
         with Emulator(log=False) as emu:
             emu.proc.stdin.close()
