@@ -618,7 +618,7 @@ mod tests {
                     .evaluation_results(result("iam:PassRole", "explicitDeny"))
                     .build()
             });
-        // The caller's own policies are read alongside (and dropped once the simulation answers).
+        // The caller's own policies are read alongside (and stopped once the simulation answers).
         let attached = mock!(Client::list_attached_user_policies)
             .then_output(|| ListAttachedUserPoliciesOutput::builder().set_attached_policies(Some(vec![])).build());
         let (inline, groups) = empty_lists();
@@ -690,5 +690,182 @@ mod tests {
         let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&denied, &attached, &inline, &groups]);
         let (checks, _) = check(&Clients::with_iam(iam), &user(), &needed()).await;
         assert!(checks.iter().all(|c| matches!(c.verdict, Verdict::Unverified { .. })), "{checks:?}");
+    }
+
+    fn passed_to(service: &str) -> ContextEntry {
+        ContextEntry { key: "iam:PassedToService".into(), values: vec![service.into()], list: false }
+    }
+
+    /// An IAM error response as the query protocol sends it.
+    fn iam_error(status: u16, code: &str) -> (u16, Option<String>) {
+        let body = format!(
+            "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type>\
+             <Code>{code}</Code><Message>{code}</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+        );
+        (status, Some(body))
+    }
+
+    /// A mocked IAM client that retries as wfboot's clients do (standard mode), with millisecond backoff.
+    fn retrying(rules: &[&aws_smithy_mocks::Rule]) -> Clients {
+        let retry = aws_smithy_types::retry::RetryConfig::standard()
+            .with_max_attempts(3)
+            .with_initial_backoff(std::time::Duration::from_millis(1));
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, rules, |c: aws_sdk_iam::config::Builder| c
+            .retry_config(retry.clone()));
+        Clients::with_iam(iam)
+    }
+
+    #[tokio::test]
+    async fn one_simulation_per_request_context_each_with_its_entries_and_missing_context_is_unverified() {
+        // PassRole of one role to Batch and of another to Lambda: two contexts, two calls.
+        let batch =
+            Permission::new("iam:PassRole", "arn:aws:iam::111122223333:role/B").with(passed_to("batch.amazonaws.com"));
+        let lambda =
+            Permission::new("iam:PassRole", "arn:aws:iam::111122223333:role/L").with(passed_to("lambda.amazonaws.com"));
+        let create = Permission::new("iam:CreateRole", "arn:aws:iam::111122223333:role/R");
+        let context_of = |r: &aws_sdk_iam::operation::simulate_principal_policy::SimulatePrincipalPolicyInput| {
+            r.context_entries()
+                .iter()
+                .map(|e| (e.context_key_name().unwrap_or_default().to_string(), e.context_key_values().to_vec()))
+                .collect::<Vec<_>>()
+        };
+        let to_batch = mock!(Client::simulate_principal_policy)
+            .match_requests(move |r| {
+                context_of(r) == [("iam:PassedToService".to_string(), vec!["batch.amazonaws.com".to_string()])]
+                    && r.resource_arns() == ["arn:aws:iam::111122223333:role/B"]
+            })
+            .then_output(|| {
+                SimulatePrincipalPolicyOutput::builder()
+                    .evaluation_results(
+                        EvaluationResult::builder()
+                            .eval_action_name("iam:PassRole")
+                            .eval_resource_name("arn:aws:iam::111122223333:role/B")
+                            .eval_decision(PolicyEvaluationDecisionType::Allowed)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+            });
+        // The grant for Lambda's role names a key the request does not carry.
+        let to_lambda = mock!(Client::simulate_principal_policy)
+            .match_requests(move |r| {
+                context_of(r) == [("iam:PassedToService".to_string(), vec!["lambda.amazonaws.com".to_string()])]
+            })
+            .then_output(|| {
+                SimulatePrincipalPolicyOutput::builder()
+                    .evaluation_results(
+                        EvaluationResult::builder()
+                            .eval_action_name("iam:PassRole")
+                            .eval_resource_name("arn:aws:iam::111122223333:role/L")
+                            .eval_decision(PolicyEvaluationDecisionType::ImplicitDeny)
+                            .missing_context_values("aws:ResourceTag/team")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+            });
+        let bare = mock!(Client::simulate_principal_policy)
+            .match_requests(move |r| r.context_entries().is_empty())
+            .then_output(|| {
+                SimulatePrincipalPolicyOutput::builder()
+                    .evaluation_results(result("iam:CreateRole", "explicitDeny"))
+                    .build()
+            });
+        let attached = mock!(Client::list_attached_user_policies)
+            .then_output(|| ListAttachedUserPoliciesOutput::builder().set_attached_policies(Some(vec![])).build());
+        let (inline, groups) = empty_lists();
+        let iam =
+            mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&to_batch, &to_lambda, &bare, &attached, &inline, &groups]);
+        let needed = vec![batch.clone(), lambda.clone(), create.clone()];
+        let (checks, method) = check(&Clients::with_iam(iam), &user(), &needed).await;
+        assert!(method.contains("3 calls for 3 request contexts"), "{method}");
+        assert_eq!((to_batch.num_calls(), to_lambda.num_calls(), bare.num_calls()), (1, 1, 1));
+        let verdict = |p: &Permission| checks.iter().find(|c| c.is(p)).map(|c| c.verdict.clone()).unwrap();
+        assert_eq!(verdict(&batch), Verdict::Allowed);
+        assert_eq!(verdict(&lambda), Verdict::Unverified { reason: "needs aws:ResourceTag/team".into() });
+        assert_eq!(verdict(&create), Verdict::Denied { explicit: true }, "an explicit deny stays denied");
+    }
+
+    #[tokio::test]
+    async fn a_throttled_simulation_is_retried_and_its_answer_used() {
+        let (status, body) = iam_error(400, "Throttling");
+        let simulate = mock!(Client::simulate_principal_policy)
+            .sequence()
+            .http_status(status, body)
+            .times(2)
+            .output(|| {
+                SimulatePrincipalPolicyOutput::builder()
+                    .evaluation_results(result("iam:CreateRole", "allowed"))
+                    .evaluation_results(result("iam:TagRole", "allowed"))
+                    .evaluation_results(result("iam:PassRole", "allowed"))
+                    .build()
+            })
+            .build();
+        let attached = mock!(Client::list_attached_user_policies)
+            .then_output(|| ListAttachedUserPoliciesOutput::builder().set_attached_policies(Some(vec![])).build());
+        let (inline, groups) = empty_lists();
+        let clients = retrying(&[&simulate, &attached, &inline, &groups]);
+        let (checks, method) = check(&clients, &user(), &needed()).await;
+        assert_eq!(simulate.num_calls(), 3, "two throttled attempts, then the answer");
+        assert!(method.starts_with("simulated for"), "{method}");
+        assert!(checks.iter().all(|c| c.verdict == Verdict::Allowed && c.source == "simulation"), "{checks:?}");
+    }
+
+    #[tokio::test]
+    async fn throttling_that_outlasts_the_retries_leaves_everything_unverified_and_is_not_evaluated_locally() {
+        let (status, body) = iam_error(400, "Throttling");
+        let simulate = mock!(Client::simulate_principal_policy).sequence().http_status(status, body).times(3).build();
+        // The caller's own policies would allow everything: they must not stand in for IAM's answer.
+        let arn = "arn:aws:iam::aws:policy/AdministratorAccess";
+        let attached = mock!(Client::list_attached_user_policies).then_output(move || {
+            ListAttachedUserPoliciesOutput::builder()
+                .attached_policies(AttachedPolicy::builder().policy_arn(arn).policy_name("AdministratorAccess").build())
+                .build()
+        });
+        let (inline, groups) = empty_lists();
+        let policy = mock!(Client::get_policy).then_output(move || {
+            GetPolicyOutput::builder().policy(Policy::builder().arn(arn).default_version_id("v1").build()).build()
+        });
+        let version = mock!(Client::get_policy_version).then_output(|| {
+            let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+            GetPolicyVersionOutput::builder()
+                .policy_version(PolicyVersion::builder().document(doc).version_id("v1").build())
+                .build()
+        });
+        let clients = retrying(&[&simulate, &attached, &inline, &groups, &policy, &version]);
+        let (checks, method) = check(&clients, &user(), &needed()).await;
+        assert_eq!(simulate.num_calls(), 3, "the SDK's attempts");
+        assert!(method.contains("the simulation failed (iam:SimulatePrincipalPolicy: Throttling)"), "{method}");
+        assert!(method.contains("not evaluated locally"), "{method}");
+        assert!(checks.iter().all(|c| matches!(c.verdict, Verdict::Unverified { .. })), "{checks:?}");
+        assert!(checks.iter().all(|c| c.source != "local evaluation"), "{checks:?}");
+    }
+
+    #[tokio::test]
+    async fn a_server_error_after_the_retries_falls_back_to_local_evaluation_and_says_so() {
+        let (_, body) = iam_error(500, "ServiceFailure");
+        let simulate = mock!(Client::simulate_principal_policy).sequence().http_status(500, body).times(3).build();
+        let arn = "arn:aws:iam::aws:policy/AdministratorAccess";
+        let attached = mock!(Client::list_attached_user_policies).then_output(move || {
+            ListAttachedUserPoliciesOutput::builder()
+                .attached_policies(AttachedPolicy::builder().policy_arn(arn).policy_name("AdministratorAccess").build())
+                .build()
+        });
+        let (inline, groups) = empty_lists();
+        let policy = mock!(Client::get_policy).then_output(move || {
+            GetPolicyOutput::builder().policy(Policy::builder().arn(arn).default_version_id("v1").build()).build()
+        });
+        let version = mock!(Client::get_policy_version).then_output(|| {
+            let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+            GetPolicyVersionOutput::builder()
+                .policy_version(PolicyVersion::builder().document(doc).version_id("v1").build())
+                .build()
+        });
+        let clients = retrying(&[&simulate, &attached, &inline, &groups, &policy, &version]);
+        let (checks, method) = check(&clients, &user(), &needed()).await;
+        assert_eq!(simulate.num_calls(), 3, "retried first");
+        assert!(method.contains("simulation unavailable (iam:SimulatePrincipalPolicy: ServiceFailure)"), "{method}");
+        assert!(method.contains("evaluated 1 identity policy"), "{method}");
+        assert!(checks.iter().all(|c| c.verdict == Verdict::Allowed && c.source == "local evaluation"), "{checks:?}");
     }
 }
