@@ -330,3 +330,69 @@ async fn an_operator_with_the_printed_policy_and_conditioned_grants_passes_check
     let expected: serde_json::Value = serde_json::from_str(include_str!("fixtures/slim-workflow.state.json")).unwrap();
     assert_eq!(state, expected);
 }
+
+/// An operator whose grants hang on a key the plan cannot know (multi-factor authentication): the simulator says
+/// implicitDeny with that key missing, which is "unverified (needs KEY)", never a refusal.
+#[tokio::test]
+async fn grants_that_need_context_wfboot_cannot_supply_are_unverified_naming_the_key_and_do_not_refuse() {
+    let emu = Emulator::start();
+    let iam = emu.admin().await;
+    let admin = user_with_policy(&iam, "admin", "AdministratorAccess").await;
+    iam.create_user().user_name("demo").send().await.unwrap();
+    iam.create_user().user_name("op").send().await.unwrap();
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["iam:Get*", "iam:List*", "iam:SimulatePrincipalPolicy", "sts:GetCallerIdentity"],
+         "Resource": "*"},
+        {"Effect": "Allow", "Action": "*", "Resource": "*",
+         "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}}]});
+    iam.put_user_policy()
+        .user_name("op")
+        .policy_name("with-mfa")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    let key = iam.create_access_key().user_name("op").send().await.unwrap().access_key.unwrap();
+    let op = Keys { id: key.access_key_id, secret: key.secret_access_key };
+
+    let out = as_user(&emu, &op).args(["check", "--user-name", "demo", "--output", "json"]).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let permissions: Vec<&serde_json::Value> =
+        report["rows"].as_array().unwrap().iter().filter(|r| r["area"] == "permissions").collect();
+    assert!(!permissions.is_empty(), "{report}");
+    assert!(permissions.iter().all(|r| r["status"] != "failed"), "nothing is refused: {report}");
+    assert!(
+        permissions.iter().any(|r| r["status"] == "unverified"
+            && r["what_to_do"].as_str().unwrap().contains("needs aws:MultiFactorAuthPresent")),
+        "{report}"
+    );
+    assert!(report["permissions_method"].as_str().unwrap().starts_with("simulated for"), "{report}");
+    assert_ne!(out.status.code(), Some(3), "{}\n{}", stdout(&out), stderr(&out));
+
+    // bootstrap goes on, saying what it could not verify.
+    let out = as_user(&emu, &op).args(["bootstrap", "--yes", "--user-name", "demo"]).output().unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("could not be verified"), "{}", stderr(&out));
+    let roles = admin_client(&emu, &admin).await.list_roles().send().await.unwrap();
+    assert!(!roles.roles().is_empty());
+}
+
+/// Without the emulator's simulator (moto answers iam:SimulatePrincipalPolicy with HTTP 500, as some endpoints
+/// do), the caller's own policies are evaluated locally and the report says so.
+#[tokio::test]
+async fn without_a_simulator_the_callers_policies_are_evaluated_locally_and_the_report_says_which() {
+    let emu = Emulator::start_with(&["--no-simulator"]);
+    let iam = emu.admin().await;
+    let reader = user_with_policy(&iam, "reader", "IAMReadOnlyAccess").await;
+    iam.create_user().user_name("demo").send().await.unwrap();
+    let mark = emu.mark();
+    let out = as_user(&emu, &reader).args(["check", "--user-name", "demo", "--output", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}\n{}", stdout(&out), stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let method = report["permissions_method"].as_str().unwrap();
+    assert!(method.contains("simulation unavailable (iam:SimulatePrincipalPolicy: HTTP 500)"), "{method}");
+    assert!(method.contains("reader locally"), "{method}");
+    assert!(report["rows"].as_array().unwrap().iter().any(|r| r["area"] == "permissions" && r["status"] == "failed"));
+    let simulations = emu.requests().into_iter().skip(mark).filter(|r| r.action == "SimulatePrincipalPolicy");
+    assert!(simulations.into_iter().all(|r| r.status == Some(500)));
+}

@@ -451,6 +451,14 @@ class SimulatorTest(unittest.TestCase):
         (extra,) = self.simulate(tags, ["iam:CreateRole"], ContextEntries=[
             context("aws:TagKeys", "wfboot:stack", "owner", kind="stringList")])
         self.assertEqual(extra["EvalDecision"], "implicitDeny")
+        # A resource given with a wildcard (a service-linked role's name is AWS's to choose) is compared as given:
+        # the grant matches it, and its missing key is reported.
+        mfa = self.user("sim-mfa", policy(allow("*", Condition={"Bool": {"aws:MultiFactorAuthPresent": "true"}})))
+        pattern = f"arn:aws:iam::{self.account}:role/aws-service-role/spot.amazonaws.com/*"
+        (slr,) = self.simulate(mfa, ["iam:CreateServiceLinkedRole"], ResourceArns=[pattern],
+                               ContextEntries=[context("iam:AWSServiceName", "spot.amazonaws.com")])
+        self.assertEqual((slr["EvalDecision"], slr["MissingContextValues"]),
+                         ("implicitDeny", ["aws:MultiFactorAuthPresent"]))
 
     def test_an_explicit_deny_wins_and_its_deny_statement_is_the_matched_one(self) -> None:
         arn = self.user("sim-deny", policy(allow("iam:*")), policy(deny("iam:DeleteRole")))

@@ -117,6 +117,20 @@ async function evaluate(c) {
       if (!matched.some((m) => m.policy === entry.policy && m.index === entry.index)) matched.push(entry)
     }
   }
+  if (response.resultType === 'wildcard' && overall !== 'Allowed' && c.resource !== '*') {
+    // iam-simulate reads wildcards in the request's resource as "some resource like this" and keeps no analysis
+    // when that pattern itself is implicitly denied; IAM's simulator compares the ARN as given. The statements
+    // that match it as given are those that match it with its wildcards made a name no policy uses: their
+    // missing keys are IAM's MissingContextValues.
+    const literal = { ...c, resource: c.resource.replace(/[*?]/g, 'wfboot-literal-wildcard') }
+    const again = await runSimulation(simulation(literal), { simulationMode: 'Strict' })
+    if (again.resultType === 'single' && again.result?.analysis?.identityAnalysis) {
+      const identity = again.result.analysis.identityAnalysis
+      for (const k of missingKeys([...identity.allowStatements, ...identity.denyStatements, ...identity.unmatchedStatements])) {
+        missing.add(k)
+      }
+    }
+  }
   return {
     decision: DECISION[overall] || 'implicitDeny',
     matched,
