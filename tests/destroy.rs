@@ -69,6 +69,12 @@ async fn destroy_after_bootstrap_removes_everything_wfboot_created_and_nothing_e
     assert!(deleted.contains(&format!("policy {LAMBDA_POLICY}")), "{deleted:?}");
     assert!(deleted.contains(&"policy SLIMWorkflowPassRoles".to_string()), "{deleted:?}");
     assert!(deleted.contains(&"instance profile SLIM-Extras_ECS_for_EC2".to_string()), "{deleted:?}");
+    let operator = report["plan"]["resources"].as_array().unwrap().iter().find(|r| r["kind"] == "user_policies");
+    let reason = operator.unwrap()["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("the stack's 7 managed policies on the operator's IAM user are not detached"),
+        "{reason}"
+    );
     let left = names(&report, "left_alone");
     assert_eq!(
         left,
