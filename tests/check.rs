@@ -49,6 +49,17 @@ fn as_user(emu: &Emulator, keys: &Keys) -> assert_cmd::Command {
     cmd
 }
 
+/// `check --output json` of the stack at `path` for operator `demo`, as `keys`, which must pass (exit 0).
+fn passing_check(emu: &Emulator, keys: &Keys, path: &std::path::Path) -> serde_json::Value {
+    let out = as_user(emu, keys)
+        .args(["check", "--user-name", "demo", "--output", "json", "--stack"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 async fn admin_client(emu: &Emulator, keys: &Keys) -> aws_sdk_iam::Client {
     emu.client_with(&keys.id, &keys.secret).await
 }
@@ -111,13 +122,7 @@ async fn a_user_with_full_rights_passes_the_preflight_and_bootstraps() {
 
     // With enforcement on, each service's probe is authorised too (Lambda's is a GET, whose signature moto used to
     // check over the wrong payload: tools/moto_fixes.py).
-    let out = as_user(&emu, &admin)
-        .args(["check", "--user-name", "demo", "--output", "json", "--stack"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let report = passing_check(&emu, &admin, &path);
     let services = report["services"].as_array().unwrap();
     assert_eq!(services.len(), 4, "{report}");
     assert!(services.iter().all(|s| s["ok"] == true), "{report}");
@@ -295,13 +300,7 @@ async fn an_operator_with_the_printed_policy_and_conditioned_grants_passes_check
     // least-privilege grant on exact ARNs. The pre-flight's verdicts come from the emulator's simulator, which
     // evaluates op's real policies; the bootstrap writes only if they allow everything.
 
-    let out = as_user(&emu, &op)
-        .args(["check", "--user-name", "demo", "--output", "json", "--stack"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let report = passing_check(&emu, &op, &path);
     assert!(
         report["rows"].as_array().unwrap().iter().all(|r| r["area"] != "permissions" || r["status"] == "ok"),
         "{report}"
@@ -386,7 +385,9 @@ async fn without_a_simulator_the_callers_policies_are_evaluated_locally_and_the_
     let reader = user_with_policy(&iam, "reader", "IAMReadOnlyAccess").await;
     iam.create_user().user_name("demo").send().await.unwrap();
     let mark = emu.mark();
-    let out = as_user(&emu, &reader).args(["check", "--user-name", "demo", "--output", "json"]).output().unwrap();
+    // One retry of each 500, not the default four with backoff (the retry itself is unit-tested).
+    let args = ["check", "--user-name", "demo", "--output", "json", "--retry-attempts", "2"];
+    let out = as_user(&emu, &reader).args(args).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}\n{}", stdout(&out), stderr(&out));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let method = report["permissions_method"].as_str().unwrap();

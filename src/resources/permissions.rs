@@ -705,6 +705,27 @@ mod tests {
         (status, Some(body))
     }
 
+    /// The reads of a caller whose only policy is AdministratorAccess (Allow * on *).
+    fn administrator_reads() -> [aws_smithy_mocks::Rule; 5] {
+        let arn = "arn:aws:iam::aws:policy/AdministratorAccess";
+        let attached = mock!(Client::list_attached_user_policies).then_output(move || {
+            ListAttachedUserPoliciesOutput::builder()
+                .attached_policies(AttachedPolicy::builder().policy_arn(arn).policy_name("AdministratorAccess").build())
+                .build()
+        });
+        let (inline, groups) = empty_lists();
+        let policy = mock!(Client::get_policy).then_output(move || {
+            GetPolicyOutput::builder().policy(Policy::builder().arn(arn).default_version_id("v1").build()).build()
+        });
+        let version = mock!(Client::get_policy_version).then_output(|| {
+            let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+            GetPolicyVersionOutput::builder()
+                .policy_version(PolicyVersion::builder().document(doc).version_id("v1").build())
+                .build()
+        });
+        [attached, inline, groups, policy, version]
+    }
+
     /// A mocked IAM client that retries as wfboot's clients do (standard mode), with millisecond backoff.
     fn retrying(rules: &[&aws_smithy_mocks::Rule]) -> Clients {
         let retry = aws_smithy_types::retry::RetryConfig::standard()
@@ -816,22 +837,7 @@ mod tests {
         let (status, body) = iam_error(400, "Throttling");
         let simulate = mock!(Client::simulate_principal_policy).sequence().http_status(status, body).times(3).build();
         // The caller's own policies would allow everything: they must not stand in for IAM's answer.
-        let arn = "arn:aws:iam::aws:policy/AdministratorAccess";
-        let attached = mock!(Client::list_attached_user_policies).then_output(move || {
-            ListAttachedUserPoliciesOutput::builder()
-                .attached_policies(AttachedPolicy::builder().policy_arn(arn).policy_name("AdministratorAccess").build())
-                .build()
-        });
-        let (inline, groups) = empty_lists();
-        let policy = mock!(Client::get_policy).then_output(move || {
-            GetPolicyOutput::builder().policy(Policy::builder().arn(arn).default_version_id("v1").build()).build()
-        });
-        let version = mock!(Client::get_policy_version).then_output(|| {
-            let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
-            GetPolicyVersionOutput::builder()
-                .policy_version(PolicyVersion::builder().document(doc).version_id("v1").build())
-                .build()
-        });
+        let [attached, inline, groups, policy, version] = administrator_reads();
         let clients = retrying(&[&simulate, &attached, &inline, &groups, &policy, &version]);
         let (checks, method) = check(&clients, &user(), &needed()).await;
         assert_eq!(simulate.num_calls(), 3, "the SDK's attempts");
@@ -845,22 +851,7 @@ mod tests {
     async fn a_server_error_after_the_retries_falls_back_to_local_evaluation_and_says_so() {
         let (_, body) = iam_error(500, "ServiceFailure");
         let simulate = mock!(Client::simulate_principal_policy).sequence().http_status(500, body).times(3).build();
-        let arn = "arn:aws:iam::aws:policy/AdministratorAccess";
-        let attached = mock!(Client::list_attached_user_policies).then_output(move || {
-            ListAttachedUserPoliciesOutput::builder()
-                .attached_policies(AttachedPolicy::builder().policy_arn(arn).policy_name("AdministratorAccess").build())
-                .build()
-        });
-        let (inline, groups) = empty_lists();
-        let policy = mock!(Client::get_policy).then_output(move || {
-            GetPolicyOutput::builder().policy(Policy::builder().arn(arn).default_version_id("v1").build()).build()
-        });
-        let version = mock!(Client::get_policy_version).then_output(|| {
-            let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
-            GetPolicyVersionOutput::builder()
-                .policy_version(PolicyVersion::builder().document(doc).version_id("v1").build())
-                .build()
-        });
+        let [attached, inline, groups, policy, version] = administrator_reads();
         let clients = retrying(&[&simulate, &attached, &inline, &groups, &policy, &version]);
         let (checks, method) = check(&clients, &user(), &needed()).await;
         assert_eq!(simulate.num_calls(), 3, "retried first");
