@@ -3,7 +3,7 @@
 # canonical state dump (../shared/peers/dump_state.py). With --check, compares it with
 # tests/fixtures/slim-workflow.state.json, the end state the test suite holds wfboot to.
 #
-#   scripts/peer-parity.sh            # print the peer's end state
+#   scripts/peer-parity.sh            # print the peer's end state (plus the stack's PassRole policy, below)
 #   scripts/peer-parity.sh --check    # exit 1 if the fixture no longer matches the peer
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,6 +19,16 @@ export ENDPOINT=$url AWS_EC2_METADATA_DISABLED=true
 "$py" "$peers/boto3_idempotent.py" setup 2>/dev/null
 "$py" "$peers/boto3_idempotent.py" 2>/dev/null
 state=$("$py" "$peers/dump_state.py")
+# Deliberately beyond the tutorial: the default stack gives the operator user `demo` the stack's own policy
+# SLIMWorkflowPassRoles (iam:PassRole on the stack's roles, each to the services that trust it), without which
+# the operator cannot create the compute environment or the state machine the roles are for. The fixture is the
+# peer's end state plus that policy.
+state=$(echo "$state" | "$py" -c '
+import json, sys
+s = json.load(sys.stdin)
+s["customer_policies"] = sorted(s["customer_policies"] + ["SLIMWorkflowPassRoles"])
+s["user_demo"] = sorted(s["user_demo"] + ["arn:aws:iam::123456789012:policy/SLIMWorkflowPassRoles"])
+print(json.dumps(s, indent=2))')
 if [ "${1:-}" = --check ]; then
   if diff <(echo "$state" | "$py" -m json.tool --sort-keys) <("$py" -m json.tool --sort-keys "$repo/tests/fixtures/slim-workflow.state.json"); then
     echo "peer parity: the fixture matches the boto3 peer's end state" >&2

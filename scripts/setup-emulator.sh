@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create (or refresh) the git-ignored virtualenv <repo>/.venv that runs the local AWS
-# emulator (tools/emulator.py, moto) and the peer scripts (boto3, awscli).
+# emulator (tools/emulator.py, moto) and the peer scripts (boto3, awscli); and, through
+# scripts/setup-iam-simulate.sh, the emulator's policy simulator (tools/iam-simulate/node_modules).
 #
 # Idempotent: the venv is (re)installed only when it is missing or when
 # tools/requirements.txt changed since the last successful install (a stamp file inside
@@ -15,6 +16,9 @@ venv="$repo/.venv"
 req="$repo/tools/requirements.txt"
 stamp="$venv/.requirements.sha256"
 python="${PYTHON:-python3}"
+
+# The policy simulator's node package (tools/iam-simulate), stamped the same way.
+"$repo/scripts/setup-iam-simulate.sh"
 
 want="$(sha256sum "$req" | cut -d' ' -f1)"
 

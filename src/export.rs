@@ -174,7 +174,9 @@ fn metadata(stack: &Stack) -> Value {
             "Stack": stack.name,
             "GeneratedBy": format!("wfboot {} export --format cloudformation", env!("CARGO_PKG_VERSION")),
             "OperatorUserManagedPolicies": user,
-            "NotExported": "The operator user's managed policies (OperatorUserManagedPolicies): users are per person, \
+            "OperatorUserCustomerPolicies": stack.user_customer_policies,
+            "NotExported": "The operator user's policies (OperatorUserManagedPolicies, and the stack's own \
+                            OperatorUserCustomerPolicies, which are exported as policies): users are per person, \
                             so attach these to each operator's IAM user or group (wfboot bootstrap does it).",
             "Partitions": "Written for aws, aws-cn and aws-us-gov: service principals are <service>.amazonaws.com \
                            except ec2, application-autoscaling and elasticmapreduce, which use AWS::URLSuffix \

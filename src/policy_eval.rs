@@ -270,10 +270,63 @@ enum Token {
     AnyRun,
 }
 
-/// Match a resource ARN against one `Resource` pattern, case-sensitively as IAM does.
+/// Match a resource ARN against one `Resource` pattern, case-sensitively, segment by segment as IAM does
+/// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html): `*` alone is every
+/// resource; otherwise the pattern is an ARN whose partition, service, region and account are each matched on their
+/// own (a wildcard never spans a colon there), a pattern with fewer segments has its missing trailing segments taken
+/// as `*` (so a `*` ending a segment reaches beyond the colons), and the resource part's type prefix (`role/`,
+/// `function:`) is literal — wildcards are not allowed in it ("Incorrect wildcard usage",
+/// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html) — while its id takes wildcards across `/`
+/// and `:`. A pattern that is not an ARN is matched as a whole. A request on `*` (an action without resource
+/// types) is matched only by a pattern of stars.
 fn resource_fit(pattern: &str, resource: &str, variables: bool) -> Fit {
+    if pattern == "*" {
+        return Fit::Yes;
+    }
+    if resource == "*" {
+        return Fit::from(pattern.chars().all(|c| c == '*'));
+    }
+    if !pattern.contains(':') {
+        // Not an ARN (`*olicy`): a wildcard pattern over the whole resource, as @cloud-copilot/iam-simulate does.
+        return glob_fit(pattern, resource, variables);
+    }
+    let mut wanted: Vec<&str> = pattern.splitn(6, ':').collect();
+    while wanted.len() < 6 {
+        wanted.push("*");
+    }
+    let got: Vec<&str> = resource.splitn(6, ':').collect();
+    if got.len() < 6 {
+        return Fit::No;
+    }
+    // arn, partition, service, region, account: each on its own.
+    let mut fit = Fit::Yes;
+    for (w, g) in wanted[..5].iter().zip(&got[..5]) {
+        fit = fit.and(glob_fit(w, g, variables));
+        if fit == Fit::No {
+            return Fit::No;
+        }
+    }
+    let (product, id) = product_and_id(wanted[5], &got[1..5]);
+    let Some(request_id) = got[5].strip_prefix(product) else { return Fit::No };
+    fit.and(glob_fit(id, request_id, variables))
+}
+
+/// The resource part of an ARN pattern split into its literal type prefix (up to and including the first `/` or
+/// `:`, e.g. `role/`, `function:`; none for S3, whose resource is the bucket) and the id.
+fn product_and_id<'a>(part: &'a str, request: &[&str]) -> (&'a str, &'a str) {
+    let s3 = request.get(1) == Some(&"s3") && request.get(2) == Some(&"") && request.get(3) == Some(&"");
+    if s3 {
+        return ("", part);
+    }
+    match part.find(['/', ':']) {
+        Some(i) => part.split_at(i + 1),
+        None => ("", part),
+    }
+}
+
+fn glob_fit(pattern: &str, text: &str, variables: bool) -> Fit {
     let (tokens, has_variable) = tokenize(pattern, variables);
-    let text: Vec<char> = resource.chars().collect();
+    let text: Vec<char> = text.chars().collect();
     match (matches(&tokens, &text), has_variable) {
         (false, _) => Fit::No,
         (true, false) => Fit::Yes,
@@ -351,6 +404,9 @@ fn matches(pattern: &[Token], text: &[char]) -> bool {
     }
     pattern[p..].iter().all(|token| *token == Token::AnyRun)
 }
+
+#[cfg(test)]
+mod differential;
 
 #[cfg(test)]
 mod tests {
@@ -473,9 +529,9 @@ mod tests {
             ("resource list", vec![allow(json!("iam:GetRole"), json!([POLICY, ROLE]))], "iam:GetRole", ROLE, Want::Allowed),
             ("NotAction excludes", vec![only(json!({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}))], "iam:CreateRole", ROLE, Want::Implicit),
             ("NotAction includes the rest", vec![only(json!({"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}))], "s3:GetObject", OBJECT, Want::Allowed),
-            ("NotResource excludes", vec![only(json!({"Effect": "Allow", "Action": "iam:*", "NotResource": "*:role/wf-*"}))], "iam:CreateRole", ROLE, Want::Implicit),
-            ("NotResource includes the rest", vec![only(json!({"Effect": "Allow", "Action": "iam:*", "NotResource": "*:role/wf-*"}))], "iam:CreatePolicy", POLICY, Want::Allowed),
-            ("Deny with NotResource", vec![administrator_access(), only(json!({"Effect": "Deny", "Action": "iam:*", "NotResource": "*:role/wf-*"}))], "iam:CreatePolicy", POLICY, Want::Explicit),
+            ("NotResource excludes", vec![only(json!({"Effect": "Allow", "Action": "iam:*", "NotResource": "arn:aws:iam::*:role/wf-*"}))], "iam:CreateRole", ROLE, Want::Implicit),
+            ("NotResource includes the rest", vec![only(json!({"Effect": "Allow", "Action": "iam:*", "NotResource": "arn:aws:iam::*:role/wf-*"}))], "iam:CreatePolicy", POLICY, Want::Allowed),
+            ("Deny with NotResource", vec![administrator_access(), only(json!({"Effect": "Deny", "Action": "iam:*", "NotResource": "arn:aws:iam::*:role/wf-*"}))], "iam:CreatePolicy", POLICY, Want::Explicit),
             ("Deny with NotAction", vec![administrator_access(), only(json!({"Effect": "Deny", "NotAction": "iam:Get*", "Resource": "*"}))], "iam:CreateRole", ROLE, Want::Explicit),
             ("deny in another policy wins", vec![administrator_access(), deny(json!("iam:CreateRole"), json!("*"))], "iam:CreateRole", ROLE, Want::Explicit),
             ("deny of another action", vec![administrator_access(), deny(json!("iam:DeleteRole"), json!("*"))], "iam:CreateRole", ROLE, Want::Allowed),

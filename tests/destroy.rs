@@ -52,18 +52,29 @@ async fn destroy_after_bootstrap_removes_everything_wfboot_created_and_nothing_e
     let out = bootstrap(&emu);
     assert!(out.status.success(), "{}", stderr(&out));
     let user_policies = dump_state(&iam).await["user_demo"].clone();
-    assert_eq!(user_policies.as_array().unwrap().len(), 7);
+    // The 7 AWS managed policies and the stack's own SLIMWorkflowPassRoles.
+    assert_eq!(user_policies.as_array().unwrap().len(), 8);
 
-    // Default: the service-linked roles and the operator user's policies are left alone.
+    // Default: the service-linked roles and the operator user's (AWS managed) policies are left alone; the stack's
+    // own policy for the operator is detached from the user and deleted like the stack's other policy.
     let (report, writes) = destroy_json(&emu, &[]);
     assert_eq!(writes.len() as u64, report["plan"]["summary"]["changes"].as_u64().unwrap(), "{writes:?}");
-    assert_eq!(writes.len(), 20, "{writes:?}");
+    assert_eq!(writes.len(), 22, "{writes:?}");
     assert_eq!(writes.iter().filter(|w| *w == "DeleteRole").count(), 5, "{writes:?}");
+    assert_eq!(writes.iter().filter(|w| *w == "DetachUserPolicy").count(), 1, "{writes:?}");
+    assert_eq!(writes.iter().filter(|w| *w == "DeletePolicy").count(), 2, "{writes:?}");
     assert_eq!(report["verified"], json!(true));
     let deleted = names(&report, "deleted");
-    assert_eq!(deleted.len(), 7, "{deleted:?}");
+    assert_eq!(deleted.len(), 8, "{deleted:?}");
     assert!(deleted.contains(&format!("policy {LAMBDA_POLICY}")), "{deleted:?}");
+    assert!(deleted.contains(&"policy SLIMWorkflowPassRoles".to_string()), "{deleted:?}");
     assert!(deleted.contains(&"instance profile SLIM-Extras_ECS_for_EC2".to_string()), "{deleted:?}");
+    let operator = report["plan"]["resources"].as_array().unwrap().iter().find(|r| r["kind"] == "user_policies");
+    let reason = operator.unwrap()["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("the stack's 7 managed policies on the operator's IAM user are not detached"),
+        "{reason}"
+    );
     let left = names(&report, "left_alone");
     assert_eq!(
         left,
@@ -75,7 +86,12 @@ async fn destroy_after_bootstrap_removes_everything_wfboot_created_and_nothing_e
     );
     let state = dump_state(&iam).await;
     let mut expected = fresh.clone();
-    expected["user_demo"] = user_policies.clone();
+    expected["user_demo"] = json!(user_policies
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| !p.as_str().unwrap().ends_with(":policy/SLIMWorkflowPassRoles"))
+        .collect::<Vec<_>>());
     assert_eq!(without_service_linked_roles(state.clone()), expected);
     assert_eq!(state["roles"].as_object().unwrap().len(), 2, "the service-linked roles stay: {state}");
 
@@ -218,7 +234,7 @@ async fn without_a_terminal_and_without_yes_destroy_refuses_and_writes_nothing_a
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(report["dry_run"], json!(true));
-    assert_eq!(report["plan"]["summary"]["changes"], json!(20));
+    assert_eq!(report["plan"]["summary"]["changes"], json!(22));
     assert_eq!(report["applied"], json!([]));
 
     assert_eq!(emu.wfboot_writes_since(mark), Vec::<String>::new());
@@ -236,7 +252,7 @@ async fn at_a_terminal_the_plan_is_shown_before_the_question_and_no_leaves_every
     cmd.arg("destroy");
     let mut p = spawn_command(cmd, Some(60_000)).expect("spawn in a pty");
     p.exp_string("- role AWSBatchServiceRole").unwrap();
-    p.exp_string("Delete 7 resources (20 write calls) from account 123456789012?").unwrap();
+    p.exp_string("Delete 8 resources (22 write calls) from account 123456789012?").unwrap();
     p.send("n").unwrap();
     p.flush().unwrap();
     p.exp_string("Nothing was changed").unwrap();
@@ -246,12 +262,12 @@ async fn at_a_terminal_the_plan_is_shown_before_the_question_and_no_leaves_every
     let mut cmd = emu.wfboot_std();
     cmd.arg("destroy");
     let mut p = spawn_command(cmd, Some(60_000)).expect("spawn in a pty");
-    p.exp_string("Delete 7 resources").unwrap();
+    p.exp_string("Delete 8 resources").unwrap();
     p.send("y").unwrap();
     p.flush().unwrap();
-    p.exp_string("7 deleted, 3 left alone, 0 absent; 20 writes done").unwrap();
+    p.exp_string("8 deleted, 3 left alone, 0 absent; 22 writes done").unwrap();
     p.exp_eof().unwrap();
-    assert_eq!(emu.wfboot_writes_since(mark).len(), 20);
+    assert_eq!(emu.wfboot_writes_since(mark).len(), 22);
 }
 
 #[tokio::test]

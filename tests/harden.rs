@@ -69,7 +69,7 @@ async fn hardening_a_bootstrapped_account_updates_only_the_trust_documents() {
         ),
         "{plan}"
     );
-    assert!(plan.contains("0 to create, 3 to update, 7 unchanged; 3 write calls."), "{plan}");
+    assert!(plan.contains("0 to create, 3 to update, 8 unchanged; 3 write calls."), "{plan}");
     assert!(plan.contains("SLIM-Extras_for_Lambda") && plan.contains("left unconditioned"), "{plan}");
 
     let mark = emu.mark();

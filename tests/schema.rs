@@ -103,6 +103,21 @@ async fn real_outputs_of_every_command_match_the_published_schema() {
     docs.push(doc("plan undoing --harden", "plan_result", run(&emu, &["plan", "--skip-user"])));
     let check = emu.wfboot().args(["check", "--skip-user", "--output", "json"]).output().unwrap();
     docs.push(doc("check", "check_result", json_of(&check, &[3])));
+    // A read-only operator: the emulator's simulator denies the writes, so the report has failed rows and the
+    // note on what would grant them.
+    let iam = emu.admin().await;
+    iam.create_user().user_name("reader").send().await.unwrap();
+    let read_only = "arn:aws:iam::aws:policy/IAMReadOnlyAccess";
+    iam.attach_user_policy().user_name("reader").policy_arn(read_only).send().await.unwrap();
+    let key = iam.create_access_key().user_name("reader").send().await.unwrap().access_key.unwrap();
+    let check = emu
+        .wfboot()
+        .env("AWS_ACCESS_KEY_ID", &key.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &key.secret_access_key)
+        .args(["check", "--user-name", "demo", "--output", "json"])
+        .output()
+        .unwrap();
+    docs.push(doc("check by a read-only operator", "check_result", json_of(&check, &[3])));
     docs.push(doc("whoami", "whoami_result", run(&emu, &["whoami"])));
     docs.push(doc("stacks list", "stacks_list", run(&emu, &["stacks", "list"])));
     docs.push(doc("stacks show", "stack_result", run(&emu, &["stacks", "show", "slim-workflow"])));
@@ -128,6 +143,10 @@ async fn real_outputs_of_every_command_match_the_published_schema() {
 
     // The lifecycle did what the names say, so the schema was shown the interesting cases.
     let by_name = |n: &str| &docs.iter().find(|d| d.name == n).unwrap().document;
+    let refused = by_name("check by a read-only operator");
+    assert_eq!(refused["passed"], false, "{refused}");
+    assert!(refused["grant_note"].as_str().unwrap().contains("--print-policy"), "{refused}");
+    assert!(by_name("check").get("grant_note").is_none(), "absent when nothing is denied");
     assert!(by_name("fresh plan")["findings"].as_array().unwrap().len() > 1);
     assert!(by_name("fresh plan --harden")["hardening"].as_array().unwrap().len() == 5);
     assert_eq!(by_name("bootstrap --harden")["summary"]["updated"], 3);
@@ -139,6 +158,17 @@ async fn real_outputs_of_every_command_match_the_published_schema() {
         }
     }
     assert_valid(&docs);
+
+    // The note is a non-empty string where present.
+    let mut drifted = Vec::new();
+    for note in [json!(""), json!(3), json!(["a"])] {
+        let mut d = refused.clone();
+        d["grant_note"] = note.clone();
+        drifted.push(doc(&format!("grant_note {note}"), "check_result", d));
+    }
+    for (name, errors) in validate(&drifted) {
+        assert!(!errors.is_empty(), "{name}: validated, but the schema should have rejected it");
+    }
 }
 
 /// The schema is strict enough to notice drift: an extra field, a renamed or missing one, a wrong type, an unknown
@@ -199,10 +229,13 @@ async fn a_plan_or_bootstrap_with_a_changed_change_or_finding_fails_validation()
     let emu = Emulator::start();
     let plan = run(&emu, &["plan", "--skip-user"]);
     assert_valid(&[doc("plan", "plan_result", plan.clone())]);
+    // The first role: created and attached, two changes.
+    let role = plan["resources"].as_array().unwrap().iter().position(|r| r["kind"] == "role").unwrap();
+    assert!(plan["resources"][role]["changes"].as_array().unwrap().len() >= 2, "{plan}");
     let mut renamed = plan.clone();
-    renamed["resources"][1]["changes"][0]["call"] = json!("MakeRole");
+    renamed["resources"][role]["changes"][0]["call"] = json!("MakeRole");
     let mut extra = plan.clone();
-    extra["resources"][1]["changes"][1]["force"] = json!(true);
+    extra["resources"][role]["changes"][1]["force"] = json!(true);
     let mut finding = plan.clone();
     finding["findings"][0]["severity"] = json!("critical");
     let mut summary = plan.clone();

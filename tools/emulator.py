@@ -10,6 +10,10 @@ threaded werkzeug server, wrapped in a middleware that
   * optionally adds latency to every AWS request (--latency-ms),
   * optionally answers AWS requests with injected faults instead of calling moto
     (--fault-rate, --fault-kinds throttle,500,503,drop, seeded by --seed),
+  * answers iam:SimulatePrincipalPolicy and iam:SimulateCustomPolicy, which moto lacks, by evaluating the
+    principal's policies as moto stores them with @cloud-copilot/iam-simulate (tools/simulator.py),
+  * checks the signature of a request without a body (a GET) on the empty payload it has, where moto's
+    enforcement mode rejected every one (tools/moto_fixes.py),
   * serves counters at GET /__emulator/stats (DELETE zeroes them),
   * takes controls at POST /__emulator/control: {"hold_after_writes": N|null} holds every request after
     the next N writes (a crash point: the client is killed while held), {"fault_rate": F}, {"settle": true},
@@ -19,7 +23,7 @@ threaded werkzeug server, wrapped in a middleware that
 
 Usage:
     python tools/emulator.py [--host 127.0.0.1] [--port 0] [--log FILE] [--latency-ms N] [--no-gc]
-        [--fault-rate F] [--fault-kinds throttle,500,503,drop] [--seed S] [--no-stdin-watch]
+        [--fault-rate F] [--fault-kinds throttle,500,503,drop] [--seed S] [--no-simulator] [--no-stdin-watch]
         [--realism] [--iam-lag S] [--ec2-lag S] [--delete-conflict S] [--concurrent-modification]
         [--write-hold S] [--lag-jitter F] [--session-seconds S]
 
@@ -53,6 +57,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
 import realism
+import simulator  # tools/simulator.py, beside this file
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 FAULT_KINDS = ("throttle", "500", "503", "drop")
@@ -242,6 +247,7 @@ class EmulatorMiddleware:
         fault_kinds: list[str],
         seed: int,
         realism: "realism.Realism | None" = None,
+        simulate: bool = True,
     ) -> None:
         self.app = app
         self.realism = realism
@@ -252,6 +258,9 @@ class EmulatorMiddleware:
         self.rng = random.Random(seed)
         self.lock = threading.Lock()  # guards rng, counters, the hold and the log file
         self.moto_lock = FairLock()
+        # The policy simulator's node process, warmed up once listening (None: --no-simulator).
+        self.sidecar: simulator.Sidecar | None = simulator.Sidecar() if simulate else None
+        self.simulator_warned = False
         self.in_flight = 0
         # Crash simulation: once `hold_after` writes have been admitted (counted from when the hold was set),
         # every further AWS request is held, never reaching moto, until the hold is lifted; then the held
@@ -371,13 +380,18 @@ class EmulatorMiddleware:
                 entry["ms"] = round((time.monotonic() - start) * 1000, 3)
                 self.record(entry, count=True)
                 return [a.body]
-            return self.handle_admitted(environ, start_response, entry, start, info)
+            return self.handle_admitted(environ, start_response, entry, start, info, body)
         finally:
             if ticket is not None:
                 ticket.close()
 
-    def handle_admitted(self, environ, start_response, entry, start, info: RequestInfo) -> Iterable[bytes]:
+    def handle_admitted(self, environ, start_response, entry, start, info: RequestInfo,
+                        body: bytes) -> Iterable[bytes]:
         fault = self.pick_fault()
+        if fault is None and info.service == "iam" and info.action in simulator.ACTIONS and self.sidecar:
+            answer = self.simulate(environ, start_response, entry, start, info, body)
+            if answer is not None:
+                return answer
         if fault is None:
             return self.call_app(environ, start_response, entry, start, count=True)
 
@@ -388,6 +402,24 @@ class EmulatorMiddleware:
             raise DropConnection("emulator fault: drop")
         status, headers, payload = fault_response(fault, info, environ)
         entry["status"] = int(status.split()[0])
+        start_response(status, headers)
+        entry["ms"] = round((time.monotonic() - start) * 1000, 3)
+        self.record(entry, count=True)
+        return [payload]
+
+    def simulate(self, environ, start_response, entry, start, info: RequestInfo, body: bytes) -> list[bytes] | None:
+        """The policy simulator's answer, or None (node or its package missing) to let moto answer as it always has."""
+        try:
+            status, headers, payload = simulator.handle(self.sidecar, info.action or "", environ, body,
+                                                        info.access_key, self.moto_lock)
+        except simulator.SimulatorUnavailable as e:
+            if not self.simulator_warned:
+                self.simulator_warned = True
+                log(f"policy simulator unavailable ({e}); moto answers Simulate* requests")
+            return None
+        entry["status"] = int(status.split()[0])
+        if entry["status"] >= 400:
+            entry["error"] = payload[:400].decode("utf-8", errors="replace")
         start_response(status, headers)
         entry["ms"] = round((time.monotonic() - start) * 1000, 3)
         self.record(entry, count=True)
@@ -526,6 +558,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-gc", action="store_true",
                    help="switch off Python's cyclic garbage collector (benchmarks: its passes over moto's "
                         "large heap paused single requests for 10-70 ms at random moments)")
+    p.add_argument("--no-simulator", action="store_true",
+                   help="let moto answer iam:Simulate* (HTTP 500, not implemented) instead of the policy simulator")
     p.add_argument("--no-stdin-watch", action="store_true",
                    help="do not exit when stdin reaches end-of-file")
     realism.add_arguments(p)
@@ -586,6 +620,8 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     # Imported only now: moto reads its settings from the environment.
+    import moto_fixes  # tools/moto_fixes.py, beside this file
+    moto_fixes.apply()
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -626,6 +662,7 @@ def main(argv: list[str] | None = None) -> int:
         fault_kinds=args.fault_kinds,
         seed=args.seed,
         realism=real,
+        simulate=not args.no_simulator,
     )
     server = make_server(args.host, args.port, app, threaded=True,
                          request_handler=RequestHandler)
@@ -660,6 +697,8 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
 
     print(f"READY http://{args.host}:{port}", file=ready_out, flush=True)
+    if app.sidecar is not None:
+        threading.Thread(target=app.sidecar.warm_up, name="simulator-warm-up", daemon=True).start()
     log(f"listening on http://{args.host}:{port} (pid {os.getpid()}, latency "
         f"{args.latency_ms:g} ms, fault rate {args.fault_rate:g})")
     if real:
@@ -671,6 +710,8 @@ def main(argv: list[str] | None = None) -> int:
     server.shutdown()
     server.server_close()
     app.close_log()  # request threads still finishing (daemons) just stop logging
+    if app.sidecar is not None:
+        app.sidecar.close()
     return 0
 
 

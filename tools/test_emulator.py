@@ -18,6 +18,7 @@ import threading
 import time
 import unittest
 import urllib.request
+from typing import Any
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_PYTHON = os.path.join(REPO, ".venv", "bin", "python")
@@ -35,6 +36,7 @@ except ImportError as e:
     sys.exit(f"{e}: run scripts/setup-emulator.sh first")
 import botocore.exceptions
 from botocore.config import Config
+from botocore.parsers import ResponseParserError
 
 EMULATOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "emulator.py")
 ACCESS_KEY = "AKIAEMULATORTEST"
@@ -283,6 +285,33 @@ class EmulatorTest(unittest.TestCase):
         except Exception as e:  # noqa: BLE001 - the test inspects it
             return e
 
+    def test_with_enforcement_a_signed_get_is_authorised_and_a_bad_signature_still_refused(self) -> None:
+        # moto checked a bodiless request's signature over its own parse of the request (tools/moto_fixes.py).
+        with Emulator(log=False) as emu:
+            iam = emu.client("iam")
+            keys = {}
+            for name, managed in (("lambda-user", "AWSLambda_FullAccess"), ("sqs-user", "AmazonSQSReadOnlyAccess")):
+                iam.create_user(UserName=name)
+                iam.attach_user_policy(UserName=name, PolicyArn=f"arn:aws:iam::aws:policy/{managed}")
+                keys[name] = iam.create_access_key(UserName=name)["AccessKey"]
+            with urllib.request.urlopen(urllib.request.Request(
+                    emu.url + "/moto-api/reset-auth", data=b"0", method="POST",
+                    headers={"Content-Type": "text/plain"})) as r:
+                self.assertEqual(r.status, 200)
+
+            def lam(name: str, secret: str | None = None):
+                key = keys[name]
+                return boto3.client("lambda", endpoint_url=emu.url, region_name="us-east-1",
+                                    aws_access_key_id=key["AccessKeyId"],
+                                    aws_secret_access_key=secret or key["SecretAccessKey"],
+                                    config=Config(retries={"total_max_attempts": 1}))
+
+            self.assertEqual(lam("lambda-user").list_functions(MaxItems=1)["Functions"], [])
+            for name, secret in (("lambda-user", "not-the-secret"), ("sqs-user", None)):
+                with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                    lam(name, secret).list_functions(MaxItems=1)
+                self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 403, name)
+
     def test_exits_when_stdin_closes(self) -> None:
         with Emulator(log=False) as emu:
             emu.proc.stdin.close()
@@ -475,6 +504,276 @@ class RealismTest(unittest.TestCase):
                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
             self.assertEqual(proc.returncode, 2, args)
             self.assertEqual(proc.stdout, b"", args)
+
+def policy(*statements: dict) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, indent=2)
+
+
+def allow(action, resource="*", **extra) -> dict:
+    return {"Effect": "Allow", "Action": action, "Resource": resource, **extra}
+
+
+def deny(action, resource="*", **extra) -> dict:
+    return {"Effect": "Deny", "Action": action, "Resource": resource, **extra}
+
+
+def context(key: str, *values: str, kind: str = "string") -> dict:
+    return {"ContextKeyName": key, "ContextKeyValues": list(values), "ContextKeyType": kind}
+
+
+class SimulatorTest(unittest.TestCase):
+    """iam:SimulatePrincipalPolicy and SimulateCustomPolicy (tools/simulator.py), read back through boto3, whose
+    parser follows botocore's IAM model: a field in the wrong place or of the wrong shape does not come back."""
+
+    emu: Emulator
+    iam: Any
+    account: str
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.emu = Emulator()
+        cls.iam = cls.emu.client("iam")
+        cls.account = cls.emu.client("sts").get_caller_identity()["Account"]
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.emu.stop()
+
+    def user(self, name: str, *inline: str) -> str:
+        arn = self.iam.create_user(UserName=name)["User"]["Arn"]
+        for i, document in enumerate(inline):
+            self.iam.put_user_policy(UserName=name, PolicyName=f"{name}-inline-{i}", PolicyDocument=document)
+        return arn
+
+    def simulate(self, arn: str, actions: list[str], **kw) -> list[dict]:
+        out = self.iam.simulate_principal_policy(PolicySourceArn=arn, ActionNames=actions, **kw)
+        self.assertFalse(out["IsTruncated"])
+        self.assertNotIn("Marker", out)
+        return out["EvaluationResults"]
+
+    def test_one_result_per_action_with_the_wildcard_resource_and_no_resource_specific_results(self) -> None:
+        arn = self.user("sim-one-per-action", policy(allow(["iam:GetRole", "iam:ListRoles"])))
+        results = self.simulate(arn, ["iam:GetRole", "iam:ListRoles", "iam:CreateRole"])
+        self.assertEqual([(r["EvalActionName"], r["EvalResourceName"], r["EvalDecision"]) for r in results], [
+            ("iam:GetRole", "*", "allowed"),
+            ("iam:ListRoles", "*", "allowed"),
+            ("iam:CreateRole", "*", "implicitDeny"),
+        ])
+        for r in results:
+            self.assertNotIn("ResourceSpecificResults", r)
+            self.assertEqual(r["MissingContextValues"], [])
+        self.assertEqual(results[2]["MatchedStatements"], [])
+
+    def test_resource_arns_give_one_result_per_action_and_resource_with_resource_specific_results(self) -> None:
+        mine = f"arn:aws:iam::{self.account}:role/sim-mine"
+        other = f"arn:aws:iam::{self.account}:role/sim-other"
+        arn = self.user("sim-resources", policy(allow("iam:GetRole", mine)))
+        results = self.simulate(arn, ["iam:GetRole", "iam:DeleteRole"], ResourceArns=[mine, other])
+        self.assertEqual([(r["EvalActionName"], r["EvalResourceName"], r["EvalDecision"]) for r in results], [
+            ("iam:GetRole", mine, "allowed"),
+            ("iam:GetRole", other, "implicitDeny"),
+            ("iam:DeleteRole", mine, "implicitDeny"),
+            ("iam:DeleteRole", other, "implicitDeny"),
+        ])
+        for r in results:
+            (specific,) = r["ResourceSpecificResults"]
+            self.assertEqual(specific["EvalResourceName"], r["EvalResourceName"])
+            self.assertEqual(specific["EvalResourceDecision"], r["EvalDecision"])
+        self.assertEqual(len(results[0]["ResourceSpecificResults"][0]["MatchedStatements"]), 1)
+
+    def test_matched_statements_name_the_policy_and_the_statement_position(self) -> None:
+        document = policy(allow("s3:ListAllMyBuckets"), allow("iam:GetRole"))
+        arn = self.user("sim-matched", document)
+        (result,) = self.simulate(arn, ["iam:GetRole"])
+        self.assertEqual(result["EvalDecision"], "allowed")
+        (statement,) = result["MatchedStatements"]
+        self.assertEqual(statement["SourcePolicyId"], "sim-matched-inline-0")
+        self.assertEqual(statement["SourcePolicyType"], "user")
+        # The second statement of the indented document: its `{` and the character after its `}`.
+        lines = document.splitlines()
+        start, end = statement["StartPosition"], statement["EndPosition"]
+        self.assertEqual(lines[start["Line"] - 1][start["Column"] - 1], "{")
+        self.assertIn("iam:GetRole", "\n".join(lines[start["Line"] - 1:end["Line"]]))
+        self.assertNotIn("s3:ListAllMyBuckets", "\n".join(lines[start["Line"] - 1:end["Line"]]))
+        self.assertEqual(lines[end["Line"] - 1][end["Column"] - 2], "}")
+
+    def test_a_conditioned_grant_without_its_context_is_an_implicit_deny_naming_the_missing_key(self) -> None:
+        role = f"arn:aws:iam::{self.account}:role/sim-batch"
+        arn = self.user("sim-conditioned", policy(allow(
+            "iam:PassRole", role, Condition={"StringEquals": {"iam:PassedToService": "batch.amazonaws.com"}})))
+        (bare,) = self.simulate(arn, ["iam:PassRole"], ResourceArns=[role])
+        self.assertEqual(bare["EvalDecision"], "implicitDeny")
+        self.assertEqual(bare["MissingContextValues"], ["iam:PassedToService"])
+        self.assertEqual(bare["ResourceSpecificResults"][0]["MissingContextValues"], ["iam:PassedToService"])
+        (right,) = self.simulate(arn, ["iam:PassRole"], ResourceArns=[role],
+                                 ContextEntries=[context("iam:PassedToService", "batch.amazonaws.com")])
+        self.assertEqual(right["EvalDecision"], "allowed")
+        self.assertEqual(right["MissingContextValues"], [])
+        (wrong,) = self.simulate(arn, ["iam:PassRole"], ResourceArns=[role],
+                                 ContextEntries=[context("iam:PassedToService", "lambda.amazonaws.com")])
+        self.assertEqual(wrong["EvalDecision"], "implicitDeny")
+        self.assertEqual(wrong["MissingContextValues"], [])
+        # A list-typed key (aws:TagKeys) with ForAllValues.
+        tags = self.user("sim-tag-keys", policy(allow(
+            "iam:CreateRole", Condition={"ForAllValues:StringEquals": {"aws:TagKeys": ["wfboot:stack"]}})))
+        (tagged,) = self.simulate(tags, ["iam:CreateRole"],
+                                  ContextEntries=[context("aws:TagKeys", "wfboot:stack", kind="stringList")])
+        self.assertEqual(tagged["EvalDecision"], "allowed")
+        (extra,) = self.simulate(tags, ["iam:CreateRole"], ContextEntries=[
+            context("aws:TagKeys", "wfboot:stack", "owner", kind="stringList")])
+        self.assertEqual(extra["EvalDecision"], "implicitDeny")
+        # A resource given with a wildcard (a service-linked role's name is AWS's to choose) is compared as given:
+        # the grant matches it, and its missing key is reported.
+        mfa = self.user("sim-mfa", policy(allow("*", Condition={"Bool": {"aws:MultiFactorAuthPresent": "true"}})))
+        pattern = f"arn:aws:iam::{self.account}:role/aws-service-role/spot.amazonaws.com/*"
+        (slr,) = self.simulate(mfa, ["iam:CreateServiceLinkedRole"], ResourceArns=[pattern],
+                               ContextEntries=[context("iam:AWSServiceName", "spot.amazonaws.com")])
+        self.assertEqual((slr["EvalDecision"], slr["MissingContextValues"]),
+                         ("implicitDeny", ["aws:MultiFactorAuthPresent"]))
+
+    def test_an_explicit_deny_wins_and_its_deny_statement_is_the_matched_one(self) -> None:
+        arn = self.user("sim-deny", policy(allow("iam:*")), policy(deny("iam:DeleteRole")))
+        results = self.simulate(arn, ["iam:DeleteRole", "iam:GetRole"])
+        self.assertEqual([r["EvalDecision"] for r in results], ["explicitDeny", "allowed"])
+        (statement,) = results[0]["MatchedStatements"]
+        self.assertEqual(statement["SourcePolicyId"], "sim-deny-inline-1")
+        self.assertEqual(results[1]["MatchedStatements"][0]["SourcePolicyId"], "sim-deny-inline-0")
+
+    def test_group_inline_and_attached_managed_policies_count_for_a_user_and_for_the_group(self) -> None:
+        arn = self.user("sim-member", policy(allow("iam:GetUser")))
+        self.iam.create_group(GroupName="sim-group")
+        self.iam.add_user_to_group(GroupName="sim-group", UserName="sim-member")
+        self.iam.put_group_policy(GroupName="sim-group", PolicyName="group-inline",
+                                  PolicyDocument=policy(allow("iam:GetGroup")))
+        managed = self.iam.create_policy(PolicyName="sim-group-managed",
+                                         PolicyDocument=policy(allow("iam:ListRoles")))["Policy"]["Arn"]
+        self.iam.attach_group_policy(GroupName="sim-group", PolicyArn=managed)
+        self.iam.attach_user_policy(UserName="sim-member",
+                                    PolicyArn="arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
+        actions = ["iam:GetUser", "iam:GetGroup", "iam:ListRoles", "s3:ListBucket", "iam:CreateRole"]
+        results = self.simulate(arn, actions)
+        self.assertEqual([r["EvalDecision"] for r in results], ["allowed"] * 4 + ["implicitDeny"])
+        self.assertEqual([[(m["SourcePolicyId"], m["SourcePolicyType"]) for m in r["MatchedStatements"]]
+                          for r in results[:4]], [
+            [("sim-member-inline-0", "user")],
+            [("group-inline", "group")],
+            [("sim-group-managed", "user-managed")],
+            [("AmazonS3ReadOnlyAccess", "aws-managed")],
+        ])
+        group = self.iam.get_group(GroupName="sim-group")["Group"]["Arn"]
+        self.assertEqual([r["EvalDecision"] for r in self.simulate(group, actions)],
+                         ["implicitDeny", "allowed", "allowed", "implicitDeny", "implicitDeny"])
+
+    def test_a_role_is_simulated_with_its_policies_and_its_session_may_simulate_with_enforcement_on(self) -> None:
+        # Its own emulator: enforcement, once on, stays on.
+        with Emulator(log=False) as emu:
+            iam, sts = emu.client("iam"), emu.client("sts")
+            account = sts.get_caller_identity()["Account"]
+            trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "sts:AssumeRole"}]})
+            role = iam.create_role(RoleName="sim-operator", Path="/ops/", AssumeRolePolicyDocument=trust)["Role"]
+            iam.put_role_policy(RoleName="sim-operator", PolicyName="may-simulate", PolicyDocument=policy(
+                allow(["iam:SimulatePrincipalPolicy", "iam:GetRole"], role["Arn"])))
+            iam.create_role(RoleName="sim-idle", AssumeRolePolicyDocument=trust)
+            results = iam.simulate_principal_policy(PolicySourceArn=role["Arn"],
+                                                    ActionNames=["iam:GetRole", "iam:DeleteRole"],
+                                                    ResourceArns=[role["Arn"]])["EvaluationResults"]
+            self.assertEqual([r["EvalDecision"] for r in results], ["allowed", "implicitDeny"])
+            self.assertEqual(results[0]["MatchedStatements"][0]["SourcePolicyType"], "role")
+            creds = [sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/ops/sim-operator",
+                                     RoleSessionName="sim")["Credentials"] for _ in range(2)]
+            with urllib.request.urlopen(urllib.request.Request(
+                    emu.url + "/moto-api/reset-auth", data=b"0", method="POST",
+                    headers={"Content-Type": "text/plain"})) as r:
+                self.assertEqual(r.status, 200)
+
+            def session_iam(c: dict):
+                return boto3.client("iam", endpoint_url=emu.url, region_name="us-east-1",
+                                    aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                                    aws_session_token=c["SessionToken"],
+                                    config=Config(retries={"total_max_attempts": 1}))
+
+            session = session_iam(creds[0])
+            (own,) = session.simulate_principal_policy(PolicySourceArn=role["Arn"],
+                                                       ActionNames=["iam:GetRole"])["EvaluationResults"]
+            self.assertEqual(own["EvalDecision"], "allowed")
+            # The session's role may simulate only itself: another principal is AccessDenied.
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                session.simulate_principal_policy(PolicySourceArn=f"arn:aws:iam::{account}:role/sim-idle",
+                                                  ActionNames=["iam:GetRole"])
+            self.assertEqual(cm.exception.response["Error"]["Code"], "AccessDenied")
+            self.assertIn("assumed-role/sim-operator/sim", cm.exception.response["Error"]["Message"])
+            # Unsigned by a known key: rejected as moto rejects every request then.
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                emu.client("iam").simulate_principal_policy(PolicySourceArn=role["Arn"], ActionNames=["iam:GetRole"])
+            self.assertEqual(cm.exception.response["Error"]["Code"], "InvalidClientTokenId")
+
+    def test_max_items_pages_the_results_with_a_marker_that_belongs_to_its_request(self) -> None:
+        arn = self.user("sim-pages", policy(allow("iam:Get*")))
+        actions = ["iam:GetRole", "iam:GetUser", "iam:GetGroup", "iam:CreateRole", "iam:GetPolicy"]
+        first = self.iam.simulate_principal_policy(PolicySourceArn=arn, ActionNames=actions, MaxItems=2)
+        self.assertTrue(first["IsTruncated"])
+        self.assertEqual([r["EvalActionName"] for r in first["EvaluationResults"]], actions[:2])
+        second = self.iam.simulate_principal_policy(PolicySourceArn=arn, ActionNames=actions, MaxItems=2,
+                                                    Marker=first["Marker"])
+        self.assertTrue(second["IsTruncated"])
+        self.assertEqual([r["EvalActionName"] for r in second["EvaluationResults"]], actions[2:4])
+        third = self.iam.simulate_principal_policy(PolicySourceArn=arn, ActionNames=actions, MaxItems=2,
+                                                   Marker=second["Marker"])
+        self.assertFalse(third["IsTruncated"])
+        self.assertNotIn("Marker", third)
+        self.assertEqual([r["EvalActionName"] for r in third["EvaluationResults"]], actions[4:])
+        # botocore's paginator (IsTruncated/Marker, as its IAM model says) gets all of them.
+        pages = self.iam.get_paginator("simulate_principal_policy").paginate(
+            PolicySourceArn=arn, ActionNames=actions, PaginationConfig={"PageSize": 2})
+        decisions = [r["EvalDecision"] for page in pages for r in page["EvaluationResults"]]
+        self.assertEqual(decisions, ["allowed", "allowed", "allowed", "implicitDeny", "allowed"])
+        for bad in ({"Marker": first["Marker"], "ActionNames": actions[:3]}, {"MaxItems": 1001}):
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                self.iam.simulate_principal_policy(**{"PolicySourceArn": arn, "ActionNames": actions, **bad})
+            self.assertIn(cm.exception.response["Error"]["Code"], ("InvalidInput", "ValidationError"))
+
+    def test_an_unknown_principal_is_no_such_entity_and_a_non_principal_arn_invalid_input(self) -> None:
+        for arn in (f"arn:aws:iam::{self.account}:user/nobody", f"arn:aws:iam::{self.account}:role/nothing"):
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                self.iam.simulate_principal_policy(PolicySourceArn=arn, ActionNames=["iam:GetRole"])
+            self.assertEqual(cm.exception.response["Error"]["Code"], "NoSuchEntity", arn)
+            self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 404)
+        with self.assertRaises(botocore.exceptions.ClientError) as cm:
+            self.iam.simulate_principal_policy(PolicySourceArn=f"arn:aws:iam::{self.account}:policy/p",
+                                               ActionNames=["iam:GetRole"])
+        self.assertEqual(cm.exception.response["Error"]["Code"], "InvalidInput")
+
+    def test_simulate_custom_policy_evaluates_the_given_documents_with_their_context(self) -> None:
+        role = f"arn:aws:iam::{self.account}:role/sim-custom"
+        documents = [policy(allow("iam:PassRole", role,
+                                  Condition={"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}})),
+                     policy(deny("iam:DeleteRole"))]
+        out = self.iam.simulate_custom_policy(PolicyInputList=documents, ActionNames=["iam:PassRole", "iam:DeleteRole"],
+                                              ResourceArns=[role],
+                                              ContextEntries=[context("iam:PassedToService", "states.amazonaws.com")])
+        self.assertFalse(out["IsTruncated"])
+        results = out["EvaluationResults"]
+        self.assertEqual([r["EvalDecision"] for r in results], ["allowed", "explicitDeny"])
+        self.assertEqual([m["SourcePolicyId"] for r in results for m in r["MatchedStatements"]],
+                         ["PolicyInputList.1", "PolicyInputList.2"])
+        self.assertEqual({m["SourcePolicyType"] for r in results for m in r["MatchedStatements"]}, {"none"})
+        (bare,) = self.iam.simulate_custom_policy(PolicyInputList=documents[:1], ActionNames=["iam:PassRole"],
+                                                  ResourceArns=[role])["EvaluationResults"]
+        self.assertEqual((bare["EvalDecision"], bare["MissingContextValues"]), ("implicitDeny", ["iam:PassedToService"]))
+
+    def test_the_simulations_are_logged_as_reads_and_no_simulator_leaves_them_to_moto(self) -> None:
+        entries = [e for e in self.emu.log_entries() if e["action"] == "SimulatePrincipalPolicy"]
+        self.assertTrue(entries)
+        self.assertTrue(all(e["write"] is False for e in entries))
+        with Emulator("--no-simulator") as emu:
+            iam = emu.client("iam")
+            arn = iam.create_user(UserName="u")["User"]["Arn"]
+            # moto answers with an HTML page (it does not implement the action), which botocore cannot parse.
+            with self.assertRaises((botocore.exceptions.ClientError, ResponseParserError)):
+                iam.simulate_principal_policy(PolicySourceArn=arn, ActionNames=["iam:GetRole"])
+            self.assertEqual([e["status"] for e in emu.log_entries() if e["action"] == "SimulatePrincipalPolicy"],
+                             [500])
 
 
 if __name__ == "__main__":

@@ -68,10 +68,7 @@ where
                 || detail.contains("failed to load credentials")
                 || detail.contains("No credentials")
             {
-                Error::aws(format!("failed to {action}: no AWS credentials were found")).with_help(
-                    "configure credentials the usual AWS way: `aws configure`, `aws sso login --profile NAME` \
-                                then --profile NAME, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment",
-                )
+                Error::aws(format!("failed to {action}: no AWS credentials were found")).with_help(NO_CREDENTIALS_HELP)
             } else if matches!(other, SdkError::TimeoutError(_)) {
                 Error::aws(format!("failed to {action}: the request timed out"))
                     .with_help("check the network and --endpoint-url; a re-run continues where this one stopped")
@@ -85,6 +82,15 @@ where
         }
     }
 }
+
+/// What to do when no credentials were found. In a container on EC2 the instance role is reached through IMDSv2,
+/// whose token PUT needs two network hops; with the default hop limit of 1 it times out, and the Rust SDK has no
+/// IMDSv1 fallback (awslabs/aws-sdk-rust#540).
+pub(crate) const NO_CREDENTIALS_HELP: &str = "configure credentials the usual AWS way: `aws configure`, \
+    `aws sso login --profile NAME` then --profile NAME, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY in the environment; \
+    in a container on EC2, the instance role needs the instance metadata hop limit raised to 2 \
+    (`aws ec2 modify-instance-metadata-options --instance-id ID --http-put-response-hop-limit 2`: IMDSv2 times out \
+    at the default of 1, and this SDK does not fall back to IMDSv1)";
 
 fn help_for_code(code: &str) -> &'static str {
     match code {

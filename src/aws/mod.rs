@@ -1,7 +1,9 @@
 //! The one place AWS clients are built. Everything else takes `&Clients`.
 //!
 //! Configuration follows the AWS conventions through aws-config's default chain: `--profile`, `--region`,
-//! `--endpoint-url` override `AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL` and the shared config files.
+//! `--endpoint-url` override `AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL` and the shared config files; as in
+//! the AWS CLI, an explicit `--profile` also wins over credentials in the environment, and a named profile that
+//! does not exist is an error before any call.
 //! Retry mode, attempts and timeouts are set explicitly rather than left to SDK defaults.
 
 pub(crate) mod errors;
@@ -10,9 +12,12 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use aws_config::profile::ProfileFileCredentialsProvider;
+use aws_config::provider_config::ProviderConfig;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
@@ -327,6 +332,17 @@ async fn sdk_config(settings: &AwsSettings) -> Result<aws_config::SdkConfig> {
                 .operation_timeout(Duration::from_secs(120))
                 .build(),
         );
+    if let Some(region) = &settings.region {
+        check_region(region, "--region")?;
+    }
+    // A named profile must exist, as in the AWS CLI ("The config profile (X) could not be found"): checked
+    // before any call, so that a typo never runs against whatever account the environment points at.
+    let env_profile = std::env::var("AWS_PROFILE").ok().filter(|p| !p.is_empty());
+    match (&settings.profile, &env_profile) {
+        (Some(name), _) => ensure_profile(name, "--profile").await?,
+        (None, Some(name)) => ensure_profile(name, "AWS_PROFILE").await?,
+        (None, None) => {}
+    }
     if let Some(profile) = &settings.profile {
         loader = loader.profile_name(profile);
     }
@@ -337,7 +353,70 @@ async fn sdk_config(settings: &AwsSettings) -> Result<aws_config::SdkConfig> {
         check_endpoint_url(url)?;
         loader = loader.endpoint_url(url);
     }
-    Ok(loader.load().await)
+    let config = loader.load().await;
+    if settings.region.is_none() {
+        if let Some(region) = config.region() {
+            check_region(region.as_ref(), "the region (from AWS_REGION or the profile)")?;
+        }
+    }
+    let Some(profile) = &settings.profile else { return Ok(config) };
+    // An explicit --profile wins over credentials in the environment, as in the AWS CLI
+    // (https://docs.aws.amazon.com/cli/latest/userguide/cli-configure-envvars.html: "If you specify an option by
+    // using one of the environment variables described in this topic, it overrides any value loaded from a profile
+    // in the configuration file" — except the --profile option, which overrides the variables). The SDK's default
+    // chain reads AWS_ACCESS_KEY_ID first whatever the profile, so the profile's own provider is used instead;
+    // AWS_PROFILE alone keeps its usual place after the environment's keys.
+    let mut provider_config = ProviderConfig::without_region()
+        .with_region(config.region().cloned())
+        .with_behavior_version(Some(BehaviorVersion::latest()));
+    if let Some(http) = config.http_client() {
+        provider_config = provider_config.with_http_client(http);
+    }
+    let credentials =
+        ProfileFileCredentialsProvider::builder().configure(&provider_config).profile_name(profile).build();
+    Ok(config.to_builder().credentials_provider(SharedCredentialsProvider::new(credentials)).build())
+}
+
+/// The named profile is in the shared config or credentials file (AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE).
+async fn ensure_profile(name: &str, from: &str) -> Result<()> {
+    use aws_types::os_shim_internal::{Env, Fs};
+    // aws-config takes aws-runtime's EnvConfigFiles under its old name (deprecated only as a name).
+    #[allow(deprecated)]
+    let files = aws_config::profile::profile_file::ProfileFiles::default();
+    let set = aws_config::profile::load(&Fs::real(), &Env::real(), &files, None).await;
+    let known: Vec<String> = match &set {
+        Ok(set) if set.get_profile(name).is_some() => return Ok(()),
+        Ok(set) => set.profiles().map(str::to_string).collect(),
+        Err(e) => {
+            return Err(Error::usage(format!("the AWS config files cannot be read: {e}")).with_help(
+                "fix ~/.aws/config and ~/.aws/credentials (or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE)",
+            ))
+        }
+    };
+    let mut known = known;
+    known.sort();
+    let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+    Err(Error::usage(format!("the config profile `{name}` ({from}) could not be found")).with_help(format!(
+        "profiles in the AWS config and credentials files: {known}; create it with `aws configure --profile {name}` \
+         (or `aws configure sso`), or name another"
+    )))
+}
+
+/// A region must be a region name (`us-east-1`): anything else would reach the SDK's endpoint resolver, whose
+/// error names an internal rule instead of the flag.
+pub(crate) fn check_region(region: &str, from: &str) -> Result<()> {
+    let ok = !region.is_empty()
+        && region.len() <= 63
+        && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !region.starts_with('-')
+        && !region.ends_with('-')
+        && region.contains('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!("{from} `{region}` is not an AWS region name"))
+            .with_help("give a region such as us-east-1 or eu-west-2 (`aws ec2 describe-regions` lists them)"))
+    }
 }
 
 /// `--endpoint-url` must be an absolute http(s) URL; catch typos before the SDK turns them into odd errors.

@@ -8,11 +8,16 @@ use serde::Serialize;
 use crate::aws::{errors, AwsSettings, Clients};
 use crate::cli::{AttachArgs, InstancesArgs};
 use crate::commands::ExitStatus;
-use crate::error::{Error, Result};
+use crate::engine::permissions::{ContextEntry, Permission};
+use crate::error::{Error, ErrorKind, Result};
 use crate::output::Printer;
+use crate::policy_eval::Verdict;
 use crate::prompt;
+use crate::resources::caller;
 use crate::resources::instance::{self, Association};
+use crate::resources::permissions as perms;
 use crate::stack::Stack;
+use crate::stack::Target;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -61,6 +66,11 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
     }
     let current = instance::associations(&clients, Some(instance_id)).await?;
     let existing: Option<&Association> = current.first();
+    let replacing = existing.is_some_and(|a| a.instance_profile_arn != profile.arn);
+    if existing.is_none() || replacing {
+        let roles: Vec<String> = profile.roles.iter().map(|r| r.arn.clone()).collect();
+        preflight(printer, &clients, instance_id, &roles, replacing).await?;
+    }
     let waiting = |what: &str| printer.info(what);
     let mut retries = 0;
     let (association_id, action, replaced) = match existing {
@@ -185,6 +195,70 @@ async fn read_profile(
         waited += pause;
         delay = (delay * 2).min(Duration::from_secs(5));
     }
+}
+
+/// Before the one write, as bootstrap does: may the caller associate (or replace) the profile and pass its role to
+/// EC2? Associating a profile passes its role to the instance: "iam:PassRole ... with iam:PassedToService
+/// ec2.amazonaws.com" (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_switch-role-ec2.html).
+/// A denied permission stops the command (exit 3) with nothing changed; an unverified one is said on stderr.
+async fn preflight(
+    printer: &Printer,
+    clients: &Clients,
+    instance_id: &str,
+    roles: &[String],
+    replacing: bool,
+) -> Result<()> {
+    let caller = caller::identify(clients).await?;
+    let target = Target {
+        partition: caller.partition.clone(),
+        account_id: caller.account_id.clone(),
+        region: clients.region.clone(),
+    };
+    let in_region = |p: Permission| {
+        p.with(ContextEntry { key: "aws:RequestedRegion".into(), values: vec![clients.region.clone()], list: false })
+    };
+    let action = if replacing { "ec2:ReplaceIamInstanceProfileAssociation" } else { "ec2:AssociateIamInstanceProfile" };
+    let instance_arn =
+        format!("arn:{}:ec2:{}:{}:instance/{instance_id}", target.partition, target.region, target.account_id);
+    let mut needed = vec![in_region(Permission::new(action, instance_arn))];
+    for role in roles {
+        needed.push(in_region(Permission::new("iam:PassRole", role.clone()).with(ContextEntry {
+            key: "iam:PassedToService".into(),
+            values: vec![target.service_principal("ec2")],
+            list: false,
+        })));
+    }
+    let (checks, method) = perms::check(clients, &caller, &needed).await;
+    printer.detail(&format!("permissions: {method}"));
+    let denied: Vec<String> = checks
+        .iter()
+        .filter_map(|c| match c.verdict {
+            Verdict::Denied { explicit } => Some(format!(
+                "  - {} on {}{}: {}",
+                c.action,
+                c.resource,
+                c.permission().context_note(),
+                if explicit { "explicitly denied" } else { "not allowed by any policy" }
+            )),
+            _ => None,
+        })
+        .collect();
+    if !denied.is_empty() {
+        return Err(Error::new(
+            ErrorKind::CheckFailed,
+            format!("{} may not attach the instance profile; nothing was changed:\n{}", caller.arn, denied.join("\n")),
+        )
+        .with_help(format!(
+            "grant {action} on the instance and iam:PassRole on its role (with iam:PassedToService = {}), then run again",
+            target.service_principal("ec2")
+        )));
+    }
+    for c in checks.iter().filter(|c| matches!(c.verdict, Verdict::Unverified { .. })) {
+        if let Verdict::Unverified { reason } = &c.verdict {
+            printer.warn(&format!("{} on {} could not be verified ({reason}); trying anyway", c.action, c.resource));
+        }
+    }
+    Ok(())
 }
 
 fn profile_name(args: &AttachArgs) -> Result<String> {

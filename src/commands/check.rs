@@ -2,12 +2,14 @@
 //! would do, and whether the workflow services answer. Also the pre-flight of every `bootstrap` that has
 //! changes to make: a denied permission stops it before the first write.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::aws::{errors, AwsSettings, Clients};
 use crate::cli::CheckArgs;
 use crate::commands::{ExitStatus, Session};
-use crate::engine::permissions::{self, Permission};
+use crate::engine::permissions::{self, ContextEntry, Permission};
 use crate::engine::plan::Kind;
 use crate::engine::{self, Observed, Plan};
 use crate::error::{Error, ErrorKind, Result};
@@ -59,6 +61,9 @@ pub(crate) struct Preflight {
     /// How the verdicts were reached (simulation, local evaluation, ...).
     pub(crate) method: String,
     pub(crate) rows: Vec<Row>,
+    /// Which of the stack's user policies would grant what is denied, said once (empty when nothing is denied).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub(crate) grant_note: String,
 }
 
 impl Preflight {
@@ -66,19 +71,27 @@ impl Preflight {
         self.rows.iter().any(|r| r.status == Status::Failed)
     }
 
-    /// The failure as an error: what was denied, for whom, and what would grant it.
+    /// The failure as an error: what was denied (grouped by action, with the resources), for whom, and what
+    /// would grant it, said once.
     pub(crate) fn error(&self, caller: &Caller) -> Error {
         let lines: Vec<String> = self
             .rows
             .iter()
             .filter(|r| r.status == Status::Failed)
-            .map(|r| format!("  - {}: {} — {}", r.check, r.status.label(), r.what_to_do))
+            .map(|r| format!("  - {}: {}", r.check, r.what_to_do))
             .collect();
-        Error::new(
-            ErrorKind::CheckFailed,
-            format!("{} may not do everything this bootstrap needs; nothing was changed:\n{}", caller.arn, lines.join("\n")),
+        let mut message = format!(
+            "{} may not do everything this bootstrap needs; nothing was changed:\n{}",
+            caller.arn,
+            lines.join("\n")
+        );
+        if !self.grant_note.is_empty() {
+            message += &format!("\n  {}", self.grant_note);
+        }
+        Error::new(ErrorKind::CheckFailed, message).with_help(
+            "`wfboot check --print-policy` prints the least IAM policy this bootstrap needs: attach it to the caller, \
+             then run again; `wfboot check` shows the full report",
         )
-        .with_help("grant the missing permissions (docs/operator-policy.json is the least a default bootstrap needs), then run again; `wfboot check` shows the full report")
     }
 }
 
@@ -97,12 +110,8 @@ pub(crate) async fn preflight(
         // Verdicts reached early (for a plan whose changes include these) are used as they are; only what the
         // real plan needs beyond them is asked now.
         let (mut known, method) = early.unwrap_or_default();
-        known.retain(|c| needed.iter().any(|p| p.action == c.action && p.resource == c.resource));
-        let missing: Vec<Permission> = needed
-            .iter()
-            .filter(|p| !known.iter().any(|c| c.action == p.action && c.resource == p.resource))
-            .cloned()
-            .collect();
+        known.retain(|c| needed.iter().any(|p| c.is(p)));
+        let missing: Vec<Permission> = needed.iter().filter(|p| !known.iter().any(|c| c.is(p))).cloned().collect();
         if missing.is_empty() {
             return (known, method);
         }
@@ -144,29 +153,103 @@ pub(crate) async fn preflight(
             what_to_do: reason.to_string(),
         });
     }
-    for c in &checks {
-        let Verdict::Denied { explicit } = c.verdict else { continue };
-        let kind = if explicit { "explicitly denied" } else { "not allowed by any policy" };
-        let grant = grantors
-            .iter()
-            .find(|(p, _)| p.action == c.action && p.resource == c.resource)
-            .map(|(_, g)| g.clone())
-            .filter(|g| !g.is_empty())
-            .map(|g| format!("granted by the stack's user policy {}", g.join(", ")))
-            .unwrap_or_else(|| {
-                "none of the stack's user policies grants it: attach IAMFullAccess or docs/operator-policy.json".into()
-            });
-        rows.push(Row {
-            area: "permissions".into(),
-            check: format!("{} on {}", c.action, c.resource),
-            status: Status::Failed,
-            what_to_do: format!("{kind}; {grant}"),
-        });
-    }
+    let (denied_rows, grant_note) = denied_rows(&checks, &grantors, &caller.account_id);
+    rows.extend(denied_rows);
     if let Some(row) = quota? {
         rows.push(row);
     }
-    Ok(Preflight { permissions: checks, method, rows })
+    Ok(Preflight { permissions: checks, method, rows, grant_note })
+}
+
+/// One row per denied action (explicit denials apart), with its resources; and one note on what grants them.
+fn denied_rows(
+    checks: &[PermissionCheck],
+    grantors: &[(Permission, Vec<String>)],
+    account: &str,
+) -> (Vec<Row>, String) {
+    let mut groups: BTreeMap<(bool, &str), Vec<&PermissionCheck>> = BTreeMap::new();
+    for c in checks {
+        if let Verdict::Denied { explicit } = c.verdict {
+            groups.entry((!explicit, c.action.as_str())).or_default().push(c);
+        }
+    }
+    let short =
+        |arn: &str| arn.split_once(&format!(":{account}:")).map_or(arn.to_string(), |(_, rest)| rest.to_string());
+    let mut granting: Vec<String> = Vec::new();
+    let mut ungranted = 0;
+    let mut rows = Vec::new();
+    for ((implicit, action), list) in &groups {
+        // Per resource, the requests on it: "role/R (policy A)", or "role/R (3 policies)" for several attachments.
+        let mut per_resource: Vec<(String, Vec<String>)> = Vec::new();
+        for c in list {
+            let note = c.permission().context_note();
+            match per_resource.iter_mut().find(|(r, _)| *r == c.resource) {
+                Some((_, notes)) => notes.push(note),
+                None => per_resource.push((c.resource.clone(), vec![note])),
+            }
+        }
+        let resources: Vec<String> = per_resource
+            .iter()
+            .map(|(r, notes)| match notes.len() {
+                1 => format!("{}{}", short(r), notes[0]),
+                n if notes.iter().all(|x| x.starts_with(" (policy ")) => format!("{} ({n} policies)", short(r)),
+                _ => format!(
+                    "{} ({})",
+                    short(r),
+                    notes.iter().map(|x| x.trim().trim_matches(['(', ')'])).collect::<Vec<_>>().join("; ")
+                ),
+            })
+            .collect();
+        let mut by: Vec<String> = list.iter().flat_map(|c| c.detail.iter().cloned()).collect();
+        by.sort();
+        by.dedup();
+        let kind = if *implicit {
+            "not allowed by any policy".to_string()
+        } else if by.is_empty() {
+            "explicitly denied".to_string()
+        } else {
+            format!("explicitly denied by {}", by.join(", "))
+        };
+        for c in list {
+            match grantors.iter().find(|(p, _)| c.is(p)).map(|(_, g)| g) {
+                Some(g) if !g.is_empty() => granting.extend(g.iter().cloned()),
+                _ => ungranted += 1,
+            }
+        }
+        let n = resources.len();
+        rows.push(Row {
+            area: "permissions".into(),
+            check: if n == 1 { format!("{action} on {}", resources[0]) } else { format!("{action} on {n} resources") },
+            status: Status::Failed,
+            what_to_do: if n == 1 { kind } else { format!("{kind}: {}", resources.join(", ")) },
+        });
+    }
+    if rows.is_empty() {
+        return (rows, String::new());
+    }
+    granting.sort();
+    granting.dedup();
+    let mut note = String::new();
+    if !granting.is_empty() {
+        note = format!(
+            "the stack's user polic{} {} grant{} some of them",
+            if granting.len() == 1 { "y" } else { "ies" },
+            granting.join(", "),
+            if granting.len() == 1 { "s" } else { "" }
+        );
+    }
+    if ungranted > 0 {
+        if !note.is_empty() {
+            note.push_str("; ");
+        }
+        note.push_str(&format!(
+            "{} {} granted by none of the stack's user policies: `wfboot check --print-policy` prints the least \
+             operator policy for this stack (or attach IAMFullAccess)",
+            ungranted,
+            if ungranted == 1 { "is" } else { "are" }
+        ));
+    }
+    (rows, note)
 }
 
 /// For each denied permission, which of the stack's user policies would grant it.
@@ -179,11 +262,15 @@ async fn grantors(clients: &Clients, desired: &Desired, denied: &[&PermissionChe
                 .iter()
                 .filter(|(_, doc)| {
                     let source = [SourcePolicy { label: String::new(), document: doc }];
-                    policy_eval::evaluate(&source, &d.action, &d.resource).verdict == Verdict::Allowed
+                    // A conditional grant (iam:PassedToService, ...) counts: the condition is the request's.
+                    matches!(
+                        policy_eval::evaluate(&source, &d.action, &d.resource).verdict,
+                        Verdict::Allowed | Verdict::Unverified { .. }
+                    )
                 })
                 .map(|(arn, _)| arn.rsplit('/').next().unwrap_or(arn).to_string())
                 .collect();
-            (Permission { action: d.action.clone(), resource: d.resource.clone() }, names)
+            (d.permission(), names)
         })
         .collect()
 }
@@ -242,6 +329,9 @@ struct Report<'a> {
     user: Option<&'a str>,
     permissions_method: &'a str,
     rows: &'a [Row],
+    /// What would grant the denied permissions, said once (as the text report says it); absent when none is.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    grant_note: &'a str,
     services: &'a [ServiceProbe],
     passed: bool,
     /// The stack's least-privilege review: advice, never a failure.
@@ -257,6 +347,8 @@ pub(crate) struct Checked {
     pub(crate) probes: Vec<ServiceProbe>,
     pub(crate) passed: bool,
     pub(crate) findings: Vec<Finding>,
+    /// What would grant the denied permissions (empty when none is denied).
+    pub(crate) grant_note: String,
 }
 
 impl Checked {
@@ -267,6 +359,7 @@ impl Checked {
             user: session.user.as_deref(),
             permissions_method: &self.method,
             rows: &self.rows,
+            grant_note: &self.grant_note,
             services: &self.probes,
             passed: self.passed,
             findings: &self.findings,
@@ -296,6 +389,9 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &CheckArgs) 
         printer.result_document("check", &checked.to_json(&session));
     } else {
         let mut out = checked.table();
+        if !checked.grant_note.is_empty() {
+            out += &format!("{}\n", checked.grant_note);
+        }
         if let Some(notes) = &session.hardening {
             out += &format!("\n{}", harden::text(notes, session.desired.service_linked_roles.len()));
         }
@@ -320,15 +416,17 @@ pub(crate) async fn checks(session: &Session, observed: Option<Observed>) -> Res
     };
     engine::check_managed_policies(&session.clients, &session.desired, &observed, &Default::default()).await?;
     let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
-    let (preflight, probes) = tokio::join!(
+    let (preflight, probes, operator) = tokio::join!(
         preflight(&session.clients, caller, &session.desired, &observed, &plan, None),
-        services::probe_all(&session.clients)
+        services::probe_all(&session.clients),
+        operator_rows(&session.clients, &session.desired, &plan, session.user.as_deref())
     );
     let preflight = preflight?;
 
     let mut rows = vec![identity_row(caller)];
     rows.extend(user_rows(&plan, session.user.as_deref()));
     rows.extend(preflight.rows);
+    rows.extend(operator);
     for p in &probes {
         rows.push(Row {
             area: "services".into(),
@@ -345,7 +443,118 @@ pub(crate) async fn checks(session: &Session, observed: Option<Observed>) -> Res
     }
     let passed = !rows.iter().any(|r| r.status == Status::Failed);
     let findings = review::review(&session.desired, session.user.as_deref());
-    Ok(Checked { rows, method: preflight.method, probes, passed, findings })
+    Ok(Checked { rows, method: preflight.method, probes, passed, findings, grant_note: preflight.grant_note })
+}
+
+/// What the operator needs to run the workflow the stack is for, beyond its managed policies' own grants:
+/// passing each of the stack's roles to the services that trust it (`iam:PassRole` with `iam:PassedToService`,
+/// which the services check when a compute environment, function or state machine is created with the role),
+/// and, with an instance profile in the stack, `ec2:AssociateIamInstanceProfile` (`wfboot attach`).
+pub(crate) fn operator_permissions(desired: &Desired, region: &str) -> Vec<Permission> {
+    let t = &desired.target;
+    let in_region = ContextEntry { key: "aws:RequestedRegion".into(), values: vec![region.to_string()], list: false };
+    let mut out = Vec::new();
+    for r in &desired.roles {
+        let arn = format!("arn:{}:iam::{}:role{}{}", t.partition, t.account_id, r.path, r.name);
+        for service in permissions::trusted_services(&r.trust) {
+            out.push(
+                Permission::new("iam:PassRole", arn.clone())
+                    .with(ContextEntry { key: "iam:PassedToService".into(), values: vec![service], list: false })
+                    .with(in_region.clone()),
+            );
+        }
+    }
+    if !desired.instance_profiles.is_empty() {
+        out.push(
+            Permission::new(
+                "ec2:AssociateIamInstanceProfile",
+                format!("arn:{}:ec2:{region}:{}:instance/*", t.partition, t.account_id),
+            )
+            .with(in_region),
+        );
+    }
+    out
+}
+
+/// The operator user's verdicts on [`operator_permissions`], simulated for the user with the policies this
+/// bootstrap would attach included (PolicyInputList), so that a fresh account is judged as it will be.
+async fn operator_rows(clients: &Clients, desired: &Desired, plan: &Plan, user: Option<&str>) -> Vec<Row> {
+    let Some(user) = user else { return Vec::new() };
+    let needed = operator_permissions(desired, &clients.region);
+    if needed.is_empty() {
+        return Vec::new();
+    }
+    let row = |check: String, status: Status, what: String| Row {
+        area: "operator user".into(),
+        check,
+        status,
+        what_to_do: what,
+    };
+    // The documents of the user policies bootstrap will attach: the stack's own from the stack, AWS's read.
+    let attaching: Vec<String> = plan
+        .changes()
+        .filter_map(|c| match &c.change {
+            crate::engine::plan::Change::AttachUserPolicy { policy_arn, .. } => Some(policy_arn.clone()),
+            _ => None,
+        })
+        .collect();
+    let (own, aws): (Vec<&String>, Vec<&String>) =
+        attaching.iter().partition(|arn| desired.policies.iter().any(|p| &&p.arn == arn));
+    let mut extra: Vec<String> = own
+        .iter()
+        .filter_map(|arn| desired.policies.iter().find(|p| &&p.arn == arn))
+        .map(|p| p.document.to_string())
+        .collect();
+    let aws: Vec<String> = aws.into_iter().cloned().collect();
+    match perms::managed_documents(clients, &aws).await {
+        Ok(docs) => extra.extend(docs.into_iter().map(|(_, d)| d.to_string())),
+        Err(reason) => {
+            return vec![row("can run the workflow".into(), Status::Unverified, reason)];
+        }
+    }
+    let principal = format!("arn:{}:iam::{}:user/{user}", desired.target.partition, desired.target.account_id);
+    let what = |p: &Permission| match p.context.iter().find(|e| e.key == "iam:PassedToService") {
+        Some(e) => format!(
+            "{user} may pass {} to {}",
+            p.resource.rsplit('/').next().unwrap_or(&p.resource),
+            e.values.join(",")
+        ),
+        None => format!("{user} may {} ({})", p.action, p.resource),
+    };
+    match perms::simulate(clients, &principal, &needed, &extra).await {
+        Ok((checks, _)) => {
+            let mut rows = Vec::new();
+            for c in &checks {
+                let p = c.permission();
+                match &c.verdict {
+                    Verdict::Allowed => {}
+                    Verdict::Denied { explicit } => rows.push(row(
+                        what(&p),
+                        Status::Failed,
+                        format!(
+                            "{}: the operator could not use the stack's roles; the stack's user policies should grant it",
+                            if *explicit { "explicitly denied" } else { "not allowed by the user's policies" }
+                        ),
+                    )),
+                    Verdict::Unverified { reason } => rows.push(row(what(&p), Status::Unverified, reason.clone())),
+                }
+            }
+            if rows.is_empty() {
+                let n = checks.len();
+                rows.push(row(
+                    format!("{user} can run the workflow ({n} permission{} simulated)", if n == 1 { "" } else { "s" }),
+                    Status::Ok,
+                    String::new(),
+                ));
+            }
+            rows
+        }
+        Err(perms::Unsimulated::Fallback(why) | perms::Unsimulated::Failed(why)) => vec![row(
+            format!("{user} can run the workflow"),
+            Status::Unverified,
+            format!("passing the stack's roles could not be simulated ({why})"),
+        )],
+    }
 }
 
 fn identity_row(caller: &Caller) -> Row {

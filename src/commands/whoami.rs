@@ -41,7 +41,10 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings) -> Result<ExitStat
         err
     })?;
     let features = creds.get_property::<Vec<AwsCredentialFeature>>().cloned().unwrap_or_default();
-    let profile = aws.profile.clone().or_else(|| std::env::var("AWS_PROFILE").ok()).filter(|p| !p.is_empty());
+    let named = aws.profile.clone().or_else(|| std::env::var("AWS_PROFILE").ok()).filter(|p| !p.is_empty());
+    // The profile is named only when the credentials came from it: with AWS_PROFILE set, keys in the environment
+    // still win, and saying "profile X" then would point at the wrong credentials.
+    let profile = named.filter(|_| from_profile(&features));
     let source = source(&features, profile.as_deref());
     let caller = caller::identify(&clients).await?;
     let expires = creds.expiry();
@@ -68,9 +71,6 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings) -> Result<ExitStat
             "principal   {}\naccount     {}\nregion      {}\ncredentials {}",
             report.principal_arn, report.account_id, report.region, report.source
         );
-        if let Some(p) = &report.profile {
-            out += &format!(" (profile {p})");
-        }
         out += &format!("\naccess key  {}", report.access_key_id);
         match (&report.expires, report.expires_in_minutes) {
             (Some(at), Some(min)) => {
@@ -85,10 +85,23 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings) -> Result<ExitStat
 }
 
 fn no_credentials() -> Error {
-    Error::aws("no AWS credentials were found").with_help(
-        "configure credentials the usual AWS way: `aws configure`, `aws sso login --profile NAME` then --profile NAME, \
-         AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an instance profile on EC2",
-    )
+    Error::aws("no AWS credentials were found").with_help(crate::aws::errors::NO_CREDENTIALS_HELP)
+}
+
+/// The credentials were resolved from a profile of the shared files (keys, SSO, credential_process, assume role).
+fn from_profile(features: &[AwsCredentialFeature]) -> bool {
+    features.iter().any(|f| {
+        matches!(
+            f,
+            AwsCredentialFeature::CredentialsProfile
+                | AwsCredentialFeature::CredentialsProfileSso
+                | AwsCredentialFeature::CredentialsProfileProcess
+                | AwsCredentialFeature::CredentialsProfileStsWebIdToken
+                | AwsCredentialFeature::CredentialsSso
+                | AwsCredentialFeature::CredentialsProcess
+                | AwsCredentialFeature::CredentialsStsAssumeRole
+        )
+    }) && !features.contains(&AwsCredentialFeature::CredentialsEnvVars)
 }
 
 /// The credential source, from the features the SDK's providers record on the credentials they resolve.

@@ -180,15 +180,17 @@ pub(crate) fn diff(desired: &Desired, obs: &DestroyObserved, include_service_lin
         .collect();
     let mut resources = Vec::new();
 
-    if !desired.user_policies.is_empty() {
+    // The stack's own policies among them are deleted below, which detaches them from the user first.
+    let own: BTreeSet<&str> = desired.policies.iter().map(|p| p.arn.as_str()).collect();
+    let kept = desired.user_policies.iter().filter(|a| !own.contains(a.as_str())).count();
+    if kept > 0 {
         resources.push(DestroyResource::left_alone(
             Kind::UserPolicies,
             "(operator)",
             Ownership::External,
             format!(
-                "the stack's {} managed policies on the operator's IAM user are not detached: wfboot cannot tell \
-                 whether it attached them or they were there before (detach them yourself if they are no longer needed)",
-                desired.user_policies.len()
+                "the stack's {kept} managed policies on the operator's IAM user are not detached: wfboot cannot tell \
+                 whether it attached them or they were there before (detach them yourself if they are no longer needed)"
             ),
         ));
     }

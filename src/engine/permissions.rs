@@ -1,24 +1,97 @@
 //! The IAM permissions a plan needs: derived from the plan itself, change by change, so `check` asks about
-//! exactly what `bootstrap` will do.
+//! exactly what `bootstrap` will do — with the request context each write call will carry, so that conditional
+//! grants (`iam:PassedToService`, `iam:AWSServiceName`, ...) are judged as AWS will judge the real call.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use super::plan::{Change, Plan};
+use crate::resources::OWNER_TAG;
 use crate::stack::Desired;
 
-/// One action on one resource.
+/// One request-context key and its value(s), as `iam:SimulatePrincipalPolicy` takes them (`ContextEntries`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub(crate) struct ContextEntry {
+    pub(crate) key: String,
+    pub(crate) values: Vec<String>,
+    /// A multivalued key (`stringList`, e.g. `aws:TagKeys`); otherwise a single `string`.
+    pub(crate) list: bool,
+}
+
+impl ContextEntry {
+    fn one(key: &str, value: impl Into<String>) -> ContextEntry {
+        ContextEntry { key: key.to_string(), values: vec![value.into()], list: false }
+    }
+}
+
+/// One action on one resource, in the request context the write call will have.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub(crate) struct Permission {
     pub(crate) action: String,
     pub(crate) resource: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) context: Vec<ContextEntry>,
 }
 
 impl Permission {
-    fn new(action: &str, resource: impl Into<String>) -> Permission {
-        Permission { action: action.to_string(), resource: resource.into() }
+    pub(crate) fn new(action: &str, resource: impl Into<String>) -> Permission {
+        Permission { action: action.to_string(), resource: resource.into(), context: Vec::new() }
     }
+
+    pub(crate) fn with(mut self, entry: ContextEntry) -> Permission {
+        self.context.push(entry);
+        self.context.sort();
+        self
+    }
+
+    /// What tells this request apart from others on the same resource: " (to ec2.amazonaws.com)",
+    /// " (policy AmazonS3FullAccess)", " (for spot.amazonaws.com)"; the region and the ownership tag are the same
+    /// for all of a run's writes, so not shown.
+    pub(crate) fn context_note(&self) -> String {
+        let shown: Vec<String> = self
+            .context
+            .iter()
+            .filter_map(|e| {
+                let values = e.values.join(",");
+                match e.key.as_str() {
+                    "iam:PassedToService" => Some(format!("to {values}")),
+                    "iam:AWSServiceName" => Some(format!("for {values}")),
+                    "iam:PolicyARN" => Some(format!("policy {}", values.rsplit('/').next().unwrap_or(&values))),
+                    "aws:RequestedRegion" | "aws:TagKeys" => None,
+                    k if k.starts_with("aws:RequestTag/") => None,
+                    k => Some(format!("{k}={values}")),
+                }
+            })
+            .collect();
+        if shown.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", shown.join(", "))
+        }
+    }
+}
+
+/// The region IAM's requests are signed for, which is what `aws:RequestedRegion` is for IAM (a global service
+/// with one endpoint per partition): "requests to IAM ... the region is us-east-1"
+/// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-requestedregion).
+pub(crate) fn iam_region(partition: &str) -> &'static str {
+    match partition {
+        "aws-cn" => "cn-north-1",
+        "aws-us-gov" => "us-gov-west-1",
+        "aws-iso" => "us-iso-east-1",
+        "aws-iso-b" => "us-isob-east-1",
+        _ => "us-east-1",
+    }
+}
+
+/// The services a role's trust document lets assume it (`Service` principals), which are the services the role is
+/// passed to (`iam:PassedToService`).
+pub(crate) fn trusted_services(trust: &serde_json::Value) -> Vec<String> {
+    crate::document::principals(trust)
+        .into_iter()
+        .filter_map(|p| p.strip_prefix("Service:").map(str::to_string))
+        .collect()
 }
 
 /// What observing the account needs (plan and every bootstrap), on any resource.
@@ -57,12 +130,27 @@ pub(crate) fn required_for<'a>(
         let path = desired.instance_profiles.iter().find(|p| p.name == name).map_or("/", |p| p.path.as_str());
         arn("instance-profile", path, name)
     };
+    // Every write is an IAM request: aws:RequestedRegion is IAM's region. Creates carry the ownership tag
+    // (CreateRole/CreatePolicy/CreateInstanceProfile with Tags), so aws:RequestTag/wfboot:stack and aws:TagKeys
+    // (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_iam-tags.html#access_iam-tags_control-tags).
+    let region = ContextEntry::one("aws:RequestedRegion", iam_region(partition));
+    let tagged =
+        |p: Permission| {
+            p.with(ContextEntry::one(&format!("aws:RequestTag/{OWNER_TAG}"), desired.stack.clone()))
+                .with(ContextEntry { key: "aws:TagKeys".into(), values: vec![OWNER_TAG.to_string()], list: true })
+        };
+    // Attaching and detaching managed policies: iam:PolicyARN
+    // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html).
+    let policy = |p: Permission, arn: &str| p.with(ContextEntry::one("iam:PolicyARN", arn));
+    let passed_to = |role: &str| {
+        desired.roles.iter().find(|r| r.name == role).map(|r| trusted_services(&r.trust)).unwrap_or_default()
+    };
     let mut out = Vec::new();
     for change in changes {
         match change {
             Change::CreatePolicy { name, path, .. } => {
-                out.push(Permission::new("iam:CreatePolicy", arn("policy", path, name)));
-                out.push(Permission::new("iam:TagPolicy", arn("policy", path, name)));
+                out.push(tagged(Permission::new("iam:CreatePolicy", arn("policy", path, name))));
+                out.push(tagged(Permission::new("iam:TagPolicy", arn("policy", path, name))));
             }
             Change::DeletePolicyVersion { policy_arn, .. } => {
                 out.push(Permission::new("iam:DeletePolicyVersion", policy_arn))
@@ -71,40 +159,60 @@ pub(crate) fn required_for<'a>(
                 out.push(Permission::new("iam:CreatePolicyVersion", policy_arn))
             }
             Change::CreateRole { name, path, .. } => {
-                out.push(Permission::new("iam:CreateRole", arn("role", path, name)));
-                out.push(Permission::new("iam:TagRole", arn("role", path, name)));
+                out.push(tagged(Permission::new("iam:CreateRole", arn("role", path, name))));
+                out.push(tagged(Permission::new("iam:TagRole", arn("role", path, name))));
             }
             Change::UpdateAssumeRolePolicy { role, .. } => {
                 out.push(Permission::new("iam:UpdateAssumeRolePolicy", role_arn(role)))
             }
             Change::UpdateRole { role, .. } => out.push(Permission::new("iam:UpdateRole", role_arn(role))),
-            Change::AttachRolePolicy { role, .. } => out.push(Permission::new("iam:AttachRolePolicy", role_arn(role))),
+            Change::AttachRolePolicy { role, policy_arn } => {
+                out.push(policy(Permission::new("iam:AttachRolePolicy", role_arn(role)), policy_arn))
+            }
             Change::CreateInstanceProfile { name, path } => {
-                out.push(Permission::new("iam:CreateInstanceProfile", arn("instance-profile", path, name)));
-                out.push(Permission::new("iam:TagInstanceProfile", arn("instance-profile", path, name)));
+                out.push(tagged(Permission::new("iam:CreateInstanceProfile", arn("instance-profile", path, name))));
+                out.push(tagged(Permission::new("iam:TagInstanceProfile", arn("instance-profile", path, name))));
             }
             Change::RemoveRoleFromInstanceProfile { profile, .. } => {
                 out.push(Permission::new("iam:RemoveRoleFromInstanceProfile", profile_arn(profile)))
             }
             Change::AddRoleToInstanceProfile { profile, role } => {
                 out.push(Permission::new("iam:AddRoleToInstanceProfile", profile_arn(profile)));
-                // AWS requires PassRole on the role that goes into the profile.
-                out.push(Permission::new("iam:PassRole", role_arn(role)));
+                // "The caller of this operation must be granted the PassRole permission on the IAM role"
+                // (https://docs.aws.amazon.com/IAM/latest/APIReference/API_AddRoleToInstanceProfile.html), for the
+                // services that will use it: those the role trusts.
+                let services = passed_to(role);
+                if services.is_empty() {
+                    out.push(Permission::new("iam:PassRole", role_arn(role)));
+                }
+                for service in services {
+                    out.push(
+                        Permission::new("iam:PassRole", role_arn(role))
+                            .with(ContextEntry::one("iam:PassedToService", service)),
+                    );
+                }
             }
-            Change::CreateServiceLinkedRole { service } => out.push(Permission::new(
-                "iam:CreateServiceLinkedRole",
-                format!("arn:{partition}:iam::{account_id}:role/aws-service-role/{service}/*"),
-            )),
-            Change::AttachUserPolicy { user, .. } => {
-                out.push(Permission::new("iam:AttachUserPolicy", arn("user", "/", user)))
+            Change::CreateServiceLinkedRole { service } => out.push(
+                Permission::new(
+                    "iam:CreateServiceLinkedRole",
+                    format!("arn:{partition}:iam::{account_id}:role/aws-service-role/{service}/*"),
+                )
+                // AWS's own grants (AWSBatchFullAccess, AmazonEC2FullAccess) allow it only with iam:AWSServiceName
+                // (https://docs.aws.amazon.com/IAM/latest/UserGuide/using-service-linked-roles.html#service-linked-role-permissions).
+                .with(ContextEntry::one("iam:AWSServiceName", service.clone())),
+            ),
+            Change::AttachUserPolicy { user, policy_arn } => {
+                out.push(policy(Permission::new("iam:AttachUserPolicy", arn("user", "/", user)), policy_arn))
             }
-            Change::DetachRolePolicy { role, .. } => out.push(Permission::new("iam:DetachRolePolicy", role_arn(role))),
+            Change::DetachRolePolicy { role, policy_arn } => {
+                out.push(policy(Permission::new("iam:DetachRolePolicy", role_arn(role)), policy_arn))
+            }
             Change::DeleteRolePolicy { role, .. } => out.push(Permission::new("iam:DeleteRolePolicy", role_arn(role))),
-            Change::DetachUserPolicy { user, .. } => {
-                out.push(Permission::new("iam:DetachUserPolicy", arn("user", "/", user)))
+            Change::DetachUserPolicy { user, policy_arn } => {
+                out.push(policy(Permission::new("iam:DetachUserPolicy", arn("user", "/", user)), policy_arn))
             }
-            Change::DetachGroupPolicy { group, .. } => {
-                out.push(Permission::new("iam:DetachGroupPolicy", arn("group", "/", group)))
+            Change::DetachGroupPolicy { group, policy_arn } => {
+                out.push(policy(Permission::new("iam:DetachGroupPolicy", arn("group", "/", group)), policy_arn))
             }
             Change::DeletePolicy { policy_arn } => out.push(Permission::new("iam:DeletePolicy", policy_arn)),
             Change::DeleteInstanceProfile { name } => {
@@ -118,28 +226,63 @@ pub(crate) fn required_for<'a>(
             }
         }
     }
+    let mut out: Vec<Permission> = out.into_iter().map(|p| p.with(region.clone())).collect();
     out.sort();
     out.dedup();
     out
 }
 
-/// A least-privilege identity policy for running `bootstrap` with this plan: the reads on `*`, and each
-/// write action on exactly the resources it needs (the account id generalised to `*`).
+/// A least-privilege identity policy for running `bootstrap` with this plan: the reads on `*`, the simulation
+/// the pre-flight asks for, and each write action on exactly the resources it needs (the account id generalised
+/// to `*`); a write that AWS authorises with a service-naming key (`iam:PassedToService`, `iam:AWSServiceName`)
+/// gets one statement per service with that condition.
 pub(crate) fn minimal_policy(plan: &Plan, desired: &Desired) -> serde_json::Value {
-    let mut by_action: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // (action, condition key and value) -> resources
+    type Statement = (String, Option<(String, String)>);
+    let mut by_statement: BTreeMap<Statement, Vec<String>> = BTreeMap::new();
     for p in required(plan, desired) {
         let resource = p.resource.replacen(&format!(":{}:", plan.account_id), ":*:", 1);
-        by_action.entry(p.action).or_default().push(resource);
+        let condition = p
+            .context
+            .iter()
+            .find(|e| matches!(e.key.as_str(), "iam:PassedToService" | "iam:AWSServiceName"))
+            .and_then(|e| e.values.first().map(|v| (e.key.clone(), v.clone())));
+        let resources = by_statement.entry((p.action, condition)).or_default();
+        if !resources.contains(&resource) {
+            resources.push(resource);
+        }
     }
-    let mut statements = vec![serde_json::json!({
-        "Sid": "ReadTheAccount",
-        "Effect": "Allow",
-        "Action": READ_ACTIONS,
-        "Resource": "*"
-    })];
-    for (action, resources) in by_action {
-        let sid: String = action.trim_start_matches("iam:").chars().filter(char::is_ascii_alphanumeric).collect();
-        statements.push(serde_json::json!({ "Sid": sid, "Effect": "Allow", "Action": action, "Resource": resources }));
+    let mut statements = vec![
+        serde_json::json!({
+            "Sid": "ReadTheAccount",
+            "Effect": "Allow",
+            "Action": READ_ACTIONS,
+            "Resource": "*"
+        }),
+        serde_json::json!({
+            "Sid": "CheckPermissionsBeforeWriting",
+            "Effect": "Allow",
+            "Action": "iam:SimulatePrincipalPolicy",
+            "Resource": "*"
+        }),
+    ];
+    for ((action, condition), resources) in by_statement {
+        let mut sid: String = action.trim_start_matches("iam:").chars().filter(char::is_ascii_alphanumeric).collect();
+        let mut statement = serde_json::json!({ "Effect": "Allow", "Action": action, "Resource": resources });
+        if let Some((key, service)) = condition {
+            let short = service.split('.').next().unwrap_or_default();
+            sid.push_str("For");
+            sid.extend(short.chars().filter(char::is_ascii_alphanumeric).enumerate().map(|(i, c)| {
+                if i == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            }));
+            statement["Condition"] = serde_json::json!({ "StringEquals": { key: service } });
+        }
+        statement["Sid"] = serde_json::Value::String(sid);
+        statements.push(statement);
     }
     serde_json::json!({ "Version": "2012-10-17", "Statement": statements })
 }

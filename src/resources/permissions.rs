@@ -3,20 +3,23 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_iam::types::PolicyEvaluationDecisionType;
+use aws_sdk_iam::types::{ContextKeyTypeEnum, PolicyEvaluationDecisionType};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::caller::{Caller, CallerKind};
 use crate::aws::{errors, Clients};
 use crate::document;
-use crate::engine::permissions::Permission;
+use crate::engine::permissions::{ContextEntry, Permission};
 use crate::policy_eval::{self, SourcePolicy, Verdict};
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct PermissionCheck {
     pub(crate) action: String,
     pub(crate) resource: String,
+    /// The request context the verdict was reached for (`iam:PassedToService`, ...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) context: Vec<ContextEntry>,
     #[serde(flatten)]
     pub(crate) verdict: Verdict,
     /// Where the verdict comes from: "simulation", "local evaluation" or "root credentials".
@@ -26,7 +29,18 @@ pub(crate) struct PermissionCheck {
     pub(crate) detail: Vec<String>,
 }
 
-/// The verdict for each permission, and a note on how they were reached.
+impl PermissionCheck {
+    /// The permission it is the verdict on.
+    pub(crate) fn permission(&self) -> Permission {
+        Permission { action: self.action.clone(), resource: self.resource.clone(), context: self.context.clone() }
+    }
+
+    pub(crate) fn is(&self, p: &Permission) -> bool {
+        self.action == p.action && self.resource == p.resource && self.context == p.context
+    }
+}
+
+/// The verdict for each permission, and a note on how they were reached, for the caller.
 pub(crate) async fn check(clients: &Clients, caller: &Caller, needed: &[Permission]) -> (Vec<PermissionCheck>, String) {
     if needed.is_empty() {
         return (Vec::new(), "nothing to check".into());
@@ -40,10 +54,13 @@ pub(crate) async fn check(clients: &Clients, caller: &Caller, needed: &[Permissi
         Err(reason) => return (unverified(needed, &reason), reason),
     };
     // The caller's own policies are read alongside the simulation, so that a refused simulation (callers
-    // often lack iam:SimulatePrincipalPolicy) costs no extra round trip; when the simulation answers, those
-    // reads are dropped (a few List calls, on runs that are about to write anyway).
-    let simulation = simulate(clients, &principal, needed);
-    let local = local_policies(clients, caller);
+    // often lack iam:SimulatePrincipalPolicy) costs no extra round trip. When they are not needed (the
+    // simulation answered, or failed in a way local evaluation must not paper over), those reads are stopped,
+    // not dropped: a dropped request may or may not have reached AWS, and the run's summary counts the HTTP
+    // attempts it made, so the reads already sent finish and no further one starts.
+    let stop = Gate::default();
+    let simulation = simulate(clients, &principal, needed, &[]);
+    let local = local_policies(clients, caller, &stop);
     tokio::pin!(simulation, local);
     let mut local_result = None;
     let simulated = tokio::select! {
@@ -54,15 +71,24 @@ pub(crate) async fn check(clients: &Clients, caller: &Caller, needed: &[Permissi
             simulation.await
         }
     };
-    let local_result = async {
-        match local_result {
-            Some(l) => l,
-            None => local.await,
-        }
+    if !matches!(simulated, Err(Unsimulated::Fallback(_))) {
+        stop.close();
+    }
+    let local_result = match local_result {
+        Some(l) => l,
+        None => local.await,
     };
     match simulated {
-        Ok(results) => (results, format!("simulated for {principal} (iam:SimulatePrincipalPolicy)")),
-        Err(why_not) => match local_result.await {
+        Ok((results, calls)) => (
+            results,
+            format!(
+                "simulated for {principal} (iam:SimulatePrincipalPolicy, {calls} call{} for {} request context{})",
+                if calls == 1 { "" } else { "s" },
+                calls,
+                if calls == 1 { "" } else { "s" }
+            ),
+        ),
+        Err(Unsimulated::Fallback(why_not)) => match local_result {
             Ok(policies) => {
                 let sources: Vec<SourcePolicy<'_>> =
                     policies.iter().map(|(label, doc)| SourcePolicy { label: label.clone(), document: doc }).collect();
@@ -79,7 +105,7 @@ pub(crate) async fn check(clients: &Clients, caller: &Caller, needed: &[Permissi
                     .collect();
                 let note = format!(
                     "simulation unavailable ({why_not}); evaluated {} identity polic{} of {principal} locally \
-                     (SCPs and resource policies are not visible from the account)",
+                     (SCPs, permissions boundaries and resource policies are not visible that way)",
                     policies.len(),
                     if policies.len() == 1 { "y" } else { "ies" }
                 );
@@ -90,11 +116,23 @@ pub(crate) async fn check(clients: &Clients, caller: &Caller, needed: &[Permissi
                 (unverified(needed, &reason), reason)
             }
         },
+        Err(Unsimulated::Failed(why)) => {
+            let reason =
+                format!("the simulation failed ({why}); not evaluated locally, which cannot see SCPs or boundaries");
+            (unverified(needed, &reason), reason)
+        }
     }
 }
 
 fn verdict(p: &Permission, verdict: Verdict, source: &'static str, detail: Vec<String>) -> PermissionCheck {
-    PermissionCheck { action: p.action.clone(), resource: p.resource.clone(), verdict, source, detail }
+    PermissionCheck {
+        action: p.action.clone(),
+        resource: p.resource.clone(),
+        context: p.context.clone(),
+        verdict,
+        source,
+        detail,
+    }
 }
 
 fn unverified(needed: &[Permission], reason: &str) -> Vec<PermissionCheck> {
@@ -119,60 +157,63 @@ async fn principal_arn(clients: &Clients, caller: &Caller) -> Result<String, Str
     }
 }
 
-/// One SimulatePrincipalPolicy for all actions and resources (pages followed), then the verdict of each
-/// needed (action, resource) pair.
-async fn simulate(clients: &Clients, principal: &str, needed: &[Permission]) -> Result<Vec<PermissionCheck>, String> {
-    let mut actions: Vec<String> = needed.iter().map(|p| p.action.clone()).collect();
-    actions.sort();
-    actions.dedup();
-    let mut resources: Vec<String> = needed.iter().map(|p| p.resource.clone()).collect();
-    resources.sort();
-    resources.dedup();
-    let mut decisions: BTreeMap<(String, String), PolicyEvaluationDecisionType> = BTreeMap::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let req = clients
-            .iam
-            .simulate_principal_policy()
-            .policy_source_arn(principal)
-            .set_action_names(Some(actions.clone()))
-            .set_resource_arns(Some(resources.clone()))
-            .set_marker(marker.clone())
-            .customize()
-            // Not retried: an emulator without SimulatePrincipalPolicy answers 500, and we fall back at once.
-            .config_override(
-                aws_sdk_iam::config::Config::builder().retry_config(aws_config::retry::RetryConfig::disabled()),
-            );
-        let out = clients.limit(req.send()).await.map_err(|e| match errors::code(&e) {
-            Some(code) => format!("iam:SimulatePrincipalPolicy: {code}"),
-            None => "iam:SimulatePrincipalPolicy failed".into(),
-        })?;
-        for ev in out.evaluation_results.unwrap_or_default() {
-            let specific = ev.resource_specific_results.unwrap_or_default();
-            if specific.is_empty() {
-                let resource = ev.eval_resource_name.unwrap_or_else(|| "*".into());
-                decisions.insert((ev.eval_action_name, resource), ev.eval_decision);
-            } else {
-                for r in specific {
-                    decisions.insert((ev.eval_action_name.clone(), r.eval_resource_name), r.eval_resource_decision);
-                }
-            }
-        }
-        if !out.is_truncated {
-            break;
-        }
-        marker = out.marker;
-        if marker.is_none() {
-            break;
+/// Why the simulation gave no verdicts.
+#[derive(Debug)]
+pub(crate) enum Unsimulated {
+    /// The simulator is not there for this caller (not implemented, AWS's own failure after the retries, or the
+    /// caller may not simulate): local evaluation of the caller's policies is the next best thing.
+    Fallback(String),
+    /// Anything else (throttled after the SDK's retries, a rejected request): the permissions stay unverified.
+    Failed(String),
+}
+
+/// The verdict of each needed permission from iam:SimulatePrincipalPolicy for `principal`. One call per distinct
+/// request context (IAM applies a call's ContextEntries to all its actions and resources), all at once; each
+/// call asks for the context's actions on its resources and follows the pages. `extra_policies` are documents
+/// simulated as if attached too (PolicyInputList: policies a bootstrap is about to attach). Returns the verdicts and
+/// the number of calls (not counting pages).
+///
+/// Retried by the SDK's standard retry (throttling is common on this API: cloud-custodian/cloud-custodian#7641).
+pub(crate) async fn simulate(
+    clients: &Clients,
+    principal: &str,
+    needed: &[Permission],
+    extra_policies: &[String],
+) -> Result<(Vec<PermissionCheck>, usize), Unsimulated> {
+    let mut by_context: BTreeMap<&[ContextEntry], Vec<&Permission>> = BTreeMap::new();
+    for p in needed {
+        by_context.entry(p.context.as_slice()).or_default().push(p);
+    }
+    let calls = by_context.len();
+    let answers = futures::future::join_all(
+        by_context.iter().map(|(context, perms)| simulate_context(clients, principal, context, perms, extra_policies)),
+    )
+    .await;
+    // (action, resource, context) -> (decision, missing context keys, matched statements)
+    type Key = (String, String, Vec<ContextEntry>);
+    let mut decisions: BTreeMap<Key, (PolicyEvaluationDecisionType, Vec<String>, Vec<String>)> = BTreeMap::new();
+    for ((context, _), answer) in by_context.iter().zip(answers) {
+        for (action, resource, decision, missing, matched) in answer? {
+            decisions.insert((action, resource, context.to_vec()), (decision, missing, matched));
         }
     }
-    Ok(needed
+    let results = needed
         .iter()
-        .map(|p| match decisions.get(&(p.action.clone(), p.resource.clone())) {
-            Some(PolicyEvaluationDecisionType::Allowed) => verdict(p, Verdict::Allowed, "simulation", vec![]),
-            Some(PolicyEvaluationDecisionType::ExplicitDeny) => {
-                verdict(p, Verdict::Denied { explicit: true }, "simulation", vec![])
+        .map(|p| match decisions.get(&(p.action.clone(), p.resource.clone(), p.context.clone())) {
+            Some((PolicyEvaluationDecisionType::Allowed, _, matched)) => {
+                verdict(p, Verdict::Allowed, "simulation", matched.clone())
             }
+            Some((PolicyEvaluationDecisionType::ExplicitDeny, _, matched)) => {
+                verdict(p, Verdict::Denied { explicit: true }, "simulation", matched.clone())
+            }
+            // implicitDeny on a statement whose condition needs a key the request context lacks: IAM cannot say
+            // (IAM API reference, EvaluationResult: MissingContextValues).
+            Some((_, missing, _)) if !missing.is_empty() => verdict(
+                p,
+                Verdict::Unverified { reason: format!("needs {}", missing.join(", ")) },
+                "simulation",
+                vec![],
+            ),
             Some(_) => verdict(p, Verdict::Denied { explicit: false }, "simulation", vec![]),
             None => verdict(
                 p,
@@ -181,19 +222,176 @@ async fn simulate(clients: &Clients, principal: &str, needed: &[Permission]) -> 
                 vec![],
             ),
         })
-        .collect())
+        .collect();
+    Ok((results, calls))
+}
+
+type Decision = (String, String, PolicyEvaluationDecisionType, Vec<String>, Vec<String>);
+
+/// One simulation: `perms`' actions on their resources in one context, every page.
+async fn simulate_context(
+    clients: &Clients,
+    principal: &str,
+    context: &[ContextEntry],
+    perms: &[&Permission],
+    extra_policies: &[String],
+) -> Result<Vec<Decision>, Unsimulated> {
+    let mut actions: Vec<String> = perms.iter().map(|p| p.action.clone()).collect();
+    actions.sort();
+    actions.dedup();
+    let mut resources: Vec<String> = perms.iter().map(|p| p.resource.clone()).collect();
+    resources.sort();
+    resources.dedup();
+    let entries: Vec<aws_sdk_iam::types::ContextEntry> = context
+        .iter()
+        .map(|e| {
+            aws_sdk_iam::types::ContextEntry::builder()
+                .context_key_name(&e.key)
+                .set_context_key_values(Some(e.values.clone()))
+                .context_key_type(if e.list { ContextKeyTypeEnum::StringList } else { ContextKeyTypeEnum::String })
+                .build()
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let req = clients
+            .iam
+            .simulate_principal_policy()
+            .policy_source_arn(principal)
+            .set_action_names(Some(actions.clone()))
+            .set_resource_arns(Some(resources.clone()))
+            .set_context_entries(if entries.is_empty() { None } else { Some(entries.clone()) })
+            .set_policy_input_list(if extra_policies.is_empty() { None } else { Some(extra_policies.to_vec()) })
+            .set_marker(marker.clone());
+        let page = clients.limit(req.send()).await.map_err(unsimulated)?;
+        for ev in page.evaluation_results.unwrap_or_default() {
+            let specific = ev.resource_specific_results.unwrap_or_default();
+            if specific.is_empty() {
+                let resource = ev.eval_resource_name.unwrap_or_else(|| "*".into());
+                let matched = statements(ev.matched_statements.unwrap_or_default());
+                out.push((
+                    ev.eval_action_name,
+                    resource,
+                    ev.eval_decision,
+                    ev.missing_context_values.unwrap_or_default(),
+                    matched,
+                ));
+            } else {
+                for r in specific {
+                    let matched = statements(r.matched_statements.unwrap_or_default());
+                    out.push((
+                        ev.eval_action_name.clone(),
+                        r.eval_resource_name,
+                        r.eval_resource_decision,
+                        r.missing_context_values.unwrap_or_default(),
+                        matched,
+                    ));
+                }
+            }
+        }
+        if !page.is_truncated {
+            break;
+        }
+        marker = page.marker;
+        if marker.is_none() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// "policy AdministratorAccess (aws-managed)" for each statement the simulator says decided it.
+fn statements(matched: Vec<aws_sdk_iam::types::Statement>) -> Vec<String> {
+    let mut out: Vec<String> = matched
+        .into_iter()
+        .filter_map(|s| {
+            let id = s.source_policy_id?;
+            Some(match s.source_policy_type {
+                Some(kind) => format!("policy {id} ({})", kind.as_str()),
+                None => format!("policy {id}"),
+            })
+        })
+        .collect();
+    out.dedup();
+    out
+}
+
+/// Which failures of the simulation send the check to local evaluation: the operation missing (an emulator or
+/// partition without it), AWS's own failure after the SDK's retries (5xx), or the caller not allowed to simulate.
+/// Anything else (throttling that outlasted the retries, a rejected request) leaves the permissions unverified:
+/// local evaluation cannot see SCPs or permissions boundaries, so it is no substitute for an answer IAM withheld.
+fn unsimulated<E, R>(e: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> Unsimulated
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
+    R: HttpStatus,
+{
+    use aws_smithy_runtime_api::client::result::SdkError;
+    let status = match &e {
+        SdkError::ServiceError(s) => Some(s.raw().status_code()),
+        _ => None,
+    };
+    let code = errors::code(&e).map(str::to_string);
+    let label = match (&code, status) {
+        (Some(code), _) => format!("iam:SimulatePrincipalPolicy: {code}"),
+        (None, Some(status)) => format!("iam:SimulatePrincipalPolicy: HTTP {status}"),
+        (None, None) => "iam:SimulatePrincipalPolicy failed".to_string(),
+    };
+    let fallback = matches!(code.as_deref(), Some("AccessDenied" | "AccessDeniedException" | "NotImplemented"))
+        || status.is_some_and(|s| s == 501 || (500..600).contains(&s))
+        || status == Some(403);
+    if fallback {
+        Unsimulated::Fallback(label)
+    } else {
+        Unsimulated::Failed(label)
+    }
+}
+
+/// The HTTP status of a raw response.
+pub(crate) trait HttpStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HttpStatus for aws_smithy_runtime_api::http::Response {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+/// Lets the requests already sent finish and starts no new one once closed (the reads of the caller's policies,
+/// once the simulation has answered).
+#[derive(Default)]
+struct Gate(std::sync::atomic::AtomicBool);
+
+impl Gate {
+    fn close(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// `call` with a request slot, unless the gate closed first ("stopped").
+    async fn call<F: std::future::Future>(&self, clients: &Clients, call: F) -> Result<F::Output, String> {
+        clients
+            .limit(async {
+                match self.0.load(std::sync::atomic::Ordering::SeqCst) {
+                    true => None,
+                    false => Some(call.await),
+                }
+            })
+            .await
+            .ok_or_else(|| "stopped: the simulation answered".to_string())
+    }
 }
 
 /// The caller's identity policies: attached and inline, the user's groups' too; `(label, document)`.
 /// Each level is read concurrently: the lists, then the inline documents and the groups' lists, then the
 /// managed policies' documents.
-async fn local_policies(clients: &Clients, caller: &Caller) -> Result<Vec<(String, Value)>, String> {
+async fn local_policies(clients: &Clients, caller: &Caller, gate: &Gate) -> Result<Vec<(String, Value)>, String> {
     let (attached, mut policies) = match caller.kind {
         CallerKind::User => {
             let user = caller.user_name.as_deref().ok_or("the caller has no user name")?;
             let groups = async {
-                let groups = clients
-                    .limit(async {
+                let groups = gate
+                    .call(clients, async {
                         clients
                             .iam
                             .list_groups_for_user()
@@ -204,14 +402,15 @@ async fn local_policies(clients: &Clients, caller: &Caller) -> Result<Vec<(Strin
                             .try_collect()
                             .await
                     })
-                    .await
+                    .await?
                     .map_err(|e| denied("the caller's groups", errors::code(&e)))?;
                 futures::future::try_join_all(
-                    groups.into_iter().map(|g| attached_and_inline(clients, Holder::Group(g.group_name))),
+                    groups.into_iter().map(|g| attached_and_inline(clients, gate, Holder::Group(g.group_name))),
                 )
                 .await
             };
-            let (own, groups) = tokio::try_join!(attached_and_inline(clients, Holder::User(user.to_string())), groups)?;
+            let (own, groups) =
+                tokio::try_join!(attached_and_inline(clients, gate, Holder::User(user.to_string())), groups)?;
             let mut all = own;
             for (attached, inline) in groups {
                 all.0.extend(attached);
@@ -221,14 +420,14 @@ async fn local_policies(clients: &Clients, caller: &Caller) -> Result<Vec<(Strin
         }
         CallerKind::AssumedRole => {
             let role = caller.role_name().ok_or("cannot tell the role from the caller's ARN")?;
-            attached_and_inline(clients, Holder::Role(role.to_string())).await?
+            attached_and_inline(clients, gate, Holder::Role(role.to_string())).await?
         }
         _ => return Err("this kind of caller has no identity policies to read".into()),
     };
     let mut attached = attached;
     attached.sort();
     attached.dedup();
-    for (arn, doc) in managed_documents(clients, &attached).await? {
+    for (arn, doc) in gated_managed_documents(clients, gate, &attached).await? {
         policies.push((format!("policy {arn}"), doc));
     }
     Ok(policies)
@@ -246,7 +445,11 @@ enum Holder {
 }
 
 /// A holder's attached managed policies (ARNs) and inline policies (label, document), read concurrently.
-async fn attached_and_inline(clients: &Clients, holder: Holder) -> Result<(Vec<String>, Vec<(String, Value)>), String> {
+async fn attached_and_inline(
+    clients: &Clients,
+    gate: &Gate,
+    holder: Holder,
+) -> Result<(Vec<String>, Vec<(String, Value)>), String> {
     let iam = &clients.iam;
     let (kind, name) = match &holder {
         Holder::User(n) => ("user", n.as_str()),
@@ -255,25 +458,25 @@ async fn attached_and_inline(clients: &Clients, holder: Holder) -> Result<(Vec<S
     };
     let attached = async {
         let arns: Vec<Option<String>> = match &holder {
-            Holder::User(n) => clients
-                .limit(async {
+            Holder::User(n) => gate
+                .call(clients, async {
                     iam.list_attached_user_policies().user_name(n).into_paginator().items().send().try_collect().await
                 })
-                .await
+                .await?
                 .map(|l| l.into_iter().map(|p| p.policy_arn).collect())
                 .map_err(|e| denied(&format!("the policies of {kind} {name}"), errors::code(&e)))?,
-            Holder::Group(n) => clients
-                .limit(async {
+            Holder::Group(n) => gate
+                .call(clients, async {
                     iam.list_attached_group_policies().group_name(n).into_paginator().items().send().try_collect().await
                 })
-                .await
+                .await?
                 .map(|l| l.into_iter().map(|p| p.policy_arn).collect())
                 .map_err(|e| denied(&format!("the policies of {kind} {name}"), errors::code(&e)))?,
-            Holder::Role(n) => clients
-                .limit(async {
+            Holder::Role(n) => gate
+                .call(clients, async {
                     iam.list_attached_role_policies().role_name(n).into_paginator().items().send().try_collect().await
                 })
-                .await
+                .await?
                 .map(|l| l.into_iter().map(|p| p.policy_arn).collect())
                 .map_err(|e| denied(&format!("the policies of {kind} {name}"), errors::code(&e)))?,
         };
@@ -281,41 +484,41 @@ async fn attached_and_inline(clients: &Clients, holder: Holder) -> Result<(Vec<S
     };
     let inline = async {
         let names: Vec<String> = match &holder {
-            Holder::User(n) => clients
-                .limit(async {
+            Holder::User(n) => gate
+                .call(clients, async {
                     iam.list_user_policies().user_name(n).into_paginator().items().send().try_collect().await
                 })
-                .await
+                .await?
                 .map_err(|e| denied(&format!("the inline policies of {kind} {name}"), errors::code(&e)))?,
-            Holder::Group(n) => clients
-                .limit(async {
+            Holder::Group(n) => gate
+                .call(clients, async {
                     iam.list_group_policies().group_name(n).into_paginator().items().send().try_collect().await
                 })
-                .await
+                .await?
                 .map_err(|e| denied(&format!("the inline policies of {kind} {name}"), errors::code(&e)))?,
-            Holder::Role(n) => clients
-                .limit(async {
+            Holder::Role(n) => gate
+                .call(clients, async {
                     iam.list_role_policies().role_name(n).into_paginator().items().send().try_collect().await
                 })
-                .await
+                .await?
                 .map_err(|e| denied(&format!("the inline policies of {kind} {name}"), errors::code(&e)))?,
         };
         let holder = &holder;
         let docs = names.iter().map(|p| async move {
             let text = match holder {
-                Holder::User(n) => clients
-                    .limit(iam.get_user_policy().user_name(n).policy_name(p).send())
-                    .await
+                Holder::User(n) => gate
+                    .call(clients, iam.get_user_policy().user_name(n).policy_name(p).send())
+                    .await?
                     .map(|o| o.policy_document)
                     .map_err(|e| errors::code(&e).map(str::to_string)),
-                Holder::Group(n) => clients
-                    .limit(iam.get_group_policy().group_name(n).policy_name(p).send())
-                    .await
+                Holder::Group(n) => gate
+                    .call(clients, iam.get_group_policy().group_name(n).policy_name(p).send())
+                    .await?
                     .map(|o| o.policy_document)
                     .map_err(|e| errors::code(&e).map(str::to_string)),
-                Holder::Role(n) => clients
-                    .limit(iam.get_role_policy().role_name(n).policy_name(p).send())
-                    .await
+                Holder::Role(n) => gate
+                    .call(clients, iam.get_role_policy().role_name(n).policy_name(p).send())
+                    .await?
                     .map(|o| o.policy_document)
                     .map_err(|e| errors::code(&e).map(str::to_string)),
             }
@@ -329,16 +532,24 @@ async fn attached_and_inline(clients: &Clients, holder: Holder) -> Result<(Vec<S
 
 /// The default-version documents of managed policies, concurrently.
 pub(crate) async fn managed_documents(clients: &Clients, arns: &[String]) -> Result<Vec<(String, Value)>, String> {
+    gated_managed_documents(clients, &Gate::default(), arns).await
+}
+
+async fn gated_managed_documents(
+    clients: &Clients,
+    gate: &Gate,
+    arns: &[String],
+) -> Result<Vec<(String, Value)>, String> {
     let fetches = arns.iter().map(|arn| async move {
-        let policy = clients
-            .limit(clients.iam.get_policy().policy_arn(arn).send())
-            .await
+        let policy = gate
+            .call(clients, clients.iam.get_policy().policy_arn(arn).send())
+            .await?
             .map_err(|e| format!("cannot read policy {arn} ({})", errors::code(&e).unwrap_or("error")))?;
         let version =
             policy.policy.and_then(|p| p.default_version_id).ok_or(format!("policy {arn} has no default version"))?;
-        let out = clients
-            .limit(clients.iam.get_policy_version().policy_arn(arn).version_id(version).send())
-            .await
+        let out = gate
+            .call(clients, clients.iam.get_policy_version().policy_arn(arn).version_id(version).send())
+            .await?
             .map_err(|e| format!("cannot read policy {arn} ({})", errors::code(&e).unwrap_or("error")))?;
         let text = out.policy_version.and_then(|v| v.document).unwrap_or_default();
         Ok::<_, String>((arn.clone(), parse(&text)?))
@@ -371,7 +582,7 @@ mod tests {
     fn needed() -> Vec<Permission> {
         ["iam:CreateRole", "iam:TagRole", "iam:PassRole"]
             .iter()
-            .map(|a| Permission { action: a.to_string(), resource: "arn:aws:iam::111122223333:role/R".into() })
+            .map(|a| Permission::new(a, "arn:aws:iam::111122223333:role/R"))
             .collect()
     }
 
@@ -407,7 +618,7 @@ mod tests {
                     .evaluation_results(result("iam:PassRole", "explicitDeny"))
                     .build()
             });
-        // The caller's own policies are read alongside (and dropped once the simulation answers).
+        // The caller's own policies are read alongside (and stopped once the simulation answers).
         let attached = mock!(Client::list_attached_user_policies)
             .then_output(|| ListAttachedUserPoliciesOutput::builder().set_attached_policies(Some(vec![])).build());
         let (inline, groups) = empty_lists();
@@ -479,5 +690,173 @@ mod tests {
         let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&denied, &attached, &inline, &groups]);
         let (checks, _) = check(&Clients::with_iam(iam), &user(), &needed()).await;
         assert!(checks.iter().all(|c| matches!(c.verdict, Verdict::Unverified { .. })), "{checks:?}");
+    }
+
+    fn passed_to(service: &str) -> ContextEntry {
+        ContextEntry { key: "iam:PassedToService".into(), values: vec![service.into()], list: false }
+    }
+
+    /// An IAM error response as the query protocol sends it.
+    fn iam_error(status: u16, code: &str) -> (u16, Option<String>) {
+        let body = format!(
+            "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type>\
+             <Code>{code}</Code><Message>{code}</Message></Error><RequestId>r</RequestId></ErrorResponse>"
+        );
+        (status, Some(body))
+    }
+
+    /// The reads of a caller whose only policy is AdministratorAccess (Allow * on *).
+    fn administrator_reads() -> [aws_smithy_mocks::Rule; 5] {
+        let arn = "arn:aws:iam::aws:policy/AdministratorAccess";
+        let attached = mock!(Client::list_attached_user_policies).then_output(move || {
+            ListAttachedUserPoliciesOutput::builder()
+                .attached_policies(AttachedPolicy::builder().policy_arn(arn).policy_name("AdministratorAccess").build())
+                .build()
+        });
+        let (inline, groups) = empty_lists();
+        let policy = mock!(Client::get_policy).then_output(move || {
+            GetPolicyOutput::builder().policy(Policy::builder().arn(arn).default_version_id("v1").build()).build()
+        });
+        let version = mock!(Client::get_policy_version).then_output(|| {
+            let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+            GetPolicyVersionOutput::builder()
+                .policy_version(PolicyVersion::builder().document(doc).version_id("v1").build())
+                .build()
+        });
+        [attached, inline, groups, policy, version]
+    }
+
+    /// A mocked IAM client that retries as wfboot's clients do (standard mode), with millisecond backoff.
+    fn retrying(rules: &[&aws_smithy_mocks::Rule]) -> Clients {
+        let retry = aws_smithy_types::retry::RetryConfig::standard()
+            .with_max_attempts(3)
+            .with_initial_backoff(std::time::Duration::from_millis(1));
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, rules, |c: aws_sdk_iam::config::Builder| c
+            .retry_config(retry.clone()));
+        Clients::with_iam(iam)
+    }
+
+    #[tokio::test]
+    async fn one_simulation_per_request_context_each_with_its_entries_and_missing_context_is_unverified() {
+        // PassRole of one role to Batch and of another to Lambda: two contexts, two calls.
+        let batch =
+            Permission::new("iam:PassRole", "arn:aws:iam::111122223333:role/B").with(passed_to("batch.amazonaws.com"));
+        let lambda =
+            Permission::new("iam:PassRole", "arn:aws:iam::111122223333:role/L").with(passed_to("lambda.amazonaws.com"));
+        let create = Permission::new("iam:CreateRole", "arn:aws:iam::111122223333:role/R");
+        let context_of = |r: &aws_sdk_iam::operation::simulate_principal_policy::SimulatePrincipalPolicyInput| {
+            r.context_entries()
+                .iter()
+                .map(|e| (e.context_key_name().unwrap_or_default().to_string(), e.context_key_values().to_vec()))
+                .collect::<Vec<_>>()
+        };
+        let to_batch = mock!(Client::simulate_principal_policy)
+            .match_requests(move |r| {
+                context_of(r) == [("iam:PassedToService".to_string(), vec!["batch.amazonaws.com".to_string()])]
+                    && r.resource_arns() == ["arn:aws:iam::111122223333:role/B"]
+            })
+            .then_output(|| {
+                SimulatePrincipalPolicyOutput::builder()
+                    .evaluation_results(
+                        EvaluationResult::builder()
+                            .eval_action_name("iam:PassRole")
+                            .eval_resource_name("arn:aws:iam::111122223333:role/B")
+                            .eval_decision(PolicyEvaluationDecisionType::Allowed)
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+            });
+        // The grant for Lambda's role names a key the request does not carry.
+        let to_lambda = mock!(Client::simulate_principal_policy)
+            .match_requests(move |r| {
+                context_of(r) == [("iam:PassedToService".to_string(), vec!["lambda.amazonaws.com".to_string()])]
+            })
+            .then_output(|| {
+                SimulatePrincipalPolicyOutput::builder()
+                    .evaluation_results(
+                        EvaluationResult::builder()
+                            .eval_action_name("iam:PassRole")
+                            .eval_resource_name("arn:aws:iam::111122223333:role/L")
+                            .eval_decision(PolicyEvaluationDecisionType::ImplicitDeny)
+                            .missing_context_values("aws:ResourceTag/team")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+            });
+        let bare = mock!(Client::simulate_principal_policy)
+            .match_requests(move |r| r.context_entries().is_empty())
+            .then_output(|| {
+                SimulatePrincipalPolicyOutput::builder()
+                    .evaluation_results(result("iam:CreateRole", "explicitDeny"))
+                    .build()
+            });
+        let attached = mock!(Client::list_attached_user_policies)
+            .then_output(|| ListAttachedUserPoliciesOutput::builder().set_attached_policies(Some(vec![])).build());
+        let (inline, groups) = empty_lists();
+        let iam =
+            mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&to_batch, &to_lambda, &bare, &attached, &inline, &groups]);
+        let needed = vec![batch.clone(), lambda.clone(), create.clone()];
+        let (checks, method) = check(&Clients::with_iam(iam), &user(), &needed).await;
+        assert!(method.contains("3 calls for 3 request contexts"), "{method}");
+        assert_eq!((to_batch.num_calls(), to_lambda.num_calls(), bare.num_calls()), (1, 1, 1));
+        let verdict = |p: &Permission| checks.iter().find(|c| c.is(p)).map(|c| c.verdict.clone()).unwrap();
+        assert_eq!(verdict(&batch), Verdict::Allowed);
+        assert_eq!(verdict(&lambda), Verdict::Unverified { reason: "needs aws:ResourceTag/team".into() });
+        assert_eq!(verdict(&create), Verdict::Denied { explicit: true }, "an explicit deny stays denied");
+    }
+
+    #[tokio::test]
+    async fn a_throttled_simulation_is_retried_and_its_answer_used() {
+        let (status, body) = iam_error(400, "Throttling");
+        let simulate = mock!(Client::simulate_principal_policy)
+            .sequence()
+            .http_status(status, body)
+            .times(2)
+            .output(|| {
+                SimulatePrincipalPolicyOutput::builder()
+                    .evaluation_results(result("iam:CreateRole", "allowed"))
+                    .evaluation_results(result("iam:TagRole", "allowed"))
+                    .evaluation_results(result("iam:PassRole", "allowed"))
+                    .build()
+            })
+            .build();
+        let attached = mock!(Client::list_attached_user_policies)
+            .then_output(|| ListAttachedUserPoliciesOutput::builder().set_attached_policies(Some(vec![])).build());
+        let (inline, groups) = empty_lists();
+        let clients = retrying(&[&simulate, &attached, &inline, &groups]);
+        let (checks, method) = check(&clients, &user(), &needed()).await;
+        assert_eq!(simulate.num_calls(), 3, "two throttled attempts, then the answer");
+        assert!(method.starts_with("simulated for"), "{method}");
+        assert!(checks.iter().all(|c| c.verdict == Verdict::Allowed && c.source == "simulation"), "{checks:?}");
+    }
+
+    #[tokio::test]
+    async fn throttling_that_outlasts_the_retries_leaves_everything_unverified_and_is_not_evaluated_locally() {
+        let (status, body) = iam_error(400, "Throttling");
+        let simulate = mock!(Client::simulate_principal_policy).sequence().http_status(status, body).times(3).build();
+        // The caller's own policies would allow everything: they must not stand in for IAM's answer.
+        let [attached, inline, groups, policy, version] = administrator_reads();
+        let clients = retrying(&[&simulate, &attached, &inline, &groups, &policy, &version]);
+        let (checks, method) = check(&clients, &user(), &needed()).await;
+        assert_eq!(simulate.num_calls(), 3, "the SDK's attempts");
+        assert!(method.contains("the simulation failed (iam:SimulatePrincipalPolicy: Throttling)"), "{method}");
+        assert!(method.contains("not evaluated locally"), "{method}");
+        assert!(checks.iter().all(|c| matches!(c.verdict, Verdict::Unverified { .. })), "{checks:?}");
+        assert!(checks.iter().all(|c| c.source != "local evaluation"), "{checks:?}");
+    }
+
+    #[tokio::test]
+    async fn a_server_error_after_the_retries_falls_back_to_local_evaluation_and_says_so() {
+        let (_, body) = iam_error(500, "ServiceFailure");
+        let simulate = mock!(Client::simulate_principal_policy).sequence().http_status(500, body).times(3).build();
+        let [attached, inline, groups, policy, version] = administrator_reads();
+        let clients = retrying(&[&simulate, &attached, &inline, &groups, &policy, &version]);
+        let (checks, method) = check(&clients, &user(), &needed()).await;
+        assert_eq!(simulate.num_calls(), 3, "retried first");
+        assert!(method.contains("simulation unavailable (iam:SimulatePrincipalPolicy: ServiceFailure)"), "{method}");
+        assert!(method.contains("evaluated 1 identity policy"), "{method}");
+        assert!(checks.iter().all(|c| c.verdict == Verdict::Allowed && c.source == "local evaluation"), "{checks:?}");
     }
 }

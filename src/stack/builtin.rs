@@ -19,6 +19,7 @@ pub(crate) const TEMPLATES: &[(&str, &str)] = embed!(
     "create_SLIM-Extras_for_Lambda.json",
     "create_AmazonEC2SpotFleetRole.json",
     "create_LambdaBatchExecutionPolicy.json",
+    "create_SLIMWorkflowPassRoles.json",
     "ec2-trust-policy.json",
     "render_job_worker_policy.json",
 );

@@ -68,6 +68,9 @@ struct StackFile {
 struct UserFile {
     #[serde(default)]
     managed_policies: Vec<String>,
+    /// Names of the stack's own policies (`[[policy]]`) the operator's user gets, attached like the managed ones.
+    #[serde(default)]
+    customer_policies: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,6 +156,8 @@ pub(crate) struct Stack {
     pub(crate) source: String,
     /// ARN templates of the managed policies the operator's user needs.
     pub(crate) user_policies: Vec<String>,
+    /// Names of the stack's own policies the operator's user needs.
+    pub(crate) user_customer_policies: Vec<String>,
     pub(crate) policies: Vec<PolicySpec>,
     pub(crate) roles: Vec<RoleSpec>,
     pub(crate) instance_profiles: Vec<InstanceProfileSpec>,
@@ -255,6 +260,10 @@ impl Stack {
         for m in &self.user_policies {
             user_policies.push(render_managed_arn(m, target, strict).map_err(|e| e.context("[user]"))?);
         }
+        for c in &self.user_customer_policies {
+            let spec = self.policies.iter().find(|p| &p.name == c).expect("validated at load");
+            user_policies.push(policy_arn(spec));
+        }
         Ok(Desired {
             stack: self.name.clone(),
             target: target.clone(),
@@ -340,7 +349,8 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
     let mut seen = Seen::default();
 
     let mut user_policies = Vec::new();
-    for m in raw.user.map(|u| u.managed_policies).unwrap_or_default() {
+    let (user_managed, user_customer) = raw.user.map(|u| (u.managed_policies, u.customer_policies)).unwrap_or_default();
+    for m in user_managed {
         match managed_arn_template(&m) {
             Ok(arn) if !seen.insert("[user] managed policy", &arn, &mut p) => {}
             Ok(arn) => user_policies.push(arn),
@@ -361,6 +371,14 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
         }
     }
     let policy_names: BTreeSet<&str> = policies.iter().map(|x| x.name.as_str()).collect();
+    let mut user_customer_policies = Vec::new();
+    for c in user_customer {
+        if !policy_names.contains(c.as_str()) {
+            p(format!("[user]: customer policy `{c}` is not defined in this stack (add a [[policy]] named `{c}`)"));
+        } else if seen.insert("[user] customer policy", &c, &mut p) {
+            user_customer_policies.push(c);
+        }
+    }
 
     let mut roles = Vec::new();
     for f in raw.role {
@@ -436,6 +454,7 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
         description: raw.description,
         source: source.to_string(),
         user_policies,
+        user_customer_policies,
         policies,
         roles,
         instance_profiles,

@@ -34,12 +34,47 @@ fn the_default_stack_is_the_corrected_tutorial() {
     let spot = d.roles.iter().find(|r| r.name == "AmazonEC2SpotFleetRole").unwrap();
     assert_eq!(spot.policy_arns, vec!["arn:aws:iam::aws:policy/service-role/AmazonEC2SpotFleetTaggingRole"]);
     assert_eq!(d.service_linked_roles, vec!["spot.amazonaws.com", "spotfleet.amazonaws.com"]);
-    assert_eq!(d.user_policies.len(), 7);
+    // 7 AWS managed policies and the stack's own PassRole policy.
+    assert_eq!(d.user_policies.len(), 8);
+    assert!(d.user_policies.contains(&"arn:aws:iam::111122223333:policy/SLIMWorkflowPassRoles".to_string()));
     // China: EC2's principal differs.
     let cn = Target { partition: "aws-cn".into(), ..t };
     let d = stack.render(&cn).unwrap();
     let ec2 = d.roles.iter().find(|r| r.name == "SLIM-Extras_ECS_for_EC2").unwrap();
     assert_eq!(ec2.trust["Statement"][0]["Principal"]["Service"], "ec2.amazonaws.com.cn");
+}
+
+/// The operator's PassRole policy grants iam:PassRole on exactly the stack's roles, each only to the services its
+/// trust document names: a role or a trust added to the stack without updating the template fails here.
+#[test]
+fn the_default_operators_pass_role_policy_passes_exactly_each_role_to_the_services_that_trust_it() {
+    for partition in ["aws", "aws-cn", "aws-us-gov"] {
+        let t = Target { partition: partition.into(), account_id: "111122223333".into(), region: "us-east-1".into() };
+        let d = Stack::resolve(None).unwrap().render(&t).unwrap();
+        let policy = d.policies.iter().find(|p| p.name == "SLIMWorkflowPassRoles").unwrap();
+        let mut granted: Vec<(String, String)> = Vec::new();
+        for s in policy.document["Statement"].as_array().unwrap() {
+            assert_eq!(s["Effect"], "Allow");
+            assert_eq!(s["Action"], "iam:PassRole");
+            let service = s["Condition"]["StringEquals"]["iam:PassedToService"].as_str().unwrap().to_string();
+            granted.push((s["Resource"].as_str().unwrap().to_string(), service));
+        }
+        let mut wanted: Vec<(String, String)> = Vec::new();
+        for r in &d.roles {
+            for service in crate::engine::permissions::trusted_services(&r.trust) {
+                wanted.push((format!("arn:{partition}:iam::111122223333:role{}{}", r.path, r.name), service));
+            }
+        }
+        granted.sort();
+        wanted.sort();
+        assert_eq!(granted, wanted, "{partition}");
+    }
+}
+
+#[test]
+fn a_user_customer_policy_must_be_one_of_the_stacks_policies() {
+    let err = load("name = \"s\"\n[user]\ncustomer_policies = [\"Nope\"]\n", &[]).unwrap_err();
+    assert!(err.to_string().contains("[user]: customer policy `Nope` is not defined in this stack"), "{err}");
 }
 
 const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"{{principal:ec2}}"},"Action":"sts:AssumeRole"}]}"#;
