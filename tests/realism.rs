@@ -9,6 +9,11 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
+/// The fixture's end state in `account`: the operator user's SLIMWorkflowPassRoles is that account's policy.
+fn expected_state_in(account: &str) -> Value {
+    serde_json::from_str(&include_str!("fixtures/slim-workflow.state.json").replace("123456789012", account)).unwrap()
+}
+
 fn expected_state() -> Value {
     serde_json::from_str(include_str!("fixtures/slim-workflow.state.json")).unwrap()
 }
@@ -54,7 +59,7 @@ async fn under_realism_a_fresh_bootstrap_converges_in_one_run_waiting_out_the_la
     let summary = &run.json["summary"];
     assert_eq!(run.json["verified"], json!(true), "{}", run.json);
     assert_eq!(summary["failed"], json!(0), "{summary}");
-    assert_eq!(summary["created"], json!(9), "{summary}");
+    assert_eq!(summary["created"], json!(10), "{summary}");
     // The emulator really refused concurrent writes (the 7 user attachments go out at once) and lagged reads.
     let refused = emu.realism_answers_since(mark, "concurrent_modification");
     assert!(refused > 0, "no ConcurrentModification was met");
@@ -62,9 +67,9 @@ async fn under_realism_a_fresh_bootstrap_converges_in_one_run_waiting_out_the_la
     assert_eq!(summary["retries"].as_u64(), Some(refused as u64), "every refusal is retried once: {summary}");
     assert_waits_told(&run, "read-after-write lag");
     assert!(run.stderr.contains("ConcurrentModification"), "{}", run.stderr);
-    // Exactly the 29 writes of a fresh bootstrap went through, no second round.
-    assert_eq!(emu.wfboot_writes_since(mark).len(), 29, "{:?}", emu.wfboot_writes_since(mark));
-    assert_eq!(summary["writes_done"], json!(29), "{summary}");
+    // Exactly the 31 writes of a fresh bootstrap went through, no second round.
+    assert_eq!(emu.wfboot_writes_since(mark).len(), 31, "{:?}", emu.wfboot_writes_since(mark));
+    assert_eq!(summary["writes_done"], json!(31), "{summary}");
     emu.settle();
     assert_eq!(dump_state(&emu.admin().await).await, expected_state());
 }
@@ -165,7 +170,7 @@ async fn under_realism_destroy_removes_the_stack_in_one_run_retrying_delete_conf
     let mark = emu.mark();
     let run = one_run(&emu, &["destroy", "--yes"]);
     assert_eq!(run.json["verified"], json!(true), "{}", run.json);
-    assert_eq!(run.json["summary"]["deleted"], json!(7), "{}", run.json["summary"]);
+    assert_eq!(run.json["summary"]["deleted"], json!(8), "{}", run.json["summary"]);
     assert_eq!(run.json["summary"]["failed"], json!(0));
     assert!(emu.realism_answers_since(mark, "delete_conflict") > 0, "no DeleteConflict was met");
     assert_waits_told(&run, "DeleteConflict");
@@ -216,11 +221,11 @@ async fn three_accounts_bootstrap(emu: &Emulator) -> Run {
     assert_eq!(run.json["summary"]["failed"], json!(0), "{}", run.json["summary"]);
     for row in run.json["accounts"].as_array().unwrap() {
         assert_eq!(row["status"], "applied", "{row}");
-        assert_eq!(row["changes"], json!(29), "{row}");
+        assert_eq!(row["changes"], json!(31), "{row}");
     }
     emu.settle();
     for account in ACCOUNTS {
-        assert_eq!(dump_state(&account_admin(emu, account).await).await, expected_state(), "account {account}");
+        assert_eq!(dump_state(&account_admin(emu, account).await).await, expected_state_in(account), "account {account}");
     }
     run
 }
