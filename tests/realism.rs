@@ -225,7 +225,11 @@ async fn three_accounts_bootstrap(emu: &Emulator) -> Run {
     }
     emu.settle();
     for account in ACCOUNTS {
-        assert_eq!(dump_state(&account_admin(emu, account).await).await, expected_state_in(account), "account {account}");
+        assert_eq!(
+            dump_state(&account_admin(emu, account).await).await,
+            expected_state_in(account),
+            "account {account}"
+        );
     }
     run
 }

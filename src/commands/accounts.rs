@@ -18,11 +18,12 @@ use crate::aws::{AssumeRole, AwsSettings, Clients};
 use crate::cli::{AccountsArgs, BootstrapArgs, CheckArgs, PlanArgs, StackArgs};
 use crate::commands::bootstrap::{self, Prepared};
 use crate::commands::{check, plural, validated_stack, watch_interrupt, ExitStatus, Session};
-use crate::engine::{self, Plan};
+use crate::engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::Printer;
 use crate::prompt;
 use crate::resources::caller::{self, Caller, CallerKind};
+use crate::resources::plan::Plan;
 use crate::stack::{harden, Stack, Target};
 
 /// The validated input of a multi-account run and the caller's own clients, which assume the roles.

@@ -15,12 +15,13 @@ use crate::aws::CallStats;
 use crate::cli::BootstrapArgs;
 use crate::commands::{check, plural, watch_interrupt, ApplyProgress, EarlyChecks, ExitStatus, Session};
 use crate::engine::apply::{self, AppliedChange, ApplyOptions, Outcome, Waits};
-use crate::engine::plan::{PlannedChange, Status};
-use crate::engine::{self, Observed, Plan};
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::Printer;
 use crate::policy_eval::Verdict;
 use crate::prompt;
+use crate::resources::plan::Plan;
+use crate::resources::plan::{PlannedChange, Status};
+use crate::resources::{self, Observed};
 use crate::review;
 use crate::stack::{harden, Desired, Target};
 
@@ -157,7 +158,7 @@ pub(crate) async fn prepare(
         Some(o) => o,
         None => {
             let spinner = printer.spinner("reading the account");
-            let observed = engine::observe(&session.clients, &session.desired, session.user.as_deref(), false).await;
+            let observed = resources::observe(&session.clients, &session.desired, session.user.as_deref(), false).await;
             spinner.finish_and_clear();
             (observed?, None)
         }
@@ -169,12 +170,17 @@ pub(crate) async fn prepare(
         }
         None => (BTreeSet::new(), None),
     };
-    let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
+    let plan = resources::diff(&session.desired, &observed, session.user.as_deref());
 
     // Before any write, at once: every managed policy exists, and the caller may make every change (a
     // permission the caller lacks stops the run here).
     let spinner = printer.spinner("checking policies and permissions");
-    let managed = engine::check_managed_policies(&session.clients, &session.desired, &observed, &already_checked);
+    let managed = resources::managed_policy::check_managed_policies(
+        &session.clients,
+        &session.desired,
+        &observed,
+        &already_checked,
+    );
     let preflight = async {
         match plan.has_changes() {
             true => check::preflight(
@@ -269,7 +275,7 @@ pub(crate) async fn apply_and_verify(
             break;
         }
         // Verify: observe again what was to change, and nothing else.
-        let part = engine::changed_part(&session.desired, &current);
+        let part = resources::changed_part(&session.desired, &current);
         let after = read_back(printer, session, &part, &applied, opts, prefix).await?;
         let outstanding = after.changes().filter(|c| opts.consent || !c.needs_consent).count();
         remaining = after.has_changes().then(|| after.clone());
@@ -312,11 +318,11 @@ async fn read_back(
     let mut told = false;
     loop {
         let spinner = printer.spinner("verifying");
-        let observed = engine::observe(&session.clients, part, user, true).await;
+        let observed = resources::observe(&session.clients, part, user, true).await;
         spinner.finish_and_clear();
         let (unseen, result) = match observed {
             Ok(o) => {
-                let after = engine::diff(part, &o, user);
+                let after = resources::diff(part, &o, user);
                 (written_not_seen(after.changes(), applied), Ok(after))
             }
             Err(e) if e.is_code("NoSuchEntity") => (1, Err(e)),
@@ -355,7 +361,7 @@ pub(crate) fn written_not_seen<'a>(
 /// `after` without the resources this run created (and IAM still does not show): a second round never
 /// creates again what it has just created.
 fn without_fresh_creates(after: &Plan, applied: &[AppliedChange]) -> Plan {
-    let fresh = |r: &&engine::plan::ResourcePlan| {
+    let fresh = |r: &&crate::resources::plan::ResourcePlan| {
         r.status == Status::Create
             && r.changes.first().is_some_and(|c| written_not_seen(std::iter::once(c), applied) > 0)
     };
@@ -512,7 +518,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::engine::plan::{Change, Kind, ResourcePlan};
+    use crate::resources::plan::{Change, Kind, ResourcePlan};
     use crate::resources::Ownership;
 
     fn target() -> Target {

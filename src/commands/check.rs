@@ -9,15 +9,17 @@ use serde::Serialize;
 use crate::aws::{errors, AwsSettings, Clients};
 use crate::cli::CheckArgs;
 use crate::commands::{ExitStatus, Session};
-use crate::engine::permissions::{self, ContextEntry, Permission};
-use crate::engine::plan::Kind;
-use crate::engine::{self, Observed, Plan};
+use crate::engine::permissions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::Printer;
 use crate::policy_eval::{self, SourcePolicy, Verdict};
+use crate::resources::access::{self, ContextEntry, Permission};
 use crate::resources::caller::{Caller, CallerKind};
 use crate::resources::permissions::{self as perms, PermissionCheck};
+use crate::resources::plan::Kind;
+use crate::resources::plan::Plan;
 use crate::resources::services::{self, ServiceProbe};
+use crate::resources::{self, Observed};
 use crate::review::{self, Finding};
 use crate::stack::{harden, Desired};
 
@@ -379,8 +381,14 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &CheckArgs) 
     }
     let (session, observed, _) = Session::open_observing(printer, aws, &args.stack, false).await?;
     if args.print_policy {
-        engine::check_managed_policies(&session.clients, &session.desired, &observed, &Default::default()).await?;
-        let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
+        resources::managed_policy::check_managed_policies(
+            &session.clients,
+            &session.desired,
+            &observed,
+            &Default::default(),
+        )
+        .await?;
+        let plan = resources::diff(&session.desired, &observed, session.user.as_deref());
         printer.result_json(&permissions::minimal_policy(&plan, &session.desired));
         return Ok(ExitStatus::Success);
     }
@@ -412,10 +420,16 @@ pub(crate) async fn checks(session: &Session, observed: Option<Observed>) -> Res
     let caller = &session.caller;
     let observed = match observed {
         Some(o) => o,
-        None => engine::observe(&session.clients, &session.desired, session.user.as_deref(), false).await?,
+        None => resources::observe(&session.clients, &session.desired, session.user.as_deref(), false).await?,
     };
-    engine::check_managed_policies(&session.clients, &session.desired, &observed, &Default::default()).await?;
-    let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
+    resources::managed_policy::check_managed_policies(
+        &session.clients,
+        &session.desired,
+        &observed,
+        &Default::default(),
+    )
+    .await?;
+    let plan = resources::diff(&session.desired, &observed, session.user.as_deref());
     let (preflight, probes, operator) = tokio::join!(
         preflight(&session.clients, caller, &session.desired, &observed, &plan, None),
         services::probe_all(&session.clients),
@@ -456,7 +470,7 @@ pub(crate) fn operator_permissions(desired: &Desired, region: &str) -> Vec<Permi
     let mut out = Vec::new();
     for r in &desired.roles {
         let arn = format!("arn:{}:iam::{}:role{}{}", t.partition, t.account_id, r.path, r.name);
-        for service in permissions::trusted_services(&r.trust) {
+        for service in access::trusted_services(&r.trust) {
             out.push(
                 Permission::new("iam:PassRole", arn.clone())
                     .with(ContextEntry { key: "iam:PassedToService".into(), values: vec![service], list: false })
@@ -494,7 +508,7 @@ async fn operator_rows(clients: &Clients, desired: &Desired, plan: &Plan, user: 
     let attaching: Vec<String> = plan
         .changes()
         .filter_map(|c| match &c.change {
-            crate::engine::plan::Change::AttachUserPolicy { policy_arn, .. } => Some(policy_arn.clone()),
+            crate::resources::plan::Change::AttachUserPolicy { policy_arn, .. } => Some(policy_arn.clone()),
             _ => None,
         })
         .collect();
@@ -582,7 +596,7 @@ fn user_rows(plan: &Plan, user: Option<&str>) -> Vec<Row> {
     let Some(r) = plan.resources.iter().find(|r| r.kind == Kind::UserPolicies) else { return Vec::new() };
     let mut rows = Vec::new();
     for c in &r.changes {
-        if let crate::engine::plan::Change::AttachUserPolicy { policy_arn, .. } = &c.change {
+        if let crate::resources::plan::Change::AttachUserPolicy { policy_arn, .. } = &c.change {
             rows.push(Row {
                 area: "operator user".into(),
                 check: format!("{user} has {policy_arn}"),

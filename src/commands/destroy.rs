@@ -17,13 +17,13 @@ use crate::commands::{plural, watch_interrupt, ApplyProgress, ExitStatus, Sessio
 use crate::engine::apply::{self, AppliedChange, ApplyOptions, Outcome, Waits};
 use crate::engine::destroy::{self, Action, DestroyPlan};
 use crate::engine::permissions;
-use crate::engine::plan::Kind;
-use crate::engine::Observed;
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::Printer;
 use crate::policy_eval::Verdict;
 use crate::prompt;
 use crate::resources::permissions as perms;
+use crate::resources::plan::Kind;
+use crate::resources::Observed;
 
 #[derive(Debug, Serialize)]
 struct Report {

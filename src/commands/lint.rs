@@ -122,7 +122,7 @@ pub(crate) fn gate(
     let opts = Options {
         partition: target.map(|t| t.partition.clone()),
         account_id: target.map(|t| t.account_id.clone()),
-        // The account's own quota is read from it instead (engine::check_managed_policies).
+        // The account's own quota is read from it instead (resources::managed_policy::check_managed_policies).
         role_policy_quota: None,
     };
     let findings = validate::lint(&stack.source, Some(stack), &[], &opts);

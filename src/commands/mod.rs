@@ -19,14 +19,15 @@ use std::sync::Arc;
 
 use crate::aws::{errors, AwsSettings, Clients};
 use crate::cli::StackArgs;
+use crate::engine;
 use crate::engine::apply::{ApplyObserver, Outcome};
-use crate::engine::plan::{Kind, PlannedChange};
-use crate::engine::{self, Observed};
 use crate::error::{Error, Result};
 use crate::output::Printer;
 use crate::prompt;
 use crate::resources::caller::{self, Caller, CallerKind};
 use crate::resources::permissions::{self as perms, PermissionCheck};
+use crate::resources::plan::{Kind, PlannedChange};
+use crate::resources::{self, Observed};
 use crate::stack::{harden, Desired, Stack, Target};
 
 /// How a command ended; mapped to the process exit code in one place (README "Exit codes").
@@ -83,10 +84,10 @@ impl Session {
     ) -> Result<(Session, Observed, Option<EarlyChecks>)> {
         let (stack, clients) = prepare(printer, aws, args).await?;
         let spinner = printer.spinner("identifying the caller, reading the account");
-        let names = engine::Names::of_stack(&stack);
+        let names = resources::Names::of_stack(&stack);
         let (named_tx, named_rx) = tokio::sync::oneshot::channel();
         let named = async {
-            let named = engine::observe_named(&clients, &names, false).await;
+            let named = resources::observe_named(&clients, &names, false).await;
             if let Ok(n) = &named {
                 let _ = named_tx.send(n.clone());
             }
@@ -101,7 +102,7 @@ impl Session {
                     false => None,
                 }
             };
-            let account = engine::observe_account_part(&clients, &r.desired, r.user.as_deref(), false);
+            let account = resources::observe_account_part(&clients, &r.desired, r.user.as_deref(), false);
             let (account, early) = tokio::join!(account, early);
             Ok::<_, Error>((caller, r, account, early))
         };
@@ -109,7 +110,7 @@ impl Session {
         spinner.finish_and_clear();
         // Who the caller is (or why that failed) comes first: it explains any error of the reads.
         let (caller, Rendered { desired, user, hardening }, account, early) = rest?;
-        let observed = engine::Observed::assemble(&desired, named?, account?)?;
+        let observed = resources::Observed::assemble(&desired, named?, account?)?;
         Ok((Session { clients, caller, desired, user, hardening }, observed, early))
     }
 
@@ -145,7 +146,7 @@ impl Session {
 
 /// What a writing run checks before its first write — that the stack's AWS-managed policies exist, and that the
 /// caller may make the changes — started before the observation is complete, for the plan the names alone
-/// give ([`engine::NamedObservation::provisional`]): the stack's policies taken as absent, the operator user
+/// give ([`resources::NamedObservation::provisional`]): the stack's policies taken as absent, the operator user
 /// as lacking all of its policies. That plan's changes include the real plan's, except a new version of a
 /// policy that exists with another document; `bootstrap` checks what the real plan needs beyond these.
 pub(crate) struct EarlyChecks {
@@ -162,10 +163,10 @@ impl EarlyChecks {
         clients: &Clients,
         caller: &Caller,
         r: &Rendered,
-        named: engine::NamedObservation,
+        named: resources::NamedObservation,
     ) -> Option<EarlyChecks> {
         let provisional = named.provisional(r.user.as_deref(), r.desired.policies.len());
-        let plan = engine::diff(&r.desired, &provisional, r.user.as_deref());
+        let plan = resources::diff(&r.desired, &provisional, r.user.as_deref());
         let by_name = |k: Kind| !matches!(k, Kind::Policy | Kind::UserPolicies);
         if !plan.resources.iter().any(|p| by_name(p.kind) && !p.changes.is_empty()) {
             return None;

@@ -7,9 +7,9 @@ use serde::Serialize;
 use crate::aws::AwsSettings;
 use crate::cli::PlanArgs;
 use crate::commands::{ExitStatus, Session};
-use crate::engine::{self, Plan};
 use crate::error::Result;
 use crate::output::Printer;
+use crate::resources::{self, plan::Plan};
 use crate::review::{self, Finding};
 use crate::stack::harden;
 
@@ -30,11 +30,16 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &PlanArgs) -
     let started = Instant::now();
     let (session, observed, _) = Session::open_observing(printer, aws, &args.stack, false).await?;
     let spinner = printer.spinner("checking the managed policies");
-    let managed =
-        engine::check_managed_policies(&session.clients, &session.desired, &observed, &Default::default()).await;
+    let managed = resources::managed_policy::check_managed_policies(
+        &session.clients,
+        &session.desired,
+        &observed,
+        &Default::default(),
+    )
+    .await;
     spinner.finish_and_clear();
     managed?;
-    let plan = engine::diff(&session.desired, &observed, session.user.as_deref());
+    let plan = resources::diff(&session.desired, &observed, session.user.as_deref());
     let calls = session.clients.calls.snapshot();
     let findings = review::review(&session.desired, session.user.as_deref());
     if printer.json() {

@@ -17,9 +17,9 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use futures::future::{FutureExt, LocalBoxFuture, Shared};
 use serde::Serialize;
 
-use super::plan::{Change, Plan, PlannedChange};
 use crate::aws::{errors, Clients};
 use crate::error::Result;
+use crate::resources::plan::{Change, Plan, PlannedChange};
 use crate::resources::{instance_profile, owner_tag, policy, role, Ownership, OWNER_TAG};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -827,7 +827,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::engine::plan::{Kind, ResourcePlan};
+    use crate::resources::plan::{Kind, ResourcePlan};
     use crate::resources::Ownership;
     use crate::stack::Target;
 

@@ -12,12 +12,12 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::plan::{Change, Kind, PlannedChange};
-use super::{observe, Observed};
 use crate::aws::Clients;
 use crate::error::Result;
+use crate::resources::plan::{Change, Kind, PlannedChange};
 use crate::resources::policy::{self, PolicyLinks};
 use crate::resources::role::{self, RoleLinks};
+use crate::resources::{observe, Observed};
 use crate::resources::{Ownership, OWNER_TAG};
 use crate::stack::Desired;
 

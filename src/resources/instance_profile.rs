@@ -2,8 +2,8 @@
 
 use super::Ownership;
 use crate::aws::{errors, Clients};
-use crate::engine::plan::{Change, Kind, ResourcePlan};
 use crate::error::{Error, Result};
+use crate::resources::plan::{Change, Kind, ResourcePlan};
 use crate::stack::DesiredInstanceProfile;
 
 #[derive(Debug, Clone)]

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use crate::aws::{errors, Clients};
-use crate::engine::Observed;
 use crate::error::{Error, Result};
+use crate::resources::Observed;
 use crate::stack::Desired;
 use crate::validate::quotas::DEFAULT_ROLE_POLICY_QUOTA;
 
@@ -93,4 +93,24 @@ pub(crate) async fn check_role_quota(clients: &Clients, desired: &Desired, obser
         over.join("\n")
     ))
     .with_help("attach fewer policies (merge some into one), detach ones the role no longer needs, or have the quota raised through Service Quotas"))
+}
+
+/// Every AWS-managed policy the stack uses must exist, so a bad name fails before any write. Those already
+/// attached to something observed are known to exist; only the others are asked about (GetPolicy). And no role
+/// may end up with more managed policies than the account's quota allows.
+/// `already_checked`: ARNs whose existence was checked before (see `commands::EarlyChecks`), not asked again.
+pub(crate) async fn check_managed_policies(
+    clients: &Clients,
+    desired: &Desired,
+    observed: &Observed,
+    already_checked: &BTreeSet<String>,
+) -> Result<()> {
+    let mut seen: BTreeSet<&String> = observed.roles.iter().flatten().flat_map(|r| r.attached.iter()).collect();
+    if let Some(u) = &observed.user {
+        seen.extend(u.direct.iter().chain(u.via_groups.keys()));
+    }
+    seen.extend(already_checked);
+    let unseen: Vec<String> = desired.managed_policy_arns().into_iter().filter(|a| !seen.contains(a)).collect();
+    let (exist, quota) = tokio::join!(check_exist(clients, &unseen), check_role_quota(clients, desired, observed));
+    exist.and(quota)
 }

@@ -1,19 +1,28 @@
 //! The kinds of IAM resource a stack ensures. Each module observes its kind (read-only calls only) and diffs
 //! the observation against the desired state, giving plan values; the engine applies them.
 
+pub(crate) mod access;
 pub(crate) mod caller;
 #[cfg(feature = "ec2")]
 pub(crate) mod instance;
 pub(crate) mod instance_profile;
 pub(crate) mod managed_policy;
 pub(crate) mod permissions;
+pub(crate) mod plan;
 pub(crate) mod policy;
 pub(crate) mod role;
 pub(crate) mod service_linked_role;
 pub(crate) mod services;
 pub(crate) mod user;
 
+use std::collections::BTreeSet;
+
 use serde::Serialize;
+
+use crate::aws::Clients;
+use crate::error::{Error, Result};
+use crate::stack::{Desired, Stack};
+use plan::{Kind, Plan};
 
 /// Tag put on everything wfboot creates, valued with the stack name.
 pub(crate) const OWNER_TAG: &str = "wfboot:stack";
@@ -45,4 +54,194 @@ impl Ownership {
 
 pub(crate) fn owner_tag(stack: &str) -> aws_sdk_iam::types::Tag {
     aws_sdk_iam::types::Tag::builder().key(OWNER_TAG).value(stack).build().expect("key and value are set")
+}
+
+/// Everything observed about the desired resources. `None` means "does not exist".
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Observed {
+    pub(crate) user: Option<user::ObservedUser>,
+    pub(crate) policies: Vec<Option<policy::ObservedPolicy>>,
+    pub(crate) roles: Vec<Option<role::ObservedRole>>,
+    pub(crate) instance_profiles: Vec<Option<instance_profile::ObservedInstanceProfile>>,
+    pub(crate) service_linked_roles: Vec<Option<String>>,
+}
+
+/// The names of the stack's roles, instance profiles and service-linked roles' services, in the stack's order.
+/// Reading these needs no account id, so it can start before sts:GetCallerIdentity has answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Names {
+    pub(crate) roles: Vec<String>,
+    pub(crate) instance_profiles: Vec<String>,
+    pub(crate) service_linked_roles: Vec<String>,
+}
+
+impl Names {
+    pub(crate) fn of_stack(stack: &Stack) -> Names {
+        Names {
+            roles: stack.roles.iter().map(|r| r.name.clone()).collect(),
+            instance_profiles: stack.instance_profiles.iter().map(|p| p.name.clone()).collect(),
+            service_linked_roles: stack.service_linked_roles.clone(),
+        }
+    }
+
+    pub(crate) fn of_desired(desired: &Desired) -> Names {
+        Names {
+            roles: desired.roles.iter().map(|r| r.name.clone()).collect(),
+            instance_profiles: desired.instance_profiles.iter().map(|p| p.name.clone()).collect(),
+            service_linked_roles: desired.service_linked_roles.clone(),
+        }
+    }
+}
+
+/// What [`observe_named`] read: the part of [`Observed`] that is found by name alone.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NamedObservation {
+    names: Option<Names>,
+    roles: Vec<Option<role::ObservedRole>>,
+    instance_profiles: Vec<Option<instance_profile::ObservedInstanceProfile>>,
+    service_linked_roles: Vec<Option<String>>,
+}
+
+/// Read the stack's roles, instance profiles and service-linked roles by name. Only Get/List calls.
+pub(crate) async fn observe_named(clients: &Clients, names: &Names, verifying: bool) -> Result<NamedObservation> {
+    let roles = futures::future::try_join_all(names.roles.iter().map(|r| role::observe(clients, r, verifying)));
+    let profiles =
+        futures::future::try_join_all(names.instance_profiles.iter().map(|p| instance_profile::observe(clients, p)));
+    let slrs = service_linked_role::observe_all(clients, &names.service_linked_roles);
+    let (roles, instance_profiles, service_linked_roles) = tokio::try_join!(roles, profiles, slrs)?;
+    Ok(NamedObservation { names: Some(names.clone()), roles, instance_profiles, service_linked_roles })
+}
+
+impl Observed {
+    /// The observation of `desired` from its two parts, read for the same stack.
+    pub(crate) fn assemble(desired: &Desired, named: NamedObservation, account: AccountPart) -> Result<Observed> {
+        if named.names.as_ref() != Some(&Names::of_desired(desired)) {
+            return Err(Error::aws("internal error: the observation was made for other resource names"));
+        }
+        let (user, policies) = account;
+        Ok(named.complete(user, policies))
+    }
+}
+
+/// Read the account for `desired`. Makes only Get/List calls, all independent ones concurrently.
+///
+/// `verifying`: reading back what was just applied, so the roles exist and their policies are read in the
+/// same round trip as the role itself, and a policy's first version is read alongside the policy.
+pub(crate) async fn observe(
+    clients: &Clients,
+    desired: &Desired,
+    user_name: Option<&str>,
+    verifying: bool,
+) -> Result<Observed> {
+    let names = Names::of_desired(desired);
+    let (named, (user, policies)) = tokio::try_join!(
+        observe_named(clients, &names, verifying),
+        observe_account_part(clients, desired, user_name, verifying)
+    )?;
+    Ok(named.complete(user, policies))
+}
+
+pub(crate) type AccountPart = (Option<user::ObservedUser>, Vec<Option<policy::ObservedPolicy>>);
+
+/// The part of the observation that needs the account: the stack's own policies (their ARNs hold the
+/// account id) and the operator user's attachments.
+pub(crate) async fn observe_account_part(
+    clients: &Clients,
+    desired: &Desired,
+    user_name: Option<&str>,
+    verifying: bool,
+) -> Result<AccountPart> {
+    let user = async {
+        match user_name {
+            Some(u) => user::observe(clients, u, &desired.user_policies).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let policies =
+        futures::future::try_join_all(desired.policies.iter().map(|p| policy::observe(clients, p, verifying)));
+    tokio::try_join!(user, policies)
+}
+
+impl NamedObservation {
+    fn complete(self, user: Option<user::ObservedUser>, policies: Vec<Option<policy::ObservedPolicy>>) -> Observed {
+        Observed {
+            user,
+            policies,
+            roles: self.roles,
+            instance_profiles: self.instance_profiles,
+            service_linked_roles: self.service_linked_roles,
+        }
+    }
+}
+
+impl NamedObservation {
+    /// The observation as far as names alone tell: the stack's policies taken as absent and the operator user
+    /// (when there is one) as having none of the stack's policies. A plan made from it holds every change of
+    /// the real plan except, for a policy that exists with another document, its new version.
+    pub(crate) fn provisional(&self, user_name: Option<&str>, policies: usize) -> Observed {
+        Observed {
+            user: user_name.map(|_| user::ObservedUser::default()),
+            policies: vec![None; policies],
+            roles: self.roles.clone(),
+            instance_profiles: self.instance_profiles.clone(),
+            service_linked_roles: self.service_linked_roles.clone(),
+        }
+    }
+
+    /// The AWS-managed policies attached to the observed roles (known to exist).
+    pub(crate) fn attached(&self) -> BTreeSet<String> {
+        self.roles.iter().flatten().flat_map(|r| r.attached.iter().cloned()).collect()
+    }
+}
+
+/// The plan for `desired` given what was observed. Pure: no AWS access.
+pub(crate) fn diff(desired: &Desired, observed: &Observed, user_name: Option<&str>) -> Plan {
+    let stack = desired.stack.as_str();
+    let mut resources = Vec::new();
+    if let (Some(u), Some(obs)) = (user_name, &observed.user) {
+        resources.push(user::diff(u, &desired.user_policies, obs));
+    }
+    for (d, o) in desired.policies.iter().zip(&observed.policies) {
+        resources.push(policy::diff(stack, d, o.as_ref()));
+    }
+    for (d, o) in desired.roles.iter().zip(&observed.roles) {
+        resources.push(role::diff(stack, d, o.as_ref()));
+    }
+    for (d, o) in desired.instance_profiles.iter().zip(&observed.instance_profiles) {
+        resources.push(instance_profile::diff(stack, d, o.as_ref()));
+    }
+    for (s, o) in desired.service_linked_roles.iter().zip(&observed.service_linked_roles) {
+        resources.push(service_linked_role::diff(s, o.as_deref()));
+    }
+    Plan::new(stack, &desired.target, user_name.map(str::to_string), resources)
+}
+
+/// The part of `desired` that `plan` wants to change, for re-observing after apply.
+pub(crate) fn changed_part(desired: &Desired, plan: &Plan) -> Desired {
+    let changed = |kind: Kind, name: &str| {
+        plan.resources.iter().any(|r| r.kind == kind && r.name == name && !r.changes.is_empty())
+    };
+    Desired {
+        stack: desired.stack.clone(),
+        target: desired.target.clone(),
+        user_policies: if plan.resources.iter().any(|r| r.kind == Kind::UserPolicies && !r.changes.is_empty()) {
+            desired.user_policies.clone()
+        } else {
+            Vec::new()
+        },
+        policies: desired.policies.iter().filter(|p| changed(Kind::Policy, &p.name)).cloned().collect(),
+        roles: desired.roles.iter().filter(|r| changed(Kind::Role, &r.name)).cloned().collect(),
+        instance_profiles: desired
+            .instance_profiles
+            .iter()
+            .filter(|p| changed(Kind::InstanceProfile, &p.name))
+            .cloned()
+            .collect(),
+        service_linked_roles: desired
+            .service_linked_roles
+            .iter()
+            .filter(|s| changed(Kind::ServiceLinkedRole, s))
+            .cloned()
+            .collect(),
+    }
 }

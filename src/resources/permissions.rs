@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::caller::{Caller, CallerKind};
 use crate::aws::{errors, Clients};
 use crate::document;
-use crate::engine::permissions::{ContextEntry, Permission};
 use crate::policy_eval::{self, SourcePolicy, Verdict};
+use crate::resources::access::{ContextEntry, Permission};
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct PermissionCheck {

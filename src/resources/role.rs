@@ -8,8 +8,8 @@ use serde_json::Value;
 use super::Ownership;
 use crate::aws::{errors, Clients};
 use crate::document;
-use crate::engine::plan::{Change, Kind, ResourcePlan};
 use crate::error::{Error, Result};
+use crate::resources::plan::{Change, Kind, ResourcePlan};
 use crate::stack::DesiredRole;
 
 #[derive(Debug, Clone)]

@@ -9,8 +9,8 @@ use aws_sdk_iam::types::{DeletionTaskFailureReasonType, DeletionTaskStatusType};
 
 use super::Ownership;
 use crate::aws::{errors, Clients};
-use crate::engine::plan::{Change, Kind, ResourcePlan};
 use crate::error::{Error, Result};
+use crate::resources::plan::{Change, Kind, ResourcePlan};
 
 /// The names of the existing service-linked roles for `services`, in order (`None`: not created yet).
 ///

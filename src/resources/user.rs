@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::Ownership;
 use crate::aws::{errors, Clients};
-use crate::engine::plan::{Change, Kind, ResourcePlan};
 use crate::error::{Error, Result};
+use crate::resources::plan::{Change, Kind, ResourcePlan};
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ObservedUser {

@@ -61,7 +61,7 @@ fn the_default_operators_pass_role_policy_passes_exactly_each_role_to_the_servic
         }
         let mut wanted: Vec<(String, String)> = Vec::new();
         for r in &d.roles {
-            for service in crate::engine::permissions::trusted_services(&r.trust) {
+            for service in crate::resources::access::trusted_services(&r.trust) {
                 wanted.push((format!("arn:{partition}:iam::111122223333:role{}{}", r.path, r.name), service));
             }
         }
