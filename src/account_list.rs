@@ -68,7 +68,7 @@ pub(crate) fn valid_external_id(id: &str) -> bool {
 
 /// The role to assume in `account`, in the caller's partition (`aws-cn` in China, `aws-us-gov` in GovCloud).
 pub(crate) fn role_arn(partition: &str, account: &str, role_name: &str) -> String {
-    format!("arn:{partition}:iam::{account}:role/{role_name}")
+    crate::arn::iam(partition, account, "role", "/", role_name)
 }
 
 /// `wfboot-<stack>`, made to fit sts:AssumeRole's session name rules (2-64 of letters, digits and `_+=,.@-`),

@@ -175,7 +175,7 @@ mod tests {
             json!({"StringEquals": {"aws:SourceAccount": "1"}, "ArnLike": {"aws:SourceArn": "a"}});
         assert_eq!(condition_keys(&hardened), ["aws:SourceAccount", "aws:SourceArn"]);
         assert!(condition_keys(&plain).is_empty());
-        let change = crate::resources::plan::Change::UpdateAssumeRolePolicy {
+        let change = crate::resources::role::Change::UpdateAssumeRolePolicy {
             role: "R".into(),
             current: plain.clone(),
             desired: hardened.clone(),

@@ -5,6 +5,7 @@
 //! Stacks and document templates are data (`profiles/`, `service_roles/`), loaded by `stack`.
 
 mod account_list;
+mod arn;
 mod aws;
 mod cli;
 mod commands;

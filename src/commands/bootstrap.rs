@@ -518,26 +518,35 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::resources::plan::{Change, Kind, ResourcePlan};
+    use crate::resources::plan::{Kind, ResourcePlan};
     use crate::resources::Ownership;
+    use crate::resources::{role, Change};
 
     fn target() -> Target {
         Target { partition: "aws".into(), account_id: "111122223333".into(), region: "us-east-1".into() }
     }
 
     fn create(name: &str) -> Change {
-        Change::CreateRole { name: name.into(), path: "/".into(), description: String::new(), trust: json!({}) }
+        Change::from(role::Change::CreateRole {
+            name: name.into(),
+            path: "/".into(),
+            description: String::new(),
+            trust: json!({}),
+        })
     }
 
     fn attach(role: &str) -> Change {
-        Change::AttachRolePolicy { role: role.into(), policy_arn: "arn:aws:iam::aws:policy/A".into() }
+        Change::from(role::Change::AttachRolePolicy {
+            role: role.into(),
+            policy_arn: "arn:aws:iam::aws:policy/A".into(),
+        })
     }
 
     fn plan() -> Plan {
         let role = |name: &str| {
             ResourcePlan::new(Kind::Role, name, Ownership::Absent, vec![create(name), attach(name)], vec![])
         };
-        let unchanged = ResourcePlan::new(Kind::Role, "C", Ownership::Stack, vec![], vec![]);
+        let unchanged = ResourcePlan::new(Kind::Role, "C", Ownership::Stack, Vec::<Change>::new(), vec![]);
         Plan::new("s", &target(), None, vec![role("A"), role("B"), unchanged])
     }
 

@@ -16,9 +16,9 @@ use crate::policy_eval::{self, SourcePolicy, Verdict};
 use crate::resources::access::{self, ContextEntry, Permission};
 use crate::resources::caller::{Caller, CallerKind};
 use crate::resources::permissions::{self as perms, PermissionCheck};
-use crate::resources::plan::Kind;
 use crate::resources::plan::Plan;
 use crate::resources::services::{self, ServiceProbe};
+use crate::resources::user;
 use crate::resources::{self, Observed};
 use crate::review::{self, Finding};
 use crate::stack::{harden, Desired};
@@ -279,7 +279,7 @@ async fn grantors(clients: &Clients, desired: &Desired, denied: &[&PermissionChe
 
 /// Attaching the missing user policies must not exceed the per-user quota.
 async fn user_quota(clients: &Clients, observed: &Observed, plan: &Plan) -> Result<Option<Row>> {
-    let Some(user) = plan.resources.iter().find(|r| r.kind == Kind::UserPolicies && !r.changes.is_empty()) else {
+    let Some(user) = user::entry(plan).filter(|r| !r.changes.is_empty()) else {
         return Ok(None);
     };
     let attached = observed.user.as_ref().map_or(0, |u| u.direct.len());
@@ -469,7 +469,7 @@ pub(crate) fn operator_permissions(desired: &Desired, region: &str) -> Vec<Permi
     let in_region = ContextEntry { key: "aws:RequestedRegion".into(), values: vec![region.to_string()], list: false };
     let mut out = Vec::new();
     for r in &desired.roles {
-        let arn = format!("arn:{}:iam::{}:role{}{}", t.partition, t.account_id, r.path, r.name);
+        let arn = crate::arn::iam(&t.partition, &t.account_id, "role", &r.path, &r.name);
         for service in access::trusted_services(&r.trust) {
             out.push(
                 Permission::new("iam:PassRole", arn.clone())
@@ -505,13 +505,7 @@ async fn operator_rows(clients: &Clients, desired: &Desired, plan: &Plan, user: 
         what_to_do: what,
     };
     // The documents of the user policies bootstrap will attach: the stack's own from the stack, AWS's read.
-    let attaching: Vec<String> = plan
-        .changes()
-        .filter_map(|c| match &c.change {
-            crate::resources::plan::Change::AttachUserPolicy { policy_arn, .. } => Some(policy_arn.clone()),
-            _ => None,
-        })
-        .collect();
+    let attaching: Vec<String> = user::attached_by(plan);
     let (own, aws): (Vec<&String>, Vec<&String>) =
         attaching.iter().partition(|arn| desired.policies.iter().any(|p| &&p.arn == arn));
     let mut extra: Vec<String> = own
@@ -526,7 +520,7 @@ async fn operator_rows(clients: &Clients, desired: &Desired, plan: &Plan, user: 
             return vec![row("can run the workflow".into(), Status::Unverified, reason)];
         }
     }
-    let principal = format!("arn:{}:iam::{}:user/{user}", desired.target.partition, desired.target.account_id);
+    let principal = crate::arn::iam(&desired.target.partition, &desired.target.account_id, "user", "/", user);
     let what = |p: &Permission| match p.context.iter().find(|e| e.key == "iam:PassedToService") {
         Some(e) => format!(
             "{user} may pass {} to {}",
@@ -593,17 +587,15 @@ fn user_rows(plan: &Plan, user: Option<&str>) -> Vec<Row> {
             what_to_do: "no operator user given: pass --user-name NAME to check one".into(),
         }];
     };
-    let Some(r) = plan.resources.iter().find(|r| r.kind == Kind::UserPolicies) else { return Vec::new() };
+    let Some(r) = user::entry(plan) else { return Vec::new() };
     let mut rows = Vec::new();
-    for c in &r.changes {
-        if let crate::resources::plan::Change::AttachUserPolicy { policy_arn, .. } = &c.change {
-            rows.push(Row {
-                area: "operator user".into(),
-                check: format!("{user} has {policy_arn}"),
-                status: Status::WillAdd,
-                what_to_do: String::new(),
-            });
-        }
+    for policy_arn in user::attached_by(plan) {
+        rows.push(Row {
+            area: "operator user".into(),
+            check: format!("{user} has {policy_arn}"),
+            status: Status::WillAdd,
+            what_to_do: String::new(),
+        });
     }
     for note in &r.left_alone {
         rows.push(Row {

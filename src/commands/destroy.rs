@@ -127,15 +127,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
     };
     let mut observer = ApplyProgress::new(printer, printer.bar(plan.summary.changes as u64, "deleting"), "");
     observer.already_done = "already gone";
-    let applied = apply::apply_changes(
-        &session.clients,
-        plan.changes().collect(),
-        &plan.partition,
-        &plan.account_id,
-        &opts,
-        &observer,
-    )
-    .await;
+    let applied = apply::apply_changes(&session.clients, plan.changes().collect(), &opts, &observer).await;
     observer.bar.finish_and_clear();
     watcher.abort();
 

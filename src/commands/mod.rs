@@ -26,7 +26,7 @@ use crate::output::Printer;
 use crate::prompt;
 use crate::resources::caller::{self, Caller, CallerKind};
 use crate::resources::permissions::{self as perms, PermissionCheck};
-use crate::resources::plan::{Kind, PlannedChange};
+use crate::resources::plan::PlannedChange;
 use crate::resources::{self, Observed};
 use crate::stack::{harden, Desired, Stack, Target};
 
@@ -167,8 +167,7 @@ impl EarlyChecks {
     ) -> Option<EarlyChecks> {
         let provisional = named.provisional(r.user.as_deref(), r.desired.policies.len());
         let plan = resources::diff(&r.desired, &provisional, r.user.as_deref());
-        let by_name = |k: Kind| !matches!(k, Kind::Policy | Kind::UserPolicies);
-        if !plan.resources.iter().any(|p| by_name(p.kind) && !p.changes.is_empty()) {
+        if !plan.resources.iter().any(|p| p.kind.found_by_name() && !p.changes.is_empty()) {
             return None;
         }
         let attached = named.attached();

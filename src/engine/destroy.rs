@@ -17,6 +17,7 @@ use crate::error::Result;
 use crate::resources::plan::{Change, Kind, PlannedChange};
 use crate::resources::policy::{self, PolicyLinks};
 use crate::resources::role::{self, RoleLinks};
+use crate::resources::{instance_profile, service_linked_role, user};
 use crate::resources::{observe, Observed};
 use crate::resources::{Ownership, OWNER_TAG};
 use crate::stack::Desired;
@@ -206,25 +207,39 @@ pub(crate) fn diff(desired: &Desired, obs: &DestroyObserved, include_service_lin
                 let mut changes: Vec<Change> = l
                     .other_versions
                     .iter()
-                    .map(|v| Change::DeletePolicyVersion { policy_arn: arn.clone(), version_id: v.clone() })
+                    .map(|v| {
+                        Change::from(policy::Change::DeletePolicyVersion {
+                            policy_arn: arn.clone(),
+                            version_id: v.clone(),
+                        })
+                    })
                     .collect();
                 let mut notes = Vec::new();
                 // Detachments from the stack's own roles are listed with those roles.
                 for r in l.roles.iter().filter(|r| !deleted_roles.contains(r.as_str())) {
-                    changes.push(Change::DetachRolePolicy { role: r.clone(), policy_arn: arn.clone() });
+                    changes.push(Change::from(role::Change::DetachRolePolicy {
+                        role: r.clone(),
+                        policy_arn: arn.clone(),
+                    }));
                     notes.push(format!(
                         "role {r} is not deleted by this destroy: the policy is detached from it, the role stays"
                     ));
                 }
                 for u in &l.users {
-                    changes.push(Change::DetachUserPolicy { user: u.clone(), policy_arn: arn.clone() });
+                    changes.push(Change::from(user::Change::DetachUserPolicy {
+                        user: u.clone(),
+                        policy_arn: arn.clone(),
+                    }));
                     notes.push(format!("user {u}: the policy is detached from it, the user stays"));
                 }
                 for g in &l.groups {
-                    changes.push(Change::DetachGroupPolicy { group: g.clone(), policy_arn: arn.clone() });
+                    changes.push(Change::from(policy::Change::DetachGroupPolicy {
+                        group: g.clone(),
+                        policy_arn: arn.clone(),
+                    }));
                     notes.push(format!("group {g}: the policy is detached from it, the group stays"));
                 }
-                changes.push(Change::DeletePolicy { policy_arn: arn.clone() });
+                changes.push(Change::from(policy::Change::DeletePolicy { policy_arn: arn.clone() }));
                 DestroyResource::delete(Kind::Policy, &d.name, Ownership::Stack, changes, notes)
             }
         });
@@ -238,22 +253,22 @@ pub(crate) fn diff(desired: &Desired, obs: &DestroyObserved, include_service_lin
                 let mut changes = Vec::new();
                 let mut notes = Vec::new();
                 for p in &l.instance_profiles {
-                    changes.push(Change::RemoveRoleFromInstanceProfile { profile: p.clone(), role: d.name.clone() });
+                    changes.push(Change::from(instance_profile::Change::RemoveRoleFromInstanceProfile { profile: p.clone(), role: d.name.clone() }));
                     if !deleted_profiles.contains(p.as_str()) {
                         notes.push(format!("instance profile {p} is not deleted by this destroy: the role is taken out of it, the profile stays"));
                     }
                 }
                 for arn in &r.attached {
-                    changes.push(Change::DetachRolePolicy { role: d.name.clone(), policy_arn: arn.clone() });
+                    changes.push(Change::from(role::Change::DetachRolePolicy { role: d.name.clone(), policy_arn: arn.clone() }));
                     if !d.policy_arns.contains(arn) {
                         notes.push(format!("{arn} is not in the stack (attached by someone else): detached, the policy stays"));
                     }
                 }
                 for name in &l.inline_policies {
-                    changes.push(Change::DeleteRolePolicy { role: d.name.clone(), policy_name: name.clone() });
+                    changes.push(Change::from(role::Change::DeleteRolePolicy { role: d.name.clone(), policy_name: name.clone() }));
                     notes.push(format!("inline policy {name} was not put there by wfboot: it is deleted with the role"));
                 }
-                changes.push(Change::DeleteRole { name: d.name.clone() });
+                changes.push(Change::from(role::Change::DeleteRole { name: d.name.clone() }));
                 DestroyResource::delete(Kind::Role, &d.name, Ownership::Stack, changes, notes)
             }
         });
@@ -272,14 +287,17 @@ pub(crate) fn diff(desired: &Desired, obs: &DestroyObserved, include_service_lin
                 let mut changes = Vec::new();
                 let mut notes = Vec::new();
                 for role in &p.roles {
-                    let remove = Change::RemoveRoleFromInstanceProfile { profile: d.name.clone(), role: role.clone() };
+                    let remove = Change::from(instance_profile::Change::RemoveRoleFromInstanceProfile {
+                        profile: d.name.clone(),
+                        role: role.clone(),
+                    });
                     // Listed with the role when the role is deleted too.
                     if !resources.iter().flat_map(|r: &DestroyResource| &r.changes).any(|c| c.change == remove) {
                         changes.push(remove);
                         notes.push(format!("role {role} is not deleted by this destroy: it is taken out of the profile, the role stays"));
                     }
                 }
-                changes.push(Change::DeleteInstanceProfile { name: d.name.clone() });
+                changes.push(Change::from(instance_profile::Change::DeleteInstanceProfile { name: d.name.clone() }));
                 DestroyResource::delete(Kind::InstanceProfile, &d.name, Ownership::Stack, changes, notes)
             }
         };
@@ -293,7 +311,10 @@ pub(crate) fn diff(desired: &Desired, obs: &DestroyObserved, include_service_lin
                 Kind::ServiceLinkedRole,
                 service,
                 Ownership::External,
-                vec![Change::DeleteServiceLinkedRole { service: service.clone(), role: role.clone() }],
+                vec![Change::from(service_linked_role::Change::DeleteServiceLinkedRole {
+                    service: service.clone(),
+                    role: role.clone(),
+                })],
                 vec![],
             ),
             Some(role) => DestroyResource::left_alone(

@@ -4,9 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::resources::access::{iam_region, trusted_services, ContextEntry, Permission};
+use crate::resources::access::{iam_region, ContextEntry, Permission, Scope};
 use crate::resources::plan::{Change, Plan};
-use crate::resources::OWNER_TAG;
 use crate::stack::Desired;
 
 /// What observing the account needs (plan and every bootstrap), on any resource.
@@ -29,119 +28,18 @@ pub(crate) fn required(plan: &Plan, desired: &Desired) -> Vec<Permission> {
     required_for(plan.changes().map(|c| &c.change), &plan.partition, &plan.account_id, desired)
 }
 
-/// The permissions `changes` (of a plan for `account_id` in `partition`) need; `destroy`'s plan is not a [`Plan`].
+/// The permissions `changes` (of a plan for `account_id` in `partition`) need, each as its kind says; every
+/// write is an IAM request, so `aws:RequestedRegion` is IAM's region.
 pub(crate) fn required_for<'a>(
     changes: impl Iterator<Item = &'a Change>,
     partition: &str,
     account_id: &str,
     desired: &Desired,
 ) -> Vec<Permission> {
-    let arn = |kind: &str, path: &str, name: &str| format!("arn:{partition}:iam::{account_id}:{kind}{path}{name}");
-    let role_arn = |name: &str| {
-        let path = desired.roles.iter().find(|r| r.name == name).map_or("/", |r| r.path.as_str());
-        arn("role", path, name)
-    };
-    let profile_arn = |name: &str| {
-        let path = desired.instance_profiles.iter().find(|p| p.name == name).map_or("/", |p| p.path.as_str());
-        arn("instance-profile", path, name)
-    };
-    // Every write is an IAM request: aws:RequestedRegion is IAM's region. Creates carry the ownership tag
-    // (CreateRole/CreatePolicy/CreateInstanceProfile with Tags), so aws:RequestTag/wfboot:stack and aws:TagKeys
-    // (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_iam-tags.html#access_iam-tags_control-tags).
+    let scope = Scope { partition, account_id, desired };
     let region = ContextEntry::one("aws:RequestedRegion", iam_region(partition));
-    let tagged =
-        |p: Permission| {
-            p.with(ContextEntry::one(&format!("aws:RequestTag/{OWNER_TAG}"), desired.stack.clone()))
-                .with(ContextEntry { key: "aws:TagKeys".into(), values: vec![OWNER_TAG.to_string()], list: true })
-        };
-    // Attaching and detaching managed policies: iam:PolicyARN
-    // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html).
-    let policy = |p: Permission, arn: &str| p.with(ContextEntry::one("iam:PolicyARN", arn));
-    let passed_to = |role: &str| {
-        desired.roles.iter().find(|r| r.name == role).map(|r| trusted_services(&r.trust)).unwrap_or_default()
-    };
-    let mut out = Vec::new();
-    for change in changes {
-        match change {
-            Change::CreatePolicy { name, path, .. } => {
-                out.push(tagged(Permission::new("iam:CreatePolicy", arn("policy", path, name))));
-                out.push(tagged(Permission::new("iam:TagPolicy", arn("policy", path, name))));
-            }
-            Change::DeletePolicyVersion { policy_arn, .. } => {
-                out.push(Permission::new("iam:DeletePolicyVersion", policy_arn))
-            }
-            Change::CreatePolicyVersion { policy_arn, .. } => {
-                out.push(Permission::new("iam:CreatePolicyVersion", policy_arn))
-            }
-            Change::CreateRole { name, path, .. } => {
-                out.push(tagged(Permission::new("iam:CreateRole", arn("role", path, name))));
-                out.push(tagged(Permission::new("iam:TagRole", arn("role", path, name))));
-            }
-            Change::UpdateAssumeRolePolicy { role, .. } => {
-                out.push(Permission::new("iam:UpdateAssumeRolePolicy", role_arn(role)))
-            }
-            Change::UpdateRole { role, .. } => out.push(Permission::new("iam:UpdateRole", role_arn(role))),
-            Change::AttachRolePolicy { role, policy_arn } => {
-                out.push(policy(Permission::new("iam:AttachRolePolicy", role_arn(role)), policy_arn))
-            }
-            Change::CreateInstanceProfile { name, path } => {
-                out.push(tagged(Permission::new("iam:CreateInstanceProfile", arn("instance-profile", path, name))));
-                out.push(tagged(Permission::new("iam:TagInstanceProfile", arn("instance-profile", path, name))));
-            }
-            Change::RemoveRoleFromInstanceProfile { profile, .. } => {
-                out.push(Permission::new("iam:RemoveRoleFromInstanceProfile", profile_arn(profile)))
-            }
-            Change::AddRoleToInstanceProfile { profile, role } => {
-                out.push(Permission::new("iam:AddRoleToInstanceProfile", profile_arn(profile)));
-                // "The caller of this operation must be granted the PassRole permission on the IAM role"
-                // (https://docs.aws.amazon.com/IAM/latest/APIReference/API_AddRoleToInstanceProfile.html), for the
-                // services that will use it: those the role trusts.
-                let services = passed_to(role);
-                if services.is_empty() {
-                    out.push(Permission::new("iam:PassRole", role_arn(role)));
-                }
-                for service in services {
-                    out.push(
-                        Permission::new("iam:PassRole", role_arn(role))
-                            .with(ContextEntry::one("iam:PassedToService", service)),
-                    );
-                }
-            }
-            Change::CreateServiceLinkedRole { service } => out.push(
-                Permission::new(
-                    "iam:CreateServiceLinkedRole",
-                    format!("arn:{partition}:iam::{account_id}:role/aws-service-role/{service}/*"),
-                )
-                // AWS's own grants (AWSBatchFullAccess, AmazonEC2FullAccess) allow it only with iam:AWSServiceName
-                // (https://docs.aws.amazon.com/IAM/latest/UserGuide/using-service-linked-roles.html#service-linked-role-permissions).
-                .with(ContextEntry::one("iam:AWSServiceName", service.clone())),
-            ),
-            Change::AttachUserPolicy { user, policy_arn } => {
-                out.push(policy(Permission::new("iam:AttachUserPolicy", arn("user", "/", user)), policy_arn))
-            }
-            Change::DetachRolePolicy { role, policy_arn } => {
-                out.push(policy(Permission::new("iam:DetachRolePolicy", role_arn(role)), policy_arn))
-            }
-            Change::DeleteRolePolicy { role, .. } => out.push(Permission::new("iam:DeleteRolePolicy", role_arn(role))),
-            Change::DetachUserPolicy { user, policy_arn } => {
-                out.push(policy(Permission::new("iam:DetachUserPolicy", arn("user", "/", user)), policy_arn))
-            }
-            Change::DetachGroupPolicy { group, policy_arn } => {
-                out.push(policy(Permission::new("iam:DetachGroupPolicy", arn("group", "/", group)), policy_arn))
-            }
-            Change::DeletePolicy { policy_arn } => out.push(Permission::new("iam:DeletePolicy", policy_arn)),
-            Change::DeleteInstanceProfile { name } => {
-                out.push(Permission::new("iam:DeleteInstanceProfile", profile_arn(name)))
-            }
-            Change::DeleteRole { name } => out.push(Permission::new("iam:DeleteRole", role_arn(name))),
-            Change::DeleteServiceLinkedRole { service, .. } => {
-                let role = format!("arn:{partition}:iam::{account_id}:role/aws-service-role/{service}/*");
-                out.push(Permission::new("iam:DeleteServiceLinkedRole", role.clone()));
-                out.push(Permission::new("iam:GetServiceLinkedRoleDeletionStatus", role));
-            }
-        }
-    }
-    let mut out: Vec<Permission> = out.into_iter().map(|p| p.with(region.clone())).collect();
+    let mut out: Vec<Permission> =
+        changes.flat_map(|c| c.permissions(&scope)).map(|p| p.with(region.clone())).collect();
     out.sort();
     out.dedup();
     out

@@ -86,3 +86,51 @@ pub(crate) fn trusted_services(trust: &serde_json::Value) -> Vec<String> {
         .filter_map(|p| p.strip_prefix("Service:").map(str::to_string))
         .collect()
 }
+
+/// What a kind's changes need to name the resources they write and the context of their requests: the
+/// account, and the rendered stack (a role's path, the services it trusts).
+pub(crate) struct Scope<'a> {
+    pub(crate) partition: &'a str,
+    pub(crate) account_id: &'a str,
+    pub(crate) desired: &'a crate::stack::Desired,
+}
+
+impl Scope<'_> {
+    pub(crate) fn arn(&self, resource_type: &str, path: &str, name: &str) -> String {
+        crate::arn::iam(self.partition, self.account_id, resource_type, path, name)
+    }
+
+    /// A role of the stack by its path; any other role (not the stack's) at `/`.
+    pub(crate) fn role_arn(&self, name: &str) -> String {
+        let path = self.desired.roles.iter().find(|r| r.name == name).map_or("/", |r| r.path.as_str());
+        self.arn("role", path, name)
+    }
+
+    pub(crate) fn instance_profile_arn(&self, name: &str) -> String {
+        let path = self.desired.instance_profiles.iter().find(|p| p.name == name).map_or("/", |p| p.path.as_str());
+        self.arn("instance-profile", path, name)
+    }
+
+    pub(crate) fn service_linked_roles_arn(&self, service: &str) -> String {
+        crate::arn::service_linked_roles(self.partition, self.account_id, service)
+    }
+
+    /// A create carries the ownership tag (CreateRole/CreatePolicy/CreateInstanceProfile with Tags), so its
+    /// request has aws:RequestTag/wfboot:stack and aws:TagKeys
+    /// (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_iam-tags.html#access_iam-tags_control-tags).
+    pub(crate) fn tagged(&self, p: Permission) -> Permission {
+        p.with(ContextEntry::one(&format!("aws:RequestTag/{}", super::OWNER_TAG), self.desired.stack.clone()))
+            .with(ContextEntry { key: "aws:TagKeys".into(), values: vec![super::OWNER_TAG.to_string()], list: true })
+    }
+
+    /// Attaching and detaching managed policies: iam:PolicyARN
+    /// (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html).
+    pub(crate) fn on_policy(&self, p: Permission, arn: &str) -> Permission {
+        p.with(ContextEntry::one("iam:PolicyARN", arn))
+    }
+
+    /// The services the stack's role `role` is passed to (those it trusts); none for another role.
+    pub(crate) fn passed_to(&self, role: &str) -> Vec<String> {
+        self.desired.roles.iter().find(|r| r.name == role).map(|r| trusted_services(&r.trust)).unwrap_or_default()
+    }
+}

@@ -122,7 +122,7 @@ pub(crate) async fn associate(
                     ));
                     told = true;
                 }
-                let pause = crate::engine::apply::jittered(delay);
+                let pause = crate::resources::write::jittered(delay);
                 tokio::time::sleep(pause).await;
                 (retries, waited) = (retries + 1, waited + pause);
                 delay = (delay * 2).min(Duration::from_secs(5));

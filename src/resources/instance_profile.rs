@@ -1,10 +1,188 @@
 //! An instance profile: ensures it exists and holds exactly the stack's role (IAM allows one role per profile).
 
-use super::Ownership;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::access::{ContextEntry, Permission, Scope};
+use super::plan::{Key, Kind, ResourcePlan};
+use super::write::{conflict, not_propagated, plain, Call, Ctx, Outcome, Write};
+use super::{owner_tag, Ownership};
 use crate::aws::{errors, Clients};
 use crate::error::{Error, Result};
-use crate::resources::plan::{Change, Kind, ResourcePlan};
 use crate::stack::DesiredInstanceProfile;
+
+/// One write call to an instance profile.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "call", rename_all = "PascalCase")]
+pub(crate) enum Change {
+    CreateInstanceProfile { name: String, path: String },
+    RemoveRoleFromInstanceProfile { profile: String, role: String },
+    AddRoleToInstanceProfile { profile: String, role: String },
+    // Removals, made only by `destroy`.
+    DeleteInstanceProfile { name: String },
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::CreateInstanceProfile { path, .. } => write!(f, "create instance profile (path {path})"),
+            Change::RemoveRoleFromInstanceProfile { profile, role } => {
+                write!(f, "remove role {role} from instance profile {profile}")
+            }
+            Change::AddRoleToInstanceProfile { role, .. } => write!(f, "add role {role}"),
+            Change::DeleteInstanceProfile { .. } => write!(f, "delete the instance profile"),
+        }
+    }
+}
+
+impl Write for Change {
+    fn operation(&self) -> &'static str {
+        match self {
+            Change::CreateInstanceProfile { .. } => "CreateInstanceProfile",
+            Change::RemoveRoleFromInstanceProfile { .. } => "RemoveRoleFromInstanceProfile",
+            Change::AddRoleToInstanceProfile { .. } => "AddRoleToInstanceProfile",
+            Change::DeleteInstanceProfile { .. } => "DeleteInstanceProfile",
+        }
+    }
+
+    fn needs(&self) -> Vec<Key> {
+        match self {
+            // A profile holds one role: the one it has is taken out first.
+            Change::AddRoleToInstanceProfile { profile, role } => vec![
+                Key::RoleExists(role.clone()),
+                Key::InstanceProfileExists(profile.clone()),
+                Key::InstanceProfileReleased(profile.clone()),
+            ],
+            // A profile goes once it is empty.
+            Change::DeleteInstanceProfile { name } => vec![Key::InstanceProfileReleased(name.clone())],
+            _ => Vec::new(),
+        }
+    }
+
+    fn provides(&self) -> Vec<Key> {
+        match self {
+            Change::CreateInstanceProfile { name, .. } => vec![Key::InstanceProfileExists(name.clone())],
+            Change::RemoveRoleFromInstanceProfile { profile, role } => {
+                vec![Key::InstanceProfileReleased(profile.clone()), Key::RoleReleased(role.clone())]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn permissions(&self, scope: &Scope<'_>) -> Vec<Permission> {
+        match self {
+            Change::CreateInstanceProfile { name, path } => vec![
+                scope.tagged(Permission::new("iam:CreateInstanceProfile", scope.arn("instance-profile", path, name))),
+                scope.tagged(Permission::new("iam:TagInstanceProfile", scope.arn("instance-profile", path, name))),
+            ],
+            Change::RemoveRoleFromInstanceProfile { profile, .. } => {
+                vec![Permission::new("iam:RemoveRoleFromInstanceProfile", scope.instance_profile_arn(profile))]
+            }
+            Change::AddRoleToInstanceProfile { profile, role } => {
+                let mut out =
+                    vec![Permission::new("iam:AddRoleToInstanceProfile", scope.instance_profile_arn(profile))];
+                // "The caller of this operation must be granted the PassRole permission on the IAM role"
+                // (https://docs.aws.amazon.com/IAM/latest/APIReference/API_AddRoleToInstanceProfile.html), for the
+                // services that will use it: those the role trusts.
+                let services = scope.passed_to(role);
+                if services.is_empty() {
+                    out.push(Permission::new("iam:PassRole", scope.role_arn(role)));
+                }
+                for service in services {
+                    out.push(
+                        Permission::new("iam:PassRole", scope.role_arn(role))
+                            .with(ContextEntry::one("iam:PassedToService", service)),
+                    );
+                }
+                out
+            }
+            Change::DeleteInstanceProfile { name } => {
+                vec![Permission::new("iam:DeleteInstanceProfile", scope.instance_profile_arn(name))]
+            }
+        }
+    }
+
+    fn same_write(&self, other: &Change) -> bool {
+        self == other
+    }
+
+    async fn execute(&self, ctx: &mut Ctx<'_>, after_dependency: bool) -> Result<(Outcome, bool)> {
+        let iam = &ctx.clients.iam;
+        match self {
+            Change::CreateInstanceProfile { name, path } => {
+                let req = iam
+                    .create_instance_profile()
+                    .instance_profile_name(name)
+                    .path(path)
+                    .tags(owner_tag(&ctx.opts.stack));
+                let about = format!("instance profile `{name}`");
+                let call = Call::new(format!("create instance profile `{name}`"), &about);
+                let outcome = ctx.send(&call, || req.clone().send()).await?;
+                let clients = ctx.clients;
+                ctx.created_or_found(
+                    outcome,
+                    &about,
+                    || async move { Ok(observe(clients, name).await?.map(|p| p.tags)) },
+                )
+                .await
+            }
+            Change::RemoveRoleFromInstanceProfile { profile, role } => {
+                let req = iam.remove_role_from_instance_profile().instance_profile_name(profile).role_name(role);
+                let call = Call::new(
+                    format!("remove role `{role}` from instance profile `{profile}`"),
+                    format!("instance profile `{profile}`"),
+                );
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+            Change::AddRoleToInstanceProfile { profile, role } => {
+                let req = iam.add_role_to_instance_profile().instance_profile_name(profile).role_name(role);
+                let call = Call::new(
+                    format!("add role `{role}` to instance profile `{profile}`"),
+                    format!("instance profile `{profile}`"),
+                )
+                .propagating(format!("role `{role}` and instance profile `{profile}`"))
+                .retrying(not_propagated(after_dependency));
+                match ctx.send(&call, || req.clone().send()).await {
+                    // A profile holds one role: LimitExceeded is a race won by a concurrent run when it holds ours
+                    // (IAM API reference, AddRoleToInstanceProfile: LimitExceeded when the profile has a role
+                    // already: https://docs.aws.amazon.com/IAM/latest/APIReference/API_AddRoleToInstanceProfile.html).
+                    Err(e) if e.is_code("LimitExceeded") => match holds(ctx, profile, role).await {
+                        Ok(true) => Ok((Outcome::AlreadyDone, false)),
+                        _ => Err(e),
+                    },
+                    other => plain(other),
+                }
+            }
+            Change::DeleteInstanceProfile { name } => {
+                let req = iam.delete_instance_profile().instance_profile_name(name);
+                let call = Call::new(format!("delete instance profile `{name}`"), format!("instance profile `{name}`"))
+                    .removal()
+                    .retrying(conflict(after_dependency));
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+        }
+    }
+}
+
+/// After LimitExceeded on AddRoleToInstanceProfile: does the profile hold `role` (a concurrent run put it
+/// there)? An empty or missing profile may be read-after-write lag: read again, within the timeout.
+async fn holds(ctx: &mut Ctx<'_>, profile: &str, role: &str) -> Result<bool> {
+    let (start, timeout) = (Instant::now(), ctx.opts.propagation_timeout);
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match observe(ctx.clients, profile).await? {
+            Some(p) if p.roles.iter().any(|r| r == role) => return Ok(true),
+            Some(p) if !p.roles.is_empty() => return Ok(false),
+            _ if start.elapsed() + delay >= timeout => return Ok(false),
+            _ => {
+                ctx.wait(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct ObservedInstanceProfile {

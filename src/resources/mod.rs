@@ -1,5 +1,7 @@
-//! The kinds of IAM resource a stack ensures. Each module observes its kind (read-only calls only) and diffs
-//! the observation against the desired state, giving plan values; the engine applies them.
+//! The kinds of IAM resource a stack ensures, and their registry. Each kind's module holds its whole lifecycle:
+//! observe (read-only calls only), diff against the desired state and destroy-diff (pure, giving plan values),
+//! and its write calls ([`write::Write`]: wording, permissions, dependency keys, execution with its retry
+//! rules). This module is the one place that lists the kinds: the engine reaches them only through it.
 
 pub(crate) mod access;
 pub(crate) mod caller;
@@ -14,10 +16,16 @@ pub(crate) mod role;
 pub(crate) mod service_linked_role;
 pub(crate) mod services;
 pub(crate) mod user;
+pub(crate) mod write;
 
 use std::collections::BTreeSet;
+use std::fmt;
 
 use serde::Serialize;
+
+use access::{Permission, Scope};
+use plan::Key;
+use write::{Ctx, Outcome, Write};
 
 use crate::aws::Clients;
 use crate::error::{Error, Result};
@@ -54,6 +62,89 @@ impl Ownership {
 
 pub(crate) fn owner_tag(stack: &str) -> aws_sdk_iam::types::Tag {
     aws_sdk_iam::types::Tag::builder().key(OWNER_TAG).value(stack).build().expect("key and value are set")
+}
+
+/// One write call, of any kind: the kinds' own changes, each serialised as that kind's (`{"call": ...}`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub(crate) enum Change {
+    Policy(policy::Change),
+    Role(role::Change),
+    InstanceProfile(instance_profile::Change),
+    ServiceLinkedRole(service_linked_role::Change),
+    User(user::Change),
+}
+
+/// `$body` with `$c` bound to the kind's own change, whichever kind `$change` is.
+macro_rules! each_kind {
+    ($change:expr, $c:ident => $body:expr) => {
+        match $change {
+            Change::Policy($c) => $body,
+            Change::Role($c) => $body,
+            Change::InstanceProfile($c) => $body,
+            Change::ServiceLinkedRole($c) => $body,
+            Change::User($c) => $body,
+        }
+    };
+}
+
+macro_rules! from_kind {
+    ($($variant:ident($kind:ty)),*) => {
+        $(impl From<$kind> for Change {
+            fn from(c: $kind) -> Change {
+                Change::$variant(c)
+            }
+        })*
+    };
+}
+
+from_kind!(
+    Policy(policy::Change),
+    Role(role::Change),
+    InstanceProfile(instance_profile::Change),
+    ServiceLinkedRole(service_linked_role::Change),
+    User(user::Change)
+);
+
+impl Change {
+    pub(crate) fn operation(&self) -> &'static str {
+        each_kind!(self, c => c.operation())
+    }
+
+    pub(crate) fn needs(&self) -> Vec<Key> {
+        each_kind!(self, c => c.needs())
+    }
+
+    pub(crate) fn provides(&self) -> Vec<Key> {
+        each_kind!(self, c => c.provides())
+    }
+
+    pub(crate) fn permissions(&self, scope: &Scope<'_>) -> Vec<Permission> {
+        each_kind!(self, c => c.permissions(scope))
+    }
+
+    /// The two make the same write (see each kind's [`Write::same_write`]).
+    pub(crate) fn same_write(&self, other: &Change) -> bool {
+        match (self, other) {
+            (Change::Policy(a), Change::Policy(b)) => a.same_write(b),
+            (Change::Role(a), Change::Role(b)) => a.same_write(b),
+            (Change::InstanceProfile(a), Change::InstanceProfile(b)) => a.same_write(b),
+            (Change::ServiceLinkedRole(a), Change::ServiceLinkedRole(b)) => a.same_write(b),
+            (Change::User(a), Change::User(b)) => a.same_write(b),
+            _ => false,
+        }
+    }
+
+    /// Send the call ([`Write::execute`]).
+    pub(crate) async fn execute(&self, ctx: &mut Ctx<'_>, after_dependency: bool) -> Result<(Outcome, bool)> {
+        each_kind!(self, c => c.execute(ctx, after_dependency).await)
+    }
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        each_kind!(self, c => c.fmt(f))
+    }
 }
 
 /// Everything observed about the desired resources. `None` means "does not exist".

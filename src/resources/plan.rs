@@ -1,13 +1,13 @@
 //! The plan: a value saying, resource by resource, what `bootstrap` would change. Every [`Change`] is exactly
-//! one write call, so "N changes" in a plan means N writes on apply.
+//! one write call, so "N changes" in a plan means N writes on apply. The changes themselves are each kind's
+//! (`resources/<kind>.rs`), gathered in the registry ([`super::Change`]).
 
 use std::fmt;
 
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::document;
-use crate::resources::Ownership;
+pub(crate) use super::Change;
+use super::Ownership;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -31,6 +31,16 @@ impl fmt::Display for Kind {
     }
 }
 
+impl Kind {
+    /// Its resources are read by name alone, before the account id is known ([`super::Names`]).
+    pub(crate) fn found_by_name(self) -> bool {
+        match self {
+            Kind::Role | Kind::InstanceProfile | Kind::ServiceLinkedRole => true,
+            Kind::Policy | Kind::UserPolicies => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Status {
@@ -39,217 +49,24 @@ pub(crate) enum Status {
     Unchanged,
 }
 
-/// One write call.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "call", rename_all = "PascalCase")]
-pub(crate) enum Change {
-    CreatePolicy {
-        name: String,
-        path: String,
-        description: String,
-        document: Value,
-    },
-    DeletePolicyVersion {
-        policy_arn: String,
-        version_id: String,
-    },
-    CreatePolicyVersion {
-        policy_arn: String,
-        document: Value,
-    },
-    CreateRole {
-        name: String,
-        path: String,
-        description: String,
-        trust: Value,
-    },
-    UpdateAssumeRolePolicy {
-        role: String,
-        current: Value,
-        desired: Value,
-    },
-    UpdateRole {
-        role: String,
-        current_description: String,
-        description: String,
-    },
-    AttachRolePolicy {
-        role: String,
-        policy_arn: String,
-    },
-    CreateInstanceProfile {
-        name: String,
-        path: String,
-    },
-    RemoveRoleFromInstanceProfile {
-        profile: String,
-        role: String,
-    },
-    AddRoleToInstanceProfile {
-        profile: String,
-        role: String,
-    },
-    CreateServiceLinkedRole {
-        service: String,
-    },
-    AttachUserPolicy {
-        user: String,
-        policy_arn: String,
-    },
-    // Removals, made only by `destroy`.
-    DetachRolePolicy {
-        role: String,
-        policy_arn: String,
-    },
-    DeleteRolePolicy {
-        role: String,
-        policy_name: String,
-    },
-    DetachUserPolicy {
-        user: String,
-        policy_arn: String,
-    },
-    DetachGroupPolicy {
-        group: String,
-        policy_arn: String,
-    },
-    DeletePolicy {
-        policy_arn: String,
-    },
-    DeleteInstanceProfile {
-        name: String,
-    },
-    DeleteRole {
-        name: String,
-    },
-    /// Deleted asynchronously by AWS: the change includes waiting for the deletion task's outcome.
-    DeleteServiceLinkedRole {
-        service: String,
-        role: String,
-    },
-}
-
-impl Change {
-    pub(crate) fn operation(&self) -> &'static str {
-        match self {
-            Change::CreatePolicy { .. } => "CreatePolicy",
-            Change::DeletePolicyVersion { .. } => "DeletePolicyVersion",
-            Change::CreatePolicyVersion { .. } => "CreatePolicyVersion",
-            Change::CreateRole { .. } => "CreateRole",
-            Change::UpdateAssumeRolePolicy { .. } => "UpdateAssumeRolePolicy",
-            Change::UpdateRole { .. } => "UpdateRole",
-            Change::AttachRolePolicy { .. } => "AttachRolePolicy",
-            Change::CreateInstanceProfile { .. } => "CreateInstanceProfile",
-            Change::RemoveRoleFromInstanceProfile { .. } => "RemoveRoleFromInstanceProfile",
-            Change::AddRoleToInstanceProfile { .. } => "AddRoleToInstanceProfile",
-            Change::CreateServiceLinkedRole { .. } => "CreateServiceLinkedRole",
-            Change::AttachUserPolicy { .. } => "AttachUserPolicy",
-            Change::DetachRolePolicy { .. } => "DetachRolePolicy",
-            Change::DeleteRolePolicy { .. } => "DeleteRolePolicy",
-            Change::DetachUserPolicy { .. } => "DetachUserPolicy",
-            Change::DetachGroupPolicy { .. } => "DetachGroupPolicy",
-            Change::DeletePolicy { .. } => "DeletePolicy",
-            Change::DeleteInstanceProfile { .. } => "DeleteInstanceProfile",
-            Change::DeleteRole { .. } => "DeleteRole",
-            Change::DeleteServiceLinkedRole { .. } => "DeleteServiceLinkedRole",
-        }
-    }
-
-    /// The two make the same write: equal, except that an update of a trust document or a description is
-    /// compared by what it sets, not by what it replaces (which a read made before or after it may see
-    /// differently).
-    pub(crate) fn same_write(&self, other: &Change) -> bool {
-        match (self, other) {
-            (
-                Change::UpdateAssumeRolePolicy { role: a, desired: x, .. },
-                Change::UpdateAssumeRolePolicy { role: b, desired: y, .. },
-            ) => a == b && x == y,
-            (
-                Change::UpdateRole { role: a, description: x, .. },
-                Change::UpdateRole { role: b, description: y, .. },
-            ) => a == b && x == y,
-            _ => self == other,
-        }
-    }
-
-    /// A removal: when IAM answers NoSuchEntity, what it removes is already gone.
-    pub(crate) fn is_removal(&self) -> bool {
-        matches!(
-            self,
-            Change::DetachRolePolicy { .. }
-                | Change::DeleteRolePolicy { .. }
-                | Change::DetachUserPolicy { .. }
-                | Change::DetachGroupPolicy { .. }
-                | Change::DeletePolicy { .. }
-                | Change::DeleteInstanceProfile { .. }
-                | Change::DeleteRole { .. }
-                | Change::DeleteServiceLinkedRole { .. }
-        )
-    }
-}
-
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Change::CreatePolicy { path, .. } => write!(f, "create policy (path {path}) with the stack's document"),
-            Change::DeletePolicyVersion { version_id, .. } => {
-                write!(f, "delete non-default version {version_id}")
-            }
-            Change::CreatePolicyVersion { .. } => write!(f, "set the stack's document as the new default version"),
-            Change::CreateRole { path, trust, .. } => {
-                write!(f, "create role (path {path}) trusting {}", document::principals(trust).join(", "))
-            }
-            Change::UpdateAssumeRolePolicy { current, desired, .. } => {
-                let (from, to) = (document::principals(current), document::principals(desired));
-                if from == to {
-                    // Same principals: the conditions differ (e.g. `--harden`).
-                    let keys = |doc| match document::condition_keys(doc) {
-                        keys if keys.is_empty() => "none".to_string(),
-                        keys => keys.join(", "),
-                    };
-                    write!(
-                        f,
-                        "update trust document ({}): conditions {} -> {}",
-                        or_none(from),
-                        keys(current),
-                        keys(desired)
-                    )
-                } else {
-                    write!(f, "update trust document: {} -> {}", or_none(from), or_none(to))
-                }
-            }
-            Change::UpdateRole { current_description, description, .. } => {
-                write!(f, "update description: {current_description:?} -> {description:?}")
-            }
-            Change::AttachRolePolicy { policy_arn, .. } | Change::AttachUserPolicy { policy_arn, .. } => {
-                write!(f, "attach {policy_arn}")
-            }
-            Change::CreateInstanceProfile { path, .. } => write!(f, "create instance profile (path {path})"),
-            Change::RemoveRoleFromInstanceProfile { profile, role } => {
-                write!(f, "remove role {role} from instance profile {profile}")
-            }
-            Change::AddRoleToInstanceProfile { role, .. } => write!(f, "add role {role}"),
-            Change::CreateServiceLinkedRole { service } => write!(f, "create service-linked role for {service}"),
-            Change::DetachRolePolicy { role, policy_arn } => write!(f, "detach {policy_arn} from role {role}"),
-            Change::DeleteRolePolicy { policy_name, .. } => write!(f, "delete inline policy {policy_name}"),
-            Change::DetachUserPolicy { user, policy_arn } => write!(f, "detach {policy_arn} from user {user}"),
-            Change::DetachGroupPolicy { group, policy_arn } => write!(f, "detach {policy_arn} from group {group}"),
-            Change::DeletePolicy { .. } => write!(f, "delete the policy"),
-            Change::DeleteInstanceProfile { .. } => write!(f, "delete the instance profile"),
-            Change::DeleteRole { .. } => write!(f, "delete the role"),
-            Change::DeleteServiceLinkedRole { role, .. } => {
-                write!(f, "delete service-linked role {role} and wait for AWS's deletion task")
-            }
-        }
-    }
-}
-
-fn or_none(list: Vec<String>) -> String {
-    if list.is_empty() {
-        "(no principal)".into()
-    } else {
-        list.join(", ")
-    }
+/// What a change needs done before it can run, or what it gets done: the apply's dependency graph is built
+/// from these alone (a change waits for every change that provides a key it needs).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Key {
+    /// The role of this name exists.
+    RoleExists(String),
+    /// The managed policy of this ARN exists.
+    PolicyExists(String),
+    /// The instance profile of this name exists.
+    InstanceProfileExists(String),
+    /// A link holding the role of this name was removed (what IAM wants gone before DeleteRole).
+    RoleReleased(String),
+    /// A link holding the policy of this ARN was removed, or one of its versions deleted.
+    PolicyReleased(String),
+    /// A role was taken out of the instance profile of this name.
+    InstanceProfileReleased(String),
+    /// A non-default version of the policy of this ARN was deleted (IAM keeps at most five).
+    PolicyVersionFreed(String),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -277,7 +94,7 @@ impl ResourcePlan {
         kind: Kind,
         name: &str,
         ownership: Ownership,
-        changes: Vec<Change>,
+        changes: Vec<impl Into<Change>>,
         left_alone: Vec<String>,
     ) -> Self {
         let status = if ownership == Ownership::Absent {
@@ -293,7 +110,7 @@ impl ResourcePlan {
             name: name.to_string(),
             status,
             ownership,
-            changes: changes.into_iter().map(|change| PlannedChange { change, needs_consent }).collect(),
+            changes: changes.into_iter().map(|change| PlannedChange { change: change.into(), needs_consent }).collect(),
             left_alone,
         }
     }

@@ -2,14 +2,174 @@
 //! A changed document becomes a new default version; when IAM's five versions are used up, the oldest
 //! non-default version is deleted first.
 
+use std::fmt;
+
+use serde::Serialize;
 use serde_json::Value;
 
-use super::Ownership;
+use super::access::{Permission, Scope};
+use super::plan::{Key, Kind, ResourcePlan};
+use super::write::{conflict, plain, Call, Ctx, Outcome, Write};
+use super::{owner_tag, Ownership};
 use crate::aws::{errors, Clients};
 use crate::document;
 use crate::error::{Error, Result};
-use crate::resources::plan::{Change, Kind, ResourcePlan};
 use crate::stack::DesiredPolicy;
+
+/// One write call to a customer-managed policy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "call", rename_all = "PascalCase")]
+pub(crate) enum Change {
+    CreatePolicy {
+        name: String,
+        path: String,
+        description: String,
+        document: Value,
+        /// The ARN the policy will have (the stack's, [`DesiredPolicy::arn`]); not part of the call.
+        #[serde(skip)]
+        arn: String,
+    },
+    DeletePolicyVersion {
+        policy_arn: String,
+        version_id: String,
+    },
+    CreatePolicyVersion {
+        policy_arn: String,
+        document: Value,
+    },
+    // Removals, made only by `destroy`.
+    /// Detaching the policy from a group: only to delete the policy (wfboot attaches none to groups).
+    DetachGroupPolicy {
+        group: String,
+        policy_arn: String,
+    },
+    DeletePolicy {
+        policy_arn: String,
+    },
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::CreatePolicy { path, .. } => write!(f, "create policy (path {path}) with the stack's document"),
+            Change::DeletePolicyVersion { version_id, .. } => write!(f, "delete non-default version {version_id}"),
+            Change::CreatePolicyVersion { .. } => write!(f, "set the stack's document as the new default version"),
+            Change::DetachGroupPolicy { group, policy_arn } => write!(f, "detach {policy_arn} from group {group}"),
+            Change::DeletePolicy { .. } => write!(f, "delete the policy"),
+        }
+    }
+}
+
+impl Write for Change {
+    fn operation(&self) -> &'static str {
+        match self {
+            Change::CreatePolicy { .. } => "CreatePolicy",
+            Change::DeletePolicyVersion { .. } => "DeletePolicyVersion",
+            Change::CreatePolicyVersion { .. } => "CreatePolicyVersion",
+            Change::DetachGroupPolicy { .. } => "DetachGroupPolicy",
+            Change::DeletePolicy { .. } => "DeletePolicy",
+        }
+    }
+
+    fn needs(&self) -> Vec<Key> {
+        match self {
+            Change::CreatePolicyVersion { policy_arn, .. } => vec![Key::PolicyVersionFreed(policy_arn.clone())],
+            // A policy goes once it is attached to nothing and has no other version.
+            Change::DeletePolicy { policy_arn } => vec![Key::PolicyReleased(policy_arn.clone())],
+            _ => Vec::new(),
+        }
+    }
+
+    fn provides(&self) -> Vec<Key> {
+        match self {
+            Change::CreatePolicy { arn, .. } => vec![Key::PolicyExists(arn.clone())],
+            Change::DeletePolicyVersion { policy_arn, .. } => {
+                vec![Key::PolicyVersionFreed(policy_arn.clone()), Key::PolicyReleased(policy_arn.clone())]
+            }
+            Change::DetachGroupPolicy { policy_arn, .. } => vec![Key::PolicyReleased(policy_arn.clone())],
+            _ => Vec::new(),
+        }
+    }
+
+    fn permissions(&self, scope: &Scope<'_>) -> Vec<Permission> {
+        match self {
+            Change::CreatePolicy { name, path, .. } => vec![
+                scope.tagged(Permission::new("iam:CreatePolicy", scope.arn("policy", path, name))),
+                scope.tagged(Permission::new("iam:TagPolicy", scope.arn("policy", path, name))),
+            ],
+            Change::DeletePolicyVersion { policy_arn, .. } => {
+                vec![Permission::new("iam:DeletePolicyVersion", policy_arn)]
+            }
+            Change::CreatePolicyVersion { policy_arn, .. } => {
+                vec![Permission::new("iam:CreatePolicyVersion", policy_arn)]
+            }
+            Change::DetachGroupPolicy { group, policy_arn } => {
+                vec![scope
+                    .on_policy(Permission::new("iam:DetachGroupPolicy", scope.arn("group", "/", group)), policy_arn)]
+            }
+            Change::DeletePolicy { policy_arn } => vec![Permission::new("iam:DeletePolicy", policy_arn)],
+        }
+    }
+
+    fn same_write(&self, other: &Change) -> bool {
+        self == other
+    }
+
+    async fn execute(&self, ctx: &mut Ctx<'_>, after_dependency: bool) -> Result<(Outcome, bool)> {
+        let iam = &ctx.clients.iam;
+        match self {
+            Change::CreatePolicy { name, path, description, document, arn } => {
+                let mut req = iam
+                    .create_policy()
+                    .policy_name(name)
+                    .path(path)
+                    .policy_document(document.to_string())
+                    .tags(owner_tag(&ctx.opts.stack));
+                if !description.is_empty() {
+                    req = req.description(description);
+                }
+                let about = format!("policy `{name}`");
+                let outcome =
+                    ctx.send(&Call::new(format!("create policy `{name}`"), &about), || req.clone().send()).await?;
+                let clients = ctx.clients;
+                ctx.created_or_found(outcome, &about, || tags(clients, arn)).await
+            }
+            Change::DeletePolicyVersion { policy_arn, version_id } => {
+                let req = iam.delete_policy_version().policy_arn(policy_arn).version_id(version_id);
+                let call = Call::new(
+                    format!("delete version {version_id} of policy `{policy_arn}`"),
+                    format!("policy `{policy_arn}`"),
+                );
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+            Change::CreatePolicyVersion { policy_arn, document } => {
+                let req = iam
+                    .create_policy_version()
+                    .policy_arn(policy_arn)
+                    .policy_document(document.to_string())
+                    .set_as_default(true);
+                let call = Call::new(
+                    format!("create a new version of policy `{policy_arn}`"),
+                    format!("policy `{policy_arn}`"),
+                );
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+            Change::DetachGroupPolicy { group, policy_arn } => {
+                let req = iam.detach_group_policy().group_name(group).policy_arn(policy_arn);
+                let call = Call::new(format!("detach `{policy_arn}` from group `{group}`"), format!("group `{group}`"))
+                    .removal();
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+            Change::DeletePolicy { policy_arn } => {
+                let req = iam.delete_policy().policy_arn(policy_arn);
+                let call = Call::new(format!("delete policy `{policy_arn}`"), format!("policy `{policy_arn}`"))
+                    .removal()
+                    .retrying(conflict(after_dependency));
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+        }
+    }
+}
 
 const MAX_VERSIONS: usize = 5;
 
@@ -141,6 +301,7 @@ pub(crate) fn diff(stack: &str, desired: &DesiredPolicy, observed: Option<&Obser
             path: desired.path.clone(),
             description: desired.description.clone(),
             document: desired.document.clone(),
+            arn: desired.arn.clone(),
         };
         return ResourcePlan::new(Kind::Policy, &desired.name, Ownership::Absent, vec![change], vec![]);
     };
@@ -191,7 +352,7 @@ mod tests {
         let ops: Vec<_> = plan.changes.iter().map(|c| c.change.operation()).collect();
         assert_eq!(ops, ["DeletePolicyVersion", "CreatePolicyVersion"]);
         assert!(
-            matches!(&plan.changes[0].change, Change::DeletePolicyVersion { version_id, .. } if version_id == "v1")
+            matches!(&plan.changes[0].change, crate::resources::Change::Policy(Change::DeletePolicyVersion { version_id, .. }) if version_id == "v1")
         );
         let mut obs = obs;
         obs.version_count = 2;

@@ -2,15 +2,219 @@
 //! policy the stack lists is attached. Policies attached beyond the stack's are left alone.
 
 use std::collections::BTreeSet;
+use std::fmt;
 
+use serde::Serialize;
 use serde_json::Value;
 
-use super::Ownership;
+use super::access::{Permission, Scope};
+use super::plan::{Key, Kind, ResourcePlan};
+use super::write::{conflict, not_propagated, plain, Call, Ctx, Outcome, Retry, Write};
+use super::{owner_tag, Ownership};
 use crate::aws::{errors, Clients};
 use crate::document;
 use crate::error::{Error, Result};
-use crate::resources::plan::{Change, Kind, ResourcePlan};
 use crate::stack::DesiredRole;
+
+/// One write call to a role.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "call", rename_all = "PascalCase")]
+pub(crate) enum Change {
+    CreateRole { name: String, path: String, description: String, trust: Value },
+    UpdateAssumeRolePolicy { role: String, current: Value, desired: Value },
+    UpdateRole { role: String, current_description: String, description: String },
+    AttachRolePolicy { role: String, policy_arn: String },
+    // Removals, made only by `destroy`.
+    DetachRolePolicy { role: String, policy_arn: String },
+    DeleteRolePolicy { role: String, policy_name: String },
+    DeleteRole { name: String },
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::CreateRole { path, trust, .. } => {
+                write!(f, "create role (path {path}) trusting {}", document::principals(trust).join(", "))
+            }
+            Change::UpdateAssumeRolePolicy { current, desired, .. } => {
+                let (from, to) = (document::principals(current), document::principals(desired));
+                if from == to {
+                    // Same principals: the conditions differ (e.g. `--harden`).
+                    let keys = |doc| match document::condition_keys(doc) {
+                        keys if keys.is_empty() => "none".to_string(),
+                        keys => keys.join(", "),
+                    };
+                    write!(
+                        f,
+                        "update trust document ({}): conditions {} -> {}",
+                        or_none(from),
+                        keys(current),
+                        keys(desired)
+                    )
+                } else {
+                    write!(f, "update trust document: {} -> {}", or_none(from), or_none(to))
+                }
+            }
+            Change::UpdateRole { current_description, description, .. } => {
+                write!(f, "update description: {current_description:?} -> {description:?}")
+            }
+            Change::AttachRolePolicy { policy_arn, .. } => write!(f, "attach {policy_arn}"),
+            Change::DetachRolePolicy { role, policy_arn } => write!(f, "detach {policy_arn} from role {role}"),
+            Change::DeleteRolePolicy { policy_name, .. } => write!(f, "delete inline policy {policy_name}"),
+            Change::DeleteRole { .. } => write!(f, "delete the role"),
+        }
+    }
+}
+
+fn or_none(list: Vec<String>) -> String {
+    if list.is_empty() {
+        "(no principal)".into()
+    } else {
+        list.join(", ")
+    }
+}
+
+impl Write for Change {
+    fn operation(&self) -> &'static str {
+        match self {
+            Change::CreateRole { .. } => "CreateRole",
+            Change::UpdateAssumeRolePolicy { .. } => "UpdateAssumeRolePolicy",
+            Change::UpdateRole { .. } => "UpdateRole",
+            Change::AttachRolePolicy { .. } => "AttachRolePolicy",
+            Change::DetachRolePolicy { .. } => "DetachRolePolicy",
+            Change::DeleteRolePolicy { .. } => "DeleteRolePolicy",
+            Change::DeleteRole { .. } => "DeleteRole",
+        }
+    }
+
+    fn needs(&self) -> Vec<Key> {
+        match self {
+            Change::AttachRolePolicy { role, policy_arn } => {
+                vec![Key::RoleExists(role.clone()), Key::PolicyExists(policy_arn.clone())]
+            }
+            // A role goes once nothing holds it and nothing is attached to it.
+            Change::DeleteRole { name } => vec![Key::RoleReleased(name.clone())],
+            _ => Vec::new(),
+        }
+    }
+
+    fn provides(&self) -> Vec<Key> {
+        match self {
+            Change::CreateRole { name, .. } => vec![Key::RoleExists(name.clone())],
+            Change::DetachRolePolicy { role, policy_arn } => {
+                vec![Key::RoleReleased(role.clone()), Key::PolicyReleased(policy_arn.clone())]
+            }
+            Change::DeleteRolePolicy { role, .. } => vec![Key::RoleReleased(role.clone())],
+            _ => Vec::new(),
+        }
+    }
+
+    fn permissions(&self, scope: &Scope<'_>) -> Vec<Permission> {
+        match self {
+            Change::CreateRole { name, path, .. } => vec![
+                scope.tagged(Permission::new("iam:CreateRole", scope.arn("role", path, name))),
+                scope.tagged(Permission::new("iam:TagRole", scope.arn("role", path, name))),
+            ],
+            Change::UpdateAssumeRolePolicy { role, .. } => {
+                vec![Permission::new("iam:UpdateAssumeRolePolicy", scope.role_arn(role))]
+            }
+            Change::UpdateRole { role, .. } => vec![Permission::new("iam:UpdateRole", scope.role_arn(role))],
+            Change::AttachRolePolicy { role, policy_arn } => {
+                vec![scope.on_policy(Permission::new("iam:AttachRolePolicy", scope.role_arn(role)), policy_arn)]
+            }
+            Change::DetachRolePolicy { role, policy_arn } => {
+                vec![scope.on_policy(Permission::new("iam:DetachRolePolicy", scope.role_arn(role)), policy_arn)]
+            }
+            Change::DeleteRolePolicy { role, .. } => {
+                vec![Permission::new("iam:DeleteRolePolicy", scope.role_arn(role))]
+            }
+            Change::DeleteRole { name } => vec![Permission::new("iam:DeleteRole", scope.role_arn(name))],
+        }
+    }
+
+    /// An update of a trust document or a description is compared by what it sets, not by what it replaces
+    /// (which a read made before or after it may see differently).
+    fn same_write(&self, other: &Change) -> bool {
+        match (self, other) {
+            (
+                Change::UpdateAssumeRolePolicy { role: a, desired: x, .. },
+                Change::UpdateAssumeRolePolicy { role: b, desired: y, .. },
+            ) => a == b && x == y,
+            (
+                Change::UpdateRole { role: a, description: x, .. },
+                Change::UpdateRole { role: b, description: y, .. },
+            ) => a == b && x == y,
+            _ => self == other,
+        }
+    }
+
+    async fn execute(&self, ctx: &mut Ctx<'_>, after_dependency: bool) -> Result<(Outcome, bool)> {
+        let iam = &ctx.clients.iam;
+        match self {
+            Change::CreateRole { name, path, description, trust } => {
+                let mut req = iam
+                    .create_role()
+                    .role_name(name)
+                    .path(path)
+                    .assume_role_policy_document(trust.to_string())
+                    .tags(owner_tag(&ctx.opts.stack));
+                if !description.is_empty() {
+                    req = req.description(description);
+                }
+                let about = format!("role `{name}`");
+                let mut call = Call::new(format!("create role `{name}`"), &about);
+                // A trust document naming another principal of this account can fail until that principal
+                // propagates.
+                if trust.to_string().contains("\"AWS\"") {
+                    call =
+                        call.retrying(&[Retry::InvalidPrincipal]).propagating("the principals in its trust document");
+                }
+                let outcome = ctx.send(&call, || req.clone().send()).await?;
+                let clients = ctx.clients;
+                ctx.created_or_found(outcome, &about, || tags(clients, name)).await
+            }
+            Change::UpdateAssumeRolePolicy { role, desired, .. } => {
+                let req = iam.update_assume_role_policy().role_name(role).policy_document(desired.to_string());
+                let call = Call::new(format!("update the trust document of role `{role}`"), format!("role `{role}`"));
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+            Change::UpdateRole { role, description, .. } => {
+                let req = iam.update_role().role_name(role).description(description);
+                let call = Call::new(format!("update the description of role `{role}`"), format!("role `{role}`"));
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+            Change::AttachRolePolicy { role, policy_arn } => {
+                let req = iam.attach_role_policy().role_name(role).policy_arn(policy_arn);
+                let call = Call::new(format!("attach `{policy_arn}` to role `{role}`"), format!("role `{role}`"))
+                    .propagating(format!("role `{role}` and policy `{policy_arn}`"))
+                    .retrying(not_propagated(after_dependency));
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+            Change::DetachRolePolicy { role, policy_arn } => {
+                let req = iam.detach_role_policy().role_name(role).policy_arn(policy_arn);
+                let call =
+                    Call::new(format!("detach `{policy_arn}` from role `{role}`"), format!("role `{role}`")).removal();
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+            Change::DeleteRolePolicy { role, policy_name } => {
+                let req = iam.delete_role_policy().role_name(role).policy_name(policy_name);
+                let call = Call::new(
+                    format!("delete inline policy `{policy_name}` of role `{role}`"),
+                    format!("role `{role}`"),
+                )
+                .removal();
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+            Change::DeleteRole { name } => {
+                let req = iam.delete_role().role_name(name);
+                let call = Call::new(format!("delete role `{name}`"), format!("role `{name}`"))
+                    .removal()
+                    .retrying(conflict(after_dependency));
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct ObservedRole {

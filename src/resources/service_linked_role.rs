@@ -3,14 +3,116 @@
 //! `destroy` deletes one only when asked to (they are shared by the whole account), and waits for AWS's
 //! asynchronous deletion task.
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use aws_sdk_iam::types::{DeletionTaskFailureReasonType, DeletionTaskStatusType};
+use serde::Serialize;
 
+use super::access::{ContextEntry, Permission, Scope};
+use super::plan::{Kind, ResourcePlan};
+use super::write::{plain, Call, Ctx, Outcome, Sent, Write};
 use super::Ownership;
 use crate::aws::{errors, Clients};
 use crate::error::{Error, Result};
-use crate::resources::plan::{Change, Kind, ResourcePlan};
+
+/// One write call for a service-linked role.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "call", rename_all = "PascalCase")]
+pub(crate) enum Change {
+    CreateServiceLinkedRole {
+        service: String,
+    },
+    /// Deleted asynchronously by AWS: the change includes waiting for the deletion task's outcome.
+    DeleteServiceLinkedRole {
+        service: String,
+        role: String,
+    },
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::CreateServiceLinkedRole { service } => write!(f, "create service-linked role for {service}"),
+            Change::DeleteServiceLinkedRole { role, .. } => {
+                write!(f, "delete service-linked role {role} and wait for AWS's deletion task")
+            }
+        }
+    }
+}
+
+impl Write for Change {
+    fn operation(&self) -> &'static str {
+        match self {
+            Change::CreateServiceLinkedRole { .. } => "CreateServiceLinkedRole",
+            Change::DeleteServiceLinkedRole { .. } => "DeleteServiceLinkedRole",
+        }
+    }
+
+    fn permissions(&self, scope: &Scope<'_>) -> Vec<Permission> {
+        match self {
+            Change::CreateServiceLinkedRole { service } => {
+                vec![Permission::new("iam:CreateServiceLinkedRole", scope.service_linked_roles_arn(service))
+                    // AWS's own grants (AWSBatchFullAccess, AmazonEC2FullAccess) allow it only with iam:AWSServiceName
+                    // (https://docs.aws.amazon.com/IAM/latest/UserGuide/using-service-linked-roles.html#service-linked-role-permissions).
+                    .with(ContextEntry::one("iam:AWSServiceName", service.clone()))]
+            }
+            Change::DeleteServiceLinkedRole { service, .. } => {
+                let role = scope.service_linked_roles_arn(service);
+                vec![
+                    Permission::new("iam:DeleteServiceLinkedRole", role.clone()),
+                    Permission::new("iam:GetServiceLinkedRoleDeletionStatus", role),
+                ]
+            }
+        }
+    }
+
+    fn same_write(&self, other: &Change) -> bool {
+        self == other
+    }
+
+    async fn execute(&self, ctx: &mut Ctx<'_>, _after_dependency: bool) -> Result<(Outcome, bool)> {
+        let iam = &ctx.clients.iam;
+        match self {
+            Change::CreateServiceLinkedRole { service } => {
+                let req = iam.create_service_linked_role().aws_service_name(service);
+                let call = Call::new(
+                    format!("create the service-linked role for `{service}`"),
+                    format!("the service-linked role of `{service}`"),
+                )
+                .already_done_when(taken);
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+            Change::DeleteServiceLinkedRole { service, role } => {
+                let req = iam.delete_service_linked_role().role_name(role);
+                let call = Call::new(
+                    format!("delete the service-linked role `{role}` of `{service}`"),
+                    format!("service-linked role `{role}`"),
+                )
+                .removal();
+                let task = match ctx.send_for_output(&call, || req.clone().send()).await? {
+                    Sent::Done(out) => out.deletion_task_id,
+                    Sent::AlreadyDone => return Ok((Outcome::AlreadyDone, false)),
+                    Sent::Skipped(reason) => return Ok((Outcome::Skipped { reason }, false)),
+                };
+                let timeout = ctx.opts.deletion_timeout;
+                ctx.observer.waiting(&format!(
+                    "waiting for AWS to delete service-linked role `{role}` (up to {} s)",
+                    timeout.as_secs()
+                ));
+                wait_deleted(ctx.clients, role, &task, timeout, Duration::from_secs(1)).await?;
+                Ok((Outcome::Done, false))
+            }
+        }
+    }
+}
+
+/// IAM answers a second CreateServiceLinkedRole with InvalidInput "Service role name ... has been taken in this
+/// account, please try a different suffix." (the code is shared with every other bad input, so the message is
+/// the only signal; the text as the Karpenter getting-started guide shows it, karpenter.sh/docs/getting-started).
+fn taken(code: &str, message: &str) -> bool {
+    code == "InvalidInput" && message.to_ascii_lowercase().contains("has been taken")
+}
 
 /// The names of the existing service-linked roles for `services`, in order (`None`: not created yet).
 ///
@@ -46,7 +148,9 @@ pub(crate) fn diff(service: &str, observed: Option<&str>) -> ResourcePlan {
             vec![Change::CreateServiceLinkedRole { service: service.to_string() }],
             vec![],
         ),
-        Some(_) => ResourcePlan::new(Kind::ServiceLinkedRole, service, Ownership::External, vec![], vec![]),
+        Some(_) => {
+            ResourcePlan::new(Kind::ServiceLinkedRole, service, Ownership::External, Vec::<Change>::new(), vec![])
+        }
     }
 }
 

@@ -3,10 +3,115 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::fmt;
+
+use serde::Serialize;
+
+use super::access::{Permission, Scope};
+use super::plan::{Key, Kind, ResourcePlan};
+use super::write::{not_propagated, plain, Call, Ctx, Outcome, Write};
 use super::Ownership;
 use crate::aws::{errors, Clients};
 use crate::error::{Error, Result};
-use crate::resources::plan::{Change, Kind, ResourcePlan};
+
+/// One write call to an IAM user's attachments.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "call", rename_all = "PascalCase")]
+pub(crate) enum Change {
+    AttachUserPolicy {
+        user: String,
+        policy_arn: String,
+    },
+    /// Made only by `destroy`, to delete a policy of the stack attached to a user.
+    DetachUserPolicy {
+        user: String,
+        policy_arn: String,
+    },
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::AttachUserPolicy { policy_arn, .. } => write!(f, "attach {policy_arn}"),
+            Change::DetachUserPolicy { user, policy_arn } => write!(f, "detach {policy_arn} from user {user}"),
+        }
+    }
+}
+
+impl Write for Change {
+    fn operation(&self) -> &'static str {
+        match self {
+            Change::AttachUserPolicy { .. } => "AttachUserPolicy",
+            Change::DetachUserPolicy { .. } => "DetachUserPolicy",
+        }
+    }
+
+    fn needs(&self) -> Vec<Key> {
+        match self {
+            Change::AttachUserPolicy { policy_arn, .. } => vec![Key::PolicyExists(policy_arn.clone())],
+            Change::DetachUserPolicy { .. } => Vec::new(),
+        }
+    }
+
+    fn provides(&self) -> Vec<Key> {
+        match self {
+            Change::AttachUserPolicy { .. } => Vec::new(),
+            Change::DetachUserPolicy { policy_arn, .. } => vec![Key::PolicyReleased(policy_arn.clone())],
+        }
+    }
+
+    fn permissions(&self, scope: &Scope<'_>) -> Vec<Permission> {
+        match self {
+            Change::AttachUserPolicy { user, policy_arn } => {
+                vec![scope.on_policy(Permission::new("iam:AttachUserPolicy", scope.arn("user", "/", user)), policy_arn)]
+            }
+            Change::DetachUserPolicy { user, policy_arn } => {
+                vec![scope.on_policy(Permission::new("iam:DetachUserPolicy", scope.arn("user", "/", user)), policy_arn)]
+            }
+        }
+    }
+
+    fn same_write(&self, other: &Change) -> bool {
+        self == other
+    }
+
+    async fn execute(&self, ctx: &mut Ctx<'_>, after_dependency: bool) -> Result<(Outcome, bool)> {
+        let iam = &ctx.clients.iam;
+        match self {
+            Change::AttachUserPolicy { user, policy_arn } => {
+                let req = iam.attach_user_policy().user_name(user).policy_arn(policy_arn);
+                let call = Call::new(format!("attach `{policy_arn}` to user `{user}`"), format!("user `{user}`"))
+                    .propagating(format!("policy `{policy_arn}`"))
+                    .retrying(not_propagated(after_dependency));
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+            Change::DetachUserPolicy { user, policy_arn } => {
+                let req = iam.detach_user_policy().user_name(user).policy_arn(policy_arn);
+                let call =
+                    Call::new(format!("detach `{policy_arn}` from user `{user}`"), format!("user `{user}`")).removal();
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+        }
+    }
+}
+
+/// The operator user's entry in `plan`, if the plan has one.
+pub(crate) fn entry(plan: &super::plan::Plan) -> Option<&ResourcePlan> {
+    plan.resources.iter().find(|r| r.kind == Kind::UserPolicies)
+}
+
+/// The managed policies `plan` would attach to the operator user.
+pub(crate) fn attached_by(plan: &super::plan::Plan) -> Vec<String> {
+    plan.resources
+        .iter()
+        .filter(|r| r.kind == Kind::UserPolicies)
+        .flat_map(|r| &r.changes)
+        .filter_map(|c| match &c.change {
+            super::Change::User(Change::AttachUserPolicy { policy_arn, .. }) => Some(policy_arn.clone()),
+            _ => None,
+        })
+        .collect()
+}
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ObservedUser {
@@ -96,7 +201,7 @@ mod tests {
         let plan = diff("alice", &wanted, &obs);
         assert_eq!(plan.changes.len(), 1);
         assert!(
-            matches!(&plan.changes[0].change, Change::AttachUserPolicy { policy_arn, .. } if policy_arn.ends_with("/B"))
+            matches!(&plan.changes[0].change, crate::resources::Change::User(Change::AttachUserPolicy { policy_arn, .. }) if policy_arn.ends_with("/B"))
         );
         assert!(!plan.changes[0].needs_consent);
         assert_eq!(plan.left_alone, vec!["arn:aws:iam::aws:policy/A comes through group ops"]);

@@ -224,7 +224,7 @@ impl Stack {
     /// `strict`: also check that literal ARNs are in the target's partition (not when checking sizes at load).
     fn render_with(&self, target: &Target, strict: bool) -> Result<Desired> {
         let policy_arn =
-            |p: &PolicySpec| format!("arn:{}:iam::{}:policy{}{}", target.partition, target.account_id, p.path, p.name);
+            |p: &PolicySpec| crate::arn::iam(&target.partition, &target.account_id, "policy", &p.path, &p.name);
         let mut policies = Vec::new();
         for p in &self.policies {
             let document = p.render_document(target)?;

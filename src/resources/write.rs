@@ -1,0 +1,474 @@
+//! Sending one write call: the outcome values, the options and observer of an apply, and the bounded retries
+//! on named error codes ([`Retry`]) that each kind's write calls choose from ([`Call`]). Each kind's file
+//! holds its own calls (`execute`); the engine decides only when each change runs.
+
+use std::collections::hash_map::RandomState;
+use std::fmt::Debug;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use serde::Serialize;
+
+use super::access::{Permission, Scope};
+use super::plan::{Key, PlannedChange};
+use super::{Ownership, OWNER_TAG};
+use crate::aws::{errors, Clients};
+use crate::error::Result;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub(crate) enum Outcome {
+    Done,
+    /// Someone else made the same change meanwhile (EntityAlreadyExists): nothing to do.
+    AlreadyDone,
+    /// Needs consent that was not given (`--adopt`).
+    Held,
+    Skipped {
+        reason: String,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+pub(crate) struct ApplyOptions {
+    pub(crate) stack: String,
+    pub(crate) consent: bool,
+    /// How long to retry errors caused by AWS's propagation delay and concurrent writes.
+    pub(crate) propagation_timeout: Duration,
+    /// How long to wait for AWS's deletion task of a service-linked role.
+    pub(crate) deletion_timeout: Duration,
+    pub(crate) interrupted: Arc<AtomicBool>,
+    /// The run's waiting and retries, counted for its summary, and the entities its writes take turns on.
+    pub(crate) waits: Arc<Waits>,
+}
+
+/// Hooks for the printer: a change finished; something is being waited for.
+pub(crate) trait ApplyObserver {
+    fn finished(&self, change: &PlannedChange, outcome: &Outcome);
+    fn waiting(&self, what: &str);
+}
+
+/// How long a run waited for AWS (backoff before a retry, or before reading back what it wrote) and how many
+/// retries that took. Waiting is wall time during which at least one wait was going on, so concurrent waits
+/// count once.
+#[derive(Debug, Default)]
+pub(crate) struct Waits {
+    clock: Mutex<WaitClock>,
+    retries: AtomicUsize,
+    /// Per entity ("role `R`"), a turn that the writes which met ConcurrentModification on it take one at a
+    /// time, instead of all retrying into each other.
+    turns: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+#[derive(Debug, Default)]
+struct WaitClock {
+    active: usize,
+    since: Option<Instant>,
+    total: Duration,
+}
+
+impl Waits {
+    /// Sleep `delay`, counted as waiting (also if the sleep is cancelled).
+    pub(crate) async fn sleep(&self, delay: Duration) {
+        self.wait_for(tokio::time::sleep(delay)).await
+    }
+
+    /// Await `what`, counted as waiting.
+    pub(crate) async fn wait_for<F: Future>(&self, what: F) -> F::Output {
+        struct Span<'a>(&'a Waits);
+        impl Drop for Span<'_> {
+            fn drop(&mut self) {
+                if let Ok(mut c) = self.0.clock.lock() {
+                    c.active -= 1;
+                    if c.active == 0 {
+                        let since = c.since.take().unwrap_or_else(Instant::now);
+                        c.total += since.elapsed();
+                    }
+                }
+            }
+        }
+        if let Ok(mut c) = self.clock.lock() {
+            if c.active == 0 {
+                c.since = Some(Instant::now());
+            }
+            c.active += 1;
+        }
+        let _span = Span(self);
+        what.await
+    }
+
+    pub(crate) fn turn(&self, entity: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.turns.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        turns.entry(entity.to_string()).or_default().clone()
+    }
+
+    pub(crate) fn retried(&self) {
+        self.retries.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn retries(&self) -> usize {
+        self.retries.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn waited(&self) -> Duration {
+        self.clock.lock().map(|c| c.total + c.since.map(|s| s.elapsed()).unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+/// A delay in [delay/2, delay), so that writers that collided do not retry in step.
+pub(crate) fn jittered(delay: Duration) -> Duration {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    let fraction = (h.finish() >> 11) as f64 / (1u64 << 53) as f64;
+    delay.mul_f64(0.5 + fraction / 2.0)
+}
+
+/// An error a write is sent again for: AWS answers it while it catches up, and says so by the code alone (or,
+/// where AWS gives no other signal, by the code and a fragment of the message). Every rule is bounded by
+/// `--propagation-timeout`, with exponential backoff and jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// NoSuchEntity right after what the call names was created by this run: IAM has not propagated it yet.
+    /// Source: IAM user guide, "changes that I make are not always immediately visible"
+    /// (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
+    NotPropagated,
+    /// MalformedPolicyDocument "Invalid principal in policy": a principal the trust document names is new.
+    /// IAM gives no other signal than the message; terraform-provider-aws internal/service/iam/role.go
+    /// (retryCreateRole, UpdateAssumeRolePolicy) matches the same code and text.
+    InvalidPrincipal,
+    /// ConcurrentModification (HTTP 409): another write to the same entity is in flight. The SDK's standard
+    /// retry does not retry it (smithy-rs aws/rust-runtime/aws-runtime/src/retries/classifiers.rs: throttling
+    /// and transient codes only); terraform-provider-aws internal/service/iam/role_policy_attachment.go
+    /// (attachPolicyToRole, detachPolicyFromRole) retries it, after AWS began answering it for
+    /// AttachRolePolicy/AttachUserPolicy (terraform-provider-aws#34371).
+    Concurrent,
+    /// DeleteConflict (HTTP 409) right after this run removed the link IAM names: IAM still sees it.
+    /// terraform-provider-aws internal/service/iam/role.go (DeleteRole) retries it for its propagation
+    /// timeout (2 minutes, internal/service/iam/consts.go).
+    DeleteConflict,
+}
+
+impl Retry {
+    fn matches(self, code: &str, message: &str) -> bool {
+        match self {
+            Retry::NotPropagated => code == "NoSuchEntity",
+            Retry::InvalidPrincipal => {
+                code == "MalformedPolicyDocument" && message.to_ascii_lowercase().contains("invalid principal")
+            }
+            Retry::Concurrent => code == "ConcurrentModification",
+            Retry::DeleteConflict => code == "DeleteConflict",
+        }
+    }
+
+    /// What the user is told is waited for, `about` naming the change's subject ("role `R`").
+    fn waiting(self, about: &str, timeout: Duration) -> String {
+        let secs = timeout.as_secs();
+        match self {
+            Retry::NotPropagated | Retry::InvalidPrincipal => {
+                format!("waiting for {about} to propagate through IAM (up to {secs} s)")
+            }
+            Retry::Concurrent => format!(
+                "waiting: another write to {about} is in flight (IAM answered ConcurrentModification); retrying \
+                 with backoff (up to {secs} s)"
+            ),
+            Retry::DeleteConflict => format!(
+                "waiting: IAM still sees a link this run removed from {about} (DeleteConflict); retrying the \
+                 delete (up to {secs} s)"
+            ),
+        }
+    }
+
+    fn first_delay(self) -> Duration {
+        match self {
+            // Another writer's call takes a moment: retry soon, spread out.
+            Retry::Concurrent => Duration::from_millis(150),
+            _ => Duration::from_millis(250),
+        }
+    }
+}
+
+/// What sending one write came to, with the call's output when it was made.
+pub(crate) enum Sent<T> {
+    Done(T),
+    AlreadyDone,
+    Skipped(String),
+}
+
+/// One write call as the retry loop sees it: what it does (for errors), what it is about (for waits and for
+/// taking turns), and which errors mean "retry" or "already done".
+pub(crate) struct Call {
+    /// "create role `R`": what failed, in an error.
+    action: String,
+    /// "role `R`": the entity written, which waits name and ConcurrentModification turns are taken on.
+    subject: String,
+    /// What a propagation wait names, when it is not `subject` ("the principals in its trust document").
+    propagating: Option<String>,
+    rules: Vec<Retry>,
+    /// A removal: NoSuchEntity means what it removes is already gone.
+    removal: bool,
+    /// Another error that means someone else made the same write (by code and message).
+    already_done: fn(&str, &str) -> bool,
+}
+
+impl Call {
+    /// A write that retries ConcurrentModification, as every IAM write does ([`Retry::Concurrent`]).
+    pub(crate) fn new(action: impl Into<String>, subject: impl Into<String>) -> Call {
+        Call {
+            action: action.into(),
+            subject: subject.into(),
+            propagating: None,
+            rules: vec![Retry::Concurrent],
+            removal: false,
+            already_done: |_, _| false,
+        }
+    }
+
+    /// Also retry these.
+    pub(crate) fn retrying(mut self, extra: &[Retry]) -> Call {
+        self.rules.extend_from_slice(extra);
+        self
+    }
+
+    /// A propagation wait names `what`.
+    pub(crate) fn propagating(mut self, what: impl Into<String>) -> Call {
+        self.propagating = Some(what.into());
+        self
+    }
+
+    pub(crate) fn removal(mut self) -> Call {
+        self.removal = true;
+        self
+    }
+
+    pub(crate) fn already_done_when(mut self, test: fn(&str, &str) -> bool) -> Call {
+        self.already_done = test;
+        self
+    }
+}
+
+/// One change being applied: what it needs, and the retries and waiting it took.
+pub(crate) struct Ctx<'a> {
+    pub(crate) clients: &'a Clients,
+    pub(crate) opts: &'a ApplyOptions,
+    pub(crate) observer: &'a dyn ApplyObserver,
+    pub(crate) retries: usize,
+    pub(crate) waited: Duration,
+}
+
+impl Ctx<'_> {
+    /// Send a write ([`Ctx::send_for_output`]), keeping only how it ended.
+    pub(crate) async fn send<T, E, R, F, Fut>(&mut self, call: &Call, send: F) -> Result<Outcome>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, SdkError<E, R>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: Debug,
+    {
+        Ok(match self.send_for_output(call, send).await? {
+            Sent::Done(_) => Outcome::Done,
+            Sent::AlreadyDone => Outcome::AlreadyDone,
+            Sent::Skipped(reason) => Outcome::Skipped { reason },
+        })
+    }
+
+    /// Send a write. EntityAlreadyExists means someone else did it; for a removal, NoSuchEntity
+    /// means it is gone already. An error one of `rules` names is retried with exponential backoff and jitter
+    /// until `--propagation-timeout`, telling the user once per rule what is waited for.
+    pub(crate) async fn send_for_output<T, E, R, F, Fut>(&mut self, call: &Call, mut send: F) -> Result<Sent<T>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, SdkError<E, R>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: Debug,
+    {
+        let start = Instant::now();
+        let timeout = self.opts.propagation_timeout;
+        let mut delay: Option<Duration> = None;
+        let mut told: Vec<Retry> = Vec::new();
+        // Held from this write's first ConcurrentModification until it is through: the writes to one entity
+        // that collided go one at a time.
+        let mut turn: Option<tokio::sync::OwnedMutexGuard<()>> = None;
+        loop {
+            // The interrupt is checked once a request slot is ours, so that queued changes never start.
+            let interrupted = &self.opts.interrupted;
+            let result = self
+                .clients
+                .limit(async {
+                    if interrupted.load(Ordering::SeqCst) {
+                        None
+                    } else {
+                        Some(send().await)
+                    }
+                })
+                .await;
+            let Some(result) = result else { return Ok(Sent::Skipped("interrupted".into())) };
+            let e = match result {
+                Ok(output) => return Ok(Sent::Done(output)),
+                Err(e)
+                    if errors::is_already_exists(&e)
+                        || errors::code_and_message(&e).is_some_and(|(c, m)| (call.already_done)(c, m)) =>
+                {
+                    return Ok(Sent::AlreadyDone)
+                }
+                Err(e) if call.removal && errors::is_no_such_entity(&e) => return Ok(Sent::AlreadyDone),
+                Err(e) => e,
+            };
+            let rule =
+                errors::code_and_message(&e).and_then(|(c, m)| call.rules.iter().copied().find(|r| r.matches(c, m)));
+            let Some(rule) = rule else { return Err(errors::describe(&call.action, &e)) };
+            let base = delay.unwrap_or_else(|| rule.first_delay());
+            let pause = jittered(base);
+            if start.elapsed() + pause >= timeout {
+                return Err(errors::describe(&call.action, &e));
+            }
+            if !told.contains(&rule) {
+                let about = match (rule, &call.propagating) {
+                    (Retry::NotPropagated | Retry::InvalidPrincipal, Some(what)) => what,
+                    _ => &call.subject,
+                };
+                self.observer.waiting(&rule.waiting(about, timeout));
+                told.push(rule);
+            }
+            if rule == Retry::Concurrent && turn.is_none() {
+                let entity = self.opts.waits.turn(&call.subject);
+                match entity.clone().try_lock_owned() {
+                    Ok(guard) => turn = Some(guard),
+                    Err(_) => {
+                        // Another writer of this entity has the turn: once it is through, try again at once.
+                        let queued = Instant::now();
+                        let left = timeout.saturating_sub(start.elapsed());
+                        let wait = tokio::time::timeout(left, self.opts.waits.wait_for(entity.lock_owned()));
+                        let Ok(guard) = wait.await else { return Err(errors::describe(&call.action, &e)) };
+                        turn = Some(guard);
+                        self.waited += queued.elapsed();
+                        self.retries += 1;
+                        self.opts.waits.retried();
+                        continue;
+                    }
+                }
+            }
+            self.wait(pause).await;
+            self.retries += 1;
+            self.opts.waits.retried();
+            delay = Some((base * 2).min(Duration::from_secs(5)));
+        }
+    }
+
+    pub(crate) async fn wait(&mut self, delay: Duration) {
+        self.opts.waits.sleep(delay).await;
+        self.waited += delay;
+    }
+
+    /// After EntityAlreadyExists on a create: someone made the resource meanwhile. Its tags, read again, say
+    /// whose it is; if it is not this stack's, the changes that depend on it are held back, as for any resource
+    /// wfboot did not create. A resource made moments ago can read as missing for a while (read-after-write
+    /// lag): that is waited out, within `--propagation-timeout`.
+    pub(crate) async fn created_or_found<F, Fut>(
+        &mut self,
+        outcome: Outcome,
+        about: &str,
+        read_tags: F,
+    ) -> Result<(Outcome, bool)>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Option<Vec<(String, String)>>>>,
+    {
+        if outcome != Outcome::AlreadyDone {
+            return Ok((outcome, false));
+        }
+        let (start, timeout, stack) = (Instant::now(), self.opts.propagation_timeout, &self.opts.stack);
+        let mut delay = Duration::from_millis(250);
+        let mut told = false;
+        loop {
+            if let Some(tags) = read_tags().await? {
+                let ours =
+                    Ownership::from_tags(stack, tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) == Ownership::Stack;
+                if !ours {
+                    self.observer.waiting(&format!(
+                        "{about} was created meanwhile by someone else (it has no {OWNER_TAG}={stack} tag): {}",
+                        if self.opts.consent {
+                            "what depends on it goes on (consent given)"
+                        } else {
+                            "what depends on it is held back (--adopt to change it anyway)"
+                        }
+                    ));
+                }
+                return Ok((Outcome::AlreadyDone, !ours));
+            }
+            if start.elapsed() + delay >= timeout {
+                return Err(crate::error::Error::aws(format!(
+                    "{about} already exists (EntityAlreadyExists) but still reads as missing after {} s",
+                    start.elapsed().as_secs()
+                ))
+                .with_help("IAM is slow to show it: run again in a minute (nothing is repeated)"));
+            }
+            if !told {
+                self.observer.waiting(&format!(
+                    "waiting for {about}, which someone else has just created, to read back (read-after-write lag; \
+                     up to {} s)",
+                    timeout.as_secs()
+                ));
+                told = true;
+            }
+            self.wait(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// What every kind's change is: one write call, with its wording (`Display`), the IAM actions it needs, the
+/// keys of the dependency graph it needs and provides, and how it is sent, retry rules included.
+pub(crate) trait Write: std::fmt::Display {
+    /// The IAM API operation ("CreateRole").
+    fn operation(&self) -> &'static str;
+
+    /// What must be done before this change can be sent ([`Key`]).
+    fn needs(&self) -> Vec<Key> {
+        Vec::new()
+    }
+
+    /// What this change gets done, for the changes that need it.
+    fn provides(&self) -> Vec<Key> {
+        Vec::new()
+    }
+
+    /// The permissions the call needs, in the request context it will have (region aside: the engine adds it).
+    fn permissions(&self, scope: &Scope<'_>) -> Vec<Permission>;
+
+    /// The two make the same write (equal, unless a kind compares some of its changes by what they set only).
+    fn same_write(&self, other: &Self) -> bool;
+
+    /// Send the call. Returns its outcome and whether its resource turned out to be someone else's (a create
+    /// that found it there without this stack's tag). `after_dependency`: a change it needs ran just before
+    /// (so NoSuchEntity or DeleteConflict may be IAM catching up).
+    async fn execute(&self, ctx: &mut Ctx<'_>, after_dependency: bool) -> Result<(Outcome, bool)>;
+}
+
+/// Retry NoSuchEntity only where it can be propagation: right after a dependency was created.
+pub(crate) fn not_propagated(after_dependency: bool) -> &'static [Retry] {
+    if after_dependency {
+        &[Retry::NotPropagated]
+    } else {
+        &[]
+    }
+}
+
+/// Retry DeleteConflict only where it can be propagation: a delete right after this run removed a link.
+pub(crate) fn conflict(after_dependency: bool) -> &'static [Retry] {
+    if after_dependency {
+        &[Retry::DeleteConflict]
+    } else {
+        &[]
+    }
+}
+
+/// An outcome of a change whose resource cannot turn out to be someone else's.
+pub(crate) fn plain(outcome: Result<Outcome>) -> Result<(Outcome, bool)> {
+    outcome.map(|o| (o, false))
+}
