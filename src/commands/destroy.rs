@@ -15,7 +15,6 @@ use crate::cli::{DestroyArgs, StackArgs};
 use crate::commands::bootstrap::{seconds, waits_text, written_not_seen};
 use crate::commands::{plural, watch_interrupt, ApplyProgress, ExitStatus, Session};
 use crate::engine::apply::{self, AppliedChange, ApplyOptions, Outcome, Waits};
-use crate::engine::destroy::{self, Action, DestroyPlan};
 use crate::engine::permissions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::Printer;
@@ -23,7 +22,9 @@ use crate::policy_eval::Verdict;
 use crate::prompt;
 use crate::resources::permissions as perms;
 use crate::resources::plan::Kind;
+use crate::resources::plan::{Action, DestroyPlan};
 use crate::resources::Observed;
+use crate::resources::{destroy_diff, observe_for_destroy};
 
 #[derive(Debug, Serialize)]
 struct Report {
@@ -271,9 +272,9 @@ async fn read_plan(
     observed: Option<Observed>,
 ) -> Result<DestroyPlan> {
     let spinner = printer.spinner("reading the account");
-    let observed = destroy::observe_for_destroy(&session.clients, &session.desired, observed).await;
+    let observed = observe_for_destroy(&session.clients, &session.desired, observed).await;
     spinner.finish_and_clear();
-    Ok(destroy::diff(&session.desired, &observed?, args.include_service_linked_roles))
+    Ok(destroy_diff(&session.desired, &observed?, args.include_service_linked_roles))
 }
 
 fn finish_report(

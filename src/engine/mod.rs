@@ -3,7 +3,6 @@
 //! ([`crate::resources`]); the engine names none of them.
 
 pub(crate) mod apply;
-pub(crate) mod destroy;
 pub(crate) mod permissions;
 
 use std::collections::BTreeSet;

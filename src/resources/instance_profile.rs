@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::access::{ContextEntry, Permission, Scope};
-use super::plan::{Key, Kind, ResourcePlan};
+use super::plan::{not_ours, DestroyResource, Key, Kind, ResourcePlan};
 use super::write::{conflict, not_propagated, plain, Call, Ctx, Outcome, Write};
 use super::{owner_tag, Ownership};
 use crate::aws::{errors, Clients};
@@ -233,4 +233,43 @@ pub(crate) fn diff(
         ));
     }
     ResourcePlan::new(Kind::InstanceProfile, &desired.name, ownership, changes, left_alone)
+}
+
+/// What `destroy` does with the stack's instance profile: deleted when it is this stack's, after the roles it
+/// holds are taken out (unless already `listed` with a role that is deleted).
+pub(crate) fn destroy_diff(
+    stack: &str,
+    desired: &DesiredInstanceProfile,
+    observed: Option<&ObservedInstanceProfile>,
+    listed: &[DestroyResource],
+) -> DestroyResource {
+    let p = match observed {
+        None => return DestroyResource::absent(Kind::InstanceProfile, &desired.name),
+        Some(p) if !super::owned(stack, &p.tags) => {
+            return DestroyResource::left_alone(
+                Kind::InstanceProfile,
+                &desired.name,
+                Ownership::Foreign,
+                not_ours(stack, &p.tags),
+            )
+        }
+        Some(p) => p,
+    };
+    let mut changes = Vec::new();
+    let mut notes = Vec::new();
+    for role in &p.roles {
+        let remove = super::Change::from(Change::RemoveRoleFromInstanceProfile {
+            profile: desired.name.clone(),
+            role: role.clone(),
+        });
+        // Listed with the role when the role is deleted too.
+        if !listed.iter().flat_map(|r| &r.changes).any(|c| c.change == remove) {
+            changes.push(remove);
+            notes.push(format!(
+                "role {role} is not deleted by this destroy: it is taken out of the profile, the role stays"
+            ));
+        }
+    }
+    changes.push(Change::DeleteInstanceProfile { name: desired.name.clone() }.into());
+    DestroyResource::delete(Kind::InstanceProfile, &desired.name, Ownership::Stack, changes, notes)
 }

@@ -336,3 +336,87 @@ pub(crate) fn changed_part(desired: &Desired, plan: &Plan) -> Desired {
             .collect(),
     }
 }
+
+/// What `destroy` reads: the usual observation, and the links of each resource this stack owns.
+#[derive(Debug, Clone)]
+pub(crate) struct DestroyObserved {
+    pub(crate) observed: Observed,
+    /// Per desired role: what holds it, read only when the role is this stack's.
+    pub(crate) roles: Vec<Option<role::RoleLinks>>,
+    /// Per desired policy: its other versions and attachments, read only when the policy is this stack's.
+    pub(crate) policies: Vec<Option<policy::PolicyLinks>>,
+}
+
+/// The resource carries this stack's ownership tag.
+pub(crate) fn owned(stack: &str, tags: &[(String, String)]) -> bool {
+    Ownership::from_tags(stack, tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) == Ownership::Stack
+}
+
+/// Read the account for destroying `desired`. Get/List calls only; the operator user is not read.
+/// `observed`: the stack as already read (by `Session::open_observing`), or `None` to read it here.
+pub(crate) async fn observe_for_destroy(
+    clients: &Clients,
+    desired: &Desired,
+    observed: Option<Observed>,
+) -> Result<DestroyObserved> {
+    let observed = match observed {
+        Some(o) => o,
+        None => observe(clients, desired, None, false).await?,
+    };
+    let stack = desired.stack.as_str();
+    let roles = futures::future::try_join_all(desired.roles.iter().zip(&observed.roles).map(|(d, o)| async move {
+        match o {
+            Some(o) if owned(stack, &o.tags) => role::observe_links(clients, &d.name).await.map(Some),
+            _ => Ok(None),
+        }
+    }));
+    let policies =
+        futures::future::try_join_all(desired.policies.iter().zip(&observed.policies).map(|(d, o)| async move {
+            match o {
+                Some(o) if owned(stack, &o.tags) => policy::observe_links(clients, d).await.map(Some),
+                _ => Ok(None),
+            }
+        }));
+    let (roles, policies) = tokio::try_join!(roles, policies)?;
+    Ok(DestroyObserved { observed, roles, policies })
+}
+
+/// The destroy plan for `desired` given what was observed, each kind planning its own. Pure: no AWS access.
+///
+/// `include_service_linked_roles`: delete the stack's service-linked roles too (they are left alone by
+/// default: shared by the whole account, and nothing marks one as wfboot's).
+pub(crate) fn destroy_diff(
+    desired: &Desired,
+    obs: &DestroyObserved,
+    include_service_linked_roles: bool,
+) -> plan::DestroyPlan {
+    let stack = desired.stack.as_str();
+    let o = &obs.observed;
+    let deleted_roles: BTreeSet<&str> =
+        desired.roles.iter().zip(&obs.roles).filter(|(_, l)| l.is_some()).map(|(d, _)| d.name.as_str()).collect();
+    let deleted_profiles: BTreeSet<&str> = desired
+        .instance_profiles
+        .iter()
+        .zip(&o.instance_profiles)
+        .filter(|(_, p)| p.as_ref().is_some_and(|p| owned(stack, &p.tags)))
+        .map(|(d, _)| d.name.as_str())
+        .collect();
+    let mut resources: Vec<plan::DestroyResource> = user::destroy_diff(desired).into_iter().collect();
+    for ((d, p), links) in desired.policies.iter().zip(&o.policies).zip(&obs.policies) {
+        resources.push(policy::destroy_diff(stack, d, p.as_ref(), links.as_ref(), &deleted_roles));
+    }
+    for ((d, r), links) in desired.roles.iter().zip(&o.roles).zip(&obs.roles) {
+        resources.push(role::destroy_diff(stack, d, r.as_ref(), links.as_ref(), &deleted_profiles));
+    }
+    for (d, p) in desired.instance_profiles.iter().zip(&o.instance_profiles) {
+        let item = instance_profile::destroy_diff(stack, d, p.as_ref(), &resources);
+        resources.push(item);
+    }
+    for (service, role) in desired.service_linked_roles.iter().zip(&o.service_linked_roles) {
+        resources.push(service_linked_role::destroy_diff(service, role.as_deref(), include_service_linked_roles));
+    }
+    plan::DestroyPlan::new(desired, resources)
+}
+
+#[cfg(test)]
+mod destroy_tests;

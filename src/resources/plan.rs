@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub(crate) use super::Change;
-use super::Ownership;
+use super::{Ownership, OWNER_TAG};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -213,5 +213,178 @@ impl fmt::Display for Plan {
             write!(f, " ({} on resources wfboot did not create)", s.needing_consent)?;
         }
         writeln!(f, ".")
+    }
+}
+
+// The destroy plan: what `destroy` removes and what it leaves alone, with why. Only resources carrying
+// wfboot's ownership tag for this stack are deleted. Deleting one ends every relationship it has, whoever
+// made it (a role leaves its instance profiles and loses its policies, a policy is detached from everything),
+// so that IAM accepts the deletion; what sits at the other end of such a relationship is never deleted, and
+// the plan names it. Every change is one write call, as in the bootstrap plan.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Action {
+    Delete,
+    LeftAlone,
+    /// Not in the account: nothing to do.
+    Absent,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DestroyResource {
+    pub(crate) kind: Kind,
+    pub(crate) name: String,
+    pub(crate) action: Action,
+    pub(crate) ownership: Ownership,
+    /// Why it is left alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) reason: Option<String>,
+    pub(crate) changes: Vec<PlannedChange>,
+    /// What deleting it touches beyond the stack (the other end of a relationship, which stays).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) notes: Vec<String>,
+}
+
+impl DestroyResource {
+    pub(crate) fn absent(kind: Kind, name: &str) -> Self {
+        DestroyResource {
+            kind,
+            name: name.to_string(),
+            action: Action::Absent,
+            ownership: Ownership::Absent,
+            reason: None,
+            changes: vec![],
+            notes: vec![],
+        }
+    }
+
+    pub(crate) fn left_alone(kind: Kind, name: &str, ownership: Ownership, reason: String) -> Self {
+        DestroyResource {
+            kind,
+            name: name.to_string(),
+            action: Action::LeftAlone,
+            ownership,
+            reason: Some(reason),
+            changes: vec![],
+            notes: vec![],
+        }
+    }
+
+    pub(crate) fn delete(
+        kind: Kind,
+        name: &str,
+        ownership: Ownership,
+        changes: Vec<impl Into<Change>>,
+        notes: Vec<String>,
+    ) -> Self {
+        DestroyResource {
+            kind,
+            name: name.to_string(),
+            action: Action::Delete,
+            ownership,
+            reason: None,
+            changes: changes
+                .into_iter()
+                .map(|change| PlannedChange { change: change.into(), needs_consent: false })
+                .collect(),
+            notes,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct DestroySummary {
+    pub(crate) delete: usize,
+    pub(crate) left_alone: usize,
+    pub(crate) absent: usize,
+    /// Write calls the plan needs, all of them.
+    pub(crate) changes: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DestroyPlan {
+    pub(crate) stack: String,
+    pub(crate) account_id: String,
+    pub(crate) partition: String,
+    pub(crate) region: String,
+    pub(crate) resources: Vec<DestroyResource>,
+    pub(crate) summary: DestroySummary,
+}
+
+impl DestroyPlan {
+    /// The destroy plan of `resources` for the account and stack of `desired`.
+    pub(crate) fn new(desired: &crate::stack::Desired, resources: Vec<DestroyResource>) -> DestroyPlan {
+        let mut summary = DestroySummary::default();
+        for r in &resources {
+            match r.action {
+                Action::Delete => summary.delete += 1,
+                Action::LeftAlone => summary.left_alone += 1,
+                Action::Absent => summary.absent += 1,
+            }
+            summary.changes += r.changes.len();
+        }
+        DestroyPlan {
+            stack: desired.stack.clone(),
+            account_id: desired.target.account_id.clone(),
+            partition: desired.target.partition.clone(),
+            region: desired.target.region.clone(),
+            resources,
+            summary,
+        }
+    }
+
+    pub(crate) fn has_changes(&self) -> bool {
+        self.summary.changes > 0
+    }
+
+    pub(crate) fn changes(&self) -> impl Iterator<Item = &PlannedChange> {
+        self.resources.iter().flat_map(|r| r.changes.iter())
+    }
+}
+
+/// Why a resource `destroy` found is not deleted: it is not this stack's.
+pub(crate) fn not_ours(stack: &str, tags: &[(String, String)]) -> String {
+    match tags.iter().find(|(k, _)| k == OWNER_TAG) {
+        Some((_, other)) => format!("created by wfboot for stack {other}, not {stack}"),
+        None => format!("exists, not created by wfboot (no {OWNER_TAG}={stack} tag)"),
+    }
+}
+
+impl fmt::Display for DestroyPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "Destroy stack {} in account {} ({}, {}):",
+            self.stack, self.account_id, self.partition, self.region
+        )?;
+        for r in &self.resources {
+            let (mark, status) = match r.action {
+                Action::Delete => ('-', "delete"),
+                Action::LeftAlone => ('=', "left alone"),
+                Action::Absent => ('.', "absent"),
+            };
+            let name = format!("{} {}", r.kind, r.name);
+            writeln!(f, "  {mark} {name:<48} {status}")?;
+            if let Some(reason) = &r.reason {
+                writeln!(f, "      {reason}")?;
+            }
+            for c in &r.changes {
+                writeln!(f, "      {}", c.change)?;
+            }
+            for note in &r.notes {
+                writeln!(f, "      note: {note}")?;
+            }
+        }
+        let s = &self.summary;
+        writeln!(
+            f,
+            "{} to delete, {} left alone, {} absent; {} write call{}.",
+            s.delete,
+            s.left_alone,
+            s.absent,
+            s.changes,
+            if s.changes == 1 { "" } else { "s" }
+        )
     }
 }

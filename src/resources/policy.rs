@@ -2,13 +2,14 @@
 //! A changed document becomes a new default version; when IAM's five versions are used up, the oldest
 //! non-default version is deleted first.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use super::access::{Permission, Scope};
-use super::plan::{Key, Kind, ResourcePlan};
+use super::plan::{not_ours, DestroyResource, Key, Kind, ResourcePlan};
 use super::write::{conflict, plain, Call, Ctx, Outcome, Write};
 use super::{owner_tag, Ownership};
 use crate::aws::{errors, Clients};
@@ -322,6 +323,51 @@ pub(crate) fn diff(stack: &str, desired: &DesiredPolicy, observed: Option<&Obser
         left_alone.push(format!("path is {} but the stack says {} (IAM cannot move a policy)", obs.path, desired.path));
     }
     ResourcePlan::new(Kind::Policy, &desired.name, ownership, changes, left_alone)
+}
+
+/// What `destroy` does with the stack's policy: deleted when it is this stack's (`links` read), after its other
+/// versions are deleted and it is detached from everything; detachments from the stack's own roles that are
+/// deleted too are listed with those roles (`deleted_roles`).
+pub(crate) fn destroy_diff(
+    stack: &str,
+    desired: &DesiredPolicy,
+    observed: Option<&ObservedPolicy>,
+    links: Option<&PolicyLinks>,
+    deleted_roles: &BTreeSet<&str>,
+) -> DestroyResource {
+    let l = match (observed, links) {
+        (None, _) => return DestroyResource::absent(Kind::Policy, &desired.name),
+        (Some(p), None) => {
+            return DestroyResource::left_alone(
+                Kind::Policy,
+                &desired.name,
+                Ownership::Foreign,
+                not_ours(stack, &p.tags),
+            )
+        }
+        (Some(_), Some(l)) => l,
+    };
+    let arn = &desired.arn;
+    let mut changes: Vec<super::Change> = l
+        .other_versions
+        .iter()
+        .map(|v| Change::DeletePolicyVersion { policy_arn: arn.clone(), version_id: v.clone() }.into())
+        .collect();
+    let mut notes = Vec::new();
+    for r in l.roles.iter().filter(|r| !deleted_roles.contains(r.as_str())) {
+        changes.push(super::role::Change::DetachRolePolicy { role: r.clone(), policy_arn: arn.clone() }.into());
+        notes.push(format!("role {r} is not deleted by this destroy: the policy is detached from it, the role stays"));
+    }
+    for u in &l.users {
+        changes.push(super::user::Change::DetachUserPolicy { user: u.clone(), policy_arn: arn.clone() }.into());
+        notes.push(format!("user {u}: the policy is detached from it, the user stays"));
+    }
+    for g in &l.groups {
+        changes.push(Change::DetachGroupPolicy { group: g.clone(), policy_arn: arn.clone() }.into());
+        notes.push(format!("group {g}: the policy is detached from it, the group stays"));
+    }
+    changes.push(Change::DeletePolicy { policy_arn: arn.clone() }.into());
+    DestroyResource::delete(Kind::Policy, &desired.name, Ownership::Stack, changes, notes)
 }
 
 #[cfg(test)]

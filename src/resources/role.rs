@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::access::{Permission, Scope};
-use super::plan::{Key, Kind, ResourcePlan};
+use super::plan::{not_ours, DestroyResource, Key, Kind, ResourcePlan};
 use super::write::{conflict, not_propagated, plain, Call, Ctx, Outcome, Retry, Write};
 use super::{owner_tag, Ownership};
 use crate::aws::{errors, Clients};
@@ -362,6 +362,51 @@ pub(crate) fn diff(stack: &str, desired: &DesiredRole, observed: Option<&Observe
         left_alone.push(format!("{extra} is attached but not in the stack"));
     }
     ResourcePlan::new(Kind::Role, &desired.name, ownership, changes, left_alone)
+}
+
+/// What `destroy` does with the stack's role: deleted when it is this stack's (`links` read), after it is taken
+/// out of its instance profiles (noted when the profile stays: not in `deleted_profiles`), its managed policies
+/// are detached and its inline policies deleted.
+pub(crate) fn destroy_diff(
+    stack: &str,
+    desired: &DesiredRole,
+    observed: Option<&ObservedRole>,
+    links: Option<&RoleLinks>,
+    deleted_profiles: &BTreeSet<&str>,
+) -> DestroyResource {
+    let (r, l) = match (observed, links) {
+        (None, _) => return DestroyResource::absent(Kind::Role, &desired.name),
+        (Some(r), None) => {
+            return DestroyResource::left_alone(Kind::Role, &desired.name, Ownership::Foreign, not_ours(stack, &r.tags))
+        }
+        (Some(r), Some(l)) => (r, l),
+    };
+    let name = &desired.name;
+    let mut changes: Vec<super::Change> = Vec::new();
+    let mut notes = Vec::new();
+    for p in &l.instance_profiles {
+        changes.push(
+            super::instance_profile::Change::RemoveRoleFromInstanceProfile { profile: p.clone(), role: name.clone() }
+                .into(),
+        );
+        if !deleted_profiles.contains(p.as_str()) {
+            notes.push(format!(
+                "instance profile {p} is not deleted by this destroy: the role is taken out of it, the profile stays"
+            ));
+        }
+    }
+    for arn in &r.attached {
+        changes.push(Change::DetachRolePolicy { role: name.clone(), policy_arn: arn.clone() }.into());
+        if !desired.policy_arns.contains(arn) {
+            notes.push(format!("{arn} is not in the stack (attached by someone else): detached, the policy stays"));
+        }
+    }
+    for policy_name in &l.inline_policies {
+        changes.push(Change::DeleteRolePolicy { role: name.clone(), policy_name: policy_name.clone() }.into());
+        notes.push(format!("inline policy {policy_name} was not put there by wfboot: it is deleted with the role"));
+    }
+    changes.push(Change::DeleteRole { name: name.clone() }.into());
+    DestroyResource::delete(Kind::Role, name, Ownership::Stack, changes, notes)
 }
 
 #[cfg(test)]

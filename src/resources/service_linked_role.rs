@@ -10,7 +10,7 @@ use aws_sdk_iam::types::{DeletionTaskFailureReasonType, DeletionTaskStatusType};
 use serde::Serialize;
 
 use super::access::{ContextEntry, Permission, Scope};
-use super::plan::{Kind, ResourcePlan};
+use super::plan::{DestroyResource, Kind, ResourcePlan};
 use super::write::{plain, Call, Ctx, Outcome, Sent, Write};
 use super::Ownership;
 use crate::aws::{errors, Clients};
@@ -205,6 +205,31 @@ fn refused(role: &str, reason: Option<&DeletionTaskFailureReasonType>) -> Error 
     let used_by = if usage.is_empty() { String::new() } else { format!("; still used in {}", usage.join("; ")) };
     Error::aws(format!("AWS refused to delete service-linked role `{role}`: DeletionTaskFailed: {why}{used_by}"))
         .with_help("the service still uses the role: delete those resources first and run again, or keep the role")
+}
+
+/// What `destroy` does with the stack's service-linked role `role` of `service`: left alone unless
+/// `include` (`--include-service-linked-roles`): shared by the whole account, nothing marks one as wfboot's.
+pub(crate) fn destroy_diff(service: &str, role: Option<&str>, include: bool) -> DestroyResource {
+    match role {
+        None => DestroyResource::absent(Kind::ServiceLinkedRole, service),
+        Some(role) if include => DestroyResource::delete(
+            Kind::ServiceLinkedRole,
+            service,
+            Ownership::External,
+            vec![Change::DeleteServiceLinkedRole { service: service.to_string(), role: role.to_string() }],
+            vec![],
+        ),
+        Some(role) => DestroyResource::left_alone(
+            Kind::ServiceLinkedRole,
+            service,
+            Ownership::External,
+            format!(
+                "{role} is shared by the whole account (the service uses it for every resource, whoever made \
+                 it, and creates it itself on first use), so wfboot cannot know it made it; pass \
+                 --include-service-linked-roles to delete it"
+            ),
+        ),
+    }
 }
 
 #[cfg(test)]

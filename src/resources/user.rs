@@ -8,7 +8,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::access::{Permission, Scope};
-use super::plan::{Key, Kind, ResourcePlan};
+use super::plan::{DestroyResource, Key, Kind, ResourcePlan};
 use super::write::{not_propagated, plain, Call, Ctx, Outcome, Write};
 use super::Ownership;
 use crate::aws::{errors, Clients};
@@ -187,6 +187,24 @@ pub(crate) fn diff(user: &str, wanted: &[String], observed: &ObservedUser) -> Re
         .map(|(arn, group)| format!("{arn} comes through group {group}"))
         .collect();
     ResourcePlan::new(Kind::UserPolicies, user, Ownership::External, changes, left_alone)
+}
+
+/// What `destroy` says of the operator user: the stack's managed policies on it are left alone (wfboot cannot
+/// tell whether it attached them); the stack's own policies among them are deleted, which detaches them first.
+pub(crate) fn destroy_diff(desired: &crate::stack::Desired) -> Option<DestroyResource> {
+    let own: BTreeSet<&str> = desired.policies.iter().map(|p| p.arn.as_str()).collect();
+    let kept = desired.user_policies.iter().filter(|a| !own.contains(a.as_str())).count();
+    (kept > 0).then(|| {
+        DestroyResource::left_alone(
+            Kind::UserPolicies,
+            "(operator)",
+            Ownership::External,
+            format!(
+                "the stack's {kept} managed policies on the operator's IAM user are not detached: wfboot cannot tell \
+                 whether it attached them or they were there before (detach them yourself if they are no longer needed)"
+            ),
+        )
+    })
 }
 
 #[cfg(test)]
