@@ -84,9 +84,9 @@ pub(crate) enum Command {
     /// Print the man page (roff)
     Man,
     /// Print the stack as a CloudFormation template (for StackSets); offline, no AWS call
-    Export(crate::commands::export::ExportArgs),
+    Export(ExportArgs),
     /// Validate stacks as IAM validates them, offline, and list every finding (for CI)
-    Lint(crate::commands::lint::LintArgs),
+    Lint(LintArgs),
 }
 
 #[derive(Debug, Args)]
@@ -242,3 +242,52 @@ pub(crate) struct AttachArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct InstancesArgs {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// A CloudFormation template (JSON), e.g. for StackSets
+    #[value(name = "cloudformation")]
+    CloudFormation,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// Template format
+    #[arg(long, value_enum, default_value_t = ExportFormat::CloudFormation)]
+    pub(crate) format: ExportFormat,
+    /// Built-in stack name or path to a stack .toml file
+    #[arg(long, value_name = "NAME|FILE")]
+    pub(crate) stack: Option<String>,
+    /// Add confused-deputy conditions (aws:SourceAccount, aws:SourceArn) to service-role trust documents, for
+    /// the services that support them
+    #[arg(long)]
+    pub(crate) harden: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LintArgs {
+    /// Built-in stack name or path to a stack .toml file (repeat for several; default: the default stack)
+    #[arg(long, value_name = "NAME|FILE")]
+    pub(crate) stack: Vec<String>,
+    /// Render the documents for this account (default: a sample account id)
+    #[arg(long, value_name = "ID", value_parser = account_id)]
+    pub(crate) account_id: Option<String>,
+    /// The account's partition: ARNs in another partition are errors (default: any partition is accepted)
+    #[arg(long, value_parser = ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"])]
+    pub(crate) partition: Option<String>,
+    /// The account's quota of managed policies per role, if it was raised (IAM's default: 10)
+    #[arg(long, value_name = "N", default_value_t = crate::validate::quotas::DEFAULT_ROLE_POLICY_QUOTA as u32,
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub(crate) role_policy_quota: u32,
+    /// Exit non-zero on warnings too
+    #[arg(long)]
+    pub(crate) deny_warnings: bool,
+}
+
+fn account_id(s: &str) -> std::result::Result<String, String> {
+    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(s.to_string())
+    } else {
+        Err("an account id is 12 digits".into())
+    }
+}

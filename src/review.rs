@@ -512,7 +512,7 @@ pub(crate) fn text(findings: &[Finding]) -> String {
     let mut out = format!(
         "Review: {} broad grant{} in the stack (advice only: the exit code does not change)\n",
         findings.len(),
-        if findings.len() == 1 { "" } else { "s" }
+        crate::wording::plural(findings.len())
     );
     for f in findings {
         out += &format!("  {:<6} {} {}: {}\n", f.severity.label(), f.resource_kind, f.resource, f.grant.label());

@@ -318,7 +318,7 @@ impl Clients {
 }
 
 async fn sdk_config(settings: &AwsSettings) -> Result<aws_config::SdkConfig> {
-    // rustls with ring: about 25 ms less start-up than aws-lc per process (../shared/AWS-SDK-NOTES.md).
+    // rustls with ring: about 25 ms less start-up than aws-lc per process (README "Architecture").
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
         .build_https();

@@ -78,9 +78,6 @@ pub(crate) struct Prepared {
 }
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapArgs) -> Result<ExitStatus> {
-    if args.accounts.accounts.is_some() {
-        return crate::commands::accounts::bootstrap(printer, aws, args).await;
-    }
     let started = Instant::now();
     let (session, observed, early) = Session::open_observing(printer, aws, &args.stack, true).await?;
     let Prepared { plan, preflight } = prepare(printer, &session, Some((observed, early))).await?;

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::aws::{errors, AwsSettings, Clients};
 use crate::cli::CheckArgs;
-use crate::commands::{ExitStatus, Session};
+use crate::commands::{plural, ExitStatus, Session};
 use crate::engine::permissions;
 use crate::error::{Error, ErrorKind, Result};
 use crate::output::Printer;
@@ -376,9 +376,6 @@ impl Checked {
 }
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &CheckArgs) -> Result<ExitStatus> {
-    if args.accounts.accounts.is_some() {
-        return crate::commands::accounts::check(printer, aws, args).await;
-    }
     let (session, observed, _) = Session::open_observing(printer, aws, &args.stack, false).await?;
     if args.print_policy {
         resources::managed_policy::check_managed_policies(
@@ -550,7 +547,7 @@ async fn operator_rows(clients: &Clients, desired: &Desired, plan: &Plan, user: 
             if rows.is_empty() {
                 let n = checks.len();
                 rows.push(row(
-                    format!("{user} can run the workflow ({n} permission{} simulated)", if n == 1 { "" } else { "s" }),
+                    format!("{user} can run the workflow ({n} permission{} simulated)", plural(n)),
                     Status::Ok,
                     String::new(),
                 ));

@@ -1,33 +1,11 @@
 //! `wfboot export`: print a stack as a template for another deployment tool. Offline: no AWS call.
 
-use clap::{Args, ValueEnum};
-
+use crate::cli::{ExportArgs, ExportFormat};
 use crate::commands::ExitStatus;
 use crate::error::Result;
 use crate::export;
 use crate::output::Printer;
 use crate::stack::Stack;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(crate) enum ExportFormat {
-    /// A CloudFormation template (JSON), e.g. for StackSets
-    #[value(name = "cloudformation")]
-    CloudFormation,
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct ExportArgs {
-    /// Template format
-    #[arg(long, value_enum, default_value_t = ExportFormat::CloudFormation)]
-    pub(crate) format: ExportFormat,
-    /// Built-in stack name or path to a stack .toml file
-    #[arg(long, value_name = "NAME|FILE")]
-    pub(crate) stack: Option<String>,
-    /// Add confused-deputy conditions (aws:SourceAccount, aws:SourceArn) to service-role trust documents, for
-    /// the services that support them
-    #[arg(long)]
-    pub(crate) harden: bool,
-}
 
 /// Prints the template as JSON whatever `--output` says: a template has no text form.
 pub(crate) fn run(printer: &Printer, args: &ExportArgs) -> Result<ExitStatus> {

@@ -2,42 +2,14 @@
 //! Also the gate that `plan`, `bootstrap`, `check` and `export` pass before anything else: an error stops the
 //! command before its first AWS call; warnings are printed on stderr and do not stop it.
 
-use clap::Args;
 use serde::Serialize;
 
+use crate::cli::LintArgs;
 use crate::commands::{plural, ExitStatus};
 use crate::error::{Error, Result};
 use crate::output::Printer;
 use crate::stack::{Stack, Target};
-use crate::validate::{self, quotas, Finding, Options, Severity};
-
-#[derive(Debug, Args)]
-pub(crate) struct LintArgs {
-    /// Built-in stack name or path to a stack .toml file (repeat for several; default: the default stack)
-    #[arg(long, value_name = "NAME|FILE")]
-    pub(crate) stack: Vec<String>,
-    /// Render the documents for this account (default: a sample account id)
-    #[arg(long, value_name = "ID", value_parser = account_id)]
-    pub(crate) account_id: Option<String>,
-    /// The account's partition: ARNs in another partition are errors (default: any partition is accepted)
-    #[arg(long, value_parser = ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"])]
-    pub(crate) partition: Option<String>,
-    /// The account's quota of managed policies per role, if it was raised (IAM's default: 10)
-    #[arg(long, value_name = "N", default_value_t = quotas::DEFAULT_ROLE_POLICY_QUOTA as u32,
-          value_parser = clap::value_parser!(u32).range(1..=20))]
-    pub(crate) role_policy_quota: u32,
-    /// Exit non-zero on warnings too
-    #[arg(long)]
-    pub(crate) deny_warnings: bool,
-}
-
-fn account_id(s: &str) -> std::result::Result<String, String> {
-    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(s.to_string())
-    } else {
-        Err("an account id is 12 digits".into())
-    }
-}
+use crate::validate::{self, Finding, Options, Severity};
 
 #[derive(Debug, Serialize)]
 struct StackReport {

@@ -255,13 +255,7 @@ async fn resolve_user(
     }
 }
 
-pub(crate) fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
-}
+pub(crate) use crate::wording::plural;
 
 /// Progress of an apply on stderr: a bar, each change's outcome with -v, failures always, and each distinct
 /// thing waited for once.

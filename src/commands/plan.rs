@@ -24,9 +24,6 @@ struct PlanResult<'a> {
 }
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &PlanArgs) -> Result<ExitStatus> {
-    if args.accounts.accounts.is_some() {
-        return crate::commands::accounts::plan(printer, aws, args).await;
-    }
     let started = Instant::now();
     let (session, observed, _) = Session::open_observing(printer, aws, &args.stack, false).await?;
     let spinner = printer.spinner("checking the managed policies");

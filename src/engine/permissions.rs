@@ -6,22 +6,8 @@ use std::collections::BTreeMap;
 
 use crate::resources::access::{iam_region, ContextEntry, Permission, Scope};
 use crate::resources::plan::{Change, Plan};
+use crate::resources::READ_ACTIONS;
 use crate::stack::Desired;
-
-/// What observing the account needs (plan and every bootstrap), on any resource.
-pub(crate) const READ_ACTIONS: &[&str] = &[
-    "iam:GetRole",
-    "iam:ListAttachedRolePolicies",
-    "iam:GetPolicy",
-    "iam:GetPolicyVersion",
-    "iam:ListPolicyVersions",
-    "iam:GetInstanceProfile",
-    "iam:ListRoles",
-    "iam:ListAttachedUserPolicies",
-    "iam:ListGroupsForUser",
-    "iam:ListAttachedGroupPolicies",
-    "iam:GetUser",
-];
 
 /// The permissions each change of `plan` needs, without duplicates, in a stable order.
 pub(crate) fn required(plan: &Plan, desired: &Desired) -> Vec<Permission> {

@@ -30,7 +30,7 @@ use write::{Ctx, Outcome, Write};
 use crate::aws::Clients;
 use crate::error::{Error, Result};
 use crate::stack::{Desired, Stack};
-use plan::{Kind, Plan};
+use plan::Plan;
 
 /// Tag put on everything wfboot creates, valued with the stack name.
 pub(crate) const OWNER_TAG: &str = "wfboot:stack";
@@ -62,6 +62,54 @@ impl Ownership {
 
 pub(crate) fn owner_tag(stack: &str) -> aws_sdk_iam::types::Tag {
     aws_sdk_iam::types::Tag::builder().key(OWNER_TAG).value(stack).build().expect("key and value are set")
+}
+
+/// What observing the account needs (plan and every bootstrap), on any resource.
+pub(crate) const READ_ACTIONS: &[&str] = &[
+    "iam:GetRole",
+    "iam:ListAttachedRolePolicies",
+    "iam:GetPolicy",
+    "iam:GetPolicyVersion",
+    "iam:ListPolicyVersions",
+    "iam:GetInstanceProfile",
+    "iam:ListRoles",
+    "iam:ListAttachedUserPolicies",
+    "iam:ListGroupsForUser",
+    "iam:ListAttachedGroupPolicies",
+    "iam:GetUser",
+];
+
+/// The kinds of resource, as plans name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Kind {
+    UserPolicies,
+    Policy,
+    Role,
+    InstanceProfile,
+    ServiceLinkedRole,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::UserPolicies => "user",
+            Kind::Policy => "policy",
+            Kind::Role => "role",
+            Kind::InstanceProfile => "instance profile",
+            Kind::ServiceLinkedRole => "service-linked role",
+        })
+    }
+}
+
+impl Kind {
+    /// Its resources are read by name alone, before the account id is known ([`Names`]).
+    pub(crate) fn found_by_name(self) -> bool {
+        match self {
+            Kind::Role | Kind::InstanceProfile | Kind::ServiceLinkedRole => true,
+            Kind::Policy | Kind::UserPolicies => false,
+        }
+    }
 }
 
 /// One write call, of any kind: the kinds' own changes, each serialised as that kind's (`{"call": ...}`).

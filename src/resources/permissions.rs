@@ -83,9 +83,9 @@ pub(crate) async fn check(clients: &Clients, caller: &Caller, needed: &[Permissi
             results,
             format!(
                 "simulated for {principal} (iam:SimulatePrincipalPolicy, {calls} call{} for {} request context{})",
-                if calls == 1 { "" } else { "s" },
+                crate::wording::plural(calls),
                 calls,
-                if calls == 1 { "" } else { "s" }
+                crate::wording::plural(calls)
             ),
         ),
         Err(Unsimulated::Fallback(why_not)) => match local_result {

@@ -6,40 +6,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-pub(crate) use super::Change;
+pub(crate) use super::{Change, Kind};
 use super::{Ownership, OWNER_TAG};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Kind {
-    UserPolicies,
-    Policy,
-    Role,
-    InstanceProfile,
-    ServiceLinkedRole,
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Kind::UserPolicies => "user",
-            Kind::Policy => "policy",
-            Kind::Role => "role",
-            Kind::InstanceProfile => "instance profile",
-            Kind::ServiceLinkedRole => "service-linked role",
-        })
-    }
-}
-
-impl Kind {
-    /// Its resources are read by name alone, before the account id is known ([`super::Names`]).
-    pub(crate) fn found_by_name(self) -> bool {
-        match self {
-            Kind::Role | Kind::InstanceProfile | Kind::ServiceLinkedRole => true,
-            Kind::Policy | Kind::UserPolicies => false,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -207,7 +175,7 @@ impl fmt::Display for Plan {
             s.update,
             s.unchanged,
             s.changes,
-            if s.changes == 1 { "" } else { "s" }
+            crate::wording::plural(s.changes)
         )?;
         if s.needing_consent > 0 {
             write!(f, " ({} on resources wfboot did not create)", s.needing_consent)?;
@@ -384,7 +352,7 @@ impl fmt::Display for DestroyPlan {
             s.left_alone,
             s.absent,
             s.changes,
-            if s.changes == 1 { "" } else { "s" }
+            crate::wording::plural(s.changes)
         )
     }
 }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::wording::plural;
 pub(crate) use template::Target;
 
 // IAM quotas (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html).
@@ -299,14 +300,6 @@ fn locate(spec: Option<&str>) -> Result<(String, String, Option<PathBuf>)> {
     } else {
         Err(Error::input(format!("unknown stack `{spec}`"))
             .with_help(format!("built-in stacks: {known} (see `wfboot stacks`); or give the path to a .toml file")))
-    }
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
     }
 }
 
