@@ -272,7 +272,7 @@ pub(crate) async fn bootstrap(printer: &Printer, aws: &AwsSettings, args: &Boots
         rows.push(match result {
             Err(e) => fail(printer, account, &e),
             Ok((report, outcome)) => {
-                let writes = report.summary.writes_done;
+                let writes = report.summary.tally.writes_done;
                 let mut row = match &outcome {
                     Ok(ExitStatus::ChangesPending) => Row::new(account, RowStatus::HeldBack),
                     Ok(_) if report.plan.has_changes() => Row::new(account, RowStatus::Applied),

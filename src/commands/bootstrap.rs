@@ -13,9 +13,10 @@ use serde::Serialize;
 use crate::aws::AwsSettings;
 use crate::aws::CallStats;
 use crate::cli::BootstrapArgs;
+use crate::commands::report::{self, waits_text, Tally};
 use crate::commands::{check, plural, watch_interrupt, ApplyProgress, EarlyChecks, ExitStatus, Session};
 use crate::engine::apply::{self, AppliedChange, ApplyOptions, Outcome, Waits};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::output::Printer;
 use crate::policy_eval::Verdict;
 use crate::prompt;
@@ -54,21 +55,8 @@ pub(crate) struct Summary {
     unchanged: usize,
     /// Resources with a planned change that failed, was not attempted or was held back.
     incomplete: usize,
-    pub(crate) writes_done: usize,
-    already_done: usize,
-    held: usize,
-    failed: usize,
-    skipped: usize,
-    /// Write calls sent again after an error AWS answers while it catches up (ConcurrentModification,
-    /// NoSuchEntity right after a create, ...).
-    retries: usize,
-    /// Wall time spent waiting for AWS: backoff before those retries, and reading back until IAM shows what
-    /// this run wrote.
-    waited_seconds: f64,
-    api_calls: usize,
-    api_writes: usize,
-    http_attempts: usize,
-    wall_seconds: f64,
+    #[serde(flatten)]
+    pub(crate) tally: Tally,
 }
 
 /// What `bootstrap` knows before its first write: the plan and, when there are changes, the pre-flight.
@@ -104,7 +92,10 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
         } else {
             printer.result(&format!(
                 "Nothing to do: the account already matches stack {}. {} API calls, {} writes, {:.2} s.",
-                session.desired.stack, report.summary.api_calls, report.summary.api_writes, report.summary.wall_seconds
+                session.desired.stack,
+                report.summary.tally.api_calls,
+                report.summary.tally.api_writes,
+                report.summary.tally.wall_seconds
             ));
         }
         return Ok(ExitStatus::Success);
@@ -379,45 +370,37 @@ pub(crate) fn summary_line(s: &Summary) -> String {
         s.updated,
         s.unchanged,
         if s.incomplete > 0 { format!(", {} not completed", s.incomplete) } else { String::new() },
-        s.writes_done,
-        plural(s.writes_done),
-        if s.already_done > 0 { format!(", {} already done by someone else", s.already_done) } else { String::new() },
-        if s.held > 0 { format!(", {} held back (--adopt)", s.held) } else { String::new() },
-        waits_text(s.retries, s.waited_seconds),
-        s.api_calls,
-        s.api_writes,
-        s.wall_seconds
+        s.tally.writes_done,
+        plural(s.tally.writes_done),
+        if s.tally.already_done > 0 {
+            format!(", {} already done by someone else", s.tally.already_done)
+        } else {
+            String::new()
+        },
+        if s.tally.held() > 0 { format!(", {} held back (--adopt)", s.tally.held()) } else { String::new() },
+        waits_text(s.tally.retries, s.tally.waited_seconds),
+        s.tally.api_calls,
+        s.tally.api_writes,
+        s.tally.wall_seconds
     )
-}
-
-/// "; 6 retries, 2.1 s waiting for AWS" when the run waited, empty otherwise.
-pub(crate) fn waits_text(retries: usize, waited_seconds: f64) -> String {
-    if retries == 0 && waited_seconds == 0.0 {
-        return String::new();
-    }
-    format!("; {retries} retr{}, {waited_seconds:.1} s waiting for AWS", if retries == 1 { "y" } else { "ies" })
 }
 
 /// How a run that applied ended: interrupted, failed changes, still differing, held back, or success.
 pub(crate) fn outcome(report: &Report, interrupted: bool) -> Result<ExitStatus> {
     let s = &report.summary;
     if interrupted {
-        return Err(Error::new(
-            ErrorKind::Interrupted,
-            format!("interrupted after {} of {} changes", s.writes_done, report.plan.summary.changes),
-        )
-        .with_help("run the same command again to complete the rest"));
+        return Err(report::interrupted(s.tally.writes_done, report.plan.summary.changes, "complete the rest"));
     }
-    if s.failed > 0 {
+    if s.tally.failed > 0 {
         let first = report.applied.iter().find_map(|a| match &a.outcome {
             Outcome::Failed { error } => Some(error.clone()),
             _ => None,
         });
         let mut err = Error::aws(format!(
             "{} change{} failed ({} not attempted); first failure: {}",
-            s.failed,
-            plural(s.failed),
-            s.skipped,
+            s.tally.failed,
+            plural(s.tally.failed),
+            s.tally.skipped,
             first.unwrap_or_default()
         ));
         err.help = Some("fix the cause and run again: completed changes are not repeated".into());
@@ -434,7 +417,7 @@ pub(crate) fn outcome(report: &Report, interrupted: bool) -> Result<ExitStatus> 
         return Err(Error::aws(format!(
             "IAM still does not show what this run created: {} (after waiting {:.0} s in all)",
             unseen.join(", "),
-            s.waited_seconds
+            s.tally.waited_seconds
         ))
         .with_help(
             "IAM can be slow to show new entities (read-after-write lag), or something deleted them meanwhile: \
@@ -447,7 +430,7 @@ pub(crate) fn outcome(report: &Report, interrupted: bool) -> Result<ExitStatus> 
                 "something else may be changing these resources; run again, or `wfboot plan` to see what differs",
             ));
     }
-    if s.held > 0 {
+    if s.tally.held() > 0 {
         return Ok(ExitStatus::ChangesPending);
     }
     Ok(ExitStatus::Success)
@@ -462,15 +445,14 @@ pub(crate) fn finish_report(
     started: Instant,
 ) -> Report {
     let summary = summarize(&plan, &applied, &session.clients.calls.snapshot(), waits, started);
-    let verified = summary.failed == 0
-        && summary.skipped == 0
-        && remaining.as_ref().is_none_or(|r| r.changes().all(|c| c.needs_consent && summary.held > 0));
+    let verified = summary.tally.failed == 0
+        && summary.tally.skipped == 0
+        && remaining.as_ref().is_none_or(|r| r.changes().all(|c| c.needs_consent && summary.tally.held() > 0));
     Report { plan, applied, verified, remaining, summary, hardening: session.hardening.clone() }
 }
 
 /// The run's summary: every count from what happened to each change.
 fn summarize(plan: &Plan, applied: &[AppliedChange], calls: &CallStats, waits: &Waits, started: Instant) -> Summary {
-    let count = |f: &dyn Fn(&Outcome) -> bool| applied.iter().filter(|a| f(&a.outcome)).count();
     // The last outcome of each planned change (a second round may have applied it again).
     let outcome_of = |c: &PlannedChange| applied.iter().rev().find(|a| a.change.change == c.change).map(|a| &a.outcome);
     let mut summary = Summary::default();
@@ -489,25 +471,7 @@ fn summarize(plan: &Plan, applied: &[AppliedChange], calls: &CallStats, waits: &
             summary.unchanged += 1;
         }
     }
-    Summary {
-        writes_done: count(&|o| matches!(o, Outcome::Done)),
-        already_done: count(&|o| matches!(o, Outcome::AlreadyDone)),
-        held: count(&|o| matches!(o, Outcome::Held)),
-        failed: count(&|o| matches!(o, Outcome::Failed { .. })),
-        skipped: count(&|o| matches!(o, Outcome::Skipped { .. })),
-        retries: waits.retries(),
-        waited_seconds: seconds(waits.waited()),
-        api_calls: calls.calls.len(),
-        api_writes: calls.writes(),
-        http_attempts: calls.attempts,
-        wall_seconds: seconds(started.elapsed()),
-        ..summary
-    }
-}
-
-/// Seconds, to the millisecond.
-pub(crate) fn seconds(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0).round() / 1000.0
+    Summary { tally: Tally::of(applied, calls, waits, started, true), ..summary }
 }
 
 #[cfg(test)]

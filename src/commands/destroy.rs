@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use crate::aws::AwsSettings;
 use crate::cli::{DestroyArgs, StackArgs};
-use crate::commands::bootstrap::{seconds, waits_text, written_not_seen};
+use crate::commands::bootstrap::written_not_seen;
+use crate::commands::report::{self, waits_text, Tally};
 use crate::commands::{plural, watch_interrupt, ApplyProgress, ExitStatus, Session};
 use crate::engine::apply::{self, AppliedChange, ApplyOptions, Outcome, Waits};
 use crate::engine::permissions;
@@ -54,20 +55,8 @@ struct Summary {
     deleted: usize,
     left_alone: usize,
     absent: usize,
-    writes_done: usize,
-    already_done: usize,
-    failed: usize,
-    skipped: usize,
-    /// Write calls sent again after an error AWS answers while it catches up (DeleteConflict right after this
-    /// run removed the link, ConcurrentModification).
-    retries: usize,
-    /// Wall time spent waiting for AWS: backoff before those retries, and reading back until IAM shows the
-    /// deletions.
-    waited_seconds: f64,
-    api_calls: usize,
-    api_writes: usize,
-    http_attempts: usize,
-    wall_seconds: f64,
+    #[serde(flatten)]
+    tally: Tally,
 }
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs) -> Result<ExitStatus> {
@@ -90,7 +79,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
         } else {
             printer.result(&format!(
                 "Nothing to destroy: nothing of stack {} created by wfboot is left in account {}. {} API calls, {} writes, {:.2} s.",
-                report.plan.stack, report.plan.account_id, s.api_calls, s.api_writes, s.wall_seconds
+                report.plan.stack, report.plan.account_id, s.tally.api_calls, s.tally.api_writes, s.tally.wall_seconds
             ));
         }
         return Ok(ExitStatus::Success);
@@ -147,27 +136,23 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
             s.deleted,
             s.left_alone,
             s.absent,
-            s.writes_done,
-            plural(s.writes_done),
-            if s.already_done > 0 {
-                format!(", {} already done by someone else", s.already_done)
+            s.tally.writes_done,
+            plural(s.tally.writes_done),
+            if s.tally.already_done > 0 {
+                format!(", {} already done by someone else", s.tally.already_done)
             } else {
                 String::new()
             },
-            waits_text(s.retries, s.waited_seconds),
-            s.api_calls,
-            s.api_writes,
-            s.wall_seconds
+            waits_text(s.tally.retries, s.tally.waited_seconds),
+            s.tally.api_calls,
+            s.tally.api_writes,
+            s.tally.wall_seconds
         ));
     }
     if interrupted.load(Ordering::SeqCst) {
-        return Err(Error::new(
-            ErrorKind::Interrupted,
-            format!("interrupted after {} of {} changes", s.writes_done, report.plan.summary.changes),
-        )
-        .with_help("run the same command again to delete the rest"));
+        return Err(report::interrupted(s.tally.writes_done, report.plan.summary.changes, "delete the rest"));
     }
-    if s.failed > 0 {
+    if s.tally.failed > 0 {
         let failures: Vec<&str> = report
             .applied
             .iter()
@@ -178,9 +163,9 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
             .collect();
         return Err(Error::aws(format!(
             "{} change{} failed ({} not attempted because of it):\n{}",
-            s.failed,
-            plural(s.failed),
-            s.skipped,
+            s.tally.failed,
+            plural(s.tally.failed),
+            s.tally.skipped,
             failures.join("\n")
         ))
         .with_help("fix the cause and run again: what was deleted stays deleted, nothing is repeated"));
@@ -287,7 +272,6 @@ fn finish_report(
     started: Instant,
 ) -> Report {
     let calls = session.clients.calls.snapshot();
-    let count = |f: &dyn Fn(&Outcome) -> bool| applied.iter().filter(|a| f(&a.outcome)).count();
     // A resource is deleted when its last change (the delete call itself) went through.
     let deleted: Vec<String> = plan
         .resources
@@ -312,17 +296,8 @@ fn finish_report(
         deleted: deleted.len(),
         left_alone: left_alone.len(),
         absent: plan.summary.absent,
-        writes_done: count(&|o| matches!(o, Outcome::Done)),
-        already_done: count(&|o| matches!(o, Outcome::AlreadyDone)),
-        failed: count(&|o| matches!(o, Outcome::Failed { .. })),
-        skipped: count(&|o| matches!(o, Outcome::Skipped { .. })),
-        retries: waits.retries(),
-        waited_seconds: seconds(waits.waited()),
-        api_calls: calls.calls.len(),
-        api_writes: calls.writes(),
-        http_attempts: calls.attempts,
-        wall_seconds: seconds(started.elapsed()),
+        tally: Tally::of(&applied, &calls, waits, started, false),
     };
-    let verified = !dry_run && summary.failed == 0 && summary.skipped == 0 && remaining.is_none();
+    let verified = !dry_run && summary.tally.failed == 0 && summary.tally.skipped == 0 && remaining.is_none();
     Report { plan, dry_run, applied, deleted, left_alone, verified, remaining, summary }
 }

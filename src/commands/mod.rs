@@ -10,6 +10,7 @@ pub(crate) mod docs;
 pub(crate) mod export;
 pub(crate) mod lint;
 pub(crate) mod plan;
+pub(crate) mod report;
 pub(crate) mod stacks;
 pub(crate) mod whoami;
 
