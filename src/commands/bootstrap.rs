@@ -530,7 +530,7 @@ mod tests {
         ];
         let s = summarize(&plan(), &done, &CallStats::default(), &Waits::default(), Instant::now());
         assert_eq!((s.created, s.updated, s.unchanged, s.incomplete), (1, 0, 1, 1), "{s:?}");
-        assert_eq!((s.writes_done, s.failed, s.skipped), (2, 1, 1));
+        assert_eq!((s.tally.writes_done, s.tally.failed, s.tally.skipped), (2, 1, 1));
         let line = summary_line(&s);
         assert!(line.starts_with("1 created, 0 updated, 1 unchanged, 1 not completed; 2 writes done"), "{line}");
     }

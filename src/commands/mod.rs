@@ -166,7 +166,7 @@ impl EarlyChecks {
         r: &Rendered,
         named: resources::NamedObservation,
     ) -> Option<EarlyChecks> {
-        let provisional = named.provisional(r.user.as_deref(), r.desired.policies.len());
+        let provisional = named.provisional(&r.desired, r.user.as_deref());
         let plan = resources::diff(&r.desired, &provisional, r.user.as_deref());
         if !plan.resources.iter().any(|p| p.kind.found_by_name() && !p.changes.is_empty()) {
             return None;

@@ -317,10 +317,10 @@ impl NamedObservation {
     /// The observation as far as names alone tell: the stack's policies taken as absent and the operator user
     /// (when there is one) as having none of the stack's policies. A plan made from it holds every change of
     /// the real plan except, for a policy that exists with another document, its new version.
-    pub(crate) fn provisional(&self, user_name: Option<&str>, policies: usize) -> Observed {
+    pub(crate) fn provisional(&self, desired: &Desired, user_name: Option<&str>) -> Observed {
         Observed {
             user: user_name.map(|_| user::ObservedUser::default()),
-            policies: vec![None; policies],
+            policies: vec![None; desired.policies.len()],
             roles: self.roles.clone(),
             instance_profiles: self.instance_profiles.clone(),
             service_linked_roles: self.service_linked_roles.clone(),
