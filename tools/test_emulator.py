@@ -312,6 +312,37 @@ class EmulatorTest(unittest.TestCase):
                     lam(name, secret).list_functions(MaxItems=1)
                 self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 403, name)
 
+    def test_ec2_answers_a_missing_profile_and_one_without_a_role_with_invalid_parameter_value(self) -> None:
+        # moto answered IAM's NoSuchEntity (404) and accepted a role-less profile (tools/moto_fixes.py).
+        with Emulator(log=False) as emu:
+            iam, ec2 = emu.client("iam"), emu.client("ec2")
+            account = emu.client("sts").get_caller_identity()["Account"]
+            iam.create_instance_profile(InstanceProfileName="Empty")
+            iid = ec2.run_instances(ImageId=probe_ami(emu), MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+            missing_arn = f"arn:aws:iam::{account}:instance-profile/Missing"
+            expected = {
+                "Missing": "Value (Missing) for parameter iamInstanceProfile.name is invalid. "
+                           "Invalid IAM Instance Profile name",
+                missing_arn: f"Value ({missing_arn}) for parameter iamInstanceProfile.arn is invalid. "
+                             "Invalid IAM Instance Profile ARN",
+                "Empty": f'IAM Instance Profile "arn:aws:iam::{account}:instance-profile/Empty" has no associated '
+                         "IAM Roles",
+            }
+            for profile, message in expected.items():
+                given = {"Arn": profile} if profile.startswith("arn:") else {"Name": profile}
+                for call in (lambda: ec2.run_instances(ImageId=probe_ami(emu), MinCount=1, MaxCount=1, DryRun=True,
+                                                       IamInstanceProfile=given),
+                             lambda: ec2.run_instances(ImageId=probe_ami(emu), MinCount=1, MaxCount=1,
+                                                       IamInstanceProfile=given),
+                             lambda: ec2.associate_iam_instance_profile(InstanceId=iid, IamInstanceProfile=given)):
+                    with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                        call()
+                    self.assertEqual(cm.exception.response["Error"]["Code"], "InvalidParameterValue", profile)
+                    self.assertEqual(cm.exception.response["Error"]["Message"], message)
+                    self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 400)
+            self.assertEqual(len(ec2.describe_instances()["Reservations"]), 1, "only the plain launch made one")
+            self.assertEqual(ec2.describe_iam_instance_profile_associations()["IamInstanceProfileAssociations"], [])
+
     def test_exits_when_stdin_closes(self) -> None:
         with Emulator(log=False) as emu:
             emu.proc.stdin.close()
@@ -346,6 +377,50 @@ def code_of(fn) -> tuple[str, int] | None:
     except botocore.exceptions.ClientError as e:
         return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
     return None
+
+
+def tiny_zip() -> bytes:
+    """A Lambda deployment package of one Python handler (moto keeps it; nothing runs it)."""
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("index.py", "def handler(event, context):\n    return None\n")
+    return buf.getvalue()
+
+
+def probe_ami(emu: "Emulator") -> str:
+    """The ECS-optimized AMI from SSM's public parameter, as a probe on AWS would take it (moto serves it)."""
+    return emu.client("ssm").get_parameter(
+        Name="/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id")["Parameter"]["Value"]
+
+
+def batch_roles(iam) -> tuple[str, str, str]:
+    """A Batch service role, an ECS instance profile with its role and a spot fleet role: their ARNs."""
+    def role(name: str, service: str) -> str:
+        trust = TRUST.replace("lambda.amazonaws.com", service)
+        return iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+
+    service_role = role("BatchService", "batch.amazonaws.com")
+    role("EcsInstance", "ec2.amazonaws.com")
+    profile = iam.create_instance_profile(InstanceProfileName="EcsInstance")["InstanceProfile"]["Arn"]
+    iam.add_role_to_instance_profile(InstanceProfileName="EcsInstance", RoleName="EcsInstance")
+    return service_role, profile, role("SpotFleet", "spotfleet.amazonaws.com")
+
+
+def compute_environment(emu: "Emulator", name: str, service_role: str, profile: str, fleet_role: str) -> dict:
+    """CreateComputeEnvironment's parameters for a managed SPOT environment of no instances in moto's default VPC."""
+    ec2 = emu.client("ec2")
+    vpc = next(v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v["IsDefault"])
+    subnet = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"][0]["SubnetId"]
+    group = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                                  {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]
+    return dict(computeEnvironmentName=name, type="MANAGED", state="DISABLED", serviceRole=service_role,
+                tags={"wfboot:stack": "test"},
+                computeResources={"type": "SPOT", "minvCpus": 0, "maxvCpus": 1, "desiredvCpus": 0,
+                                  "instanceTypes": ["optimal"], "subnets": [subnet],
+                                  "securityGroupIds": [group["GroupId"]], "instanceRole": profile,
+                                  "spotIamFleetRole": fleet_role, "bidPercentage": 100})
 
 
 class RealismTest(unittest.TestCase):
@@ -450,6 +525,143 @@ class RealismTest(unittest.TestCase):
             time.sleep(0.7)
             iam.delete_role(RoleName="R")
             iam.delete_policy(PolicyArn=arn)
+
+    def test_a_dry_run_with_a_known_profile_would_succeed_and_with_a_new_one_is_invalid_parameter_value(self) -> None:
+        with Emulator("--ec2-lag", "1.0", "--lag-jitter", "0") as emu:
+            iam, ec2 = emu.client("iam"), emu.client("ec2")
+            iam.create_role(RoleName="R", AssumeRolePolicyDocument=TRUST)
+            iam.create_instance_profile(InstanceProfileName="P")
+            iam.add_role_to_instance_profile(InstanceProfileName="P", RoleName="R")
+            dry_run = dict(ImageId=probe_ami(emu), InstanceType="t3.micro", MinCount=1, MaxCount=1, DryRun=True)
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                ec2.run_instances(IamInstanceProfile={"Name": "P"}, **dry_run)
+            self.assertEqual(cm.exception.response["Error"]["Code"], "InvalidParameterValue")
+            self.assertEqual(cm.exception.response["Error"]["Message"],
+                             "Value (P) for parameter iamInstanceProfile.name is invalid. "
+                             "Invalid IAM Instance Profile name")
+            time.sleep(1.1)
+            self.assertEqual(code_of(lambda: ec2.run_instances(IamInstanceProfile={"Name": "P"}, **dry_run)),
+                             ("DryRunOperation", 412))
+            reservations = ec2.describe_instances()["Reservations"]
+            self.assertEqual(reservations, [], "a dry run launches nothing")
+
+    def test_lambda_refuses_a_new_role_and_a_re_trusted_one_for_the_service_lag_with_aws_error(self) -> None:
+        with Emulator("--service-lag", "1.0", "--lag-jitter", "0") as emu:
+            iam, lam = emu.client("iam"), emu.client("lambda")
+            role = iam.create_role(RoleName="L", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+            create = lambda name: lam.create_function(  # noqa: E731
+                FunctionName=name, Runtime="python3.12", Role=role, Handler="index.handler",
+                Code={"ZipFile": tiny_zip()}, Tags={"wfboot:stack": "test"})
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                create("probe")
+            error = cm.exception.response
+            self.assertEqual(error["Error"]["Code"], "InvalidParameterValueException")
+            self.assertEqual(error["Error"]["Message"], "The role defined for the function cannot be assumed by Lambda.")
+            self.assertEqual(error["ResponseMetadata"]["HTTPStatusCode"], 400)
+            self.assertEqual(error["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"],
+                             "InvalidParameterValueException")
+            self.assertEqual(lam.list_functions()["Functions"], [], "the refused create made nothing")
+            time.sleep(1.1)
+            self.assertEqual(create("probe")["Role"], role)
+            self.assertEqual(lam.list_tags(Resource=lam.get_function(FunctionName="probe")["Configuration"]
+                                           ["FunctionArn"])["Tags"], {"wfboot:stack": "test"})
+            lam.delete_function(FunctionName="probe")
+            # A trust update starts the window again: the role's new trust is not seen by Lambda at once.
+            iam.update_assume_role_policy(RoleName="L", PolicyDocument=TRUST)
+            self.assertEqual(code_of(lambda: create("again")), ("InvalidParameterValueException", 400))
+            self.assertEqual(code_of(lambda: lam.update_function_configuration(FunctionName="missing", Role=role)),
+                             ("InvalidParameterValueException", 400), "UpdateFunctionConfiguration too")
+            # Another role, made before: not in any window (stock moto's own check still applies to a missing one).
+            self.assertEqual(code_of(lambda: lam.create_function(
+                FunctionName="x", Runtime="python3.12", Role=role.replace(":role/L", ":role/Missing"),
+                Handler="index.handler", Code={"ZipFile": tiny_zip()})), ("InvalidParameterValueException", 400))
+            refused = [e for e in emu.log_entries() if e.get("realism") == "service_role_not_propagated"]
+            self.assertEqual(len(refused), 3)
+            self.assertTrue(all("moto_ms" in e for e in refused), "answered inside the moto lock, in order")
+
+    def test_step_functions_refuse_a_new_role_for_the_service_lag_with_aws_error(self) -> None:
+        with Emulator("--service-lag", "1.0", "--lag-jitter", "0") as emu:
+            iam, sfn = emu.client("iam"), emu.client("stepfunctions")
+            trust = TRUST.replace("lambda.amazonaws.com", "states.amazonaws.com")
+            role = iam.create_role(RoleName="S", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+            definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+            create = lambda: sfn.create_state_machine(  # noqa: E731
+                name="probe", definition=definition, roleArn=role, tags=[{"key": "wfboot:stack", "value": "test"}])
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                create()
+            error = cm.exception.response
+            self.assertEqual(error["Error"]["Code"], "AccessDeniedException")
+            self.assertEqual(error["Error"]["Message"],
+                             "Neither the global service principal states.amazonaws.com, nor the regional one is "
+                             "authorized to assume the provided role.")
+            self.assertEqual(error["ResponseMetadata"]["HTTPStatusCode"], 400)
+            self.assertEqual(sfn.list_state_machines()["stateMachines"], [])
+            time.sleep(1.1)
+            arn = create()["stateMachineArn"]
+            self.assertEqual(sfn.list_tags_for_resource(resourceArn=arn)["tags"],
+                             [{"key": "wfboot:stack", "value": "test"}])
+            sfn.delete_state_machine(stateMachineArn=arn)
+            self.assertEqual(sfn.list_state_machines()["stateMachines"], [])
+
+    def test_a_compute_environment_reads_creating_then_invalid_while_batch_cannot_assume_its_service_role(self) -> None:
+        with Emulator("--service-lag", "1.5", "--batch-transition", "0.4", "--lag-jitter", "0") as emu:
+            iam, batch = emu.client("iam"), emu.client("batch")
+            account = emu.client("sts").get_caller_identity()["Account"]
+            service_role, profile, fleet_role = batch_roles(iam)
+            create = lambda name: batch.create_compute_environment(  # noqa: E731
+                **compute_environment(emu, name, service_role, profile, fleet_role))
+
+            def status(name: str) -> list[tuple[str, str, str | None]]:
+                return [(e["status"], e["state"], e.get("statusReason")) for e in
+                        batch.describe_compute_environments(computeEnvironments=[name])["computeEnvironments"]]
+
+            create("early")  # accepted: Batch finds out afterwards that it cannot assume the role
+            self.assertEqual(status("early"), [("CREATING", "DISABLED", None)])
+            time.sleep(0.5)
+            ((state, _, reason),) = status("early")
+            self.assertEqual(state, "INVALID")
+            self.assertTrue(reason.startswith(
+                "CLIENT_ERROR - User: batch.amazonaws.com is not authorized to perform: sts:AssumeRole on resource: "
+                f"arn:aws:iam::{account}:role/BatchService (Service: AWSSecurityTokenService; Status Code: 403; "
+                "Error Code: AccessDenied; Request ID: "), reason)
+            time.sleep(1.1)
+            self.assertEqual(status("early")[0][0], "INVALID", "Batch does not repair an INVALID one by itself")
+            create("late")
+            time.sleep(0.5)
+            self.assertEqual(status("late"), [("VALID", "DISABLED", "Compute environment is available")])
+            # Deleted: DELETING (state DISABLED) for a moment, then gone.
+            batch.delete_compute_environment(computeEnvironment="early")
+            self.assertEqual(status("early"), [("DELETING", "DISABLED", None)])
+            listed = {e["computeEnvironmentName"]: e["status"]
+                      for e in batch.describe_compute_environments()["computeEnvironments"]}
+            self.assertEqual(listed, {"early": "DELETING", "late": "VALID"}, "listing them all shows it too")
+            time.sleep(0.5)
+            self.assertEqual(status("early"), [])
+            batch.update_compute_environment(computeEnvironment="late", state="DISABLED")
+            batch.delete_compute_environment(computeEnvironment="late")
+            time.sleep(0.5)
+            self.assertEqual(batch.describe_compute_environments()["computeEnvironments"], [])
+            marks = [e.get("realism") for e in emu.log_entries() if e["action"].endswith("computeenvironment")]
+            self.assertEqual(marks, ["batch_role_not_propagated", None, None, None, None])
+
+    def test_the_service_lag_is_off_without_realism_and_settle_ends_it(self) -> None:
+        with Emulator() as emu:
+            iam, lam = emu.client("iam"), emu.client("lambda")
+            role = iam.create_role(RoleName="L", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+            lam.create_function(FunctionName="f", Runtime="python3.12", Role=role, Handler="index.handler",
+                                Code={"ZipFile": tiny_zip()})
+        with Emulator("--realism", "--service-lag", "30") as emu:
+            iam, sfn = emu.client("iam"), emu.client("stepfunctions")
+            trust = TRUST.replace("lambda.amazonaws.com", "states.amazonaws.com")
+            role = iam.create_role(RoleName="S", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+            definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+            self.assertEqual(code_of(lambda: sfn.create_state_machine(name="m", definition=definition, roleArn=role)),
+                             ("AccessDeniedException", 400))
+            with urllib.request.urlopen(emu.url + "/__emulator/stats") as r:
+                self.assertEqual(json.load(r)["realism"]["service_roles_lagging"], 1)
+            req = urllib.request.Request(emu.url + "/__emulator/control", data=b'{"settle": true}', method="POST")
+            urllib.request.urlopen(req).close()
+            sfn.create_state_machine(name="m", definition=definition, roleArn=role)
 
     def test_windows_are_drawn_from_the_seed_between_half_and_all_of_the_flag(self) -> None:
         sys.path.insert(0, os.path.dirname(EMULATOR))
