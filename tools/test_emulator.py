@@ -711,7 +711,8 @@ class RealismTest(unittest.TestCase):
             self.assertEqual(code_of(session.list_roles), ("ExpiredToken", 400))
 
     def test_realism_flags_are_checked(self) -> None:
-        for args in (["--iam-lag", "-1"], ["--lag-jitter", "1"], ["--session-seconds", "0"]):
+        for args in (["--iam-lag", "-1"], ["--lag-jitter", "1"], ["--session-seconds", "0"], ["--service-lag", "-1"],
+                     ["--batch-transition", "-0.5"]):
             proc = subprocess.run([sys.executable, EMULATOR, "--port", "0", *args],
                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
             self.assertEqual(proc.returncode, 2, args)
@@ -986,6 +987,125 @@ class SimulatorTest(unittest.TestCase):
                 iam.simulate_principal_policy(PolicySourceArn=arn, ActionNames=["iam:GetRole"])
             self.assertEqual([e["status"] for e in emu.log_entries() if e["action"] == "SimulatePrincipalPolicy"],
                              [500])
+
+
+TRUST_TOOL = os.path.join(os.path.dirname(EMULATOR), "iam-simulate", "trust.mjs")
+ACCOUNT = "123456789012"
+
+
+def trust(*statements: dict) -> dict:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def service_statement(*services: str, effect: str = "Allow", **extra) -> dict:
+    principal = services[0] if len(services) == 1 else list(services)
+    return {"Effect": effect, "Principal": {"Service": principal}, "Action": "sts:AssumeRole", **extra}
+
+
+class TrustToolTest(unittest.TestCase):
+    """tools/iam-simulate/trust.mjs: may a service assume a role, by @cloud-copilot/iam-simulate (the reference the
+    tests of `wfboot verify` compare wfboot's offline trust verdicts with)."""
+
+    proc: subprocess.Popen
+    next_id = 0
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.proc = subprocess.Popen(["node", TRUST_TOOL], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    cwd=os.path.dirname(TRUST_TOOL))
+        assert cls.proc.stdout is not None
+        cls.ready = json.loads(cls.proc.stdout.readline())
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        assert cls.proc.stdin is not None and cls.proc.stdout is not None
+        cls.proc.stdin.close()
+        cls.proc.wait(timeout=10)
+        cls.proc.stdout.close()
+
+    def ask(self, line: bytes) -> dict:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(line + b"\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def evaluate(self, *cases: dict) -> list[dict]:
+        TrustToolTest.next_id += 1
+        answer = self.ask(json.dumps({"id": self.next_id, "cases": list(cases)}).encode())
+        self.assertEqual(answer["id"], self.next_id)
+        self.assertEqual(len(answer["results"]), len(cases))
+        return answer["results"]
+
+    def one(self, document, service: str, context: dict | None = None, role: str = "R") -> dict:
+        (result,) = self.evaluate({"trust": document, "service": service,
+                                   "role": f"arn:aws:iam::{ACCOUNT}:role/{role}", "context": context or {}})
+        return result
+
+    def test_it_says_it_is_ready_and_a_plain_service_trust_admits_that_service_only(self) -> None:
+        self.assertEqual(self.ready, {"ready": True, "tool": "trust", "version": "0.1.173"})
+        document = trust(service_statement("lambda.amazonaws.com"))
+        admitted = self.one(document, "lambda.amazonaws.com")
+        self.assertEqual(admitted, {"decision": "allowed", "allowed": True, "matched": [0], "missing": [],
+                                    "statements": [{"index": 0, "effect": "Allow", "principal": True, "action": True,
+                                                    "conditions": True, "missing": []}],
+                                    "validated": True, "error": None})
+        other = self.one(document, "ec2.amazonaws.com")
+        self.assertEqual((other["decision"], other["matched"]), ("implicitDeny", []))
+        self.assertEqual(other["statements"][0]["principal"], False, "it says the principal is why")
+        # The document as IAM stores it (JSON text) reads the same; a list of services admits each.
+        self.assertTrue(self.one(json.dumps(document), "lambda.amazonaws.com")["allowed"])
+        both = trust(service_statement("ec2.amazonaws.com", "lambda.amazonaws.com"))
+        self.assertEqual([self.one(both, s)["allowed"] for s in ("ec2.amazonaws.com", "lambda.amazonaws.com",
+                                                                  "states.amazonaws.com")], [True, True, False])
+        # A path in the role's ARN changes nothing.
+        self.assertTrue(self.one(document, "lambda.amazonaws.com", role="service-role/R")["allowed"])
+
+    def test_a_hardened_trust_admits_the_service_only_for_its_account_and_source_arn(self) -> None:
+        machines = f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:*"
+        hardened = trust(service_statement("states.amazonaws.com", Condition={
+            "StringEquals": {"aws:SourceAccount": ACCOUNT}, "ArnLike": {"aws:SourceArn": machines}}))
+        right = {"aws:SourceAccount": ACCOUNT, "aws:SourceArn": f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:M"}
+        self.assertTrue(self.one(hardened, "states.amazonaws.com", right)["allowed"])
+        wrong_arn = self.one(hardened, "states.amazonaws.com",
+                             {**right, "aws:SourceArn": f"arn:aws:states:us-east-1:{ACCOUNT}:activity:A"})
+        self.assertEqual((wrong_arn["decision"], wrong_arn["missing"]), ("implicitDeny", []))
+        self.assertEqual([(s["principal"], s["conditions"]) for s in wrong_arn["statements"]], [(True, False)])
+        other_account = self.one(hardened, "states.amazonaws.com", {**right, "aws:SourceAccount": "111111111111"})
+        self.assertFalse(other_account["allowed"])
+        # Without the context a service sends, the condition does not hold, and the keys it lacks are named.
+        bare = self.one(hardened, "states.amazonaws.com")
+        self.assertEqual((bare["decision"], bare["missing"]), ("implicitDeny", ["aws:SourceAccount", "aws:SourceArn"]))
+
+    def test_an_explicit_deny_in_the_trust_wins_and_is_the_matched_statement(self) -> None:
+        document = trust(service_statement("batch.amazonaws.com"),
+                         {"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole",
+                          "Condition": {"StringNotEquals": {"aws:SourceAccount": ACCOUNT}}})
+        mine = self.one(document, "batch.amazonaws.com", {"aws:SourceAccount": ACCOUNT})
+        self.assertEqual((mine["decision"], mine["matched"]), ("allowed", [0]))
+        theirs = self.one(document, "batch.amazonaws.com", {"aws:SourceAccount": "111111111111"})
+        self.assertEqual((theirs["decision"], theirs["matched"]), ("explicitDeny", [1]))
+        # Another action than the one asked for is no grant.
+        tag_only = trust({**service_statement("batch.amazonaws.com"), "Action": "sts:TagSession"})
+        result = self.one(tag_only, "batch.amazonaws.com")
+        self.assertEqual((result["decision"], result["statements"][0]["action"]), ("implicitDeny", False))
+
+    def test_bad_input_is_answered_not_validated_with_the_reason_and_the_batch_goes_on(self) -> None:
+        results = self.evaluate(
+            {"trust": trust({**service_statement("lambda.amazonaws.com"), "Effect": "Maybe"}),
+             "service": "lambda.amazonaws.com", "role": f"arn:aws:iam::{ACCOUNT}:role/R"},
+            {"trust": trust(service_statement("lambda.amazonaws.com")), "service": "lambda.amazonaws.com",
+             "role": "R"},
+            {"trust": trust(service_statement("lambda.amazonaws.com")), "role": f"arn:aws:iam::{ACCOUNT}:role/R"},
+            {"trust": trust(service_statement("lambda.amazonaws.com")), "service": "lambda.amazonaws.com",
+             "role": f"arn:aws:iam::{ACCOUNT}:role/R"})
+        self.assertEqual([(r["allowed"], r["validated"]) for r in results],
+                         [(False, False), (False, False), (False, False), (True, True)])
+        self.assertIn("Statement[0].Effect", results[0]["error"])
+        self.assertIn("not a role ARN", results[1]["error"])
+        self.assertIn("`service` and `role`", results[2]["error"])
+        self.assertEqual(self.ask(b"not json")["id"], None)
+        self.assertTrue(self.one(trust(service_statement("lambda.amazonaws.com")), "lambda.amazonaws.com")["allowed"],
+                        "it still answers after a line that is not JSON")
 
 
 if __name__ == "__main__":
