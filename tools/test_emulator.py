@@ -342,6 +342,10 @@ class EmulatorTest(unittest.TestCase):
                     self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 400)
             self.assertEqual(len(ec2.describe_instances()["Reservations"]), 1, "only the plain launch made one")
             self.assertEqual(ec2.describe_iam_instance_profile_associations()["IamInstanceProfileAssociations"], [])
+            # Without realism there is no service lag: Lambda takes a role made a moment ago.
+            role = iam.create_role(RoleName="L", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+            emu.client("lambda").create_function(FunctionName="f", Runtime="python3.12", Role=role,
+                                                 Handler="index.handler", Code={"ZipFile": tiny_zip()})
 
     def test_exits_when_stdin_closes(self) -> None:
         with Emulator(log=False) as emu:
@@ -457,7 +461,7 @@ class RealismTest(unittest.TestCase):
             time.sleep(0.7)
             self.assertEqual(code_of(lambda: iam.get_role(RoleName="R")), ("NoSuchEntity", 404))
 
-    def test_ec2_refuses_a_new_profile_and_one_just_given_its_role_with_aws_messages(self) -> None:
+    def test_ec2_refuses_a_new_profile_and_one_just_given_its_role_with_aws_messages_a_dry_run_too(self) -> None:
         with Emulator("--ec2-lag", "1.5", "--lag-jitter", "0") as emu:
             iam, ec2 = emu.client("iam"), emu.client("ec2")
             iid = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
@@ -478,11 +482,17 @@ class RealismTest(unittest.TestCase):
                 ec2.associate_iam_instance_profile(InstanceId=iid, IamInstanceProfile={"Name": "P"})
             self.assertEqual(cm.exception.response["Error"]["Message"],
                              f'IAM Instance Profile "{profile["Arn"]}" has no associated IAM Roles')
+            # A RunInstances dry run (a probe of EC2's view) is refused the same way, before moto's DryRun answer.
+            dry_run = dict(ImageId=probe_ami(emu), InstanceType="t3.micro", MinCount=1, MaxCount=1, DryRun=True,
+                           IamInstanceProfile={"Name": "P"})
+            self.assertEqual(code_of(lambda: ec2.run_instances(**dry_run)), ("InvalidParameterValue", 400))
             time.sleep(1.6)
+            self.assertEqual(code_of(lambda: ec2.run_instances(**dry_run)), ("DryRunOperation", 412))
             state = ec2.associate_iam_instance_profile(InstanceId=iid, IamInstanceProfile={"Name": "P"})
             self.assertEqual(state["IamInstanceProfileAssociation"]["State"], "associating")
             refused = [e for e in emu.log_entries() if e.get("realism") == "ec2_not_propagated"]
-            self.assertEqual(len(refused), 3)
+            self.assertEqual(len(refused), 4)
+            self.assertEqual(len(ec2.describe_instances()["Reservations"]), 1, "the dry runs launched nothing")
 
     def test_concurrent_writes_to_one_entity_meet_concurrent_modification_and_sequential_ones_do_not(self) -> None:
         with Emulator("--concurrent-modification", "--write-hold", "0.3") as emu:
@@ -525,25 +535,6 @@ class RealismTest(unittest.TestCase):
             time.sleep(0.7)
             iam.delete_role(RoleName="R")
             iam.delete_policy(PolicyArn=arn)
-
-    def test_a_dry_run_with_a_known_profile_would_succeed_and_with_a_new_one_is_invalid_parameter_value(self) -> None:
-        with Emulator("--ec2-lag", "1.0", "--lag-jitter", "0") as emu:
-            iam, ec2 = emu.client("iam"), emu.client("ec2")
-            iam.create_role(RoleName="R", AssumeRolePolicyDocument=TRUST)
-            iam.create_instance_profile(InstanceProfileName="P")
-            iam.add_role_to_instance_profile(InstanceProfileName="P", RoleName="R")
-            dry_run = dict(ImageId=probe_ami(emu), InstanceType="t3.micro", MinCount=1, MaxCount=1, DryRun=True)
-            with self.assertRaises(botocore.exceptions.ClientError) as cm:
-                ec2.run_instances(IamInstanceProfile={"Name": "P"}, **dry_run)
-            self.assertEqual(cm.exception.response["Error"]["Code"], "InvalidParameterValue")
-            self.assertEqual(cm.exception.response["Error"]["Message"],
-                             "Value (P) for parameter iamInstanceProfile.name is invalid. "
-                             "Invalid IAM Instance Profile name")
-            time.sleep(1.1)
-            self.assertEqual(code_of(lambda: ec2.run_instances(IamInstanceProfile={"Name": "P"}, **dry_run)),
-                             ("DryRunOperation", 412))
-            reservations = ec2.describe_instances()["Reservations"]
-            self.assertEqual(reservations, [], "a dry run launches nothing")
 
     def test_lambda_refuses_a_new_role_and_a_re_trusted_one_for_the_service_lag_with_aws_error(self) -> None:
         with Emulator("--service-lag", "1.0", "--lag-jitter", "0") as emu:
@@ -644,25 +635,6 @@ class RealismTest(unittest.TestCase):
             marks = [e.get("realism") for e in emu.log_entries() if e["action"].endswith("computeenvironment")]
             self.assertEqual(marks, ["batch_role_not_propagated", None, None, None, None])
 
-    def test_the_service_lag_is_off_without_realism_and_settle_ends_it(self) -> None:
-        with Emulator() as emu:
-            iam, lam = emu.client("iam"), emu.client("lambda")
-            role = iam.create_role(RoleName="L", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
-            lam.create_function(FunctionName="f", Runtime="python3.12", Role=role, Handler="index.handler",
-                                Code={"ZipFile": tiny_zip()})
-        with Emulator("--realism", "--service-lag", "30") as emu:
-            iam, sfn = emu.client("iam"), emu.client("stepfunctions")
-            trust = TRUST.replace("lambda.amazonaws.com", "states.amazonaws.com")
-            role = iam.create_role(RoleName="S", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
-            definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
-            self.assertEqual(code_of(lambda: sfn.create_state_machine(name="m", definition=definition, roleArn=role)),
-                             ("AccessDeniedException", 400))
-            with urllib.request.urlopen(emu.url + "/__emulator/stats") as r:
-                self.assertEqual(json.load(r)["realism"]["service_roles_lagging"], 1)
-            req = urllib.request.Request(emu.url + "/__emulator/control", data=b'{"settle": true}', method="POST")
-            urllib.request.urlopen(req).close()
-            sfn.create_state_machine(name="m", definition=definition, roleArn=role)
-
     def test_windows_are_drawn_from_the_seed_between_half_and_all_of_the_flag(self) -> None:
         sys.path.insert(0, os.path.dirname(EMULATOR))
         import realism
@@ -677,16 +649,23 @@ class RealismTest(unittest.TestCase):
         self.assertGreater(max(factors(7)) - min(factors(7)), 0.2, "the windows differ between entities")
 
     def test_settle_ends_every_window_at_once(self) -> None:
-        with Emulator("--realism", "--iam-lag", "30") as emu:
-            iam = emu.client("iam")
+        with Emulator("--realism", "--iam-lag", "30", "--service-lag", "30") as emu:
+            iam, sfn = emu.client("iam"), emu.client("stepfunctions")
             iam.create_role(RoleName="R", AssumeRolePolicyDocument=TRUST)
             self.assertEqual(code_of(lambda: iam.get_role(RoleName="R")), ("NoSuchEntity", 404))
+            role = f"arn:aws:iam::{emu.client('sts').get_caller_identity()['Account']}:role/R"
+            definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+            self.assertEqual(code_of(lambda: sfn.create_state_machine(name="m", definition=definition, roleArn=role)),
+                             ("AccessDeniedException", 400))
+            with urllib.request.urlopen(emu.url + "/__emulator/stats") as r:
+                self.assertEqual(json.load(r)["realism"]["service_roles_lagging"], 1)
             req = urllib.request.Request(emu.url + "/__emulator/control", data=b'{"settle": true}', method="POST")
             urllib.request.urlopen(req).close()
             self.assertEqual(iam.get_role(RoleName="R")["Role"]["RoleName"], "R")
+            sfn.create_state_machine(name="m", definition=definition, roleArn=role)
             with urllib.request.urlopen(emu.url + "/__emulator/stats") as r:
                 stats = json.load(r)
-            self.assertEqual(stats["realism"]["answers"], {"stale_read": 1})
+            self.assertEqual(stats["realism"]["answers"], {"stale_read": 1, "service_role_not_propagated": 1})
 
     def test_assumed_role_sessions_expire_and_role_chaining_is_capped_at_an_hour(self) -> None:
         with Emulator("--session-seconds", "3") as emu:
