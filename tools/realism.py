@@ -627,18 +627,7 @@ class Realism:
         if service == "iam" and not action.startswith(("Get", "List")):
             effects = iam_effects(action, params, account, region)
         before = self.keep_reads(environ, account, effects) if effects is not None and self.s.iam_lag else {}
-
-        answered: list[Any] = []
-
-        def capture(s: str, headers, exc_info=None):
-            answered[:] = [s, list(headers)]
-            return lambda _data: None
-
-        result = self.app(environ, capture)
-        data = b"".join(result)
-        if hasattr(result, "close"):
-            result.close()
-        status, headers = answered if answered else ("500 Internal Server Error", [])
+        status, headers, data = self.call(environ)
         ok = status[:1] == "2"
         if ok and effects is not None:
             self.record(account, effects, before)
