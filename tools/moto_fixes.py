@@ -9,12 +9,27 @@ request fails with SignatureDoesNotMatch, as an XML error on a rest-json service
 the Rust SDK reads no error code from it). SigV4 signs an empty payload as the hash of the empty string
 (https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html), so a request without a body
 (Content-Length absent or 0) is checked against the empty payload; requests with a body are checked as before.
+
+EC2's answer about an instance profile. RunInstances (a dry run too), AssociateIamInstanceProfile and
+ReplaceIamInstanceProfileAssociation naming a profile that does not exist got IAM's own error from moto (HTTP 404
+NoSuchEntity "Instance profile X not found"), and a profile without a role was accepted. EC2 answers both with
+InvalidParameterValue (HTTP 400): "Value (X) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance
+Profile name" (".arn ... Invalid IAM Instance Profile ARN" for an ARN) and `IAM Instance Profile "ARN" has no
+associated IAM Roles` -- the same answers EC2 gives while it has not seen a new profile or its role yet, which is
+why terraform-provider-aws internal/service/ec2/ec2_instance.go retries InvalidParameterValue with "Invalid IAM
+Instance Profile" (and its spot request code " has no associated IAM Roles"). tools/realism.py gives the same
+errors for the window after a profile's create (--ec2-lag).
 """
 
 from __future__ import annotations
 
 
 def apply() -> None:
+    fix_bodiless_signatures()
+    fix_ec2_instance_profile_errors()
+
+
+def fix_bodiless_signatures() -> None:
     from botocore.awsrequest import AWSRequest
     from moto.iam import access_control
 
@@ -31,3 +46,41 @@ def apply() -> None:
         return request
 
     base._create_aws_request = create_aws_request
+
+
+def profile_not_found(name: str | None, arn: str | None) -> tuple[str, str]:
+    """EC2's InvalidParameterValue (code, message) for a profile it does not know, by ARN when one was given."""
+    if arn:
+        return "InvalidParameterValue", (f"Value ({arn}) for parameter iamInstanceProfile.arn is invalid. "
+                                         "Invalid IAM Instance Profile ARN")
+    return "InvalidParameterValue", (f"Value ({name}) for parameter iamInstanceProfile.name is invalid. "
+                                     "Invalid IAM Instance Profile name")
+
+
+def profile_without_role(arn: str) -> tuple[str, str]:
+    return "InvalidParameterValue", f'IAM Instance Profile "{arn}" has no associated IAM Roles'
+
+
+def fix_ec2_instance_profile_errors() -> None:
+    # moto resolves the profile of all three actions with moto.ec2.utils.filter_iam_instance_profiles, imported by
+    # name into the modules that call it: each module's reference is replaced.
+    from moto.ec2 import utils
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models import iam_instance_profile
+    from moto.ec2.responses import instances
+    from moto.iam.exceptions import NotFoundException
+
+    original = utils.filter_iam_instance_profiles
+
+    def filter_iam_instance_profiles(account_id, partition, iam_instance_profile_arn, iam_instance_profile_name):
+        try:
+            profile = original(account_id, partition=partition, iam_instance_profile_arn=iam_instance_profile_arn,
+                               iam_instance_profile_name=iam_instance_profile_name)
+        except NotFoundException:
+            raise EC2ClientError(*profile_not_found(iam_instance_profile_name, iam_instance_profile_arn)) from None
+        if profile is not None and not profile.roles:
+            raise EC2ClientError(*profile_without_role(profile.arn))
+        return profile
+
+    for module in (utils, iam_instance_profile, instances):
+        module.filter_iam_instance_profiles = filter_iam_instance_profiles

@@ -27,6 +27,25 @@ tool that talks to them has to cope. With --realism the emulator adds, on top of
   seconds (default: the IAM lag) after the last detach/remove on that entity: IAM still sees the link.
   Messages: IAM's own ("Cannot delete entity, must detach all policies first.", ...). Source:
   terraform-provider-aws internal/service/iam/role.go (DeleteRole retries DeleteConflict for 2 minutes).
+* The services' own late view of a role (--service-lag, default 8 s): for the window after a role's CreateRole or
+  UpdateAssumeRolePolicy, the services that assume it refuse it as AWS does while they cannot assume it yet.
+  Lambda CreateFunction and UpdateFunctionConfiguration naming it answer InvalidParameterValueException (HTTP 400)
+  "The role defined for the function cannot be assumed by Lambda." (terraform-provider-aws
+  internal/service/lambda/function.go retries that message; aws/aws-cli#7700). Step Functions CreateStateMachine
+  and UpdateStateMachine answer AccessDeniedException (HTTP 400) "Neither the global service principal
+  states.amazonaws.com, nor the regional one is authorized to assume the provided role."
+  (hashicorp/terraform-provider-aws#7893; internal/service/sfn/state_machine.go retries AccessDeniedException on
+  create). Batch CreateComputeEnvironment naming it as serviceRole succeeds, and the compute environment goes
+  INVALID, statusReason "CLIENT_ERROR - User: batch.amazonaws.com is not authorized to perform: sts:AssumeRole on
+  resource: ROLE_ARN (Service: AWSSecurityTokenService; Status Code: 403; Error Code: AccessDenied; ...)"
+  (quoted in hashicorp/terraform-provider-aws#21281; internal/service/batch/compute_environment.go retries nothing
+  on create, it waits for CREATING -> VALID and reports an INVALID one's statusReason). It stays INVALID: Batch
+  does not repair it by itself (Batch user guide, Troubleshooting, "INVALID compute environment",
+  https://docs.aws.amazon.com/batch/latest/userguide/troubleshooting.html); delete it and create it again.
+* Batch's status transitions (--batch-transition, default 1 s): a new compute environment reads CREATING for that
+  long before VALID (or INVALID), and a deleted one reads DELETING (state DISABLED) before it is gone, as
+  terraform-provider-aws internal/service/batch/compute_environment.go waits for (waitComputeEnvironmentCreated,
+  waitComputeEnvironmentDeleted). moto makes them VALID at once and forgets them at once.
 * Session expiry: credentials from sts:AssumeRole stop working at their expiry (moto never expires them):
   requests signed with them answer ExpiredToken. --session-seconds caps every session (for tests of long
   runs); a DurationSeconds over an hour asked with role-chained credentials is refused, as STS does
@@ -46,6 +65,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import json
 import re
 import threading
 import time
@@ -72,6 +92,21 @@ EXPIRED_TOKEN = "The security token included in the request is expired"
 CHAINING_LIMIT = "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
 ONE_HOUR = 3600
 
+# What the services answer while they cannot assume a role (see the module's docstring for the sources).
+LAMBDA_CANNOT_ASSUME = "The role defined for the function cannot be assumed by Lambda."
+SFN_CANNOT_ASSUME = ("Neither the global service principal states.amazonaws.com, nor the regional one is authorized "
+                     "to assume the provided role.")
+
+
+def batch_cannot_assume(role_arn: str) -> str:
+    return (f"CLIENT_ERROR - User: batch.amazonaws.com is not authorized to perform: sts:AssumeRole on resource: "
+            f"{role_arn} (Service: AWSSecurityTokenService; Status Code: 403; Error Code: AccessDenied; "
+            f"Request ID: {uuid.uuid4()}; Proxy: null)")
+
+
+LAMBDA_FUNCTIONS = re.compile(r"^/2015-03-31/functions/?$")
+LAMBDA_CONFIGURATION = re.compile(r"^/2015-03-31/functions/[^/]+/configuration/?$")
+
 # Parameters that do not select what a read describes.
 NOT_SELECTING = {"Action", "Version", "MaxItems"}
 
@@ -97,6 +132,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="each window is its flag's value times a factor in [1-F, 1], from --seed (default 0.5)")
     g.add_argument("--session-seconds", type=float, default=None, metavar="SECONDS",
                    help="every sts:AssumeRole session expires after at most this long")
+    g.add_argument("--service-lag", type=float, default=None, metavar="SECONDS",
+                   help="Lambda, Step Functions and Batch cannot assume a role this long after its create or trust "
+                        "update (default 8)")
+    g.add_argument("--batch-transition", type=float, default=None, metavar="SECONDS",
+                   help="a Batch compute environment reads CREATING (and DELETING) this long (default 1)")
 
 
 @dataclass
@@ -109,11 +149,13 @@ class Settings:
     lag_jitter: float = 0.5
     session_seconds: float | None = None
     sessions: bool = False
+    service_lag: float = 0.0
+    batch_transition: float = 0.0
     seed: int = 1
 
     def enabled(self) -> bool:
         return bool(self.iam_lag or self.ec2_lag or self.delete_conflict or self.concurrent_modification
-                    or self.sessions)
+                    or self.sessions or self.service_lag or self.batch_transition)
 
 
 def settings_from(args: argparse.Namespace, error: Callable[[str], Any]) -> Settings | None:
@@ -122,8 +164,11 @@ def settings_from(args: argparse.Namespace, error: Callable[[str], Any]) -> Sett
     iam_lag = args.iam_lag if args.iam_lag is not None else (2.0 if on else 0.0)
     ec2_lag = args.ec2_lag if args.ec2_lag is not None else (8.0 if on else 0.0)
     delete_conflict = args.delete_conflict if args.delete_conflict is not None else (iam_lag if on else 0.0)
+    service_lag = args.service_lag if args.service_lag is not None else (8.0 if on else 0.0)
+    batch_transition = args.batch_transition if args.batch_transition is not None else (1.0 if on else 0.0)
     for name, value in (("--iam-lag", iam_lag), ("--ec2-lag", ec2_lag), ("--delete-conflict", delete_conflict),
-                        ("--write-hold", args.write_hold)):
+                        ("--write-hold", args.write_hold), ("--service-lag", service_lag),
+                        ("--batch-transition", batch_transition)):
         if value < 0:
             error(f"{name} must be >= 0")
     if not 0.0 <= args.lag_jitter < 1.0:
@@ -133,7 +178,8 @@ def settings_from(args: argparse.Namespace, error: Callable[[str], Any]) -> Sett
     s = Settings(iam_lag=iam_lag, ec2_lag=ec2_lag, delete_conflict=delete_conflict,
                  concurrent_modification=on or args.concurrent_modification, write_hold=args.write_hold,
                  lag_jitter=args.lag_jitter, session_seconds=args.session_seconds,
-                 sessions=on or args.session_seconds is not None, seed=args.seed)
+                 sessions=on or args.session_seconds is not None, service_lag=service_lag,
+                 batch_transition=batch_transition, seed=args.seed)
     return s if s.enabled() else None
 
 
@@ -145,6 +191,10 @@ def describe(s: Settings) -> str:
         parts.append(f"EC2 profile lag {s.ec2_lag:g} s")
     if s.delete_conflict:
         parts.append(f"DeleteConflict {s.delete_conflict:g} s")
+    if s.service_lag:
+        parts.append(f"service role lag {s.service_lag:g} s")
+    if s.batch_transition:
+        parts.append(f"Batch transitions {s.batch_transition:g} s")
     if s.concurrent_modification:
         parts.append(f"ConcurrentModification (writes hold {s.write_hold:g} s)")
     if s.sessions:
@@ -208,6 +258,8 @@ class Effects:
     profile_event: tuple[str, str, str] | None = None
     # Versions of a policy whose GetPolicyVersion reads are kept too (read from its kept ListPolicyVersions).
     policy_versions_of: str | None = None
+    # A role the services (Lambda, Step Functions, Batch) cannot assume for a while: created, or its trust changed.
+    service_role: str | None = None
 
 
 def role_reads(name: str) -> list[Read]:
@@ -234,9 +286,13 @@ def iam_effects(action: str, p: dict[str, str], account: str, region: str) -> Ef
         if p.get("Path", "/").startswith("/aws-service-role/") or action == "DeleteRole":
             e.reads.append(SERVICE_LINKED)
         e.entity = ("role", role)
+        if action == "CreateRole":
+            e.service_role = role
     elif action in ("UpdateAssumeRolePolicy", "UpdateRole", "UpdateRoleDescription", "TagRole", "UntagRole",
                     "PutRolePermissionsBoundary", "DeleteRolePermissionsBoundary") and role:
         e.reads, e.entity = [read("GetRole", RoleName=role)], ("role", role)
+        if action == "UpdateAssumeRolePolicy":
+            e.service_role = role
     elif action in ("AttachRolePolicy", "DetachRolePolicy") and role and arn:
         e.reads = [read("ListAttachedRolePolicies", RoleName=role), read("ListEntitiesForPolicy", PolicyArn=arn)]
         e.entity = ("role", role)
@@ -337,6 +393,17 @@ def ec2_error(code: str, message: str, kind: str) -> Answer:
                   body, kind)
 
 
+def json_error(status: str, code: str, message: str, kind: str, rest: bool) -> Answer:
+    """An error in the restJson shape (Lambda: x-amzn-ErrorType, {"Type": "User", "message": ...}) or the awsJson 1.0
+    shape (Step Functions: {"__type": CODE, "message": ...})."""
+    rid = str(uuid.uuid4())
+    doc = {"Type": "User", "message": message} if rest else {"__type": code, "message": message}
+    body = json.dumps(doc).encode()
+    content_type = "application/json" if rest else "application/x-amz-json-1.0"
+    return Answer(status, [("Content-Type", content_type), ("x-amzn-ErrorType", code), ("x-amzn-RequestId", rid),
+                           ("Content-Length", str(len(body)))], body, kind)
+
+
 def xml_escape(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
@@ -384,6 +451,12 @@ class Realism:
         self.profile_arns: dict[tuple[str, str], str] = {}
         self.in_flight: dict[tuple[str, tuple[str, str]], int] = {}
         self.sessions: dict[str, float] = {}  # assumed-role access key -> expiry (time.time())
+        # (account, role name) -> when Lambda, Step Functions and Batch can assume the role (--service-lag).
+        self.service_roles: dict[tuple[str, str], float] = {}
+        # (account, region, compute environment ARN) -> (CREATING until, INVALID statusReason or None).
+        self.compute_environments: dict[tuple[str, str, str], tuple[float, str | None]] = {}
+        # (account, region, compute environment ARN) -> (DELETING until, its description): deleted, not gone yet.
+        self.deleting: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
         self.accounts: dict[str, str] = {}
         self.app: Callable | None = None
 
@@ -403,6 +476,10 @@ class Realism:
             self.kept.clear()
             self.conflicts.clear()
             self.profiles.clear()
+            self.service_roles.clear()
+            self.deleting.clear()
+            # An INVALID compute environment stays INVALID (Batch does not repair it): only CREATING ends.
+            self.compute_environments = {k: (0.0, reason) for k, (_, reason) in self.compute_environments.items()}
 
     def account_of(self, access_key: str | None) -> str:
         if not access_key:
@@ -458,9 +535,11 @@ class Realism:
         stream = environ.get("wsgi.input")
         body = stream.read() if stream is not None else b""
         environ["wsgi.input"] = io.BytesIO(body)
+        service = service_of(environ)
+        if service in ("lambda", "states", "batch") and (self.s.service_lag or self.s.batch_transition):
+            return self.service_request(environ, start_response, service, body)
         params = query_params(environ, body)
         action = params.get("Action")
-        service = service_of(environ)
         if action is None or service not in ("iam", "ec2", "sts"):
             return self.app(environ, start_response)
         key, region = credential(environ, params)
@@ -548,18 +627,7 @@ class Realism:
         if service == "iam" and not action.startswith(("Get", "List")):
             effects = iam_effects(action, params, account, region)
         before = self.keep_reads(environ, account, effects) if effects is not None and self.s.iam_lag else {}
-
-        answered: list[Any] = []
-
-        def capture(s: str, headers, exc_info=None):
-            answered[:] = [s, list(headers)]
-            return lambda _data: None
-
-        result = self.app(environ, capture)
-        data = b"".join(result)
-        if hasattr(result, "close"):
-            result.close()
-        status, headers = answered if answered else ("500 Internal Server Error", [])
+        status, headers, data = self.call(environ)
         ok = status[:1] == "2"
         if ok and effects is not None:
             self.record(account, effects, before)
@@ -631,6 +699,9 @@ class Realism:
                 for entity, message in effects.links_removed:
                     until = now + self.s.delete_conflict * self.factor(account, ("delete", entity))
                     self.conflicts[(account, entity)] = (until, message)
+            if self.s.service_lag and effects.service_role is not None:
+                self.service_roles[(account, effects.service_role)] = (
+                    now + self.s.service_lag * self.factor(account, ("service", effects.service_role)))
             if self.s.ec2_lag and effects.profile_event is not None:
                 event, name, arn = effects.profile_event
                 self.profiles.setdefault((account, name), {})[event] = (
@@ -652,12 +723,170 @@ class Realism:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(expiry)) + f".{int(expiry % 1 * 1000):03d}Z"
         return re.sub(rb"<Expiration>[^<]*</Expiration>", f"<Expiration>{stamp}</Expiration>".encode(), body)
 
+    # ---- the services that assume roles: Lambda, Step Functions, Batch ----------------------------------
+
+    def role_not_assumable(self, account: str, role: str | None, now: float) -> bool:
+        """True while the services cannot assume `role` (an ARN, or for Batch also a name or path/name) yet."""
+        if not isinstance(role, str) or not role or not self.s.service_lag:
+            return False
+        with self.lock:
+            until = self.service_roles.get((account, role.rsplit("/", 1)[-1]))
+        return until is not None and now < until
+
+    def service_request(self, environ, start_response, service: str, body: bytes) -> Iterable[bytes]:
+        key, region = credential(environ, {})
+        account = self.account_of(key)
+        now = time.time()
+        method, path = environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", "")
+        try:
+            doc = json.loads(body) if body else {}
+        except ValueError:
+            doc = {}
+        if not isinstance(doc, dict):
+            doc = {}
+        answer = None
+        if service == "lambda":
+            named = ((method == "POST" and LAMBDA_FUNCTIONS.match(path))
+                     or (method == "PUT" and LAMBDA_CONFIGURATION.match(path)))
+            if named and self.role_not_assumable(account, doc.get("Role"), now):
+                answer = json_error("400 Bad Request", "InvalidParameterValueException", LAMBDA_CANNOT_ASSUME,
+                                    "service_role_not_propagated", rest=True)
+        elif service == "states":
+            operation = environ.get("HTTP_X_AMZ_TARGET", "").rsplit(".", 1)[-1]
+            if (operation in ("CreateStateMachine", "UpdateStateMachine")
+                    and self.role_not_assumable(account, doc.get("roleArn"), now)):
+                answer = json_error("400 Bad Request", "AccessDeniedException", SFN_CANNOT_ASSUME,
+                                    "service_role_not_propagated", rest=False)
+        elif service == "batch" and method == "POST":
+            operation = path.rstrip("/").rsplit("/", 1)[-1]
+            if operation == "createcomputeenvironment":
+                return self.batch_create(environ, start_response, account, region, doc, now)
+            if operation == "describecomputeenvironments":
+                return self.batch_describe(environ, start_response, account, region, doc)
+            if operation == "deletecomputeenvironment":
+                return self.batch_delete(environ, start_response, account, region, doc)
+        if answer is not None:
+            environ["emulator.realism"] = answer.kind
+            start_response(answer.status, answer.headers)
+            return [answer.body]
+        return self.app(environ, start_response)
+
+    def call(self, environ) -> tuple[str, list[tuple[str, str]], bytes]:
+        """moto's whole answer to the request."""
+        answered: list[Any] = []
+
+        def capture(s: str, headers, exc_info=None):
+            answered[:] = [s, list(headers)]
+            return lambda _data: None
+
+        result = self.app(environ, capture)
+        data = b"".join(result)
+        if hasattr(result, "close"):
+            result.close()
+        status, headers = answered if answered else ("500 Internal Server Error", [])
+        return status, headers, data
+
+    def batch_create(self, environ, start_response, account: str, region: str, doc: dict[str, Any],
+                     now: float) -> Iterable[bytes]:
+        """moto creates it; realism decides how it reads: CREATING for a moment, then VALID, or INVALID when Batch
+        could not assume its service role yet."""
+        status, headers, data = self.call(environ)
+        if status[:1] == "2":
+            try:
+                arn = json.loads(data).get("computeEnvironmentArn")
+            except (ValueError, AttributeError):
+                arn = None
+            if arn:
+                role = doc.get("serviceRole")
+                reason = None
+                if self.role_not_assumable(account, role, now):
+                    role_arn = role if role.startswith("arn:") else (
+                        f"arn:{partition_of(region)}:iam::{account}:role/{role}")
+                    reason = batch_cannot_assume(role_arn)
+                    environ["emulator.realism"] = "batch_role_not_propagated"
+                creating = now + self.s.batch_transition * self.factor(account, ("batch", arn))
+                name = doc.get("computeEnvironmentName")
+                with self.lock:
+                    self.compute_environments[(account, region, arn)] = (creating, reason)
+                    # A new one with the name of one still DELETING replaces it (not modelled: AWS's answer then).
+                    for k, (_, entry) in list(self.deleting.items()):
+                        if k[:2] == (account, region) and entry.get("computeEnvironmentName") == name:
+                            del self.deleting[k]
+        start_response(status, headers)
+        return [data]
+
+    def batch_describe(self, environ, start_response, account: str, region: str,
+                       doc: dict[str, Any]) -> Iterable[bytes]:
+        status, headers, data = self.call(environ)
+        try:
+            out = json.loads(data) if status[:1] == "2" else None
+        except ValueError:
+            out = None
+        if not isinstance(out, dict) or not isinstance(out.get("computeEnvironments"), list):
+            start_response(status, headers)
+            return [data]
+        now = time.time()
+        changed = False
+        for entry in out["computeEnvironments"]:
+            with self.lock:
+                known = self.compute_environments.get((account, region, entry.get("computeEnvironmentArn", "")))
+            if known is None:
+                continue
+            creating, reason = known
+            if now < creating:
+                entry["status"] = "CREATING"
+                entry.pop("statusReason", None)
+                changed = True
+            elif reason is not None:
+                entry["status"], entry["statusReason"] = "INVALID", reason
+                changed = True
+        asked = set(doc.get("computeEnvironments") or [])
+        with self.lock:
+            for k, (until, entry) in list(self.deleting.items()):
+                if now >= until:
+                    del self.deleting[k]
+                elif k[:2] == (account, region) and (not asked or k[2] in asked
+                                                    or entry.get("computeEnvironmentName") in asked):
+                    out["computeEnvironments"].append(dict(entry))
+                    changed = True
+        if changed:
+            environ["emulator.realism"] = "batch_status"
+            data = json.dumps(out).encode()
+            headers = [(k, str(len(data)) if k.lower() == "content-length" else v) for k, v in headers]
+        start_response(status, headers)
+        return [data]
+
+    def batch_delete(self, environ, start_response, account: str, region: str,
+                     doc: dict[str, Any]) -> Iterable[bytes]:
+        """moto forgets it at once; realism keeps describing it as DELETING (state DISABLED) for a moment."""
+        before = None
+        wanted = doc.get("computeEnvironment")
+        if self.s.batch_transition and wanted:
+            from moto.batch.models import batch_backends  # moto is imported by the emulator first
+            try:
+                found = batch_backends[account][region].describe_compute_environments([wanted])
+            except Exception:  # noqa: BLE001 - moto's answer to the delete itself says what is wrong
+                found = []
+            before = found[0] if found else None
+        status, headers, data = self.call(environ)
+        if status[:1] == "2" and before is not None:
+            arn = before["computeEnvironmentArn"]
+            ghost = {**before, "status": "DELETING", "state": "DISABLED"}
+            ghost.pop("statusReason", None)
+            until = time.time() + self.s.batch_transition * self.factor(account, ("batch-delete", arn))
+            with self.lock:
+                self.compute_environments.pop((account, region, arn), None)
+                self.deleting[(account, region, arn)] = (until, ghost)
+        start_response(status, headers)
+        return [data]
+
     def stats(self) -> dict[str, Any]:
         now = time.time()
         with self.lock:
             return {"kept_reads": sum(1 for k in self.kept.values() if now < k.until),
                     "delete_conflicts": sum(1 for until, _ in self.conflicts.values() if now < until),
-                    "sessions": len(self.sessions)}
+                    "sessions": len(self.sessions),
+                    "service_roles_lagging": sum(1 for until in self.service_roles.values() if now < until)}
 
 
 def service_of(environ: dict[str, Any]) -> str | None:

@@ -312,18 +312,53 @@ class EmulatorTest(unittest.TestCase):
                     lam(name, secret).list_functions(MaxItems=1)
                 self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 403, name)
 
+    def test_ec2_answers_a_missing_profile_and_one_without_a_role_with_invalid_parameter_value(self) -> None:
+        # moto answered IAM's NoSuchEntity (404) and accepted a role-less profile (tools/moto_fixes.py).
+        with Emulator(log=False) as emu:
+            iam, ec2 = emu.client("iam"), emu.client("ec2")
+            account = emu.client("sts").get_caller_identity()["Account"]
+            iam.create_instance_profile(InstanceProfileName="Empty")
+            iid = ec2.run_instances(ImageId=probe_ami(emu), MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+            missing_arn = f"arn:aws:iam::{account}:instance-profile/Missing"
+            expected = {
+                "Missing": "Value (Missing) for parameter iamInstanceProfile.name is invalid. "
+                           "Invalid IAM Instance Profile name",
+                missing_arn: f"Value ({missing_arn}) for parameter iamInstanceProfile.arn is invalid. "
+                             "Invalid IAM Instance Profile ARN",
+                "Empty": f'IAM Instance Profile "arn:aws:iam::{account}:instance-profile/Empty" has no associated '
+                         "IAM Roles",
+            }
+            for profile, message in expected.items():
+                given = {"Arn": profile} if profile.startswith("arn:") else {"Name": profile}
+                for call in (lambda: ec2.run_instances(ImageId=probe_ami(emu), MinCount=1, MaxCount=1, DryRun=True,
+                                                       IamInstanceProfile=given),
+                             lambda: ec2.run_instances(ImageId=probe_ami(emu), MinCount=1, MaxCount=1,
+                                                       IamInstanceProfile=given),
+                             lambda: ec2.associate_iam_instance_profile(InstanceId=iid, IamInstanceProfile=given)):
+                    with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                        call()
+                    self.assertEqual(cm.exception.response["Error"]["Code"], "InvalidParameterValue", profile)
+                    self.assertEqual(cm.exception.response["Error"]["Message"], message)
+                    self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 400)
+            self.assertEqual(len(ec2.describe_instances()["Reservations"]), 1, "only the plain launch made one")
+            self.assertEqual(ec2.describe_iam_instance_profile_associations()["IamInstanceProfileAssociations"], [])
+            # Without realism there is no service lag: Lambda takes a role made a moment ago.
+            role = iam.create_role(RoleName="L", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+            emu.client("lambda").create_function(FunctionName="f", Runtime="python3.12", Role=role,
+                                                 Handler="index.handler", Code={"ZipFile": tiny_zip()})
+
     def test_exits_when_stdin_closes(self) -> None:
         with Emulator(log=False) as emu:
             emu.proc.stdin.close()
             start = time.monotonic()
-            code = emu.proc.wait(timeout=3)
+            code = emu.proc.wait(timeout=10)
             self.assertEqual(code, 0)
-            self.assertLess(time.monotonic() - start, 3)
+            self.assertLess(time.monotonic() - start, 10)
 
     def test_exits_on_sigterm(self) -> None:
         with Emulator(log=False) as emu:
             emu.proc.terminate()
-            self.assertEqual(emu.proc.wait(timeout=3), 0)
+            self.assertEqual(emu.proc.wait(timeout=10), 0)
 
     def test_non_loopback_host_refused(self) -> None:
         for host in ("0.0.0.0", "192.168.1.10", "::1", "localhost"):
@@ -346,6 +381,50 @@ def code_of(fn) -> tuple[str, int] | None:
     except botocore.exceptions.ClientError as e:
         return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
     return None
+
+
+def tiny_zip() -> bytes:
+    """A Lambda deployment package of one Python handler (moto keeps it; nothing runs it)."""
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("index.py", "def handler(event, context):\n    return None\n")
+    return buf.getvalue()
+
+
+def probe_ami(emu: "Emulator") -> str:
+    """The ECS-optimized AMI from SSM's public parameter, as a probe on AWS would take it (moto serves it)."""
+    return emu.client("ssm").get_parameter(
+        Name="/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id")["Parameter"]["Value"]
+
+
+def batch_roles(iam) -> tuple[str, str, str]:
+    """A Batch service role, an ECS instance profile with its role and a spot fleet role: their ARNs."""
+    def role(name: str, service: str) -> str:
+        trust = TRUST.replace("lambda.amazonaws.com", service)
+        return iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+
+    service_role = role("BatchService", "batch.amazonaws.com")
+    role("EcsInstance", "ec2.amazonaws.com")
+    profile = iam.create_instance_profile(InstanceProfileName="EcsInstance")["InstanceProfile"]["Arn"]
+    iam.add_role_to_instance_profile(InstanceProfileName="EcsInstance", RoleName="EcsInstance")
+    return service_role, profile, role("SpotFleet", "spotfleet.amazonaws.com")
+
+
+def compute_environment(emu: "Emulator", name: str, service_role: str, profile: str, fleet_role: str) -> dict:
+    """CreateComputeEnvironment's parameters for a managed SPOT environment of no instances in moto's default VPC."""
+    ec2 = emu.client("ec2")
+    vpc = next(v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v["IsDefault"])
+    subnet = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"][0]["SubnetId"]
+    group = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                                  {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]
+    return dict(computeEnvironmentName=name, type="MANAGED", state="DISABLED", serviceRole=service_role,
+                tags={"wfboot:stack": "test"},
+                computeResources={"type": "SPOT", "minvCpus": 0, "maxvCpus": 1, "desiredvCpus": 0,
+                                  "instanceTypes": ["optimal"], "subnets": [subnet],
+                                  "securityGroupIds": [group["GroupId"]], "instanceRole": profile,
+                                  "spotIamFleetRole": fleet_role, "bidPercentage": 100})
 
 
 class RealismTest(unittest.TestCase):
@@ -382,7 +461,7 @@ class RealismTest(unittest.TestCase):
             time.sleep(0.7)
             self.assertEqual(code_of(lambda: iam.get_role(RoleName="R")), ("NoSuchEntity", 404))
 
-    def test_ec2_refuses_a_new_profile_and_one_just_given_its_role_with_aws_messages(self) -> None:
+    def test_ec2_refuses_a_new_profile_and_one_just_given_its_role_with_aws_messages_a_dry_run_too(self) -> None:
         with Emulator("--ec2-lag", "1.5", "--lag-jitter", "0") as emu:
             iam, ec2 = emu.client("iam"), emu.client("ec2")
             iid = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
@@ -403,11 +482,17 @@ class RealismTest(unittest.TestCase):
                 ec2.associate_iam_instance_profile(InstanceId=iid, IamInstanceProfile={"Name": "P"})
             self.assertEqual(cm.exception.response["Error"]["Message"],
                              f'IAM Instance Profile "{profile["Arn"]}" has no associated IAM Roles')
+            # A RunInstances dry run (a probe of EC2's view) is refused the same way, before moto's DryRun answer.
+            dry_run = dict(ImageId=probe_ami(emu), InstanceType="t3.micro", MinCount=1, MaxCount=1, DryRun=True,
+                           IamInstanceProfile={"Name": "P"})
+            self.assertEqual(code_of(lambda: ec2.run_instances(**dry_run)), ("InvalidParameterValue", 400))
             time.sleep(1.6)
+            self.assertEqual(code_of(lambda: ec2.run_instances(**dry_run)), ("DryRunOperation", 412))
             state = ec2.associate_iam_instance_profile(InstanceId=iid, IamInstanceProfile={"Name": "P"})
             self.assertEqual(state["IamInstanceProfileAssociation"]["State"], "associating")
             refused = [e for e in emu.log_entries() if e.get("realism") == "ec2_not_propagated"]
-            self.assertEqual(len(refused), 3)
+            self.assertEqual(len(refused), 4)
+            self.assertEqual(len(ec2.describe_instances()["Reservations"]), 1, "the dry runs launched nothing")
 
     def test_concurrent_writes_to_one_entity_meet_concurrent_modification_and_sequential_ones_do_not(self) -> None:
         with Emulator("--concurrent-modification", "--write-hold", "0.3") as emu:
@@ -451,6 +536,108 @@ class RealismTest(unittest.TestCase):
             iam.delete_role(RoleName="R")
             iam.delete_policy(PolicyArn=arn)
 
+    def test_lambda_refuses_a_new_role_and_a_re_trusted_one_for_the_service_lag_with_aws_error(self) -> None:
+        with Emulator("--service-lag", "1.0", "--lag-jitter", "0") as emu:
+            iam, lam = emu.client("iam"), emu.client("lambda")
+            role = iam.create_role(RoleName="L", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+            create = lambda name: lam.create_function(  # noqa: E731
+                FunctionName=name, Runtime="python3.12", Role=role, Handler="index.handler",
+                Code={"ZipFile": tiny_zip()}, Tags={"wfboot:stack": "test"})
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                create("probe")
+            error = cm.exception.response
+            self.assertEqual(error["Error"]["Code"], "InvalidParameterValueException")
+            self.assertEqual(error["Error"]["Message"], "The role defined for the function cannot be assumed by Lambda.")
+            self.assertEqual(error["ResponseMetadata"]["HTTPStatusCode"], 400)
+            self.assertEqual(error["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"],
+                             "InvalidParameterValueException")
+            self.assertEqual(lam.list_functions()["Functions"], [], "the refused create made nothing")
+            time.sleep(1.1)
+            self.assertEqual(create("probe")["Role"], role)
+            self.assertEqual(lam.list_tags(Resource=lam.get_function(FunctionName="probe")["Configuration"]
+                                           ["FunctionArn"])["Tags"], {"wfboot:stack": "test"})
+            lam.delete_function(FunctionName="probe")
+            # A trust update starts the window again: the role's new trust is not seen by Lambda at once.
+            iam.update_assume_role_policy(RoleName="L", PolicyDocument=TRUST)
+            self.assertEqual(code_of(lambda: create("again")), ("InvalidParameterValueException", 400))
+            self.assertEqual(code_of(lambda: lam.update_function_configuration(FunctionName="missing", Role=role)),
+                             ("InvalidParameterValueException", 400), "UpdateFunctionConfiguration too")
+            # Another role, made before: not in any window (stock moto's own check still applies to a missing one).
+            self.assertEqual(code_of(lambda: lam.create_function(
+                FunctionName="x", Runtime="python3.12", Role=role.replace(":role/L", ":role/Missing"),
+                Handler="index.handler", Code={"ZipFile": tiny_zip()})), ("InvalidParameterValueException", 400))
+            refused = [e for e in emu.log_entries() if e.get("realism") == "service_role_not_propagated"]
+            self.assertEqual(len(refused), 3)
+            self.assertTrue(all("moto_ms" in e for e in refused), "answered inside the moto lock, in order")
+
+    def test_step_functions_refuse_a_new_role_for_the_service_lag_with_aws_error(self) -> None:
+        with Emulator("--service-lag", "1.0", "--lag-jitter", "0") as emu:
+            iam, sfn = emu.client("iam"), emu.client("stepfunctions")
+            trust = TRUST.replace("lambda.amazonaws.com", "states.amazonaws.com")
+            role = iam.create_role(RoleName="S", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+            definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+            create = lambda: sfn.create_state_machine(  # noqa: E731
+                name="probe", definition=definition, roleArn=role, tags=[{"key": "wfboot:stack", "value": "test"}])
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                create()
+            error = cm.exception.response
+            self.assertEqual(error["Error"]["Code"], "AccessDeniedException")
+            self.assertEqual(error["Error"]["Message"],
+                             "Neither the global service principal states.amazonaws.com, nor the regional one is "
+                             "authorized to assume the provided role.")
+            self.assertEqual(error["ResponseMetadata"]["HTTPStatusCode"], 400)
+            self.assertEqual(sfn.list_state_machines()["stateMachines"], [])
+            time.sleep(1.1)
+            arn = create()["stateMachineArn"]
+            self.assertEqual(sfn.list_tags_for_resource(resourceArn=arn)["tags"],
+                             [{"key": "wfboot:stack", "value": "test"}])
+            sfn.delete_state_machine(stateMachineArn=arn)
+            self.assertEqual(sfn.list_state_machines()["stateMachines"], [])
+
+    def test_a_compute_environment_reads_creating_then_invalid_while_batch_cannot_assume_its_service_role(self) -> None:
+        # Windows long enough for a loaded machine (the self-tests run several at once): the roles' service lag
+        # must outlast creating them and the first environment.
+        with Emulator("--service-lag", "5", "--batch-transition", "0.4", "--lag-jitter", "0") as emu:
+            iam, batch = emu.client("iam"), emu.client("batch")
+            account = emu.client("sts").get_caller_identity()["Account"]
+            service_role, profile, fleet_role = batch_roles(iam)
+            lag_ends = time.monotonic() + 5  # no earlier than the last role's window ends
+            create = lambda name: batch.create_compute_environment(  # noqa: E731
+                **compute_environment(emu, name, service_role, profile, fleet_role))
+
+            def status(name: str) -> list[tuple[str, str, str | None]]:
+                return [(e["status"], e["state"], e.get("statusReason")) for e in
+                        batch.describe_compute_environments(computeEnvironments=[name])["computeEnvironments"]]
+
+            create("early")  # accepted: Batch finds out afterwards that it cannot assume the role
+            self.assertEqual(status("early"), [("CREATING", "DISABLED", None)])
+            time.sleep(0.5)
+            ((state, _, reason),) = status("early")
+            self.assertEqual(state, "INVALID")
+            self.assertTrue(reason.startswith(
+                "CLIENT_ERROR - User: batch.amazonaws.com is not authorized to perform: sts:AssumeRole on resource: "
+                f"arn:aws:iam::{account}:role/BatchService (Service: AWSSecurityTokenService; Status Code: 403; "
+                "Error Code: AccessDenied; Request ID: "), reason)
+            time.sleep(max(0.0, lag_ends - time.monotonic()) + 0.1)
+            self.assertEqual(status("early")[0][0], "INVALID", "Batch does not repair an INVALID one by itself")
+            create("late")
+            time.sleep(0.5)
+            self.assertEqual(status("late"), [("VALID", "DISABLED", "Compute environment is available")])
+            # Deleted: DELETING (state DISABLED) for a moment, then gone.
+            batch.delete_compute_environment(computeEnvironment="early")
+            self.assertEqual(status("early"), [("DELETING", "DISABLED", None)])
+            listed = {e["computeEnvironmentName"]: e["status"]
+                      for e in batch.describe_compute_environments()["computeEnvironments"]}
+            self.assertEqual(listed, {"early": "DELETING", "late": "VALID"}, "listing them all shows it too")
+            time.sleep(0.5)
+            self.assertEqual(status("early"), [])
+            batch.update_compute_environment(computeEnvironment="late", state="DISABLED")
+            batch.delete_compute_environment(computeEnvironment="late")
+            time.sleep(0.5)
+            self.assertEqual(batch.describe_compute_environments()["computeEnvironments"], [])
+            marks = [e.get("realism") for e in emu.log_entries() if e["action"].endswith("computeenvironment")]
+            self.assertEqual(marks, ["batch_role_not_propagated", None, None, None, None])
+
     def test_windows_are_drawn_from_the_seed_between_half_and_all_of_the_flag(self) -> None:
         sys.path.insert(0, os.path.dirname(EMULATOR))
         import realism
@@ -465,24 +652,31 @@ class RealismTest(unittest.TestCase):
         self.assertGreater(max(factors(7)) - min(factors(7)), 0.2, "the windows differ between entities")
 
     def test_settle_ends_every_window_at_once(self) -> None:
-        with Emulator("--realism", "--iam-lag", "30") as emu:
-            iam = emu.client("iam")
+        with Emulator("--realism", "--iam-lag", "30", "--service-lag", "30") as emu:
+            iam, sfn = emu.client("iam"), emu.client("stepfunctions")
             iam.create_role(RoleName="R", AssumeRolePolicyDocument=TRUST)
             self.assertEqual(code_of(lambda: iam.get_role(RoleName="R")), ("NoSuchEntity", 404))
+            role = f"arn:aws:iam::{emu.client('sts').get_caller_identity()['Account']}:role/R"
+            definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+            self.assertEqual(code_of(lambda: sfn.create_state_machine(name="m", definition=definition, roleArn=role)),
+                             ("AccessDeniedException", 400))
+            with urllib.request.urlopen(emu.url + "/__emulator/stats") as r:
+                self.assertEqual(json.load(r)["realism"]["service_roles_lagging"], 1)
             req = urllib.request.Request(emu.url + "/__emulator/control", data=b'{"settle": true}', method="POST")
             urllib.request.urlopen(req).close()
             self.assertEqual(iam.get_role(RoleName="R")["Role"]["RoleName"], "R")
+            sfn.create_state_machine(name="m", definition=definition, roleArn=role)
             with urllib.request.urlopen(emu.url + "/__emulator/stats") as r:
                 stats = json.load(r)
-            self.assertEqual(stats["realism"]["answers"], {"stale_read": 1})
+            self.assertEqual(stats["realism"]["answers"], {"stale_read": 1, "service_role_not_propagated": 1})
 
     def test_assumed_role_sessions_expire_and_role_chaining_is_capped_at_an_hour(self) -> None:
-        with Emulator("--session-seconds", "3") as emu:
+        with Emulator("--session-seconds", "12") as emu:
             out = emu.client("sts").assume_role(RoleArn="arn:aws:iam::111111111111:role/X", RoleSessionName="test",
                                                 DurationSeconds=3600)
             c = out["Credentials"]
             left = c["Expiration"].timestamp() - time.time()
-            self.assertTrue(0 < left <= 3.1, f"the client is told the capped expiry: {left:.2f} s")
+            self.assertTrue(0 < left <= 12.1, f"the client is told the capped expiry: {left:.2f} s")
             session = boto3.client("iam", endpoint_url=emu.url, region_name="us-east-1",
                                    aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
                                    aws_session_token=c["SessionToken"],
@@ -499,7 +693,8 @@ class RealismTest(unittest.TestCase):
             self.assertEqual(code_of(session.list_roles), ("ExpiredToken", 400))
 
     def test_realism_flags_are_checked(self) -> None:
-        for args in (["--iam-lag", "-1"], ["--lag-jitter", "1"], ["--session-seconds", "0"]):
+        for args in (["--iam-lag", "-1"], ["--lag-jitter", "1"], ["--session-seconds", "0"], ["--service-lag", "-1"],
+                     ["--batch-transition", "-0.5"]):
             proc = subprocess.run([sys.executable, EMULATOR, "--port", "0", *args],
                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
             self.assertEqual(proc.returncode, 2, args)
@@ -776,10 +971,174 @@ class SimulatorTest(unittest.TestCase):
                              [500])
 
 
-if __name__ == "__main__":
-    result = unittest.main(verbosity=2, exit=False).result
+TRUST_TOOL = os.path.join(os.path.dirname(EMULATOR), "iam-simulate", "trust.mjs")
+ACCOUNT = "123456789012"
+
+
+def trust(*statements: dict) -> dict:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def service_statement(*services: str, effect: str = "Allow", **extra) -> dict:
+    principal = services[0] if len(services) == 1 else list(services)
+    return {"Effect": effect, "Principal": {"Service": principal}, "Action": "sts:AssumeRole", **extra}
+
+
+class TrustToolTest(unittest.TestCase):
+    """tools/iam-simulate/trust.mjs: may a service assume a role, by @cloud-copilot/iam-simulate (the reference the
+    tests of `wfboot verify` compare wfboot's offline trust verdicts with)."""
+
+    proc: subprocess.Popen
+    next_id = 0
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.proc = subprocess.Popen(["node", TRUST_TOOL], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    cwd=os.path.dirname(TRUST_TOOL))
+        assert cls.proc.stdout is not None
+        cls.ready = json.loads(cls.proc.stdout.readline())
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        assert cls.proc.stdin is not None and cls.proc.stdout is not None
+        cls.proc.stdin.close()
+        cls.proc.wait(timeout=10)
+        cls.proc.stdout.close()
+
+    def ask(self, line: bytes) -> dict:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(line + b"\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def evaluate(self, *cases: dict) -> list[dict]:
+        TrustToolTest.next_id += 1
+        answer = self.ask(json.dumps({"id": self.next_id, "cases": list(cases)}).encode())
+        self.assertEqual(answer["id"], self.next_id)
+        self.assertEqual(len(answer["results"]), len(cases))
+        return answer["results"]
+
+    def one(self, document, service: str, context: dict | None = None, role: str = "R") -> dict:
+        (result,) = self.evaluate({"trust": document, "service": service,
+                                   "role": f"arn:aws:iam::{ACCOUNT}:role/{role}", "context": context or {}})
+        return result
+
+    def test_it_says_it_is_ready_and_a_plain_service_trust_admits_that_service_only(self) -> None:
+        self.assertEqual(self.ready, {"ready": True, "tool": "trust", "version": "0.1.173"})
+        document = trust(service_statement("lambda.amazonaws.com"))
+        admitted = self.one(document, "lambda.amazonaws.com")
+        self.assertEqual(admitted, {"decision": "allowed", "allowed": True, "matched": [0], "missing": [],
+                                    "statements": [{"index": 0, "effect": "Allow", "principal": True, "action": True,
+                                                    "conditions": True, "missing": []}],
+                                    "validated": True, "error": None})
+        other = self.one(document, "ec2.amazonaws.com")
+        self.assertEqual((other["decision"], other["matched"]), ("implicitDeny", []))
+        self.assertEqual(other["statements"][0]["principal"], False, "it says the principal is why")
+        # The document as IAM stores it (JSON text) reads the same; a list of services admits each.
+        self.assertTrue(self.one(json.dumps(document), "lambda.amazonaws.com")["allowed"])
+        both = trust(service_statement("ec2.amazonaws.com", "lambda.amazonaws.com"))
+        self.assertEqual([self.one(both, s)["allowed"] for s in ("ec2.amazonaws.com", "lambda.amazonaws.com",
+                                                                  "states.amazonaws.com")], [True, True, False])
+        # A path in the role's ARN changes nothing.
+        self.assertTrue(self.one(document, "lambda.amazonaws.com", role="service-role/R")["allowed"])
+
+    def test_a_hardened_trust_admits_the_service_only_for_its_account_and_source_arn(self) -> None:
+        machines = f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:*"
+        hardened = trust(service_statement("states.amazonaws.com", Condition={
+            "StringEquals": {"aws:SourceAccount": ACCOUNT}, "ArnLike": {"aws:SourceArn": machines}}))
+        right = {"aws:SourceAccount": ACCOUNT, "aws:SourceArn": f"arn:aws:states:us-east-1:{ACCOUNT}:stateMachine:M"}
+        self.assertTrue(self.one(hardened, "states.amazonaws.com", right)["allowed"])
+        wrong_arn = self.one(hardened, "states.amazonaws.com",
+                             {**right, "aws:SourceArn": f"arn:aws:states:us-east-1:{ACCOUNT}:activity:A"})
+        self.assertEqual((wrong_arn["decision"], wrong_arn["missing"]), ("implicitDeny", []))
+        self.assertEqual([(s["principal"], s["conditions"]) for s in wrong_arn["statements"]], [(True, False)])
+        other_account = self.one(hardened, "states.amazonaws.com", {**right, "aws:SourceAccount": "111111111111"})
+        self.assertFalse(other_account["allowed"])
+        # Without the context a service sends, the condition does not hold, and the keys it lacks are named.
+        bare = self.one(hardened, "states.amazonaws.com")
+        self.assertEqual((bare["decision"], bare["missing"]), ("implicitDeny", ["aws:SourceAccount", "aws:SourceArn"]))
+
+    def test_an_explicit_deny_in_the_trust_wins_and_is_the_matched_statement(self) -> None:
+        document = trust(service_statement("batch.amazonaws.com"),
+                         {"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole",
+                          "Condition": {"StringNotEquals": {"aws:SourceAccount": ACCOUNT}}})
+        mine = self.one(document, "batch.amazonaws.com", {"aws:SourceAccount": ACCOUNT})
+        self.assertEqual((mine["decision"], mine["matched"]), ("allowed", [0]))
+        theirs = self.one(document, "batch.amazonaws.com", {"aws:SourceAccount": "111111111111"})
+        self.assertEqual((theirs["decision"], theirs["matched"]), ("explicitDeny", [1]))
+        # Another action than the one asked for is no grant.
+        tag_only = trust({**service_statement("batch.amazonaws.com"), "Action": "sts:TagSession"})
+        result = self.one(tag_only, "batch.amazonaws.com")
+        self.assertEqual((result["decision"], result["statements"][0]["action"]), ("implicitDeny", False))
+
+    def test_bad_input_is_answered_not_validated_with_the_reason_and_the_batch_goes_on(self) -> None:
+        results = self.evaluate(
+            {"trust": trust({**service_statement("lambda.amazonaws.com"), "Effect": "Maybe"}),
+             "service": "lambda.amazonaws.com", "role": f"arn:aws:iam::{ACCOUNT}:role/R"},
+            {"trust": trust(service_statement("lambda.amazonaws.com")), "service": "lambda.amazonaws.com",
+             "role": "R"},
+            {"trust": trust(service_statement("lambda.amazonaws.com")), "role": f"arn:aws:iam::{ACCOUNT}:role/R"},
+            {"trust": trust(service_statement("lambda.amazonaws.com")), "service": "lambda.amazonaws.com",
+             "role": f"arn:aws:iam::{ACCOUNT}:role/R"})
+        self.assertEqual([(r["allowed"], r["validated"]) for r in results],
+                         [(False, False), (False, False), (False, False), (True, True)])
+        self.assertIn("Statement[0].Effect", results[0]["error"])
+        self.assertIn("not a role ARN", results[1]["error"])
+        self.assertIn("`service` and `role`", results[2]["error"])
+        self.assertEqual(self.ask(b"not json")["id"], None)
+        self.assertTrue(self.one(trust(service_statement("lambda.amazonaws.com")), "lambda.amazonaws.com")["allowed"],
+                        "it still answers after a line that is not JSON")
+
+
+def run_group(ids: list[str]) -> tuple[str, int, int, int]:
+    """Run the tests `ids` (one class's, or one test) in this process; return the report and the counts."""
+    import io
+    stream = io.StringIO()
+    suite = unittest.defaultTestLoader.loadTestsFromNames(ids, module=sys.modules[__name__])
+    result = unittest.TextTestRunner(stream=stream, verbosity=2).run(suite)
     failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    passed = result.testsRun - failed - len(result.skipped)
+    return stream.getvalue(), result.testsRun, failed, len(result.skipped)
+
+
+def groups() -> list[list[str]]:
+    """The unit of parallel work: a class with class fixtures (one shared emulator or node process) runs whole in
+    one worker; every other test alone. Longest first would need timings; class groups go first, being longest."""
+    whole, single = [], []
+    for case in unittest.defaultTestLoader.loadTestsFromModule(sys.modules[__name__]):
+        for cls_suite in [case]:
+            ids = [t.id().split(".", 1)[1] for t in cls_suite]  # "Class.test_name"
+            if not ids:
+                continue
+            cls = type(next(iter(cls_suite)))
+            if "setUpClass" in cls.__dict__:
+                whole.append(ids)
+            else:
+                single.extend([i] for i in ids)
+    return whole + single
+
+
+def main() -> int:
+    import argparse
+    from concurrent.futures import ProcessPoolExecutor
+    p = argparse.ArgumentParser(description="the emulator's self-tests")
+    # Each test starts its own emulator subprocess and mostly waits (moto's start-up, lag windows), so several
+    # run at once; every worker is a separate process (boto3's default session is not thread-safe).
+    p.add_argument("--jobs", type=int, default=int(os.environ.get("EMULATOR_TEST_JOBS", "4")))
+    p.add_argument("names", nargs="*", help="Class or Class.test_name to run (default: all)")
+    args = p.parse_args()
+    work = [[n] for n in args.names] if args.names else groups()
+    started = time.monotonic()
+    ran = failed = skipped = 0
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for report, n, f, s in pool.map(run_group, work):
+            sys.stderr.write(report)
+            ran, failed, skipped = ran + n, failed + f, skipped + s
+    passed = ran - failed - skipped
     # A plain closing line that CI can count.
-    print(f"emulator: {passed} passed, {failed} failed, {len(result.skipped)} skipped")
-    sys.exit(1 if failed else 0)
+    print(f"emulator: {passed} passed, {failed} failed, {skipped} skipped "
+          f"({time.monotonic() - started:.0f} s, {args.jobs} at a time)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
