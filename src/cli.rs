@@ -104,6 +104,14 @@ pub(crate) struct StackArgs {
     /// the services that support them
     #[arg(long)]
     pub(crate) harden: bool,
+    /// Permissions boundary of the stack's roles: a customer managed policy's name, or a policy ARN ({{partition}}
+    /// and {{account_id}} allowed); replaces the stack's `permissions_boundary` (roles with their own keep it)
+    #[arg(long, value_name = "NAME|ARN")]
+    pub(crate) permissions_boundary: Option<String>,
+    /// A tag for the stack's roles, policies and instance profiles, beside wfboot:stack (repeatable; over the
+    /// stack's [tags])
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = tag)]
+    pub(crate) tags: Vec<(String, String)>,
 }
 
 /// Many accounts from one machine: the same command in each account, through sts:AssumeRole.
@@ -262,6 +270,14 @@ pub(crate) struct ExportArgs {
     /// the services that support them
     #[arg(long)]
     pub(crate) harden: bool,
+    /// Permissions boundary of the stack's roles: a customer managed policy's name, or a policy ARN ({{partition}}
+    /// and {{account_id}} allowed); replaces the stack's `permissions_boundary` (roles with their own keep it)
+    #[arg(long, value_name = "NAME|ARN")]
+    pub(crate) permissions_boundary: Option<String>,
+    /// A tag for the stack's roles, policies and instance profiles, beside wfboot:stack (repeatable; over the
+    /// stack's [tags])
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = tag)]
+    pub(crate) tags: Vec<(String, String)>,
 }
 
 #[derive(Debug, Args)]
@@ -289,5 +305,14 @@ fn account_id(s: &str) -> std::result::Result<String, String> {
         Ok(s.to_string())
     } else {
         Err("an account id is 12 digits".into())
+    }
+}
+
+/// `--tag KEY=VALUE`: split at the first `=` (a value may hold `=`); the key and value are checked with the stack's
+/// tags, as IAM checks them.
+fn tag(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err("a tag is KEY=VALUE (the value may be empty: KEY=)".into()),
     }
 }

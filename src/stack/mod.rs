@@ -8,7 +8,7 @@ pub(crate) mod builtin;
 pub(crate) mod harden;
 pub(crate) mod template;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -53,6 +53,11 @@ struct StackFile {
     description: String,
     /// Directory of the templates, relative to the stack file (default `../service_roles`).
     templates: Option<String>,
+    /// The permissions boundary of every role (a customer managed policy's name, or a policy ARN).
+    permissions_boundary: Option<String>,
+    /// Tags put on every role, policy and instance profile, beside `wfboot:stack`.
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
     user: Option<UserFile>,
     #[serde(default)]
     policy: Vec<PolicyFile>,
@@ -96,6 +101,8 @@ struct RoleFile {
     managed_policies: Vec<String>,
     #[serde(default)]
     customer_policies: Vec<String>,
+    /// This role's boundary instead of the stack's; `""`: none.
+    permissions_boundary: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +146,19 @@ pub(crate) struct RoleSpec {
     pub(crate) managed_policies: Vec<String>,
     /// Names of the stack's own policies.
     pub(crate) customer_policies: Vec<String>,
+    /// This role's own boundary setting, over the stack's.
+    pub(crate) permissions_boundary: RoleBoundary,
+}
+
+/// A role's permissions boundary as its stack entry says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RoleBoundary {
+    /// The stack's (`permissions_boundary` at the top, or `--permissions-boundary`).
+    Stack,
+    /// `permissions_boundary = ""`: none, whatever the stack's is.
+    None,
+    /// Its own: an ARN template.
+    Own(String),
 }
 
 #[derive(Debug, Clone)]
@@ -163,9 +183,36 @@ pub(crate) struct Stack {
     pub(crate) roles: Vec<RoleSpec>,
     pub(crate) instance_profiles: Vec<InstanceProfileSpec>,
     pub(crate) service_linked_roles: Vec<String>,
+    /// ARN template of the roles' permissions boundary (those without their own).
+    pub(crate) permissions_boundary: Option<String>,
+    /// The stack's tags (`[tags]` and `--tag`), on every role, policy and instance profile.
+    pub(crate) tags: BTreeMap<String, String>,
 }
 
 impl Stack {
+    /// `--permissions-boundary` and `--tag`: the boundary replaces the stack's (roles with their own keep it), the
+    /// tags are added to the stack's (a key given again takes the flag's value). Checked like the stack's own.
+    pub(crate) fn with_flags(mut self, boundary: Option<&str>, tags: &[(String, String)]) -> Result<Stack> {
+        if let Some(b) = boundary {
+            let arn = boundary_arn_template(b)
+                .map_err(|e| Error::usage(format!("--permissions-boundary: {e}")).with_help(BOUNDARY_HELP))?;
+            self.permissions_boundary = Some(arn);
+        }
+        for (k, v) in tags {
+            self.tags.insert(k.clone(), v.clone());
+        }
+        Ok(self)
+    }
+
+    /// The boundary ARN template of `role` (its own, the stack's, or none).
+    pub(crate) fn boundary_of<'a>(&'a self, role: &'a RoleSpec) -> Option<&'a str> {
+        match &role.permissions_boundary {
+            RoleBoundary::Stack => self.permissions_boundary.as_deref(),
+            RoleBoundary::None => None,
+            RoleBoundary::Own(arn) => Some(arn),
+        }
+    }
+
     /// `--stack NAME|FILE`: a built-in stack by name, or a stack file by path. `None` is the default stack.
     pub(crate) fn resolve(spec: Option<&str>) -> Result<Stack> {
         let (text, source, file) = locate(spec)?;
@@ -235,6 +282,7 @@ impl Stack {
                 arn: policy_arn(p),
                 description: p.description.clone(),
                 document,
+                tags: self.tags.clone(),
             });
         }
         let mut roles = Vec::new();
@@ -249,12 +297,21 @@ impl Stack {
                 let spec = self.policies.iter().find(|p| &p.name == c).expect("validated at load");
                 policy_arns.push(policy_arn(spec));
             }
+            let permissions_boundary = match self.boundary_of(r) {
+                Some(b) => Some(
+                    render_managed_arn(b, target, strict)
+                        .map_err(|e| e.context(format!("role `{}`: permissions boundary", r.name)))?,
+                ),
+                None => None,
+            };
             roles.push(DesiredRole {
                 name: r.name.clone(),
                 path: r.path.clone(),
                 description: r.description.clone(),
                 trust,
                 policy_arns,
+                permissions_boundary,
+                tags: self.tags.clone(),
             });
         }
         let mut user_policies = Vec::new();
@@ -274,7 +331,12 @@ impl Stack {
             instance_profiles: self
                 .instance_profiles
                 .iter()
-                .map(|p| DesiredInstanceProfile { name: p.name.clone(), path: p.path.clone(), role: p.role.clone() })
+                .map(|p| DesiredInstanceProfile {
+                    name: p.name.clone(),
+                    path: p.path.clone(),
+                    role: p.role.clone(),
+                    tags: self.tags.clone(),
+                })
                 .collect(),
             service_linked_roles: self.service_linked_roles.clone(),
         })
@@ -401,6 +463,17 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
                 managed.len() + f.customer_policies.len()
             ));
         }
+        let permissions_boundary = match f.permissions_boundary.as_deref().map(str::trim) {
+            None => RoleBoundary::Stack,
+            Some("") => RoleBoundary::None,
+            Some(b) => match boundary_arn_template(b) {
+                Ok(arn) => RoleBoundary::Own(arn),
+                Err(e) => {
+                    p(format!("{what}: permissions_boundary: {e}"));
+                    RoleBoundary::None
+                }
+            },
+        };
         match load_template(&f.trust, dirs) {
             Ok(trust) => roles.push(RoleSpec {
                 name: f.name,
@@ -409,6 +482,7 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
                 trust,
                 managed_policies: managed,
                 customer_policies: f.customer_policies,
+                permissions_boundary,
             }),
             Err(e) => p(format!("{what}: {e}")),
         }
@@ -442,6 +516,17 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
         }
     }
 
+    let permissions_boundary = match raw.permissions_boundary.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(b) => match boundary_arn_template(b) {
+            Ok(arn) => Some(arn),
+            Err(e) => {
+                p(format!("permissions_boundary: {e}"));
+                None
+            }
+        },
+    };
+
     Stack {
         name: raw.name,
         description: raw.description,
@@ -452,7 +537,25 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
         roles,
         instance_profiles,
         service_linked_roles,
+        permissions_boundary,
+        tags: raw.tags,
     }
+}
+
+const BOUNDARY_HELP: &str = "give the name of a customer managed policy of the account (`MyBoundary`, \
+                             `boundaries/MyBoundary`) or a policy ARN (`arn:{{partition}}:iam::aws:policy/PowerUserAccess`)";
+
+/// A permissions boundary as written in a stack or on the command line, as an ARN template: a name is a customer
+/// managed policy of the account (as `cdk bootstrap --custom-permissions-boundary` takes it), an ARN any policy.
+pub(crate) fn boundary_arn_template(reference: &str) -> Result<String, String> {
+    let reference = reference.trim();
+    if reference.starts_with("arn:") {
+        return managed_arn_template(reference).map_err(|e| e.replacen("managed policy", "permissions boundary", 1));
+    }
+    if reference.is_empty() || !reference.split('/').all(|seg| valid_name(seg, POLICY_NAME_MAX)) {
+        return Err(format!("`{reference}` is neither a policy name nor a policy ARN"));
+    }
+    Ok(format!("arn:{{{{partition}}}}:iam::{{{{account_id}}}}:policy/{reference}"))
 }
 
 /// Names already used, compared case-insensitively as IAM does.
@@ -626,6 +729,9 @@ pub(crate) struct DesiredPolicy {
     pub(crate) arn: String,
     pub(crate) description: String,
     pub(crate) document: Value,
+    /// The stack's tags (besides the ownership tag).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -635,6 +741,11 @@ pub(crate) struct DesiredRole {
     pub(crate) description: String,
     pub(crate) trust: Value,
     pub(crate) policy_arns: Vec<String>,
+    /// The boundary's policy ARN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) permissions_boundary: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -642,15 +753,19 @@ pub(crate) struct DesiredInstanceProfile {
     pub(crate) name: String,
     pub(crate) path: String,
     pub(crate) role: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) tags: BTreeMap<String, String>,
 }
 
 impl Desired {
     /// Every AWS-managed (not this stack's own) policy ARN the stack attaches, to user or roles.
+    /// The roles' permissions boundaries among them: they must exist before the first write as well.
     pub(crate) fn managed_policy_arns(&self) -> BTreeSet<String> {
         let own: BTreeSet<&str> = self.policies.iter().map(|p| p.arn.as_str()).collect();
         self.user_policies
             .iter()
             .chain(self.roles.iter().flat_map(|r| r.policy_arns.iter()))
+            .chain(self.roles.iter().filter_map(|r| r.permissions_boundary.as_ref()))
             .filter(|arn| !own.contains(arn.as_str()))
             .cloned()
             .collect()
