@@ -290,3 +290,52 @@ fn export_harden_adds_the_confused_deputy_conditions_with_pseudo_parameters_and_
     }
     assert_lints_clean(&files);
 }
+
+/// An organisation's guardrails in the template: the boundary (the stack's, a role's own, none for one role) as
+/// each role's PermissionsBoundary in every account of the StackSet, and the stack's and `--tag`'s tags with the
+/// record of their keys, as wfboot sets them; cfn-lint clean for aws, aws-cn and aws-us-gov.
+#[test]
+fn export_with_a_permissions_boundary_and_tags_is_cfn_lint_clean_in_every_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = std::fs::read_to_string(repo().join("profiles/slim-workflow.toml")).unwrap();
+    let stack = stack
+        .replacen(
+            "\n[user]",
+            "\npermissions_boundary = \"boundaries/WorkloadBoundary\"\n\n[tags]\nCostCenter = \"42\"\n\n[user]",
+            1,
+        )
+        .replacen(
+            "trust = \"create_StepFunctionsLambdaRole.json\"",
+            "trust = \"create_StepFunctionsLambdaRole.json\"\npermissions_boundary = \"arn:{{partition}}:iam::aws:policy/PowerUserAccess\"",
+            1,
+        )
+        .replacen(
+            "trust = \"create_AmazonEC2SpotFleetRole.json\"",
+            "trust = \"create_AmazonEC2SpotFleetRole.json\"\npermissions_boundary = \"\"",
+            1,
+        );
+    let path = write_file(dir.path(), "profiles/guarded.toml", &stack);
+    let out = wfboot_isolated().args(["export", "--tag", "team=imaging", "--stack"]).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let template: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &template["Resources"];
+    assert_eq!(
+        r["RoleAWSBatchServiceRole"]["Properties"]["PermissionsBoundary"],
+        json!({"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/boundaries/WorkloadBoundary"})
+    );
+    assert_eq!(
+        r["RoleStepFunctionsLambdaRole"]["Properties"]["PermissionsBoundary"],
+        json!({"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/PowerUserAccess"})
+    );
+    assert!(r["RoleAmazonEC2SpotFleetRole"]["Properties"].get("PermissionsBoundary").is_none());
+    assert_eq!(
+        r["RoleAWSBatchServiceRole"]["Properties"]["Tags"],
+        json!([
+            {"Key": "wfboot:stack", "Value": "slim-workflow"},
+            {"Key": "CostCenter", "Value": "42"},
+            {"Key": "team", "Value": "imaging"},
+            {"Key": "wfboot:tags", "Value": "CostCenter team"}
+        ])
+    );
+    assert_lints_clean(&[write_template(dir.path(), "guarded", &template)]);
+}
