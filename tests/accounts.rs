@@ -113,11 +113,11 @@ async fn bootstrap_of_three_accounts_creates_the_stack_in_each_and_reports_one_r
     let text = stdout(&out);
     for account in ACCOUNTS {
         let row = text.lines().find(|l| l.starts_with(account)).unwrap_or_else(|| panic!("no row for {account}"));
-        assert!(row.contains("applied 31"), "{row}");
+        assert!(row.contains("applied 32"), "{row}");
     }
     // 31 writes per account, as a single-account bootstrap makes; none with the caller's own key.
     let writes: Vec<String> = writes_since(&emu, mark).into_iter().filter(|w| w != "AssumeRole").collect();
-    assert_eq!(writes.len(), 3 * 31, "{writes:?}");
+    assert_eq!(writes.len(), 3 * 32, "{writes:?}");
     let own_writes = emu.wfboot_requests_since(mark).into_iter().filter(|r| r.write && r.action != "AssumeRole");
     assert_eq!(own_writes.count(), 0);
 

@@ -81,7 +81,8 @@ async fn destroy_after_bootstrap_removes_everything_wfboot_created_and_nothing_e
         [
             "user_policies (operator)",
             "service_linked_role spot.amazonaws.com",
-            "service_linked_role spotfleet.amazonaws.com"
+            "service_linked_role spotfleet.amazonaws.com",
+            "service_linked_role batch.amazonaws.com"
         ]
     );
     let state = dump_state(&iam).await;
@@ -265,7 +266,7 @@ async fn at_a_terminal_the_plan_is_shown_before_the_question_and_no_leaves_every
     p.exp_string("Delete 8 resources").unwrap();
     p.send("y").unwrap();
     p.flush().unwrap();
-    p.exp_string("8 deleted, 3 left alone, 0 absent; 22 writes done").unwrap();
+    p.exp_string("8 deleted, 4 left alone, 0 absent; 22 writes done").unwrap();
     p.exp_eof().unwrap();
     assert_eq!(emu.wfboot_writes_since(mark).len(), 22);
 }

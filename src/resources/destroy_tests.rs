@@ -37,6 +37,7 @@ fn desired() -> Desired {
                 policy_arns: vec![POLICY.into()],
                 permissions_boundary: None,
                 tags: Default::default(),
+                note: String::new(),
             },
             DesiredRole {
                 name: "Theirs".into(),
@@ -46,6 +47,7 @@ fn desired() -> Desired {
                 policy_arns: vec![],
                 permissions_boundary: None,
                 tags: Default::default(),
+                note: String::new(),
             },
         ],
         instance_profiles: vec![DesiredInstanceProfile {

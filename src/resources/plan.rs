@@ -55,6 +55,9 @@ pub(crate) struct ResourcePlan {
     /// What differs from the stack but is deliberately not touched (extra policies, an immovable path, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) left_alone: Vec<String>,
+    /// The stack's note on the resource (shown in the text plan when it is created or changed).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub(crate) note: String,
 }
 
 impl ResourcePlan {
@@ -80,7 +83,13 @@ impl ResourcePlan {
             ownership,
             changes: changes.into_iter().map(|change| PlannedChange { change: change.into(), needs_consent }).collect(),
             left_alone,
+            note: String::new(),
         }
+    }
+
+    pub(crate) fn with_note(mut self, note: &str) -> Self {
+        self.note = note.to_string();
+        self
     }
 }
 
@@ -165,6 +174,9 @@ impl fmt::Display for Plan {
             }
             for note in &r.left_alone {
                 writeln!(f, "      left alone: {note}")?;
+            }
+            if !r.note.is_empty() && r.status != Status::Unchanged {
+                writeln!(f, "      note: {}", r.note)?;
             }
         }
         let s = &self.summary;

@@ -480,7 +480,8 @@ pub(crate) fn diff(stack: &str, desired: &DesiredRole, observed: Option<&Observe
             tags: tags::managed(&desired.tags),
         }];
         changes.extend(attach(&mut desired.policy_arns.iter()));
-        return ResourcePlan::new(Kind::Role, &desired.name, Ownership::Absent, changes, vec![]);
+        return ResourcePlan::new(Kind::Role, &desired.name, Ownership::Absent, changes, vec![])
+            .with_note(&desired.note);
     };
     let ownership = Ownership::from_tags(stack, obs.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let mut changes = Vec::new();
@@ -533,7 +534,7 @@ pub(crate) fn diff(stack: &str, desired: &DesiredRole, observed: Option<&Observe
     for extra in obs.attached.iter().filter(|arn| !desired.policy_arns.contains(arn)) {
         left_alone.push(format!("{extra} is attached but not in the stack"));
     }
-    ResourcePlan::new(Kind::Role, &desired.name, ownership, changes, left_alone)
+    ResourcePlan::new(Kind::Role, &desired.name, ownership, changes, left_alone).with_note(&desired.note)
 }
 
 /// What `destroy` does with the stack's role: deleted when it is this stack's (`links` read), after it is taken
@@ -595,6 +596,7 @@ mod tests {
             policy_arns: vec!["arn:aws:iam::aws:policy/A".into(), "arn:aws:iam::aws:policy/B".into()],
             permissions_boundary: None,
             tags: BTreeMap::new(),
+            note: String::new(),
         }
     }
 

@@ -103,6 +103,9 @@ struct RoleFile {
     customer_policies: Vec<String>,
     /// This role's boundary instead of the stack's; `""`: none.
     permissions_boundary: Option<String>,
+    /// Said in the plan when the role is created or changed (what it is for, what replaces it).
+    #[serde(default)]
+    note: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,6 +151,7 @@ pub(crate) struct RoleSpec {
     pub(crate) customer_policies: Vec<String>,
     /// This role's own boundary setting, over the stack's.
     pub(crate) permissions_boundary: RoleBoundary,
+    pub(crate) note: String,
 }
 
 /// A role's permissions boundary as its stack entry says.
@@ -312,6 +316,7 @@ impl Stack {
                 policy_arns,
                 permissions_boundary,
                 tags: self.tags.clone(),
+                note: r.note.clone(),
             });
         }
         let mut user_policies = Vec::new();
@@ -483,6 +488,7 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
                 managed_policies: managed,
                 customer_policies: f.customer_policies,
                 permissions_boundary,
+                note: f.note,
             }),
             Err(e) => p(format!("{what}: {e}")),
         }
@@ -746,6 +752,9 @@ pub(crate) struct DesiredRole {
     pub(crate) permissions_boundary: Option<String>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub(crate) tags: BTreeMap<String, String>,
+    /// The stack's note on the role, for the plan.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub(crate) note: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
