@@ -216,7 +216,7 @@ pub(crate) struct ShowArgs {
     #[arg(long, value_name = "ID")]
     pub(crate) account_id: Option<String>,
     /// Partition to render for with --account-id
-    #[arg(long, default_value = "aws", value_parser = ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"], requires = "account_id")]
+    #[arg(long, default_value = "aws", value_parser = crate::stack::partitions::parse_id, requires = "account_id")]
     pub(crate) partition: String,
     /// Show the trust documents with the confused-deputy conditions `--harden` adds
     #[arg(long)]
@@ -289,7 +289,7 @@ pub(crate) struct LintArgs {
     #[arg(long, value_name = "ID", value_parser = account_id)]
     pub(crate) account_id: Option<String>,
     /// The account's partition: ARNs in another partition are errors (default: any partition is accepted)
-    #[arg(long, value_parser = ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"])]
+    #[arg(long, value_parser = crate::stack::partitions::parse_id)]
     pub(crate) partition: Option<String>,
     /// The account's quota of managed policies per role, if it was raised (IAM's default: 10)
     #[arg(long, value_name = "N", default_value_t = crate::validate::quotas::DEFAULT_ROLE_POLICY_QUOTA as u32,

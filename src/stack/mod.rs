@@ -6,6 +6,7 @@
 
 pub(crate) mod builtin;
 pub(crate) mod harden;
+pub(crate) mod partitions;
 pub(crate) mod template;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -624,8 +625,7 @@ fn managed_arn_template(reference: &str) -> Result<String, String> {
                 "managed policy `{reference}` is not a valid ARN (arn:PARTITION:iam::ACCOUNT:policy/NAME)"
             ));
         };
-        let known_partition =
-            ["{{partition}}", "aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"].contains(&partition);
+        let known_partition = partition == "{{partition}}" || partitions::get(partition).is_some();
         let Some(name) = resource.strip_prefix("policy/") else {
             return Err(format!(
                 "managed policy `{reference}` is not a policy ARN (its resource must be `policy/NAME`)"
