@@ -278,6 +278,10 @@ pub(crate) struct ExportArgs {
     /// stack's [tags])
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = tag)]
     pub(crate) tags: Vec<(String, String)>,
+    /// Append SUFFIX to every role, policy and instance profile name (and to the ARNs of them in the documents),
+    /// so that a second copy of the stack fits in the same account, e.g. a StackSet in two regions
+    #[arg(long, value_name = "SUFFIX", default_value = "")]
+    pub(crate) name_suffix: String,
 }
 
 #[derive(Debug, Args)]

@@ -209,6 +209,58 @@ impl Stack {
         Ok(self)
     }
 
+    /// `export --name-suffix`: every role, customer policy and instance profile named with `suffix` appended, and
+    /// every reference to them (the stack's own lists, and ARNs of them in its documents, as `:role/PATHNAME"`),
+    /// so that a second copy of the stack can live in the same account (IAM names are account-wide; a StackSet
+    /// deploying to two regions of one account needs two names).
+    pub(crate) fn with_name_suffix(mut self, suffix: &str) -> Result<Stack> {
+        if suffix.is_empty() {
+            return Ok(self);
+        }
+        if !suffix.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)) {
+            return Err(Error::usage(format!(
+                "--name-suffix `{suffix}`: IAM names allow only letters, digits and _+=,.@-"
+            )));
+        }
+        let mut renames: Vec<(String, String)> = Vec::new();
+        let mut problems = Vec::new();
+        let mut rename = |kind: &str, path: &str, name: &mut String, max: usize| {
+            let new = format!("{name}{suffix}");
+            if new.chars().count() > max {
+                problems.push(format!("{kind} `{new}` would be longer than IAM's {max} characters"));
+            }
+            renames.push((format!(":{kind}{path}{name}\""), format!(":{kind}{path}{new}\"")));
+            *name = new;
+        };
+        for p in &mut self.policies {
+            rename("policy", &p.path.clone(), &mut p.name, POLICY_NAME_MAX);
+        }
+        for r in &mut self.roles {
+            rename("role", &r.path.clone(), &mut r.name, ROLE_NAME_MAX);
+            for c in &mut r.customer_policies {
+                c.push_str(suffix);
+            }
+        }
+        for p in &mut self.instance_profiles {
+            rename("instance-profile", &p.path.clone(), &mut p.name, PROFILE_NAME_MAX);
+            p.role.push_str(suffix);
+        }
+        for c in &mut self.user_customer_policies {
+            c.push_str(suffix);
+        }
+        if !problems.is_empty() {
+            return Err(Error::usage(format!("--name-suffix: {}", problems.join("; "))));
+        }
+        let redo = |t: &mut TemplateFile| {
+            for (from, to) in &renames {
+                t.text = t.text.replace(from.as_str(), to);
+            }
+        };
+        self.policies.iter_mut().for_each(|p| redo(&mut p.document));
+        self.roles.iter_mut().for_each(|r| redo(&mut r.trust));
+        Ok(self)
+    }
+
     /// The boundary ARN template of `role` (its own, the stack's, or none).
     pub(crate) fn boundary_of<'a>(&'a self, role: &'a RoleSpec) -> Option<&'a str> {
         match &role.permissions_boundary {
