@@ -94,12 +94,12 @@ async fn destroy_after_bootstrap_removes_everything_wfboot_created_and_nothing_e
         .filter(|p| !p.as_str().unwrap().ends_with(":policy/SLIMWorkflowPassRoles"))
         .collect::<Vec<_>>());
     assert_eq!(without_service_linked_roles(state.clone()), expected);
-    assert_eq!(state["roles"].as_object().unwrap().len(), 2, "the service-linked roles stay: {state}");
+    assert_eq!(state["roles"].as_object().unwrap().len(), 3, "the service-linked roles stay: {state}");
 
     // Asked explicitly, the service-linked roles go too (moto's deletion task succeeds at once).
     let (report, writes) = destroy_json(&emu, &["--include-service-linked-roles"]);
-    assert_eq!(writes, ["DeleteServiceLinkedRole", "DeleteServiceLinkedRole"]);
-    assert_eq!(report["summary"]["deleted"], json!(2));
+    assert_eq!(writes, ["DeleteServiceLinkedRole", "DeleteServiceLinkedRole", "DeleteServiceLinkedRole"]);
+    assert_eq!(report["summary"]["deleted"], json!(3));
     assert_eq!(dump_state(&iam).await, expected);
 
     // A second destroy finds nothing and writes nothing.

@@ -341,7 +341,7 @@ async fn destroy_results_match_the_published_schema_and_drifted_ones_do_not() {
     assert_eq!(destroyed["applied"].as_array().unwrap().len() as u64, dry["plan"]["summary"]["changes"]);
     assert!(destroyed["applied"].as_array().unwrap().iter().all(|a| a["outcome"] == "done"));
     let slr = by_name("destroy --include-service-linked-roles");
-    assert_eq!(slr["summary"]["deleted"], 2);
+    assert_eq!(slr["summary"]["deleted"], 3);
     assert!(slr["applied"].as_array().unwrap().iter().all(|a| a["call"] == "DeleteServiceLinkedRole"));
     let again = by_name("destroy again (nothing to destroy)");
     assert_eq!(again["plan"]["summary"]["changes"], 0);
