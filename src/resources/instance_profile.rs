@@ -14,7 +14,9 @@ use crate::aws::{errors, Clients};
 use crate::error::{Error, Result};
 use crate::stack::DesiredInstanceProfile;
 
-/// One write call to an instance profile.
+/// One write call to an instance profile. The variants are the IAM calls' names, which all end in
+/// `InstanceProfile`.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "call", rename_all = "PascalCase")]
 pub(crate) enum Change {
