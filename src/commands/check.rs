@@ -594,7 +594,7 @@ fn user_rows(plan: &Plan, user: Option<&str>) -> Vec<Row> {
             what_to_do: String::new(),
         });
     }
-    for note in &r.left_alone {
+    for note in &r.notes {
         rows.push(Row {
             area: "operator user".into(),
             check: note.clone(),

@@ -739,7 +739,7 @@ mod tests {
         });
         let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&refused]);
         let arn = "arn:aws:iam::aws:policy/ReadOnlyAccess".to_string();
-        let err = managed_documents(&Clients::with_iam(iam), &[arn.clone()]).await.unwrap_err();
+        let err = managed_documents(&Clients::with_iam(iam), std::slice::from_ref(&arn)).await.unwrap_err();
         assert_eq!(err, Unread::Refused { what: format!("policy {arn}"), code: Some("AccessDenied".into()) });
         assert_eq!(err.to_string(), format!("cannot read policy {arn} (AccessDenied)"));
     }

@@ -429,7 +429,7 @@ mod tests {
         obs.attached.insert("arn:aws:iam::aws:policy/Extra".into());
         let plan = diff("s", &desired(), Some(&obs));
         assert!(plan.changes.is_empty());
-        assert_eq!(plan.left_alone.len(), 1);
+        assert_eq!(plan.notes.len(), 1);
     }
 
     #[test]

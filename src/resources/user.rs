@@ -213,6 +213,6 @@ mod tests {
             matches!(&plan.changes[0].change, crate::resources::Change::User(Change::AttachUserPolicy { policy_arn, .. }) if policy_arn.ends_with("/B"))
         );
         assert!(!plan.changes[0].needs_consent);
-        assert_eq!(plan.left_alone, vec!["arn:aws:iam::aws:policy/A comes through group ops"]);
+        assert_eq!(plan.notes, vec!["arn:aws:iam::aws:policy/A comes through group ops"]);
     }
 }
