@@ -665,7 +665,7 @@ mod tests {
         foreign.permissions_boundary = Some(BOUNDARY.into());
         let plan = diff("s", &d, Some(&foreign));
         assert!(plan.changes.is_empty());
-        assert_eq!(plan.left_alone.len(), 1, "{:?}", plan.left_alone);
+        assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
     }
 
     #[test]
