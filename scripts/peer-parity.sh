@@ -21,13 +21,17 @@ export ENDPOINT=$url AWS_EC2_METADATA_DISABLED=true
 state=$("$py" "$peers/dump_state.py")
 # Deliberately beyond the tutorial: the default stack gives the operator user `demo` the stack's own policy
 # SLIMWorkflowPassRoles (iam:PassRole on the stack's roles, each to the services that trust it), without which
-# the operator cannot create the compute environment or the state machine the roles are for. The fixture is the
-# peer's end state plus that policy.
+# the operator cannot create the compute environment or the state machine the roles are for. And the default stack
+# creates AWS Batch's service-linked role (batch.amazonaws.com), which Batch uses for compute environments without a
+# serviceRole; the tutorial predates it. The fixture is the peer's end state plus that policy and that role (moto
+# names it AWSServiceRoleForbatch).
 state=$(echo "$state" | "$py" -c '
 import json, sys
 s = json.load(sys.stdin)
 s["customer_policies"] = sorted(s["customer_policies"] + ["SLIMWorkflowPassRoles"])
 s["user_demo"] = sorted(s["user_demo"] + ["arn:aws:iam::123456789012:policy/SLIMWorkflowPassRoles"])
+s["roles"]["/aws-service-role/batch.amazonaws.com/AWSServiceRoleForbatch"] = {
+    "attached": [], "trust": [{"Service": ["batch.amazonaws.com"]}]}
 print(json.dumps(s, indent=2))')
 if [ "${1:-}" = --check ]; then
   if diff <(echo "$state" | "$py" -m json.tool --sort-keys) <("$py" -m json.tool --sort-keys "$repo/tests/fixtures/slim-workflow.state.json"); then

@@ -104,6 +104,14 @@ pub(crate) struct StackArgs {
     /// the services that support them
     #[arg(long)]
     pub(crate) harden: bool,
+    /// Permissions boundary of the stack's roles: a customer managed policy's name, or a policy ARN ({{partition}}
+    /// and {{account_id}} allowed); replaces the stack's `permissions_boundary` (roles with their own keep it)
+    #[arg(long, value_name = "NAME|ARN")]
+    pub(crate) permissions_boundary: Option<String>,
+    /// A tag for the stack's roles, policies and instance profiles, beside wfboot:stack (repeatable; over the
+    /// stack's [tags])
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = tag)]
+    pub(crate) tags: Vec<(String, String)>,
 }
 
 /// Many accounts from one machine: the same command in each account, through sts:AssumeRole.
@@ -208,7 +216,7 @@ pub(crate) struct ShowArgs {
     #[arg(long, value_name = "ID")]
     pub(crate) account_id: Option<String>,
     /// Partition to render for with --account-id
-    #[arg(long, default_value = "aws", value_parser = ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"], requires = "account_id")]
+    #[arg(long, default_value = "aws", value_parser = crate::stack::partitions::parse_id, requires = "account_id")]
     pub(crate) partition: String,
     /// Show the trust documents with the confused-deputy conditions `--harden` adds
     #[arg(long)]
@@ -262,6 +270,18 @@ pub(crate) struct ExportArgs {
     /// the services that support them
     #[arg(long)]
     pub(crate) harden: bool,
+    /// Permissions boundary of the stack's roles: a customer managed policy's name, or a policy ARN ({{partition}}
+    /// and {{account_id}} allowed); replaces the stack's `permissions_boundary` (roles with their own keep it)
+    #[arg(long, value_name = "NAME|ARN")]
+    pub(crate) permissions_boundary: Option<String>,
+    /// A tag for the stack's roles, policies and instance profiles, beside wfboot:stack (repeatable; over the
+    /// stack's [tags])
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = tag)]
+    pub(crate) tags: Vec<(String, String)>,
+    /// Append SUFFIX to every role, policy and instance profile name (and to the ARNs of them in the documents),
+    /// so that a second copy of the stack fits in the same account, e.g. a StackSet in two regions
+    #[arg(long, value_name = "SUFFIX", default_value = "")]
+    pub(crate) name_suffix: String,
 }
 
 #[derive(Debug, Args)]
@@ -273,7 +293,7 @@ pub(crate) struct LintArgs {
     #[arg(long, value_name = "ID", value_parser = account_id)]
     pub(crate) account_id: Option<String>,
     /// The account's partition: ARNs in another partition are errors (default: any partition is accepted)
-    #[arg(long, value_parser = ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"])]
+    #[arg(long, value_parser = crate::stack::partitions::parse_id)]
     pub(crate) partition: Option<String>,
     /// The account's quota of managed policies per role, if it was raised (IAM's default: 10)
     #[arg(long, value_name = "N", default_value_t = crate::validate::quotas::DEFAULT_ROLE_POLICY_QUOTA as u32,
@@ -289,5 +309,14 @@ fn account_id(s: &str) -> std::result::Result<String, String> {
         Ok(s.to_string())
     } else {
         Err("an account id is 12 digits".into())
+    }
+}
+
+/// `--tag KEY=VALUE`: split at the first `=` (a value may hold `=`); the key and value are checked with the stack's
+/// tags, as IAM checks them.
+fn tag(s: &str) -> std::result::Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err("a tag is KEY=VALUE (the value may be empty: KEY=)".into()),
     }
 }

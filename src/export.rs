@@ -64,7 +64,14 @@ pub(crate) fn cloudformation(stack: &Stack, harden: bool) -> Result<Value> {
         if !arns.is_empty() {
             properties.insert("ManagedPolicyArns".into(), Value::Array(arns));
         }
-        properties.insert("Tags".into(), json!([{"Key": OWNER_TAG, "Value": stack.name}]));
+        if let Some(boundary) = stack.boundary_of(r) {
+            let arn = managed_policy_arn(boundary)
+                .map_err(|e| e.context(format!("role `{}`: permissions boundary", r.name)))?;
+            properties.insert("PermissionsBoundary".into(), arn);
+        }
+        let mut tags = vec![json!({"Key": OWNER_TAG, "Value": stack.name})];
+        tags.extend(crate::resources::tags::managed(&stack.tags).iter().map(|(k, v)| json!({"Key": k, "Value": v})));
+        properties.insert("Tags".into(), Value::Array(tags));
         resources.insert(id.clone(), json!({"Type": "AWS::IAM::Role", "Properties": properties}));
         role_ids.insert(r.name.as_str(), id);
     }
@@ -182,8 +189,10 @@ fn metadata(stack: &Stack) -> Value {
                            except ec2, application-autoscaling and elasticmapreduce, which use AWS::URLSuffix \
                            (amazonaws.com.cn in China).",
             "Tags": format!(
-                "Roles carry the {OWNER_TAG} tag, as when wfboot creates them; CloudFormation cannot tag managed \
-                 policies and instance profiles."
+                "Roles carry the {OWNER_TAG} tag and the stack's tags (with {} recording their keys), as when wfboot \
+                 creates them; CloudFormation cannot tag managed policies and instance profiles \
+                 (AWS::IAM::ManagedPolicy and AWS::IAM::InstanceProfile have no Tags property).",
+                crate::resources::tags::KEYS_TAG
             ),
         }
     })

@@ -67,7 +67,7 @@ async fn plan_over_three_accounts_prints_one_row_per_account_writes_nothing_and_
         let row = text.lines().find(|l| l.starts_with(account) && l.contains("changes planned")).unwrap_or_else(|| {
             panic!("no row for {account}:\n{text}");
         });
-        assert!(row.contains(name) && row.contains("23 changes planned"), "{row}");
+        assert!(row.contains(name) && row.contains("24 changes planned"), "{row}");
     }
     assert!(text.contains("3 accounts, 0 failed."), "{text}");
     let requests = emu.requests();
@@ -92,11 +92,11 @@ async fn plan_over_three_accounts_prints_one_row_per_account_writes_nothing_and_
     assert_eq!(rows[0]["name"], "prod");
     for row in rows {
         assert_eq!(row["status"], "changes_planned");
-        assert_eq!(row["changes"], 23);
+        assert_eq!(row["changes"], 24);
         // Each account's plan is the single-account plan, rendered for that account.
         assert_eq!(row["result"]["account_id"], row["account_id"]);
         assert_eq!(row["result"]["partition"], "aws");
-        assert_eq!(row["result"]["summary"]["changes"], 23);
+        assert_eq!(row["result"]["summary"]["changes"], 24);
     }
     // Nothing reached the caller's own account.
     assert_eq!(dump_state(&emu.admin().await).await["roles"], serde_json::json!({}));
@@ -113,11 +113,11 @@ async fn bootstrap_of_three_accounts_creates_the_stack_in_each_and_reports_one_r
     let text = stdout(&out);
     for account in ACCOUNTS {
         let row = text.lines().find(|l| l.starts_with(account)).unwrap_or_else(|| panic!("no row for {account}"));
-        assert!(row.contains("applied 31"), "{row}");
+        assert!(row.contains("applied 32"), "{row}");
     }
-    // 31 writes per account, as a single-account bootstrap makes; none with the caller's own key.
+    // 32 writes per account, as a single-account bootstrap makes; none with the caller's own key.
     let writes: Vec<String> = writes_since(&emu, mark).into_iter().filter(|w| w != "AssumeRole").collect();
-    assert_eq!(writes.len(), 3 * 31, "{writes:?}");
+    assert_eq!(writes.len(), 3 * 32, "{writes:?}");
     let own_writes = emu.wfboot_requests_since(mark).into_iter().filter(|r| r.write && r.action != "AssumeRole");
     assert_eq!(own_writes.count(), 0);
 
@@ -194,8 +194,8 @@ async fn an_account_whose_role_cannot_be_assumed_fails_alone_and_the_others_are_
     let (text, err) = (stdout(&out), stderr(&out));
     assert_eq!(out.status.code(), Some(1), "{text}\n{err}");
     let row = |account: &str| text.lines().find(|l| l.starts_with(account)).unwrap_or_default().to_string();
-    assert!(row(ACCOUNTS[0]).contains("applied 23"), "{text}");
-    assert!(row(ACCOUNTS[1]).contains("applied 23"), "{text}");
+    assert!(row(ACCOUNTS[0]).contains("applied 24"), "{text}");
+    assert!(row(ACCOUNTS[1]).contains("applied 24"), "{text}");
     assert!(row(ACCOUNTS[2]).contains("FAILED") && row(ACCOUNTS[2]).contains("AccessDenied"), "{text}");
     assert!(text.contains("3 accounts, 1 failed."), "{text}");
     assert!(err.contains(&format!("1 of 3 accounts failed: {}", ACCOUNTS[2])), "{err}");
@@ -309,7 +309,7 @@ async fn bootstrap_over_accounts_without_yes_and_without_a_terminal_refuses_and_
     let mark = emu.mark();
     let out = multi(&emu, dir.path(), &["bootstrap"]);
     assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
-    assert!(stderr(&out).contains("Apply 69 changes to 3 accounts?"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Apply 72 changes to 3 accounts?"), "{}", stderr(&out));
     assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
     assert_eq!(writes_since(&emu, mark), vec!["AssumeRole"; 3]);
 }
@@ -365,7 +365,7 @@ async fn at_a_terminal_bootstrap_shows_every_accounts_plan_and_asks_once() {
         for account in ACCOUNTS {
             p.exp_string(&format!("Stack slim-workflow in account {account}")).unwrap();
         }
-        p.exp_string("Apply 69 changes to 3 accounts?").unwrap();
+        p.exp_string("Apply 72 changes to 3 accounts?").unwrap();
         p.send(answer).unwrap();
         p.flush().unwrap();
         p
@@ -377,7 +377,7 @@ async fn at_a_terminal_bootstrap_shows_every_accounts_plan_and_asks_once() {
 
     let mut p = run("y");
     for account in ACCOUNTS {
-        p.exp_regex(&format!("{account} .*applied 23")).unwrap();
+        p.exp_regex(&format!("{account} .*applied 24")).unwrap();
     }
     p.exp_string("3 accounts, 0 failed.").unwrap();
     p.exp_eof().unwrap();

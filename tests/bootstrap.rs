@@ -27,8 +27,8 @@ async fn fresh_bootstrap_creates_the_whole_default_stack_like_the_careful_boto3_
     let mark = emu.mark();
     let out = bootstrap_ok(&emu);
     let writes = emu.wfboot_writes_since(mark);
-    assert_eq!(writes.len(), 31, "{writes:?}");
-    assert!(stdout(&out).contains("31 writes done"), "{}", stdout(&out));
+    assert_eq!(writes.len(), 32, "{writes:?}");
+    assert!(stdout(&out).contains("32 writes done"), "{}", stdout(&out));
 
     // Same canonical end state as ../shared/peers/boto3_idempotent.py (tests/fixtures/README.md says how the
     // fixture was made and how scripts/peer-parity.sh re-checks it live).

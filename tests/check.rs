@@ -322,7 +322,7 @@ async fn an_operator_with_the_printed_policy_and_conditioned_grants_passes_check
         .skip(mark)
         .filter(|r| r.access_key == op.id && r.write && r.status.is_some_and(|s| (200..300).contains(&s)))
         .collect();
-    assert_eq!(writes.len(), 31, "{writes:?}");
+    assert_eq!(writes.len(), 32, "{writes:?}");
     let mut state = dump_state(&admin_client(&emu, &admin).await).await;
     // The operator's own policy was made by the test, not by the bootstrap.
     state["customer_policies"].as_array_mut().unwrap().retain(|p| p != "WfbootOperator");

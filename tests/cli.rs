@@ -151,11 +151,11 @@ async fn json_output_is_one_document_on_stdout_with_the_summary() {
     assert!(out.status.success(), "{}", stderr(&out));
     let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON document");
     assert_eq!(v["verified"], true);
-    assert_eq!(v["summary"]["writes_done"], 31);
-    assert_eq!(v["summary"]["created"], 10);
-    assert_eq!(v["summary"]["api_writes"], 31);
-    assert_eq!(v["plan"]["summary"]["changes"], 31);
-    assert!(v["summary"]["api_calls"].as_u64().unwrap() >= 31);
+    assert_eq!(v["summary"]["writes_done"], 32);
+    assert_eq!(v["summary"]["created"], 11);
+    assert_eq!(v["summary"]["api_writes"], 32);
+    assert_eq!(v["plan"]["summary"]["changes"], 32);
+    assert!(v["summary"]["api_calls"].as_u64().unwrap() >= 32);
     // The emulator saw as many HTTP requests as wfboot says it sent (retries included).
     let seen = emu.wfboot_requests_since(0).len() as u64;
     assert_eq!(v["summary"]["http_attempts"].as_u64().unwrap(), seen);

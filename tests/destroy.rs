@@ -81,7 +81,8 @@ async fn destroy_after_bootstrap_removes_everything_wfboot_created_and_nothing_e
         [
             "user_policies (operator)",
             "service_linked_role spot.amazonaws.com",
-            "service_linked_role spotfleet.amazonaws.com"
+            "service_linked_role spotfleet.amazonaws.com",
+            "service_linked_role batch.amazonaws.com"
         ]
     );
     let state = dump_state(&iam).await;
@@ -93,12 +94,12 @@ async fn destroy_after_bootstrap_removes_everything_wfboot_created_and_nothing_e
         .filter(|p| !p.as_str().unwrap().ends_with(":policy/SLIMWorkflowPassRoles"))
         .collect::<Vec<_>>());
     assert_eq!(without_service_linked_roles(state.clone()), expected);
-    assert_eq!(state["roles"].as_object().unwrap().len(), 2, "the service-linked roles stay: {state}");
+    assert_eq!(state["roles"].as_object().unwrap().len(), 3, "the service-linked roles stay: {state}");
 
     // Asked explicitly, the service-linked roles go too (moto's deletion task succeeds at once).
     let (report, writes) = destroy_json(&emu, &["--include-service-linked-roles"]);
-    assert_eq!(writes, ["DeleteServiceLinkedRole", "DeleteServiceLinkedRole"]);
-    assert_eq!(report["summary"]["deleted"], json!(2));
+    assert_eq!(writes, ["DeleteServiceLinkedRole", "DeleteServiceLinkedRole", "DeleteServiceLinkedRole"]);
+    assert_eq!(report["summary"]["deleted"], json!(3));
     assert_eq!(dump_state(&iam).await, expected);
 
     // A second destroy finds nothing and writes nothing.
@@ -265,7 +266,7 @@ async fn at_a_terminal_the_plan_is_shown_before_the_question_and_no_leaves_every
     p.exp_string("Delete 8 resources").unwrap();
     p.send("y").unwrap();
     p.flush().unwrap();
-    p.exp_string("8 deleted, 3 left alone, 0 absent; 22 writes done").unwrap();
+    p.exp_string("8 deleted, 4 left alone, 0 absent; 22 writes done").unwrap();
     p.exp_eof().unwrap();
     assert_eq!(emu.wfboot_writes_since(mark).len(), 22);
 }

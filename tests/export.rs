@@ -290,3 +290,118 @@ fn export_harden_adds_the_confused_deputy_conditions_with_pseudo_parameters_and_
     }
     assert_lints_clean(&files);
 }
+
+/// An organisation's guardrails in the template: the boundary (the stack's, a role's own, none for one role) as
+/// each role's PermissionsBoundary in every account of the StackSet, and the stack's and `--tag`'s tags with the
+/// record of their keys, as wfboot sets them; cfn-lint clean for aws, aws-cn and aws-us-gov.
+#[test]
+fn export_with_a_permissions_boundary_and_tags_is_cfn_lint_clean_in_every_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = std::fs::read_to_string(repo().join("profiles/slim-workflow.toml")).unwrap();
+    let stack = stack
+        .replacen(
+            "\n[user]",
+            "\npermissions_boundary = \"boundaries/WorkloadBoundary\"\n\n[tags]\nCostCenter = \"42\"\n\n[user]",
+            1,
+        )
+        .replacen(
+            "trust = \"create_StepFunctionsLambdaRole.json\"",
+            "trust = \"create_StepFunctionsLambdaRole.json\"\npermissions_boundary = \"arn:{{partition}}:iam::aws:policy/PowerUserAccess\"",
+            1,
+        )
+        .replacen(
+            "trust = \"create_AmazonEC2SpotFleetRole.json\"",
+            "trust = \"create_AmazonEC2SpotFleetRole.json\"\npermissions_boundary = \"\"",
+            1,
+        );
+    let path = write_file(dir.path(), "profiles/guarded.toml", &stack);
+    let out = wfboot_isolated().args(["export", "--tag", "team=imaging", "--stack"]).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let template: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &template["Resources"];
+    assert_eq!(
+        r["RoleAWSBatchServiceRole"]["Properties"]["PermissionsBoundary"],
+        json!({"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:policy/boundaries/WorkloadBoundary"})
+    );
+    assert_eq!(
+        r["RoleStepFunctionsLambdaRole"]["Properties"]["PermissionsBoundary"],
+        json!({"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/PowerUserAccess"})
+    );
+    assert!(r["RoleAmazonEC2SpotFleetRole"]["Properties"].get("PermissionsBoundary").is_none());
+    assert_eq!(
+        r["RoleAWSBatchServiceRole"]["Properties"]["Tags"],
+        json!([
+            {"Key": "wfboot:stack", "Value": "slim-workflow"},
+            {"Key": "CostCenter", "Value": "42"},
+            {"Key": "team", "Value": "imaging"},
+            {"Key": "wfboot:tags", "Value": "CostCenter team"}
+        ])
+    );
+    assert_lints_clean(&[write_template(dir.path(), "guarded", &template)]);
+}
+
+/// `tools/cfn_deploy.py`: the template deployed to the emulator's CloudFormation in `region`, as one stack instance
+/// of a StackSet, with parameter overrides; (status, error code).
+fn deploy(
+    emu: &Emulator,
+    region: &str,
+    name: &str,
+    template: &Path,
+    params: &[&str],
+) -> (Option<String>, Option<String>) {
+    let out = StdCommand::new(repo().join(".venv/bin/python"))
+        .arg(repo().join("tools/cfn_deploy.py"))
+        .args([&emu.url, region, name, template.to_str().unwrap()])
+        .args(params)
+        .env("AWS_ACCESS_KEY_ID", ADMIN_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", "admin-secret")
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+    (v["status"].as_str().map(str::to_string), v["error"].as_str().map(str::to_string))
+}
+
+/// A StackSet of the default stack over accounts that already have the service-linked roles
+/// (awslabs/landing-zone-accelerator-on-aws#221: AWS::IAM::ServiceLinkedRole fails on one that exists) and over two
+/// regions of one account (IAM names are account-wide): the stack instance's parameter override
+/// CreateServiceLinkedRoles=false deploys without touching them, and the second region's instance deploys from an
+/// export with --name-suffix, whose documents name the suffixed roles. Deployed by the emulator's CloudFormation.
+#[tokio::test]
+async fn a_stackset_instance_with_service_linked_roles_present_and_a_second_region_deploys_with_the_override_and_a_suffix(
+) {
+    let emu = Emulator::start();
+    let iam = emu.admin().await;
+    for service in ["spot.amazonaws.com", "spotfleet.amazonaws.com", "batch.amazonaws.com"] {
+        iam.create_service_linked_role().aws_service_name(service).send().await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exported = |name: &str, extra: &[&str]| {
+        let out = wfboot_isolated().args(["export", "--tag", "CostCenter=42"]).args(extra).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let template: Value = serde_json::from_slice(&out.stdout).unwrap();
+        write_template(dir.path(), name, &template)
+    };
+    let plain = exported("plain", &[]);
+    let no_slr = "CreateServiceLinkedRoles=false";
+    assert_eq!(deploy(&emu, "us-east-1", "wfboot", &plain, &[no_slr]), (Some("CREATE_COMPLETE".into()), None));
+    let roles = iam.list_roles().send().await.unwrap();
+    let slrs = roles.roles().iter().filter(|r| r.path().starts_with("/aws-service-role/")).count();
+    assert_eq!(slrs, 3, "the existing service-linked roles are left as they are");
+    // The same names in a second region of the account clash.
+    let (status, error) = deploy(&emu, "eu-west-1", "wfboot", &plain, &[no_slr]);
+    assert_eq!((status, error.as_deref()), (None, Some("EntityAlreadyExists")));
+
+    let suffixed = exported("suffixed", &["--name-suffix=-eu-west-1"]);
+    assert_eq!(
+        deploy(&emu, "eu-west-1", "wfboot-suffixed", &suffixed, &[no_slr]),
+        (Some("CREATE_COMPLETE".into()), None)
+    );
+    let role = iam.get_role().role_name("AWSBatchServiceRole-eu-west-1").send().await.unwrap().role.unwrap();
+    assert!(role.tags().iter().any(|t| t.key() == "CostCenter" && t.value() == "42"), "{:?}", role.tags());
+    let policy = "arn:aws:iam::123456789012:policy/SLIMWorkflowPassRoles-eu-west-1";
+    let version = iam.get_policy_version().policy_arn(policy).version_id("v1").send().await.unwrap();
+    let document = percent_decode(version.policy_version.unwrap().document.unwrap().as_str());
+    assert!(document.contains(":role/AWSBatchServiceRole-eu-west-1\""), "{document}");
+    assert!(!document.contains(":role/AWSBatchServiceRole\""), "{document}");
+    assert_lints_clean(&[suffixed]);
+}

@@ -43,7 +43,7 @@ async fn bootstrap_harden_on_a_fresh_account_writes_conditioned_trust_documents_
     assert_hardened(&iam).await;
     // Service-linked roles keep AWS's trust.
     let slr = iam.list_roles().path_prefix("/aws-service-role/").send().await.unwrap();
-    assert_eq!(slr.roles().len(), 2);
+    assert_eq!(slr.roles().len(), 3);
     for r in slr.roles() {
         let t: Value = serde_json::from_str(&percent_decode(r.assume_role_policy_document().unwrap())).unwrap();
         assert!(!t.to_string().contains("aws:Source"), "{}: {t}", r.role_name());
@@ -69,7 +69,7 @@ async fn hardening_a_bootstrapped_account_updates_only_the_trust_documents() {
         ),
         "{plan}"
     );
-    assert!(plan.contains("0 to create, 3 to update, 8 unchanged; 3 write calls."), "{plan}");
+    assert!(plan.contains("0 to create, 3 to update, 9 unchanged; 3 write calls."), "{plan}");
     assert!(plan.contains("SLIM-Extras_for_Lambda") && plan.contains("left unconditioned"), "{plan}");
 
     let mark = emu.mark();

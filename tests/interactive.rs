@@ -21,7 +21,7 @@ async fn a_wrong_user_name_is_asked_again_and_no_at_the_confirmation_leaves_the_
     p.exp_string("Operator IAM user").unwrap();
     p.send_line("demo").unwrap();
     p.exp_string("+ role AWSBatchServiceRole").unwrap();
-    p.exp_string("Apply 31 changes to account 123456789012?").unwrap();
+    p.exp_string("Apply 32 changes to account 123456789012?").unwrap();
     p.send("n").unwrap();
     p.flush().unwrap();
     p.exp_string("Nothing was changed").unwrap();
@@ -40,12 +40,12 @@ async fn yes_at_the_confirmation_bootstraps_and_a_second_interactive_run_asks_no
     let mut cmd = emu.wfboot_std();
     cmd.args(["bootstrap", "--user-name", "demo"]);
     let mut p = spawn_command(cmd, Some(60_000)).expect("spawn in a pty");
-    p.exp_string("Apply 31 changes").unwrap();
+    p.exp_string("Apply 32 changes").unwrap();
     p.send("y").unwrap();
     p.flush().unwrap();
-    p.exp_string("31 writes done").unwrap();
+    p.exp_string("32 writes done").unwrap();
     p.exp_eof().unwrap();
-    assert_eq!(emu.wfboot_writes_since(0).len(), 31);
+    assert_eq!(emu.wfboot_writes_since(0).len(), 32);
 
     let mut cmd = emu.wfboot_std();
     cmd.args(["bootstrap", "--user-name", "demo"]);

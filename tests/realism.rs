@@ -59,7 +59,7 @@ async fn under_realism_a_fresh_bootstrap_converges_in_one_run_waiting_out_the_la
     let summary = &run.json["summary"];
     assert_eq!(run.json["verified"], json!(true), "{}", run.json);
     assert_eq!(summary["failed"], json!(0), "{summary}");
-    assert_eq!(summary["created"], json!(10), "{summary}");
+    assert_eq!(summary["created"], json!(11), "{summary}");
     // The emulator really refused concurrent writes (the 7 user attachments go out at once) and lagged reads.
     let refused = emu.realism_answers_since(mark, "concurrent_modification");
     assert!(refused > 0, "no ConcurrentModification was met");
@@ -68,8 +68,8 @@ async fn under_realism_a_fresh_bootstrap_converges_in_one_run_waiting_out_the_la
     assert_waits_told(&run, "read-after-write lag");
     assert!(run.stderr.contains("ConcurrentModification"), "{}", run.stderr);
     // Exactly the 31 writes of a fresh bootstrap went through, no second round.
-    assert_eq!(emu.wfboot_writes_since(mark).len(), 31, "{:?}", emu.wfboot_writes_since(mark));
-    assert_eq!(summary["writes_done"], json!(31), "{summary}");
+    assert_eq!(emu.wfboot_writes_since(mark).len(), 32, "{:?}", emu.wfboot_writes_since(mark));
+    assert_eq!(summary["writes_done"], json!(32), "{summary}");
     emu.settle();
     assert_eq!(dump_state(&emu.admin().await).await, expected_state());
 }
@@ -221,7 +221,7 @@ async fn three_accounts_bootstrap(emu: &Emulator) -> Run {
     assert_eq!(run.json["summary"]["failed"], json!(0), "{}", run.json["summary"]);
     for row in run.json["accounts"].as_array().unwrap() {
         assert_eq!(row["status"], "applied", "{row}");
-        assert_eq!(row["changes"], json!(31), "{row}");
+        assert_eq!(row["changes"], json!(32), "{row}");
     }
     emu.settle();
     for account in ACCOUNTS {

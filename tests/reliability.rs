@@ -11,7 +11,7 @@ use common::*;
 use serde_json::Value;
 
 /// Writes of a fresh bootstrap of the default stack (the plan's own count, checked in tests/bootstrap.rs).
-const FRESH_WRITES: usize = 31;
+const FRESH_WRITES: usize = 32;
 
 fn expected_state() -> Value {
     serde_json::from_str(include_str!("fixtures/slim-workflow.state.json")).unwrap()

@@ -341,7 +341,7 @@ async fn destroy_results_match_the_published_schema_and_drifted_ones_do_not() {
     assert_eq!(destroyed["applied"].as_array().unwrap().len() as u64, dry["plan"]["summary"]["changes"]);
     assert!(destroyed["applied"].as_array().unwrap().iter().all(|a| a["outcome"] == "done"));
     let slr = by_name("destroy --include-service-linked-roles");
-    assert_eq!(slr["summary"]["deleted"], 2);
+    assert_eq!(slr["summary"]["deleted"], 3);
     assert!(slr["applied"].as_array().unwrap().iter().all(|a| a["call"] == "DeleteServiceLinkedRole"));
     let again = by_name("destroy again (nothing to destroy)");
     assert_eq!(again["plan"]["summary"]["changes"], 0);
@@ -513,4 +513,46 @@ async fn multi_account_results_match_the_published_schema_and_drifted_ones_do_no
     for (name, errors) in validate(&docs) {
         assert!(!errors.is_empty(), "{name}: validated, but the schema should have rejected it");
     }
+}
+
+/// A boundary and tags through plan, bootstrap and each drift's repair (boundary and tag writes, untagging), and the
+/// rendered stack: the new calls and fields match the schema.
+#[tokio::test]
+async fn boundary_and_tag_changes_match_the_published_schema() {
+    let emu = Emulator::start();
+    let iam = emu.admin().await;
+    let allow = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#;
+    iam.create_policy().policy_name("WorkloadBoundary").policy_document(allow).send().await.unwrap();
+    let guarded = [
+        "--stack",
+        "render-worker",
+        "--permissions-boundary",
+        "WorkloadBoundary",
+        "--tag",
+        "CostCenter=42",
+        "--tag",
+        "team=x",
+    ];
+    let with = |verb: &[&'static str]| -> Vec<&str> { verb.iter().chain(guarded.iter()).copied().collect() };
+    let mut docs = vec![doc("fresh plan with a boundary and tags", "plan_result", run(&emu, &with(&["plan"])))];
+    docs.push(doc("bootstrap with a boundary and tags", "bootstrap_result", run(&emu, &with(&["bootstrap", "--yes"]))));
+    iam.delete_role_permissions_boundary().role_name("RenderJobWorkerRole").send().await.unwrap();
+    iam.untag_role().role_name("RenderJobWorkerRole").tag_keys("team").send().await.unwrap();
+    let drift = run(&emu, &with(&["plan"]));
+    let calls: Vec<&str> = drift["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["changes"].as_array().unwrap())
+        .map(|c| c["call"].as_str().unwrap())
+        .collect();
+    assert_eq!(calls, ["PutRolePermissionsBoundary", "TagRole"], "{drift}");
+    docs.push(doc("plan of the drift", "plan_result", drift));
+    docs.push(doc("repair", "bootstrap_result", run(&emu, &with(&["bootstrap", "--yes"]))));
+    let plain = ["plan", "--stack", "render-worker"];
+    let undo = run(&emu, &plain);
+    assert_eq!(undo["summary"]["changes"], 4, "{undo}");
+    docs.push(doc("plan removing the boundary and the tags", "plan_result", undo));
+    docs.push(doc("removing them", "bootstrap_result", run(&emu, &["bootstrap", "--yes", "--stack", "render-worker"])));
+    assert_valid(&docs);
 }

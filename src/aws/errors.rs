@@ -114,7 +114,41 @@ fn help_for_code(code: &str) -> &'static str {
         }
         "DeleteConflict" => "it is still attached to something: run again, or see `wfboot destroy --dry-run`",
         "EntityAlreadyExists" => "it was created by someone else meanwhile: run again to continue from the current state",
+        // "service-linked roles are protected AWS resources. Only the service that depends on the service-linked
+        // role can modify or delete the role" (https://docs.aws.amazon.com/IAM/latest/APIReference/API_UpdateRole.html,
+        // also the answer of PutRolePermissionsBoundary, AttachRolePolicy, TagRole on such a role).
+        "UnmodifiableEntity" => {
+            "the role is a service-linked role, which only its service may change: take it out of the stack's \
+             [[role]]s (list its service as a [[service_linked_role]] instead); no permissions boundary or tag can \
+             be set on it"
+        }
+        // "temporarily unmodifiable, such as a user name that was deleted and then recreated ... likely to succeed if
+        // you try again after waiting several minutes"
+        // (https://docs.aws.amazon.com/IAM/latest/APIReference/API_DeleteLoginProfile.html).
+        "EntityTemporarilyUnmodifiable" => {
+            "IAM is still settling an earlier change to it (deleted and recreated just now): wait several minutes \
+             and run again (nothing is repeated)"
+        }
+        // "AWS service role policies can only be attached to the service-linked role for that service"
+        // (https://docs.aws.amazon.com/IAM/latest/APIReference/API_AttachRolePolicy.html).
+        "PolicyNotAttachable" => {
+            "this AWS managed policy is for its service's service-linked role only: remove it from the role's \
+             managed_policies and add the service as a [[service_linked_role]]"
+        }
         "ServiceFailure" | "InternalFailure" | "ServiceUnavailable" => "AWS had an internal error: run again; the run continues where it stopped",
         _ => "run again with -v for details; a re-run continues where this one stopped",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::help_for_code;
+
+    #[test]
+    fn the_codes_of_protected_settling_and_service_only_entities_say_what_to_do() {
+        assert!(help_for_code("UnmodifiableEntity").contains("[[service_linked_role]]"));
+        assert!(help_for_code("EntityTemporarilyUnmodifiable").contains("wait several minutes"));
+        assert!(help_for_code("PolicyNotAttachable").contains("managed_policies"));
+        assert!(help_for_code("SomethingElse").contains("-v"));
     }
 }

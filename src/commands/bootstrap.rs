@@ -493,6 +493,8 @@ mod tests {
             path: "/".into(),
             description: String::new(),
             trust: json!({}),
+            permissions_boundary: None,
+            tags: Default::default(),
         })
     }
 

@@ -62,7 +62,14 @@ struct Summary {
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs) -> Result<ExitStatus> {
     let started = Instant::now();
     // The operator user is not read: destroy never detaches its policies (README "wfboot destroy").
-    let stack_args = StackArgs { stack: args.stack.clone(), user_name: None, skip_user: true, harden: false };
+    let stack_args = StackArgs {
+        stack: args.stack.clone(),
+        user_name: None,
+        skip_user: true,
+        harden: false,
+        permissions_boundary: None,
+        tags: Vec::new(),
+    };
     let (session, observed, _) = Session::open_observing(printer, aws, &stack_args, false).await?;
     let plan = read_plan(printer, &session, args, Some(observed)).await?;
 

@@ -9,7 +9,9 @@ use crate::stack::Stack;
 
 /// Prints the template as JSON whatever `--output` says: a template has no text form.
 pub(crate) fn run(printer: &Printer, args: &ExportArgs) -> Result<ExitStatus> {
-    let stack = Stack::resolve(args.stack.as_deref())?;
+    let stack = Stack::resolve(args.stack.as_deref())?
+        .with_flags(args.permissions_boundary.as_deref(), &args.tags)?
+        .with_name_suffix(&args.name_suffix)?;
     crate::commands::lint::gate(printer, &stack, None, true, "no template was printed")?;
     let template = match args.format {
         ExportFormat::CloudFormation => export::cloudformation(&stack, args.harden)?,

@@ -201,7 +201,7 @@ async fn prepare(printer: &Printer, aws: &AwsSettings, args: &StackArgs) -> Resu
 /// The stack `--stack` names, validated (its documents as IAM validates them: warnings are printed), and
 /// `--user-name` checked: bad input fails before any AWS call.
 pub(crate) fn validated_stack(printer: &Printer, args: &StackArgs) -> Result<Stack> {
-    let stack = Stack::resolve(args.stack.as_deref())?;
+    let stack = Stack::resolve(args.stack.as_deref())?.with_flags(args.permissions_boundary.as_deref(), &args.tags)?;
     lint::gate(printer, &stack, None, true, "nothing was sent to AWS")?;
     if let Some(u) = &args.user_name {
         if !prompt::valid_user_name(u) {

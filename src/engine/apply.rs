@@ -224,6 +224,8 @@ mod tests {
                 path: "/".into(),
                 description: String::new(),
                 trust,
+                permissions_boundary: None,
+                tags: Default::default(),
             }));
         }
         changes.push(Change::from(role::Change::AttachRolePolicy {

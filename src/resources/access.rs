@@ -115,12 +115,13 @@ impl Scope<'_> {
         crate::arn::service_linked_roles(self.partition, self.account_id, service)
     }
 
-    /// A create carries the ownership tag (CreateRole/CreatePolicy/CreateInstanceProfile with Tags), so its
-    /// request has aws:RequestTag/wfboot:stack and aws:TagKeys
+    /// A create carries the ownership tag and `tags` (CreateRole/CreatePolicy/CreateInstanceProfile with Tags), so
+    /// its request has aws:RequestTag/KEY for each and aws:TagKeys listing them
     /// (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_iam-tags.html#access_iam-tags_control-tags).
-    pub(crate) fn tagged(&self, p: Permission) -> Permission {
-        p.with(ContextEntry::one(&format!("aws:RequestTag/{}", super::OWNER_TAG), self.desired.stack.clone()))
-            .with(ContextEntry { key: "aws:TagKeys".into(), values: vec![super::OWNER_TAG.to_string()], list: true })
+    pub(crate) fn tagged(&self, p: Permission, tags: &std::collections::BTreeMap<String, String>) -> Permission {
+        let mut all = tags.clone();
+        all.insert(super::OWNER_TAG.to_string(), self.desired.stack.clone());
+        requesting(p, &all)
     }
 
     /// Attaching and detaching managed policies: iam:PolicyARN
@@ -133,4 +134,18 @@ impl Scope<'_> {
     pub(crate) fn passed_to(&self, role: &str) -> Vec<String> {
         self.desired.roles.iter().find(|r| r.name == role).map(|r| trusted_services(&r.trust)).unwrap_or_default()
     }
+}
+
+/// The request context of a write that sends `tags` (a create with Tags, or Tag*): aws:RequestTag/KEY for each and
+/// aws:TagKeys listing them (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_iam-tags.html#access_iam-tags_control-tags).
+pub(crate) fn requesting(mut p: Permission, tags: &std::collections::BTreeMap<String, String>) -> Permission {
+    for (k, v) in tags {
+        p = p.with(ContextEntry::one(&format!("aws:RequestTag/{k}"), v.clone()));
+    }
+    p.with(ContextEntry { key: "aws:TagKeys".into(), values: tags.keys().cloned().collect(), list: true })
+}
+
+/// The request context of an Untag* call: aws:TagKeys lists the keys removed.
+pub(crate) fn removing(p: Permission, keys: &[String]) -> Permission {
+    p.with(ContextEntry { key: "aws:TagKeys".into(), values: keys.to_vec(), list: true })
 }

@@ -26,6 +26,7 @@ fn desired() -> Desired {
             arn: POLICY.into(),
             description: String::new(),
             document: json!({}),
+            tags: Default::default(),
         }],
         roles: vec![
             DesiredRole {
@@ -34,6 +35,9 @@ fn desired() -> Desired {
                 description: String::new(),
                 trust: json!({}),
                 policy_arns: vec![POLICY.into()],
+                permissions_boundary: None,
+                tags: Default::default(),
+                note: String::new(),
             },
             DesiredRole {
                 name: "Theirs".into(),
@@ -41,9 +45,17 @@ fn desired() -> Desired {
                 description: String::new(),
                 trust: json!({}),
                 policy_arns: vec![],
+                permissions_boundary: None,
+                tags: Default::default(),
+                note: String::new(),
             },
         ],
-        instance_profiles: vec![DesiredInstanceProfile { name: "R".into(), path: "/".into(), role: "R".into() }],
+        instance_profiles: vec![DesiredInstanceProfile {
+            name: "R".into(),
+            path: "/".into(),
+            role: "R".into(),
+            tags: Default::default(),
+        }],
         service_linked_roles: vec!["spot.amazonaws.com".into()],
     }
 }
@@ -59,6 +71,7 @@ fn role(tags: Vec<(String, String)>, attached: &[&str]) -> ObservedRole {
         trust: json!({}),
         tags,
         attached: attached.iter().map(|a| a.to_string()).collect::<BTreeSet<_>>(),
+        permissions_boundary: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! An instance profile: ensures it exists and holds exactly the stack's role (IAM allows one role per profile).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -8,26 +9,60 @@ use serde::Serialize;
 use super::access::{ContextEntry, Permission, Scope};
 use super::plan::{not_ours, DestroyResource, Key, Kind, ResourcePlan};
 use super::write::{conflict, not_propagated, plain, Call, Ctx, Outcome, Write};
-use super::{owner_tag, Ownership};
+use super::{owner_tag, tags, Ownership};
 use crate::aws::{errors, Clients};
 use crate::error::{Error, Result};
 use crate::stack::DesiredInstanceProfile;
 
-/// One write call to an instance profile.
+/// One write call to an instance profile. The variants are the IAM calls' names, which all end in
+/// `InstanceProfile`.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "call", rename_all = "PascalCase")]
 pub(crate) enum Change {
-    CreateInstanceProfile { name: String, path: String },
-    RemoveRoleFromInstanceProfile { profile: String, role: String },
-    AddRoleToInstanceProfile { profile: String, role: String },
+    CreateInstanceProfile {
+        name: String,
+        path: String,
+        /// The stack's tags (with the record of their keys), sent beside the ownership tag.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        tags: BTreeMap<String, String>,
+    },
+    TagInstanceProfile {
+        profile: String,
+        tags: BTreeMap<String, String>,
+    },
+    UntagInstanceProfile {
+        profile: String,
+        keys: Vec<String>,
+    },
+    RemoveRoleFromInstanceProfile {
+        profile: String,
+        role: String,
+    },
+    AddRoleToInstanceProfile {
+        profile: String,
+        role: String,
+    },
     // Removals, made only by `destroy`.
-    DeleteInstanceProfile { name: String },
+    DeleteInstanceProfile {
+        name: String,
+    },
 }
 
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Change::CreateInstanceProfile { path, tags: t, .. } if !t.is_empty() => {
+                write!(f, "create instance profile (path {path}), tags {}", tags::shown(t))
+            }
             Change::CreateInstanceProfile { path, .. } => write!(f, "create instance profile (path {path})"),
+            Change::TagInstanceProfile { tags: t, .. } if t.len() == 1 && t.contains_key(tags::KEYS_TAG) => {
+                write!(f, "tag: the record of wfboot's tag keys ({})", tags::KEYS_TAG)
+            }
+            Change::TagInstanceProfile { tags: t, .. } => write!(f, "tag {}", tags::shown(t)),
+            Change::UntagInstanceProfile { keys, .. } => {
+                write!(f, "untag {} (set by wfboot, no longer in the stack)", keys.join(", "))
+            }
             Change::RemoveRoleFromInstanceProfile { profile, role } => {
                 write!(f, "remove role {role} from instance profile {profile}")
             }
@@ -41,6 +76,8 @@ impl Write for Change {
     fn operation(&self) -> &'static str {
         match self {
             Change::CreateInstanceProfile { .. } => "CreateInstanceProfile",
+            Change::TagInstanceProfile { .. } => "TagInstanceProfile",
+            Change::UntagInstanceProfile { .. } => "UntagInstanceProfile",
             Change::RemoveRoleFromInstanceProfile { .. } => "RemoveRoleFromInstanceProfile",
             Change::AddRoleToInstanceProfile { .. } => "AddRoleToInstanceProfile",
             Change::DeleteInstanceProfile { .. } => "DeleteInstanceProfile",
@@ -73,10 +110,23 @@ impl Write for Change {
 
     fn permissions(&self, scope: &Scope<'_>) -> Vec<Permission> {
         match self {
-            Change::CreateInstanceProfile { name, path } => vec![
-                scope.tagged(Permission::new("iam:CreateInstanceProfile", scope.arn("instance-profile", path, name))),
-                scope.tagged(Permission::new("iam:TagInstanceProfile", scope.arn("instance-profile", path, name))),
+            Change::CreateInstanceProfile { name, path, tags: t } => vec![
+                scope
+                    .tagged(Permission::new("iam:CreateInstanceProfile", scope.arn("instance-profile", path, name)), t),
+                scope.tagged(Permission::new("iam:TagInstanceProfile", scope.arn("instance-profile", path, name)), t),
             ],
+            Change::TagInstanceProfile { profile, tags: t } => {
+                vec![tags::requesting(
+                    Permission::new("iam:TagInstanceProfile", scope.instance_profile_arn(profile)),
+                    t,
+                )]
+            }
+            Change::UntagInstanceProfile { profile, keys } => {
+                vec![tags::removing(
+                    Permission::new("iam:UntagInstanceProfile", scope.instance_profile_arn(profile)),
+                    keys,
+                )]
+            }
             Change::RemoveRoleFromInstanceProfile { profile, .. } => {
                 vec![Permission::new("iam:RemoveRoleFromInstanceProfile", scope.instance_profile_arn(profile))]
             }
@@ -111,12 +161,15 @@ impl Write for Change {
     async fn execute(&self, ctx: &mut Ctx<'_>, after_dependency: bool) -> Result<(Outcome, bool)> {
         let iam = &ctx.clients.iam;
         match self {
-            Change::CreateInstanceProfile { name, path } => {
-                let req = iam
+            Change::CreateInstanceProfile { name, path, tags: t } => {
+                let mut req = iam
                     .create_instance_profile()
                     .instance_profile_name(name)
                     .path(path)
                     .tags(owner_tag(&ctx.opts.stack));
+                for tag in tags::sdk(t) {
+                    req = req.tags(tag);
+                }
                 let about = format!("instance profile `{name}`");
                 let call = Call::new(format!("create instance profile `{name}`"), &about);
                 let outcome = ctx.send(&call, || req.clone().send()).await?;
@@ -127,6 +180,18 @@ impl Write for Change {
                     || async move { Ok(observe(clients, name).await?.map(|p| p.tags)) },
                 )
                 .await
+            }
+            Change::TagInstanceProfile { profile, tags: t } => {
+                let req = iam.tag_instance_profile().instance_profile_name(profile).set_tags(Some(tags::sdk(t)));
+                let call =
+                    Call::new(format!("tag instance profile `{profile}`"), format!("instance profile `{profile}`"));
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+            Change::UntagInstanceProfile { profile, keys } => {
+                let req = iam.untag_instance_profile().instance_profile_name(profile).set_tag_keys(Some(keys.clone()));
+                let call =
+                    Call::new(format!("untag instance profile `{profile}`"), format!("instance profile `{profile}`"));
+                plain(ctx.send(&call, || req.clone().send()).await)
             }
             Change::RemoveRoleFromInstanceProfile { profile, role } => {
                 let req = iam.remove_role_from_instance_profile().instance_profile_name(profile).role_name(role);
@@ -212,7 +277,11 @@ pub(crate) fn diff(
 ) -> ResourcePlan {
     let add = Change::AddRoleToInstanceProfile { profile: desired.name.clone(), role: desired.role.clone() };
     let Some(obs) = observed else {
-        let create = Change::CreateInstanceProfile { name: desired.name.clone(), path: desired.path.clone() };
+        let create = Change::CreateInstanceProfile {
+            name: desired.name.clone(),
+            path: desired.path.clone(),
+            tags: tags::managed(&desired.tags),
+        };
         return ResourcePlan::new(Kind::InstanceProfile, &desired.name, Ownership::Absent, vec![create, add], vec![]);
     };
     let ownership = Ownership::from_tags(stack, obs.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -226,6 +295,17 @@ pub(crate) fn diff(
         changes.push(add);
     }
     let mut left_alone = Vec::new();
+    let t = tags::diff(&desired.tags, &obs.tags);
+    if ownership == Ownership::Stack {
+        if !t.remove.is_empty() {
+            changes.push(Change::UntagInstanceProfile { profile: desired.name.clone(), keys: t.remove });
+        }
+        if !t.set.is_empty() {
+            changes.push(Change::TagInstanceProfile { profile: desired.name.clone(), tags: t.set });
+        }
+    } else if !t.set.is_empty() {
+        left_alone.push(format!("tags {} are not set (wfboot tags only what it created)", tags::shown(&t.set)));
+    }
     if obs.path != desired.path {
         left_alone.push(format!(
             "path is {} but the stack says {} (IAM cannot move an instance profile)",

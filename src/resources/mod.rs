@@ -15,6 +15,7 @@ pub(crate) mod policy;
 pub(crate) mod role;
 pub(crate) mod service_linked_role;
 pub(crate) mod services;
+pub(crate) mod tags;
 pub(crate) mod user;
 pub(crate) mod write;
 

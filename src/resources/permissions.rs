@@ -265,6 +265,13 @@ pub(crate) async fn simulate(
             Some((PolicyEvaluationDecisionType::ExplicitDeny, _, matched)) => {
                 verdict(p, Verdict::Denied { explicit: true }, "simulation", matched.clone())
             }
+            // implicitDeny for keys only the request itself sets (its tags, its permissions boundary): wfboot
+            // builds that request, so a key it did not give is absent from the real one too, and "if the key that
+            // you specify in a policy condition is not present in the request context, the values do not match"
+            // (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition.html): denied.
+            Some((_, missing, _)) if !missing.is_empty() && missing.iter().all(|k| set_by_request(k)) => {
+                verdict(p, Verdict::Denied { explicit: false }, "simulation", vec![])
+            }
             // implicitDeny on a statement whose condition needs a key the request context lacks: IAM cannot say
             // (IAM API reference, EvaluationResult: MissingContextValues).
             Some((_, missing, _)) if !missing.is_empty() => verdict(
@@ -283,6 +290,13 @@ pub(crate) async fn simulate(
         })
         .collect();
     Ok((results, calls))
+}
+
+/// A context key whose presence the write call's own parameters decide: the tags it sends (aws:RequestTag/KEY,
+/// aws:TagKeys) and the boundary it sets (iam:PermissionsBoundary). wfboot gives every one its calls carry.
+fn set_by_request(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.starts_with("aws:requesttag/") || k == "aws:tagkeys" || k == "iam:permissionsboundary"
 }
 
 type Decision = (String, String, PolicyEvaluationDecisionType, Vec<String>, Vec<String>);

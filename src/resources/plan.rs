@@ -76,13 +76,18 @@ pub(crate) struct ResourcePlan<V = Status> {
     /// What the changes deliberately do not do (bootstrap: what differs from the stack but is not touched, such as
     /// extra policies or an immovable path; destroy: what deleting it touches beyond the stack, which stays).
     pub(crate) notes: Vec<String>,
+    /// The stack's note on the resource (bootstrap; shown in text when the resource has changes).
+    pub(crate) note: String,
 }
 
 /// Field by field as the derive would, but under the verdict's own keys (`status`/`left_alone` for bootstrap,
 /// `action`/`notes` for destroy); `reason` and `notes` only when there are some.
 impl<V: Verdict> Serialize for ResourcePlan<V> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let fields = 5 + usize::from(self.reason.is_some()) + usize::from(!self.notes.is_empty());
+        let fields = 5
+            + usize::from(self.reason.is_some())
+            + usize::from(!self.notes.is_empty())
+            + usize::from(!self.note.is_empty());
         let mut s = serializer.serialize_struct("ResourcePlan", fields)?;
         s.serialize_field("kind", &self.kind)?;
         s.serialize_field("name", &self.name)?;
@@ -97,6 +102,11 @@ impl<V: Verdict> Serialize for ResourcePlan<V> {
             s.skip_field(V::NOTES.0)?;
         } else {
             s.serialize_field(V::NOTES.0, &self.notes)?;
+        }
+        if self.note.is_empty() {
+            s.skip_field("note")?;
+        } else {
+            s.serialize_field("note", &self.note)?;
         }
         s.end()
     }
@@ -178,6 +188,9 @@ impl<V: Verdict> fmt::Display for Plan<V> {
             }
             for note in &r.notes {
                 writeln!(f, "      {}: {note}", V::NOTES.1)?;
+            }
+            if !r.note.is_empty() && !r.changes.is_empty() {
+                writeln!(f, "      note: {}", r.note)?;
             }
         }
         writeln!(f, "{}", self.summary)
@@ -280,7 +293,13 @@ impl ResourcePlan<Status> {
             reason: None,
             changes: changes.into_iter().map(|change| PlannedChange { change: change.into(), needs_consent }).collect(),
             notes: left_alone,
+            note: String::new(),
         }
+    }
+
+    pub(crate) fn with_note(mut self, note: &str) -> Self {
+        self.note = note.to_string();
+        self
     }
 }
 
@@ -390,6 +409,7 @@ impl ResourcePlan<Action> {
             reason,
             changes: vec![],
             notes: vec![],
+            note: String::new(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! A changed document becomes a new default version; when IAM's five versions are used up, the oldest
 //! non-default version is deleted first.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::Serialize;
@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::access::{Permission, Scope};
 use super::plan::{not_ours, DestroyResource, Key, Kind, ResourcePlan};
 use super::write::{conflict, plain, Call, Ctx, Outcome, Write};
-use super::{owner_tag, Ownership};
+use super::{owner_tag, tags, Ownership};
 use crate::aws::{errors, Clients};
 use crate::document;
 use crate::error::{Error, Result};
@@ -26,9 +26,20 @@ pub(crate) enum Change {
         path: String,
         description: String,
         document: Value,
+        /// The stack's tags (with the record of their keys), sent beside the ownership tag.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        tags: BTreeMap<String, String>,
         /// The ARN the policy will have (the stack's, [`DesiredPolicy::arn`]); not part of the call.
         #[serde(skip)]
         arn: String,
+    },
+    TagPolicy {
+        policy_arn: String,
+        tags: BTreeMap<String, String>,
+    },
+    UntagPolicy {
+        policy_arn: String,
+        keys: Vec<String>,
     },
     DeletePolicyVersion {
         policy_arn: String,
@@ -52,7 +63,17 @@ pub(crate) enum Change {
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Change::CreatePolicy { path, tags: t, .. } if !t.is_empty() => {
+                write!(f, "create policy (path {path}) with the stack's document, tags {}", tags::shown(t))
+            }
             Change::CreatePolicy { path, .. } => write!(f, "create policy (path {path}) with the stack's document"),
+            Change::TagPolicy { tags: t, .. } if t.len() == 1 && t.contains_key(tags::KEYS_TAG) => {
+                write!(f, "tag: the record of wfboot's tag keys ({})", tags::KEYS_TAG)
+            }
+            Change::TagPolicy { tags: t, .. } => write!(f, "tag {}", tags::shown(t)),
+            Change::UntagPolicy { keys, .. } => {
+                write!(f, "untag {} (set by wfboot, no longer in the stack)", keys.join(", "))
+            }
             Change::DeletePolicyVersion { version_id, .. } => write!(f, "delete non-default version {version_id}"),
             Change::CreatePolicyVersion { .. } => write!(f, "set the stack's document as the new default version"),
             Change::DetachGroupPolicy { group, policy_arn } => write!(f, "detach {policy_arn} from group {group}"),
@@ -67,6 +88,8 @@ impl Write for Change {
             Change::CreatePolicy { .. } => "CreatePolicy",
             Change::DeletePolicyVersion { .. } => "DeletePolicyVersion",
             Change::CreatePolicyVersion { .. } => "CreatePolicyVersion",
+            Change::TagPolicy { .. } => "TagPolicy",
+            Change::UntagPolicy { .. } => "UntagPolicy",
             Change::DetachGroupPolicy { .. } => "DetachGroupPolicy",
             Change::DeletePolicy { .. } => "DeletePolicy",
         }
@@ -94,10 +117,16 @@ impl Write for Change {
 
     fn permissions(&self, scope: &Scope<'_>) -> Vec<Permission> {
         match self {
-            Change::CreatePolicy { name, path, .. } => vec![
-                scope.tagged(Permission::new("iam:CreatePolicy", scope.arn("policy", path, name))),
-                scope.tagged(Permission::new("iam:TagPolicy", scope.arn("policy", path, name))),
+            Change::CreatePolicy { name, path, tags: t, .. } => vec![
+                scope.tagged(Permission::new("iam:CreatePolicy", scope.arn("policy", path, name)), t),
+                scope.tagged(Permission::new("iam:TagPolicy", scope.arn("policy", path, name)), t),
             ],
+            Change::TagPolicy { policy_arn, tags: t } => {
+                vec![tags::requesting(Permission::new("iam:TagPolicy", policy_arn), t)]
+            }
+            Change::UntagPolicy { policy_arn, keys } => {
+                vec![tags::removing(Permission::new("iam:UntagPolicy", policy_arn), keys)]
+            }
             Change::DeletePolicyVersion { policy_arn, .. } => {
                 vec![Permission::new("iam:DeletePolicyVersion", policy_arn)]
             }
@@ -119,13 +148,16 @@ impl Write for Change {
     async fn execute(&self, ctx: &mut Ctx<'_>, after_dependency: bool) -> Result<(Outcome, bool)> {
         let iam = &ctx.clients.iam;
         match self {
-            Change::CreatePolicy { name, path, description, document, arn } => {
+            Change::CreatePolicy { name, path, description, document, tags: t, arn } => {
                 let mut req = iam
                     .create_policy()
                     .policy_name(name)
                     .path(path)
                     .policy_document(document.to_string())
                     .tags(owner_tag(&ctx.opts.stack));
+                for tag in tags::sdk(t) {
+                    req = req.tags(tag);
+                }
                 if !description.is_empty() {
                     req = req.description(description);
                 }
@@ -153,6 +185,16 @@ impl Write for Change {
                     format!("create a new version of policy `{policy_arn}`"),
                     format!("policy `{policy_arn}`"),
                 );
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+            Change::TagPolicy { policy_arn, tags: t } => {
+                let req = iam.tag_policy().policy_arn(policy_arn).set_tags(Some(tags::sdk(t)));
+                let call = Call::new(format!("tag policy `{policy_arn}`"), format!("policy `{policy_arn}`"));
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+            Change::UntagPolicy { policy_arn, keys } => {
+                let req = iam.untag_policy().policy_arn(policy_arn).set_tag_keys(Some(keys.clone()));
+                let call = Call::new(format!("untag policy `{policy_arn}`"), format!("policy `{policy_arn}`"));
                 plain(ctx.send(&call, || req.clone().send()).await)
             }
             Change::DetachGroupPolicy { group, policy_arn } => {
@@ -302,6 +344,7 @@ pub(crate) fn diff(stack: &str, desired: &DesiredPolicy, observed: Option<&Obser
             path: desired.path.clone(),
             description: desired.description.clone(),
             document: desired.document.clone(),
+            tags: tags::managed(&desired.tags),
             arn: desired.arn.clone(),
         };
         return ResourcePlan::new(Kind::Policy, &desired.name, Ownership::Absent, vec![change], vec![]);
@@ -319,6 +362,17 @@ pub(crate) fn diff(stack: &str, desired: &DesiredPolicy, observed: Option<&Obser
             .push(Change::CreatePolicyVersion { policy_arn: desired.arn.clone(), document: desired.document.clone() });
     }
     let mut left_alone = Vec::new();
+    let t = tags::diff(&desired.tags, &obs.tags);
+    if ownership == Ownership::Stack {
+        if !t.remove.is_empty() {
+            changes.push(Change::UntagPolicy { policy_arn: desired.arn.clone(), keys: t.remove });
+        }
+        if !t.set.is_empty() {
+            changes.push(Change::TagPolicy { policy_arn: desired.arn.clone(), tags: t.set });
+        }
+    } else if !t.set.is_empty() {
+        left_alone.push(format!("tags {} are not set (wfboot tags only what it created)", tags::shown(&t.set)));
+    }
     if obs.path != desired.path {
         left_alone.push(format!("path is {} but the stack says {} (IAM cannot move a policy)", obs.path, desired.path));
     }
@@ -382,6 +436,7 @@ mod tests {
             arn: "arn:aws:iam::111122223333:policy/P".into(),
             description: String::new(),
             document: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "batch:SubmitJob", "Resource": "*"}]}),
+            tags: BTreeMap::new(),
         }
     }
 

@@ -1,16 +1,16 @@
 //! A service role: ensures the role exists with the stack's trust document and description, and that every
 //! policy the stack lists is attached. Policies attached beyond the stack's are left alone.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::access::{Permission, Scope};
+use super::access::{ContextEntry, Permission, Scope};
 use super::plan::{not_ours, DestroyResource, Key, Kind, ResourcePlan};
 use super::write::{conflict, not_propagated, plain, Call, Ctx, Outcome, Retry, Write};
-use super::{owner_tag, Ownership};
+use super::{owner_tag, tags, Ownership};
 use crate::aws::{errors, Clients};
 use crate::document;
 use crate::error::{Error, Result};
@@ -20,21 +20,89 @@ use crate::stack::DesiredRole;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "call", rename_all = "PascalCase")]
 pub(crate) enum Change {
-    CreateRole { name: String, path: String, description: String, trust: Value },
-    UpdateAssumeRolePolicy { role: String, current: Value, desired: Value },
-    UpdateRole { role: String, current_description: String, description: String },
-    AttachRolePolicy { role: String, policy_arn: String },
+    CreateRole {
+        name: String,
+        path: String,
+        description: String,
+        trust: Value,
+        /// Its permissions boundary's policy ARN.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        permissions_boundary: Option<String>,
+        /// The stack's tags (with the record of their keys), sent beside the ownership tag.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        tags: BTreeMap<String, String>,
+    },
+    UpdateAssumeRolePolicy {
+        role: String,
+        current: Value,
+        desired: Value,
+    },
+    UpdateRole {
+        role: String,
+        current_description: String,
+        description: String,
+    },
+    AttachRolePolicy {
+        role: String,
+        policy_arn: String,
+    },
+    /// Sets (or replaces) the role's permissions boundary.
+    PutRolePermissionsBoundary {
+        role: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        current: Option<String>,
+        permissions_boundary: String,
+    },
+    /// The stack no longer gives this (owned) role a boundary.
+    DeleteRolePermissionsBoundary {
+        role: String,
+        current: String,
+    },
+    TagRole {
+        role: String,
+        tags: BTreeMap<String, String>,
+    },
+    UntagRole {
+        role: String,
+        keys: Vec<String>,
+    },
     // Removals, made only by `destroy`.
-    DetachRolePolicy { role: String, policy_arn: String },
-    DeleteRolePolicy { role: String, policy_name: String },
-    DeleteRole { name: String },
+    DetachRolePolicy {
+        role: String,
+        policy_arn: String,
+    },
+    DeleteRolePolicy {
+        role: String,
+        policy_name: String,
+    },
+    DeleteRole {
+        name: String,
+    },
 }
 
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Change::CreateRole { path, trust, .. } => {
-                write!(f, "create role (path {path}) trusting {}", document::principals(trust).join(", "))
+            Change::CreateRole { path, trust, permissions_boundary, tags, .. } => {
+                write!(f, "create role (path {path}) trusting {}", document::principals(trust).join(", "))?;
+                if let Some(b) = permissions_boundary {
+                    write!(f, ", permissions boundary {b}")?;
+                }
+                if !tags.is_empty() {
+                    write!(f, ", tags {}", tags::shown(tags))?;
+                }
+                Ok(())
+            }
+            Change::PutRolePermissionsBoundary { current, permissions_boundary, .. } => match current {
+                Some(c) => write!(f, "replace permissions boundary {c} -> {permissions_boundary}"),
+                None => write!(f, "set permissions boundary {permissions_boundary}"),
+            },
+            Change::DeleteRolePermissionsBoundary { current, .. } => {
+                write!(f, "remove permissions boundary {current} (the stack has none for it)")
+            }
+            Change::TagRole { tags: t, .. } => write!(f, "tag {}", tags::shown(t)).and_then(|_| record_note(f, t)),
+            Change::UntagRole { keys, .. } => {
+                write!(f, "untag {} (set by wfboot, no longer in the stack)", keys.join(", "))
             }
             Change::UpdateAssumeRolePolicy { current, desired, .. } => {
                 let (from, to) = (document::principals(current), document::principals(desired));
@@ -66,6 +134,15 @@ impl fmt::Display for Change {
     }
 }
 
+/// A tag write that only updates the record of the keys says so.
+fn record_note(f: &mut fmt::Formatter<'_>, t: &BTreeMap<String, String>) -> fmt::Result {
+    if t.len() == 1 && t.contains_key(tags::KEYS_TAG) {
+        write!(f, "the record of wfboot's tag keys ({})", tags::KEYS_TAG)
+    } else {
+        Ok(())
+    }
+}
+
 fn or_none(list: Vec<String>) -> String {
     if list.is_empty() {
         "(no principal)".into()
@@ -81,6 +158,10 @@ impl Write for Change {
             Change::UpdateAssumeRolePolicy { .. } => "UpdateAssumeRolePolicy",
             Change::UpdateRole { .. } => "UpdateRole",
             Change::AttachRolePolicy { .. } => "AttachRolePolicy",
+            Change::PutRolePermissionsBoundary { .. } => "PutRolePermissionsBoundary",
+            Change::DeleteRolePermissionsBoundary { .. } => "DeleteRolePermissionsBoundary",
+            Change::TagRole { .. } => "TagRole",
+            Change::UntagRole { .. } => "UntagRole",
             Change::DetachRolePolicy { .. } => "DetachRolePolicy",
             Change::DeleteRolePolicy { .. } => "DeleteRolePolicy",
             Change::DeleteRole { .. } => "DeleteRole",
@@ -91,6 +172,11 @@ impl Write for Change {
         match self {
             Change::AttachRolePolicy { role, policy_arn } => {
                 vec![Key::RoleExists(role.clone()), Key::PolicyExists(policy_arn.clone())]
+            }
+            // A boundary that is one of the stack's own policies is created first.
+            Change::CreateRole { permissions_boundary: Some(arn), .. } => vec![Key::PolicyExists(arn.clone())],
+            Change::PutRolePermissionsBoundary { role, permissions_boundary, .. } => {
+                vec![Key::RoleExists(role.clone()), Key::PolicyExists(permissions_boundary.clone())]
             }
             // A role goes once nothing holds it and nothing is attached to it.
             Change::DeleteRole { name } => vec![Key::RoleReleased(name.clone())],
@@ -111,10 +197,30 @@ impl Write for Change {
 
     fn permissions(&self, scope: &Scope<'_>) -> Vec<Permission> {
         match self {
-            Change::CreateRole { name, path, .. } => vec![
-                scope.tagged(Permission::new("iam:CreateRole", scope.arn("role", path, name))),
-                scope.tagged(Permission::new("iam:TagRole", scope.arn("role", path, name))),
-            ],
+            // CreateRole's condition keys: iam:PermissionsBoundary, aws:RequestTag/KEY, aws:TagKeys; a create
+            // with tags needs iam:TagRole too
+            // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html,
+            // https://docs.aws.amazon.com/IAM/latest/UserGuide/id_tags_roles.html).
+            Change::CreateRole { name, path, permissions_boundary, tags, .. } => {
+                let mut create = scope.tagged(Permission::new("iam:CreateRole", scope.arn("role", path, name)), tags);
+                if let Some(b) = permissions_boundary {
+                    create = create.with(ContextEntry::one("iam:PermissionsBoundary", b.clone()));
+                }
+                vec![create, scope.tagged(Permission::new("iam:TagRole", scope.arn("role", path, name)), tags)]
+            }
+            Change::PutRolePermissionsBoundary { role, permissions_boundary, .. } => {
+                vec![Permission::new("iam:PutRolePermissionsBoundary", scope.role_arn(role))
+                    .with(ContextEntry::one("iam:PermissionsBoundary", permissions_boundary.clone()))]
+            }
+            Change::DeleteRolePermissionsBoundary { role, .. } => {
+                vec![Permission::new("iam:DeleteRolePermissionsBoundary", scope.role_arn(role))]
+            }
+            Change::TagRole { role, tags: t } => {
+                vec![tags::requesting(Permission::new("iam:TagRole", scope.role_arn(role)), t)]
+            }
+            Change::UntagRole { role, keys } => {
+                vec![tags::removing(Permission::new("iam:UntagRole", scope.role_arn(role)), keys)]
+            }
             Change::UpdateAssumeRolePolicy { role, .. } => {
                 vec![Permission::new("iam:UpdateAssumeRolePolicy", scope.role_arn(role))]
             }
@@ -144,6 +250,14 @@ impl Write for Change {
                 Change::UpdateRole { role: a, description: x, .. },
                 Change::UpdateRole { role: b, description: y, .. },
             ) => a == b && x == y,
+            (
+                Change::PutRolePermissionsBoundary { role: a, permissions_boundary: x, .. },
+                Change::PutRolePermissionsBoundary { role: b, permissions_boundary: y, .. },
+            ) => a == b && x == y,
+            (
+                Change::DeleteRolePermissionsBoundary { role: a, .. },
+                Change::DeleteRolePermissionsBoundary { role: b, .. },
+            ) => a == b,
             _ => self == other,
         }
     }
@@ -151,13 +265,17 @@ impl Write for Change {
     async fn execute(&self, ctx: &mut Ctx<'_>, after_dependency: bool) -> Result<(Outcome, bool)> {
         let iam = &ctx.clients.iam;
         match self {
-            Change::CreateRole { name, path, description, trust } => {
+            Change::CreateRole { name, path, description, trust, permissions_boundary, tags: t } => {
                 let mut req = iam
                     .create_role()
                     .role_name(name)
                     .path(path)
                     .assume_role_policy_document(trust.to_string())
-                    .tags(owner_tag(&ctx.opts.stack));
+                    .tags(owner_tag(&ctx.opts.stack))
+                    .set_permissions_boundary(permissions_boundary.clone());
+                for tag in tags::sdk(t) {
+                    req = req.tags(tag);
+                }
                 if !description.is_empty() {
                     req = req.description(description);
                 }
@@ -188,6 +306,31 @@ impl Write for Change {
                 let call = Call::new(format!("attach `{policy_arn}` to role `{role}`"), format!("role `{role}`"))
                     .propagating(format!("role `{role}` and policy `{policy_arn}`"))
                     .retrying(not_propagated(after_dependency));
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+            Change::PutRolePermissionsBoundary { role, permissions_boundary, .. } => {
+                let req =
+                    iam.put_role_permissions_boundary().role_name(role).permissions_boundary(permissions_boundary);
+                let call = Call::new(
+                    format!("set the permissions boundary of role `{role}` to `{permissions_boundary}`"),
+                    format!("role `{role}`"),
+                );
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+            Change::DeleteRolePermissionsBoundary { role, .. } => {
+                let req = iam.delete_role_permissions_boundary().role_name(role);
+                let call =
+                    Call::new(format!("remove the permissions boundary of role `{role}`"), format!("role `{role}`"));
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+            Change::TagRole { role, tags: t } => {
+                let req = iam.tag_role().role_name(role).set_tags(Some(tags::sdk(t)));
+                let call = Call::new(format!("tag role `{role}`"), format!("role `{role}`"));
+                plain(ctx.send(&call, || req.clone().send()).await)
+            }
+            Change::UntagRole { role, keys } => {
+                let req = iam.untag_role().role_name(role).set_tag_keys(Some(keys.clone()));
+                let call = Call::new(format!("untag role `{role}`"), format!("role `{role}`"));
                 plain(ctx.send(&call, || req.clone().send()).await)
             }
             Change::DetachRolePolicy { role, policy_arn } => {
@@ -223,6 +366,8 @@ pub(crate) struct ObservedRole {
     pub(crate) trust: Value,
     pub(crate) tags: Vec<(String, String)>,
     pub(crate) attached: BTreeSet<String>,
+    /// The boundary's policy ARN.
+    pub(crate) permissions_boundary: Option<String>,
 }
 
 /// GetRole, then ListAttachedRolePolicies when the role exists. `None` when it does not.
@@ -260,6 +405,7 @@ pub(crate) async fn observe(clients: &Clients, name: &str, known_to_exist: bool)
         trust,
         tags: role.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect(),
         attached: attached.into_iter().filter_map(|p| p.policy_arn).collect(),
+        permissions_boundary: role.permissions_boundary.and_then(|b| b.permissions_boundary_arn),
     }))
 }
 
@@ -310,9 +456,12 @@ pub(crate) fn diff(stack: &str, desired: &DesiredRole, observed: Option<&Observe
             path: desired.path.clone(),
             description: desired.description.clone(),
             trust: desired.trust.clone(),
+            permissions_boundary: desired.permissions_boundary.clone(),
+            tags: tags::managed(&desired.tags),
         }];
         changes.extend(attach(&mut desired.policy_arns.iter()));
-        return ResourcePlan::new(Kind::Role, &desired.name, Ownership::Absent, changes, vec![]);
+        return ResourcePlan::new(Kind::Role, &desired.name, Ownership::Absent, changes, vec![])
+            .with_note(&desired.note);
     };
     let ownership = Ownership::from_tags(stack, obs.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let mut changes = Vec::new();
@@ -332,6 +481,30 @@ pub(crate) fn diff(stack: &str, desired: &DesiredRole, observed: Option<&Observe
         });
     }
     changes.extend(attach(&mut desired.policy_arns.iter().filter(|arn| !obs.attached.contains(*arn))));
+    match (&desired.permissions_boundary, &obs.permissions_boundary) {
+        (Some(want), have) if have.as_ref() != Some(want) => changes.push(Change::PutRolePermissionsBoundary {
+            role: desired.name.clone(),
+            current: have.clone(),
+            permissions_boundary: want.clone(),
+        }),
+        // Removed from the stack: taken off a role of this stack's; someone else's keeps it.
+        (None, Some(have)) if ownership == Ownership::Stack => {
+            changes.push(Change::DeleteRolePermissionsBoundary { role: desired.name.clone(), current: have.clone() })
+        }
+        (None, Some(have)) => left_alone.push(format!("permissions boundary {have} is not in the stack")),
+        _ => {}
+    }
+    let t = tags::diff(&desired.tags, &obs.tags);
+    if ownership == Ownership::Stack {
+        if !t.remove.is_empty() {
+            changes.push(Change::UntagRole { role: desired.name.clone(), keys: t.remove });
+        }
+        if !t.set.is_empty() {
+            changes.push(Change::TagRole { role: desired.name.clone(), tags: t.set });
+        }
+    } else if !t.set.is_empty() {
+        left_alone.push(format!("tags {} are not set (wfboot tags only what it created)", tags::shown(&t.set)));
+    }
     if obs.path != desired.path {
         left_alone.push(format!(
             "path is {} but the stack says {} (IAM cannot move a role; delete it to have it recreated)",
@@ -341,7 +514,7 @@ pub(crate) fn diff(stack: &str, desired: &DesiredRole, observed: Option<&Observe
     for extra in obs.attached.iter().filter(|arn| !desired.policy_arns.contains(arn)) {
         left_alone.push(format!("{extra} is attached but not in the stack"));
     }
-    ResourcePlan::new(Kind::Role, &desired.name, ownership, changes, left_alone)
+    ResourcePlan::new(Kind::Role, &desired.name, ownership, changes, left_alone).with_note(&desired.note)
 }
 
 /// What `destroy` does with the stack's role: deleted when it is this stack's (`links` read), after it is taken
@@ -401,6 +574,9 @@ mod tests {
             description: "d".into(),
             trust: json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
             policy_arns: vec!["arn:aws:iam::aws:policy/A".into(), "arn:aws:iam::aws:policy/B".into()],
+            permissions_boundary: None,
+            tags: BTreeMap::new(),
+            note: String::new(),
         }
     }
 
@@ -412,6 +588,7 @@ mod tests {
             trust: d.trust.clone(),
             tags: stack_tag.map(|s| vec![(super::super::OWNER_TAG.to_string(), s.to_string())]).unwrap_or_default(),
             attached: d.policy_arns.iter().cloned().collect(),
+            permissions_boundary: None,
         }
     }
 
@@ -449,5 +626,59 @@ mod tests {
         let plan = diff("s", &desired(), Some(&obs));
         assert_eq!(plan.ownership, Ownership::Foreign);
         assert!(plan.changes.iter().all(|c| c.needs_consent));
+    }
+
+    const BOUNDARY: &str = "arn:aws:iam::111122223333:policy/Boundary";
+
+    fn ops(plan: &ResourcePlan) -> Vec<&'static str> {
+        plan.changes.iter().map(|c| c.change.operation()).collect()
+    }
+
+    #[test]
+    fn a_new_role_is_created_with_its_boundary_and_the_stacks_tags_in_the_one_call() {
+        let mut d = desired();
+        d.permissions_boundary = Some(BOUNDARY.into());
+        d.tags.insert("CostCenter".into(), "42".into());
+        let plan = diff("s", &d, None);
+        let super::super::Change::Role(Change::CreateRole { permissions_boundary, tags, .. }) = &plan.changes[0].change
+        else {
+            panic!("{:?}", plan.changes[0])
+        };
+        assert_eq!(permissions_boundary.as_deref(), Some(BOUNDARY));
+        assert_eq!(tags.get("CostCenter").map(String::as_str), Some("42"));
+        assert_eq!(tags.get("wfboot:tags").map(String::as_str), Some("CostCenter"));
+    }
+
+    #[test]
+    fn a_missing_or_other_boundary_is_one_put_and_a_dropped_one_is_deleted_only_from_an_owned_role() {
+        let mut d = desired();
+        d.permissions_boundary = Some(BOUNDARY.into());
+        let mut obs = observed(Some("s"));
+        assert_eq!(ops(&diff("s", &d, Some(&obs))), ["PutRolePermissionsBoundary"]);
+        obs.permissions_boundary = Some("arn:aws:iam::111122223333:policy/Other".into());
+        assert_eq!(ops(&diff("s", &d, Some(&obs))), ["PutRolePermissionsBoundary"]);
+        obs.permissions_boundary = Some(BOUNDARY.into());
+        assert!(diff("s", &d, Some(&obs)).changes.is_empty());
+        d.permissions_boundary = None;
+        assert_eq!(ops(&diff("s", &d, Some(&obs))), ["DeleteRolePermissionsBoundary"]);
+        let mut foreign = observed(None);
+        foreign.permissions_boundary = Some(BOUNDARY.into());
+        let plan = diff("s", &d, Some(&foreign));
+        assert!(plan.changes.is_empty());
+        assert_eq!(plan.notes.len(), 1, "{:?}", plan.notes);
+    }
+
+    #[test]
+    fn a_removed_or_changed_tag_on_an_owned_role_is_one_tag_call_and_a_foreign_role_is_not_tagged() {
+        let mut d = desired();
+        d.tags.insert("CostCenter".into(), "42".into());
+        let mut obs = observed(Some("s"));
+        obs.tags.push(("wfboot:tags".into(), "CostCenter".into()));
+        assert_eq!(ops(&diff("s", &d, Some(&obs))), ["TagRole"]);
+        obs.tags.push(("CostCenter".into(), "41".into()));
+        assert_eq!(ops(&diff("s", &d, Some(&obs))), ["TagRole"]);
+        let mut foreign = observed(None);
+        foreign.tags.push(("Owner".into(), "x".into()));
+        assert!(diff("s", &d, Some(&foreign)).changes.is_empty());
     }
 }

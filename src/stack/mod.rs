@@ -6,9 +6,10 @@
 
 pub(crate) mod builtin;
 pub(crate) mod harden;
+pub(crate) mod partitions;
 pub(crate) mod template;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -53,6 +54,11 @@ struct StackFile {
     description: String,
     /// Directory of the templates, relative to the stack file (default `../service_roles`).
     templates: Option<String>,
+    /// The permissions boundary of every role (a customer managed policy's name, or a policy ARN).
+    permissions_boundary: Option<String>,
+    /// Tags put on every role, policy and instance profile, beside `wfboot:stack`.
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
     user: Option<UserFile>,
     #[serde(default)]
     policy: Vec<PolicyFile>,
@@ -96,6 +102,11 @@ struct RoleFile {
     managed_policies: Vec<String>,
     #[serde(default)]
     customer_policies: Vec<String>,
+    /// This role's boundary instead of the stack's; `""`: none.
+    permissions_boundary: Option<String>,
+    /// Said in the plan when the role is created or changed (what it is for, what replaces it).
+    #[serde(default)]
+    note: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +150,20 @@ pub(crate) struct RoleSpec {
     pub(crate) managed_policies: Vec<String>,
     /// Names of the stack's own policies.
     pub(crate) customer_policies: Vec<String>,
+    /// This role's own boundary setting, over the stack's.
+    pub(crate) permissions_boundary: RoleBoundary,
+    pub(crate) note: String,
+}
+
+/// A role's permissions boundary as its stack entry says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RoleBoundary {
+    /// The stack's (`permissions_boundary` at the top, or `--permissions-boundary`).
+    Stack,
+    /// `permissions_boundary = ""`: none, whatever the stack's is.
+    None,
+    /// Its own: an ARN template.
+    Own(String),
 }
 
 #[derive(Debug, Clone)]
@@ -163,9 +188,88 @@ pub(crate) struct Stack {
     pub(crate) roles: Vec<RoleSpec>,
     pub(crate) instance_profiles: Vec<InstanceProfileSpec>,
     pub(crate) service_linked_roles: Vec<String>,
+    /// ARN template of the roles' permissions boundary (those without their own).
+    pub(crate) permissions_boundary: Option<String>,
+    /// The stack's tags (`[tags]` and `--tag`), on every role, policy and instance profile.
+    pub(crate) tags: BTreeMap<String, String>,
 }
 
 impl Stack {
+    /// `--permissions-boundary` and `--tag`: the boundary replaces the stack's (roles with their own keep it), the
+    /// tags are added to the stack's (a key given again takes the flag's value). Checked like the stack's own.
+    pub(crate) fn with_flags(mut self, boundary: Option<&str>, tags: &[(String, String)]) -> Result<Stack> {
+        if let Some(b) = boundary {
+            let arn = boundary_arn_template(b)
+                .map_err(|e| Error::usage(format!("--permissions-boundary: {e}")).with_help(BOUNDARY_HELP))?;
+            self.permissions_boundary = Some(arn);
+        }
+        for (k, v) in tags {
+            self.tags.insert(k.clone(), v.clone());
+        }
+        Ok(self)
+    }
+
+    /// `export --name-suffix`: every role, customer policy and instance profile named with `suffix` appended, and
+    /// every reference to them (the stack's own lists, and ARNs of them in its documents, as `:role/PATHNAME"`),
+    /// so that a second copy of the stack can live in the same account (IAM names are account-wide; a StackSet
+    /// deploying to two regions of one account needs two names).
+    pub(crate) fn with_name_suffix(mut self, suffix: &str) -> Result<Stack> {
+        if suffix.is_empty() {
+            return Ok(self);
+        }
+        if !suffix.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)) {
+            return Err(Error::usage(format!(
+                "--name-suffix `{suffix}`: IAM names allow only letters, digits and _+=,.@-"
+            )));
+        }
+        let mut renames: Vec<(String, String)> = Vec::new();
+        let mut problems = Vec::new();
+        let mut rename = |kind: &str, path: &str, name: &mut String, max: usize| {
+            let new = format!("{name}{suffix}");
+            if new.chars().count() > max {
+                problems.push(format!("{kind} `{new}` would be longer than IAM's {max} characters"));
+            }
+            renames.push((format!(":{kind}{path}{name}\""), format!(":{kind}{path}{new}\"")));
+            *name = new;
+        };
+        for p in &mut self.policies {
+            rename("policy", &p.path.clone(), &mut p.name, POLICY_NAME_MAX);
+        }
+        for r in &mut self.roles {
+            rename("role", &r.path.clone(), &mut r.name, ROLE_NAME_MAX);
+            for c in &mut r.customer_policies {
+                c.push_str(suffix);
+            }
+        }
+        for p in &mut self.instance_profiles {
+            rename("instance-profile", &p.path.clone(), &mut p.name, PROFILE_NAME_MAX);
+            p.role.push_str(suffix);
+        }
+        for c in &mut self.user_customer_policies {
+            c.push_str(suffix);
+        }
+        if !problems.is_empty() {
+            return Err(Error::usage(format!("--name-suffix: {}", problems.join("; "))));
+        }
+        let redo = |t: &mut TemplateFile| {
+            for (from, to) in &renames {
+                t.text = t.text.replace(from.as_str(), to);
+            }
+        };
+        self.policies.iter_mut().for_each(|p| redo(&mut p.document));
+        self.roles.iter_mut().for_each(|r| redo(&mut r.trust));
+        Ok(self)
+    }
+
+    /// The boundary ARN template of `role` (its own, the stack's, or none).
+    pub(crate) fn boundary_of<'a>(&'a self, role: &'a RoleSpec) -> Option<&'a str> {
+        match &role.permissions_boundary {
+            RoleBoundary::Stack => self.permissions_boundary.as_deref(),
+            RoleBoundary::None => None,
+            RoleBoundary::Own(arn) => Some(arn),
+        }
+    }
+
     /// `--stack NAME|FILE`: a built-in stack by name, or a stack file by path. `None` is the default stack.
     pub(crate) fn resolve(spec: Option<&str>) -> Result<Stack> {
         let (text, source, file) = locate(spec)?;
@@ -235,6 +339,7 @@ impl Stack {
                 arn: policy_arn(p),
                 description: p.description.clone(),
                 document,
+                tags: self.tags.clone(),
             });
         }
         let mut roles = Vec::new();
@@ -249,12 +354,22 @@ impl Stack {
                 let spec = self.policies.iter().find(|p| &p.name == c).expect("validated at load");
                 policy_arns.push(policy_arn(spec));
             }
+            let permissions_boundary = match self.boundary_of(r) {
+                Some(b) => Some(
+                    render_managed_arn(b, target, strict)
+                        .map_err(|e| e.context(format!("role `{}`: permissions boundary", r.name)))?,
+                ),
+                None => None,
+            };
             roles.push(DesiredRole {
                 name: r.name.clone(),
                 path: r.path.clone(),
                 description: r.description.clone(),
                 trust,
                 policy_arns,
+                permissions_boundary,
+                tags: self.tags.clone(),
+                note: r.note.clone(),
             });
         }
         let mut user_policies = Vec::new();
@@ -274,7 +389,12 @@ impl Stack {
             instance_profiles: self
                 .instance_profiles
                 .iter()
-                .map(|p| DesiredInstanceProfile { name: p.name.clone(), path: p.path.clone(), role: p.role.clone() })
+                .map(|p| DesiredInstanceProfile {
+                    name: p.name.clone(),
+                    path: p.path.clone(),
+                    role: p.role.clone(),
+                    tags: self.tags.clone(),
+                })
                 .collect(),
             service_linked_roles: self.service_linked_roles.clone(),
         })
@@ -401,6 +521,17 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
                 managed.len() + f.customer_policies.len()
             ));
         }
+        let permissions_boundary = match f.permissions_boundary.as_deref().map(str::trim) {
+            None => RoleBoundary::Stack,
+            Some("") => RoleBoundary::None,
+            Some(b) => match boundary_arn_template(b) {
+                Ok(arn) => RoleBoundary::Own(arn),
+                Err(e) => {
+                    p(format!("{what}: permissions_boundary: {e}"));
+                    RoleBoundary::None
+                }
+            },
+        };
         match load_template(&f.trust, dirs) {
             Ok(trust) => roles.push(RoleSpec {
                 name: f.name,
@@ -409,6 +540,8 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
                 trust,
                 managed_policies: managed,
                 customer_policies: f.customer_policies,
+                permissions_boundary,
+                note: f.note,
             }),
             Err(e) => p(format!("{what}: {e}")),
         }
@@ -442,6 +575,17 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
         }
     }
 
+    let permissions_boundary = match raw.permissions_boundary.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(b) => match boundary_arn_template(b) {
+            Ok(arn) => Some(arn),
+            Err(e) => {
+                p(format!("permissions_boundary: {e}"));
+                None
+            }
+        },
+    };
+
     Stack {
         name: raw.name,
         description: raw.description,
@@ -452,7 +596,25 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
         roles,
         instance_profiles,
         service_linked_roles,
+        permissions_boundary,
+        tags: raw.tags,
     }
+}
+
+const BOUNDARY_HELP: &str = "give the name of a customer managed policy of the account (`MyBoundary`, \
+                             `boundaries/MyBoundary`) or a policy ARN (`arn:{{partition}}:iam::aws:policy/PowerUserAccess`)";
+
+/// A permissions boundary as written in a stack or on the command line, as an ARN template: a name is a customer
+/// managed policy of the account (as `cdk bootstrap --custom-permissions-boundary` takes it), an ARN any policy.
+pub(crate) fn boundary_arn_template(reference: &str) -> Result<String, String> {
+    let reference = reference.trim();
+    if reference.starts_with("arn:") {
+        return managed_arn_template(reference).map_err(|e| e.replacen("managed policy", "permissions boundary", 1));
+    }
+    if reference.is_empty() || !reference.split('/').all(|seg| valid_name(seg, POLICY_NAME_MAX)) {
+        return Err(format!("`{reference}` is neither a policy name nor a policy ARN"));
+    }
+    Ok(format!("arn:{{{{partition}}}}:iam::{{{{account_id}}}}:policy/{reference}"))
 }
 
 /// Names already used, compared case-insensitively as IAM does.
@@ -515,8 +677,7 @@ fn managed_arn_template(reference: &str) -> Result<String, String> {
                 "managed policy `{reference}` is not a valid ARN (arn:PARTITION:iam::ACCOUNT:policy/NAME)"
             ));
         };
-        let known_partition =
-            ["{{partition}}", "aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"].contains(&partition);
+        let known_partition = partition == "{{partition}}" || partitions::get(partition).is_some();
         let Some(name) = resource.strip_prefix("policy/") else {
             return Err(format!(
                 "managed policy `{reference}` is not a policy ARN (its resource must be `policy/NAME`)"
@@ -626,6 +787,9 @@ pub(crate) struct DesiredPolicy {
     pub(crate) arn: String,
     pub(crate) description: String,
     pub(crate) document: Value,
+    /// The stack's tags (besides the ownership tag).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -635,6 +799,14 @@ pub(crate) struct DesiredRole {
     pub(crate) description: String,
     pub(crate) trust: Value,
     pub(crate) policy_arns: Vec<String>,
+    /// The boundary's policy ARN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) permissions_boundary: Option<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) tags: BTreeMap<String, String>,
+    /// The stack's note on the role, for the plan.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub(crate) note: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -642,15 +814,19 @@ pub(crate) struct DesiredInstanceProfile {
     pub(crate) name: String,
     pub(crate) path: String,
     pub(crate) role: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(crate) tags: BTreeMap<String, String>,
 }
 
 impl Desired {
     /// Every AWS-managed (not this stack's own) policy ARN the stack attaches, to user or roles.
+    /// The roles' permissions boundaries among them: they must exist before the first write as well.
     pub(crate) fn managed_policy_arns(&self) -> BTreeSet<String> {
         let own: BTreeSet<&str> = self.policies.iter().map(|p| p.arn.as_str()).collect();
         self.user_policies
             .iter()
             .chain(self.roles.iter().flat_map(|r| r.policy_arns.iter()))
+            .chain(self.roles.iter().filter_map(|r| r.permissions_boundary.as_ref()))
             .filter(|arn| !own.contains(arn.as_str()))
             .cloned()
             .collect()

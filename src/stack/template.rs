@@ -20,24 +20,26 @@ impl Target {
         Target { partition: "aws-iso-b".into(), account_id: "123456789012".into(), region: "ap-southeast-5".into() }
     }
 
+    /// The partition's DNS suffix, from the SDK's partition data ([`super::partitions`]).
     pub(crate) fn dns_suffix(&self) -> &'static str {
-        match self.partition.as_str() {
-            "aws-cn" => "amazonaws.com.cn",
-            "aws-iso" => "c2s.ic.gov",
-            "aws-iso-b" => "sc2s.sgov.gov",
-            _ => "amazonaws.com",
-        }
+        super::partitions::dns_suffix(&self.partition)
     }
 
     /// The service principal for `service` ("ec2", or "ec2.amazonaws.com") in this partition.
     ///
-    /// Most services use `<service>.amazonaws.com` in every commercial and GovCloud partition; the exceptions
-    /// are kept in one table here.
+    /// Service principals are `<service>.amazonaws.com` in every partition, the isolated ones included, except
+    /// the few kept here: in China, those of [`dot_cn_in_china`]; in aws-iso, cloudhsm, config and workspaces,
+    /// and in aws-iso-b, dms, which use the partition's DNS suffix. The table is aws-cdk's
+    /// (packages/aws-cdk-lib/region-info/lib/default.ts, `US_ISO_EXCEPTIONS` and `US_ISOB_EXCEPTIONS`; `states`,
+    /// in those lists, keeps `.amazonaws.com`).
     pub(crate) fn service_principal(&self, service: &str) -> String {
         let short = service.strip_suffix(".amazonaws.com").unwrap_or(service);
         match self.partition.as_str() {
             "aws-cn" if dot_cn_in_china(short) => format!("{short}.amazonaws.com.cn"),
-            "aws-iso" | "aws-iso-b" => format!("{short}.{}", self.dns_suffix()),
+            "aws-iso" if ["cloudhsm", "config", "workspaces"].contains(&short) => {
+                format!("{short}.{}", self.dns_suffix())
+            }
+            "aws-iso-b" if short == "dms" => format!("{short}.{}", self.dns_suffix()),
             _ => format!("{short}.amazonaws.com"),
         }
     }
@@ -163,6 +165,18 @@ mod tests {
         assert_eq!(render("{{principal:lambda}}", &t).unwrap(), "lambda.amazonaws.com");
         assert_eq!(render("{{principal:ec2}}", &target("aws")).unwrap(), "ec2.amazonaws.com");
         assert_eq!(render("{{principal:ec2.amazonaws.com}}", &target("aws-us-gov")).unwrap(), "ec2.amazonaws.com");
+    }
+
+    #[test]
+    fn isolated_partitions_use_amazonaws_com_except_the_documented_few() {
+        let iso = target("aws-iso");
+        assert_eq!(render("{{principal:ec2}}", &iso).unwrap(), "ec2.amazonaws.com");
+        assert_eq!(render("{{principal:states}}", &iso).unwrap(), "states.amazonaws.com");
+        assert_eq!(render("{{principal:config}}", &iso).unwrap(), "config.c2s.ic.gov");
+        let isob = target("aws-iso-b");
+        assert_eq!(render("{{principal:batch}}", &isob).unwrap(), "batch.amazonaws.com");
+        assert_eq!(render("{{principal:dms}}", &isob).unwrap(), "dms.sc2s.sgov.gov");
+        assert_eq!(render("{{dns_suffix}}", &isob).unwrap(), "sc2s.sgov.gov");
     }
 
     #[test]

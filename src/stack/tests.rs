@@ -33,7 +33,7 @@ fn the_default_stack_is_the_corrected_tutorial() {
     assert!(lambda.policy_arns.contains(&"arn:aws:iam::111122223333:policy/LambdaBatchExecutionPolicy".to_string()));
     let spot = d.roles.iter().find(|r| r.name == "AmazonEC2SpotFleetRole").unwrap();
     assert_eq!(spot.policy_arns, vec!["arn:aws:iam::aws:policy/service-role/AmazonEC2SpotFleetTaggingRole"]);
-    assert_eq!(d.service_linked_roles, vec!["spot.amazonaws.com", "spotfleet.amazonaws.com"]);
+    assert_eq!(d.service_linked_roles, vec!["spot.amazonaws.com", "spotfleet.amazonaws.com", "batch.amazonaws.com"]);
     // 7 AWS managed policies and the stack's own PassRole policy.
     assert_eq!(d.user_policies.len(), 8);
     assert!(d.user_policies.contains(&"arn:aws:iam::111122223333:policy/SLIMWorkflowPassRoles".to_string()));

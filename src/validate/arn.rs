@@ -3,20 +3,17 @@
 //! ARN format: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html
 //! Principals: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html
 
-/// The partitions an ARN may name (https://docs.aws.amazon.com/whitepapers/latest/aws-fault-isolation-boundaries/partitions.html).
-pub(crate) const PARTITIONS: &[&str] =
-    &["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc"];
+/// The partitions an ARN may name: the SDK's (`stack::partitions`).
+fn partition_ids() -> Vec<&'static str> {
+    crate::stack::partitions::ids()
+}
 
-/// DNS suffixes of service principals, one per partition family (same source).
-const SERVICE_SUFFIXES: &[&str] = &[
-    ".amazonaws.com",
-    ".amazonaws.com.cn",
-    ".c2s.ic.gov",
-    ".sc2s.sgov.gov",
-    ".cloud.adc-e.uk",
-    ".csp.hci.ic.gov",
-    ".amazonaws.eu",
-];
+/// DNS suffixes of service principals: each partition's (the SDK's partition data), with a leading dot.
+fn service_suffixes() -> Vec<String> {
+    let mut out: Vec<String> = crate::stack::partitions::all().iter().map(|p| format!(".{}", p.dns_suffix)).collect();
+    out.dedup();
+    out
+}
 
 /// The identity providers a `Federated` principal may name without an ARN
 /// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_principal.html#principal-federated-web-identity).
@@ -166,11 +163,11 @@ fn check_partition(value: &str, written: &str, expected: Option<&str>) -> Result
     if written == "*" {
         return Ok(());
     }
-    if !PARTITIONS.contains(&written) {
+    if !partition_ids().contains(&written) {
         return Err(problem(
             "arn",
             format!("`{value}`: `{written}` is not a partition"),
-            format!("one of {} (or the placeholder {{{{partition}}}})", PARTITIONS.join(", ")),
+            format!("one of {} (or the placeholder {{{{partition}}}})", partition_ids().join(", ")),
         ));
     }
     match expected {
@@ -247,11 +244,12 @@ pub(crate) fn check_service_principal(value: &str) -> Result<Option<Problem>, Pr
         return Err(problem("principal", format!("`{value}` is not a service principal"), accepted));
     }
     // A well-formed name outside every partition's DNS suffix is probably a typo, but not certainly wrong.
-    if !SERVICE_SUFFIXES.iter().any(|s| value.ends_with(s)) {
+    let suffixes = service_suffixes();
+    if !suffixes.iter().any(|s| value.ends_with(s.as_str())) {
         return Ok(Some(problem(
             "principal",
             format!("`{value}` does not end in an AWS partition's DNS suffix"),
-            format!("a service principal ending in {}", SERVICE_SUFFIXES.join(", ")),
+            format!("a service principal ending in {}", suffixes.join(", ")),
         )));
     }
     Ok(None)

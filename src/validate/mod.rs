@@ -60,6 +60,7 @@ pub(crate) const RULES: &[(&str, &str)] = &[
     ("condition-key", "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html"),
     ("description-characters", "https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html"),
     ("policies-per-role", "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html"),
+    ("tags", "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_tags.html#id_tags_rules_creating"),
 ];
 
 fn reference(rule: &str) -> &'static str {

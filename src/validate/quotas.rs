@@ -1,6 +1,6 @@
 //! Quotas and character sets of the stack's resources that the loader (`stack::build`: name lengths and
 //! characters, paths, description lengths, the hard maximum of 20 policies per role, document sizes) does not
-//! already check. Each check is one function over the stack; tag rules join here as one more when stacks have tags.
+//! already check. Each check is one function over the stack.
 
 use crate::stack::Stack;
 
@@ -33,7 +33,87 @@ pub(crate) fn check(stack: &Stack, role_policy_quota: Option<usize>) -> Vec<Prob
             policies_per_role(&mut out, &r.name, r.managed_policies.len() + r.customer_policies.len(), quota);
         }
     }
+    tags(&mut out, &stack.tags);
     out
+}
+
+/// IAM's tags per resource (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_tags.html#id_tags_rules_creating).
+pub(crate) const TAGS_PER_RESOURCE: usize = 50;
+const TAG_KEY_MAX: usize = 128;
+const TAG_VALUE_MAX: usize = 256;
+
+/// A tag key or value's characters as IAM allows them: letters, digits and spaces of any script, and
+/// `_ . : / = + - @` (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_tags.html#id_tags_rules_creating).
+pub(crate) fn tag_char_ok(c: char) -> bool {
+    c.is_alphanumeric() || c == ' ' || "_.:/=+-@".contains(c)
+}
+
+/// The stack's tags as IAM checks them on CreateRole/TagRole (and the policy and instance profile calls), plus what
+/// wfboot needs to record their keys (`wfboot:tags`: keys separated by spaces, within one tag value).
+fn tags(out: &mut Vec<Problem>, tags: &std::collections::BTreeMap<String, String>) {
+    let mut problem = |message: String, accepted: &str| {
+        out.push(Problem {
+            rule: "tags",
+            resource: "[tags]".into(),
+            element: "tags",
+            message,
+            accepted: accepted.to_string(),
+        })
+    };
+    let chars = "letters, digits, spaces and _ . : / = + - @";
+    // wfboot's own two: wfboot:stack and the record wfboot:tags.
+    let room = TAGS_PER_RESOURCE - 2;
+    if tags.len() > room {
+        problem(
+            format!("{} tags; IAM allows {TAGS_PER_RESOURCE} per resource, and wfboot sets 2 of its own", tags.len()),
+            &format!("at most {room} tags"),
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (k, v) in tags {
+        let n = k.chars().count();
+        if n == 0 || n > TAG_KEY_MAX {
+            problem(format!("tag key `{k}` is {n} characters long"), "keys of 1 to 128 characters");
+        }
+        if !k.chars().all(tag_char_ok) {
+            problem(format!("tag key `{k}` has a character IAM does not accept in tags"), chars);
+        } else if k.contains(' ') {
+            problem(
+                format!("tag key `{k}` has a space: wfboot records the keys it set in one tag, separated by spaces"),
+                "keys without spaces (e.g. `Cost-Center`)",
+            );
+        }
+        if k.to_ascii_lowercase().starts_with("aws:") {
+            problem(format!("tag key `{k}`: the prefix `aws:` is reserved for AWS"), "keys not starting with aws:");
+        }
+        if k.to_ascii_lowercase().starts_with("wfboot:") {
+            problem(
+                format!("tag key `{k}`: the prefix `wfboot:` is wfboot's own (wfboot:stack, wfboot:tags)"),
+                "keys not starting with wfboot:",
+            );
+        }
+        if !seen.insert(k.to_lowercase()) {
+            problem(format!("tag key `{k}` is given twice (IAM compares tag keys case-insensitively)"), "unique keys");
+        }
+        if v.chars().count() > TAG_VALUE_MAX {
+            problem(
+                format!("the value of tag `{k}` is {} characters long", v.chars().count()),
+                "values of 0 to 256 characters",
+            );
+        }
+        if !v.chars().all(tag_char_ok) {
+            problem(format!("the value of tag `{k}` has a character IAM does not accept in tags: `{v}`"), chars);
+        }
+    }
+    let record: usize = tags.keys().map(|k| k.chars().count()).sum::<usize>() + tags.len().saturating_sub(1);
+    if record > TAG_VALUE_MAX {
+        problem(
+            format!(
+                "the keys of the stack's tags are {record} characters together; wfboot records them in one tag value"
+            ),
+            "keys of at most 256 characters together (with a space between each)",
+        );
+    }
 }
 
 /// IAM's character set for descriptions: tab, line feed, carriage return, printable ASCII and Latin-1 — so no em
@@ -104,6 +184,36 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert!(out[0].message.contains("U+2014"), "{}", out[0].message);
         assert!(out[0].accepted.contains("\"Workers - \"render\"\""), "{}", out[0].accepted);
+    }
+
+    #[test]
+    fn tags_are_checked_as_iam_checks_them_and_a_good_set_passes() {
+        let check = |pairs: &[(&str, &str)]| {
+            let mut out = Vec::new();
+            tags(&mut out, &pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+            out.into_iter().map(|p| p.message).collect::<Vec<_>>()
+        };
+        assert!(check(&[("CostCenter", "42"), ("team", "imaging/Ünïcode"), ("Empty", ""), ("a:b", "x=y+z@w.v-u_")])
+            .is_empty());
+        for (bad, expect) in [
+            (("aws:owner", "x"), "reserved"),
+            (("AWS:Owner", "x"), "reserved"),
+            (("wfboot:mine", "x"), "wfboot's own"),
+            (("Cost Center", "x"), "space"),
+            (("team", "a,b"), "does not accept"),
+            (("te#am", "x"), "does not accept"),
+            (("", "x"), "0 characters"),
+        ] {
+            let found = check(&[bad]);
+            assert!(found.iter().any(|m| m.contains(expect)), "{bad:?}: {found:?}");
+        }
+        assert!(check(&[(&"k".repeat(129), "x")])[0].contains("129 characters"));
+        assert!(check(&[("k", &"v".repeat(257))])[0].contains("257 characters"));
+        let many: Vec<(String, String)> = (0..49).map(|i| (format!("k{i}"), String::new())).collect();
+        let refs: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert!(check(&refs).iter().any(|m| m.contains("49 tags")));
+        assert!(check(&refs[..48]).is_empty());
+        assert!(check(&[("Team", "a"), ("team", "b")]).iter().any(|m| m.contains("twice")));
     }
 
     #[test]
