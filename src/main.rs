@@ -20,6 +20,7 @@ mod resources;
 mod review;
 mod stack;
 mod validate;
+mod verify;
 mod wording;
 
 #[cfg(test)]
