@@ -96,6 +96,9 @@ struct RoleFile {
     managed_policies: Vec<String>,
     #[serde(default)]
     customer_policies: Vec<String>,
+    /// Actions the role must be allowed for its job, checked by `wfboot verify` (e.g. `batch:SubmitJob`).
+    #[serde(default)]
+    must_allow: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +142,8 @@ pub(crate) struct RoleSpec {
     pub(crate) managed_policies: Vec<String>,
     /// Names of the stack's own policies.
     pub(crate) customer_policies: Vec<String>,
+    /// Actions the role must be allowed for its job (`wfboot verify` simulates them with the role as principal).
+    pub(crate) must_allow: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -401,6 +406,13 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
                 managed.len() + f.customer_policies.len()
             ));
         }
+        for a in &f.must_allow {
+            let (service, action) = a.split_once(':').unwrap_or_default();
+            let word = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !word(service) || !word(action) {
+                p(format!("{what}: must_allow `{a}` is not an action such as `batch:SubmitJob` (no wildcards)"));
+            }
+        }
         match load_template(&f.trust, dirs) {
             Ok(trust) => roles.push(RoleSpec {
                 name: f.name,
@@ -409,6 +421,7 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
                 trust,
                 managed_policies: managed,
                 customer_policies: f.customer_policies,
+                must_allow: f.must_allow,
             }),
             Err(e) => p(format!("{what}: {e}")),
         }
