@@ -8,13 +8,29 @@
 use serde_json::{Map, Value};
 
 /// Decode a document as IAM returns it (URL-encoded JSON) or as given (plain JSON).
-pub(crate) fn parse_returned(text: &str) -> Result<Value, String> {
+pub(crate) fn parse_returned(text: &str) -> Result<Value, Unparsable> {
     let decoded = if text.trim_start().starts_with('{') {
         std::borrow::Cow::Borrowed(text)
     } else {
-        percent_encoding::percent_decode_str(text).decode_utf8().map_err(|e| format!("document is not UTF-8: {e}"))?
+        percent_encoding::percent_decode_str(text).decode_utf8().map_err(|e| Unparsable::NotUtf8(e.to_string()))?
     };
-    serde_json::from_str(&decoded).map_err(|e| format!("document is not valid JSON: {e}"))
+    serde_json::from_str(&decoded).map_err(|e| Unparsable::NotJson(e.to_string()))
+}
+
+/// Why a returned document could not be read, with the decoder's own words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unparsable {
+    NotUtf8(String),
+    NotJson(String),
+}
+
+impl std::fmt::Display for Unparsable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unparsable::NotUtf8(e) => write!(f, "document is not UTF-8: {e}"),
+            Unparsable::NotJson(e) => write!(f, "document is not valid JSON: {e}"),
+        }
+    }
 }
 
 pub(crate) fn same_meaning(a: &Value, b: &Value) -> bool {

@@ -24,7 +24,9 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationIn
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::config_bag::ConfigBag;
 use tokio::sync::Semaphore;
 
@@ -315,6 +317,29 @@ impl Clients {
         let _permit = self.limiter.acquire().await;
         call.await
     }
+
+    /// Every item of a paginated call, `clients.all(iam.list_x().into_paginator().items().send())` (or every
+    /// page, without `.items()`): the pages follow one another, so they share one `--max-concurrency` slot.
+    pub(crate) async fn all<T, E>(&self, pages: Pages<T, E>) -> std::result::Result<Vec<T>, SdkError<E, HttpResponse>> {
+        self.limit(all_pages(pages)).await
+    }
+
+    /// [`Clients::all`], its error described as "failed to list <what>: <code>: <message>" with a next step.
+    pub(crate) async fn list<T, E>(&self, what: impl std::fmt::Display, pages: Pages<T, E>) -> Result<Vec<T>>
+    where
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.all(pages).await.map_err(|e| errors::describe(&format!("list {what}"), &e))
+    }
+}
+
+/// What an SDK paginator's `send()` returns: the items (or pages) of a list call, each read as it is reached.
+pub(crate) type Pages<T, E> =
+    aws_smithy_async::future::pagination_stream::PaginationStream<std::result::Result<T, SdkError<E, HttpResponse>>>;
+
+/// The items of every page, for a caller that already holds a request slot ([`Clients::all`] takes one).
+pub(crate) async fn all_pages<T, E>(pages: Pages<T, E>) -> std::result::Result<Vec<T>, SdkError<E, HttpResponse>> {
+    pages.try_collect().await
 }
 
 async fn sdk_config(settings: &AwsSettings) -> Result<aws_config::SdkConfig> {

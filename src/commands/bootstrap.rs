@@ -432,7 +432,7 @@ pub(crate) fn written_not_seen<'a>(
 /// creates again what it has just created.
 fn without_fresh_creates(after: &Plan, applied: &[AppliedChange]) -> Plan {
     let fresh = |r: &&crate::resources::plan::ResourcePlan| {
-        r.status == Status::Create
+        r.verdict == Status::Create
             && r.changes.first().is_some_and(|c| written_not_seen(std::iter::once(c), applied) > 0)
     };
     let resources = after.resources.iter().filter(|r| !fresh(r)).cloned().collect();
@@ -492,7 +492,7 @@ pub(crate) fn outcome(report: &Report, interrupted: bool) -> Result<ExitStatus> 
         .remaining
         .iter()
         .flat_map(|r| r.resources.iter())
-        .filter(|r| r.status == Status::Create && written_not_seen(r.changes.iter(), &report.applied) > 0)
+        .filter(|r| r.verdict == Status::Create && written_not_seen(r.changes.iter(), &report.applied) > 0)
         .map(|r| format!("{} {}", r.kind, r.name))
         .collect();
     if !unseen.is_empty() {
@@ -541,11 +541,11 @@ fn summarize(plan: &Plan, applied: &[AppliedChange], calls: &CallStats, waits: &
     for r in &plan.resources {
         let outcomes: Vec<Option<&Outcome>> = r.changes.iter().map(outcome_of).collect();
         let completed = outcomes.iter().all(|o| matches!(o, Some(Outcome::Done | Outcome::AlreadyDone)));
-        if r.status == Status::Unchanged {
+        if r.verdict == Status::Unchanged {
             summary.unchanged += 1;
         } else if !completed {
             summary.incomplete += 1;
-        } else if r.status == Status::Create && matches!(outcomes.first(), Some(Some(Outcome::Done))) {
+        } else if r.verdict == Status::Create && matches!(outcomes.first(), Some(Some(Outcome::Done))) {
             summary.created += 1;
         } else if outcomes.iter().any(|o| matches!(o, Some(Outcome::Done))) {
             summary.updated += 1;

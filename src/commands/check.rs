@@ -514,7 +514,7 @@ async fn operator_rows(clients: &Clients, desired: &Desired, plan: &Plan, user: 
     match perms::managed_documents(clients, &aws).await {
         Ok(docs) => extra.extend(docs.into_iter().map(|(_, d)| d.to_string())),
         Err(reason) => {
-            return vec![row("can run the workflow".into(), Status::Unverified, reason)];
+            return vec![row("can run the workflow".into(), Status::Unverified, reason.to_string())];
         }
     }
     let principal = crate::arn::iam(&desired.target.partition, &desired.target.account_id, "user", "/", user);
@@ -594,7 +594,7 @@ fn user_rows(plan: &Plan, user: Option<&str>) -> Vec<Row> {
             what_to_do: String::new(),
         });
     }
-    for note in &r.left_alone {
+    for note in &r.notes {
         rows.push(Row {
             area: "operator user".into(),
             check: note.clone(),

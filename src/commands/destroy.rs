@@ -276,7 +276,7 @@ fn finish_report(
     let deleted: Vec<String> = plan
         .resources
         .iter()
-        .filter(|r| r.action == Action::Delete)
+        .filter(|r| r.verdict == Action::Delete)
         .filter(|r| {
             r.changes.last().is_some_and(|last| {
                 applied.iter().any(|a| {
@@ -289,7 +289,7 @@ fn finish_report(
     let left_alone: Vec<LeftAlone> = plan
         .resources
         .iter()
-        .filter(|r| r.action == Action::LeftAlone)
+        .filter(|r| r.verdict == Action::LeftAlone)
         .map(|r| LeftAlone { kind: r.kind, name: r.name.clone(), reason: r.reason.clone().unwrap_or_default() })
         .collect();
     let summary = Summary {

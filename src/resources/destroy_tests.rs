@@ -111,13 +111,13 @@ fn only_what_the_stack_owns_is_deleted_and_every_relationship_is_removed_once() 
     // The removal from the profile is listed once, with the role.
     assert_eq!(ops(&plan, Kind::InstanceProfile, "R"), ["DeleteInstanceProfile"]);
     let theirs = plan.resources.iter().find(|r| r.name == "Theirs").unwrap();
-    assert_eq!(theirs.action, Action::LeftAlone);
+    assert_eq!(theirs.verdict, Action::LeftAlone);
     assert!(theirs.reason.as_deref().unwrap().contains("not created by wfboot"));
     let slr = plan.resources.iter().find(|r| r.kind == Kind::ServiceLinkedRole).unwrap();
-    assert_eq!(slr.action, Action::LeftAlone);
+    assert_eq!(slr.verdict, Action::LeftAlone);
     assert!(slr.reason.as_deref().unwrap().contains("--include-service-linked-roles"));
     assert_eq!(plan.resources[0].kind, Kind::UserPolicies);
-    assert_eq!(plan.resources[0].action, Action::LeftAlone);
+    assert_eq!(plan.resources[0].verdict, Action::LeftAlone);
     assert_eq!(plan.summary, DestroySummary { delete: 3, left_alone: 3, absent: 0, changes: 8 });
     let text = plan.to_string();
     assert!(text.contains("detach arn:aws:iam::111122223333:policy/P from role Theirs"), "{text}");

@@ -51,10 +51,7 @@ pub(crate) async fn associations(clients: &Clients, instance_id: Option<&str>) -
     if let Some(id) = instance_id {
         req = req.filters(Filter::builder().name("instance-id").values(id).build());
     }
-    let items = clients
-        .limit(async { req.into_paginator().items().send().try_collect().await })
-        .await
-        .map_err(|e| errors::describe("list the instance profile associations", &e))?;
+    let items = clients.list("the instance profile associations", req.into_paginator().items().send()).await?;
     Ok(items
         .into_iter()
         .map(|a| Association {

@@ -463,7 +463,7 @@ pub(crate) fn destroy_diff(
     for (service, role) in desired.service_linked_roles.iter().zip(&o.service_linked_roles) {
         resources.push(service_linked_role::destroy_diff(service, role.as_deref(), include_service_linked_roles));
     }
-    plan::DestroyPlan::new(desired, resources)
+    plan::DestroyPlan::new(&desired.stack, &desired.target, None, resources)
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ pub(crate) async fn check(clients: &Clients, caller: &Caller, needed: &[Permissi
     }
     let principal = match principal_arn(clients, caller).await {
         Ok(p) => p,
-        Err(reason) => return (unverified(needed, &reason), reason),
+        Err(reason) => return (unverified(needed, &reason.to_string()), reason.to_string()),
     };
     // The caller's own policies are read alongside the simulation, so that a refused simulation (callers
     // often lack iam:SimulatePrincipalPolicy) costs no extra round trip. When they are not needed (the
@@ -141,19 +141,61 @@ fn unverified(needed: &[Permission], reason: &str) -> Vec<PermissionCheck> {
 
 /// The IAM principal to simulate: the user, or the role behind an assumed-role session (its ARN has the
 /// role's path, which only GetRole knows).
-async fn principal_arn(clients: &Clients, caller: &Caller) -> Result<String, String> {
+async fn principal_arn(clients: &Clients, caller: &Caller) -> Result<String, Unread> {
     match caller.kind {
         CallerKind::User => Ok(caller.arn.replacen(":sts::", ":iam::", 1)),
         CallerKind::AssumedRole => {
-            let role = caller.role_name().ok_or("cannot tell the role from the caller's ARN")?;
+            let role = caller.role_name().ok_or(Unread::Caller("cannot tell the role from the caller's ARN"))?;
             match clients.limit(clients.iam.get_role().role_name(role).send()).await {
-                Ok(out) => out.role.map(|r| r.arn).ok_or_else(|| "iam:GetRole answered without the role".into()),
-                Err(e) => {
-                    Err(format!("cannot read the caller's role `{role}` ({})", errors::code(&e).unwrap_or("error")))
-                }
+                Ok(out) => out
+                    .role
+                    .map(|r| r.arn)
+                    .ok_or_else(|| Unread::Answer("iam:GetRole answered without the role".into())),
+                Err(e) => Err(Unread::refused(format!("the caller's role `{role}`"), &e)),
             }
         }
-        _ => Err(format!("cannot check permissions for a caller of this kind ({})", caller.arn)),
+        _ => Err(Unread::OtherCaller(caller.arn.clone())),
+    }
+}
+
+/// Why the caller's identity policies (or a managed policy's document) could not be read; its text is the reason
+/// the permissions stay unverified, as the check reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unread {
+    /// AWS refused or failed the read of `what`, with its error code when it answered with one.
+    Refused { what: String, code: Option<String> },
+    /// Not sent: the simulation answered first (see [`Gate`]).
+    Stopped,
+    /// AWS answered without what was asked for.
+    Answer(String),
+    /// A document AWS returned is not one (URL-encoded JSON).
+    Document(document::Unparsable),
+    /// The caller's identity does not say whose policies to read.
+    Caller(&'static str),
+    /// A caller (root, a federated user) with no identity policies to read, by its ARN.
+    OtherCaller(String),
+}
+
+impl Unread {
+    fn refused<E: aws_smithy_types::error::metadata::ProvideErrorMetadata, R>(
+        what: String,
+        e: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+    ) -> Unread {
+        Unread::Refused { what, code: errors::code(e).map(str::to_string) }
+    }
+}
+
+impl std::fmt::Display for Unread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unread::Refused { what, code } => write!(f, "cannot read {what} ({})", code.as_deref().unwrap_or("error")),
+            Unread::Stopped => f.write_str("stopped: the simulation answered"),
+            Unread::Answer(what) => f.write_str(what),
+            // The document's own error says what is wrong with it, as it did before it had a type.
+            Unread::Document(error) => write!(f, "{error}"),
+            Unread::Caller(why) => f.write_str(why),
+            Unread::OtherCaller(arn) => write!(f, "cannot check permissions for a caller of this kind ({arn})"),
+        }
     }
 }
 
@@ -162,9 +204,26 @@ async fn principal_arn(clients: &Clients, caller: &Caller) -> Result<String, Str
 pub(crate) enum Unsimulated {
     /// The simulator is not there for this caller (not implemented, AWS's own failure after the retries, or the
     /// caller may not simulate): local evaluation of the caller's policies is the next best thing.
-    Fallback(String),
+    Fallback(SimulationError),
     /// Anything else (throttled after the SDK's retries, a rejected request): the permissions stay unverified.
-    Failed(String),
+    Failed(SimulationError),
+}
+
+/// A failed iam:SimulatePrincipalPolicy: AWS's error code, else the HTTP status of its answer, if there was one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SimulationError {
+    pub(crate) code: Option<String>,
+    pub(crate) status: Option<u16>,
+}
+
+impl std::fmt::Display for SimulationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.code, self.status) {
+            (Some(code), _) => write!(f, "iam:SimulatePrincipalPolicy: {code}"),
+            (None, Some(status)) => write!(f, "iam:SimulatePrincipalPolicy: HTTP {status}"),
+            (None, None) => f.write_str("iam:SimulatePrincipalPolicy failed"),
+        }
+    }
 }
 
 /// The verdict of each needed permission from iam:SimulatePrincipalPolicy for `principal`. One call per distinct
@@ -252,50 +311,40 @@ async fn simulate_context(
                 .build()
         })
         .collect();
+    let req = clients
+        .iam
+        .simulate_principal_policy()
+        .policy_source_arn(principal)
+        .set_action_names(Some(actions))
+        .set_resource_arns(Some(resources))
+        .set_context_entries(if entries.is_empty() { None } else { Some(entries) })
+        .set_policy_input_list(if extra_policies.is_empty() { None } else { Some(extra_policies.to_vec()) });
+    // Every page: the SDK's paginator follows Marker until IAM sends none (it sends one only while IsTruncated).
+    let evaluations = clients.all(req.into_paginator().items().send()).await.map_err(unsimulated)?;
     let mut out = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let req = clients
-            .iam
-            .simulate_principal_policy()
-            .policy_source_arn(principal)
-            .set_action_names(Some(actions.clone()))
-            .set_resource_arns(Some(resources.clone()))
-            .set_context_entries(if entries.is_empty() { None } else { Some(entries.clone()) })
-            .set_policy_input_list(if extra_policies.is_empty() { None } else { Some(extra_policies.to_vec()) })
-            .set_marker(marker.clone());
-        let page = clients.limit(req.send()).await.map_err(unsimulated)?;
-        for ev in page.evaluation_results.unwrap_or_default() {
-            let specific = ev.resource_specific_results.unwrap_or_default();
-            if specific.is_empty() {
-                let resource = ev.eval_resource_name.unwrap_or_else(|| "*".into());
-                let matched = statements(ev.matched_statements.unwrap_or_default());
+    for ev in evaluations {
+        let specific = ev.resource_specific_results.unwrap_or_default();
+        if specific.is_empty() {
+            let resource = ev.eval_resource_name.unwrap_or_else(|| "*".into());
+            let matched = statements(ev.matched_statements.unwrap_or_default());
+            out.push((
+                ev.eval_action_name,
+                resource,
+                ev.eval_decision,
+                ev.missing_context_values.unwrap_or_default(),
+                matched,
+            ));
+        } else {
+            for r in specific {
+                let matched = statements(r.matched_statements.unwrap_or_default());
                 out.push((
-                    ev.eval_action_name,
-                    resource,
-                    ev.eval_decision,
-                    ev.missing_context_values.unwrap_or_default(),
+                    ev.eval_action_name.clone(),
+                    r.eval_resource_name,
+                    r.eval_resource_decision,
+                    r.missing_context_values.unwrap_or_default(),
                     matched,
                 ));
-            } else {
-                for r in specific {
-                    let matched = statements(r.matched_statements.unwrap_or_default());
-                    out.push((
-                        ev.eval_action_name.clone(),
-                        r.eval_resource_name,
-                        r.eval_resource_decision,
-                        r.missing_context_values.unwrap_or_default(),
-                        matched,
-                    ));
-                }
             }
-        }
-        if !page.is_truncated {
-            break;
-        }
-        marker = page.marker;
-        if marker.is_none() {
-            break;
         }
     }
     Ok(out)
@@ -331,19 +380,14 @@ where
         SdkError::ServiceError(s) => Some(s.raw().status_code()),
         _ => None,
     };
-    let code = errors::code(&e).map(str::to_string);
-    let label = match (&code, status) {
-        (Some(code), _) => format!("iam:SimulatePrincipalPolicy: {code}"),
-        (None, Some(status)) => format!("iam:SimulatePrincipalPolicy: HTTP {status}"),
-        (None, None) => "iam:SimulatePrincipalPolicy failed".to_string(),
-    };
-    let fallback = matches!(code.as_deref(), Some("AccessDenied" | "AccessDeniedException" | "NotImplemented"))
+    let error = SimulationError { code: errors::code(&e).map(str::to_string), status };
+    let fallback = matches!(error.code.as_deref(), Some("AccessDenied" | "AccessDeniedException" | "NotImplemented"))
         || status.is_some_and(|s| s == 501 || (500..600).contains(&s))
         || status == Some(403);
     if fallback {
-        Unsimulated::Fallback(label)
+        Unsimulated::Fallback(error)
     } else {
-        Unsimulated::Failed(label)
+        Unsimulated::Failed(error)
     }
 }
 
@@ -369,7 +413,7 @@ impl Gate {
     }
 
     /// `call` with a request slot, unless the gate closed first ("stopped").
-    async fn call<F: std::future::Future>(&self, clients: &Clients, call: F) -> Result<F::Output, String> {
+    async fn call<F: std::future::Future>(&self, clients: &Clients, call: F) -> Result<F::Output, Unread> {
         clients
             .limit(async {
                 match self.0.load(std::sync::atomic::Ordering::SeqCst) {
@@ -378,32 +422,36 @@ impl Gate {
                 }
             })
             .await
-            .ok_or_else(|| "stopped: the simulation answered".to_string())
+            .ok_or(Unread::Stopped)
+    }
+
+    /// Every item of a paginated read (the slot is this gate's, so [`crate::aws::all_pages`], not `Clients::all`),
+    /// or why it was not read: `what` and AWS's error code.
+    async fn list<T, E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(
+        &self,
+        clients: &Clients,
+        what: impl FnOnce() -> String,
+        pages: crate::aws::Pages<T, E>,
+    ) -> Result<Vec<T>, Unread> {
+        self.call(clients, crate::aws::all_pages(pages)).await?.map_err(|e| Unread::refused(what(), &e))
     }
 }
 
 /// The caller's identity policies: attached and inline, the user's groups' too; `(label, document)`.
 /// Each level is read concurrently: the lists, then the inline documents and the groups' lists, then the
 /// managed policies' documents.
-async fn local_policies(clients: &Clients, caller: &Caller, gate: &Gate) -> Result<Vec<(String, Value)>, String> {
+async fn local_policies(clients: &Clients, caller: &Caller, gate: &Gate) -> Result<Vec<(String, Value)>, Unread> {
     let (attached, mut policies) = match caller.kind {
         CallerKind::User => {
-            let user = caller.user_name.as_deref().ok_or("the caller has no user name")?;
+            let user = caller.user_name.as_deref().ok_or(Unread::Caller("the caller has no user name"))?;
             let groups = async {
                 let groups = gate
-                    .call(clients, async {
-                        clients
-                            .iam
-                            .list_groups_for_user()
-                            .user_name(user)
-                            .into_paginator()
-                            .items()
-                            .send()
-                            .try_collect()
-                            .await
-                    })
-                    .await?
-                    .map_err(|e| denied("the caller's groups", errors::code(&e)))?;
+                    .list(
+                        clients,
+                        || "the caller's groups".into(),
+                        clients.iam.list_groups_for_user().user_name(user).into_paginator().items().send(),
+                    )
+                    .await?;
                 futures::future::try_join_all(
                     groups.into_iter().map(|g| attached_and_inline(clients, gate, Holder::Group(g.group_name))),
                 )
@@ -419,10 +467,10 @@ async fn local_policies(clients: &Clients, caller: &Caller, gate: &Gate) -> Resu
             all
         }
         CallerKind::AssumedRole => {
-            let role = caller.role_name().ok_or("cannot tell the role from the caller's ARN")?;
+            let role = caller.role_name().ok_or(Unread::Caller("cannot tell the role from the caller's ARN"))?;
             attached_and_inline(clients, gate, Holder::Role(role.to_string())).await?
         }
-        _ => return Err("this kind of caller has no identity policies to read".into()),
+        _ => return Err(Unread::Caller("this kind of caller has no identity policies to read")),
     };
     let mut attached = attached;
     attached.sort();
@@ -431,10 +479,6 @@ async fn local_policies(clients: &Clients, caller: &Caller, gate: &Gate) -> Resu
         policies.push((format!("policy {arn}"), doc));
     }
     Ok(policies)
-}
-
-fn denied(what: &str, code: Option<&str>) -> String {
-    format!("cannot read {what} ({})", code.unwrap_or("error"))
 }
 
 /// Who an identity policy is attached to or embedded in.
@@ -449,7 +493,7 @@ async fn attached_and_inline(
     clients: &Clients,
     gate: &Gate,
     holder: Holder,
-) -> Result<(Vec<String>, Vec<(String, Value)>), String> {
+) -> Result<(Vec<String>, Vec<(String, Value)>), Unread> {
     let iam = &clients.iam;
     let (kind, name) = match &holder {
         Holder::User(n) => ("user", n.as_str()),
@@ -457,73 +501,65 @@ async fn attached_and_inline(
         Holder::Role(n) => ("role", n.as_str()),
     };
     let attached = async {
+        let what = || format!("the policies of {kind} {name}");
         let arns: Vec<Option<String>> = match &holder {
             Holder::User(n) => gate
-                .call(clients, async {
-                    iam.list_attached_user_policies().user_name(n).into_paginator().items().send().try_collect().await
-                })
+                .list(clients, what, iam.list_attached_user_policies().user_name(n).into_paginator().items().send())
                 .await?
-                .map(|l| l.into_iter().map(|p| p.policy_arn).collect())
-                .map_err(|e| denied(&format!("the policies of {kind} {name}"), errors::code(&e)))?,
+                .into_iter()
+                .map(|p| p.policy_arn)
+                .collect(),
             Holder::Group(n) => gate
-                .call(clients, async {
-                    iam.list_attached_group_policies().group_name(n).into_paginator().items().send().try_collect().await
-                })
+                .list(clients, what, iam.list_attached_group_policies().group_name(n).into_paginator().items().send())
                 .await?
-                .map(|l| l.into_iter().map(|p| p.policy_arn).collect())
-                .map_err(|e| denied(&format!("the policies of {kind} {name}"), errors::code(&e)))?,
+                .into_iter()
+                .map(|p| p.policy_arn)
+                .collect(),
             Holder::Role(n) => gate
-                .call(clients, async {
-                    iam.list_attached_role_policies().role_name(n).into_paginator().items().send().try_collect().await
-                })
+                .list(clients, what, iam.list_attached_role_policies().role_name(n).into_paginator().items().send())
                 .await?
-                .map(|l| l.into_iter().map(|p| p.policy_arn).collect())
-                .map_err(|e| denied(&format!("the policies of {kind} {name}"), errors::code(&e)))?,
+                .into_iter()
+                .map(|p| p.policy_arn)
+                .collect(),
         };
-        Ok::<_, String>(arns.into_iter().flatten().collect::<Vec<String>>())
+        Ok::<_, Unread>(arns.into_iter().flatten().collect::<Vec<String>>())
     };
     let inline = async {
+        let what = || format!("the inline policies of {kind} {name}");
         let names: Vec<String> = match &holder {
-            Holder::User(n) => gate
-                .call(clients, async {
-                    iam.list_user_policies().user_name(n).into_paginator().items().send().try_collect().await
-                })
-                .await?
-                .map_err(|e| denied(&format!("the inline policies of {kind} {name}"), errors::code(&e)))?,
-            Holder::Group(n) => gate
-                .call(clients, async {
-                    iam.list_group_policies().group_name(n).into_paginator().items().send().try_collect().await
-                })
-                .await?
-                .map_err(|e| denied(&format!("the inline policies of {kind} {name}"), errors::code(&e)))?,
-            Holder::Role(n) => gate
-                .call(clients, async {
-                    iam.list_role_policies().role_name(n).into_paginator().items().send().try_collect().await
-                })
-                .await?
-                .map_err(|e| denied(&format!("the inline policies of {kind} {name}"), errors::code(&e)))?,
+            Holder::User(n) => {
+                gate.list(clients, what, iam.list_user_policies().user_name(n).into_paginator().items().send()).await?
+            }
+            Holder::Group(n) => {
+                gate.list(clients, what, iam.list_group_policies().group_name(n).into_paginator().items().send())
+                    .await?
+            }
+            Holder::Role(n) => {
+                gate.list(clients, what, iam.list_role_policies().role_name(n).into_paginator().items().send()).await?
+            }
         };
         let holder = &holder;
         let docs = names.iter().map(|p| async move {
+            let label = format!("inline policy {p} of {kind} {name}");
             let text = match holder {
                 Holder::User(n) => gate
                     .call(clients, iam.get_user_policy().user_name(n).policy_name(p).send())
                     .await?
                     .map(|o| o.policy_document)
-                    .map_err(|e| errors::code(&e).map(str::to_string)),
+                    .map_err(|e| Unread::refused(label.clone(), &e)),
                 Holder::Group(n) => gate
                     .call(clients, iam.get_group_policy().group_name(n).policy_name(p).send())
                     .await?
                     .map(|o| o.policy_document)
-                    .map_err(|e| errors::code(&e).map(str::to_string)),
+                    .map_err(|e| Unread::refused(label.clone(), &e)),
                 Holder::Role(n) => gate
                     .call(clients, iam.get_role_policy().role_name(n).policy_name(p).send())
                     .await?
                     .map(|o| o.policy_document)
-                    .map_err(|e| errors::code(&e).map(str::to_string)),
-            }
-            .map_err(|code| denied(&format!("inline policy {p} of {kind} {name}"), code.as_deref()))?;
-            Ok::<_, String>((format!("inline policy {p} of {kind} {name}"), parse(&text)?))
+                    .map_err(|e| Unread::refused(label.clone(), &e)),
+            }?;
+            let doc = parse(&text)?;
+            Ok::<_, Unread>((label, doc))
         });
         futures::future::try_join_all(docs).await
     };
@@ -531,7 +567,7 @@ async fn attached_and_inline(
 }
 
 /// The default-version documents of managed policies, concurrently.
-pub(crate) async fn managed_documents(clients: &Clients, arns: &[String]) -> Result<Vec<(String, Value)>, String> {
+pub(crate) async fn managed_documents(clients: &Clients, arns: &[String]) -> Result<Vec<(String, Value)>, Unread> {
     gated_managed_documents(clients, &Gate::default(), arns).await
 }
 
@@ -539,26 +575,28 @@ async fn gated_managed_documents(
     clients: &Clients,
     gate: &Gate,
     arns: &[String],
-) -> Result<Vec<(String, Value)>, String> {
+) -> Result<Vec<(String, Value)>, Unread> {
     let fetches = arns.iter().map(|arn| async move {
         let policy = gate
             .call(clients, clients.iam.get_policy().policy_arn(arn).send())
             .await?
-            .map_err(|e| format!("cannot read policy {arn} ({})", errors::code(&e).unwrap_or("error")))?;
-        let version =
-            policy.policy.and_then(|p| p.default_version_id).ok_or(format!("policy {arn} has no default version"))?;
+            .map_err(|e| Unread::refused(format!("policy {arn}"), &e))?;
+        let version = policy
+            .policy
+            .and_then(|p| p.default_version_id)
+            .ok_or_else(|| Unread::Answer(format!("policy {arn} has no default version")))?;
         let out = gate
             .call(clients, clients.iam.get_policy_version().policy_arn(arn).version_id(version).send())
             .await?
-            .map_err(|e| format!("cannot read policy {arn} ({})", errors::code(&e).unwrap_or("error")))?;
+            .map_err(|e| Unread::refused(format!("policy {arn}"), &e))?;
         let text = out.policy_version.and_then(|v| v.document).unwrap_or_default();
-        Ok::<_, String>((arn.clone(), parse(&text)?))
+        Ok::<_, Unread>((arn.clone(), parse(&text)?))
     });
     futures::future::join_all(fetches).await.into_iter().collect()
 }
 
-fn parse(text: &str) -> Result<Value, String> {
-    document::parse_returned(text)
+fn parse(text: &str) -> Result<Value, Unread> {
+    document::parse_returned(text).map_err(Unread::Document)
 }
 
 /// The simulation path, which the emulator does not implement, with mocked IAM answers.
@@ -692,6 +730,20 @@ mod tests {
         assert!(checks.iter().all(|c| matches!(c.verdict, Verdict::Unverified { .. })), "{checks:?}");
     }
 
+    #[tokio::test]
+    async fn a_refused_read_of_a_managed_policy_keeps_awss_code_as_a_value() {
+        let refused = mock!(Client::get_policy).then_error(|| {
+            aws_sdk_iam::operation::get_policy::GetPolicyError::generic(
+                aws_smithy_types::error::ErrorMetadata::builder().code("AccessDenied").build(),
+            )
+        });
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&refused]);
+        let arn = "arn:aws:iam::aws:policy/ReadOnlyAccess".to_string();
+        let err = managed_documents(&Clients::with_iam(iam), std::slice::from_ref(&arn)).await.unwrap_err();
+        assert_eq!(err, Unread::Refused { what: format!("policy {arn}"), code: Some("AccessDenied".into()) });
+        assert_eq!(err.to_string(), format!("cannot read policy {arn} (AccessDenied)"));
+    }
+
     fn passed_to(service: &str) -> ContextEntry {
         ContextEntry { key: "iam:PassedToService".into(), values: vec![service.into()], list: false }
     }
@@ -805,6 +857,37 @@ mod tests {
         assert_eq!(verdict(&batch), Verdict::Allowed);
         assert_eq!(verdict(&lambda), Verdict::Unverified { reason: "needs aws:ResourceTag/team".into() });
         assert_eq!(verdict(&create), Verdict::Denied { explicit: true }, "an explicit deny stays denied");
+    }
+
+    #[tokio::test]
+    async fn a_simulation_answered_in_pages_is_read_to_its_last_page() {
+        let first =
+            mock!(Client::simulate_principal_policy).match_requests(|r| r.marker().is_none()).then_output(|| {
+                SimulatePrincipalPolicyOutput::builder()
+                    .evaluation_results(result("iam:CreateRole", "allowed"))
+                    .evaluation_results(result("iam:TagRole", "allowed"))
+                    .is_truncated(true)
+                    .marker("page-2")
+                    .build()
+            });
+        let second = mock!(Client::simulate_principal_policy)
+            .match_requests(|r| r.marker() == Some("page-2"))
+            .then_output(|| {
+                SimulatePrincipalPolicyOutput::builder()
+                    .evaluation_results(result("iam:PassRole", "explicitDeny"))
+                    .is_truncated(false)
+                    .build()
+            });
+        let attached = mock!(Client::list_attached_user_policies)
+            .then_output(|| ListAttachedUserPoliciesOutput::builder().set_attached_policies(Some(vec![])).build());
+        let (inline, groups) = empty_lists();
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&first, &second, &attached, &inline, &groups]);
+        let (checks, method) = check(&Clients::with_iam(iam), &user(), &needed()).await;
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1), "both pages, each once");
+        assert!(method.contains("1 call for 1 request context"), "pages are not calls: {method}");
+        let verdict = |a: &str| checks.iter().find(|c| c.action == a).map(|c| c.verdict.clone()).unwrap();
+        assert_eq!(verdict("iam:CreateRole"), Verdict::Allowed);
+        assert_eq!(verdict("iam:PassRole"), Verdict::Denied { explicit: true }, "the second page's verdict");
     }
 
     #[tokio::test]

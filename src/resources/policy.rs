@@ -235,11 +235,11 @@ pub(crate) async fn observe(
     };
     if !document::same_meaning(&observed.document, &desired.document) {
         let versions = clients
-            .limit(async {
-                clients.iam.list_policy_versions().policy_arn(arn).into_paginator().items().send().try_collect().await
-            })
-            .await
-            .map_err(|e| errors::describe(&format!("list the versions of policy `{}`", desired.name), &e))?;
+            .list(
+                format!("the versions of policy `{}`", desired.name),
+                clients.iam.list_policy_versions().policy_arn(arn).into_paginator().items().send(),
+            )
+            .await?;
         observed.version_count = versions.len();
         let mut others: Vec<_> = versions.into_iter().filter(|v| !v.is_default_version).collect();
         others.sort_by_key(|v| v.create_date.map(|d| (d.secs(), d.subsec_nanos())));
@@ -272,17 +272,17 @@ pub(crate) struct PolicyLinks {
 /// ListPolicyVersions and ListEntitiesForPolicy, at once.
 pub(crate) async fn observe_links(clients: &Clients, desired: &DesiredPolicy) -> Result<PolicyLinks> {
     let arn = &desired.arn;
-    let versions = clients.limit(async {
-        clients.iam.list_policy_versions().policy_arn(arn).into_paginator().items().send().try_collect().await
-    });
-    let entities = clients.limit(async {
-        clients.iam.list_entities_for_policy().policy_arn(arn).into_paginator().send().try_collect().await
-    });
+    let versions = clients.list(
+        format!("the versions of policy `{}`", desired.name),
+        clients.iam.list_policy_versions().policy_arn(arn).into_paginator().items().send(),
+    );
+    // Every page, not its items: one page carries three lists (roles, users, groups).
+    let entities = clients.list(
+        format!("what policy `{}` is attached to", desired.name),
+        clients.iam.list_entities_for_policy().policy_arn(arn).into_paginator().send(),
+    );
     let (versions, entities) = tokio::join!(versions, entities);
-    let versions =
-        versions.map_err(|e| errors::describe(&format!("list the versions of policy `{}`", desired.name), &e))?;
-    let pages =
-        entities.map_err(|e| errors::describe(&format!("list what policy `{}` is attached to", desired.name), &e))?;
+    let (versions, pages) = (versions?, entities?);
     let mut links = PolicyLinks {
         other_versions: versions.into_iter().filter(|v| !v.is_default_version).filter_map(|v| v.version_id).collect(),
         ..PolicyLinks::default()

@@ -238,21 +238,9 @@ pub(crate) async fn observe(clients: &Clients, name: &str, known_to_exist: bool)
             Err(e) => Err(errors::describe(&format!("read role `{name}`"), &e)),
         }
     };
-    let list = || async {
-        clients
-            .limit(async {
-                clients
-                    .iam
-                    .list_attached_role_policies()
-                    .role_name(name)
-                    .into_paginator()
-                    .items()
-                    .send()
-                    .try_collect()
-                    .await
-            })
-            .await
-            .map_err(|e| errors::describe(&format!("list the policies of role `{name}`"), &e))
+    let list = || {
+        let pages = clients.iam.list_attached_role_policies().role_name(name).into_paginator().items().send();
+        clients.list(format!("the policies of role `{name}`"), pages)
     };
     let (role, attached) = if known_to_exist {
         let (role, attached) = tokio::join!(get, list());
@@ -296,24 +284,16 @@ pub(crate) struct RoleLinks {
 
 /// ListInstanceProfilesForRole and ListRolePolicies, at once.
 pub(crate) async fn observe_links(clients: &Clients, name: &str) -> Result<RoleLinks> {
-    let profiles = clients.limit(async {
-        clients
-            .iam
-            .list_instance_profiles_for_role()
-            .role_name(name)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-    });
-    let inline = clients.limit(async {
-        clients.iam.list_role_policies().role_name(name).into_paginator().items().send().try_collect().await
-    });
+    let profiles = clients.list(
+        format!("the instance profiles of role `{name}`"),
+        clients.iam.list_instance_profiles_for_role().role_name(name).into_paginator().items().send(),
+    );
+    let inline = clients.list(
+        format!("the inline policies of role `{name}`"),
+        clients.iam.list_role_policies().role_name(name).into_paginator().items().send(),
+    );
     let (profiles, inline) = tokio::join!(profiles, inline);
-    let profiles =
-        profiles.map_err(|e| errors::describe(&format!("list the instance profiles of role `{name}`"), &e))?;
-    let inline = inline.map_err(|e| errors::describe(&format!("list the inline policies of role `{name}`"), &e))?;
+    let (profiles, inline) = (profiles?, inline?);
     Ok(RoleLinks {
         instance_profiles: profiles.into_iter().map(|p| p.instance_profile_name).collect(),
         inline_policies: inline,
@@ -449,7 +429,7 @@ mod tests {
         obs.attached.insert("arn:aws:iam::aws:policy/Extra".into());
         let plan = diff("s", &desired(), Some(&obs));
         assert!(plan.changes.is_empty());
-        assert_eq!(plan.left_alone.len(), 1);
+        assert_eq!(plan.notes.len(), 1);
     }
 
     #[test]

@@ -123,11 +123,11 @@ pub(crate) async fn observe_all(clients: &Clients, services: &[String]) -> Resul
         return Ok(Vec::new());
     }
     let roles = clients
-        .limit(async {
-            clients.iam.list_roles().path_prefix(PATH_PREFIX).into_paginator().items().send().try_collect().await
-        })
-        .await
-        .map_err(|e| errors::describe("list the service-linked roles (path /aws-service-role/)", &e))?;
+        .list(
+            "the service-linked roles (path /aws-service-role/)",
+            clients.iam.list_roles().path_prefix(PATH_PREFIX).into_paginator().items().send(),
+        )
+        .await?;
     Ok(services.iter().map(|s| find(s, roles.iter().map(|r| (r.path.as_str(), r.role_name.as_str())))).collect())
 }
 

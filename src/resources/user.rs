@@ -123,12 +123,11 @@ pub(crate) struct ObservedUser {
 /// Reads the user's own attachments and groups at once; the groups' policies only when something is missing
 /// directly.
 pub(crate) async fn observe(clients: &Clients, user: &str, wanted: &[String]) -> Result<ObservedUser> {
-    let direct = clients.limit(async {
-        clients.iam.list_attached_user_policies().user_name(user).into_paginator().items().send().try_collect().await
-    });
-    let groups = clients.limit(async {
-        clients.iam.list_groups_for_user().user_name(user).into_paginator().items().send().try_collect().await
-    });
+    let direct = clients.all(clients.iam.list_attached_user_policies().user_name(user).into_paginator().items().send());
+    let groups = clients.list(
+        format!("the groups of user `{user}`"),
+        clients.iam.list_groups_for_user().user_name(user).into_paginator().items().send(),
+    );
     let (direct, groups) = tokio::join!(direct, groups);
     let direct = direct.map_err(|e| {
         if errors::is_no_such_entity(&e) {
@@ -144,24 +143,16 @@ pub(crate) async fn observe(clients: &Clients, user: &str, wanted: &[String]) ->
     if wanted.iter().all(|arn| observed.direct.contains(arn)) {
         return Ok(observed);
     }
-    let groups = groups.map_err(|e| errors::describe(&format!("list the groups of user `{user}`"), &e))?;
+    let groups = groups?;
     let lists = futures::future::join_all(groups.iter().map(|g| {
         let name = g.group_name.clone();
         async move {
             let attached = clients
-                .limit(async {
-                    clients
-                        .iam
-                        .list_attached_group_policies()
-                        .group_name(&name)
-                        .into_paginator()
-                        .items()
-                        .send()
-                        .try_collect()
-                        .await
-                })
-                .await
-                .map_err(|e| errors::describe(&format!("list the policies of group `{name}`"), &e))?;
+                .list(
+                    format!("the policies of group `{name}`"),
+                    clients.iam.list_attached_group_policies().group_name(&name).into_paginator().items().send(),
+                )
+                .await?;
             Ok::<_, Error>((name, attached))
         }
     }))
@@ -222,6 +213,6 @@ mod tests {
             matches!(&plan.changes[0].change, crate::resources::Change::User(Change::AttachUserPolicy { policy_arn, .. }) if policy_arn.ends_with("/B"))
         );
         assert!(!plan.changes[0].needs_consent);
-        assert_eq!(plan.left_alone, vec!["arn:aws:iam::aws:policy/A comes through group ops"]);
+        assert_eq!(plan.notes, vec!["arn:aws:iam::aws:policy/A comes through group ops"]);
     }
 }
