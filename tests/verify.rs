@@ -406,3 +406,39 @@ async fn create_function(emu: &Emulator) -> Result<(), String> {
         .map(|_| ())
         .map_err(|e| format!("{:?}", aws_sdk_lambda::error::DisplayErrorContext(&e)))
 }
+
+/// `check` says what it knows of the roles: their trust checked offline as `verify` does it (a failure fails the
+/// check), and that only `verify --live` asks the services; nothing of it while roles are still to be created.
+#[tokio::test]
+async fn check_reports_the_offline_trust_check_and_that_only_verify_live_asks_the_services() {
+    let emu = Emulator::start();
+    emu.create_demo_user().await;
+    let rows = |out: &std::process::Output| -> Vec<Value> {
+        let report: Value = serde_json::from_str(&stdout(out)).unwrap();
+        report["rows"].as_array().unwrap().iter().filter(|r| r["area"] == "roles").cloned().collect()
+    };
+    let before = emu.wfboot().args(["check", "--user-name", "demo", "--output", "json"]).output().unwrap();
+    assert_eq!(rows(&before), Vec::<Value>::new(), "no role exists yet");
+    bootstrap(&emu, &[]);
+    let after = emu.wfboot().args(["check", "--user-name", "demo", "--output", "json"]).output().unwrap();
+    assert_eq!(after.status.code(), Some(0), "{}", stdout(&after));
+    let r = rows(&after);
+    assert_eq!(r.len(), 2, "{r:#?}");
+    assert_eq!(r[0]["status"], "ok", "{r:#?}");
+    assert_eq!(r[1]["status"], "unverified");
+    assert!(r[1]["what_to_do"].as_str().unwrap().contains("wfboot verify --live"), "{r:#?}");
+    let ec2_trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    emu.admin()
+        .await
+        .update_assume_role_policy()
+        .role_name(LAMBDA_ROLE)
+        .policy_document(ec2_trust)
+        .send()
+        .await
+        .unwrap();
+    let broken = emu.wfboot().args(["check", "--user-name", "demo", "--output", "json"]).output().unwrap();
+    assert_eq!(broken.status.code(), Some(3), "{}", stdout(&broken));
+    let r = rows(&broken);
+    assert_eq!(r[0]["status"], "failed", "{r:#?}");
+    assert!(r[0]["what_to_do"].as_str().unwrap().contains(LAMBDA_ROLE), "{r:#?}");
+}
