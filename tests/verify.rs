@@ -442,3 +442,52 @@ async fn check_reports_the_offline_trust_check_and_that_only_verify_live_asks_th
     assert_eq!(r[0]["status"], "failed", "{r:#?}");
     assert!(r[0]["what_to_do"].as_str().unwrap().contains(LAMBDA_ROLE), "{r:#?}");
 }
+
+/// Without the emulator's simulator (moto answers SimulatePrincipalPolicy with HTTP 500), the role's own policies
+/// are evaluated locally, and each row says so; a stripped role still fails.
+#[tokio::test]
+async fn without_a_simulator_the_role_s_policies_are_evaluated_locally_and_marked_so() {
+    let emu = Emulator::start_with(&["--no-simulator"]);
+    emu.create_demo_user().await;
+    bootstrap(&emu, &["--retry-attempts", "2"]);
+    let (code, report, _) = verify(&emu, &["--retry-attempts", "2"]);
+    assert_eq!(code, Some(0), "{report:#}");
+    let perms = row(&report, LAMBDA_ROLE, "permissions");
+    assert_eq!(perms[0]["status"], "ok", "{report:#}");
+    assert_eq!(perms[0]["method"], "local evaluation");
+    let iam = emu.admin().await;
+    for p in iam.list_attached_role_policies().role_name(LAMBDA_ROLE).send().await.unwrap().attached_policies() {
+        iam.detach_role_policy().role_name(LAMBDA_ROLE).policy_arn(p.policy_arn().unwrap()).send().await.unwrap();
+    }
+    let (code, report, _) = verify(&emu, &["--retry-attempts", "2"]);
+    assert_eq!(code, Some(5), "{report:#}");
+    let perms = row(&report, LAMBDA_ROLE, "permissions");
+    assert_eq!(perms[0]["status"], "failed", "{report:#}");
+    assert_eq!(perms[0]["method"], "local evaluation");
+}
+
+/// A trust document that would lock its own service out (EC2 sends no aws:SourceAccount) is refused by bootstrap
+/// before its first write, naming the role and the service.
+#[tokio::test]
+async fn bootstrap_refuses_a_trust_document_that_would_lock_its_service_out_before_writing() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    write_file(
+        dir.path(),
+        "locked-trust.json",
+        r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "{{principal:ec2}}"},
+            "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"aws:SourceAccount": "{{account_id}}"}}}]}"#,
+    );
+    let stack = write_file(
+        dir.path(),
+        "locked.toml",
+        "name = \"locked\"\n\n[[role]]\nname = \"LockedRole\"\ntrust = \"locked-trust.json\"\n",
+    );
+    let mark = emu.mark();
+    let out = emu.wfboot().args(["bootstrap", "--yes", "--skip-user", "--stack"]).arg(&stack).output().unwrap();
+    assert_eq!(out.status.code(), Some(65), "{}\n{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("role LockedRole") && err.contains("ec2.amazonaws.com"), "{err}");
+    assert!(err.contains("nothing was written"), "{err}");
+    assert_eq!(emu.wfboot_writes_since(mark), Vec::<String>::new());
+}

@@ -169,6 +169,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
             None => Ok(ExitStatus::Success),
         };
     };
+    crate::commands::verify::refuse_locked_out(&session.desired)?;
     if preflight.failed() {
         return Err(preflight.error(&session.caller));
     }

@@ -170,6 +170,33 @@ pub(crate) async fn wait_usable(
     Ok(rows)
 }
 
+/// Before `bootstrap` writes: the stack's own trust documents, as it would write them (hardened with `--harden`),
+/// checked as `verify` checks the account's, so that a document that would lock the service it names out (a
+/// condition on a key the service does not send, a Deny that matches it) is refused before it is written.
+pub(crate) fn refuse_locked_out(desired: &Desired) -> Result<()> {
+    let found: Vec<Option<verify::Found>> =
+        desired.roles.iter().map(|r| Some(verify::Found { arn: String::new(), trust: r.trust.clone() })).collect();
+    let failed: Vec<String> = verify::trust_rows(desired, &found)
+        .into_iter()
+        .filter(|r| r.status == Status::Failed)
+        .map(|r| format!("role {}: {}", r.role, r.detail))
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(Error::input(format!(
+        "the stack's trust document{} would lock out the service{} {} name{}:\n  {}",
+        plural(failed.len()),
+        plural(failed.len()),
+        if failed.len() == 1 { "it" } else { "they" },
+        if failed.len() == 1 { "s" } else { "" },
+        failed.join("\n  ")
+    ))
+    .with_help(
+        "fix the trust template (a condition on a key the service does not send never holds); nothing was written",
+    ))
+}
+
 fn status_word(s: Status) -> &'static str {
     match s {
         Status::Ok => "ok",
