@@ -87,6 +87,8 @@ pub(crate) enum Command {
     Export(ExportArgs),
     /// Validate stacks as IAM validates them, offline, and list every finding (for CI)
     Lint(LintArgs),
+    /// Check that each role works for its service: trust, permissions and (--live) the services themselves
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -165,7 +167,28 @@ pub(crate) struct BootstrapArgs {
     /// Also change resources wfboot did not create (trust documents, policies) without asking
     #[arg(long)]
     pub(crate) adopt: bool,
-    /// How long to wait for IAM to propagate a new role or profile before giving up
+    /// How long to wait for IAM to propagate a new role or profile before giving up (and, with --wait, for
+    /// each service to accept the roles)
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub(crate) propagation_timeout: u64,
+    /// After applying, run `verify --live`'s probes until the services accept the roles (time to usable)
+    #[arg(long, conflicts_with = "accounts")]
+    pub(crate) wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// Built-in stack name or path to a stack .toml file
+    #[arg(long, value_name = "NAME|FILE")]
+    pub(crate) stack: Option<String>,
+    /// Also ask the services: EC2 RunInstances (dry run), Lambda CreateFunction, Step Functions
+    /// CreateStateMachine and Batch CreateComputeEnvironment with the roles (each probe resource deleted again)
+    #[arg(long)]
+    pub(crate) live: bool,
+    /// Read the stack's trust documents as `--harden` writes them (only which services a role is for matters)
+    #[arg(long)]
+    pub(crate) harden: bool,
+    /// How long each live probe waits for its service to accept a new role
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub(crate) propagation_timeout: u64,
 }

@@ -16,6 +16,8 @@ pub(crate) enum ErrorKind {
     CheckFailed,
     /// The run was interrupted (Ctrl-C).
     Interrupted,
+    /// A role does not work for its service (`bootstrap --wait`: a probe did not pass in time).
+    VerifyFailed,
 }
 
 impl ErrorKind {
@@ -23,6 +25,7 @@ impl ErrorKind {
         match self {
             ErrorKind::Aws => 1,
             ErrorKind::CheckFailed => 3,
+            ErrorKind::VerifyFailed => 5,
             ErrorKind::Usage => 64,
             ErrorKind::Input => 65,
             ErrorKind::Interrupted => 130,

@@ -20,6 +20,7 @@ mod resources;
 mod review;
 mod stack;
 mod validate;
+mod verify;
 mod wording;
 
 #[cfg(test)]
@@ -78,6 +79,7 @@ fn main() -> ExitCode {
             Command::Stacks(args) => commands::stacks::run(&printer, &settings, args).await,
             Command::Export(args) => commands::export::run(&printer, args),
             Command::Lint(args) => commands::lint::run(&printer, args),
+            Command::Verify(args) => commands::verify::run(&printer, &settings, args).await,
             #[cfg(feature = "ec2")]
             Command::Attach(args) => commands::attach::run(&printer, &settings, args).await,
             #[cfg(feature = "ec2")]

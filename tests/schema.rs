@@ -556,3 +556,49 @@ async fn boundary_and_tag_changes_match_the_published_schema() {
     docs.push(doc("removing them", "bootstrap_result", run(&emu, &["bootstrap", "--yes", "--stack", "render-worker"])));
     assert_valid(&docs);
 }
+
+/// `verify` (offline, live, failing) and `bootstrap --wait` match the schema; a row with an unknown status or check,
+/// or without its detail, does not.
+#[tokio::test]
+async fn verify_and_bootstrap_wait_results_match_the_published_schema_and_drifted_ones_do_not() {
+    let emu = Emulator::start();
+    emu.create_demo_user().await;
+    let mut docs = Vec::new();
+    let fresh = emu.wfboot().args(["verify", "--output", "json"]).output().unwrap();
+    docs.push(doc("verify before bootstrap (fails)", "verify_result", json_of(&fresh, &[5])));
+    let wait = ["bootstrap", "--yes", "--user-name", "demo", "--wait"];
+    docs.push(doc("bootstrap --wait", "bootstrap_result", run(&emu, &wait)));
+    docs.push(doc("no-op bootstrap --wait", "bootstrap_result", run(&emu, &wait)));
+    docs.push(doc("verify", "verify_result", run(&emu, &["verify"])));
+    docs.push(doc("verify --live", "verify_result", run(&emu, &["verify", "--live"])));
+    let by_name = |n: &str| &docs.iter().find(|d| d.name == n).unwrap().document;
+    assert_eq!(by_name("verify before bootstrap (fails)")["passed"], false);
+    assert_eq!(by_name("bootstrap --wait")["wait"]["usable"], true);
+    assert!(by_name("verify --live")["rows"].as_array().unwrap().iter().any(|r| r["check"] == "live"));
+    for d in &docs {
+        assert_eq!(d.document["schema_version"], 1, "{}", d.name);
+        assert_eq!(d.document["kind"], d.def.trim_end_matches("_result"), "{}", d.name);
+    }
+    assert_valid(&docs);
+
+    let live = by_name("verify --live").clone();
+    let mut drifted = Vec::new();
+    let mut m = live.clone();
+    m["rows"][0]["status"] = json!("passed");
+    drifted.push(doc("a row's unknown status", "verify_result", m));
+    let mut m = live.clone();
+    m["rows"][0]["check"] = json!("vibes");
+    drifted.push(doc("a row's unknown check", "verify_result", m));
+    let mut m = live.clone();
+    m["rows"][0].as_object_mut().unwrap().remove("detail");
+    drifted.push(doc("a row without its detail", "verify_result", m));
+    let mut m = live.clone();
+    m["extra"] = json!(1);
+    drifted.push(doc("an extra field", "verify_result", m));
+    let mut m = by_name("bootstrap --wait").clone();
+    m["wait"]["usable"] = json!("yes");
+    drifted.push(doc("wait.usable not a boolean", "bootstrap_result", m));
+    for (name, errors) in validate(&drifted) {
+        assert!(!errors.is_empty(), "{name}: validated, but the schema should have rejected it");
+    }
+}

@@ -42,6 +42,63 @@ pub(crate) struct Report {
     /// What `--harden` did to the trust documents; absent without `--harden`.
     #[serde(skip_serializing_if = "Option::is_none")]
     hardening: Option<Vec<harden::Note>>,
+    /// `--wait`: when the services accepted the roles; absent without `--wait`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wait: Option<WaitReport>,
+}
+
+/// `--wait`: the live probes after applying (`wfboot verify --live`'s), until they passed.
+#[derive(Debug, Serialize)]
+pub(crate) struct WaitReport {
+    /// Every probe passed (unverified ones aside) within --propagation-timeout.
+    usable: bool,
+    /// From the start of the run until the last probe passed; absent when one did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usable_after_seconds: Option<f64>,
+    /// How long the probes took.
+    probe_seconds: f64,
+    probes: Vec<crate::verify::Row>,
+}
+
+/// `--wait`: the probes, their report, and the error when one did not pass.
+async fn wait_usable(
+    printer: &Printer,
+    session: &Session,
+    args: &BootstrapArgs,
+    started: Instant,
+) -> Result<(WaitReport, Option<Error>)> {
+    let probing = Instant::now();
+    let timeout = Duration::from_secs(args.propagation_timeout);
+    let waited =
+        crate::commands::verify::wait_usable(printer, &session.clients, &session.desired, timeout, started).await;
+    let probe_seconds = report::seconds(probing.elapsed());
+    Ok(match waited {
+        Ok(rows) => (
+            WaitReport {
+                usable: true,
+                usable_after_seconds: Some(report::seconds(started.elapsed())),
+                probe_seconds,
+                probes: rows,
+            },
+            None,
+        ),
+        Err(e) if e.kind == crate::error::ErrorKind::VerifyFailed => {
+            (WaitReport { usable: false, usable_after_seconds: None, probe_seconds, probes: Vec::new() }, Some(e))
+        }
+        Err(e) => return Err(e),
+    })
+}
+
+fn usable_line(w: &WaitReport) -> String {
+    let probed = w.probes.iter().filter(|r| r.status == crate::verify::Status::Ok).count();
+    match w.usable_after_seconds {
+        Some(s) => format!(
+            "Usable after {s:.1} s: {probed} live probe{} passed ({:.1} s of probing).",
+            plural(probed),
+            w.probe_seconds
+        ),
+        None => "Not usable yet: a live probe did not pass (see above).".into(),
+    }
 }
 
 /// What a run did, counted from the outcomes of its changes (not from its plan).
@@ -86,7 +143,13 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
         }
     }
     let Some(preflight) = preflight else {
-        let report = finish_report(&session, plan, Vec::new(), None, &Waits::default(), started);
+        let mut report = finish_report(&session, plan, Vec::new(), None, &Waits::default(), started);
+        let mut failed = None;
+        if args.wait {
+            let (w, e) = wait_usable(printer, &session, args, started).await?;
+            report.wait = Some(w);
+            failed = e;
+        }
         if printer.json() {
             printer.result_document("bootstrap", &report);
         } else {
@@ -97,9 +160,16 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
                 report.summary.tally.api_writes,
                 report.summary.tally.wall_seconds
             ));
+            if let Some(w) = &report.wait {
+                printer.result(&usable_line(w));
+            }
         }
-        return Ok(ExitStatus::Success);
+        return match failed {
+            Some(e) => Err(e),
+            None => Ok(ExitStatus::Success),
+        };
     };
+    crate::commands::verify::refuse_locked_out(&session.desired)?;
     if preflight.failed() {
         return Err(preflight.error(&session.caller));
     }
@@ -126,13 +196,26 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
     watcher.abort();
     let (applied, remaining) = applied?;
 
-    let report = finish_report(&session, plan, applied, remaining, &opts.waits, started);
+    let mut report = finish_report(&session, plan, applied, remaining, &opts.waits, started);
+    let interrupted = interrupted.load(Ordering::SeqCst);
+    let mut failed = None;
+    if args.wait && outcome(&report, interrupted).is_ok() {
+        let (w, e) = wait_usable(printer, &session, args, started).await?;
+        report.wait = Some(w);
+        failed = e;
+    }
     if printer.json() {
         printer.result_document("bootstrap", &report);
     } else {
         printer.result(&summary_line(&report.summary));
+        if let Some(w) = &report.wait {
+            printer.result(&usable_line(w));
+        }
     }
-    outcome(&report, interrupted.load(Ordering::SeqCst))
+    match failed {
+        Some(e) => Err(e),
+        None => outcome(&report, interrupted),
+    }
 }
 
 /// Observe (unless `observed` already is, by `Session::open_observing`, with the checks it may have started
@@ -448,7 +531,7 @@ pub(crate) fn finish_report(
     let verified = summary.tally.failed == 0
         && summary.tally.skipped == 0
         && remaining.as_ref().is_none_or(|r| r.changes().all(|c| c.needs_consent && summary.tally.held() > 0));
-    Report { plan, applied, verified, remaining, summary, hardening: session.hardening.clone() }
+    Report { plan, applied, verified, remaining, summary, hardening: session.hardening.clone(), wait: None }
 }
 
 /// The run's summary: every count from what happened to each change.

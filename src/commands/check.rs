@@ -452,9 +452,61 @@ pub(crate) async fn checks(session: &Session, observed: Option<Observed>) -> Res
             },
         });
     }
+    rows.extend(role_rows(&session.desired, &observed));
     let passed = !rows.iter().any(|r| r.status == Status::Failed);
     let findings = review::review(&session.desired, session.user.as_deref());
     Ok(Checked { rows, method: preflight.method, probes, passed, findings, grant_note: preflight.grant_note })
+}
+
+/// When every role of the stack exists: `verify`'s offline trust check of each (its trust document as IAM holds it
+/// admits the service the stack made it for), and a row saying what `check` does not know: whether the services
+/// accept the roles, which only `wfboot verify --live` asks (it creates and deletes probe resources; check writes
+/// nothing). Nothing while a role is missing: the plan's rows say bootstrap will create it.
+fn role_rows(desired: &crate::stack::Desired, observed: &Observed) -> Vec<Row> {
+    if desired.roles.is_empty() || observed.roles.iter().any(Option::is_none) {
+        return Vec::new();
+    }
+    let found: Vec<Option<crate::verify::Found>> = desired
+        .roles
+        .iter()
+        .zip(&observed.roles)
+        .map(|(r, o)| {
+            o.as_ref().map(|o| crate::verify::Found {
+                arn: crate::arn::iam(&desired.target.partition, &desired.target.account_id, "role", &o.path, &r.name),
+                trust: o.trust.clone(),
+            })
+        })
+        .collect();
+    let trust = crate::verify::trust_rows(desired, &found);
+    let failed: Vec<String> = trust
+        .iter()
+        .filter(|r| r.status == crate::verify::Status::Failed)
+        .map(|r| format!("{}: {}", r.role, r.detail))
+        .collect();
+    let unverified = trust.iter().filter(|r| r.status == crate::verify::Status::Unverified).count();
+    let (status, what_to_do) = if !failed.is_empty() {
+        (Status::Failed, format!("{}; `wfboot verify` shows every check", failed.join("; ")))
+    } else if unverified > 0 {
+        (Status::Unverified, format!("{unverified} not decided offline; `wfboot verify` says why"))
+    } else {
+        (Status::Ok, String::new())
+    };
+    vec![
+        Row {
+            area: "roles".into(),
+            check: "each role's trust admits its service (offline, as `wfboot verify`)".into(),
+            status,
+            what_to_do,
+        },
+        Row {
+            area: "roles".into(),
+            check: "the services accept the roles".into(),
+            status: Status::Unverified,
+            what_to_do: "not asked by check, which writes nothing: run `wfboot verify --live` (it creates and \
+                         deletes probe resources)"
+                .into(),
+        },
+    ]
 }
 
 /// What the operator needs to run the workflow the stack is for, beyond its managed policies' own grants:

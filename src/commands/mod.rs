@@ -12,6 +12,7 @@ pub(crate) mod lint;
 pub(crate) mod plan;
 pub(crate) mod report;
 pub(crate) mod stacks;
+pub(crate) mod verify;
 pub(crate) mod whoami;
 
 use std::collections::BTreeSet;
@@ -41,6 +42,8 @@ pub(crate) enum ExitStatus {
     CheckFailed,
     /// `lint` found errors (or warnings, with `--deny-warnings`).
     LintFailed,
+    /// `verify` found a role that does not work for its service.
+    VerifyFailed,
 }
 
 impl ExitStatus {
@@ -50,6 +53,7 @@ impl ExitStatus {
             ExitStatus::ChangesPending => 2,
             ExitStatus::CheckFailed => 3,
             ExitStatus::LintFailed => 4,
+            ExitStatus::VerifyFailed => 5,
         }
     }
 }

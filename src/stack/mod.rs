@@ -107,6 +107,9 @@ struct RoleFile {
     /// Said in the plan when the role is created or changed (what it is for, what replaces it).
     #[serde(default)]
     note: String,
+    /// Actions the role must be allowed for its job, checked by `wfboot verify` (e.g. `batch:SubmitJob`).
+    #[serde(default)]
+    must_allow: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -153,6 +156,8 @@ pub(crate) struct RoleSpec {
     /// This role's own boundary setting, over the stack's.
     pub(crate) permissions_boundary: RoleBoundary,
     pub(crate) note: String,
+    /// Actions the role must be allowed for its job (`wfboot verify` simulates them with the role as principal).
+    pub(crate) must_allow: Vec<String>,
 }
 
 /// A role's permissions boundary as its stack entry says.
@@ -532,6 +537,13 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
                 }
             },
         };
+        for a in &f.must_allow {
+            let (service, action) = a.split_once(':').unwrap_or_default();
+            let word = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !word(service) || !word(action) {
+                p(format!("{what}: must_allow `{a}` is not an action such as `batch:SubmitJob` (no wildcards)"));
+            }
+        }
         match load_template(&f.trust, dirs) {
             Ok(trust) => roles.push(RoleSpec {
                 name: f.name,
@@ -542,6 +554,7 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
                 customer_policies: f.customer_policies,
                 permissions_boundary,
                 note: f.note,
+                must_allow: f.must_allow,
             }),
             Err(e) => p(format!("{what}: {e}")),
         }
