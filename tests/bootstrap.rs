@@ -346,10 +346,11 @@ async fn the_render_worker_stack_bootstraps_and_is_then_unchanged() {
 
 #[tokio::test]
 async fn on_a_fresh_account_the_checks_before_the_first_write_go_out_with_the_reads_that_need_the_account_id() {
-    // 300 ms on every request: requests sent together arrive within a few ms, one sent after another's
-    // answer arrives at least 300 ms after it. (At 100 ms, moto's own time on a busy machine, 30-160 ms a
-    // request while other tests ran, and the client's CPU time between rounds ate the whole margin.)
-    let emu = Emulator::start_with(&["--latency-ms", "300"]);
+    // 600 ms on every request: requests sent together arrive within a few ms, one sent after another's
+    // answer arrives at least 600 ms after it. (At 100 ms, moto's own time on a busy machine, 30-160 ms a
+    // request while other tests ran, and the client's CPU time between rounds ate the whole margin; at 300 ms
+    // a machine at load 10-12 on 2 cores still did, by 23 and 168 ms.)
+    let emu = Emulator::start_with(&["--latency-ms", "600"]);
     emu.create_demo_user().await;
     let mark = emu.mark();
     bootstrap_ok(&emu);
