@@ -13,8 +13,8 @@ echo "== cargo test" >&2
 if [[ $# -gt 0 ]]; then
     exec cargo test --locked "$@"
 fi
-# The realism tests (tests/realism.rs) spend their time waiting out lag windows, each on its own emulator:
+# The realism tests (tests/it/realism.rs) spend their time waiting out lag windows, each on its own emulator:
 # they run after the rest, many at once, instead of two at a time between CPU-bound tests.
 cargo test --locked -- --skip under_realism_
-echo "== cargo test: tests/realism.rs, concurrently" >&2
-cargo test --locked --test realism -- --test-threads 12 under_realism_
+echo "== cargo test: tests/it/realism.rs, concurrently" >&2
+cargo test --locked --test it -- --test-threads 12 under_realism_

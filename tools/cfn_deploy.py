@@ -1,6 +1,6 @@
 """Deploy a CloudFormation template to the emulator (moto's CloudFormation), as a StackSet would deploy one stack
 instance: `cfn_deploy.py URL REGION STACK_NAME TEMPLATE [KEY=VALUE ...]` (parameter overrides). Prints one JSON line:
-{"status": ..., "error": ...}. Test tooling only (tests/export.rs); credentials come from the environment."""
+{"status": ..., "error": ...}. Test tooling only (tests/it/export.rs); credentials come from the environment."""
 
 import json
 import sys

@@ -1,4 +1,4 @@
-"""Independent verdicts on tests/fixtures/lint-corpus.json, for tests/lint.rs: cfn-lint's and moto's.
+"""Independent verdicts on tests/fixtures/lint-corpus.json, for tests/it/lint.rs: cfn-lint's and moto's.
 
 For every case it writes a CloudFormation template holding the document (a managed policy's PolicyDocument, a
 role's AssumeRolePolicyDocument, or the role/policy property the case is about), lints all of them in one cfn-lint

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Validate wfboot's JSON results against docs/output.schema.json (JSON Schema draft 2020-12).
 
-Used by tests/schema.rs with the repository's .venv (jsonschema is pinned in tools/requirements.txt).
+Used by tests/it/schema.rs with the repository's .venv (jsonschema is pinned in tools/requirements.txt).
 
     validate_output.py SCHEMA < documents.json
 

@@ -1,9 +1,7 @@
 //! The interactive flow, driven through a pseudo-terminal as a person would: typed user name, a wrong one
 //! re-asked, the plan shown before the question, and "no" leaving the account untouched.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use rexpect::session::spawn_command;
 
 #[tokio::test]

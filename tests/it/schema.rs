@@ -2,14 +2,12 @@
 //! results of every command, produced by the binary against the emulator, must validate, and changed ones must not.
 //!
 //! The validator is the `jsonschema` package of the repository's venv (pinned in tools/requirements.txt), run
-//! through `tools/validate_output.py` as tests/export.rs runs cfn-lint: no Rust dependency to compile.
-
-mod common;
+//! through `tools/validate_output.py` as tests/it/export.rs runs cfn-lint: no Rust dependency to compile.
 
 use std::io::Write;
 use std::process::{Command as StdCommand, Stdio};
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn python() -> std::path::PathBuf {
@@ -273,7 +271,7 @@ async fn destroy_results_match_the_published_schema_and_drifted_ones_do_not() {
     let emu = Emulator::start();
     emu.create_demo_user().await;
     run(&emu, &["bootstrap", "--yes", "--user-name", "demo"]);
-    // What others attached and added (as in tests/destroy.rs): a managed and an inline policy on a stack role,
+    // What others attached and added (as in tests/it/destroy.rs): a managed and an inline policy on a stack role,
     // another version of the stack's policy, and the stack's policy on a group and on the user.
     let iam = emu.admin().await;
     let arn = format!("arn:aws:iam::{ACCOUNT}:policy/LambdaBatchExecutionPolicy");
@@ -388,7 +386,7 @@ async fn destroy_results_match_the_published_schema_and_drifted_ones_do_not() {
 const ACCOUNTS: [&str; 3] = ["111111111111", "222222222222", "333333333333"];
 const DEPLOYER: &str = "WfbootDeployer";
 
-/// An IAM admin client scoped to `account` (as in tests/accounts.rs: moto gives the keys sts:AssumeRole returns
+/// An IAM admin client scoped to `account` (as in tests/it/accounts.rs: moto gives the keys sts:AssumeRole returns
 /// to the role's account, and without IAM enforcement any role may be assumed).
 async fn account_admin(emu: &Emulator, account: &str) -> aws_sdk_iam::Client {
     let base = emu.sdk_config(ADMIN_KEY, "admin-secret");

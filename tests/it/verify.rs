@@ -3,9 +3,7 @@
 //! leftovers of a killed run swept; under the realism mode's service lag, `--wait` returns once the services accept
 //! the new roles.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn bootstrap(emu: &Emulator, extra: &[&str]) -> std::process::Output {

@@ -6,9 +6,7 @@
 //! enforcement on, where the caller's own policy allows sts:AssumeRole on some accounts' roles only. Each
 //! account's state is checked through an admin client scoped to that account.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const ACCOUNTS: [&str; 3] = ["111111111111", "222222222222", "333333333333"];
@@ -22,12 +20,12 @@ fn accounts_file(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 fn expected_state() -> Value {
-    serde_json::from_str(include_str!("fixtures/slim-workflow.state.json")).unwrap()
+    serde_json::from_str(include_str!("../fixtures/slim-workflow.state.json")).unwrap()
 }
 
 /// The fixture's end state in `account`: the operator user's SLIMWorkflowPassRoles is that account's policy.
 fn expected_state_in(account: &str) -> Value {
-    serde_json::from_str(&include_str!("fixtures/slim-workflow.state.json").replace("123456789012", account)).unwrap()
+    serde_json::from_str(&include_str!("../fixtures/slim-workflow.state.json").replace("123456789012", account)).unwrap()
 }
 
 /// The write calls that changed something after `mark`, whoever made them, sorted.

@@ -2,9 +2,7 @@
 //! an explicit `--profile` wins over keys in the environment, `AWS_PROFILE` keeps its place after them, a
 //! profile that does not exist is an error before any call, and `whoami` names the source actually used.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const PROFILE_KEY: &str = "AKIAPROFILEOTHER0001";
 

@@ -2,9 +2,7 @@
 //! ownership and bad input. Every state check goes through a separate admin client, and write calls are
 //! counted from the emulator's own request log.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn bootstrap_ok(emu: &Emulator) -> std::process::Output {
@@ -34,7 +32,7 @@ async fn fresh_bootstrap_creates_the_whole_default_stack_like_the_careful_boto3_
     // fixture was made and how scripts/peer-parity.sh re-checks it live).
     let state = dump_state(&emu.admin().await).await;
     let expected: Value =
-        serde_json::from_str(include_str!("fixtures/slim-workflow.state.json")).expect("fixture is JSON");
+        serde_json::from_str(include_str!("../fixtures/slim-workflow.state.json")).expect("fixture is JSON");
     assert_eq!(
         state,
         expected,
@@ -90,7 +88,7 @@ async fn repairs(emu: &Emulator, expected_writes: &[&str]) {
     let out = bootstrap_ok(emu);
     assert_eq!(emu.wfboot_writes_since(mark), expected_writes, "{}", stdout(&out));
     let state = dump_state(&emu.admin().await).await;
-    let expected: Value = serde_json::from_str(include_str!("fixtures/slim-workflow.state.json")).unwrap();
+    let expected: Value = serde_json::from_str(include_str!("../fixtures/slim-workflow.state.json")).unwrap();
     assert_eq!(state, expected);
     let mark = emu.mark();
     bootstrap_ok(emu);
@@ -323,7 +321,7 @@ async fn two_bootstraps_at_the_same_time_both_end_with_the_account_correct() {
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(second.status.success(), "{}", stderr(&second));
     let state = dump_state(&emu.admin().await).await;
-    let expected: Value = serde_json::from_str(include_str!("fixtures/slim-workflow.state.json")).unwrap();
+    let expected: Value = serde_json::from_str(include_str!("../fixtures/slim-workflow.state.json")).unwrap();
     assert_eq!(state, expected);
 }
 

@@ -2,9 +2,7 @@
 //! the services documented to send the keys, through the ordinary trust-drift repair (one UpdateAssumeRolePolicy
 //! per role, nothing else), and never on a role wfboot did not create without consent.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 async fn trust(iam: &aws_sdk_iam::Client, role: &str) -> Value {

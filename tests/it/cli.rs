@@ -1,9 +1,7 @@
 //! The command line as a user meets it: flags, exit codes, offline commands, output formats, and bad input
 //! that must fail before anything reaches the account.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 #[test]

@@ -1,20 +1,18 @@
 //! A bootstrap tool is trusted only if a run that dies anywhere is finished by running it again, and if
 //! faults make it stop clearly rather than damage anything. Against the real emulator.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
-/// Writes of a fresh bootstrap of the default stack (the plan's own count, checked in tests/bootstrap.rs).
+/// Writes of a fresh bootstrap of the default stack (the plan's own count, checked in tests/it/bootstrap.rs).
 const FRESH_WRITES: usize = 32;
 
 fn expected_state() -> Value {
-    serde_json::from_str(include_str!("fixtures/slim-workflow.state.json")).unwrap()
+    serde_json::from_str(include_str!("../fixtures/slim-workflow.state.json")).unwrap()
 }
 
 /// Wait until the emulator has answered `n` of wfboot's writes; the requests after them are held.

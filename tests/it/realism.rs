@@ -4,18 +4,16 @@
 //! (tools/realism.py, short windows: `common::REALISM`), each flow below converges in ONE run with exit 0, its
 //! waits bounded and told on stderr. Each test has its own emulator, so they run concurrently.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// The fixture's end state in `account`: the operator user's SLIMWorkflowPassRoles is that account's policy.
 fn expected_state_in(account: &str) -> Value {
-    serde_json::from_str(&include_str!("fixtures/slim-workflow.state.json").replace("123456789012", account)).unwrap()
+    serde_json::from_str(&include_str!("../fixtures/slim-workflow.state.json").replace("123456789012", account)).unwrap()
 }
 
 fn expected_state() -> Value {
-    serde_json::from_str(include_str!("fixtures/slim-workflow.state.json")).unwrap()
+    serde_json::from_str(include_str!("../fixtures/slim-workflow.state.json")).unwrap()
 }
 
 /// What one run under realism printed, and its JSON result.

@@ -6,12 +6,10 @@
 //! (an `Fn::Sub` without variables, a hard-coded partition) are export bugs. Informational checks are not
 //! enabled (cfn-lint's default); at the time of writing they report nothing either.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// One region per partition the template is written for.

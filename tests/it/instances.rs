@@ -1,12 +1,10 @@
 //! `wfboot attach`, `instances` and `whoami` against the emulator's EC2 and a stand-in instance metadata
 //! service on 127.0.0.1.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command as StdCommand, Stdio};
 
-use common::*;
+use crate::common::*;
 
 async fn ec2(emu: &Emulator) -> aws_sdk_ec2::Client {
     aws_sdk_ec2::Client::new(&emu.sdk_config(ADMIN_KEY, "admin-secret"))

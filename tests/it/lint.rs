@@ -6,13 +6,11 @@
 //! (tools/lint_corpus.py, both from the repository's venv). Where cfn-lint accepts what wfboot refuses, the case
 //! says why, and either moto refuses it too or the case names IAM's documentation of the error.
 
-mod common;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const TRUST: &str = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "{{principal:ec2}}"}, "Action": "sts:AssumeRole"}]}"#;

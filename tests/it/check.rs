@@ -1,9 +1,7 @@
 //! `wfboot check` and the pre-flight of `bootstrap` against the emulator with IAM enforcement on: moto then
 //! authorises every IAM and STS request against the caller's real policies.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 struct Keys {
     id: String,
@@ -117,7 +115,7 @@ async fn a_user_with_full_rights_passes_the_preflight_and_bootstraps() {
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert!(!stderr(&out).contains("could not be verified"), "{}", stderr(&out));
     let state = dump_state(&admin_client(&emu, &admin).await).await;
-    let expected: serde_json::Value = serde_json::from_str(include_str!("fixtures/slim-workflow.state.json")).unwrap();
+    let expected: serde_json::Value = serde_json::from_str(include_str!("../fixtures/slim-workflow.state.json")).unwrap();
     assert_eq!(state, expected);
 
     // With enforcement on, each service's probe is authorised too (Lambda's is a GET, whose signature moto used to
@@ -181,7 +179,7 @@ fn print_policy_gives_the_published_minimal_operator_policy_on_a_fresh_account()
     let out = emu.wfboot().args(["check", "--user-name", "demo", "--print-policy"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let published: serde_json::Value = serde_json::from_str(include_str!("../docs/operator-policy.json")).unwrap();
+    let published: serde_json::Value = serde_json::from_str(include_str!("../../docs/operator-policy.json")).unwrap();
     assert_eq!(printed, published);
 }
 
@@ -326,7 +324,7 @@ async fn an_operator_with_the_printed_policy_and_conditioned_grants_passes_check
     let mut state = dump_state(&admin_client(&emu, &admin).await).await;
     // The operator's own policy was made by the test, not by the bootstrap.
     state["customer_policies"].as_array_mut().unwrap().retain(|p| p != "WfbootOperator");
-    let expected: serde_json::Value = serde_json::from_str(include_str!("fixtures/slim-workflow.state.json")).unwrap();
+    let expected: serde_json::Value = serde_json::from_str(include_str!("../fixtures/slim-workflow.state.json")).unwrap();
     assert_eq!(state, expected);
 }
 

@@ -2,11 +2,9 @@
 //! everything wfboot creates, each drift repaired with one write, an operator allowed to create roles only with
 //! the boundary, and bad tags refused before any call.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 const BOUNDARY: &str = "arn:aws:iam::123456789012:policy/WorkloadBoundary";
 const ALLOW_ALL: &str =

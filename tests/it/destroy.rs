@@ -2,9 +2,7 @@
 //! the rest (and says why), cleans what IAM requires before a deletion, and is idempotent. State is checked
 //! through a separate admin client; writes are counted from the emulator's own request log.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const LAMBDA_POLICY: &str = "LambdaBatchExecutionPolicy";
