@@ -333,6 +333,59 @@ async fn a_kill_during_the_probes_leaves_a_resource_the_next_run_sweeps() {
     assert_eq!(probe_resources(&s).await, Vec::<String>::new());
 }
 
+/// Ctrl-C (SIGINT) while the Batch probe's environment is CREATING: verify deletes what its probes created, says
+/// it was interrupted and exits 130; nothing of the probes is left once Batch has finished deleting.
+#[tokio::test]
+async fn ctrl_c_during_the_probes_deletes_what_they_created_and_exits_130() {
+    let emu = Emulator::start_with(&[
+        "--realism",
+        "--iam-lag",
+        "0",
+        "--ec2-lag",
+        "0",
+        "--service-lag",
+        "0",
+        "--batch-transition",
+        "4",
+    ]);
+    emu.create_demo_user().await;
+    emu.settle();
+    bootstrap(&emu, &[]);
+    let s = services(&emu);
+    let mut child = emu
+        .wfboot_std()
+        .args(["verify", "--live"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let envs = s.batch.describe_compute_environments().send().await.unwrap();
+        if !envs.compute_environments().is_empty() {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 30, "the Batch probe never created its environment");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    // Batch deletes an environment through DELETING (the emulator's 4 s transition); nothing else may be left.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let left = probe_resources(&s).await;
+        if left.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the interrupted verify left {left:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// Under realism (a 10 s service lag after each role's create), `bootstrap --wait` returns only once Lambda accepts
 /// the new role: a CreateFunction right after it succeeds, where one right after a plain bootstrap is refused.
 #[tokio::test]
