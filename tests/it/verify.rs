@@ -352,7 +352,7 @@ async fn ctrl_c_during_the_probes_deletes_what_they_created_and_exits_130() {
     emu.settle();
     bootstrap(&emu, &[]);
     let s = services(&emu);
-    let mut child = emu
+    let child = emu
         .wfboot_std()
         .args(["verify", "--live"])
         .stdout(std::process::Stdio::piped())
