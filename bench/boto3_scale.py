@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """boto3 baseline for the scale benchmark: the same get-then-create logic as
-../shared/peers/boto3_idempotent.py, driven by a wfboot stack TOML file instead of a hard-coded list.
+the boto3 peer script (boto3_idempotent.py, not in this repository), driven by a wfboot stack TOML file instead of a hard-coded list.
 
     ENDPOINT=http://127.0.0.1:PORT python bench/boto3_scale.py STACK.toml
 

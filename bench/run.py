@@ -1448,7 +1448,8 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="1 run per point (CLI 1, scale 1): a smoke run; does not publish to bench/results")
     p.add_argument("--wfboot", type=Path, default=REPO / "target" / "release" / "wfboot")
-    p.add_argument("--peers", type=Path, default=Path(os.environ.get("PEERS_DIR", REPO.parent / "shared" / "peers")))
+    # The peer scripts are not part of this repository: their folder comes from --peers or PEERS_DIR.
+    p.add_argument("--peers", type=Path, default=Path(os.environ["PEERS_DIR"]) if os.environ.get("PEERS_DIR") else None)
     p.add_argument("--out", type=Path, default=BENCH / "out")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--publish", action="store_true", help="copy to bench/results even with --quick")
@@ -1495,6 +1496,9 @@ def main(argv=None) -> int:
 
     if not args.wfboot.is_file():
         sys.exit(f"{args.wfboot} not found: build it with `cargo build --release` (or run scripts/bench.sh)")
+    if args.peers is None:
+        sys.exit("give the folder of the peer scripts (aws_cli_tutorial.sh, boto3_idempotent.py, dump_state.py; not "
+                 "part of this repository) with --peers DIR or PEERS_DIR")
     for f in ("aws_cli_tutorial.sh", "boto3_idempotent.py", "dump_state.py"):
         if not (args.peers / f).is_file():
             sys.exit(f"peer script {args.peers / f} not found (set --peers or PEERS_DIR)")

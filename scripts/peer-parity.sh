@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Runs the careful boto3 peer (../shared/peers/boto3_idempotent.py) on a fresh emulator and prints the
-# canonical state dump (../shared/peers/dump_state.py). With --check, compares it with
+# Runs the careful boto3 peer script (boto3_idempotent.py) on a fresh emulator and prints the
+# canonical state dump (the peers' dump_state.py). With --check, compares it with
 # tests/fixtures/slim-workflow.state.json, the end state the test suite holds wfboot to.
 #
 #   scripts/peer-parity.sh            # print the peer's end state (plus the stack's PassRole policy, below)
 #   scripts/peer-parity.sh --check    # exit 1 if the fixture no longer matches the peer
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-peers=${PEERS_DIR:-$repo/../shared/peers}
-[ -d "$peers" ] || { echo "peer scripts not found at $peers (set PEERS_DIR)" >&2; exit 2; }
+# The peer scripts (aws_cli_tutorial.sh, boto3_idempotent.py, dump_state.py) are not part of this repository.
+peers=${PEERS_DIR:-}
+[ -n "$peers" ] && [ -d "$peers" ] || {
+    echo "set PEERS_DIR to the folder that holds the peer scripts (boto3_idempotent.py, dump_state.py)" >&2
+    exit 2
+}
 "$repo/scripts/setup-emulator.sh"
 py="$repo/.venv/bin/python"
 

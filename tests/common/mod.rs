@@ -370,7 +370,7 @@ pub fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// The same canonical summary as ../shared/peers/dump_state.py, built with the admin client.
+/// The same canonical summary as the boto3 peer's dump_state.py (tests/fixtures/README.md), built with the admin client.
 pub async fn dump_state(iam: &aws_sdk_iam::Client) -> Value {
     let user: Vec<String> = match iam.list_attached_user_policies().user_name("demo").send().await {
         Ok(out) => sorted(out.attached_policies().iter().filter_map(|p| p.policy_arn.clone())),

@@ -28,7 +28,7 @@ async fn fresh_bootstrap_creates_the_whole_default_stack_like_the_careful_boto3_
     assert_eq!(writes.len(), 32, "{writes:?}");
     assert!(stdout(&out).contains("32 writes done"), "{}", stdout(&out));
 
-    // Same canonical end state as ../shared/peers/boto3_idempotent.py (tests/fixtures/README.md says how the
+    // Same canonical end state as the careful boto3 peer script (tests/fixtures/README.md says how the
     // fixture was made and how scripts/peer-parity.sh re-checks it live).
     let state = dump_state(&emu.admin().await).await;
     let expected: Value =
