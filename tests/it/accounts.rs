@@ -25,7 +25,8 @@ fn expected_state() -> Value {
 
 /// The fixture's end state in `account`: the operator user's SLIMWorkflowPassRoles is that account's policy.
 fn expected_state_in(account: &str) -> Value {
-    serde_json::from_str(&include_str!("../fixtures/slim-workflow.state.json").replace("123456789012", account)).unwrap()
+    serde_json::from_str(&include_str!("../fixtures/slim-workflow.state.json").replace("123456789012", account))
+        .unwrap()
 }
 
 /// The write calls that changed something after `mark`, whoever made them, sorted.

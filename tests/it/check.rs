@@ -115,7 +115,8 @@ async fn a_user_with_full_rights_passes_the_preflight_and_bootstraps() {
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert!(!stderr(&out).contains("could not be verified"), "{}", stderr(&out));
     let state = dump_state(&admin_client(&emu, &admin).await).await;
-    let expected: serde_json::Value = serde_json::from_str(include_str!("../fixtures/slim-workflow.state.json")).unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/slim-workflow.state.json")).unwrap();
     assert_eq!(state, expected);
 
     // With enforcement on, each service's probe is authorised too (Lambda's is a GET, whose signature moto used to
@@ -324,7 +325,8 @@ async fn an_operator_with_the_printed_policy_and_conditioned_grants_passes_check
     let mut state = dump_state(&admin_client(&emu, &admin).await).await;
     // The operator's own policy was made by the test, not by the bootstrap.
     state["customer_policies"].as_array_mut().unwrap().retain(|p| p != "WfbootOperator");
-    let expected: serde_json::Value = serde_json::from_str(include_str!("../fixtures/slim-workflow.state.json")).unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(include_str!("../fixtures/slim-workflow.state.json")).unwrap();
     assert_eq!(state, expected);
 }
 

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 /// The fixture's end state in `account`: the operator user's SLIMWorkflowPassRoles is that account's policy.
 fn expected_state_in(account: &str) -> Value {
-    serde_json::from_str(&include_str!("../fixtures/slim-workflow.state.json").replace("123456789012", account)).unwrap()
+    serde_json::from_str(&include_str!("../fixtures/slim-workflow.state.json").replace("123456789012", account))
+        .unwrap()
 }
 
 fn expected_state() -> Value {
