@@ -386,32 +386,6 @@ async fn destroy_results_match_the_published_schema_and_drifted_ones_do_not() {
 const ACCOUNTS: [&str; 3] = ["111111111111", "222222222222", "333333333333"];
 const DEPLOYER: &str = "WfbootDeployer";
 
-/// An IAM admin client scoped to `account` (as in tests/it/accounts.rs: moto gives the keys sts:AssumeRole returns
-/// to the role's account, and without IAM enforcement any role may be assumed).
-async fn account_admin(emu: &Emulator, account: &str) -> aws_sdk_iam::Client {
-    let base = emu.sdk_config(ADMIN_KEY, "admin-secret");
-    let out = aws_sdk_sts::Client::new(&base)
-        .assume_role()
-        .role_arn(format!("arn:aws:iam::{account}:role/TestAdmin"))
-        .role_session_name("test-admin")
-        .send()
-        .await
-        .expect("assume a role for the test's admin client");
-    let c = out.credentials().unwrap();
-    let creds = aws_sdk_iam::config::Credentials::new(
-        c.access_key_id(),
-        c.secret_access_key(),
-        Some(c.session_token().to_string()),
-        None,
-        "test",
-    );
-    let config = base
-        .to_builder()
-        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(creds))
-        .build();
-    aws_sdk_iam::Client::new(&config)
-}
-
 /// The multi-account result (`plan|check|bootstrap --accounts FILE --assume-role-name NAME`) over three accounts,
 /// the operator user `demo` missing in the third so that its row fails: plan, check, bootstrap, and plan and
 /// check again once bootstrapped. Then drifted results fail.

@@ -282,10 +282,9 @@ async fn a_failed_verify_leaves_no_probe_resource_and_says_what_it_waited_for() 
     assert_eq!(probe_resources(&services(&emu)).await, Vec::<String>::new(), "probe resources left behind");
 }
 
-/// A run killed (SIGKILL: no cleanup possible) while its Batch probe's environment is CREATING leaves it; the next
-/// run deletes it first.
-#[tokio::test]
-async fn a_kill_during_the_probes_leaves_a_resource_the_next_run_sweeps() {
+/// A bootstrapped emulator whose Batch compute environments stay CREATING for `transition` seconds, and a
+/// `verify --live` started on it, returned once its Batch probe's environment exists (the probes are mid-way).
+async fn verify_live_with_its_environment_creating(transition: &str) -> (Emulator, Services, std::process::Child) {
     let emu = Emulator::start_with(&[
         "--realism",
         "--iam-lag",
@@ -295,13 +294,19 @@ async fn a_kill_during_the_probes_leaves_a_resource_the_next_run_sweeps() {
         "--service-lag",
         "0",
         "--batch-transition",
-        "6",
+        transition,
     ]);
     emu.create_demo_user().await;
     emu.settle();
     bootstrap(&emu, &[]);
     let s = services(&emu);
-    let mut child = emu.wfboot_std().args(["verify", "--live"]).spawn().unwrap();
+    let child = emu
+        .wfboot_std()
+        .args(["verify", "--live"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let started = std::time::Instant::now();
     loop {
         let envs = s.batch.describe_compute_environments().send().await.unwrap();
@@ -311,6 +316,14 @@ async fn a_kill_during_the_probes_leaves_a_resource_the_next_run_sweeps() {
         assert!(started.elapsed().as_secs() < 30, "the Batch probe never created its environment");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    (emu, s, child)
+}
+
+/// A run killed (SIGKILL: no cleanup possible) while its Batch probe's environment is CREATING leaves it; the next
+/// run deletes it first.
+#[tokio::test]
+async fn a_kill_during_the_probes_leaves_a_resource_the_next_run_sweeps() {
+    let (emu, s, mut child) = verify_live_with_its_environment_creating("6").await;
     child.kill().unwrap();
     let _ = child.wait();
     // The environment for sure; the other probes may have been between their create and delete too.
@@ -337,37 +350,7 @@ async fn a_kill_during_the_probes_leaves_a_resource_the_next_run_sweeps() {
 /// it was interrupted and exits 130; nothing of the probes is left once Batch has finished deleting.
 #[tokio::test]
 async fn ctrl_c_during_the_probes_deletes_what_they_created_and_exits_130() {
-    let emu = Emulator::start_with(&[
-        "--realism",
-        "--iam-lag",
-        "0",
-        "--ec2-lag",
-        "0",
-        "--service-lag",
-        "0",
-        "--batch-transition",
-        "4",
-    ]);
-    emu.create_demo_user().await;
-    emu.settle();
-    bootstrap(&emu, &[]);
-    let s = services(&emu);
-    let child = emu
-        .wfboot_std()
-        .args(["verify", "--live"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    loop {
-        let envs = s.batch.describe_compute_environments().send().await.unwrap();
-        if !envs.compute_environments().is_empty() {
-            break;
-        }
-        assert!(started.elapsed().as_secs() < 30, "the Batch probe never created its environment");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let (_emu, s, child) = verify_live_with_its_environment_creating("4").await;
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
     let out = child.wait_with_output().unwrap();
