@@ -378,14 +378,7 @@ impl Checked {
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &CheckArgs) -> Result<ExitStatus> {
     let (session, observed, _) = Session::open_observing(printer, aws, &args.stack, false).await?;
     if args.print_policy {
-        resources::managed_policy::check_managed_policies(
-            &session.clients,
-            &session.desired,
-            &observed,
-            &Default::default(),
-        )
-        .await?;
-        let plan = resources::diff(&session.desired, &observed, session.user.as_deref());
+        let plan = plan_of(&session, &observed).await?;
         printer.result_json(&permissions::minimal_policy(&plan, &session.desired));
         return Ok(ExitStatus::Success);
     }
@@ -411,6 +404,18 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &CheckArgs) 
     }
 }
 
+/// The plan for what was observed, once the stack's managed policies are known to exist (an error otherwise).
+async fn plan_of(session: &Session, observed: &Observed) -> Result<Plan> {
+    resources::managed_policy::check_managed_policies(
+        &session.clients,
+        &session.desired,
+        observed,
+        &Default::default(),
+    )
+    .await?;
+    Ok(resources::diff(&session.desired, observed, session.user.as_deref()))
+}
+
 /// Every check of one account: identity, operator user, permissions, services, and the review. Read-only.
 /// `observed`: the stack as already read (by `Session::open_observing`), or `None` to read it here.
 pub(crate) async fn checks(session: &Session, observed: Option<Observed>) -> Result<Checked> {
@@ -419,14 +424,7 @@ pub(crate) async fn checks(session: &Session, observed: Option<Observed>) -> Res
         Some(o) => o,
         None => resources::observe(&session.clients, &session.desired, session.user.as_deref(), false).await?,
     };
-    resources::managed_policy::check_managed_policies(
-        &session.clients,
-        &session.desired,
-        &observed,
-        &Default::default(),
-    )
-    .await?;
-    let plan = resources::diff(&session.desired, &observed, session.user.as_deref());
+    let plan = plan_of(session, &observed).await?;
     let (preflight, probes, operator) = tokio::join!(
         preflight(&session.clients, caller, &session.desired, &observed, &plan, None),
         services::probe_all(&session.clients),
