@@ -12,7 +12,7 @@ keep=false
 [ "${1:-}" = --keep ] && keep=true
 
 scripts/setup-emulator.sh
-echo "== building wfboot (release; the first build takes about 5 minutes on 2 cores)" >&2
+echo "== building wfboot (release; the first build takes 11 to 18 minutes on 2 cores)" >&2
 cargo build --release --locked
 wfboot="$repo/target/release/wfboot"
 
