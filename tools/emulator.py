@@ -8,8 +8,11 @@ threaded werkzeug server, wrapped in a middleware that
     whole handling time, "moto_ms" the part spent inside moto),
   * hands requests to moto one at a time, first come first served (moto is not thread-safe),
   * optionally adds latency to every AWS request (--latency-ms),
-  * optionally answers AWS requests with injected faults instead of calling moto
-    (--fault-rate, --fault-kinds throttle,500,503,drop, seeded by --seed),
+  * optionally injects faults into AWS requests (--fault-rate, --fault-kinds, seeded by --seed): `throttle`,
+    `500`, `503` and `drop` answer a request with an error (or a dropped connection) instead of calling moto;
+    `drop-after` and `500-after` let a write reach moto (it takes effect when moto answers 2xx), then lose moto's
+    answer: the client gets a dropped connection, or an HTTP 500 (IAM's and STS's `ServiceFailure`). The two
+    after-kinds apply to writes only (see "Fault draw" below),
   * answers iam:SimulatePrincipalPolicy and iam:SimulateCustomPolicy, which moto lacks, by evaluating the
     principal's policies as moto stores them with @cloud-copilot/iam-simulate (tools/simulator.py),
   * checks the signature of a request without a body (a GET) on the empty payload it has, where moto's
@@ -24,7 +27,8 @@ threaded werkzeug server, wrapped in a middleware that
 
 Usage:
     python tools/emulator.py [--host 127.0.0.1] [--port 0] [--log FILE] [--latency-ms N] [--no-gc]
-        [--fault-rate F] [--fault-kinds throttle,500,503,drop] [--seed S] [--no-simulator] [--no-stdin-watch]
+        [--fault-rate F] [--fault-kinds throttle,500,503,drop,drop-after,500-after] [--seed S]
+        [--no-simulator] [--no-stdin-watch]
         [--realism] [--iam-lag S] [--ec2-lag S] [--delete-conflict S] [--concurrent-modification]
         [--write-hold S] [--lag-jitter F] [--session-seconds S] [--service-lag S] [--batch-transition S]
 
@@ -34,6 +38,24 @@ pipe or socket) reaches end-of-file: a parent that spawns it with a stdin pipe a
 closes that pipe, so the emulator never outlives its parent.
 
 It binds only to addresses in 127.0.0.0/8 and never sends traffic anywhere.
+
+Fault draw: for each AWS request that reaches the fault stage (not held, not answered by the realism mode's
+ConcurrentModification), the kinds applicable to it are the --fault-kinds entries in their given order, less
+`drop-after` and `500-after` when the request is a read. With none applicable the request gets no fault and the
+seeded RNG is not touched; otherwise one `random()` below the fault rate picks a fault, then one `choice()` among
+the applicable kinds picks which. So `--fault-kinds drop-after --fault-rate 0.3` faults 30 % of writes and no
+read, and with `throttle,drop-after` a read is throttled at the rate while a write gets either kind, half each.
+A run with only the older kinds draws exactly as before. Requests reach this stage in arrival order, so the same
+requests in the same order meet the same faults for a given --seed. The default kinds are the four older ones;
+the after-kinds are used only when named. {"fault_rate": F} on the control API changes the rate for all kinds.
+
+The request log (--log, one JSON object per line): t, method, path, service, action, write, status (what the
+client got; null when its connection was dropped), access_key, fault (null, a kind above, or "held"), ms,
+internal; moto_ms when moto was called; error (the start of an error body) and realism (what the realism mode
+answered) when there are. A `drop-after` or `500-after` entry also has moto_status (what moto, or the realism
+mode inside moto's lock, answered the write: never sent to the client) and applied (true when moto_status was
+2xx: the write took effect although the client was told otherwise); its error is then moto's, if it failed.
+Other entries have neither field: for them a write took effect when fault is null and status is 2xx.
 """
 
 from __future__ import annotations
@@ -61,7 +83,14 @@ import realism
 import simulator  # tools/simulator.py, beside this file
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
-FAULT_KINDS = ("throttle", "500", "503", "drop")
+FAULT_KINDS = ("throttle", "500", "503", "drop", "drop-after", "500-after")
+# Kinds that call moto first and lose its answer afterwards: they apply to writes only.
+AFTER_KINDS = ("drop-after", "500-after")
+# --fault-kinds' default: the kinds that answer instead of moto (the after-kinds must be asked for by name).
+DEFAULT_FAULT_KINDS = ("throttle", "500", "503", "drop")
+# IAM's and STS's own code for an HTTP 500 (IAM API Reference, Common Errors, and every IAM operation's errors).
+SERVICE_FAILURE = ("ServiceFailure", "The request processing has failed because of an unknown error, "
+                   "exception or failure.")
 INTERNAL_PREFIX = "/moto-api/"
 STATS_PATH = "/__emulator/stats"
 CONTROL_PATH = "/__emulator/control"
@@ -162,7 +191,7 @@ def classify(environ: dict[str, Any], body: bytes) -> RequestInfo:
 
 
 class DropConnection(ConnectionError):
-    """Raised by the middleware for the `drop` fault.
+    """Raised by the middleware for the `drop` and `drop-after` faults and for held requests.
 
     werkzeug's request handler treats a ConnectionError raised by the application as a
     dropped client connection: it writes nothing and calls `connection_dropped`, which
@@ -181,13 +210,17 @@ def xml_error(code: str, message: str, sender: bool, request_id: str) -> bytes:
 
 def fault_response(kind: str, info: RequestInfo, environ: dict[str, Any]):
     """Status line, headers and body of an injected AWS error in the request's protocol."""
+    internal = ("500 Internal Server Error", "InternalFailure",
+                "We encountered an internal error. Please try again.")
     status, code, message = {
         "throttle": ("400 Bad Request", "Throttling", "Rate exceeded"),
-        "500": ("500 Internal Server Error", "InternalFailure",
-                "We encountered an internal error. Please try again."),
+        "500": internal,
+        "500-after": internal,
         "503": ("503 Service Unavailable", "ServiceUnavailable",
                 "Service is unavailable. Please try again later."),
     }[kind]
+    if kind == "500-after" and info.protocol == "query" and info.service in ("iam", "sts"):
+        code, message = SERVICE_FAILURE
     request_id = str(uuid.uuid4())
     headers = [("x-amzn-RequestId", request_id)]
     if info.protocol == "query":
@@ -290,12 +323,14 @@ class EmulatorMiddleware:
             stats["realism"] = {"answers": dict(self.realism_answers), **self.realism.stats()}
         return stats
 
-    def pick_fault(self) -> str | None:
-        if self.fault_rate <= 0 or not self.fault_kinds:
+    def pick_fault(self, write: bool) -> str | None:
+        """The fault for a request, by the rule of the module docstring's "Fault draw"."""
+        kinds = self.fault_kinds if write else [k for k in self.fault_kinds if k not in AFTER_KINDS]
+        if self.fault_rate <= 0 or not kinds:
             return None
         with self.lock:
             if self.rng.random() < self.fault_rate:
-                return self.rng.choice(self.fault_kinds)
+                return self.rng.choice(kinds)
         return None
 
     def record(self, entry: dict[str, Any], count: bool) -> None:
@@ -388,7 +423,7 @@ class EmulatorMiddleware:
 
     def handle_admitted(self, environ, start_response, entry, start, info: RequestInfo,
                         body: bytes) -> Iterable[bytes]:
-        fault = self.pick_fault()
+        fault = self.pick_fault(info.write)
         if fault is None and info.service == "iam" and info.action in simulator.ACTIONS and self.sidecar:
             answer = self.simulate(environ, start_response, entry, start, info, body)
             if answer is not None:
@@ -397,6 +432,8 @@ class EmulatorMiddleware:
             return self.call_app(environ, start_response, entry, start, count=True)
 
         entry["fault"] = fault
+        if fault in AFTER_KINDS:
+            return self.call_app_then_fault(fault, environ, start_response, entry, start, info)
         if fault == "drop":
             entry["ms"] = round((time.monotonic() - start) * 1000, 3)
             self.record(entry, count=True)
@@ -426,29 +463,41 @@ class EmulatorMiddleware:
         self.record(entry, count=True)
         return [payload]
 
+    def run_moto(self, environ, capture: Callable, entry: dict[str, Any]) -> list[bytes]:
+        """moto's (buffered) answer; `capture` is its start_response."""
+        # Buffer the (small) moto response so the log line carries the full handling time. moto is not
+        # thread-safe (concurrent writes sometimes fail with "dictionary changed size during iteration"),
+        # so requests reach it one at a time; the added latency is still slept in parallel, before this.
+        with self.moto_lock:
+            entered = time.monotonic()
+            try:
+                result = self.app(environ, capture)
+                try:
+                    return list(result)
+                finally:
+                    if hasattr(result, "close"):
+                        result.close()
+            finally:
+                # Time moto itself took (the "ms" field also counts waiting for the lock and latency).
+                entry["moto_ms"] = round((time.monotonic() - entered) * 1000, 3)
+                if environ.get("emulator.realism"):  # answered by tools/realism.py, not by moto
+                    entry["realism"] = environ["emulator.realism"]
+
+    def unadmit_failed_write(self, status: int | None) -> None:
+        """A write moto failed (it has thread-safety bugs under concurrent writes) changed nothing: it does not
+        use up one of the writes a hold admits, so the client's retry is admitted."""
+        if (status or 500) >= 500:
+            with self.lock:
+                if self.hold_after is not None and self.admitted_writes > 0:
+                    self.admitted_writes -= 1
+
     def call_app(self, environ, start_response, entry, start, count: bool) -> list[bytes]:
         def capture(status: str, headers, exc_info=None):
             entry["status"] = int(status.split()[0])
             return start_response(status, headers, exc_info)
 
         try:
-            # Buffer the (small) moto response so the log line carries the full handling time. moto is not
-            # thread-safe (concurrent writes sometimes fail with "dictionary changed size during iteration"),
-            # so requests reach it one at a time; the added latency is still slept in parallel, before this.
-            with self.moto_lock:
-                entered = time.monotonic()
-                try:
-                    result = self.app(environ, capture)
-                    try:
-                        chunks = list(result)
-                    finally:
-                        if hasattr(result, "close"):
-                            result.close()
-                finally:
-                    # Time moto itself took (the "ms" field also counts waiting for the lock and latency).
-                    entry["moto_ms"] = round((time.monotonic() - entered) * 1000, 3)
-                    if environ.get("emulator.realism"):  # answered by tools/realism.py, not by moto
-                        entry["realism"] = environ["emulator.realism"]
+            chunks = self.run_moto(environ, capture, entry)
             if (entry["status"] or 0) >= 400:
                 # The start of an error body says why (e.g. which action an enforced policy denied).
                 entry["error"] = b"".join(chunks)[:400].decode("utf-8", errors="replace")
@@ -459,14 +508,42 @@ class EmulatorMiddleware:
             raise
         finally:
             entry["ms"] = round((time.monotonic() - start) * 1000, 3)
-            if entry["write"] and (entry["status"] or 500) >= 500:
-                # A write moto failed (it has thread-safety bugs under concurrent writes) changed nothing:
-                # it does not use up one of the writes a hold admits, so the client's retry is admitted.
-                with self.lock:
-                    if self.hold_after is not None and self.admitted_writes > 0:
-                        self.admitted_writes -= 1
+            if entry["write"]:
+                self.unadmit_failed_write(entry["status"])
             self.record(entry, count)
         return chunks
+
+    def call_app_then_fault(self, fault: str, environ, start_response, entry, start,
+                            info: RequestInfo) -> list[bytes]:
+        """`drop-after` and `500-after` (writes only): moto handles the write as usual, so it takes effect when
+        moto answers 2xx, then the client gets a dropped connection or an HTTP 500 instead of moto's answer."""
+        moto: dict[str, int] = {}
+
+        def capture(status: str, headers, exc_info=None):
+            moto["status"] = int(status.split()[0])
+            return lambda _data: None  # moto's answer never reaches the client
+
+        try:
+            chunks = self.run_moto(environ, capture, entry)
+        except Exception as e:  # noqa: BLE001 - what werkzeug would have answered with a 500
+            log(f"moto failed {info.action} under fault {fault}: {e!r}")
+            chunks, moto["status"] = [], 500
+        moto_status = moto.get("status", 500)
+        entry["moto_status"] = moto_status
+        entry["applied"] = 200 <= moto_status < 300
+        if moto_status >= 400:
+            entry["error"] = b"".join(chunks)[:400].decode("utf-8", errors="replace")
+        self.unadmit_failed_write(moto_status)
+        if fault == "drop-after":
+            entry["ms"] = round((time.monotonic() - start) * 1000, 3)
+            self.record(entry, count=True)
+            raise DropConnection("emulator fault: drop-after")
+        status, headers, payload = fault_response(fault, info, environ)
+        entry["status"] = int(status.split()[0])
+        start_response(status, headers)
+        entry["ms"] = round((time.monotonic() - start) * 1000, 3)
+        self.record(entry, count=True)
+        return [payload]
 
     def must_hold(self, write: bool) -> bool:
         with self.lock:
@@ -552,9 +629,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--latency-ms", type=float, default=0.0,
                    help="sleep this long before handling each AWS request")
     p.add_argument("--fault-rate", type=float, default=0.0,
-                   help="probability (0..1) that an AWS request gets a fault")
-    p.add_argument("--fault-kinds", default=",".join(FAULT_KINDS),
-                   help="comma list of: throttle, 500, 503, drop (default: all)")
+                   help="probability (0..1) that an AWS request gets a fault (of the requests some kind "
+                        "applies to: drop-after and 500-after apply to writes only)")
+    p.add_argument("--fault-kinds", default=",".join(DEFAULT_FAULT_KINDS),
+                   help="comma list of: throttle, 500, 503, drop (an error or a dropped connection instead of "
+                        "calling moto), drop-after, 500-after (writes only: moto takes the write, then the client "
+                        "gets a dropped connection or HTTP 500, ServiceFailure for IAM and STS, instead of moto's "
+                        "answer); a read draws among the listed kinds other than the *-after ones, and none listed "
+                        "means no fault and no draw (default: throttle,500,503,drop)")
     p.add_argument("--seed", type=int, default=1, help="seed of the fault RNG")
     p.add_argument("--no-gc", action="store_true",
                    help="switch off Python's cyclic garbage collector (benchmarks: its passes over moto's "

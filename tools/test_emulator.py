@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -251,6 +252,137 @@ class EmulatorTest(unittest.TestCase):
             with urllib.request.urlopen(emu.url + "/__emulator/stats") as r:
                 self.assertEqual(json.load(r)["faults"], {"drop": 2})
 
+    def _control(self, emu: "Emulator", body: dict) -> dict:
+        req = urllib.request.Request(emu.url + "/__emulator/control", data=json.dumps(body).encode(),
+                                     method="POST")
+        with urllib.request.urlopen(req) as r:
+            return json.load(r)
+
+    def test_fault_drop_after_applies_the_write_then_drops_its_answer_and_spares_reads(self) -> None:
+        with Emulator("--fault-rate", "1.0", "--fault-kinds", "drop-after") as emu:
+            iam = emu.client("iam")  # one attempt: no retry
+            with self.assertRaises((botocore.exceptions.ConnectionClosedError,
+                                    botocore.exceptions.EndpointConnectionError)):
+                iam.create_role(RoleName="wf-lost", AssumeRolePolicyDocument=TRUST)
+            # The write took effect, and a read is never faulted by an after-kind.
+            self.assertEqual(iam.get_role(RoleName="wf-lost")["Role"]["RoleName"], "wf-lost")
+            # On the wire: not a single response byte for a write moto took (unsigned, so moto files it under
+            # another account than the client's: the log below says it was applied).
+            host, port = emu.url.rsplit("/", 1)[1].split(":")
+            body = (b"Action=CreateRole&RoleName=wf-raw&Version=2010-05-08&AssumeRolePolicyDocument="
+                    + urllib.parse.quote(TRUST).encode())
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(
+                    b"POST / HTTP/1.1\r\nHost: iam.amazonaws.com\r\n"
+                    b"Content-Type: application/x-www-form-urlencoded\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+                try:
+                    received = sock.recv(4096)
+                except ConnectionResetError:
+                    received = b""
+                self.assertEqual(received, b"")
+            # A write moto refuses is dropped all the same, and logged as not applied.
+            with self.assertRaises((botocore.exceptions.ConnectionClosedError,
+                                    botocore.exceptions.EndpointConnectionError)):
+                iam.create_role(RoleName="wf-lost", AssumeRolePolicyDocument=TRUST)
+
+            entries = emu.log_entries()
+            self.assertEqual([(e["action"], e["fault"]) for e in entries],
+                             [("CreateRole", "drop-after"), ("GetRole", None), ("CreateRole", "drop-after"),
+                              ("CreateRole", "drop-after")])
+            first, get, raw, again = entries
+            self.assertEqual((raw["status"], raw["moto_status"], raw["applied"]), (None, 200, True))
+            self.assertEqual((first["status"], first["moto_status"], first["applied"], first["write"]),
+                             (None, 200, True, True))
+            self.assertEqual((again["status"], again["moto_status"], again["applied"]), (None, 409, False))
+            self.assertIn("EntityAlreadyExists", again["error"])
+            self.assertNotIn("error", first)
+            self.assertLessEqual(first["moto_ms"], first["ms"])
+            self.assertEqual(get["status"], 200)
+            self.assertNotIn("moto_status", get)
+            self.assertNotIn("applied", get)
+            with urllib.request.urlopen(emu.url + "/__emulator/stats") as r:
+                stats = json.load(r)
+            self.assertEqual(stats["faults"], {"drop-after": 3})
+            self.assertEqual(stats["writes"], 3)
+
+    def test_fault_500_after_applies_the_write_then_answers_service_failure(self) -> None:
+        with Emulator("--fault-rate", "1.0", "--fault-kinds", "500-after") as emu:
+            iam = emu.client("iam")
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                iam.create_role(RoleName="wf-500", AssumeRolePolicyDocument=TRUST)
+            self.assertEqual(cm.exception.response["Error"]["Code"], "ServiceFailure")
+            self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 500)
+            self.assertEqual(iam.get_role(RoleName="wf-500")["Role"]["RoleName"], "wf-500")
+            # Another protocol keeps its own 500 (awsJson: InternalFailure in a JSON body); the write is done.
+            sqs = emu.client("sqs")
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                sqs.create_queue(QueueName="wf-queue")
+            self.assertEqual(cm.exception.response["Error"]["Code"], "InternalFailure")
+            self.assertEqual(cm.exception.response["ResponseMetadata"]["HTTPStatusCode"], 500)
+            self.assertTrue(any(u.endswith("/wf-queue") for u in sqs.list_queues().get("QueueUrls", [])))
+
+            # {"fault_rate": F} governs the after-kinds too.
+            self.assertEqual(self._control(emu, {"fault_rate": 0})["fault_rate"], 0)
+            iam.create_role(RoleName="wf-clean", AssumeRolePolicyDocument=TRUST)
+            # A hold counts a 500-after write that took effect as one of its writes (the next one is held).
+            state = self._control(emu, {"fault_rate": 1, "hold_after_writes": 1})
+            self.assertEqual(state["fault_rate"], 1)
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                iam.create_role(RoleName="wf-500-again", AssumeRolePolicyDocument=TRUST)
+            self.assertEqual(cm.exception.response["Error"]["Code"], "ServiceFailure")
+            self.assertEqual(self._control(emu, {"hold_after_writes": None})["admitted_writes"], 1)
+            self.assertEqual(iam.get_role(RoleName="wf-500-again")["Role"]["RoleName"], "wf-500-again")
+
+            entries = emu.log_entries()
+            self.assertEqual([(e["action"], e["fault"], e["status"]) for e in entries], [
+                ("CreateRole", "500-after", 500), ("GetRole", None, 200),
+                ("CreateQueue", "500-after", 500), ("ListQueues", None, 200),
+                ("CreateRole", None, 200),
+                ("CreateRole", "500-after", 500), ("GetRole", None, 200)])
+            for e in (entries[0], entries[2], entries[5]):
+                self.assertEqual((e["moto_status"], e["applied"]), (200, True))
+            for e in (entries[1], entries[3], entries[4], entries[6]):
+                self.assertEqual({"moto_status", "applied"} & set(e), set())
+
+    def test_fault_draw_gives_reads_only_the_kinds_that_apply_and_older_kinds_draw_as_before(self) -> None:
+        import random
+
+        import emulator
+
+        def middleware(kinds: list[str], rate: float, seed: int) -> "emulator.EmulatorMiddleware":
+            return emulator.EmulatorMiddleware(None, None, 0.0, rate, kinds, seed, simulate=False)
+
+        # The older kinds: the same random() then choice() as before the after-kinds existed.
+        old = ["throttle", "500", "503", "drop"]
+        m, ref = middleware(old, 0.4, 7), random.Random(7)
+        writes = [i % 3 == 0 for i in range(200)]
+        expected = [ref.choice(old) if ref.random() < 0.4 else None for _ in writes]
+        self.assertEqual([m.pick_fault(w) for w in writes], expected)
+
+        # Only after-kinds: a read gets none and leaves the RNG alone; writes meet the rate.
+        m = middleware(["drop-after", "500-after"], 0.3, 11)
+        before = m.rng.getstate()
+        self.assertEqual({m.pick_fault(False) for _ in range(50)}, {None})
+        self.assertEqual(m.rng.getstate(), before)
+        got = [m.pick_fault(True) for _ in range(2000)]
+        self.assertEqual(set(got), {None, "drop-after", "500-after"})
+        self.assertLess(abs(sum(g is not None for g in got) / 2000 - 0.3), 0.05)
+
+        # Mixed: a read draws among its applicable kinds only, a write among all; same seed, same faults.
+        mixed = ["throttle", "drop-after", "503"]
+        pattern = [i % 2 == 0 for i in range(400)]
+        runs = [[m.pick_fault(w) for w in pattern] for m in (middleware(mixed, 1.0, 3), middleware(mixed, 1.0, 3))]
+        self.assertEqual(runs[0], runs[1])
+        self.assertEqual({f for f, w in zip(runs[0], pattern) if not w}, {"throttle", "503"})
+        self.assertEqual({f for f, w in zip(runs[0], pattern) if w}, {"throttle", "drop-after", "503"})
+
+    def test_fault_kinds_default_leaves_the_after_kinds_out(self) -> None:
+        import emulator
+        self.assertEqual(emulator.parse_args(["--fault-rate", "0.5"]).fault_kinds, ["throttle", "500", "503", "drop"])
+        self.assertEqual(emulator.parse_args(["--fault-kinds", "500-after,drop-after"]).fault_kinds,
+                         ["500-after", "drop-after"])
+
     def test_hold_after_writes_holds_later_requests_until_released(self) -> None:
         with Emulator() as emu:
             iam = emu.client("iam")
@@ -445,6 +577,21 @@ class RealismTest(unittest.TestCase):
             self.assertEqual([e.get("realism") for e in gets], ["stale_read", None])
             self.assertEqual([e["status"] for e in gets], [404, 200])
             self.assertNotIn("realism", gets[1], "only what realism answered is marked")
+
+    def test_a_write_whose_answer_was_dropped_lags_like_any_other(self) -> None:
+        # drop-after: the client lost the answer, and a read right after still says the role is not there.
+        with Emulator("--iam-lag", "2", "--lag-jitter", "0", "--fault-rate", "1", "--fault-kinds", "drop-after") as emu:
+            iam = emu.client("iam")
+            with self.assertRaises((botocore.exceptions.ConnectionClosedError,
+                                    botocore.exceptions.EndpointConnectionError)):
+                iam.create_role(RoleName="R", AssumeRolePolicyDocument=TRUST)
+            self.assertEqual(code_of(lambda: iam.get_role(RoleName="R")), ("NoSuchEntity", 404))
+            time.sleep(2.1)
+            self.assertEqual(iam.get_role(RoleName="R")["Role"]["RoleName"], "R")
+            entries = emu.log_entries()
+            self.assertEqual([(e["action"], e["fault"], e.get("realism"), e.get("applied")) for e in entries],
+                             [("CreateRole", "drop-after", None, True), ("GetRole", None, "stale_read", None),
+                              ("GetRole", None, None, None)])
 
     def test_a_relationship_reads_as_before_the_write_and_a_deleted_role_as_still_there(self) -> None:
         with Emulator("--iam-lag", "0.6", "--lag-jitter", "0") as emu:
