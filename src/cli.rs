@@ -30,8 +30,9 @@ pub(crate) struct GlobalArgs {
     /// Send every AWS request to this URL (an emulator, a VPC endpoint) [env: AWS_ENDPOINT_URL]
     #[arg(long, global = true, value_name = "URL")]
     pub(crate) endpoint_url: Option<String>,
-    /// Attempts per AWS request, first try included (standard retry mode, exponential backoff with jitter)
-    #[arg(long, global = true, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+    /// Attempts per AWS request, first try included, for throttling, 5xx answers and broken connections
+    /// (backoff with jitter from 0.5 s, doubling up to 8 s; a write whose answer was lost is read back first)
+    #[arg(long, global = true, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=25))]
     pub(crate) retry_attempts: u32,
     /// Most AWS requests in flight at once (IAM throttles aggressive clients; throttled requests are retried)
     #[arg(long, global = true, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=64))]

@@ -44,6 +44,69 @@ pub(crate) fn code_and_message<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>)
     }
 }
 
+/// A failure that sending the same request again may get past.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transient {
+    /// AWS refused the request for its rate: it did nothing.
+    Throttled,
+    /// The request may or may not have taken effect: the connection broke, the attempt timed out, the answer
+    /// could not be read, or AWS answered 5xx.
+    MaybeApplied,
+}
+
+/// The throttling codes the SDK's standard retry mode retries (smithy-rs aws/rust-runtime/aws-runtime
+/// `src/retries/classifiers.rs`, THROTTLING_ERRORS), less `LimitExceededException`, which IAM-family services
+/// also use for quotas.
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+];
+
+/// Whether `err` is transient, and of which sort. IAM answers its internal errors `ServiceFailure` (HTTP 500;
+/// IAM API reference, "Common errors": https://docs.aws.amazon.com/IAM/latest/APIReference/CommonErrors.html);
+/// any 5xx counts, as in the SDK's standard retry mode (`HttpStatusCodeClassifier`: 500, 502, 503, 504).
+pub(crate) fn transient<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> Option<Transient> {
+    match err {
+        SdkError::ServiceError(service) => {
+            if service.err().code().is_some_and(|c| THROTTLING_CODES.contains(&c)) {
+                Some(Transient::Throttled)
+            } else if service.raw().status().as_u16() >= 500
+                || matches!(service.err().code(), Some("ServiceFailure" | "InternalFailure" | "ServiceUnavailable"))
+            {
+                Some(Transient::MaybeApplied)
+            } else {
+                None
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            Some(Transient::MaybeApplied)
+        }
+        _ => None,
+    }
+}
+
+/// The error in a few words, for a log line: its code, or the kind of failure.
+pub(crate) fn short<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> String {
+    match err {
+        SdkError::ServiceError(e) => e.err().code().unwrap_or("an error without a code").to_string(),
+        SdkError::TimeoutError(_) => "timed out".into(),
+        SdkError::DispatchFailure(_) => "the connection failed".into(),
+        SdkError::ResponseError(_) => "the answer could not be read".into(),
+        _ => "failed".into(),
+    }
+}
+
 /// "failed to <action>: <code>: <message>" plus the next step for the error's kind.
 pub(crate) fn describe<E, R>(action: &str, err: &SdkError<E, R>) -> Error
 where
@@ -55,7 +118,8 @@ where
             let e = service.err();
             let code = e.code().unwrap_or("UnknownError");
             let message = e.message().unwrap_or("(no message)");
-            let err = Error::aws(format!("failed to {action}: {code}: {message}")).with_help(help_for_code(code));
+            let help = denied_by(code, message).unwrap_or_else(|| help_for_code(code));
+            let err = Error::aws(format!("failed to {action}: {code}: {message}")).with_help(help);
             match e.code() {
                 Some(code) => err.with_code(code),
                 None => err,
@@ -91,6 +155,31 @@ pub(crate) const NO_CREDENTIALS_HELP: &str = "configure credentials the usual AW
     in a container on EC2, the instance role needs the instance metadata hop limit raised to 2 \
     (`aws ec2 modify-instance-metadata-options --instance-id ID --http-put-response-hop-limit 2`: IMDSv2 times out \
     at the default of 1, and this SDK does not fall back to IMDSv1)";
+
+/// The next step for an explicit deny that `wfboot check` cannot show. AWS names the kind of policy only in the
+/// message ("... with an explicit deny in a service control policy" / "... in a permissions boundary"; IAM user
+/// guide, "Troubleshoot access denied error messages":
+/// https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html), so the message is read
+/// here, for the help line only: the error's code stays AccessDenied.
+fn denied_by(code: &str, message: &str) -> Option<&'static str> {
+    if !matches!(code, "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation") {
+        return None;
+    }
+    let message = message.to_ascii_lowercase();
+    if message.contains("service control policy") {
+        Some(
+            "a service control policy of your AWS Organization denies this, which IAM's policy simulator (and so              `wfboot check`) does not evaluate: ask the organisation's administrators to allow the action for              this account (or its OU), or run in an account the policy does not cover",
+        )
+    } else if message.contains("permissions boundary") {
+        Some(
+            "a permissions boundary on your own user or role denies this: the boundary caps what your policies              grant; ask your administrators to widen it (`wfboot whoami` shows who you are)",
+        )
+    } else if message.contains("session policy") {
+        Some("a session policy passed when your session was created denies this: start a session without it")
+    } else {
+        None
+    }
+}
 
 fn help_for_code(code: &str) -> &'static str {
     match code {
@@ -150,5 +239,18 @@ mod tests {
         assert!(help_for_code("EntityTemporarilyUnmodifiable").contains("wait several minutes"));
         assert!(help_for_code("PolicyNotAttachable").contains("managed_policies"));
         assert!(help_for_code("SomethingElse").contains("-v"));
+    }
+
+    #[test]
+    fn an_explicit_deny_of_a_service_control_policy_or_boundary_is_named_with_its_own_help() {
+        use super::denied_by;
+        let scp = "User: arn:aws:iam::123456789012:user/demo is not authorized to perform: iam:CreateRole on \
+                   resource: arn:aws:iam::123456789012:role/R with an explicit deny in a service control policy";
+        assert!(denied_by("AccessDenied", scp).unwrap().contains("does not evaluate"));
+        let boundary = "User: arn:aws:iam::123456789012:user/demo is not authorized to perform: iam:CreateRole \
+                        on resource: R with an explicit deny in a permissions boundary";
+        assert!(denied_by("AccessDenied", boundary).unwrap().contains("permissions boundary"));
+        assert_eq!(denied_by("AccessDenied", "User: u is not authorized to perform: iam:CreateRole"), None);
+        assert_eq!(denied_by("MalformedPolicyDocument", scp), None);
     }
 }

@@ -4,7 +4,8 @@
 //! `--endpoint-url` override `AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL` and the shared config files; as in
 //! the AWS CLI, an explicit `--profile` also wins over credentials in the environment, and a named profile that
 //! does not exist is an error before any call.
-//! Retry mode, attempts and timeouts are set explicitly rather than left to SDK defaults.
+//! Retry mode, attempts, backoff and timeouts are set explicitly rather than left to SDK defaults, and no client
+//! has the SDK's client-side retry quota ([`retry_partition`]).
 
 pub(crate) mod errors;
 
@@ -19,6 +20,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_http_client::tls;
+use aws_smithy_runtime::client::retries::{RetryPartition, TokenBucket};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
@@ -197,10 +199,37 @@ impl Intercept for CallLog {
     }
 }
 
+/// The first pause before a retry; each later one doubles, up to [`RETRY_MAX_BACKOFF`], with jitter. The SDK's
+/// standard mode starts at 1 s and caps at 20 s (smithy-rs aws-smithy-types `retry.rs`, `RetryConfig::standard`);
+/// a CLI run is short and bounded by `--max-concurrency`, so it retries sooner and caps lower: 10 attempts of
+/// constant throttling end within about 50 s.
+pub(crate) const RETRY_INITIAL_BACKOFF: Duration = Duration::from_millis(500);
+pub(crate) const RETRY_MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// A retry partition of its own for each client, without a client-side retry quota.
+///
+/// The SDK's standard retry mode takes tokens from a bucket shared by all clients of a partition for every
+/// retry (in aws-smithy-runtime 1.16, `client/retries/token_bucket.rs`: 500 tokens, a transient-error retry costs
+/// 14 under the newer retry spec and 5 before it, a throttling retry 5); once it is empty nothing is retried
+/// ("not enough retry quota" at `-vv`). That is a circuit breaker for long-lived services; a CLI run of ~100
+/// calls at a 30 % fault rate empties it and then fails on the next fault. Terraform's AWS provider met the
+/// same (terraform-provider-aws#34669, #36094) and runs without it. Here each request's retries are bounded by
+/// `--retry-attempts` and its backoff, and the run by the requests' operation timeout.
+fn retry_partition(service: &'static str) -> RetryPartition {
+    RetryPartition::custom(service).token_bucket(TokenBucket::unlimited()).build()
+}
+
 /// The clients of one run, built from one `SdkConfig`.
 #[derive(Clone)]
 pub(crate) struct Clients {
+    /// IAM for reads and for the calls outside a plan's changes: the SDK retries throttling, 5xx and broken
+    /// connections.
     pub(crate) iam: aws_sdk_iam::Client,
+    /// IAM for the write call of a plan's change: the SDK sends it once, and `resources::write::Ctx::send`
+    /// retries it, so that a write whose answer was lost is read back before it is sent again.
+    pub(crate) iam_writes: aws_sdk_iam::Client,
+    /// `--retry-attempts`: attempts per request, the first included.
+    pub(crate) retry_attempts: u32,
     pub(crate) sts: aws_sdk_sts::Client,
     pub(crate) batch: aws_sdk_batch::Client,
     pub(crate) lambda: aws_sdk_lambda::Client,
@@ -250,31 +279,36 @@ impl Clients {
             )
         })?;
         let calls = CallLog::default();
-        let iam = aws_sdk_iam::Client::from_conf(
-            aws_sdk_iam::config::Builder::from(&config).interceptor(calls.clone()).build(),
+        let retry_attempts = config.retry_config().map(|r| r.max_attempts()).unwrap_or(1);
+        macro_rules! client {
+            ($sdk:ident, $partition:literal) => {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(&config)
+                        .interceptor(calls.clone())
+                        .retry_partition(retry_partition($partition))
+                        .build(),
+                )
+            };
+        }
+        let iam = client!(aws_sdk_iam, "iam");
+        let iam_writes = aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::config::Builder::from(&config)
+                .interceptor(calls.clone())
+                .retry_config(RetryConfig::disabled())
+                .build(),
         );
-        let sts = aws_sdk_sts::Client::from_conf(
-            aws_sdk_sts::config::Builder::from(&config).interceptor(calls.clone()).build(),
-        );
-        let batch = aws_sdk_batch::Client::from_conf(
-            aws_sdk_batch::config::Builder::from(&config).interceptor(calls.clone()).build(),
-        );
-        let lambda = aws_sdk_lambda::Client::from_conf(
-            aws_sdk_lambda::config::Builder::from(&config).interceptor(calls.clone()).build(),
-        );
-        let sqs = aws_sdk_sqs::Client::from_conf(
-            aws_sdk_sqs::config::Builder::from(&config).interceptor(calls.clone()).build(),
-        );
-        let sfn = aws_sdk_sfn::Client::from_conf(
-            aws_sdk_sfn::config::Builder::from(&config).interceptor(calls.clone()).build(),
-        );
+        let sts = client!(aws_sdk_sts, "sts");
+        let batch = client!(aws_sdk_batch, "batch");
+        let lambda = client!(aws_sdk_lambda, "lambda");
+        let sqs = client!(aws_sdk_sqs, "sqs");
+        let sfn = client!(aws_sdk_sfn, "sfn");
         #[cfg(feature = "ec2")]
-        let ec2 = aws_sdk_ec2::Client::from_conf(
-            aws_sdk_ec2::config::Builder::from(&config).interceptor(calls.clone()).build(),
-        );
+        let ec2 = client!(aws_sdk_ec2, "ec2");
         let limiter = Arc::new(Semaphore::new(max_concurrency.max(1)));
         Ok(Clients {
             iam,
+            iam_writes,
+            retry_attempts,
             sts,
             batch,
             lambda,
@@ -297,7 +331,9 @@ impl Clients {
             .region(Region::new("us-east-1"))
             .build();
         Clients {
+            iam_writes: iam.clone(),
             iam,
+            retry_attempts: 3,
             sts: aws_sdk_sts::Client::new(&sdk),
             batch: aws_sdk_batch::Client::new(&sdk),
             lambda: aws_sdk_lambda::Client::new(&sdk),
@@ -349,7 +385,12 @@ async fn sdk_config(settings: &AwsSettings) -> Result<aws_config::SdkConfig> {
         .build_https();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
-        .retry_config(RetryConfig::standard().with_max_attempts(settings.retry_attempts.max(1)))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(settings.retry_attempts.max(1))
+                .with_initial_backoff(RETRY_INITIAL_BACKOFF)
+                .with_max_backoff(RETRY_MAX_BACKOFF),
+        )
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))

@@ -104,7 +104,7 @@ pub(crate) async fn apply_changes(
             if opts.interrupted.load(Ordering::SeqCst) {
                 return stop(finish(observer, change, Outcome::Skipped { reason: "interrupted".into() }));
             }
-            let mut ctx = Ctx { clients, opts, observer, retries: 0, waited: Duration::ZERO };
+            let mut ctx = Ctx { clients, opts, observer, retries: 0, waited: Duration::ZERO, lost_answer: false };
             let (outcome, foreign) = match change.change.execute(&mut ctx, after_dependency).await {
                 Ok(done) => done,
                 Err(e) => (Outcome::Failed { error: e.to_string() }, false),

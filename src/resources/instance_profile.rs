@@ -159,7 +159,7 @@ impl Write for Change {
     }
 
     async fn execute(&self, ctx: &mut Ctx<'_>, after_dependency: bool) -> Result<(Outcome, bool)> {
-        let iam = &ctx.clients.iam;
+        let iam = &ctx.clients.iam_writes;
         match self {
             Change::CreateInstanceProfile { name, path, tags: t } => {
                 let mut req = iam
@@ -171,7 +171,7 @@ impl Write for Change {
                     req = req.tags(tag);
                 }
                 let about = format!("instance profile `{name}`");
-                let call = Call::new(format!("create instance profile `{name}`"), &about);
+                let call = Call::new(format!("create instance profile `{name}`"), &about).tagged_create();
                 let outcome = ctx.send(&call, || req.clone().send()).await?;
                 let clients = ctx.clients;
                 ctx.created_or_found(
@@ -198,7 +198,8 @@ impl Write for Change {
                 let call = Call::new(
                     format!("remove role `{role}` from instance profile `{profile}`"),
                     format!("instance profile `{profile}`"),
-                );
+                )
+                .removal();
                 plain(ctx.send(&call, || req.clone().send()).await)
             }
             Change::AddRoleToInstanceProfile { profile, role } => {
@@ -213,7 +214,9 @@ impl Write for Change {
                     // A profile holds one role: LimitExceeded is a race won by a concurrent run when it holds ours
                     // (IAM API reference, AddRoleToInstanceProfile: LimitExceeded when the profile has a role
                     // already: https://docs.aws.amazon.com/IAM/latest/APIReference/API_AddRoleToInstanceProfile.html).
+                    // Also the answer to sending it again after a lost answer: then this run put it there.
                     Err(e) if e.is_code("LimitExceeded") => match holds(ctx, profile, role).await {
+                        Ok(true) if ctx.lost_answer => Ok((Outcome::Done, false)),
                         Ok(true) => Ok((Outcome::AlreadyDone, false)),
                         _ => Err(e),
                     },

@@ -146,7 +146,7 @@ impl Write for Change {
     }
 
     async fn execute(&self, ctx: &mut Ctx<'_>, after_dependency: bool) -> Result<(Outcome, bool)> {
-        let iam = &ctx.clients.iam;
+        let iam = &ctx.clients.iam_writes;
         match self {
             Change::CreatePolicy { name, path, description, document, tags: t, arn } => {
                 let mut req = iam
@@ -162,8 +162,9 @@ impl Write for Change {
                     req = req.description(description);
                 }
                 let about = format!("policy `{name}`");
-                let outcome =
-                    ctx.send(&Call::new(format!("create policy `{name}`"), &about), || req.clone().send()).await?;
+                let outcome = ctx
+                    .send(&Call::new(format!("create policy `{name}`"), &about).tagged_create(), || req.clone().send())
+                    .await?;
                 let clients = ctx.clients;
                 ctx.created_or_found(outcome, &about, || tags(clients, arn)).await
             }
@@ -172,7 +173,8 @@ impl Write for Change {
                 let call = Call::new(
                     format!("delete version {version_id} of policy `{policy_arn}`"),
                     format!("policy `{policy_arn}`"),
-                );
+                )
+                .removal();
                 plain(ctx.send(&call, || req.clone().send()).await)
             }
             Change::CreatePolicyVersion { policy_arn, document } => {
@@ -185,7 +187,14 @@ impl Write for Change {
                     format!("create a new version of policy `{policy_arn}`"),
                     format!("policy `{policy_arn}`"),
                 );
-                plain(ctx.send(&call, || req.clone().send()).await)
+                // Sent twice it would make two versions: after a lost answer, the default version is read first.
+                let clients = ctx.clients;
+                let landed = || async move {
+                    Ok(default_document(clients, policy_arn)
+                        .await?
+                        .is_some_and(|d| document::same_meaning(&d, document)))
+                };
+                plain(ctx.send_checked(&call, || req.clone().send(), Some(landed)).await)
             }
             Change::TagPolicy { policy_arn, tags: t } => {
                 let req = iam.tag_policy().policy_arn(policy_arn).set_tags(Some(tags::sdk(t)));
@@ -288,6 +297,25 @@ pub(crate) async fn observe(
         observed.other_versions = others.into_iter().filter_map(|v| v.version_id).collect();
     }
     Ok(Some(observed))
+}
+
+/// The document of the policy's default version (GetPolicy, GetPolicyVersion), or `None` when the policy does not
+/// exist.
+async fn default_document(clients: &Clients, arn: &str) -> Result<Option<Value>> {
+    let policy = match clients.limit(clients.iam.get_policy().policy_arn(arn).send()).await {
+        Ok(out) => out.policy,
+        Err(e) if errors::is_no_such_entity(&e) => return Ok(None),
+        Err(e) => return Err(errors::describe(&format!("read policy `{arn}`"), &e)),
+    };
+    let Some(version) = policy.and_then(|p| p.default_version_id) else { return Ok(None) };
+    let out = clients
+        .limit(clients.iam.get_policy_version().policy_arn(arn).version_id(version).send())
+        .await
+        .map_err(|e| errors::describe(&format!("read the default version of policy `{arn}`"), &e))?;
+    let text = out.policy_version.and_then(|v| v.document).unwrap_or_default();
+    document::parse_returned(&text)
+        .map(Some)
+        .map_err(|e| Error::aws(format!("policy `{arn}`: cannot read its document: {e}")))
 }
 
 /// The policy's tags (GetPolicy), or `None` when it does not exist: whose it is, after a create found it there.

@@ -263,7 +263,7 @@ impl Write for Change {
     }
 
     async fn execute(&self, ctx: &mut Ctx<'_>, after_dependency: bool) -> Result<(Outcome, bool)> {
-        let iam = &ctx.clients.iam;
+        let iam = &ctx.clients.iam_writes;
         match self {
             Change::CreateRole { name, path, description, trust, permissions_boundary, tags: t } => {
                 let mut req = iam
@@ -280,7 +280,7 @@ impl Write for Change {
                     req = req.description(description);
                 }
                 let about = format!("role `{name}`");
-                let mut call = Call::new(format!("create role `{name}`"), &about);
+                let mut call = Call::new(format!("create role `{name}`"), &about).tagged_create();
                 // A trust document naming another principal of this account can fail until that principal
                 // propagates.
                 if trust.to_string().contains("\"AWS\"") {

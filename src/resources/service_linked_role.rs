@@ -72,7 +72,7 @@ impl Write for Change {
     }
 
     async fn execute(&self, ctx: &mut Ctx<'_>, _after_dependency: bool) -> Result<(Outcome, bool)> {
-        let iam = &ctx.clients.iam;
+        let iam = &ctx.clients.iam_writes;
         match self {
             Change::CreateServiceLinkedRole { service } => {
                 let req = iam.create_service_linked_role().aws_service_name(service);
@@ -93,6 +93,8 @@ impl Write for Change {
                 let task = match ctx.send_for_output(&call, || req.clone().send()).await? {
                     Sent::Done(out) => out.deletion_task_id,
                     Sent::AlreadyDone => return Ok((Outcome::AlreadyDone, false)),
+                    // An earlier attempt's answer was lost and the role is gone: the read-back confirms it.
+                    Sent::Landed => return Ok((Outcome::Done, false)),
                     Sent::Skipped(reason) => return Ok((Outcome::Skipped { reason }, false)),
                 };
                 let timeout = ctx.opts.deletion_timeout;

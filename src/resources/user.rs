@@ -76,7 +76,7 @@ impl Write for Change {
     }
 
     async fn execute(&self, ctx: &mut Ctx<'_>, after_dependency: bool) -> Result<(Outcome, bool)> {
-        let iam = &ctx.clients.iam;
+        let iam = &ctx.clients.iam_writes;
         match self {
             Change::AttachUserPolicy { user, policy_arn } => {
                 let req = iam.attach_user_policy().user_name(user).policy_arn(policy_arn);

@@ -3,7 +3,6 @@
 //! holds its own calls (`execute`); the engine decides only when each change runs.
 
 use std::collections::hash_map::RandomState;
-use std::fmt::Debug;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
 
@@ -196,6 +196,9 @@ impl Retry {
 /// What sending one write came to, with the call's output when it was made.
 pub(crate) enum Sent<T> {
     Done(T),
+    /// An earlier attempt of this run did it: its answer was lost, and reading back (or the answer to sending it
+    /// again) showed the change made.
+    Landed,
     AlreadyDone,
     Skipped(String),
 }
@@ -214,6 +217,8 @@ pub(crate) struct Call {
     removal: bool,
     /// Another error that means someone else made the same write (by code and message).
     already_done: fn(&str, &str) -> bool,
+    /// A create whose EntityAlreadyExists goes to [`Ctx::created_or_found`], which reads the tags: whose it is.
+    tagged_create: bool,
 }
 
 impl Call {
@@ -226,7 +231,14 @@ impl Call {
             rules: vec![Retry::Concurrent],
             removal: false,
             already_done: |_, _| false,
+            tagged_create: false,
         }
+    }
+
+    /// A create of a resource carrying the ownership tag: "already exists" is resolved by reading its tags.
+    pub(crate) fn tagged_create(mut self) -> Call {
+        self.tagged_create = true;
+        self
     }
 
     /// Also retry these.
@@ -259,38 +271,89 @@ pub(crate) struct Ctx<'a> {
     pub(crate) observer: &'a dyn ApplyObserver,
     pub(crate) retries: usize,
     pub(crate) waited: Duration,
+    /// An attempt of this change's call may have taken effect without its answer reaching us (a broken
+    /// connection, a timeout, a 5xx): what answers a later attempt "already there" is this run's own doing.
+    pub(crate) lost_answer: bool,
 }
+
+/// No read-back: the call is safe to send again as it is.
+type NoCheck = fn() -> std::future::Ready<Result<bool>>;
 
 impl Ctx<'_> {
     /// Send a write ([`Ctx::send_for_output`]), keeping only how it ended.
-    pub(crate) async fn send<T, E, R, F, Fut>(&mut self, call: &Call, send: F) -> Result<Outcome>
+    pub(crate) async fn send<T, E, F, Fut>(&mut self, call: &Call, send: F) -> Result<Outcome>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = std::result::Result<T, SdkError<E, R>>>,
+        Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: Debug,
     {
-        Ok(match self.send_for_output(call, send).await? {
-            Sent::Done(_) => Outcome::Done,
+        self.send_checked(call, send, None::<NoCheck>).await
+    }
+
+    /// [`Ctx::send`] for a call that is not safe to send twice: after an attempt whose answer was lost, `landed`
+    /// reads back whether the change is there before the call is sent again.
+    pub(crate) async fn send_checked<T, E, F, Fut, L, LFut>(
+        &mut self,
+        call: &Call,
+        send: F,
+        landed: Option<L>,
+    ) -> Result<Outcome>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        L: Fn() -> LFut,
+        LFut: Future<Output = Result<bool>>,
+    {
+        Ok(match self.send_reading_back(call, send, landed).await? {
+            Sent::Done(_) | Sent::Landed => Outcome::Done,
             Sent::AlreadyDone => Outcome::AlreadyDone,
             Sent::Skipped(reason) => Outcome::Skipped { reason },
         })
     }
 
+    /// Send a write and keep its output ([`Ctx::send_reading_back`] without a read-back).
+    pub(crate) async fn send_for_output<T, E, F, Fut>(&mut self, call: &Call, send: F) -> Result<Sent<T>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.send_reading_back(call, send, None::<NoCheck>).await
+    }
+
     /// Send a write. EntityAlreadyExists means someone else did it; for a removal, NoSuchEntity
     /// means it is gone already. An error one of `rules` names is retried with exponential backoff and jitter
     /// until `--propagation-timeout`, telling the user once per rule what is waited for.
-    pub(crate) async fn send_for_output<T, E, R, F, Fut>(&mut self, call: &Call, mut send: F) -> Result<Sent<T>>
+    ///
+    /// Transient failures are retried here, not by the SDK (whose client for these calls sends once), up to
+    /// `--retry-attempts` in all, with backoff and jitter: throttling (the call was refused, so sending it again is
+    /// safe), and failures after which the call may or may not have taken effect (the connection broke, the
+    /// attempt timed out, or AWS answered 5xx: "the request might have succeeded", AWS SDKs and Tools reference
+    /// guide, "Retry behavior": https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html).
+    /// After such a failure the call is resolved by reading: `landed`, when given, reads back whether the change
+    /// is there; every other call is one whose second sending is answered "already there" (EntityAlreadyExists,
+    /// whose tags then say it is this stack's; NoSuchEntity for a removal; the kind's own already-done rule) or
+    /// changes nothing (attach, put, tag, update: IAM applies them as a state, not a delta).
+    pub(crate) async fn send_reading_back<T, E, F, Fut, L, LFut>(
+        &mut self,
+        call: &Call,
+        mut send: F,
+        landed: Option<L>,
+    ) -> Result<Sent<T>>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = std::result::Result<T, SdkError<E, R>>>,
+        Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: Debug,
+        L: Fn() -> LFut,
+        LFut: Future<Output = Result<bool>>,
     {
         let start = Instant::now();
         let timeout = self.opts.propagation_timeout;
         let mut delay: Option<Duration> = None;
         let mut told: Vec<Retry> = Vec::new();
+        let mut attempts: u32 = 0;
+        let mut transient_delay = crate::aws::RETRY_INITIAL_BACKOFF;
         // Held from this write's first ConcurrentModification until it is through: the writes to one entity
         // that collided go one at a time.
         let mut turn: Option<tokio::sync::OwnedMutexGuard<()>> = None;
@@ -308,17 +371,47 @@ impl Ctx<'_> {
                 })
                 .await;
             let Some(result) = result else { return Ok(Sent::Skipped("interrupted".into())) };
+            attempts += 1;
             let e = match result {
                 Ok(output) => return Ok(Sent::Done(output)),
+                // A tagged create's "already there" goes to `created_or_found`, which reads the tags: whose it is.
+                Err(e) if call.tagged_create && errors::is_already_exists(&e) => return Ok(Sent::AlreadyDone),
                 Err(e)
                     if errors::is_already_exists(&e)
-                        || errors::code_and_message(&e).is_some_and(|(c, m)| (call.already_done)(c, m)) =>
+                        || errors::code_and_message(&e).is_some_and(|(c, m)| (call.already_done)(c, m))
+                        || (call.removal && errors::is_no_such_entity(&e)) =>
                 {
-                    return Ok(Sent::AlreadyDone)
+                    return Ok(if self.lost_answer { Sent::Landed } else { Sent::AlreadyDone })
                 }
-                Err(e) if call.removal && errors::is_no_such_entity(&e) => return Ok(Sent::AlreadyDone),
                 Err(e) => e,
             };
+            if let Some(transient) = errors::transient(&e) {
+                if attempts >= self.clients.retry_attempts {
+                    return Err(errors::describe(&format!("{} (after {attempts} attempts)", call.action), &e));
+                }
+                if transient == errors::Transient::MaybeApplied {
+                    self.lost_answer = true;
+                    if let Some(landed) = &landed {
+                        if landed().await? {
+                            tracing::info!("{}: the answer was lost, and reading back shows it made", call.action);
+                            return Ok(Sent::Landed);
+                        }
+                    }
+                }
+                let pause = jittered(transient_delay);
+                tracing::info!(
+                    "{}: {} (attempt {attempts} of {}); again in {} ms",
+                    call.action,
+                    errors::short(&e),
+                    self.clients.retry_attempts,
+                    pause.as_millis()
+                );
+                self.wait(pause).await;
+                self.retries += 1;
+                self.opts.waits.retried();
+                transient_delay = (transient_delay * 2).min(crate::aws::RETRY_MAX_BACKOFF);
+                continue;
+            }
             let rule =
                 errors::code_and_message(&e).and_then(|(c, m)| call.rules.iter().copied().find(|r| r.matches(c, m)));
             let Some(rule) = rule else { return Err(errors::describe(&call.action, &e)) };
@@ -399,7 +492,9 @@ impl Ctx<'_> {
                         }
                     ));
                 }
-                return Ok((Outcome::AlreadyDone, !ours));
+                // A create this run sent before, whose answer was lost, found by its own tag: this run made it.
+                let outcome = if ours && self.lost_answer { Outcome::Done } else { Outcome::AlreadyDone };
+                return Ok((outcome, !ours));
             }
             if start.elapsed() + delay >= timeout {
                 return Err(crate::error::Error::aws(format!(
