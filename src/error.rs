@@ -1,6 +1,6 @@
 //! One error type for the whole tool: what failed, why, and what to do next.
 //!
-//! Every error maps to exactly one process exit code (see [`ErrorKind::exit_code`] and README "Exit codes").
+//! Every error maps to exactly one process exit code (see [`ErrorKind::exit_code`] and docs/commands.md "Exit codes").
 
 use std::fmt;
 

@@ -9,9 +9,9 @@ use serde::Serialize;
 
 use crate::cli::OutputFormat;
 
-/// Version of the JSON documents described by `docs/output.schema.json` (README "Global flags and output"). Within
-/// a version changes are additive only: a field removed, renamed or changing type, or a value changing meaning, is a
-/// new version.
+/// Version of the JSON documents described by `docs/output.schema.json` (docs/commands.md "Global flags and
+/// output"). Within a version changes are additive only: a field removed, renamed or changing type, or a value
+/// changing meaning, is a new version.
 pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// A command's JSON result: its kind and the schema version first, then the command's own fields.

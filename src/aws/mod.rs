@@ -379,7 +379,7 @@ pub(crate) async fn all_pages<T, E>(pages: Pages<T, E>) -> std::result::Result<V
 }
 
 async fn sdk_config(settings: &AwsSettings) -> Result<aws_config::SdkConfig> {
-    // rustls with ring: about 25 ms less start-up than aws-lc per process (README "Architecture").
+    // rustls with ring: about 25 ms less start-up than aws-lc per process (docs/architecture.md).
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
         .build_https();

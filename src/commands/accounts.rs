@@ -4,7 +4,7 @@
 //! Everything that can be checked offline (stack, accounts file, role name, external id) is checked before
 //! the first AWS call. Then at most `--max-accounts` accounts are worked on at once, each with its own
 //! clients and its own `--max-concurrency` bound. One account's failure never stops the others: every
-//! account gets one result row, and the exit code is non-zero when any failed (README "Many accounts").
+//! account gets one result row, and the exit code is non-zero when any failed (docs/accounts.md).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

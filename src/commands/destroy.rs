@@ -61,7 +61,7 @@ struct Summary {
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs) -> Result<ExitStatus> {
     let started = Instant::now();
-    // The operator user is not read: destroy never detaches its policies (README "wfboot destroy").
+    // The operator user is not read: destroy never detaches its policies (docs/commands.md "wfboot destroy").
     let stack_args = StackArgs {
         stack: args.stack.clone(),
         user_name: None,
@@ -208,7 +208,7 @@ async fn preflight(printer: &Printer, session: &Session, plan: &DestroyPlan) -> 
                 denied.join("\n")
             ),
         )
-        .with_help("grant the missing permissions (README \"wfboot destroy\" lists them), then run again"));
+        .with_help("grant the missing permissions (docs/commands.md \"wfboot destroy\" lists them), then run again"));
     }
     let unverified = checks.iter().filter(|c| matches!(c.verdict, Verdict::Unverified { .. })).count();
     if unverified > 0 {

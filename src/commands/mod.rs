@@ -32,7 +32,7 @@ use crate::resources::plan::PlannedChange;
 use crate::resources::{self, Observed};
 use crate::stack::{harden, Desired, Stack, Target};
 
-/// How a command ended; mapped to the process exit code in one place (README "Exit codes").
+/// How a command ended; mapped to the process exit code in one place (docs/commands.md "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ExitStatus {
     Success,

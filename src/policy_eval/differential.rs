@@ -558,7 +558,7 @@ fn resource_pattern(rng: &mut Rng, resource: &str, all: &[(&str, String)]) -> St
         2 => format!("{}*", &resource[..1 + rng.below(resource.len())]),
         3 => {
             // `?` for one character, never for a colon: that would change the ARN's segments, and IAM rejects such
-            // a policy (MalformedPolicyDocument); README "Differences from IAM".
+            // a policy (MalformedPolicyDocument); docs/testing.md, "The local evaluator against an independent one".
             let i = rng.below(resource.len());
             if resource.as_bytes()[i] == b':' {
                 resource.to_string()

@@ -29,8 +29,9 @@ pub(crate) struct Support {
     pub(crate) source: &'static str,
 }
 
-/// The researched table (README "Hardening trust documents"). The region in `aws:SourceArn` is `*`: IAM roles are
-/// global, and a region would make the role unusable from every other region (AWS lists `*` as a valid scope).
+/// The researched table (docs/stack-format.md "Hardening trust documents"). The region in `aws:SourceArn` is `*`:
+/// IAM roles are global, and a region would make the role unusable from every other region (AWS lists `*` as a
+/// valid scope).
 pub(crate) const SERVICES: &[Support] = &[
     Support {
         service: "batch",
@@ -217,7 +218,7 @@ fn condition(statement: &mut Value, service: &str, partition: &str, account: &st
             Some(k) => k.note.to_string(),
             None => format!(
                 "{service} is not in wfboot's table of services documented to send aws:SourceAccount and \
-                 aws:SourceArn (README \"Hardening trust documents\")"
+                 aws:SourceArn (docs/stack-format.md \"Hardening trust documents\")"
             ),
         };
         return note;

@@ -306,7 +306,7 @@ impl Stack {
     pub(crate) fn parse(text: &str, source: &str, file: Option<&Path>) -> Result<Stack> {
         let raw: StackFile = toml::from_str(text).map_err(|e| {
             Error::input(format!("{source}: invalid stack file\n{e}"))
-                .with_help("see profiles/slim-workflow.toml for the format; README \"Writing a stack\" lists every key")
+                .with_help("see profiles/slim-workflow.toml for the format; docs/stack-format.md lists every key")
         })?;
         let dirs = template_dirs(file, raw.templates.as_deref());
         let mut problems = Vec::new();

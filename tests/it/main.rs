@@ -10,6 +10,7 @@ mod bootstrap;
 mod check;
 mod cli;
 mod destroy;
+mod docs;
 mod export;
 mod harden;
 mod instances;
