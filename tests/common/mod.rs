@@ -51,8 +51,11 @@ pub struct Request {
     pub write: bool,
     pub access_key: String,
     pub status: Option<u64>,
-    /// Set when the emulator answered with an injected fault or held the request: it never reached moto.
+    /// Set when the emulator answered with an injected fault or held the request. Such a request never reached
+    /// moto, except for `drop-after` and `500-after`, whose write moto took before the answer was lost.
     pub fault: Option<String>,
+    /// For `drop-after` and `500-after`: whether moto took the write (answered it 2xx).
+    pub applied: Option<bool>,
     /// When it arrived (seconds, wall clock) and how long the emulator took to answer it (ms, added latency
     /// included). The log is in the order the answers were complete.
     pub t: f64,
@@ -120,6 +123,7 @@ impl Emulator {
                 access_key: v["access_key"].as_str().unwrap_or_default().to_string(),
                 status: v["status"].as_u64(),
                 fault: v["fault"].as_str().map(str::to_string),
+                applied: v["applied"].as_bool(),
                 t: v["t"].as_f64().unwrap_or_default(),
                 ms: v["ms"].as_f64().unwrap_or_default(),
                 realism: v["realism"].as_str().map(str::to_string),
@@ -133,14 +137,27 @@ impl Emulator {
     }
 
     /// The write actions of wfboot's that changed the account after `mark`, sorted: answered 2xx by moto (not
-    /// faulted, held, or refused).
+    /// faulted, held, or refused), or taken by moto before a fault lost the answer (`drop-after`, `500-after`).
     pub fn wfboot_writes_since(&self, mark: usize) -> Vec<String> {
         let mut w: Vec<String> = self
             .wfboot_requests_since(mark)
             .into_iter()
-            .filter(|r| r.write && r.fault.is_none() && r.status.is_some_and(|s| (200..300).contains(&s)))
+            .filter(|r| {
+                r.write
+                    && (r.applied == Some(true)
+                        || (r.fault.is_none() && r.status.is_some_and(|s| (200..300).contains(&s))))
+            })
             .map(|r| r.action)
             .collect();
+        w.sort();
+        w
+    }
+
+    /// Every write call wfboot sent after `mark`, sorted, whatever its answer (refused, 409, faulted, held):
+    /// what a test that claims "no write" must find empty.
+    pub fn wfboot_write_attempts_since(&self, mark: usize) -> Vec<String> {
+        let mut w: Vec<String> =
+            self.wfboot_requests_since(mark).into_iter().filter(|r| r.write).map(|r| r.action).collect();
         w.sort();
         w
     }
@@ -402,6 +419,107 @@ pub async fn dump_state(iam: &aws_sdk_iam::Client) -> Value {
         );
     }
     json!({"user_demo": user, "customer_policies": customer, "roles": roles, "instance_profiles": profiles})
+}
+
+/// The whole end state of the account's IAM, for "the account equals the stack": every role (path, description,
+/// trust document by meaning, conditions included, permissions boundary, tags, attached and inline policies), every
+/// customer policy (path, description, default document by meaning, number of versions, tags), every instance
+/// profile (path, roles, tags), the users' attached policies. Ids and dates are left out; a document is compared by
+/// meaning ([`canonical`]). Two accounts bootstrapped from the same stack have equal states.
+pub async fn full_state(iam: &aws_sdk_iam::Client) -> Value {
+    fn tags(t: &[aws_sdk_iam::types::Tag]) -> Value {
+        t.iter().map(|t| (t.key().to_string(), json!(t.value()))).collect::<serde_json::Map<_, _>>().into()
+    }
+    fn document(text: Option<&str>) -> Value {
+        text.map(|t| canonical(&serde_json::from_str(&percent_decode(t)).unwrap())).unwrap_or(Value::Null)
+    }
+    let mut roles = BTreeMap::new();
+    for r in iam.list_roles().into_paginator().items().send().try_collect().await.unwrap() {
+        let name = r.role_name();
+        let role = iam.get_role().role_name(name).send().await.unwrap().role.unwrap();
+        let attached = iam.list_attached_role_policies().role_name(name).send().await.unwrap();
+        let inline = iam.list_role_policies().role_name(name).send().await.unwrap();
+        let mut inline_docs = BTreeMap::new();
+        for p in inline.policy_names() {
+            let doc = iam.get_role_policy().role_name(name).policy_name(p).send().await.unwrap();
+            inline_docs.insert(p.to_string(), document(Some(doc.policy_document())));
+        }
+        roles.insert(
+            format!("{}{}", role.path(), name),
+            json!({
+                "description": role.description(),
+                "trust": document(role.assume_role_policy_document()),
+                "boundary": role.permissions_boundary().and_then(|b| b.permissions_boundary_arn()),
+                "tags": tags(role.tags()),
+                "attached": sorted(attached.attached_policies().iter().filter_map(|p| p.policy_arn.clone())),
+                "inline": inline_docs,
+            }),
+        );
+    }
+    let mut policies = BTreeMap::new();
+    let local = iam.list_policies().scope(aws_sdk_iam::types::PolicyScopeType::Local).send().await.unwrap();
+    for p in local.policies() {
+        let arn = p.arn().unwrap();
+        let policy = iam.get_policy().policy_arn(arn).send().await.unwrap().policy.unwrap();
+        let version = policy.default_version_id().unwrap();
+        let doc = iam.get_policy_version().policy_arn(arn).version_id(version).send().await.unwrap();
+        let versions = iam.list_policy_versions().policy_arn(arn).send().await.unwrap();
+        policies.insert(
+            format!("{}{}", policy.path().unwrap_or("/"), policy.policy_name().unwrap()),
+            json!({
+                "description": policy.description(),
+                "document": document(doc.policy_version().and_then(|v| v.document())),
+                "versions": versions.versions().len(),
+                "tags": tags(policy.tags()),
+            }),
+        );
+    }
+    let mut profiles = BTreeMap::new();
+    for p in iam.list_instance_profiles().send().await.unwrap().instance_profiles() {
+        let name = p.instance_profile_name();
+        let profile = iam.get_instance_profile().instance_profile_name(name).send().await.unwrap();
+        let profile = profile.instance_profile.unwrap();
+        profiles.insert(
+            format!("{}{}", p.path(), name),
+            json!({
+                "roles": sorted(p.roles().iter().map(|r| r.role_name().to_string())),
+                "tags": tags(profile.tags()),
+            }),
+        );
+    }
+    let mut users = BTreeMap::new();
+    for u in iam.list_users().send().await.unwrap().users() {
+        let attached = iam.list_attached_user_policies().user_name(u.user_name()).send().await.unwrap();
+        users.insert(
+            u.user_name().to_string(),
+            sorted(attached.attached_policies().iter().filter_map(|p| p.policy_arn.clone())),
+        );
+    }
+    json!({"roles": roles, "policies": policies, "instance_profiles": profiles, "users": users})
+}
+
+/// A policy document in a form where equal meaning is equal JSON: a single string where a list may stand becomes
+/// a one-item list, and lists (statements, actions, resources, principals, condition values) are sorted.
+pub fn canonical(doc: &Value) -> Value {
+    const LISTS: [&str; 7] = ["Statement", "Action", "NotAction", "Resource", "NotResource", "AWS", "Service"];
+    fn go(v: &Value, key: Option<&str>, in_condition: bool) -> Value {
+        match v {
+            Value::Object(map) => Value::Object(
+                map.iter().map(|(k, v)| (k.clone(), go(v, Some(k), in_condition || k == "Condition"))).collect(),
+            ),
+            Value::Array(items) => {
+                let mut items: Vec<Value> = items.iter().map(|i| go(i, None, in_condition)).collect();
+                items.sort_by_key(|i| i.to_string());
+                items.dedup();
+                Value::Array(items)
+            }
+            Value::String(_) if key.is_some_and(|k| LISTS.contains(&k)) || (in_condition && key.is_some()) => {
+                json!([v])
+            }
+            other => other.clone(),
+        }
+    }
+    go(doc, None, false)
 }
 
 fn sorted(items: impl Iterator<Item = impl Into<String>>) -> Vec<String> {

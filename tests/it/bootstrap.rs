@@ -56,7 +56,7 @@ async fn re_running_on_a_bootstrapped_account_makes_no_write_call() {
     let emu = fresh_bootstrapped().await;
     let mark = emu.mark();
     let out = bootstrap_ok(&emu);
-    assert_eq!(emu.wfboot_writes_since(mark), Vec::<String>::new());
+    assert_eq!(emu.wfboot_write_attempts_since(mark), Vec::<String>::new());
     let reads = emu.wfboot_requests_since(mark);
     assert!(reads.len() <= 20, "a no-op re-run made {} calls", reads.len());
     // Nothing to do by name (every role, profile and service-linked role is there): no check a writing run
@@ -92,7 +92,7 @@ async fn repairs(emu: &Emulator, expected_writes: &[&str]) {
     assert_eq!(state, expected);
     let mark = emu.mark();
     bootstrap_ok(emu);
-    assert!(emu.wfboot_writes_since(mark).is_empty(), "not idempotent after repair");
+    assert!(emu.wfboot_write_attempts_since(mark).is_empty(), "not idempotent after repair");
 }
 
 #[tokio::test]
@@ -238,7 +238,7 @@ async fn without_a_terminal_and_without_yes_bootstrap_refuses_and_writes_nothing
     let out = emu.wfboot().args(["bootstrap", "--user-name", "demo"]).output().unwrap();
     assert_eq!(out.status.code(), Some(64));
     assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
-    assert!(emu.wfboot_writes_since(mark).is_empty());
+    assert!(emu.wfboot_write_attempts_since(mark).is_empty());
 }
 
 #[tokio::test]
@@ -293,7 +293,7 @@ async fn a_managed_policy_that_does_not_exist_stops_the_run_before_any_write() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("arn:aws:iam::aws:policy/AmazonS3FulAccess"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("policy/AmazonS3FullAccess\n"), "only the missing one is listed: {}", stderr(&out));
-    assert!(emu.wfboot_writes_since(0).is_empty());
+    assert!(emu.wfboot_write_attempts_since(0).is_empty());
 }
 
 #[tokio::test]
@@ -302,7 +302,7 @@ async fn an_operator_user_that_does_not_exist_is_an_error_before_any_write() {
     let out = emu.wfboot().args(["bootstrap", "--yes", "--user-name", "nobody"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("IAM user `nobody` does not exist"), "{}", stderr(&out));
-    assert!(emu.wfboot_writes_since(0).is_empty());
+    assert!(emu.wfboot_write_attempts_since(0).is_empty());
 }
 
 #[tokio::test]

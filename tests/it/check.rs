@@ -142,7 +142,7 @@ async fn check_passes_for_an_administrator_on_a_permissive_account() {
     for service in ["Batch", "Lambda", "SQS", "Step Functions"] {
         assert!(text.lines().any(|l| l.contains(service) && l.trim_end().ends_with("ok")), "{service}: {text}");
     }
-    assert!(emu.wfboot_writes_since(0).is_empty(), "check wrote to the account");
+    assert!(emu.wfboot_write_attempts_since(0).is_empty(), "check wrote to the account");
 }
 
 #[tokio::test]
@@ -169,7 +169,7 @@ async fn the_attached_policies_quota_of_the_operator_user_is_checked_before_atta
     let out = as_user(&emu, &admin).args(["bootstrap", "--yes", "--user-name", "demo"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("would exceed IAM's quota of 10"), "{}", stderr(&out));
-    assert!(emu.wfboot_writes_since(0).is_empty());
+    assert!(emu.wfboot_write_attempts_since(0).is_empty());
 }
 
 #[test]

@@ -105,7 +105,7 @@ async fn destroy_after_bootstrap_removes_everything_wfboot_created_and_nothing_e
     let out = emu.wfboot().args(["destroy", "--yes", "--include-service-linked-roles"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("Nothing to destroy"), "{}", stdout(&out));
-    assert_eq!(emu.wfboot_writes_since(mark), Vec::<String>::new());
+    assert_eq!(emu.wfboot_write_attempts_since(mark), Vec::<String>::new());
     assert_eq!(dump_state(&iam).await, expected);
 }
 
@@ -236,7 +236,7 @@ async fn without_a_terminal_and_without_yes_destroy_refuses_and_writes_nothing_a
     assert_eq!(report["plan"]["summary"]["changes"], json!(22));
     assert_eq!(report["applied"], json!([]));
 
-    assert_eq!(emu.wfboot_writes_since(mark), Vec::<String>::new());
+    assert_eq!(emu.wfboot_write_attempts_since(mark), Vec::<String>::new());
     assert_eq!(dump_state(&emu.admin().await).await, before);
 }
 
@@ -256,7 +256,7 @@ async fn at_a_terminal_the_plan_is_shown_before_the_question_and_no_leaves_every
     p.flush().unwrap();
     p.exp_string("Nothing was changed").unwrap();
     p.exp_eof().unwrap();
-    assert_eq!(emu.wfboot_writes_since(mark), Vec::<String>::new());
+    assert_eq!(emu.wfboot_write_attempts_since(mark), Vec::<String>::new());
 
     let mut cmd = emu.wfboot_std();
     cmd.arg("destroy");

@@ -50,7 +50,7 @@ async fn bootstrap_harden_on_a_fresh_account_writes_conditioned_trust_documents_
     let mark = emu.mark();
     let out = emu.wfboot().args(["plan", "--skip-user", "--harden", "--detailed-exitcode"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "hardened and applied, so nothing to do: {}", stdout(&out));
-    assert!(emu.wfboot_writes_since(mark).is_empty());
+    assert!(emu.wfboot_write_attempts_since(mark).is_empty());
 }
 
 #[tokio::test]

@@ -25,7 +25,7 @@ async fn a_wrong_user_name_is_asked_again_and_no_at_the_confirmation_leaves_the_
     p.exp_string("Nothing was changed").unwrap();
     p.exp_eof().unwrap();
 
-    assert!(emu.wfboot_writes_since(0).is_empty(), "{:?}", emu.wfboot_writes_since(0));
+    assert!(emu.wfboot_write_attempts_since(0).is_empty(), "{:?}", emu.wfboot_write_attempts_since(0));
     let iam = emu.admin().await;
     assert!(iam.list_roles().send().await.unwrap().roles().is_empty());
     assert!(iam.list_attached_user_policies().user_name("demo").send().await.unwrap().attached_policies().is_empty());

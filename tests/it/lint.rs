@@ -215,7 +215,7 @@ async fn eleven_managed_policies_are_refused_after_reading_the_account_quota_and
         assert_eq!(out.status.code(), Some(65), "{command:?}: {err}");
         assert!(err.contains("role `CorpusRole`: 11 managed policies"), "{err}");
         assert!(err.contains("allows 10 managed policies per role (AttachedPoliciesPerRoleQuota)"), "{err}");
-        assert_eq!(emu.wfboot_writes_since(mark), Vec::<String>::new(), "{command:?}");
+        assert_eq!(emu.wfboot_write_attempts_since(mark), Vec::<String>::new(), "{command:?}");
         let reads: Vec<String> = emu.wfboot_requests_since(mark).into_iter().map(|r| r.action).collect();
         assert!(reads.contains(&"GetAccountSummary".to_string()), "{reads:?}");
     }
@@ -251,7 +251,7 @@ async fn an_arn_of_another_partition_is_refused_once_the_caller_is_known_and_not
     assert_eq!(out.status.code(), Some(65), "{err}");
     assert!(err.contains("[arn-partition]") && err.contains("nothing was written"), "{err}");
     assert!(err.contains("is in partition `aws-cn`, but the account is in `aws`"), "{err}");
-    assert_eq!(emu.wfboot_writes_since(mark), Vec::<String>::new());
+    assert_eq!(emu.wfboot_write_attempts_since(mark), Vec::<String>::new());
 }
 
 #[tokio::test]

@@ -230,7 +230,7 @@ async fn a_boundary_that_does_not_exist_is_refused_before_any_write() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("arn:aws:iam::123456789012:policy/NoSuchBoundary"), "{}", stderr(&out));
-    assert_eq!(emu.wfboot_writes_since(mark), Vec::<String>::new());
+    assert_eq!(emu.wfboot_write_attempts_since(mark), Vec::<String>::new());
 }
 
 #[test]

@@ -117,7 +117,7 @@ async fn verify_passes_after_bootstrap_offline_and_live_and_leaves_no_probe_reso
     let mark = emu.mark();
     let (code, report, _) = verify(&emu, &[]);
     assert_eq!(code, Some(0), "{report:#}");
-    assert_eq!(emu.wfboot_writes_since(mark), Vec::<String>::new());
+    assert_eq!(emu.wfboot_write_attempts_since(mark), Vec::<String>::new());
     assert!(row(&report, LAMBDA_ROLE, "live").is_empty());
 }
 
@@ -523,5 +523,5 @@ async fn bootstrap_refuses_a_trust_document_that_would_lock_its_service_out_befo
     let err = stderr(&out);
     assert!(err.contains("role LockedRole") && err.contains("ec2.amazonaws.com"), "{err}");
     assert!(err.contains("nothing was written"), "{err}");
-    assert_eq!(emu.wfboot_writes_since(mark), Vec::<String>::new());
+    assert_eq!(emu.wfboot_write_attempts_since(mark), Vec::<String>::new());
 }
