@@ -17,7 +17,7 @@ pub(crate) struct Account {
 }
 
 pub(crate) fn load(path: &Path) -> Result<Vec<Account>> {
-    let text = std::fs::read_to_string(path)
+    let text = crate::stack::read_text(path)
         .map_err(|e| Error::input(format!("cannot read the accounts file `{}`: {e}", path.display())))?;
     parse(&text, &path.display().to_string())
 }

@@ -2,6 +2,13 @@
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+// The headings `--help` groups the flags under.
+const AWS: &str = "AWS";
+const STACK: &str = "Stack";
+const FLEET: &str = "Fleet (many accounts)";
+const SAFETY: &str = "Safety and propagation";
+const OUTPUT: &str = "Output";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "wfboot",
@@ -22,32 +29,34 @@ pub(crate) struct Cli {
 #[derive(Debug, Args)]
 pub(crate) struct GlobalArgs {
     /// AWS profile from the shared config files [env: AWS_PROFILE]
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", help_heading = AWS)]
     pub(crate) profile: Option<String>,
     /// AWS region [env: AWS_REGION]
-    #[arg(long, global = true, value_name = "REGION")]
+    #[arg(long, global = true, value_name = "REGION", help_heading = AWS)]
     pub(crate) region: Option<String>,
     /// Send every AWS request to this URL (an emulator, a VPC endpoint) [env: AWS_ENDPOINT_URL]
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL", help_heading = AWS)]
     pub(crate) endpoint_url: Option<String>,
     /// Attempts per AWS request, first try included, for throttling, 5xx answers and broken connections
     /// (backoff with jitter from 0.5 s, doubling up to 8 s; a write whose answer was lost is read back first)
-    #[arg(long, global = true, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=25))]
+    #[arg(long, global = true, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=25),
+          help_heading = AWS)]
     pub(crate) retry_attempts: u32,
     /// Most AWS requests in flight at once (IAM throttles aggressive clients; throttled requests are retried)
-    #[arg(long, global = true, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, global = true, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=64),
+          help_heading = AWS)]
     pub(crate) max_concurrency: u32,
     /// Output format of the result on stdout
-    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text, help_heading = OUTPUT)]
     pub(crate) output: OutputFormat,
     /// Print only errors and the result
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = OUTPUT)]
     pub(crate) quiet: bool,
     /// More detail on stderr (-v: steps, -vv: AWS calls, -vvv: SDK internals)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = OUTPUT)]
     pub(crate) verbose: u8,
     /// Never show progress bars
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = OUTPUT)]
     pub(crate) no_progress: bool,
 }
 
@@ -93,6 +102,7 @@ pub(crate) enum Command {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = STACK)]
 pub(crate) struct StackArgs {
     /// Built-in stack name or path to a stack .toml file
     #[arg(long, value_name = "NAME|FILE")]
@@ -119,6 +129,7 @@ pub(crate) struct StackArgs {
 
 /// Many accounts from one machine: the same command in each account, through sts:AssumeRole.
 #[derive(Debug, Args)]
+#[command(next_help_heading = FLEET)]
 pub(crate) struct AccountsArgs {
     /// Run in every account listed in FILE (one 12-digit id per line; `#` starts a comment)
     #[arg(long, value_name = "FILE", requires = "assume_role_name")]
@@ -141,7 +152,7 @@ pub(crate) struct PlanArgs {
     #[command(flatten)]
     pub(crate) accounts: AccountsArgs,
     /// Exit 0 when nothing would change, 2 when changes are pending (1 and others: errors)
-    #[arg(long)]
+    #[arg(long, help_heading = OUTPUT)]
     pub(crate) detailed_exitcode: bool,
 }
 
@@ -152,7 +163,7 @@ pub(crate) struct CheckArgs {
     #[command(flatten)]
     pub(crate) accounts: AccountsArgs,
     /// Print the least-privilege IAM policy the caller needs to apply the current plan, and exit
-    #[arg(long, conflicts_with = "accounts")]
+    #[arg(long, conflicts_with = "accounts", help_heading = OUTPUT)]
     pub(crate) print_policy: bool,
 }
 
@@ -163,57 +174,57 @@ pub(crate) struct BootstrapArgs {
     #[command(flatten)]
     pub(crate) accounts: AccountsArgs,
     /// Apply without asking
-    #[arg(short, long)]
+    #[arg(short, long, help_heading = SAFETY)]
     pub(crate) yes: bool,
     /// Also change resources wfboot did not create (trust documents, policies) without asking
-    #[arg(long)]
+    #[arg(long, help_heading = SAFETY)]
     pub(crate) adopt: bool,
     /// How long to wait for IAM to propagate a new role or profile before giving up (and, with --wait, for
     /// each service to accept the roles)
-    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, help_heading = SAFETY)]
     pub(crate) propagation_timeout: u64,
     /// After applying, run `verify --live`'s probes until the services accept the roles (time to usable)
-    #[arg(long, conflicts_with = "accounts")]
+    #[arg(long, conflicts_with = "accounts", help_heading = SAFETY)]
     pub(crate) wait: bool,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct VerifyArgs {
     /// Built-in stack name or path to a stack .toml file
-    #[arg(long, value_name = "NAME|FILE")]
+    #[arg(long, value_name = "NAME|FILE", help_heading = STACK)]
     pub(crate) stack: Option<String>,
     /// Also ask the services: EC2 RunInstances (dry run), Lambda CreateFunction, Step Functions
     /// CreateStateMachine and Batch CreateComputeEnvironment with the roles (each probe resource deleted again)
-    #[arg(long)]
+    #[arg(long, help_heading = SAFETY)]
     pub(crate) live: bool,
     /// Read the stack's trust documents as `--harden` writes them (only which services a role is for matters)
-    #[arg(long)]
+    #[arg(long, help_heading = STACK)]
     pub(crate) harden: bool,
     /// How long each live probe waits for its service to accept a new role
-    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, help_heading = SAFETY)]
     pub(crate) propagation_timeout: u64,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct DestroyArgs {
     /// Built-in stack name or path to a stack .toml file
-    #[arg(long, value_name = "NAME|FILE")]
+    #[arg(long, value_name = "NAME|FILE", help_heading = STACK)]
     pub(crate) stack: Option<String>,
     /// Delete without asking
-    #[arg(short, long, conflicts_with = "dry_run")]
+    #[arg(short, long, conflicts_with = "dry_run", help_heading = SAFETY)]
     pub(crate) yes: bool,
     /// Show what would be deleted and left alone, and stop (no prompt, no write)
-    #[arg(long)]
+    #[arg(long, help_heading = SAFETY)]
     pub(crate) dry_run: bool,
     /// Also delete the stack's service-linked roles (shared by the whole account; AWS refuses while in use)
-    #[arg(long)]
+    #[arg(long, help_heading = SAFETY)]
     pub(crate) include_service_linked_roles: bool,
     /// How long to wait for AWS to finish deleting a service-linked role before reporting it
-    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, help_heading = SAFETY)]
     pub(crate) deletion_timeout: u64,
     /// How long to retry a delete IAM refuses while it still sees a link this run removed (DeleteConflict),
     /// concurrent writes (ConcurrentModification), and to wait for IAM to show the deletions
-    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 120, help_heading = SAFETY)]
     pub(crate) propagation_timeout: u64,
 }
 

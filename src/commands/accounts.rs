@@ -194,7 +194,7 @@ pub(crate) async fn bootstrap(printer: &Printer, aws: &AwsSettings, args: &Boots
                 if preflight.failed() {
                     return Err(preflight.error(&session.caller));
                 }
-                bootstrap::warn_unverified(worker, preflight, &format!("{}: ", who(account)));
+                bootstrap::report_preflight(worker, preflight, &format!("{}: ", who(account)));
             }
             Ok((session, prepared))
         })

@@ -173,7 +173,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
     if preflight.failed() {
         return Err(preflight.error(&session.caller));
     }
-    warn_unverified(printer, &preflight, "");
+    report_preflight(printer, &preflight, "");
 
     if !args.yes {
         let question = format!(
@@ -273,13 +273,20 @@ pub(crate) async fn prepare(
     Ok(Prepared { plan, preflight: preflight? })
 }
 
-/// `prefix` names the account in multi-account runs ("account 111122223333: "), and is empty otherwise.
-pub(crate) fn warn_unverified(printer: &Printer, preflight: &check::Preflight, prefix: &str) {
+/// What the pre-flight showed, once it let the run go on: how many permissions it verified and how, or a
+/// warning with those it could not verify. `prefix` names the account in multi-account runs ("account
+/// 111122223333: "), and is empty otherwise.
+pub(crate) fn report_preflight(printer: &Printer, preflight: &check::Preflight, prefix: &str) {
     let unverified = preflight.permissions.iter().filter(|p| matches!(p.verdict, Verdict::Unverified { .. })).count();
+    let total = preflight.permissions.len();
     if unverified > 0 {
         printer.warn(&format!(
-            "{prefix}{unverified} of {} permissions could not be verified ({}); continuing",
-            preflight.permissions.len(),
+            "{prefix}{unverified} of {total} permissions could not be verified ({}); continuing",
+            preflight.method
+        ));
+    } else if total > 0 {
+        printer.info(&format!(
+            "{prefix}Pre-flight: the caller may make every call the plan needs ({total} permissions, {})",
             preflight.method
         ));
     }

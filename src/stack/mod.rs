@@ -297,8 +297,8 @@ impl Stack {
 
     #[cfg(test)]
     pub(crate) fn load_file(path: &Path) -> Result<Stack> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::input(format!("cannot read stack file `{}`: {e}", path.display())))?;
+        let text =
+            read_text(path).map_err(|e| Error::input(format!("cannot read stack file `{}`: {e}", path.display())))?;
         Stack::parse(&text, &path.display().to_string(), Some(path))
     }
 
@@ -414,8 +414,8 @@ fn locate(spec: Option<&str>) -> Result<(String, String, Option<PathBuf>)> {
     }
     let path = Path::new(spec);
     if path.is_file() {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::input(format!("cannot read stack file `{}`: {e}", path.display())))?;
+        let text =
+            read_text(path).map_err(|e| Error::input(format!("cannot read stack file `{}`: {e}", path.display())))?;
         return Ok((text, path.display().to_string(), Some(path.to_path_buf())));
     }
     let known = builtin::names().collect::<Vec<_>>().join(", ");
@@ -426,6 +426,18 @@ fn locate(spec: Option<&str>) -> Result<(String, String, Option<PathBuf>)> {
         Err(Error::input(format!("unknown stack `{spec}`"))
             .with_help(format!("built-in stacks: {known} (see `wfboot stacks`); or give the path to a .toml file")))
     }
+}
+
+/// A text file of the user's (a stack, a document template, an account list), without the UTF-8 byte order
+/// mark some editors put at its start (Notepad did by default for years): the mark says how the file is
+/// encoded and is no part of its text. RFC 8259 section 8.1 lets a JSON parser ignore it; serde_json and the
+/// toml crate refuse it ("expected value at line 1 column 1"), so it is dropped here, once, for every file.
+pub(crate) fn read_text(path: &Path) -> std::io::Result<String> {
+    let text = std::fs::read_to_string(path)?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
 }
 
 fn template_dirs(file: Option<&Path>, templates: Option<&str>) -> Vec<PathBuf> {
@@ -444,7 +456,7 @@ fn load_template(name: &str, dirs: &[PathBuf]) -> Result<TemplateFile, String> {
     }
     for dir in dirs {
         let path = dir.join(name);
-        if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Ok(text) = read_text(&path) {
             return Ok(TemplateFile { name: path.display().to_string(), text });
         }
     }

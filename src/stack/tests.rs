@@ -195,3 +195,14 @@ fn a_file_stack_can_use_built_in_templates() {
         .unwrap();
     assert_eq!(stack.roles[0].trust.name, "service_roles/create_AWSBatchServiceRole.json");
 }
+
+#[test]
+fn a_stack_file_and_a_template_saved_with_a_utf8_byte_order_mark_load_as_without_it() {
+    let policy =
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListAllMyBuckets","Resource":"*"}]}"#;
+    let stack_toml = "\u{feff}name = \"s\"\n[[policy]]\nname = \"P\"\ndocument = \"p.json\"\n[[role]]\nname = \"R\"\n\
+                      trust = \"trust.json\"\ncustomer_policies = [\"P\"]\n";
+    let stack = load(stack_toml, &[("p.json", &format!("\u{feff}{policy}"))]).unwrap();
+    assert_eq!(stack.name, "s");
+    assert_eq!(stack.roles[0].name, "R");
+}

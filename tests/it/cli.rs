@@ -15,6 +15,28 @@ fn version_and_help_exit_zero() {
 }
 
 #[test]
+fn each_verb_s_help_groups_its_flags_under_headings_with_the_aws_flags_in_one_group() {
+    for (verb, headings) in [
+        ("bootstrap", &["Stack:", "Fleet (many accounts):", "Safety and propagation:", "AWS:", "Output:"][..]),
+        ("plan", &["Stack:", "Fleet (many accounts):", "AWS:", "Output:"][..]),
+        ("destroy", &["Stack:", "Safety and propagation:", "AWS:", "Output:"][..]),
+        ("verify", &["Stack:", "Safety and propagation:", "AWS:", "Output:"][..]),
+    ] {
+        let out = wfboot_isolated().args([verb, "--help"]).output().unwrap();
+        assert!(out.status.success());
+        let help = stdout(&out);
+        for heading in headings {
+            assert!(help.lines().any(|l| l == *heading), "{verb} --help has no {heading:?} heading:\n{help}");
+        }
+        // Every AWS flag sits under the AWS heading: between it and the next heading.
+        let aws = help.split("\nAWS:\n").nth(1).unwrap().split("\n\n").next().unwrap().to_string();
+        for flag in ["--profile", "--region", "--endpoint-url", "--retry-attempts", "--max-concurrency"] {
+            assert!(aws.contains(flag), "{verb}: {flag} is not under AWS:\n{help}");
+        }
+    }
+}
+
+#[test]
 fn usage_errors_exit_64_never_2_which_means_changes_pending() {
     for args in [
         vec!["plan", "--no-such-flag"],

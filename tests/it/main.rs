@@ -20,5 +20,6 @@ mod organisation;
 mod profiles;
 mod realism;
 mod reliability;
+mod sandbox;
 mod schema;
 mod verify;
