@@ -10,7 +10,7 @@ prefix=${PREFIX:-$HOME/.local}
 bin=${WFBOOT_BIN:-}
 if [ -z "$bin" ]; then
   command -v cargo >/dev/null || { echo "install.sh: cargo is needed (https://rustup.rs)" >&2; exit 1; }
-  echo "building wfboot (release; about 6 minutes the first time on 2 cores)..." >&2
+  echo "building wfboot (release; the first time 11 to 18 minutes on 2 cores, docs/performance.md \"Build cost\")..." >&2
   cargo build --release --locked --manifest-path "$repo/Cargo.toml"
   bin="$repo/target/release/wfboot"
 fi

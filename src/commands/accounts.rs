@@ -184,6 +184,9 @@ pub(crate) async fn bootstrap(printer: &Printer, aws: &AwsSettings, args: &Boots
     let started = Instant::now();
     let fleet = Fleet::open(printer, aws, &args.stack, &args.accounts).await?;
     let (fleet, worker) = (&fleet, &printer.for_worker());
+    // A trust document that would lock its own service out is refused as a single-account bootstrap refuses it,
+    // before any account is read: which services a role is for does not depend on the account.
+    crate::commands::verify::refuse_locked_out(&fleet.rendered_for_caller()?)?;
 
     // 1. Read every account and run its pre-flight: nothing is written before the one question.
     let prepared = fleet
@@ -365,6 +368,20 @@ impl Fleet {
             max_accounts: args.max_accounts as usize,
             max_concurrency: aws.max_concurrency,
         })
+    }
+
+    /// The stack as it would be written (hardened with `--harden`), rendered for the caller's own account.
+    fn rendered_for_caller(&self) -> Result<crate::stack::Desired> {
+        let target = Target {
+            partition: self.caller.partition.clone(),
+            account_id: self.caller.account_id.clone(),
+            region: self.clients.region.clone(),
+        };
+        let mut desired = self.stack.render(&target)?;
+        if self.harden {
+            harden::harden(&mut desired)?;
+        }
+        Ok(desired)
     }
 
     /// Runs `work` for every account, at most `--max-accounts` at once; the results are in file order.

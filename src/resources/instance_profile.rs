@@ -200,7 +200,14 @@ impl Write for Change {
                     format!("instance profile `{profile}`"),
                 )
                 .removal();
-                plain(ctx.send(&call, || req.clone().send()).await)
+                // After a lost answer the profile is read first: sent again, the removal's answer is IAM's
+                // NoSuchEntity (terraform-provider-aws internal/service/iam/instance_profile.go treats it as
+                // done), but the emulator's moto answers it with a 500.
+                let clients = ctx.clients;
+                let landed = || async move {
+                    Ok(observe(clients, profile).await?.is_none_or(|p| !p.roles.iter().any(|r| r == role)))
+                };
+                plain(ctx.send_checked(&call, || req.clone().send(), Some(landed)).await)
             }
             Change::AddRoleToInstanceProfile { profile, role } => {
                 let req = iam.add_role_to_instance_profile().instance_profile_name(profile).role_name(role);

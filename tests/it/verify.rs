@@ -524,4 +524,22 @@ async fn bootstrap_refuses_a_trust_document_that_would_lock_its_service_out_befo
     assert!(err.contains("role LockedRole") && err.contains("ec2.amazonaws.com"), "{err}");
     assert!(err.contains("nothing was written"), "{err}");
     assert_eq!(emu.wfboot_write_attempts_since(mark), Vec::<String>::new());
+
+    // Through --accounts the same guard, the same exit code and words, and no write in any account.
+    let accounts = write_file(dir.path(), "accounts.txt", "111111111111\n222222222222\n");
+    let mark = emu.mark();
+    let fleet = emu
+        .wfboot()
+        .args(["bootstrap", "--yes", "--skip-user", "--stack"])
+        .arg(&stack)
+        .arg("--accounts")
+        .arg(&accounts)
+        .args(["--assume-role-name", "OrganizationAccountAccessRole"])
+        .output()
+        .unwrap();
+    assert_eq!(fleet.status.code(), Some(65), "{}\n{}", stdout(&fleet), stderr(&fleet));
+    let fleet_err = stderr(&fleet);
+    assert!(fleet_err.contains("role LockedRole") && fleet_err.contains("ec2.amazonaws.com"), "{fleet_err}");
+    assert!(fleet_err.contains("nothing was written"), "{fleet_err}");
+    assert!(emu.requests().into_iter().skip(mark).all(|r| !r.write), "a write was sent through --accounts");
 }
