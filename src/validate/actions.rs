@@ -58,7 +58,7 @@ pub(crate) fn table() -> &'static Table {
 fn parse(data: &'static str) -> Table {
     let mut table = Table { source: "", globals: Vec::new(), services: Vec::new(), by_prefix: HashMap::new() };
     for line in data.lines() {
-        if let Some(comment) = line.strip_prefix("# IAM services, actions and condition keys from ") {
+        if let Some(comment) = line.strip_prefix("# IAM services, actions, resource types and condition keys from ") {
             table.source = comment.split(' ').next().unwrap_or_default();
             continue;
         }
