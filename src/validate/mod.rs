@@ -77,6 +77,17 @@ pub(crate) const RULES: &[(&str, &str)] = &[
     ("keep", "https://docs.aws.amazon.com/IAM/latest/UserGuide/access-analyzer-policy-validation.html"),
 ];
 
+/// Rules about what IAM accepts but never matches, or grants too widely: their `accepted` is advice, not grammar.
+const ADVICE_RULES: &[&str] = &[
+    "action-resource",
+    "pass-role",
+    "create-slr",
+    "allow-not-action",
+    "allow-not-resource",
+    "confused-deputy",
+    "keep",
+];
+
 fn reference(rule: &str) -> &'static str {
     RULES.iter().find(|(r, _)| *r == rule).map(|(_, url)| *url).unwrap_or_default()
 }
@@ -135,7 +146,8 @@ impl fmt::Display for Finding {
             write!(f, " (Access Analyzer: {code})")?;
         }
         if let Some(a) = &self.accepted {
-            let what = if self.severity == Severity::Error { "IAM accepts" } else { "instead" };
+            // The grammar's findings say what IAM accepts; the others what would work or be safer.
+            let what = if ADVICE_RULES.contains(&self.rule) { "instead" } else { "IAM accepts" };
             write!(f, "\n      {what}: {a}")?;
         }
         if let Some(reason) = &self.kept {

@@ -512,10 +512,14 @@ fn a_kept_finding_counts_as_none_and_a_stale_keep_entry_is_a_warning() {
     assert_eq!(report["stacks"][0]["findings"][0]["rule"], "keep", "{report:#}");
 }
 
+/// A service of the table: its prefix, its actions (each with the indexes of its resource types), the first ARN
+/// format of each resource type.
+type TableService = (String, Vec<(String, Vec<usize>)>, Vec<String>);
+
 /// The actions of the table (src/validate/data/iam-actions.txt), each with the ARN formats of its resource types.
 fn table_actions() -> Vec<(String, Vec<String>)> {
     let text = std::fs::read_to_string(repo().join("src/validate/data/iam-actions.txt")).unwrap();
-    let mut services: Vec<(String, Vec<(String, Vec<usize>)>, Vec<String>)> = Vec::new();
+    let mut services: Vec<TableService> = Vec::new();
     for line in text.lines() {
         let fields: Vec<&str> = line.split('|').collect();
         match fields[..] {
