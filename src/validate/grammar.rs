@@ -9,8 +9,8 @@
 use serde_json::{Map, Value};
 
 use super::actions::{self, KeyType, Unknown};
-use super::arn;
-use super::Severity;
+use super::security::{self, Advice};
+use super::{arn, resources, Severity};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum DocKind {
@@ -33,6 +33,8 @@ pub(crate) struct Issue {
     pub(crate) message: String,
     /// What IAM accepts instead.
     pub(crate) accepted: Option<String>,
+    /// IAM Access Analyzer's issue code for the same check, where it has one.
+    pub(crate) code: Option<&'static str>,
 }
 
 const TOP_ELEMENTS: &[&str] = &["Version", "Id", "Statement"];
@@ -123,7 +125,15 @@ impl Checker<'_> {
             element: element.to_string(),
             message,
             accepted,
+            code: None,
         });
+    }
+
+    fn advise(&mut self, a: Advice) {
+        self.push(a.severity, a.rule, &a.element, a.message, Some(a.accepted));
+        if let Some(last) = self.issues.last_mut() {
+            last.code = a.code;
+        }
     }
 
     fn error(&mut self, rule: &'static str, element: &str, message: impl Into<String>, accepted: impl Into<String>) {
@@ -347,6 +357,29 @@ fn check_statement(c: &mut Checker<'_>, s: &Map<String, Value>) {
     for (element, resource) in &resources {
         if let Err(p) = arn::check_resource(resource, c.partition) {
             c.problem(element, p);
+        }
+    }
+
+    // What IAM accepts but never matches, and what it accepts but a reviewer would not.
+    match c.kind {
+        DocKind::Identity => {
+            let (not_action, not_resource) = (s.contains_key("NotAction"), s.contains_key("NotResource"));
+            if !not_action && !not_resource {
+                let outcome = resources::check(&actions, &resources);
+                // A statement that can match nothing does nothing: the error a user meets only when the job runs.
+                let severity = if outcome.nothing_matches { Severity::Error } else { Severity::Warning };
+                for m in outcome.mismatches {
+                    c.push(severity, "action-resource", &m.element, m.message, Some(m.accepted));
+                }
+            }
+            for advice in security::identity(s, &actions, not_action, &resources, not_resource) {
+                c.advise(advice);
+            }
+        }
+        DocKind::Trust => {
+            for advice in security::trust(s) {
+                c.advise(advice);
+            }
         }
     }
 

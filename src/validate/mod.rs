@@ -11,6 +11,8 @@ pub(crate) mod actions;
 pub(crate) mod arn;
 pub(crate) mod grammar;
 pub(crate) mod quotas;
+pub(crate) mod resources;
+pub(crate) mod security;
 
 use std::fmt;
 
@@ -22,8 +24,12 @@ use grammar::DocKind;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Severity {
+    /// IAM would reject it, or it can never take effect.
     Error,
+    /// IAM accepts it, but it probably does not do what was meant, or grants more than a reviewer would allow.
     Warning,
+    /// It works; a hardening the stack could have.
+    Suggestion,
 }
 
 impl fmt::Display for Severity {
@@ -31,6 +37,7 @@ impl fmt::Display for Severity {
         f.write_str(match self {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Suggestion => "suggestion",
         })
     }
 }
@@ -58,9 +65,27 @@ pub(crate) const RULES: &[(&str, &str)] = &[
     ("condition-operator", "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html"),
     ("condition-value", "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html"),
     ("condition-key", "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html"),
+    ("action-resource", "https://docs.aws.amazon.com/service-authorization/latest/reference/reference_policies_actions-resources-contextkeys.html"),
+    ("allow-not-action", "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notaction.html"),
+    ("allow-not-resource", "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_notresource.html"),
+    ("pass-role", "https://docs.aws.amazon.com/IAM/latest/UserGuide/access-analyzer-reference-policy-checks.html#access-analyzer-reference-policy-checks-security-warning-pass-role-with-star-in-resource"),
+    ("create-slr", "https://docs.aws.amazon.com/IAM/latest/UserGuide/access-analyzer-reference-policy-checks.html#access-analyzer-reference-policy-checks-security-warning-create-slr-with-star-in-resource"),
+    ("confused-deputy", "https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html"),
     ("description-characters", "https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html"),
     ("policies-per-role", "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html"),
     ("tags", "https://docs.aws.amazon.com/IAM/latest/UserGuide/id_tags.html#id_tags_rules_creating"),
+    ("keep", "https://docs.aws.amazon.com/IAM/latest/UserGuide/access-analyzer-policy-validation.html"),
+];
+
+/// Rules about what IAM accepts but never matches, or grants too widely: their `accepted` is advice, not grammar.
+const ADVICE_RULES: &[&str] = &[
+    "action-resource",
+    "pass-role",
+    "create-slr",
+    "allow-not-action",
+    "allow-not-resource",
+    "confused-deputy",
+    "keep",
 ];
 
 fn reference(rule: &str) -> &'static str {
@@ -88,6 +113,10 @@ pub(crate) struct Finding {
     pub(crate) accepted: Option<String>,
     /// The page that defines the rule.
     pub(crate) reference: &'static str,
+    /// IAM Access Analyzer's issue code for the same check, where it has one (`PASS_ROLE_WITH_STAR_IN_RESOURCE`).
+    pub(crate) access_analyzer: Option<&'static str>,
+    /// Why the stack keeps this warning or suggestion (its `[[keep]]` entry); a kept finding counts as none.
+    pub(crate) kept: Option<String>,
 }
 
 impl fmt::Display for Finding {
@@ -113,8 +142,16 @@ impl fmt::Display for Finding {
             write!(f, ": {place}")?;
         }
         write!(f, ": {}", self.message)?;
+        if let Some(code) = self.access_analyzer {
+            write!(f, " (Access Analyzer: {code})")?;
+        }
         if let Some(a) = &self.accepted {
-            write!(f, "\n      IAM accepts: {a}")?;
+            // The grammar's findings say what IAM accepts; the others what would work or be safer.
+            let what = if ADVICE_RULES.contains(&self.rule) { "instead" } else { "IAM accepts" };
+            write!(f, "\n      {what}: {a}")?;
+        }
+        if let Some(reason) = &self.kept {
+            write!(f, "\n      kept by the stack: {reason}")?;
         }
         Ok(())
     }
@@ -173,6 +210,8 @@ pub(crate) fn lint(source: &str, stack: Option<&Stack>, load_problems: &[String]
         message: String::new(),
         accepted: None,
         reference: reference(rule),
+        access_analyzer: None,
+        kept: None,
     };
     let mut out: Vec<Finding> = load_problems
         .iter()
@@ -204,6 +243,7 @@ pub(crate) fn lint(source: &str, stack: Option<&Stack>, load_problems: &[String]
                 message: i.message,
                 accepted: i.accepted,
                 reference: reference(i.rule),
+                access_analyzer: i.code,
                 ..base.clone()
             })),
         }
@@ -231,6 +271,24 @@ pub(crate) fn lint(source: &str, stack: Option<&Stack>, load_problems: &[String]
         accepted: Some(p.accepted),
         ..finding(Severity::Error, p.rule, Some(p.resource), None)
     }));
+    for keep in &stack.keep {
+        let mut used = false;
+        for f in out.iter_mut().filter(|f| f.severity != Severity::Error && f.rule == keep.rule) {
+            if f.resource.as_deref() == Some(keep.resource.as_str()) {
+                f.kept = Some(keep.reason.clone());
+                used = true;
+            }
+        }
+        // A list of kept findings stays honest only if an entry goes when its finding does.
+        if !used {
+            out.push(Finding {
+                element: Some("keep".into()),
+                message: format!("no `{}` warning or suggestion on {} to keep any more", keep.rule, keep.resource),
+                accepted: Some("remove the [[keep]] entry".into()),
+                ..finding(Severity::Warning, "keep", Some(keep.resource.clone()), None)
+            });
+        }
+    }
     out
 }
 
@@ -239,8 +297,14 @@ fn strip_prefix(message: &str, template: &str) -> String {
     message.strip_prefix(template).and_then(|m| m.strip_prefix(": ")).unwrap_or(message).to_string()
 }
 
+/// The findings of `severity` the stack does not keep.
 pub(crate) fn count(findings: &[Finding], severity: Severity) -> usize {
-    findings.iter().filter(|f| f.severity == severity).count()
+    findings.iter().filter(|f| f.severity == severity && f.kept.is_none()).count()
+}
+
+/// The findings the stack keeps.
+pub(crate) fn kept(findings: &[Finding]) -> usize {
+    findings.iter().filter(|f| f.kept.is_some()).count()
 }
 
 #[cfg(test)]
@@ -260,8 +324,10 @@ mod tests {
                     ..Options::default()
                 };
                 let findings = lint(&source, stack.as_ref(), &problems, &opts);
-                let text: Vec<String> = findings.iter().map(ToString::to_string).collect();
-                assert!(findings.is_empty(), "{name} {partition:?}:\n{}", text.join("\n"));
+                // Clean: nothing but what the stack keeps, each with its reason (`[[keep]]`).
+                let text: Vec<String> = findings.iter().filter(|f| f.kept.is_none()).map(ToString::to_string).collect();
+                assert!(text.is_empty(), "{name} {partition:?}:\n{}", text.join("\n"));
+                assert!(findings.iter().all(|f| f.severity != Severity::Error));
             }
         }
     }
@@ -280,6 +346,8 @@ mod tests {
             message: "5 is not a principal".into(),
             accepted: Some("\"*\" or an object".into()),
             reference: reference("principal"),
+            access_analyzer: None,
+            kept: None,
         };
         assert_eq!(
             f.to_string(),

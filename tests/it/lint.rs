@@ -279,11 +279,20 @@ fn lint_reports_every_finding_of_every_stack_with_exit_codes_for_ci() {
     let out =
         wfboot_isolated().args(["lint", "--stack", "slim-workflow", "--stack", "render-worker"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(
-        stdout(&out),
-        "built-in stack slim-workflow: clean\nbuilt-in stack render-worker: clean\n",
-        "{}",
+    // slim-workflow keeps its three trust suggestions, each printed with its reason (profiles/slim-workflow.toml).
+    let text = stdout(&out);
+    assert!(
+        text.ends_with(
+            "built-in stack slim-workflow: clean (3 kept by the stack)\nbuilt-in stack render-worker: clean\n"
+        ),
+        "{text}{}",
         stderr(&out)
+    );
+    assert_eq!(text.matches("kept by the stack: ").count(), 3, "{text}");
+    assert_eq!(
+        wfboot_isolated().args(["lint", "--deny-warnings"]).output().unwrap().status.code(),
+        Some(0),
+        "kept findings do not fail --deny-warnings"
     );
     // Every finding at once: load problems of the stack file, and each document's.
     let dir = tempfile::tempdir().unwrap();
@@ -350,4 +359,404 @@ fn lint_json_matches_the_published_schema() {
     for r in results.as_array().unwrap() {
         assert_eq!(r["errors"], json!([]), "{}: {}", r["name"], r["errors"]);
     }
+}
+
+/// A stack whose one policy is `document` (the render-worker policy of the issue's table, as a new user writes it).
+fn policy_stack(dir: &Path, name: &str, document: &Value) -> PathBuf {
+    write_case(dir, &json!({"name": name, "kind": "identity", "document": document}))
+}
+
+fn statement_doc(statement: Value) -> Value {
+    json!({"Version": "2012-10-17", "Statement": [statement]})
+}
+
+/// Issue 26's table: what IAM accepts but never works, or grants more than a reviewer allows, each found with its
+/// rule and severity; warnings fail `--deny-warnings` (exit 4).
+#[test]
+fn the_documents_iam_accepts_but_that_never_work_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<(&str, Value, &str, &str, &str)> = vec![
+        (
+            "getobject-on-a-bucket",
+            statement_doc(json!({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bucket"})),
+            "error",
+            "action-resource",
+            "Action",
+        ),
+        (
+            "invoke-on-an-s3-arn",
+            statement_doc(
+                json!({"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": "arn:aws:s3:::bucket/*"}),
+            ),
+            "error",
+            "action-resource",
+            "Action",
+        ),
+        (
+            "allow-with-not-resource",
+            statement_doc(json!({"Effect": "Allow", "Action": "s3:GetObject", "NotResource": "arn:aws:s3:::bucket/*"})),
+            "warning",
+            "allow-not-resource",
+            "NotResource",
+        ),
+        (
+            "pass-role-on-star",
+            statement_doc(json!({"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"})),
+            "warning",
+            "pass-role",
+            "Action",
+        ),
+        (
+            "numeric-equals-on-source-ip",
+            statement_doc(json!({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bucket/*",
+                "Condition": {"NumericEquals": {"aws:SourceIp": "203.0.113.0/24"}}})),
+            "error",
+            "condition-value",
+            "Condition.NumericEquals.aws:SourceIp",
+        ),
+        (
+            "unknown-action",
+            statement_doc(json!({"Effect": "Allow", "Action": "s3:GetObjct", "Resource": "arn:aws:s3:::bucket/*"})),
+            "error",
+            "unknown-action",
+            "Action",
+        ),
+        (
+            "unknown-prefix",
+            statement_doc(json!({"Effect": "Allow", "Action": "s4:GetObject", "Resource": "arn:aws:s3:::bucket/*"})),
+            "error",
+            "unknown-action",
+            "Action",
+        ),
+        (
+            "invalid-arn",
+            statement_doc(json!({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:bucket/*"})),
+            "error",
+            "arn",
+            "Resource",
+        ),
+        (
+            "condition-key-not-for-the-action",
+            statement_doc(json!({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bucket/*",
+                "Condition": {"StringEquals": {"ec2:InstanceType": "t3.micro"}}})),
+            "warning",
+            "condition-key",
+            "Condition.StringEquals.ec2:InstanceType",
+        ),
+        (
+            "list-all-buckets-on-a-bucket",
+            statement_doc(
+                json!({"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "arn:aws:s3:::bucket"}),
+            ),
+            "error",
+            "action-resource",
+            "Action",
+        ),
+        (
+            "one-action-of-two-on-nothing",
+            statement_doc(json!({"Effect": "Allow", "Action": ["s3:GetObject", "lambda:InvokeFunction"],
+                "Resource": "arn:aws:s3:::bucket/*"})),
+            "warning",
+            "action-resource",
+            "Action[1]",
+        ),
+    ];
+    for (name, document, severity, rule, element) in &rows {
+        let stack = policy_stack(dir.path(), name, document);
+        let (code, report) = lint_json(std::slice::from_ref(&stack), &[]);
+        let findings = report["stacks"][0]["findings"].as_array().unwrap();
+        let found = findings.iter().find(|f| f["rule"] == *rule && f["element"] == *element);
+        let found = found.unwrap_or_else(|| panic!("{name}: no {rule} at {element}: {findings:#?}"));
+        assert_eq!(found["severity"], *severity, "{name}: {found:#}");
+        assert_eq!(code, if *severity == "error" { 4 } else { 0 }, "{name}: {report:#}");
+        assert_eq!(lint_json(&[stack], &["--deny-warnings"]).0, 4, "{name}");
+    }
+    // The finding names what the action needs, and Access Analyzer's code where it has one.
+    let stack = dir.path().join("getobject-on-a-bucket/stack.toml");
+    let out = wfboot_isolated().args(["lint", "--stack"]).arg(&stack).output().unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains("`s3:GetObject` acts on ")
+            && text.contains("object (arn:${Partition}:s3:::${BucketName}/${ObjectName})"),
+        "{text}"
+    );
+    let (_, report) = lint_json(&[dir.path().join("pass-role-on-star/stack.toml")], &[]);
+    assert_eq!(report["stacks"][0]["findings"][0]["access_analyzer"], "PASS_ROLE_WITH_STAR_IN_RESOURCE");
+}
+
+#[test]
+fn a_kept_finding_counts_as_none_and_a_stale_keep_entry_is_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = statement_doc(json!({"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"}));
+    write_file(dir.path(), "p.json", &doc.to_string());
+    write_file(dir.path(), "q.json", POLICY);
+    let keep = "[[keep]]\nrule = \"pass-role\"\npolicy = \"P\"\nreason = \"the operator passes every role\"\n";
+    let stack = write_file(
+        dir.path(),
+        "s.toml",
+        &format!("name = \"kept\"\ntemplates = \".\"\n[[policy]]\nname = \"P\"\ndocument = \"p.json\"\n[[policy]]\nname = \"Q\"\ndocument = \"q.json\"\n{keep}"),
+    );
+    let (code, report) = lint_json(std::slice::from_ref(&stack), &["--deny-warnings"]);
+    assert_eq!((code, &report["warnings"], &report["kept"]), (0, &json!(0), &json!(1)), "{report:#}");
+    let out = wfboot_isolated().args(["lint", "--stack"]).arg(&stack).output().unwrap();
+    assert!(stdout(&out).contains("kept by the stack: the operator passes every role"), "{}", stdout(&out));
+    assert!(stdout(&out).ends_with(": clean (1 kept by the stack)\n"), "{}", stdout(&out));
+    // The same entry on a policy without the finding is itself a warning.
+    let stale = write_file(
+        dir.path(),
+        "stale.toml",
+        &format!("name = \"stale\"\ntemplates = \".\"\n[[policy]]\nname = \"P\"\ndocument = \"q.json\"\n{keep}"),
+    );
+    let (code, report) = lint_json(&[stale], &["--deny-warnings"]);
+    assert_eq!(code, 4);
+    assert_eq!(report["stacks"][0]["findings"][0]["rule"], "keep", "{report:#}");
+}
+
+/// A service of the table: its prefix, its actions (each with the indexes of its resource types), the first ARN
+/// format of each resource type.
+type TableService = (String, Vec<(String, Vec<usize>)>, Vec<String>);
+
+/// The actions of the table (src/validate/data/iam-actions.txt), each with the ARN formats of its resource types.
+fn table_actions() -> Vec<(String, Vec<String>)> {
+    let text = std::fs::read_to_string(repo().join("src/validate/data/iam-actions.txt")).unwrap();
+    let mut services: Vec<TableService> = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split('|').collect();
+        match fields[..] {
+            ["S", prefix, actions, ..] => {
+                let actions = actions
+                    .split(' ')
+                    .filter(|a| !a.is_empty())
+                    .map(|a| {
+                        let (name, types) = a.split_once('=').unwrap_or((a, ""));
+                        (name.to_string(), types.split('.').filter_map(|i| i.parse().ok()).collect())
+                    })
+                    .collect();
+                services.push((prefix.to_string(), actions, Vec::new()));
+            }
+            ["R", _, formats] => services.last_mut().unwrap().2.push(formats.split(',').next().unwrap().to_string()),
+            _ => {}
+        }
+    }
+    services
+        .iter()
+        .flat_map(|(prefix, actions, types)| {
+            actions.iter().map(move |(name, idx)| {
+                (format!("{prefix}:{name}"), idx.iter().filter_map(|&i| types.get(i).cloned()).collect())
+            })
+        })
+        .collect()
+}
+
+/// An ARN of `format`, its placeholders filled with sample values.
+fn sample_arn(format: &str) -> String {
+    let mut out = String::new();
+    let mut rest = format;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..].find('}').map_or(rest.len(), |e| start + e + 1);
+        out.push_str(match &rest[start..end] {
+            "${Partition}" => "aws",
+            "${Region}" => "us-east-1",
+            "${Account}" => "123456789012",
+            "${BucketName}" => "example-bucket",
+            _ => "example",
+        });
+        rest = &rest[end..];
+    }
+    out + rest
+}
+
+/// Seeded documents from the table: one Allow (sometimes Deny) statement of an action (sometimes a wildcard
+/// pattern of it) on a resource of its own type, of another service's type, or `*` (sometimes as NotResource), with
+/// sometimes a condition on one of its service's keys.
+fn generated_documents(count: usize) -> Vec<(String, Value)> {
+    let actions = table_actions();
+    let text = std::fs::read_to_string(repo().join("src/validate/data/iam-actions.txt")).unwrap();
+    let keys: Vec<(String, Vec<String>)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("S|"))
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            let keys = f.get(2).unwrap_or(&"").split(' ').filter_map(|k| k.split_once('=')).map(|(k, _)| k.to_string());
+            (f[0].to_string(), keys.filter(|k| !k.contains("${") && !k.contains(':')).collect())
+        })
+        .collect();
+    let mut seed: u64 = 26;
+    let mut next = move |n: usize| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((seed >> 33) as usize) % n.max(1)
+    };
+    let mut out = Vec::new();
+    for i in 0..count {
+        let (action, formats) = &actions[next(actions.len())];
+        let (prefix, name) = action.split_once(':').unwrap();
+        let written = if next(5) == 0 && name.len() > 4 { format!("{prefix}:{}*", &name[..4]) } else { action.clone() };
+        let resource = match next(10) {
+            0 => "*".to_string(),
+            1..=5 if !formats.is_empty() => sample_arn(&formats[next(formats.len())]),
+            _ => {
+                let (_, other) = &actions[next(actions.len())];
+                other.first().map_or("*".to_string(), |f| sample_arn(f))
+            }
+        };
+        let mut statement = json!({"Effect": if next(10) == 0 { "Deny" } else { "Allow" }, "Action": written});
+        let element = if next(20) == 0 { "NotResource" } else { "Resource" };
+        statement[element] = json!(resource);
+        if next(5) == 0 {
+            if let Some((_, k)) = keys.iter().find(|(p, k)| p == prefix && !k.is_empty()) {
+                statement["Condition"] = json!({"StringLike": {format!("{prefix}:{}", k[next(k.len())]): "example*"}});
+            }
+        }
+        out.push((format!("generated-{i:04}"), statement_doc(statement)));
+    }
+    out
+}
+
+/// Runs tools/parliament_compare.py over `documents`.
+fn parliament(documents: &[(String, Value)]) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let docs: Vec<Value> = documents.iter().map(|(n, d)| json!({"name": n, "document": d})).collect();
+    let input = write_file(dir.path(), "documents.json", &json!({"documents": docs}).to_string());
+    let out = StdCommand::new(repo().join(".venv/bin/python"))
+        .arg(repo().join("tools/parliament_compare.py"))
+        .arg(&input)
+        .output()
+        .expect("run tools/parliament_compare.py (scripts/setup-emulator.sh installs the venv)");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("tools/parliament_compare.py printed no JSON ({e}):\n{}\n{}", stdout(&out), stderr(&out))
+    })
+}
+
+/// The verdicts compared with parliament's: wfboot's rules and parliament's finding codes for the same problem.
+const COMPARED: &[(&str, &[&str], &[&str])] = &[
+    ("action-resource", &["action-resource"], &["RESOURCE_MISMATCH"]),
+    ("allow-not-resource", &["allow-not-resource"], &["NOTRESOURCE_WITH_ALLOW"]),
+    ("unknown-action", &["unknown-action"], &["UNKNOWN_ACTION", "UNKNOWN_PREFIX"]),
+];
+
+/// Why wfboot and parliament disagree on `verdict` (what `wfboot` says, with `rules` all its findings' rules),
+/// when the reason is one of the classes tests/fixtures/parliament-disagreements.json explains.
+fn disagreement_class(
+    document: &Value,
+    verdict: &str,
+    wfboot: bool,
+    rules: &[&str],
+    theirs: &Value,
+) -> Option<&'static str> {
+    let statement = &document["Statement"][0];
+    let action = statement["Action"].as_str().unwrap_or_default();
+    let unknown_to_parliament = !theirs["unknown_actions"].as_array().unwrap().is_empty();
+    let issues: Vec<&str> = theirs["issues"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let stopped = issues.iter().any(|i| ["UNKNOWN_ACTION", "UNKNOWN_PREFIX", "INVALID_ARN", "MALFORMED"].contains(i));
+    let required = theirs["required_types"].get(action).and_then(Value::as_u64);
+    let optional_match = theirs["optional_match"].get(action).and_then(Value::as_bool);
+    match (verdict, wfboot) {
+        ("unknown-action", false) if unknown_to_parliament && !rules.contains(&"action") => {
+            Some("action-newer-than-parliament")
+        }
+        ("action-resource", true) if unknown_to_parliament => Some("action-newer-than-parliament"),
+        ("allow-not-resource", true) if stopped => Some("parliament-stops-at-the-first-problem"),
+        ("action-resource", false) if rules.contains(&"arn") => Some("wfboot-refuses-the-arn-first"),
+        ("action-resource", false) if statement.get("NotResource").is_some() => Some("parliament-matches-not-resource"),
+        ("action-resource", true) if statement["Effect"] == "Deny" => Some("parliament-skips-deny"),
+        ("action-resource", false) if action.contains('*') => Some("parliament-checks-every-expansion"),
+        ("action-resource", true) if required == Some(0) => Some("parliament-checks-required-types-only"),
+        ("action-resource", false) if required.is_some_and(|n| n > 1) => {
+            Some("parliament-requires-every-required-type")
+        }
+        ("action-resource", false) if optional_match == Some(true) => Some("parliament-requires-the-required-type"),
+        ("action-resource", _) => Some("the-tables-differ"),
+        _ => None,
+    }
+}
+
+/// parliament (duo-labs' IAM linter, pinned in tools/requirements.txt) over the lint corpus's managed-policy
+/// documents, the issue's table and seeded generated documents: every disagreement belongs to a class that
+/// tests/fixtures/parliament-disagreements.json explains, and the counts are printed for CI's log.
+#[test]
+fn wfboot_and_parliament_agree_on_the_corpus_and_generated_documents_or_the_fixture_says_why() {
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("tests/fixtures/parliament-disagreements.json")).unwrap(),
+    )
+    .unwrap();
+    let mut documents: Vec<(String, Value)> = corpus()
+        .into_iter()
+        .filter(|c| c["kind"] == "identity")
+        .map(|c| (c["name"].as_str().unwrap().to_string(), c["document"].clone()))
+        .collect();
+    let corpus_count = documents.len();
+    documents.extend(generated_documents(600));
+    let dir = tempfile::tempdir().unwrap();
+    let stacks: Vec<PathBuf> = documents.iter().map(|(n, d)| policy_stack(dir.path(), n, d)).collect();
+    let (_, report) = lint_json(&stacks, &[]);
+    let verdicts = parliament(&documents);
+
+    let (mut agree, mut disagree, mut crashed) = (0, 0, 0);
+    let mut classes: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut failures = Vec::new();
+    for ((name, document), stack) in documents.iter().zip(report["stacks"].as_array().unwrap()) {
+        let verdict = &verdicts[name];
+        if verdict.get("crashed").is_some() {
+            // Only the corpus's broken documents (a statement that is not an object, ...): wfboot refuses them.
+            assert!(!name.starts_with("generated-"), "parliament failed on {name}: {verdict}");
+            crashed += 1;
+            continue;
+        }
+        let issues: Vec<&str> = verdict["issues"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        let rules: Vec<&str> =
+            stack["findings"].as_array().unwrap().iter().filter_map(|f| f["rule"].as_str()).collect();
+        let mut same = true;
+        for (verdict_name, ours, codes) in COMPARED {
+            let wfboot = rules.iter().any(|r| ours.contains(r));
+            let theirs = issues.iter().any(|i| codes.contains(i));
+            if wfboot == theirs {
+                continue;
+            }
+            same = false;
+            let case = fixture["cases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name.as_str() && c["verdict"] == *verdict_name);
+            match (disagreement_class(document, verdict_name, wfboot, &rules, verdict), case) {
+                (Some(class), _) if fixture["classes"][class].is_string() => {
+                    // WFBOOT_PARLIAMENT_DEBUG=1 lists each document with its class, to review them.
+                    if std::env::var_os("WFBOOT_PARLIAMENT_DEBUG").is_some() {
+                        eprintln!("{class}: {name} wfboot={wfboot} {issues:?} {verdict}\n  {document}");
+                    }
+                    *classes.entry(class).or_default() += 1
+                }
+                (_, Some(c)) if c["reason"].is_string() => *classes.entry("case").or_default() += 1,
+                _ => failures.push(format!(
+                    "{name}: {verdict_name}: wfboot {} it, parliament {} ({issues:?}); fix it or document why in \
+                     tests/fixtures/parliament-disagreements.json\n{document}",
+                    if wfboot { "reports" } else { "does not report" },
+                    if theirs { "does" } else { "does not" },
+                )),
+            }
+        }
+        if same {
+            agree += 1;
+        } else {
+            disagree += 1;
+        }
+    }
+    assert!(failures.is_empty(), "{} unexplained disagreements:\n{}", failures.len(), failures.join("\n"));
+    assert_eq!(
+        classes.get("case").copied().unwrap_or_default(),
+        fixture["cases"].as_array().unwrap().len(),
+        "every case of tests/fixtures/parliament-disagreements.json still disagrees"
+    );
+    let stale: Vec<&String> =
+        fixture["classes"].as_object().unwrap().keys().filter(|k| !classes.contains_key(k.as_str())).collect();
+    assert!(stale.is_empty(), "classes of tests/fixtures/parliament-disagreements.json no document needs: {stale:?}");
+    let _ = writeln!(
+        std::io::stderr(),
+        "parliament: {} documents ({corpus_count} from the lint corpus, 600 generated; parliament fails on {crashed} \
+         broken corpus documents); wfboot agrees on {agree} (rules {}), disagrees on {disagree}, each explained in \
+         tests/fixtures/parliament-disagreements.json: {classes:?}",
+        documents.len(),
+        COMPARED.iter().map(|(v, _, _)| *v).collect::<Vec<_>>().join(", "),
+    );
 }
