@@ -385,12 +385,15 @@ impl Fleet {
     }
 
     /// Runs `work` for every account, at most `--max-accounts` at once; the results are in file order.
+    ///
+    /// A pool, not waves: an account starts as soon as any other finishes (`buffer_unordered`), so one slow
+    /// account (a long lag window, a slow AssumeRole) never holds back the ones after it in the file.
     async fn each<'a, T, F, Fut>(&'a self, work: F) -> Vec<Result<T>>
     where
         F: Fn(&'a Account) -> Fut,
         Fut: std::future::Future<Output = Result<T>> + 'a,
     {
-        futures::stream::iter(&self.accounts).map(work).buffered(self.max_accounts).collect().await
+        in_a_pool(&self.accounts, self.max_accounts, work).await
     }
 
     /// The account's session: its role assumed, the stack rendered for it. Nothing is asked: the same
@@ -471,6 +474,23 @@ impl Fleet {
 }
 
 /// The account's plan summary on stderr and, as text, its plan on stdout when it has changes.
+/// `work` for every item, at most `n` at once, each started as soon as a slot is free; the results in the
+/// items' order.
+async fn in_a_pool<'a, I, T, F, Fut>(items: &'a [I], n: usize, work: F) -> Vec<T>
+where
+    F: Fn(&'a I) -> Fut,
+    Fut: std::future::Future<Output = T> + 'a,
+{
+    let work = &work;
+    let mut done: Vec<(usize, T)> = futures::stream::iter(items.iter().enumerate())
+        .map(|(i, item)| async move { (i, work(item).await) })
+        .buffer_unordered(n.max(1))
+        .collect()
+        .await;
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, result)| result).collect()
+}
+
 fn show_plan(printer: &Printer, account: &Account, plan: &Plan) {
     printer.info(&format!("{}: {}", who(account), planned(plan)));
     if !printer.json() && plan.has_changes() {
@@ -555,4 +575,29 @@ fn table(rows: &[Row]) -> String {
     let failed = rows.iter().filter(|r| r.status == RowStatus::Failed).count();
     out += &format!("\n{} account{}, {failed} failed.\n", rows.len(), plural(rows.len()));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::in_a_pool;
+
+    #[tokio::test]
+    async fn a_slow_account_does_not_hold_back_the_ones_after_it_and_results_stay_in_file_order() {
+        // Two at a time; the first item takes 600 ms, the others 50 ms each. In waves (or in order), the third
+        // would start only once the first finished; in a pool it starts when the second does.
+        let started = Instant::now();
+        let delays = [600u64, 50, 50, 50, 50];
+        let ends = in_a_pool(&delays, 2, |ms| async move {
+            let begun = started.elapsed();
+            tokio::time::sleep(Duration::from_millis(*ms)).await;
+            (*ms, begun)
+        })
+        .await;
+        assert_eq!(ends.iter().map(|(ms, _)| *ms).collect::<Vec<_>>(), delays, "results in the items' order");
+        for (ms, begun) in &ends[1..] {
+            assert!(*begun < Duration::from_millis(400), "an item of {ms} ms began at {begun:?}, behind the slow one");
+        }
+    }
 }
