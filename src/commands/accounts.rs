@@ -246,7 +246,7 @@ pub(crate) async fn bootstrap(printer: &Printer, aws: &AwsSettings, args: &Boots
     // 3. Apply, account by account in parallel (up to --max-accounts), and verify each.
     let interrupted = Arc::new(AtomicBool::new(false));
     let watcher = watch_interrupt(interrupted.clone());
-    let applied = futures::stream::iter(ready)
+    let mut applied = futures::stream::iter(ready)
         .map(|(account, session, plan)| {
             let interrupted = interrupted.clone();
             async move {
@@ -265,10 +265,12 @@ pub(crate) async fn bootstrap(printer: &Printer, aws: &AwsSettings, args: &Boots
                 (account, Ok((report, outcome)))
             }
         })
-        .buffered(fleet.max_accounts)
+        // A pool, as in `Fleet::each`: the rows are put back in file order below.
+        .buffer_unordered(fleet.max_accounts)
         .collect::<Vec<_>>()
         .await;
     watcher.abort();
+    applied.sort_by_key(|(account, _)| fleet.accounts.iter().position(|a| a.id == account.id));
 
     let mut rows: Vec<Row> = Vec::new();
     for (account, result) in applied {

@@ -286,7 +286,7 @@ pub(crate) fn report_preflight(printer: &Printer, preflight: &check::Preflight, 
         ));
     } else if total > 0 {
         printer.info(&format!(
-            "{prefix}Pre-flight: the caller may make every call the plan needs ({total} permissions, {})",
+            "{prefix}Pre-flight: the caller may make every call the plan needs: {total} permissions, {}",
             preflight.method
         ));
     }
