@@ -183,8 +183,9 @@ pub(crate) struct BootstrapArgs {
     /// each service to accept the roles)
     #[arg(long, value_name = "SECONDS", default_value_t = 120, help_heading = SAFETY)]
     pub(crate) propagation_timeout: u64,
-    /// After applying, run `verify --live`'s probes until the services accept the roles (time to usable)
-    #[arg(long, conflicts_with = "accounts", help_heading = SAFETY)]
+    /// After applying, run `verify --live`'s probes until the services accept the roles (time to usable; with
+    /// --accounts, in every account after its apply)
+    #[arg(long, help_heading = SAFETY)]
     pub(crate) wait: bool,
 }
 

@@ -58,6 +58,9 @@ struct Row {
     /// The single-account command's JSON result for this account (plan, bootstrap report, check report).
     #[serde(skip_serializing_if = "Option::is_none")]
     result: Option<serde_json::Value>,
+    /// `bootstrap --wait`: from the start of the run until the services accepted this account's roles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usable_after_seconds: Option<f64>,
     #[serde(skip)]
     error_kind: Option<ErrorKind>,
 }
@@ -100,6 +103,7 @@ impl Row {
             changes: None,
             error: None,
             result: None,
+            usable_after_seconds: None,
             error_kind: None,
         }
     }
@@ -260,8 +264,20 @@ pub(crate) async fn bootstrap(printer: &Printer, aws: &AwsSettings, args: &Boots
                 } else {
                     (Vec::new(), None)
                 };
-                let report = bootstrap::finish_report(&session, plan, applied, remaining, &opts.waits, started);
-                let outcome = bootstrap::outcome(&report, interrupted.load(Ordering::SeqCst));
+                let mut report = bootstrap::finish_report(&session, plan, applied, remaining, &opts.waits, started);
+                let mut outcome = bootstrap::outcome(&report, interrupted.load(Ordering::SeqCst));
+                // `--wait`: this account's probes as soon as its own apply is through, as in a single-account run.
+                if args.wait && outcome.is_ok() && !interrupted.load(Ordering::SeqCst) {
+                    match bootstrap::wait_usable(worker, &session, args, started).await {
+                        Ok((wait, failed)) => {
+                            report.wait = Some(wait);
+                            if let Some(e) = failed {
+                                outcome = Err(e);
+                            }
+                        }
+                        Err(e) => return (account, Err(e)),
+                    }
+                }
                 (account, Ok((report, outcome)))
             }
         })
@@ -292,6 +308,7 @@ pub(crate) async fn bootstrap(printer: &Printer, aws: &AwsSettings, args: &Boots
                     printer.info(&format!("{}: {done}", who(account)));
                 }
                 row.changes = Some(writes);
+                row.usable_after_seconds = report.wait.as_ref().and_then(|w| w.usable_after_seconds);
                 row.result = serde_json::to_value(&report).ok();
                 row
             }
@@ -533,8 +550,14 @@ fn who(account: &Account) -> String {
 
 /// The result table: account, name, status, changes, and the first line of the error.
 fn table(rows: &[Row]) -> String {
-    let header = ["ACCOUNT", "NAME", "STATUS", "CHANGES", "ERROR"];
-    let cells: Vec<[String; 5]> = rows
+    // "USABLE AFTER" only for `bootstrap --wait`.
+    let waited = rows.iter().any(|r| r.usable_after_seconds.is_some());
+    let mut header = vec!["ACCOUNT", "NAME", "STATUS", "CHANGES"];
+    if waited {
+        header.push("USABLE AFTER");
+    }
+    header.push("ERROR");
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
             let error = r.error.as_deref().and_then(|e| e.lines().next()).unwrap_or_default();
@@ -543,39 +566,42 @@ fn table(rows: &[Row]) -> String {
             } else {
                 error.to_string()
             };
-            [
+            let mut row = vec![
                 r.account_id.clone(),
                 r.name.clone().unwrap_or_default(),
                 r.label(),
                 r.changes.map_or("-".into(), |c| c.to_string()),
-                error,
-            ]
+            ];
+            if waited {
+                row.push(r.usable_after_seconds.map_or("-".into(), |s| format!("{s:.1} s")));
+            }
+            row.push(error);
+            row
         })
         .collect();
-    let width = |i: usize| cells.iter().map(|c| c[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..5).map(width).collect();
-    let line = |c: [&str; 5]| {
-        let text = format!(
-            "{:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}  {}",
-            c[0],
-            c[1],
-            c[2],
-            c[3],
-            c[4],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2],
-            w3 = widths[3]
-        );
+    let width =
+        |i: usize| cells.iter().map(|c| c[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..header.len()).map(width).collect();
+    // Left-aligned text, right-aligned figures (CHANGES, USABLE AFTER), the last column as it is.
+    let line = |c: Vec<&str>| {
+        let last = c.len() - 1;
+        let text = c
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| match i {
+                _ if i == last => cell.to_string(),
+                0..=2 => format!("{cell:<w$}", w = widths[i]),
+                _ => format!("{cell:>w$}", w = widths[i]),
+            })
+            .collect::<Vec<_>>()
+            .join("  ");
         text.trim_end().to_string()
     };
-    let mut out = line(header);
+    let mut out = line(header.clone());
     for c in &cells {
         out.push('\n');
-        out += &line([&c[0], &c[1], &c[2], &c[3], &c[4]]);
+        out += &line(c.iter().map(String::as_str).collect());
     }
-    let failed = rows.iter().filter(|r| r.status == RowStatus::Failed).count();
-    out += &format!("\n{} account{}, {failed} failed.\n", rows.len(), plural(rows.len()));
     out
 }
 

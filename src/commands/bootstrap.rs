@@ -44,7 +44,7 @@ pub(crate) struct Report {
     hardening: Option<Vec<harden::Note>>,
     /// `--wait`: when the services accepted the roles; absent without `--wait`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    wait: Option<WaitReport>,
+    pub(crate) wait: Option<WaitReport>,
 }
 
 /// `--wait`: the live probes after applying (`wfboot verify --live`'s), until they passed.
@@ -54,14 +54,14 @@ pub(crate) struct WaitReport {
     usable: bool,
     /// From the start of the run until the last probe passed; absent when one did not.
     #[serde(skip_serializing_if = "Option::is_none")]
-    usable_after_seconds: Option<f64>,
+    pub(crate) usable_after_seconds: Option<f64>,
     /// How long the probes took.
     probe_seconds: f64,
     probes: Vec<crate::verify::Row>,
 }
 
 /// `--wait`: the probes, their report, and the error when one did not pass.
-async fn wait_usable(
+pub(crate) async fn wait_usable(
     printer: &Printer,
     session: &Session,
     args: &BootstrapArgs,

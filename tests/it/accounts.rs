@@ -381,3 +381,55 @@ async fn at_a_terminal_bootstrap_shows_every_accounts_plan_and_asks_once() {
     p.exp_string("3 accounts, 0 failed.").unwrap();
     p.exp_eof().unwrap();
 }
+
+/// `bootstrap --accounts --wait`: every account's probes run after its own apply; each row says when that
+/// account's roles became usable (JSON `usable_after_seconds`, the table's USABLE AFTER), under a service lag.
+#[tokio::test]
+async fn bootstrap_of_accounts_with_wait_reports_each_account_s_time_to_usable() {
+    let emu = Emulator::start_with(&[
+        "--realism",
+        "--iam-lag",
+        "0.5",
+        "--ec2-lag",
+        "1",
+        "--service-lag",
+        "10",
+        "--lag-jitter",
+        "0",
+        "--batch-transition",
+        "0.5",
+    ]);
+    for account in &ACCOUNTS[..2] {
+        account_admin(&emu, account).await.create_user().user_name("demo").send().await.unwrap();
+    }
+    emu.settle();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "two.txt", &ACCOUNTS[..2].join("\n"));
+    let run = |extra: &[&str]| {
+        emu.wfboot()
+            .args(["bootstrap", "--yes", "--user-name", "demo", "--wait", "--accounts"])
+            .arg(&file)
+            .args(["--assume-role-name", ROLE])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--output", "json"]);
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{text}\n{err}");
+    let result: Value = serde_json::from_str(&text).unwrap();
+    for row in result["accounts"].as_array().unwrap() {
+        assert_eq!(row["status"], "applied", "{row}");
+        let after = row["usable_after_seconds"].as_f64().unwrap_or_else(|| panic!("no time to usable: {row}"));
+        assert!((10.0..60.0).contains(&after), "usable after {after} s with a 10 s service lag: {row}");
+        assert_eq!(row["result"]["wait"]["usable"], serde_json::json!(true), "{row}");
+    }
+    // The accounts' sessions sign with their own keys: count the emulator's lag answers to anyone.
+    let lagged = emu.requests().iter().filter(|r| r.realism.as_deref() == Some("service_role_not_propagated")).count();
+    assert!(lagged > 0, "the lag was never met");
+    // The text table gains the column.
+    let again = run(&[]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let table = stdout(&again);
+    assert!(table.contains("USABLE AFTER"), "{table}");
+}
