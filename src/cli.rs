@@ -125,6 +125,10 @@ pub(crate) struct StackArgs {
     /// stack's [tags])
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = tag)]
     pub(crate) tags: Vec<(String, String)>,
+    /// Refuse to run unless the caller's account is this one (repeatable: any of them; with --accounts, every
+    /// listed account must be); checked right after sts:GetCallerIdentity, before any write
+    #[arg(long, value_name = "ID", value_parser = account_id, help_heading = SAFETY)]
+    pub(crate) expect_account: Vec<String>,
 }
 
 /// Many accounts from one machine: the same command in each account, through sts:AssumeRole.
@@ -226,6 +230,10 @@ pub(crate) struct DestroyArgs {
     /// concurrent writes (ConcurrentModification), and to wait for IAM to show the deletions
     #[arg(long, value_name = "SECONDS", default_value_t = 120, help_heading = SAFETY)]
     pub(crate) propagation_timeout: u64,
+    /// Refuse to run unless the caller's account is this one (repeatable: any of them); checked right after
+    /// sts:GetCallerIdentity, before any write
+    #[arg(long, value_name = "ID", value_parser = account_id, help_heading = SAFETY)]
+    pub(crate) expect_account: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -340,7 +348,7 @@ pub(crate) struct LintArgs {
 }
 
 fn account_id(s: &str) -> std::result::Result<String, String> {
-    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+    if crate::stack::is_account_id(s) {
         Ok(s.to_string())
     } else {
         Err("an account id is 12 digits".into())

@@ -69,6 +69,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
         harden: false,
         permissions_boundary: None,
         tags: Vec::new(),
+        expect_account: args.expect_account.clone(),
     };
     let (session, observed, _) = Session::open_observing(printer, aws, &stack_args, false).await?;
     let plan = read_plan(printer, &session, args, Some(observed)).await?;

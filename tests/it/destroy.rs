@@ -319,3 +319,31 @@ async fn under_iam_enforcement_a_caller_who_may_not_delete_is_stopped_before_any
         ["DeleteInstanceProfile", "DeletePolicy", "DeleteRole", "DetachRolePolicy", "RemoveRoleFromInstanceProfile"]
     );
 }
+
+#[tokio::test]
+async fn destroy_in_another_account_than_expected_refuses_before_any_write_naming_both() {
+    let emu = Emulator::start();
+    emu.create_demo_user().await;
+    assert!(bootstrap(&emu).status.success());
+    let mark = emu.mark();
+    let out = emu.wfboot().args(["destroy", "--yes", "--expect-account", "111111111111"]).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains(&format!("account {ACCOUNT} is not allowed by --expect-account (111111111111)")), "{err}");
+    assert!(err.contains("nothing was written"), "{err}");
+    assert_eq!(emu.wfboot_write_attempts_since(mark), Vec::<String>::new());
+    // Refused right after the caller was identified: the stack's policies (read once the account is known) never were.
+    let actions: Vec<String> = emu.wfboot_requests_since(mark).into_iter().map(|r| r.action).collect();
+    assert!(
+        actions.contains(&"GetCallerIdentity".to_string()) && !actions.contains(&"GetPolicy".to_string()),
+        "{actions:?}"
+    );
+
+    // Among the expected ones, it runs.
+    let out = emu
+        .wfboot()
+        .args(["destroy", "--dry-run", "--expect-account", "111111111111", "--expect-account", ACCOUNT])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
