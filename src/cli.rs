@@ -220,6 +220,10 @@ pub(crate) struct DestroyArgs {
     /// Show what would be deleted and left alone, and stop (no prompt, no write)
     #[arg(long, help_heading = SAFETY)]
     pub(crate) dry_run: bool,
+    /// Delete roles, instance profiles and policies that something still uses (a compute environment, a function,
+    /// a state machine, an instance, a role outside the stack), or whose users could not be checked: they break
+    #[arg(long, help_heading = SAFETY)]
+    pub(crate) force: bool,
     /// Also delete the stack's service-linked roles (shared by the whole account; AWS refuses while in use)
     #[arg(long, help_heading = SAFETY)]
     pub(crate) include_service_linked_roles: bool,
