@@ -27,6 +27,15 @@ tool that talks to them has to cope. With --realism the emulator adds, on top of
   seconds (default: the IAM lag) after the last detach/remove on that entity: IAM still sees the link.
   Messages: IAM's own ("Cannot delete entity, must detach all policies first.", ...). Source:
   terraform-provider-aws internal/service/iam/role.go (DeleteRole retries DeleteConflict for 2 minutes).
+* IAM's preconditions of a delete that moto does not check: DeletePolicy of a policy still attached to a user,
+  group or role, or with versions beside its default, answers DeleteConflict (HTTP 409), as the IAM API reference
+  says: "Before you can delete a managed policy, you must first detach the policy from all users, groups, and
+  roles that it is attached to. In addition, you must delete all the policy's versions."
+  (https://docs.aws.amazon.com/IAM/latest/APIReference/API_DeletePolicy.html). moto itself already refuses
+  DeleteRole while the role has attached or inline policies or is in an instance profile, and
+  DeleteInstanceProfile while it holds a role, with IAM's messages (API_DeleteRole.html,
+  API_DeleteInstanceProfile.html). So a destroy that deletes in the wrong order fails a test. With --realism
+  (on whenever realism is).
 * The services' own late view of a role (--service-lag, default 8 s): for the window after a role's CreateRole or
   UpdateAssumeRolePolicy, the services that assume it refuse it as AWS does while they cannot assume it yet.
   Lambda CreateFunction and UpdateFunctionConfiguration naming it answer InvalidParameterValueException (HTTP 400)
@@ -87,6 +96,9 @@ MUST_DETACH = "Cannot delete entity, must detach all policies first."
 MUST_DELETE_INLINE = "Cannot delete entity, must delete policies first."
 MUST_REMOVE_ROLES = "Cannot delete entity, must remove roles from instance profile first."
 POLICY_ATTACHED = "Cannot delete a policy attached to entities."
+# Wording unverified (the API reference states the rule, not the message); the code and status are IAM's.
+POLICY_HAS_VERSIONS = ("This policy has more than one version. Before you delete a policy, you must delete the "
+                       "policy's versions. The default version is deleted with the policy.")
 EXPIRED_TOKEN = "The security token included in the request is expired"
 # STS AssumeRole, DurationSeconds: role chaining limits a session to one hour.
 CHAINING_LIMIT = "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
@@ -597,6 +609,26 @@ class Realism:
                 conflict = self.conflicts.get((account, target))
             if conflict is not None and now < conflict[0]:
                 return query_error("409 Conflict", "DeleteConflict", conflict[1], "delete_conflict", IAM_NS)
+        if action == "DeletePolicy":
+            refused = self.policy_in_use(account, params.get("PolicyArn", ""))
+            if refused is not None:
+                return query_error("409 Conflict", "DeleteConflict", refused, "delete_precondition", IAM_NS)
+        return None
+
+    def policy_in_use(self, account: str, arn: str) -> str | None:
+        """Why IAM would refuse DeletePolicy of `arn` now (attached, or other versions), read from moto's state."""
+        from moto.iam.models import iam_backends  # moto is imported by the emulator first
+        partition = arn.split(":")[1] if arn.count(":") >= 5 else "aws"
+        try:
+            policy = iam_backends[account][partition].managed_policies.get(arn)
+        except KeyError:
+            return None
+        if policy is None:
+            return None
+        if policy.attachment_count > 0:
+            return POLICY_ATTACHED
+        if len(policy.versions) > 1:
+            return POLICY_HAS_VERSIONS
         return None
 
     def ec2_early(self, account: str, action: str, params: dict[str, str], now: float) -> Answer | None:
