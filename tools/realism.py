@@ -51,6 +51,9 @@ tool that talks to them has to cope. With --realism the emulator adds, on top of
   on create, it waits for CREATING -> VALID and reports an INVALID one's statusReason). It stays INVALID: Batch
   does not repair it by itself (Batch user guide, Troubleshooting, "INVALID compute environment",
   https://docs.aws.amazon.com/batch/latest/userguide/troubleshooting.html); delete it and create it again.
+  The same when its service role is deleted under it: a VALID compute environment whose serviceRole no longer
+  exists reads INVALID with that statusReason (terraform-provider-aws PR #21281, #16417: such an environment can
+  then no longer be deleted), which moto never does.
 * Batch's status transitions (--batch-transition, default 1 s): a new compute environment reads CREATING for that
   long before VALID (or INVALID), and a deleted one reads DELETING (state DISABLED) before it is gone, as
   terraform-provider-aws internal/service/batch/compute_environment.go waits for (waitComputeEnvironmentCreated,
@@ -872,6 +875,11 @@ class Realism:
             elif reason is not None:
                 entry["status"], entry["statusReason"] = "INVALID", reason
                 changed = True
+        for entry in out["computeEnvironments"]:
+            role = entry.get("serviceRole")
+            if entry.get("status") == "VALID" and isinstance(role, str) and not self.role_exists(account, role):
+                entry["status"], entry["statusReason"] = "INVALID", batch_cannot_assume(role)
+                changed = True
         asked = set(doc.get("computeEnvironments") or [])
         with self.lock:
             for k, (until, entry) in list(self.deleting.items()):
@@ -887,6 +895,18 @@ class Realism:
             headers = [(k, str(len(data)) if k.lower() == "content-length" else v) for k, v in headers]
         start_response(status, headers)
         return [data]
+
+    @staticmethod
+    def role_exists(account: str, role_arn: str) -> bool:
+        """The role of this ARN is in moto's IAM (a name without an ARN is taken as existing)."""
+        if not role_arn.startswith("arn:"):
+            return True
+        from moto.iam.models import iam_backends  # moto is imported by the emulator first
+        try:
+            iam_backends[account][role_arn.split(":")[1]].get_role_by_arn(role_arn)
+            return True
+        except Exception:  # moto's NotFoundException, or an account it never saw
+            return False
 
     def batch_delete(self, environ, start_response, account: str, region: str,
                      doc: dict[str, Any]) -> Iterable[bytes]:

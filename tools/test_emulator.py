@@ -728,6 +728,20 @@ class RealismTest(unittest.TestCase):
             refusals = [e for e in emu.log_entries() if e.get("realism") == "delete_precondition"]
             self.assertEqual(len(refusals), 2, "the DeletePolicy refusals are realism's; moto's own are not marked")
 
+    def test_a_compute_environment_whose_service_role_is_deleted_reads_invalid(self) -> None:
+        with Emulator("--realism", *self.FAST, "--service-lag", "0", "--batch-transition", "0.1") as emu:
+            iam, batch = emu.client("iam"), emu.client("batch")
+            role = iam.create_role(RoleName="S", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+            emu.settle()
+            batch.create_compute_environment(computeEnvironmentName="gpu-spot", type="UNMANAGED", serviceRole=role)
+            time.sleep(0.2)
+            self.assertEqual(batch.describe_compute_environments()["computeEnvironments"][0]["status"], "VALID")
+            iam.delete_role(RoleName="S")
+            ce = batch.describe_compute_environments()["computeEnvironments"][0]
+            self.assertEqual(ce["status"], "INVALID")
+            self.assertTrue(ce["statusReason"].startswith("CLIENT_ERROR - User: batch.amazonaws.com is not authorized "
+                                                          "to perform: sts:AssumeRole on resource: " + role), ce)
+
     def test_lambda_refuses_a_new_role_and_a_re_trusted_one_for_the_service_lag_with_aws_error(self) -> None:
         with Emulator("--service-lag", "1.0", "--lag-jitter", "0") as emu:
             iam, lam = emu.client("iam"), emu.client("lambda")

@@ -222,3 +222,43 @@ async fn a_lookup_answered_access_denied_holds_back_what_it_could_have_named_as_
     assert!(!writes.iter().any(|w| w == "DeleteRole"), "{writes:?}");
     emu.reset_auth("1000000");
 }
+
+/// Under realism, a compute environment whose service role is deleted goes INVALID, as on AWS: what `--force`
+/// warned about is what happens.
+#[tokio::test]
+async fn after_force_the_compute_environment_whose_service_role_was_deleted_is_invalid() {
+    let emu = Emulator::start_with(&["--realism", "--iam-lag", "0.5", "--ec2-lag", "0", "--service-lag", "0"]);
+    emu.create_demo_user().await;
+    let out = emu.wfboot().args(["bootstrap", "--yes", "--user-name", "demo"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    emu.settle();
+    let batch = aws_sdk_batch::Client::new(&emu.sdk_config(ADMIN_KEY, "admin-secret"));
+    batch
+        .create_compute_environment()
+        .compute_environment_name("gpu-spot")
+        .r#type(aws_sdk_batch::types::CeType::Unmanaged)
+        .service_role(format!("arn:aws:iam::{ACCOUNT}:role/AWSBatchServiceRole"))
+        .send()
+        .await
+        .unwrap();
+    let status = || async {
+        let out = batch.describe_compute_environments().compute_environments("gpu-spot").send().await.unwrap();
+        let ce = &out.compute_environments()[0];
+        (ce.status().map(|s| s.as_str().to_string()), ce.status_reason().unwrap_or_default().to_string())
+    };
+    for _ in 0..50 {
+        if status().await.0.as_deref() == Some("VALID") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status().await.0.as_deref(), Some("VALID"));
+
+    let (code, _, err) = destroy(&emu, &["--force"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("--force: deleting role AWSBatchServiceRole breaks what uses it:"), "{err}");
+    assert!(err.contains("compute environment gpu-spot (VALID) as its serviceRole"), "{err}");
+    let (state, reason) = status().await;
+    assert_eq!(state.as_deref(), Some("INVALID"), "{reason}");
+    assert!(reason.starts_with("CLIENT_ERROR - User: batch.amazonaws.com is not authorized to perform: sts:AssumeRole"));
+}
