@@ -262,3 +262,77 @@ async fn after_force_the_compute_environment_whose_service_role_was_deleted_is_i
     assert_eq!(state.as_deref(), Some("INVALID"), "{reason}");
     assert!(reason.starts_with("CLIENT_ERROR - User: batch.amazonaws.com is not authorized to perform: sts:AssumeRole"));
 }
+
+/// A job definition, a state machine and an instance's profile association are consumers too, and a role assumed
+/// shows its last use; `destroy --dry-run --output json` lists them all.
+#[tokio::test]
+async fn job_definitions_state_machines_instances_and_last_use_are_shown_by_the_dry_run() {
+    let emu = bootstrapped().await;
+    let config = emu.sdk_config(ADMIN_KEY, "admin-secret");
+    let role = |name: &str| format!("arn:aws:iam::{ACCOUNT}:role/{name}");
+    aws_sdk_batch::Client::new(&config)
+        .register_job_definition()
+        .job_definition_name("render")
+        .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
+        .container_properties(
+            aws_sdk_batch::types::ContainerProperties::builder()
+                .image("busybox")
+                .resource_requirements(
+                    aws_sdk_batch::types::ResourceRequirement::builder()
+                        .r#type(aws_sdk_batch::types::ResourceType::Vcpu)
+                        .value("1")
+                        .build(),
+                )
+                .resource_requirements(
+                    aws_sdk_batch::types::ResourceRequirement::builder()
+                        .r#type(aws_sdk_batch::types::ResourceType::Memory)
+                        .value("128")
+                        .build(),
+                )
+                .job_role_arn(role(LAMBDA_ROLE))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    aws_sdk_sfn::Client::new(&config)
+        .create_state_machine()
+        .name("pipeline")
+        .definition(r#"{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}"#)
+        .role_arn(role("StepFunctionsLambdaRole"))
+        .send()
+        .await
+        .unwrap();
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let instance = ec2.run_instances().image_id("ami-12c6146b").min_count(1).max_count(1).send().await.unwrap();
+    let instance = instance.instances()[0].instance_id().unwrap().to_string();
+    ec2.associate_iam_instance_profile()
+        .instance_id(&instance)
+        .iam_instance_profile(aws_sdk_ec2::types::IamInstanceProfileSpecification::builder().name(ECS_ROLE).build())
+        .send()
+        .await
+        .unwrap();
+    // A session of the Spot Fleet role makes a call: moto records the role's last use (without a region).
+    let assumed = assumed_config(&emu, ADMIN_KEY, "admin-secret", ACCOUNT, "AmazonEC2SpotFleetRole").await;
+    aws_sdk_sts::Client::new(&assumed).get_caller_identity().send().await.unwrap();
+
+    let out = emu.wfboot().args(["destroy", "--dry-run", "--output", "json"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let resource = |kind: &str, name: &str| {
+        report["plan"]["resources"].as_array().unwrap().iter().find(|r| r["kind"] == kind && r["name"] == name).cloned()
+    };
+    let consumers = |kind: &str, name: &str| -> Vec<String> {
+        resource(kind, name).unwrap()["consumers"]
+            .as_array()
+            .map(|c| c.iter().map(|c| format!("{} {} {}", c["kind"], c["name"], c["via"])).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(consumers("role", LAMBDA_ROLE), [r#""job_definition" "render:1" "jobRoleArn""#]);
+    assert_eq!(consumers("role", "StepFunctionsLambdaRole"), [r#""state_machine" "pipeline" "roleArn""#]);
+    assert_eq!(consumers("instance_profile", ECS_ROLE), [format!(r#""instance" "{instance}" """#)]);
+    let spot = resource("role", "AmazonEC2SpotFleetRole").unwrap();
+    assert!(spot["last_used"]["date"].as_str().is_some_and(|d| d.starts_with("20")), "{spot:#}");
+    // The two roles, the Lambda role's policy, the profile and its role.
+    assert_eq!(report["summary"]["held_back"], 5, "{:#}", report["held_back"]);
+}
