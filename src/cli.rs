@@ -125,6 +125,10 @@ pub(crate) struct StackArgs {
     /// stack's [tags])
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = tag)]
     pub(crate) tags: Vec<(String, String)>,
+    /// Refuse to run unless the caller's account is this one (repeatable: any of them; with --accounts, every
+    /// listed account must be); checked right after sts:GetCallerIdentity, before any write
+    #[arg(long, value_name = "ID", value_parser = account_id, help_heading = SAFETY)]
+    pub(crate) expect_account: Vec<String>,
 }
 
 /// Many accounts from one machine: the same command in each account, through sts:AssumeRole.
@@ -217,6 +221,10 @@ pub(crate) struct DestroyArgs {
     /// Show what would be deleted and left alone, and stop (no prompt, no write)
     #[arg(long, help_heading = SAFETY)]
     pub(crate) dry_run: bool,
+    /// Delete roles, instance profiles and policies that something still uses (a compute environment, a function,
+    /// a state machine, an instance, a role outside the stack), or whose users could not be checked: they break
+    #[arg(long, help_heading = SAFETY)]
+    pub(crate) force: bool,
     /// Also delete the stack's service-linked roles (shared by the whole account; AWS refuses while in use)
     #[arg(long, help_heading = SAFETY)]
     pub(crate) include_service_linked_roles: bool,
@@ -227,6 +235,10 @@ pub(crate) struct DestroyArgs {
     /// concurrent writes (ConcurrentModification), and to wait for IAM to show the deletions
     #[arg(long, value_name = "SECONDS", default_value_t = 120, help_heading = SAFETY)]
     pub(crate) propagation_timeout: u64,
+    /// Refuse to run unless the caller's account is this one (repeatable: any of them); checked right after
+    /// sts:GetCallerIdentity, before any write
+    #[arg(long, value_name = "ID", value_parser = account_id, help_heading = SAFETY)]
+    pub(crate) expect_account: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -341,7 +353,7 @@ pub(crate) struct LintArgs {
 }
 
 fn account_id(s: &str) -> std::result::Result<String, String> {
-    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+    if crate::stack::is_account_id(s) {
         Ok(s.to_string())
     } else {
         Err("an account id is 12 digits".into())

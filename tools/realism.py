@@ -27,6 +27,15 @@ tool that talks to them has to cope. With --realism the emulator adds, on top of
   seconds (default: the IAM lag) after the last detach/remove on that entity: IAM still sees the link.
   Messages: IAM's own ("Cannot delete entity, must detach all policies first.", ...). Source:
   terraform-provider-aws internal/service/iam/role.go (DeleteRole retries DeleteConflict for 2 minutes).
+* IAM's preconditions of a delete that moto does not check: DeletePolicy of a policy still attached to a user,
+  group or role, or with versions beside its default, answers DeleteConflict (HTTP 409), as the IAM API reference
+  says: "Before you can delete a managed policy, you must first detach the policy from all users, groups, and
+  roles that it is attached to. In addition, you must delete all the policy's versions."
+  (https://docs.aws.amazon.com/IAM/latest/APIReference/API_DeletePolicy.html). moto itself already refuses
+  DeleteRole while the role has attached or inline policies or is in an instance profile, and
+  DeleteInstanceProfile while it holds a role, with IAM's messages (API_DeleteRole.html,
+  API_DeleteInstanceProfile.html). So a destroy that deletes in the wrong order fails a test. With --realism
+  (on whenever realism is).
 * The services' own late view of a role (--service-lag, default 8 s): for the window after a role's CreateRole or
   UpdateAssumeRolePolicy, the services that assume it refuse it as AWS does while they cannot assume it yet.
   Lambda CreateFunction and UpdateFunctionConfiguration naming it answer InvalidParameterValueException (HTTP 400)
@@ -42,6 +51,9 @@ tool that talks to them has to cope. With --realism the emulator adds, on top of
   on create, it waits for CREATING -> VALID and reports an INVALID one's statusReason). It stays INVALID: Batch
   does not repair it by itself (Batch user guide, Troubleshooting, "INVALID compute environment",
   https://docs.aws.amazon.com/batch/latest/userguide/troubleshooting.html); delete it and create it again.
+  The same when its service role is deleted under it: a VALID compute environment whose serviceRole no longer
+  exists reads INVALID with that statusReason (terraform-provider-aws PR #21281, #16417: such an environment can
+  then no longer be deleted), which moto never does.
 * Batch's status transitions (--batch-transition, default 1 s): a new compute environment reads CREATING for that
   long before VALID (or INVALID), and a deleted one reads DELETING (state DISABLED) before it is gone, as
   terraform-provider-aws internal/service/batch/compute_environment.go waits for (waitComputeEnvironmentCreated,
@@ -87,6 +99,9 @@ MUST_DETACH = "Cannot delete entity, must detach all policies first."
 MUST_DELETE_INLINE = "Cannot delete entity, must delete policies first."
 MUST_REMOVE_ROLES = "Cannot delete entity, must remove roles from instance profile first."
 POLICY_ATTACHED = "Cannot delete a policy attached to entities."
+# Wording unverified (the API reference states the rule, not the message); the code and status are IAM's.
+POLICY_HAS_VERSIONS = ("This policy has more than one version. Before you delete a policy, you must delete the "
+                       "policy's versions. The default version is deleted with the policy.")
 EXPIRED_TOKEN = "The security token included in the request is expired"
 # STS AssumeRole, DurationSeconds: role chaining limits a session to one hour.
 CHAINING_LIMIT = "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
@@ -597,6 +612,26 @@ class Realism:
                 conflict = self.conflicts.get((account, target))
             if conflict is not None and now < conflict[0]:
                 return query_error("409 Conflict", "DeleteConflict", conflict[1], "delete_conflict", IAM_NS)
+        if action == "DeletePolicy":
+            refused = self.policy_in_use(account, params.get("PolicyArn", ""))
+            if refused is not None:
+                return query_error("409 Conflict", "DeleteConflict", refused, "delete_precondition", IAM_NS)
+        return None
+
+    def policy_in_use(self, account: str, arn: str) -> str | None:
+        """Why IAM would refuse DeletePolicy of `arn` now (attached, or other versions), read from moto's state."""
+        from moto.iam.models import iam_backends  # moto is imported by the emulator first
+        partition = arn.split(":")[1] if arn.count(":") >= 5 else "aws"
+        try:
+            policy = iam_backends[account][partition].managed_policies.get(arn)
+        except KeyError:
+            return None
+        if policy is None:
+            return None
+        if policy.attachment_count > 0:
+            return POLICY_ATTACHED
+        if len(policy.versions) > 1:
+            return POLICY_HAS_VERSIONS
         return None
 
     def ec2_early(self, account: str, action: str, params: dict[str, str], now: float) -> Answer | None:
@@ -840,6 +875,11 @@ class Realism:
             elif reason is not None:
                 entry["status"], entry["statusReason"] = "INVALID", reason
                 changed = True
+        for entry in out["computeEnvironments"]:
+            role = entry.get("serviceRole")
+            if entry.get("status") == "VALID" and isinstance(role, str) and not self.role_exists(account, role):
+                entry["status"], entry["statusReason"] = "INVALID", batch_cannot_assume(role)
+                changed = True
         asked = set(doc.get("computeEnvironments") or [])
         with self.lock:
             for k, (until, entry) in list(self.deleting.items()):
@@ -855,6 +895,18 @@ class Realism:
             headers = [(k, str(len(data)) if k.lower() == "content-length" else v) for k, v in headers]
         start_response(status, headers)
         return [data]
+
+    @staticmethod
+    def role_exists(account: str, role_arn: str) -> bool:
+        """The role of this ARN is in moto's IAM (a name without an ARN is taken as existing)."""
+        if not role_arn.startswith("arn:"):
+            return True
+        from moto.iam.models import iam_backends  # moto is imported by the emulator first
+        try:
+            iam_backends[account][role_arn.split(":")[1]].get_role_by_arn(role_arn)
+            return True
+        except Exception:  # moto's NotFoundException, or an account it never saw
+            return False
 
     def batch_delete(self, environ, start_response, account: str, region: str,
                      doc: dict[str, Any]) -> Iterable[bytes]:

@@ -80,6 +80,13 @@ class Emulator:
                           connect_timeout=5, read_timeout=20),
         )
 
+    def settle(self) -> None:
+        """Realism: end every lag window now (POST /__emulator/control {"settle": true})."""
+        import urllib.request
+        request = urllib.request.Request(self.url + "/__emulator/control", data=b'{"settle": true}', method="POST",
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=10).read()
+
     def log_entries(self) -> list[dict]:
         with open(self.log_path, encoding="utf-8") as f:
             return [json.loads(line) for line in f]
@@ -684,6 +691,56 @@ class RealismTest(unittest.TestCase):
             time.sleep(0.7)
             iam.delete_role(RoleName="R")
             iam.delete_policy(PolicyArn=arn)
+
+    def test_deletes_iam_refuses_while_something_holds_the_entity_are_refused_in_realism(self) -> None:
+        with Emulator("--realism", *self.FAST) as emu:
+            iam = emu.client("iam")
+            iam.create_role(RoleName="R", AssumeRolePolicyDocument=TRUST)
+            doc = json.dumps({"Version": "2012-10-17",
+                              "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]})
+            arn = iam.create_policy(PolicyName="P", PolicyDocument=doc)["Policy"]["Arn"]
+            iam.create_instance_profile(InstanceProfileName="IP")
+            time.sleep(0.7)
+            iam.attach_role_policy(RoleName="R", PolicyArn=arn)
+            iam.add_role_to_instance_profile(InstanceProfileName="IP", RoleName="R")
+            iam.create_policy_version(PolicyArn=arn, PolicyDocument=doc, SetAsDefault=True)
+            emu.settle()
+
+            def refused(call) -> tuple[str, int, str]:
+                with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                    call()
+                e = cm.exception.response
+                return e["Error"]["Code"], e["ResponseMetadata"]["HTTPStatusCode"], e["Error"]["Message"]
+
+            self.assertEqual(refused(lambda: iam.delete_policy(PolicyArn=arn)),
+                             ("DeleteConflict", 409, "Cannot delete a policy attached to entities."))
+            self.assertEqual(refused(lambda: iam.delete_role(RoleName="R"))[:2], ("DeleteConflict", 409))
+            self.assertEqual(refused(lambda: iam.delete_instance_profile(InstanceProfileName="IP")),
+                             ("DeleteConflict", 409, "Cannot delete entity, must remove roles from instance profile first."))
+            iam.detach_role_policy(RoleName="R", PolicyArn=arn)
+            emu.settle()
+            code, status, message = refused(lambda: iam.delete_policy(PolicyArn=arn))
+            self.assertEqual((code, status), ("DeleteConflict", 409))
+            self.assertIn("must delete the policy's versions", message)
+            iam.delete_policy_version(PolicyArn=arn, VersionId="v1")
+            emu.settle()
+            iam.delete_policy(PolicyArn=arn)
+            refusals = [e for e in emu.log_entries() if e.get("realism") == "delete_precondition"]
+            self.assertEqual(len(refusals), 2, "the DeletePolicy refusals are realism's; moto's own are not marked")
+
+    def test_a_compute_environment_whose_service_role_is_deleted_reads_invalid(self) -> None:
+        with Emulator("--realism", *self.FAST, "--service-lag", "0", "--batch-transition", "0.1") as emu:
+            iam, batch = emu.client("iam"), emu.client("batch")
+            role = iam.create_role(RoleName="S", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+            emu.settle()
+            batch.create_compute_environment(computeEnvironmentName="gpu-spot", type="UNMANAGED", serviceRole=role)
+            time.sleep(0.2)
+            self.assertEqual(batch.describe_compute_environments()["computeEnvironments"][0]["status"], "VALID")
+            iam.delete_role(RoleName="S")
+            ce = batch.describe_compute_environments()["computeEnvironments"][0]
+            self.assertEqual(ce["status"], "INVALID")
+            self.assertTrue(ce["statusReason"].startswith("CLIENT_ERROR - User: batch.amazonaws.com is not authorized "
+                                                          "to perform: sts:AssumeRole on resource: " + role), ce)
 
     def test_lambda_refuses_a_new_role_and_a_re_trusted_one_for_the_service_lag_with_aws_error(self) -> None:
         with Emulator("--service-lag", "1.0", "--lag-jitter", "0") as emu:

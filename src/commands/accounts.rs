@@ -344,6 +344,25 @@ impl Fleet {
             }
         }
         let accounts = account_list::load(file)?;
+        // A listed account the stack or --expect-account does not allow refuses the whole run, before any AWS
+        // call: the file is then not the one meant for this stack, and the allowed accounts alone would be a
+        // partial rollout nobody asked for (one wrong line must not look like a fleet that half-succeeded).
+        let refused: Vec<String> = accounts
+            .iter()
+            .filter_map(|a| resolved.account_refusal(&stack.expect_account, &a.id))
+            .map(|why| format!("  - {why}"))
+            .collect();
+        if !refused.is_empty() {
+            return Err(Error::usage(format!(
+                "{} of the {} accounts of {} {} not allowed; nothing was sent to AWS:\n{}",
+                refused.len(),
+                accounts.len(),
+                file.display(),
+                if refused.len() == 1 { "is" } else { "are" },
+                refused.join("\n")
+            ))
+            .with_help("remove them from the accounts file, or change the allowed accounts (allowed_accounts, --expect-account)"));
+        }
 
         let clients = Clients::connect(aws).await?;
         let spinner = printer.spinner("identifying the caller");
@@ -579,8 +598,7 @@ fn table(rows: &[Row]) -> String {
             row
         })
         .collect();
-    let width =
-        |i: usize| cells.iter().map(|c| c[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0);
+    let width = |i: usize| cells.iter().map(|c| c[i].chars().count()).chain([header[i].len()]).max().unwrap_or(0);
     let widths: Vec<usize> = (0..header.len()).map(width).collect();
     // Left-aligned text, right-aligned figures (CHANGES, USABLE AFTER), the last column as it is.
     let line = |c: Vec<&str>| {

@@ -23,7 +23,7 @@ use crate::policy_eval::Verdict;
 use crate::prompt;
 use crate::resources::permissions as perms;
 use crate::resources::plan::Kind;
-use crate::resources::plan::{Action, DestroyPlan};
+use crate::resources::plan::{Action, Consumer, DestroyPlan};
 use crate::resources::Observed;
 use crate::resources::{destroy_diff, observe_for_destroy};
 
@@ -36,6 +36,8 @@ struct Report {
     /// Resources deleted by this run (or by someone else meanwhile), as "kind name".
     deleted: Vec<String>,
     left_alone: Vec<LeftAlone>,
+    /// The stack's own resources kept because something uses them (or could not be checked), with what.
+    held_back: Vec<HeldBack>,
     /// Nothing of the stack's own is left after the run.
     verified: bool,
     /// What is still to delete after the run, if anything.
@@ -50,10 +52,19 @@ struct LeftAlone {
     reason: String,
 }
 
+#[derive(Debug, Serialize)]
+struct HeldBack {
+    kind: Kind,
+    name: String,
+    reason: String,
+    consumers: Vec<Consumer>,
+}
+
 #[derive(Debug, Default, Serialize)]
 struct Summary {
     deleted: usize,
     left_alone: usize,
+    held_back: usize,
     absent: usize,
     #[serde(flatten)]
     tally: Tally,
@@ -69,6 +80,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
         harden: false,
         permissions_boundary: None,
         tags: Vec::new(),
+        expect_account: args.expect_account.clone(),
     };
     let (session, observed, _) = Session::open_observing(printer, aws, &stack_args, false).await?;
     let plan = read_plan(printer, &session, args, Some(observed)).await?;
@@ -83,13 +95,33 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
             printer.result_document("destroy", &report);
         } else if report.plan.has_changes() {
             printer.info("Dry run: nothing was changed (run without --dry-run to delete).");
+        } else if report.summary.held_back > 0 {
+            printer.result(&format!(
+                "Nothing deleted: the {} resource{} of stack {} left in account {} {} held back. {} API calls, {:.2} s.",
+                report.summary.held_back,
+                plural(report.summary.held_back),
+                report.plan.stack,
+                report.plan.account_id,
+                if report.summary.held_back == 1 { "is" } else { "are" },
+                s.tally.api_calls,
+                s.tally.wall_seconds
+            ));
         } else {
             printer.result(&format!(
                 "Nothing to destroy: nothing of stack {} created by wfboot is left in account {}. {} API calls, {} writes, {:.2} s.",
                 report.plan.stack, report.plan.account_id, s.tally.api_calls, s.tally.api_writes, s.tally.wall_seconds
             ));
         }
+        if !args.dry_run && report.summary.held_back > 0 {
+            return Ok(held_back(printer, &report));
+        }
         return Ok(ExitStatus::Success);
+    }
+
+    // --force: what deleting each used resource breaks, said before the question and any write.
+    for r in plan.resources.iter().filter(|r| r.verdict == Action::Delete && !r.consumers.is_empty()) {
+        let used: Vec<String> = r.consumers.iter().map(|c| format!("  - {c}")).collect();
+        printer.warn(&format!("--force: deleting {} {} breaks what uses it:\n{}", r.kind, r.name, used.join("\n")));
     }
 
     // Before the question and any write: may the caller make every change? A denied one stops here.
@@ -139,8 +171,9 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
         printer.result_document("destroy", &report);
     } else {
         printer.result(&format!(
-            "{} deleted, {} left alone, {} absent; {} write{} done{}{}. {} API calls ({} writes), {:.2} s.",
+            "{} deleted, {}{} left alone, {} absent; {} write{} done{}{}. {} API calls ({} writes), {:.2} s.",
             s.deleted,
+            if s.held_back > 0 { format!("{} held back, ", s.held_back) } else { String::new() },
             s.left_alone,
             s.absent,
             s.tally.writes_done,
@@ -181,7 +214,34 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
         return Err(Error::aws("resources of the stack created by wfboot are still there after deleting")
             .with_help("something else may be changing them; run `wfboot destroy --dry-run` to see what is left"));
     }
+    if report.summary.held_back > 0 {
+        return Ok(held_back(printer, &report));
+    }
     Ok(ExitStatus::Success)
+}
+
+/// The run kept resources that something uses: say what to remove first, and end with "changes pending" (2).
+fn held_back(printer: &Printer, report: &Report) -> ExitStatus {
+    let mut lines = Vec::new();
+    for h in &report.held_back {
+        let what = format!("{} {}", h.kind, h.name);
+        if h.consumers.is_empty() {
+            lines.push(format!("  - {what}: {}", h.reason));
+        }
+        for c in &h.consumers {
+            lines.push(format!("  - {what}: used by {c}"));
+        }
+    }
+    printer.warn(&format!(
+        "{} resource{} of the stack held back, because something uses {} (or who does could not be checked):\n{}\n  \
+         help: delete or change what uses them first (or detach the policy from the role, user or group outside the \
+         stack), then run `wfboot destroy` again; `--force` deletes them anyway, and what uses them breaks",
+        report.summary.held_back,
+        plural(report.summary.held_back),
+        if report.summary.held_back == 1 { "it" } else { "them" },
+        lines.join("\n")
+    ));
+    ExitStatus::ChangesPending
 }
 
 async fn preflight(printer: &Printer, session: &Session, plan: &DestroyPlan) -> Result<()> {
@@ -266,7 +326,7 @@ async fn read_plan(
     let spinner = printer.spinner("reading the account");
     let observed = observe_for_destroy(&session.clients, &session.desired, observed).await;
     spinner.finish_and_clear();
-    Ok(destroy_diff(&session.desired, &observed?, args.include_service_linked_roles))
+    Ok(destroy_diff(&session.desired, &observed?, args.include_service_linked_roles, args.force))
 }
 
 fn finish_report(
@@ -299,12 +359,24 @@ fn finish_report(
         .filter(|r| r.verdict == Action::LeftAlone)
         .map(|r| LeftAlone { kind: r.kind, name: r.name.clone(), reason: r.reason.clone().unwrap_or_default() })
         .collect();
+    let held_back: Vec<HeldBack> = plan
+        .resources
+        .iter()
+        .filter(|r| r.verdict == Action::HeldBack)
+        .map(|r| HeldBack {
+            kind: r.kind,
+            name: r.name.clone(),
+            reason: r.reason.clone().unwrap_or_default(),
+            consumers: r.consumers.clone(),
+        })
+        .collect();
     let summary = Summary {
         deleted: deleted.len(),
         left_alone: left_alone.len(),
+        held_back: held_back.len(),
         absent: plan.summary.absent,
         tally: Tally::of(&applied, &calls, waits, started, false),
     };
     let verified = !dry_run && summary.tally.failed == 0 && summary.tally.skipped == 0 && remaining.is_none();
-    Report { plan, dry_run, applied, deleted, left_alone, verified, remaining, summary }
+    Report { plan, dry_run, applied, deleted, left_alone, held_back, verified, remaining, summary }
 }

@@ -100,6 +100,8 @@ impl Session {
         };
         let rest = async {
             let caller = caller::identify(&clients).await?;
+            // The wrong account stops here, before the account is read and long before any write.
+            stack.check_account(&args.expect_account, &caller.account_id)?;
             let r = Session::render(printer, args, &stack, &clients, &caller, &spinner).await?;
             let early = async {
                 match early {

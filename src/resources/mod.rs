@@ -5,6 +5,7 @@
 
 pub(crate) mod access;
 pub(crate) mod caller;
+pub(crate) mod consumers;
 #[cfg(feature = "ec2")]
 pub(crate) mod instance;
 pub(crate) mod instance_profile;
@@ -19,13 +20,13 @@ pub(crate) mod tags;
 pub(crate) mod user;
 pub(crate) mod write;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::Serialize;
 
 use access::{Permission, Scope};
-use plan::Key;
+use plan::{Action, Key};
 use write::{Ctx, Outcome, Write};
 
 use crate::aws::Clients;
@@ -394,6 +395,9 @@ pub(crate) struct DestroyObserved {
     pub(crate) roles: Vec<Option<role::RoleLinks>>,
     /// Per desired policy: its other versions and attachments, read only when the policy is this stack's.
     pub(crate) policies: Vec<Option<policy::PolicyLinks>>,
+    /// Who uses the roles and instance profiles of the region ([`consumers`]); read only when a role or profile of
+    /// this stack's is there to delete.
+    pub(crate) consumers: Option<consumers::Consumers>,
 }
 
 /// The resource carries this stack's ownership tag.
@@ -426,8 +430,96 @@ pub(crate) async fn observe_for_destroy(
                 _ => Ok(None),
             }
         }));
-    let (roles, policies) = tokio::try_join!(roles, policies)?;
-    Ok(DestroyObserved { observed, roles, policies })
+    // In the same round trip as the links: only when a role or profile of the stack's is there to delete.
+    let deletes_one = observed.roles.iter().flatten().any(|r| owned(stack, &r.tags))
+        || observed.instance_profiles.iter().flatten().any(|p| owned(stack, &p.tags));
+    let consumers = async {
+        match deletes_one {
+            true => Some(consumers::observe(clients, &desired.target.account_id).await),
+            false => None,
+        }
+    };
+    let (roles, policies, consumers) = tokio::join!(roles, policies, consumers);
+    Ok(DestroyObserved { observed, roles: roles?, policies: policies?, consumers })
+}
+
+/// What destroy keeps because something uses it: by name, why, and the consumers.
+#[derive(Default)]
+struct Held {
+    roles: BTreeMap<String, (String, Vec<consumers::Consumer>)>,
+    instance_profiles: BTreeMap<String, (String, Vec<consumers::Consumer>)>,
+}
+
+const REMOVE_FIRST: &str = "in use: delete or change what uses it first, then run destroy again (or --force)";
+
+impl Held {
+    /// The stack's roles and instance profiles to hold back: those with a consumer (a failed lookup counts), a role
+    /// in a profile that has one, and, since neither can be deleted without changing the other, a held role's
+    /// profiles and a held profile's roles.
+    fn of(desired: &Desired, obs: &DestroyObserved, force: bool) -> Held {
+        let mut held = Held::default();
+        let Some(found) = obs.consumers.as_ref().filter(|_| !force) else { return held };
+        let stack = desired.stack.as_str();
+        let o = &obs.observed;
+        for (d, links) in desired.roles.iter().zip(&obs.roles) {
+            let Some(links) = links else { continue };
+            let used = found.of_role(&d.name);
+            if !used.is_empty() {
+                held.roles.insert(d.name.clone(), (reason(&used), used));
+                continue;
+            }
+            // A profile outside the stack keeps the role it holds while an instance or environment uses it.
+            for p in &links.instance_profiles {
+                let used = found.of_instance_profile(p);
+                if !used.is_empty() {
+                    let why = format!("in instance profile {p}, which is in use (or could not be checked)");
+                    held.roles.insert(d.name.clone(), (why, used));
+                    break;
+                }
+            }
+        }
+        let owned_profiles: Vec<(&str, &[String])> = desired
+            .instance_profiles
+            .iter()
+            .zip(&o.instance_profiles)
+            .filter_map(|(d, p)| p.as_ref().filter(|p| owned(stack, &p.tags)).map(|p| (d.name.as_str(), &p.roles[..])))
+            .collect();
+        for (name, _) in &owned_profiles {
+            let used = found.of_instance_profile(name);
+            if !used.is_empty() {
+                held.instance_profiles.insert(name.to_string(), (reason(&used), used));
+            }
+        }
+        loop {
+            let mut more = false;
+            for (name, roles) in &owned_profiles {
+                for role in roles.iter() {
+                    let owned_role = obs.roles.iter().zip(&desired.roles).any(|(l, d)| l.is_some() && d.name == *role);
+                    if held.instance_profiles.contains_key(*name) && owned_role && !held.roles.contains_key(role) {
+                        let why = format!("in instance profile {name}, which is held back");
+                        held.roles.insert(role.clone(), (why, Vec::new()));
+                        more = true;
+                    }
+                    if held.roles.contains_key(role) && !held.instance_profiles.contains_key(*name) {
+                        let why = format!("holds role {role}, which is held back");
+                        held.instance_profiles.insert(name.to_string(), (why, Vec::new()));
+                        more = true;
+                    }
+                }
+            }
+            if !more {
+                return held;
+            }
+        }
+    }
+}
+
+fn reason(used: &[consumers::Consumer]) -> String {
+    if used.iter().all(|c| c.kind == consumers::ConsumerKind::NotChecked) {
+        "could not check who uses it: held back, not deleted unchecked (or --force)".into()
+    } else {
+        REMOVE_FIRST.into()
+    }
 }
 
 /// The destroy plan for `desired` given what was observed, each kind planning its own. Pure: no AWS access.
@@ -438,33 +530,122 @@ pub(crate) fn destroy_diff(
     desired: &Desired,
     obs: &DestroyObserved,
     include_service_linked_roles: bool,
+    force: bool,
 ) -> plan::DestroyPlan {
     let stack = desired.stack.as_str();
     let o = &obs.observed;
-    let deleted_roles: BTreeSet<&str> =
-        desired.roles.iter().zip(&obs.roles).filter(|(_, l)| l.is_some()).map(|(d, _)| d.name.as_str()).collect();
+    let held = Held::of(desired, obs, force);
+    let found = obs.consumers.clone().unwrap_or_default();
+    let deleted_roles: BTreeSet<&str> = desired
+        .roles
+        .iter()
+        .zip(&obs.roles)
+        .filter(|(d, l)| l.is_some() && !held.roles.contains_key(&d.name))
+        .map(|(d, _)| d.name.as_str())
+        .collect();
     let deleted_profiles: BTreeSet<&str> = desired
         .instance_profiles
         .iter()
         .zip(&o.instance_profiles)
-        .filter(|(_, p)| p.as_ref().is_some_and(|p| owned(stack, &p.tags)))
+        .filter(|(d, p)| {
+            p.as_ref().is_some_and(|p| owned(stack, &p.tags)) && !held.instance_profiles.contains_key(&d.name)
+        })
         .map(|(d, _)| d.name.as_str())
         .collect();
     let mut resources: Vec<plan::DestroyResource> = user::destroy_diff(desired).into_iter().collect();
     for ((d, p), links) in desired.policies.iter().zip(&o.policies).zip(&obs.policies) {
-        resources.push(policy::destroy_diff(stack, d, p.as_ref(), links.as_ref(), &deleted_roles));
+        resources.push(policy_destroy_diff(desired, d, p.as_ref(), links.as_ref(), &deleted_roles, &held, force));
     }
     for ((d, r), links) in desired.roles.iter().zip(&o.roles).zip(&obs.roles) {
-        resources.push(role::destroy_diff(stack, d, r.as_ref(), links.as_ref(), &deleted_profiles));
+        let mut item = match held.roles.get(&d.name) {
+            Some((why, used)) => plan::DestroyResource::held_back(Kind::Role, &d.name, why.clone(), used.clone()),
+            None => role::destroy_diff(stack, d, r.as_ref(), links.as_ref(), &deleted_profiles),
+        };
+        if let Some(used) = r.as_ref().and_then(|r| r.last_used.clone()) {
+            if used.region.as_deref().is_some_and(|region| region != desired.target.region) {
+                item.notes.push(format!(
+                    "last used in {}: what uses it there is not looked up by this run, which reads {}",
+                    used.region.as_deref().unwrap_or_default(),
+                    desired.target.region
+                ));
+            }
+            item.last_used = Some(used);
+        }
+        if force && item.verdict == Action::Delete {
+            forced(&mut item, found.of_role(&d.name));
+        }
+        resources.push(item);
     }
     for (d, p) in desired.instance_profiles.iter().zip(&o.instance_profiles) {
-        let item = instance_profile::destroy_diff(stack, d, p.as_ref(), &resources);
+        let mut item = match held.instance_profiles.get(&d.name) {
+            Some((why, used)) => {
+                plan::DestroyResource::held_back(Kind::InstanceProfile, &d.name, why.clone(), used.clone())
+            }
+            None => instance_profile::destroy_diff(stack, d, p.as_ref(), &resources),
+        };
+        if force && item.verdict == Action::Delete {
+            forced(&mut item, found.of_instance_profile(&d.name));
+        }
         resources.push(item);
     }
     for (service, role) in desired.service_linked_roles.iter().zip(&o.service_linked_roles) {
         resources.push(service_linked_role::destroy_diff(service, role.as_deref(), include_service_linked_roles));
     }
     plan::DestroyPlan::new(&desired.stack, &desired.target, None, resources)
+}
+
+/// `--force` on a resource in use: deleted, its consumers listed with what deleting it breaks.
+fn forced(item: &mut plan::DestroyResource, used: Vec<consumers::Consumer>) {
+    if !used.is_empty() {
+        item.notes.push("in use, deleted anyway (--force): what uses it stops working".into());
+        item.consumers = used;
+    }
+}
+
+/// A policy of the stack's: held back while it is attached to a role that is held back, or (unless `--force`)
+/// to a role, user or group outside the stack, which would silently lose its permissions. The operator user's
+/// attachment of a policy the stack gives it (`[user] customer_policies`) is the stack's own: detached as before.
+fn policy_destroy_diff(
+    desired: &Desired,
+    d: &crate::stack::DesiredPolicy,
+    observed: Option<&policy::ObservedPolicy>,
+    links: Option<&policy::PolicyLinks>,
+    deleted_roles: &BTreeSet<&str>,
+    held: &Held,
+    force: bool,
+) -> plan::DestroyResource {
+    let Some(l) = links else {
+        return policy::destroy_diff(&desired.stack, d, observed, links, deleted_roles);
+    };
+    use consumers::{Consumer, ConsumerKind};
+    let entity = |kind, name: &String| Consumer { kind, name: name.clone(), via: String::new(), detail: None };
+    let mut via_held: Vec<&String> = l.roles.iter().filter(|r| held.roles.contains_key(*r)).collect();
+    via_held.dedup();
+    let foreign: Vec<Consumer> = l
+        .roles
+        .iter()
+        .filter(|r| !deleted_roles.contains(r.as_str()) && !held.roles.contains_key(*r))
+        .map(|r| entity(ConsumerKind::Role, r))
+        .chain(
+            l.users.iter().filter(|_| !desired.user_policies.contains(&d.arn)).map(|u| entity(ConsumerKind::User, u)),
+        )
+        .chain(l.groups.iter().map(|g| entity(ConsumerKind::Group, g)))
+        .collect();
+    if let Some(role) = via_held.first() {
+        let why = format!("attached to role {role}, which is held back");
+        return plan::DestroyResource::held_back(Kind::Policy, &d.name, why, foreign);
+    }
+    if !foreign.is_empty() && !force {
+        let why = "attached outside the stack: detaching it would take these permissions away from them; detach it \
+                   yourself first, or --force"
+            .to_string();
+        return plan::DestroyResource::held_back(Kind::Policy, &d.name, why, foreign);
+    }
+    let mut item = policy::destroy_diff(&desired.stack, d, observed, links, deleted_roles);
+    if !foreign.is_empty() {
+        item.consumers = foreign;
+    }
+    item
 }
 
 #[cfg(test)]

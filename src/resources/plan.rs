@@ -11,6 +11,7 @@ use std::fmt;
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
+pub(crate) use super::consumers::{Consumer, LastUsed};
 pub(crate) use super::{Change, Kind};
 use super::{Ownership, OWNER_TAG};
 
@@ -78,6 +79,10 @@ pub(crate) struct ResourcePlan<V = Status> {
     pub(crate) notes: Vec<String>,
     /// The stack's note on the resource (bootstrap; shown in text when the resource has changes).
     pub(crate) note: String,
+    /// Destroy: what uses the resource (a workload, or an IAM entity outside the stack), why it is held back.
+    pub(crate) consumers: Vec<Consumer>,
+    /// Destroy, a role: when and where IAM last saw it used.
+    pub(crate) last_used: Option<LastUsed>,
 }
 
 /// Field by field as the derive would, but under the verdict's own keys (`status`/`left_alone` for bootstrap,
@@ -87,7 +92,9 @@ impl<V: Verdict> Serialize for ResourcePlan<V> {
         let fields = 5
             + usize::from(self.reason.is_some())
             + usize::from(!self.notes.is_empty())
-            + usize::from(!self.note.is_empty());
+            + usize::from(!self.note.is_empty())
+            + usize::from(!self.consumers.is_empty())
+            + usize::from(self.last_used.is_some());
         let mut s = serializer.serialize_struct("ResourcePlan", fields)?;
         s.serialize_field("kind", &self.kind)?;
         s.serialize_field("name", &self.name)?;
@@ -107,6 +114,15 @@ impl<V: Verdict> Serialize for ResourcePlan<V> {
             s.skip_field("note")?;
         } else {
             s.serialize_field("note", &self.note)?;
+        }
+        if self.consumers.is_empty() {
+            s.skip_field("consumers")?;
+        } else {
+            s.serialize_field("consumers", &self.consumers)?;
+        }
+        match &self.last_used {
+            Some(used) => s.serialize_field("last_used", used)?,
+            None => s.skip_field("last_used")?,
         }
         s.end()
     }
@@ -181,6 +197,12 @@ impl<V: Verdict> fmt::Display for Plan<V> {
             writeln!(f, "  {mark} {name:<48} {verdict}{owner}")?;
             if let Some(reason) = &r.reason {
                 writeln!(f, "      {reason}")?;
+            }
+            for c in &r.consumers {
+                writeln!(f, "      used by {c}")?;
+            }
+            if let Some(used) = &r.last_used {
+                writeln!(f, "      {used}")?;
             }
             for c in &r.changes {
                 let consent = if c.needs_consent { "  (needs consent: --adopt)" } else { "" };
@@ -294,6 +316,8 @@ impl ResourcePlan<Status> {
             changes: changes.into_iter().map(|change| PlannedChange { change: change.into(), needs_consent }).collect(),
             notes: left_alone,
             note: String::new(),
+            consumers: Vec::new(),
+            last_used: None,
         }
     }
 
@@ -317,6 +341,8 @@ pub(crate) type DestroyResource = ResourcePlan<Action>;
 pub(crate) enum Action {
     Delete,
     LeftAlone,
+    /// The stack's own, but something uses it (its `consumers`): kept, with what would change it, unless `--force`.
+    HeldBack,
     /// Not in the account: nothing to do.
     Absent,
 }
@@ -325,6 +351,7 @@ pub(crate) enum Action {
 pub(crate) struct DestroySummary {
     pub(crate) delete: usize,
     pub(crate) left_alone: usize,
+    pub(crate) held_back: usize,
     pub(crate) absent: usize,
     /// Write calls the plan needs, all of them.
     pub(crate) changes: usize,
@@ -341,6 +368,7 @@ impl Verdict for Action {
         match self {
             Action::Delete => ('-', "delete"),
             Action::LeftAlone => ('=', "left alone"),
+            Action::HeldBack => ('!', "held back"),
             Action::Absent => ('.', "absent"),
         }
     }
@@ -354,6 +382,7 @@ impl Verdict for Action {
         match self {
             Action::Delete => summary.delete += 1,
             Action::LeftAlone => summary.left_alone += 1,
+            Action::HeldBack => summary.held_back += 1,
             Action::Absent => summary.absent += 1,
         }
         summary.changes += changes.len();
@@ -362,9 +391,13 @@ impl Verdict for Action {
 
 impl fmt::Display for DestroySummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let held = match self.held_back {
+            0 => String::new(),
+            n => format!("{n} held back, "),
+        };
         write!(
             f,
-            "{} to delete, {} left alone, {} absent; {} write call{}.",
+            "{} to delete, {held}{} left alone, {} absent; {} write call{}.",
             self.delete,
             self.left_alone,
             self.absent,
@@ -381,6 +414,11 @@ impl ResourcePlan<Action> {
 
     pub(crate) fn left_alone(kind: Kind, name: &str, ownership: Ownership, reason: String) -> Self {
         Self::destroy(kind, name, Action::LeftAlone, ownership, Some(reason))
+    }
+
+    /// The stack's own resource, kept because of `consumers` (or, with none, for the `reason`).
+    pub(crate) fn held_back(kind: Kind, name: &str, reason: String, consumers: Vec<Consumer>) -> Self {
+        ResourcePlan { consumers, ..Self::destroy(kind, name, Action::HeldBack, Ownership::Stack, Some(reason)) }
     }
 
     pub(crate) fn delete(
@@ -410,6 +448,8 @@ impl ResourcePlan<Action> {
             changes: vec![],
             notes: vec![],
             note: String::new(),
+            consumers: Vec::new(),
+            last_used: None,
         }
     }
 }
@@ -477,7 +517,7 @@ mod tests {
         let (json, keys) = json_keys(&destroy.resources[1]);
         assert_eq!(keys, ["kind", "name", "action", "ownership", "reason", "changes"]);
         assert_eq!(json["action"], "left_alone");
-        assert_eq!(destroy.summary, DestroySummary { delete: 1, left_alone: 1, absent: 1, changes: 1 });
+        assert_eq!(destroy.summary, DestroySummary { delete: 1, left_alone: 1, held_back: 0, absent: 1, changes: 1 });
         let text = destroy.to_string();
         assert!(text.starts_with("Destroy stack s in account 111122223333 (aws, us-east-1):\n"), "{text}");
         assert!(text.contains("      note: a note\n") && text.contains("      not ours\n"), "{text}");

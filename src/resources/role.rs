@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::access::{ContextEntry, Permission, Scope};
+use super::consumers::LastUsed;
 use super::plan::{not_ours, DestroyResource, Key, Kind, ResourcePlan};
 use super::write::{conflict, not_propagated, plain, Call, Ctx, Outcome, Retry, Write};
 use super::{owner_tag, tags, Ownership};
@@ -368,6 +369,8 @@ pub(crate) struct ObservedRole {
     pub(crate) attached: BTreeSet<String>,
     /// The boundary's policy ARN.
     pub(crate) permissions_boundary: Option<String>,
+    /// When and where IAM last saw the role used, if it reports it.
+    pub(crate) last_used: Option<LastUsed>,
 }
 
 /// GetRole, then ListAttachedRolePolicies when the role exists. `None` when it does not.
@@ -406,6 +409,7 @@ pub(crate) async fn observe(clients: &Clients, name: &str, known_to_exist: bool)
         tags: role.tags.unwrap_or_default().into_iter().map(|t| (t.key, t.value)).collect(),
         attached: attached.into_iter().filter_map(|p| p.policy_arn).collect(),
         permissions_boundary: role.permissions_boundary.and_then(|b| b.permissions_boundary_arn),
+        last_used: LastUsed::of(role.role_last_used),
     }))
 }
 
@@ -589,6 +593,7 @@ mod tests {
             tags: stack_tag.map(|s| vec![(super::super::OWNER_TAG.to_string(), s.to_string())]).unwrap_or_default(),
             attached: d.policy_arns.iter().cloned().collect(),
             permissions_boundary: None,
+            last_used: None,
         }
     }
 

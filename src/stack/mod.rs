@@ -59,6 +59,9 @@ struct StackFile {
     /// Tags put on every role, policy and instance profile, beside `wfboot:stack`.
     #[serde(default)]
     tags: BTreeMap<String, String>,
+    /// The only accounts the stack may be applied to or destroyed in (empty: any).
+    #[serde(default)]
+    allowed_accounts: Vec<String>,
     user: Option<UserFile>,
     #[serde(default)]
     policy: Vec<PolicyFile>,
@@ -220,9 +223,40 @@ pub(crate) struct Stack {
     pub(crate) tags: BTreeMap<String, String>,
     /// Lint findings kept on purpose.
     pub(crate) keep: Vec<Keep>,
+    /// `allowed_accounts`: the only accounts the stack may be written to (empty: any).
+    pub(crate) allowed_accounts: Vec<String>,
+}
+
+/// A 12-digit AWS account id.
+pub(crate) fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 impl Stack {
+    /// Why `account` may not be written to, if it may not: the stack's `allowed_accounts` and `--expect-account`
+    /// (`expected`) must both allow it, each when set. What a wrong `AWS_PROFILE` in CI would otherwise write to
+    /// (Terraform's AWS provider has `allowed_account_ids` for the same reason).
+    pub(crate) fn account_refusal(&self, expected: &[String], account: &str) -> Option<String> {
+        let refusals: Vec<String> =
+            [(&self.allowed_accounts[..], "the stack's allowed_accounts"), (expected, "--expect-account")]
+                .into_iter()
+                .filter(|(ids, _)| !ids.is_empty() && !ids.iter().any(|id| id == account))
+                .map(|(ids, from)| format!("{from} ({})", ids.join(", ")))
+                .collect();
+        (!refusals.is_empty()).then(|| format!("account {account} is not allowed by {}", refusals.join(" nor by ")))
+    }
+
+    /// The caller's account, refused as a usage error before any write when [`Stack::account_refusal`] says so.
+    pub(crate) fn check_account(&self, expected: &[String], account: &str) -> Result<()> {
+        match self.account_refusal(expected, account) {
+            None => Ok(()),
+            Some(why) => Err(Error::usage(format!("the caller's {why}; nothing was written")).with_help(
+                "the credentials point at another account than intended: check --profile, AWS_PROFILE and the \
+                 AWS_* variables (`wfboot whoami`), or change the allowed accounts",
+            )),
+        }
+    }
+
     /// `--permissions-boundary` and `--tag`: the boundary replaces the stack's (roles with their own keep it), the
     /// tags are added to the stack's (a key given again takes the flag's value). Checked like the stack's own.
     pub(crate) fn with_flags(mut self, boundary: Option<&str>, tags: &[(String, String)]) -> Result<Stack> {
@@ -623,6 +657,15 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
         }
     }
 
+    let mut allowed_accounts = Vec::new();
+    for a in raw.allowed_accounts {
+        if is_account_id(&a) {
+            allowed_accounts.push(a);
+        } else {
+            p(format!("allowed_accounts: `{a}` is not an account id (12 digits)"));
+        }
+    }
+
     let permissions_boundary = match raw.permissions_boundary.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(b) => match boundary_arn_template(b) {
@@ -667,6 +710,7 @@ fn build(raw: StackFile, source: &str, dirs: &[PathBuf], problems: &mut Vec<Stri
         permissions_boundary,
         tags: raw.tags,
         keep,
+        allowed_accounts,
     }
 }
 

@@ -206,3 +206,28 @@ fn a_stack_file_and_a_template_saved_with_a_utf8_byte_order_mark_load_as_without
     assert_eq!(stack.name, "s");
     assert_eq!(stack.roles[0].name, "R");
 }
+
+#[test]
+fn allowed_accounts_and_expect_account_each_refuse_an_account_they_do_not_name() {
+    let toml = "name = \"s\"\nallowed_accounts = [\"111111111111\", \"222222222222\"]\n[[role]]\nname = \"R\"\ntrust = \"trust.json\"\n";
+    let stack = load(toml, &[]).unwrap();
+    assert_eq!(stack.account_refusal(&[], "111111111111"), None);
+    assert_eq!(
+        stack.account_refusal(&[], "333333333333").as_deref(),
+        Some("account 333333333333 is not allowed by the stack's allowed_accounts (111111111111, 222222222222)")
+    );
+    let expected = ["222222222222".to_string()];
+    assert_eq!(stack.account_refusal(&expected, "222222222222"), None, "both allow it");
+    assert_eq!(
+        stack.account_refusal(&expected, "111111111111").as_deref(),
+        Some("account 111111111111 is not allowed by --expect-account (222222222222)")
+    );
+    let err = stack.check_account(&expected, "333333333333").unwrap_err();
+    assert_eq!(err.kind.exit_code(), 64);
+    assert!(err.message.contains("allowed_accounts (111111111111, 222222222222) nor by --expect-account"), "{err}");
+    let open = load(&role(""), &[]).unwrap();
+    assert_eq!(open.account_refusal(&[], "333333333333"), None, "nothing set: any account");
+
+    let err = load("name = \"s\"\nallowed_accounts = [\"12345\"]\n", &[]).unwrap_err();
+    assert!(err.to_string().contains("allowed_accounts: `12345` is not an account id (12 digits)"), "{err}");
+}

@@ -433,3 +433,40 @@ async fn bootstrap_of_accounts_with_wait_reports_each_account_s_time_to_usable()
     let table = stdout(&again);
     assert!(table.contains("USABLE AFTER"), "{table}");
 }
+
+#[tokio::test]
+async fn a_listed_account_the_stack_does_not_allow_refuses_the_whole_fleet_before_any_aws_call() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let stack = std::fs::read_to_string(repo().join("profiles/slim-workflow.toml")).unwrap();
+    let allowed = format!("\nallowed_accounts = [\"{}\", \"{}\"]\n\n[user]", ACCOUNTS[0], ACCOUNTS[1]);
+    let stack = write_file(dir.path(), "profiles/slim-workflow.toml", &stack.replacen("\n[user]", &allowed, 1));
+    let mark = emu.mark();
+    let out = emu
+        .wfboot()
+        .arg("bootstrap")
+        .arg("--stack")
+        .arg(&stack)
+        .args(["--yes", "--skip-user", "--assume-role-name", ROLE, "--accounts"])
+        .arg(accounts_file(dir.path()))
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("1 of the 3 accounts of"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "account {} is not allowed by the stack's allowed_accounts ({}, {})",
+            ACCOUNTS[2], ACCOUNTS[0], ACCOUNTS[1]
+        )),
+        "{err}"
+    );
+    assert_eq!(emu.wfboot_requests_since(mark).len(), 0, "not even sts:GetCallerIdentity");
+
+    // --expect-account is checked against every listed account the same way.
+    let out = multi(&emu, dir.path(), &["plan", "--skip-user", "--expect-account", ACCOUNTS[0]]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("2 of the 3 accounts of"), "{err}");
+    assert_eq!(emu.wfboot_requests_since(mark).len(), 0);
+}

@@ -376,3 +376,42 @@ async fn on_a_fresh_account_the_checks_before_the_first_write_go_out_with_the_re
     assert_eq!(managed_checks, 16, "the 14 managed-policy checks and the stack's 2 own policies, in one round trip");
     assert!(first_write >= simulation.answered());
 }
+
+#[tokio::test]
+async fn a_stack_whose_allowed_accounts_leave_out_the_callers_refuses_bootstrap_before_any_write() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let stack = std::fs::read_to_string(repo().join("profiles/slim-workflow.toml")).unwrap();
+    let stack = stack.replacen("\n[user]", "\nallowed_accounts = [\"111111111111\", \"222222222222\"]\n\n[user]", 1);
+    let path = write_file(dir.path(), "profiles/slim-workflow.toml", &stack);
+    let mark = emu.mark();
+    let out = emu.wfboot().arg("bootstrap").arg("--stack").arg(&path).args(["--yes", "--skip-user"]).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the caller's account {ACCOUNT} is not allowed by the stack's allowed_accounts (111111111111, 222222222222)"
+        )),
+        "{err}"
+    );
+    assert_eq!(emu.wfboot_write_attempts_since(mark), Vec::<String>::new());
+
+    // Both set: each must allow the account.
+    let allowed = stack.replace("\"222222222222\"", &format!("\"{ACCOUNT}\""));
+    let path = write_file(dir.path(), "profiles/slim-workflow.toml", &allowed);
+    let out = emu
+        .wfboot()
+        .arg("plan")
+        .arg("--stack")
+        .arg(&path)
+        .args(["--skip-user", "--expect-account", "111111111111"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("is not allowed by --expect-account (111111111111)"), "{err}");
+    assert!(!err.contains("allowed_accounts"), "the stack allows it: {err}");
+    let out = emu.wfboot().arg("plan").arg("--stack").arg(&path).arg("--skip-user").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(emu.wfboot_write_attempts_since(mark), Vec::<String>::new());
+}

@@ -187,8 +187,35 @@ async fn what_others_attached_and_extra_policy_versions_are_cleaned_so_that_the_
     iam.attach_group_policy().group_name("ops").policy_arn(&arn).send().await.unwrap();
     iam.attach_user_policy().user_name("demo").policy_arn(&arn).send().await.unwrap();
 
+    // The stack's policy on a role, a group and a user outside the stack: held back, naming each, unless --force.
     let out = emu.wfboot().args(["destroy", "--dry-run"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for line in [
+        &format!("! policy {LAMBDA_POLICY}"),
+        "attached outside the stack: detaching it would take these permissions away from them",
+        "used by role Outsider\n",
+        "used by group ops\n",
+        "used by user demo\n",
+        "detach arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess from role SLIM-Extras_for_Lambda",
+        "delete inline policy extra",
+    ] {
+        assert!(text.contains(line), "missing `{line}`:\n{text}");
+    }
+    let out = emu.wfboot().args(["destroy", "--yes", "--output", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(names(&report, "held_back"), [format!("policy {LAMBDA_POLICY}")]);
+    assert!(stderr(&out).contains(&format!("policy {LAMBDA_POLICY}: used by role Outsider")), "{}", stderr(&out));
+    let state = dump_state(&iam).await;
+    assert_eq!(
+        state["roles"]["/Outsider"]["attached"],
+        json!([format!("policy/{LAMBDA_POLICY}")]),
+        "Outsider keeps its permissions"
+    );
+    assert!(iam.get_role().role_name("SLIM-Extras_for_Lambda").send().await.is_err(), "the rest is deleted");
+
+    let out = emu.wfboot().args(["destroy", "--dry-run", "--force"]).output().unwrap();
     let text = stdout(&out);
     for line in [
         "delete non-default version v1",
@@ -196,14 +223,12 @@ async fn what_others_attached_and_extra_policy_versions_are_cleaned_so_that_the_
         &format!("detach {arn} from role Outsider"),
         &format!("detach {arn} from group ops"),
         &format!("detach {arn} from user demo"),
-        "detach arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess from role SLIM-Extras_for_Lambda",
-        "delete inline policy extra",
         "note: role Outsider is not deleted by this destroy",
     ] {
         assert!(text.contains(line), "missing `{line}`:\n{text}");
     }
 
-    let (report, writes) = destroy_json(&emu, &[]);
+    let (report, writes) = destroy_json(&emu, &["--force"]);
     assert_eq!(writes.len() as u64, report["plan"]["summary"]["changes"].as_u64().unwrap(), "{writes:?}");
     assert_eq!(writes.iter().filter(|w| *w == "DeletePolicyVersion").count(), 2, "{writes:?}");
     assert_eq!(report["verified"], json!(true));
@@ -276,10 +301,20 @@ async fn under_iam_enforcement_a_caller_who_may_not_delete_is_stopped_before_any
     assert!(out.status.success(), "{}", stderr(&out));
     let iam = emu.admin().await;
     let mut keys = Vec::new();
-    for (user, policy) in [("reader", "IAMReadOnlyAccess"), ("admin", "AdministratorAccess")] {
+    // The reader may also look up who uses the roles (destroy's reads), so that its run reaches the pre-flight.
+    // moto names Batch's actions after its URL paths in lower case (`batch:describecomputeenvironments`), which the
+    // real names do not match: `batch:*` here.
+    let reads = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["batch:*","lambda:ListFunctions","states:ListStateMachines","states:DescribeStateMachine","ec2:DescribeIamInstanceProfileAssociations"],"Resource":"*"}]}"#;
+    let reads = iam.create_policy().policy_name("ConsumerReads").policy_document(reads).send().await.unwrap();
+    let reads = reads.policy.unwrap().arn.unwrap();
+    for (user, policies) in [
+        ("reader", vec!["arn:aws:iam::aws:policy/IAMReadOnlyAccess".to_string(), reads]),
+        ("admin", vec!["arn:aws:iam::aws:policy/AdministratorAccess".to_string()]),
+    ] {
         iam.create_user().user_name(user).send().await.unwrap();
-        let arn = format!("arn:aws:iam::aws:policy/{policy}");
-        iam.attach_user_policy().user_name(user).policy_arn(arn).send().await.unwrap();
+        for arn in policies {
+            iam.attach_user_policy().user_name(user).policy_arn(arn).send().await.unwrap();
+        }
         let key = iam.create_access_key().user_name(user).send().await.unwrap().access_key.unwrap();
         keys.push((key.access_key_id, key.secret_access_key));
     }
@@ -318,4 +353,32 @@ async fn under_iam_enforcement_a_caller_who_may_not_delete_is_stopped_before_any
         writes(&emu, mark),
         ["DeleteInstanceProfile", "DeletePolicy", "DeleteRole", "DetachRolePolicy", "RemoveRoleFromInstanceProfile"]
     );
+}
+
+#[tokio::test]
+async fn destroy_in_another_account_than_expected_refuses_before_any_write_naming_both() {
+    let emu = Emulator::start();
+    emu.create_demo_user().await;
+    assert!(bootstrap(&emu).status.success());
+    let mark = emu.mark();
+    let out = emu.wfboot().args(["destroy", "--yes", "--expect-account", "111111111111"]).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains(&format!("account {ACCOUNT} is not allowed by --expect-account (111111111111)")), "{err}");
+    assert!(err.contains("nothing was written"), "{err}");
+    assert_eq!(emu.wfboot_write_attempts_since(mark), Vec::<String>::new());
+    // Refused right after the caller was identified: the stack's policies (read once the account is known) never were.
+    let actions: Vec<String> = emu.wfboot_requests_since(mark).into_iter().map(|r| r.action).collect();
+    assert!(
+        actions.contains(&"GetCallerIdentity".to_string()) && !actions.contains(&"GetPolicy".to_string()),
+        "{actions:?}"
+    );
+
+    // Among the expected ones, it runs.
+    let out = emu
+        .wfboot()
+        .args(["destroy", "--dry-run", "--expect-account", "111111111111", "--expect-account", ACCOUNT])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
 }

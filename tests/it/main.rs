@@ -9,6 +9,7 @@ mod accounts;
 mod bootstrap;
 mod check;
 mod cli;
+mod consumers;
 mod destroy;
 mod docs;
 mod export;

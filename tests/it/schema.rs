@@ -295,9 +295,14 @@ async fn destroy_results_match_the_published_schema_and_drifted_ones_do_not() {
     iam.attach_group_policy().group_name("ops").policy_arn(&arn).send().await.unwrap();
     iam.attach_user_policy().user_name("demo").policy_arn(&arn).send().await.unwrap();
 
+    // The stack's policy on a group and a user outside the stack is held back, naming them; --force deletes it.
+    let held = run(&emu, &["destroy", "--dry-run"]);
+    assert_eq!(held["held_back"][0]["name"], "LambdaBatchExecutionPolicy", "{held:#}");
+    assert_eq!(held["summary"]["held_back"], 1);
     let docs = vec![
-        doc("destroy --dry-run", "destroy_result", run(&emu, &["destroy", "--dry-run"])),
-        doc("destroy", "destroy_result", run(&emu, &["destroy", "--yes"])),
+        doc("destroy --dry-run, a policy held back", "destroy_result", held),
+        doc("destroy --dry-run", "destroy_result", run(&emu, &["destroy", "--dry-run", "--force"])),
+        doc("destroy", "destroy_result", run(&emu, &["destroy", "--yes", "--force"])),
         doc(
             "destroy --include-service-linked-roles",
             "destroy_result",
