@@ -19,6 +19,8 @@ associated IAM Roles` -- the same answers EC2 gives while it has not seen a new 
 why terraform-provider-aws internal/service/ec2/ec2_instance.go retries InvalidParameterValue with "Invalid IAM
 Instance Profile" (and its spot request code " has no associated IAM Roles"). tools/realism.py gives the same
 errors for the window after a profile's create (--ec2-lag).
+
+The region of a role's last use (fix_role_last_used_region).
 """
 
 from __future__ import annotations
@@ -27,6 +29,28 @@ from __future__ import annotations
 def apply() -> None:
     fix_bodiless_signatures()
     fix_ec2_instance_profile_errors()
+    fix_role_last_used_region()
+
+
+def fix_role_last_used_region() -> None:
+    """GetRole's RoleLastUsed names the region the role was last used in (IAM API reference, RoleLastUsed:
+    https://docs.aws.amazon.com/IAM/latest/APIReference/API_RoleLastUsed.html); moto records the date of a
+    session's request but leaves the region empty. The region of that request is recorded too."""
+    from moto.iam import models
+
+    original = models.mark_account_as_visited
+
+    def mark_account_as_visited(account_id: str, access_key: str, service: str, region: str) -> None:
+        original(account_id, access_key, service, region)
+        try:
+            account = models.iam_backends[account_id][models.get_partition(region)]
+            key = account.access_keys.get(access_key)
+            if key is not None and key.role_arn:
+                account.get_role_by_arn(key.role_arn).last_used_region = region
+        except Exception:  # noqa: BLE001 - a role that does not exist (any more) has nothing to record
+            pass
+
+    models.mark_account_as_visited = mark_account_as_visited
 
 
 def fix_bodiless_signatures() -> None:

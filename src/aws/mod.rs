@@ -272,13 +272,23 @@ impl Clients {
         Ok((Clients::from_config(config, max_concurrency)?, arn))
     }
 
+    /// The same clients in another region (same credentials, endpoint and settings), sharing this run's
+    /// `--max-concurrency` bound; the call log is the region's own.
+    pub(crate) fn in_region(&self, region: &str) -> Result<Clients> {
+        let config = self.sdk.to_builder().region(Region::new(region.to_string())).build();
+        Clients::build(config, self.limiter.clone(), self.calls.clone())
+    }
+
     fn from_config(config: aws_config::SdkConfig, max_concurrency: usize) -> Result<Clients> {
+        Clients::build(config, Arc::new(Semaphore::new(max_concurrency.max(1))), CallLog::default())
+    }
+
+    fn build(config: aws_config::SdkConfig, limiter: Arc<Semaphore>, calls: CallLog) -> Result<Clients> {
         let region = config.region().map(|r| r.to_string()).ok_or_else(|| {
             Error::usage("no AWS region is configured").with_help(
                 "pass --region (for example --region us-east-1), set AWS_REGION, or set `region` in your AWS profile",
             )
         })?;
-        let calls = CallLog::default();
         let retry_attempts = config.retry_config().map(|r| r.max_attempts()).unwrap_or(1);
         macro_rules! client {
             ($sdk:ident, $partition:literal) => {
@@ -304,7 +314,6 @@ impl Clients {
         let sfn = client!(aws_sdk_sfn, "sfn");
         #[cfg(feature = "ec2")]
         let ec2 = client!(aws_sdk_ec2, "ec2");
-        let limiter = Arc::new(Semaphore::new(max_concurrency.max(1)));
         Ok(Clients {
             iam,
             iam_writes,

@@ -620,6 +620,8 @@ fn table(rows: &[Row]) -> String {
         out.push('\n');
         out += &line(c.iter().map(String::as_str).collect());
     }
+    let failed = rows.iter().filter(|r| r.status == RowStatus::Failed).count();
+    out += &format!("\n{} account{}, {failed} failed.\n", rows.len(), plural(rows.len()));
     out
 }
 

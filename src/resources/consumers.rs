@@ -150,6 +150,41 @@ impl Consumers {
         }
     }
 
+    /// Add what the lookup in another region found (the region a role was last used in), each consumer named
+    /// with its region.
+    pub(crate) fn merge_region(&mut self, other: Consumers, region: &str) {
+        let in_region = |mut c: Consumer| {
+            c.name = format!("{} in {region}", c.name);
+            c
+        };
+        for (found, mine) in [(other.roles, &mut self.roles), (other.instance_profiles, &mut self.instance_profiles)] {
+            for (name, consumers) in found {
+                let list = mine.entry(name).or_default();
+                for c in consumers.into_iter().map(in_region) {
+                    if !list.contains(&c) {
+                        list.push(c);
+                    }
+                }
+            }
+        }
+        self.not_checked.extend(other.not_checked.into_iter().map(|(c, uses)| (in_region(c), uses)));
+    }
+
+    /// Nothing could be looked up in `region`: whatever it could have named is "could not check".
+    pub(crate) fn unreachable(region: &str, why: String) -> Consumers {
+        let mut c = Consumers::default();
+        c.not_checked.push((
+            Consumer {
+                kind: ConsumerKind::NotChecked,
+                name: format!("the consumers in {region}"),
+                via: "clients for the region".into(),
+                detail: Some(why),
+            },
+            Uses::Both,
+        ));
+        c
+    }
+
     /// A lookup that failed: `call` is named as the IAM action to grant (`lambda:ListFunctions`).
     fn failed(&mut self, lookup: &str, call: &str, why: String, uses: Uses) {
         let action = READ_ACTIONS.iter().find(|a| a.split(':').nth(1) == Some(call)).copied().unwrap_or(call);

@@ -433,11 +433,34 @@ pub(crate) async fn observe_for_destroy(
     // In the same round trip as the links: only when a role or profile of the stack's is there to delete.
     let deletes_one = observed.roles.iter().flatten().any(|r| owned(stack, &r.tags))
         || observed.instance_profiles.iter().flatten().any(|p| owned(stack, &p.tags));
+    // A role IAM last saw used in another region (GetRole's RoleLastUsed.Region, IAM API reference:
+    // https://docs.aws.amazon.com/IAM/latest/APIReference/API_RoleLastUsed.html) may have consumers there too: the
+    // same lookup runs in each such region, in the same round trip.
+    let elsewhere: BTreeSet<String> = desired
+        .roles
+        .iter()
+        .zip(&observed.roles)
+        .filter_map(|(_, o)| o.as_ref().filter(|o| owned(stack, &o.tags)))
+        .filter_map(|o| o.last_used.as_ref()?.region.clone())
+        .filter(|r| *r != clients.region)
+        .collect();
+    let account = desired.target.account_id.as_str();
     let consumers = async {
-        match deletes_one {
-            true => Some(consumers::observe(clients, &desired.target.account_id).await),
-            false => None,
+        if !deletes_one {
+            return None;
         }
+        let here = consumers::observe(clients, account);
+        let there = futures::future::join_all(elsewhere.iter().map(|region| async move {
+            match clients.in_region(region) {
+                Ok(regional) => (region, consumers::observe(&regional, account).await),
+                Err(e) => (region, consumers::Consumers::unreachable(region, e.message)),
+            }
+        }));
+        let (mut found, there) = tokio::join!(here, there);
+        for (region, other) in there {
+            found.merge_region(other, region);
+        }
+        Some(found)
     };
     let (roles, policies, consumers) = tokio::join!(roles, policies, consumers);
     Ok(DestroyObserved { observed, roles: roles?, policies: policies?, consumers })

@@ -336,3 +336,59 @@ async fn job_definitions_state_machines_instances_and_last_use_are_shown_by_the_
     // The two roles, the Lambda role's policy, the profile and its role.
     assert_eq!(report["summary"]["held_back"], 5, "{:#}", report["held_back"]);
 }
+
+/// A role IAM last saw used in another region is looked up there too: a Lambda function in us-west-2 that uses the
+/// stack's Lambda role holds the role back when destroy runs in us-east-1, named with its region.
+#[tokio::test]
+async fn a_consumer_in_the_region_of_the_role_s_last_use_holds_it_back_named_with_that_region() {
+    let emu = bootstrapped().await;
+    let west =
+        emu.sdk_config(ADMIN_KEY, "admin-secret").to_builder().region(aws_config::Region::new("us-west-2")).build();
+    // A session of the role makes a request in us-west-2: IAM's RoleLastUsed then names that region.
+    let session = aws_sdk_sts::Client::new(&west)
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/{LAMBDA_ROLE}"))
+        .role_session_name("the-function")
+        .send()
+        .await
+        .unwrap();
+    let c = session.credentials().unwrap();
+    let as_role = west
+        .to_builder()
+        .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+            aws_sdk_iam::config::Credentials::new(
+                c.access_key_id(),
+                c.secret_access_key(),
+                Some(c.session_token().to_string()),
+                None,
+                "test",
+            ),
+        ))
+        .build();
+    aws_sdk_lambda::Client::new(&as_role).list_functions().send().await.unwrap();
+    let role = emu.admin().await.get_role().role_name(LAMBDA_ROLE).send().await.unwrap().role.unwrap();
+    assert_eq!(role.role_last_used().and_then(|u| u.region()), Some("us-west-2"), "{role:?}");
+    // The function lives in us-west-2, where a lookup of us-east-1 alone would never see it.
+    let zip = std::process::Command::new(repo().join(".venv/bin/python"))
+        .args(["-c", "import io,sys,zipfile;b=io.BytesIO();z=zipfile.ZipFile(b,'w');z.writestr('index.py','x=1');z.close();sys.stdout.buffer.write(b.getvalue())"])
+        .output()
+        .unwrap()
+        .stdout;
+    aws_sdk_lambda::Client::new(&west)
+        .create_function()
+        .function_name("west-ingest")
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .role(format!("arn:aws:iam::{ACCOUNT}:role/{LAMBDA_ROLE}"))
+        .handler("index.handler")
+        .code(aws_sdk_lambda::types::FunctionCode::builder().zip_file(zip.into()).build())
+        .send()
+        .await
+        .unwrap();
+
+    let (code, report, err) = destroy(&emu, &[]);
+    assert_eq!(code, Some(2), "{report:#}\n{err}");
+    let text = report.to_string();
+    assert!(text.contains("west-ingest in us-west-2"), "the consumer in us-west-2 is not named: {report:#}");
+    let left = emu.admin().await.get_role().role_name(LAMBDA_ROLE).send().await;
+    assert!(left.is_ok(), "the role used in us-west-2 was deleted");
+}
