@@ -34,6 +34,22 @@ fn python() -> PathBuf {
     venv
 }
 
+/// Realism with a 10 s service lag (Lambda, Step Functions and Batch see a new role late) and short IAM/EC2 windows:
+/// for `bootstrap --wait`, whose probes must wait the lag out.
+pub const SERVICE_LAG: [&str; 11] = [
+    "--realism",
+    "--iam-lag",
+    "0.5",
+    "--ec2-lag",
+    "1",
+    "--service-lag",
+    "10",
+    "--lag-jitter",
+    "0",
+    "--batch-transition",
+    "0.5",
+];
+
 /// The realism flags of [`Emulator::start_realistic`].
 pub const REALISM: [&str; 7] = ["--realism", "--iam-lag", "1.5", "--ec2-lag", "3", "--write-hold", "0.1"];
 
@@ -547,6 +563,15 @@ pub fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8(out).unwrap()
+}
+
+/// A Lambda deployment package (a zip with one Python file), made by the emulator's Python.
+pub fn lambda_zip() -> Vec<u8> {
+    StdCommand::new(python())
+        .args(["-c", "import io,sys,zipfile;b=io.BytesIO();z=zipfile.ZipFile(b,'w');z.writestr('index.py','x=1');z.close();sys.stdout.buffer.write(b.getvalue())"])
+        .output()
+        .expect("make a zip with the emulator's python")
+        .stdout
 }
 
 pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {

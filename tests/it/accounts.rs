@@ -386,19 +386,7 @@ async fn at_a_terminal_bootstrap_shows_every_accounts_plan_and_asks_once() {
 /// account's roles became usable (JSON `usable_after_seconds`, the table's USABLE AFTER), under a service lag.
 #[tokio::test]
 async fn bootstrap_of_accounts_with_wait_reports_each_account_s_time_to_usable() {
-    let emu = Emulator::start_with(&[
-        "--realism",
-        "--iam-lag",
-        "0.5",
-        "--ec2-lag",
-        "1",
-        "--service-lag",
-        "10",
-        "--lag-jitter",
-        "0",
-        "--batch-transition",
-        "0.5",
-    ]);
+    let emu = Emulator::start_with(&SERVICE_LAG);
     for account in &ACCOUNTS[..2] {
         account_admin(&emu, account).await.create_user().user_name("demo").send().await.unwrap();
     }

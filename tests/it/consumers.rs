@@ -19,12 +19,13 @@ async fn bootstrapped() -> Emulator {
 
 /// A Lambda function whose role is the stack's Lambda role.
 async fn function(emu: &Emulator, name: &str) {
-    let zip = std::process::Command::new(repo().join(".venv/bin/python"))
-        .args(["-c", "import io,sys,zipfile;b=io.BytesIO();z=zipfile.ZipFile(b,'w');z.writestr('index.py','x=1');z.close();sys.stdout.buffer.write(b.getvalue())"])
-        .output()
-        .unwrap()
-        .stdout;
-    aws_sdk_lambda::Client::new(&emu.sdk_config(ADMIN_KEY, "admin-secret"))
+    function_in(&emu.sdk_config(ADMIN_KEY, "admin-secret"), name).await
+}
+
+/// [`function`] with the admin's `config` (its region is the function's).
+async fn function_in(config: &aws_config::SdkConfig, name: &str) {
+    let zip = lambda_zip();
+    aws_sdk_lambda::Client::new(config)
         .create_function()
         .function_name(name)
         .runtime(aws_sdk_lambda::types::Runtime::Python312)
@@ -369,21 +370,7 @@ async fn a_consumer_in_the_region_of_the_role_s_last_use_holds_it_back_named_wit
     let role = emu.admin().await.get_role().role_name(LAMBDA_ROLE).send().await.unwrap().role.unwrap();
     assert_eq!(role.role_last_used().and_then(|u| u.region()), Some("us-west-2"), "{role:?}");
     // The function lives in us-west-2, where a lookup of us-east-1 alone would never see it.
-    let zip = std::process::Command::new(repo().join(".venv/bin/python"))
-        .args(["-c", "import io,sys,zipfile;b=io.BytesIO();z=zipfile.ZipFile(b,'w');z.writestr('index.py','x=1');z.close();sys.stdout.buffer.write(b.getvalue())"])
-        .output()
-        .unwrap()
-        .stdout;
-    aws_sdk_lambda::Client::new(&west)
-        .create_function()
-        .function_name("west-ingest")
-        .runtime(aws_sdk_lambda::types::Runtime::Python312)
-        .role(format!("arn:aws:iam::{ACCOUNT}:role/{LAMBDA_ROLE}"))
-        .handler("index.handler")
-        .code(aws_sdk_lambda::types::FunctionCode::builder().zip_file(zip.into()).build())
-        .send()
-        .await
-        .unwrap();
+    function_in(&west, "west-ingest").await;
 
     let (code, report, err) = destroy(&emu, &[]);
     assert_eq!(code, Some(2), "{report:#}\n{err}");

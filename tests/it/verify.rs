@@ -199,14 +199,8 @@ async fn leftovers_of_a_killed_run_are_swept_by_the_next_and_what_is_not_the_sta
     let emu = bootstrapped().await;
     let s = services(&emu);
     let role = format!("arn:aws:iam::{ACCOUNT}:role/{LAMBDA_ROLE}");
-    let zip = {
-        // A real package: the one a probe makes is the same kind of archive.
-        let out = std::process::Command::new(repo().join(".venv/bin/python"))
-            .args(["-c", "import io,sys,zipfile;b=io.BytesIO();z=zipfile.ZipFile(b,'w');z.writestr('index.py','x=1');z.close();sys.stdout.buffer.write(b.getvalue())"])
-            .output()
-            .unwrap();
-        out.stdout
-    };
+    // A real package: the one a probe makes is the same kind of archive.
+    let zip = lambda_zip();
     let function = |name: &str, tagged: bool| {
         let mut f = s
             .lambda
@@ -373,19 +367,7 @@ async fn ctrl_c_during_the_probes_deletes_what_they_created_and_exits_130() {
 /// the new role: a CreateFunction right after it succeeds, where one right after a plain bootstrap is refused.
 #[tokio::test]
 async fn with_a_service_lag_bootstrap_wait_returns_only_once_the_services_accept_the_new_roles() {
-    let lag = [
-        "--realism",
-        "--iam-lag",
-        "0.5",
-        "--ec2-lag",
-        "1",
-        "--service-lag",
-        "10",
-        "--lag-jitter",
-        "0",
-        "--batch-transition",
-        "0.5",
-    ];
+    let lag = SERVICE_LAG;
     // Without --wait: the function cannot be created right after.
     let plain = Emulator::start_with(&lag);
     plain.create_demo_user().await;
@@ -423,11 +405,7 @@ async fn with_a_service_lag_bootstrap_wait_returns_only_once_the_services_accept
 
 async fn create_function(emu: &Emulator) -> Result<(), String> {
     let s = services(emu);
-    let zip = std::process::Command::new(repo().join(".venv/bin/python"))
-        .args(["-c", "import io,sys,zipfile;b=io.BytesIO();z=zipfile.ZipFile(b,'w');z.writestr('index.py','x=1');z.close();sys.stdout.buffer.write(b.getvalue())"])
-        .output()
-        .unwrap()
-        .stdout;
+    let zip = lambda_zip();
     s.lambda
         .create_function()
         .function_name("the-user-s-function")
