@@ -434,10 +434,14 @@ class EmulatorMiddleware:
         entry["fault"] = fault
         if fault in AFTER_KINDS:
             return self.call_app_then_fault(fault, environ, start_response, entry, start, info)
-        if fault == "drop":
+        return self.answer_fault(fault, environ, start_response, entry, start, info)
+
+    def answer_fault(self, fault: str, environ, start_response, entry, start, info: RequestInfo) -> list[bytes]:
+        """Drop the connection (`drop`, `drop-after`) or answer the fault's error in the request's protocol."""
+        if fault in ("drop", "drop-after"):
             entry["ms"] = round((time.monotonic() - start) * 1000, 3)
             self.record(entry, count=True)
-            raise DropConnection("emulator fault: drop")
+            raise DropConnection(f"emulator fault: {fault}")
         status, headers, payload = fault_response(fault, info, environ)
         entry["status"] = int(status.split()[0])
         start_response(status, headers)
@@ -534,16 +538,7 @@ class EmulatorMiddleware:
         if moto_status >= 400:
             entry["error"] = b"".join(chunks)[:400].decode("utf-8", errors="replace")
         self.unadmit_failed_write(moto_status)
-        if fault == "drop-after":
-            entry["ms"] = round((time.monotonic() - start) * 1000, 3)
-            self.record(entry, count=True)
-            raise DropConnection("emulator fault: drop-after")
-        status, headers, payload = fault_response(fault, info, environ)
-        entry["status"] = int(status.split()[0])
-        start_response(status, headers)
-        entry["ms"] = round((time.monotonic() - start) * 1000, 3)
-        self.record(entry, count=True)
-        return [payload]
+        return self.answer_fault(fault, environ, start_response, entry, start, info)
 
     def must_hold(self, write: bool) -> bool:
         with self.lock:
