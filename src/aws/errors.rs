@@ -118,7 +118,10 @@ where
             let e = service.err();
             let code = e.code().unwrap_or("UnknownError");
             let message = e.message().unwrap_or("(no message)");
-            let help = denied_by(code, message).unwrap_or_else(|| help_for_code(code));
+            let help = denied_by(code, message).unwrap_or_else(|| match THROTTLING_CODES.contains(&code) {
+                true => THROTTLED_HELP,
+                false => help_for_code(code),
+            });
             let err = Error::aws(format!("failed to {action}: {code}: {message}")).with_help(help);
             match e.code() {
                 Some(code) => err.with_code(code),
@@ -181,6 +184,10 @@ fn denied_by(code: &str, message: &str) -> Option<&'static str> {
     }
 }
 
+/// What to do once every attempt was throttled (any of [`THROTTLING_CODES`]).
+const THROTTLED_HELP: &str =
+    "AWS kept throttling after the retries: run again (nothing is repeated), or lower --max-concurrency / raise --retry-attempts";
+
 fn help_for_code(code: &str) -> &'static str {
     match code {
         "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" => {
@@ -191,9 +198,6 @@ fn help_for_code(code: &str) -> &'static str {
         }
         "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => {
             "the session has expired: refresh it (for example `aws sso login`) and run again"
-        }
-        "Throttling" | "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => {
-            "AWS kept throttling after the retries: run again (nothing is repeated), or lower --max-concurrency / raise --retry-attempts"
         }
         "LimitExceeded" | "LimitExceededException" => "an IAM quota is reached: remove unused entities or ask for a quota increase",
         "MalformedPolicyDocument" => "fix the template's JSON or its principals; `wfboot stacks show` prints the rendered document",

@@ -250,43 +250,39 @@ pub(crate) async fn bootstrap(printer: &Printer, aws: &AwsSettings, args: &Boots
     // 3. Apply, account by account in parallel (up to --max-accounts), and verify each.
     let interrupted = Arc::new(AtomicBool::new(false));
     let watcher = watch_interrupt(interrupted.clone());
-    let mut applied = futures::stream::iter(ready)
-        .map(|(account, session, plan)| {
-            let interrupted = interrupted.clone();
-            async move {
-                let opts = bootstrap::apply_options(&session, args, consent, &interrupted);
-                let prefix = format!("{}: ", who(account));
-                let (applied, remaining) = if plan.has_changes() {
-                    match bootstrap::apply_and_verify(worker, &session, &plan, &opts, &prefix).await {
-                        Ok(done) => done,
-                        Err(e) => return (account, Err(e)),
-                    }
-                } else {
-                    (Vec::new(), None)
-                };
-                let mut report = bootstrap::finish_report(&session, plan, applied, remaining, &opts.waits, started);
-                let mut outcome = bootstrap::outcome(&report, interrupted.load(Ordering::SeqCst));
-                // `--wait`: this account's probes as soon as its own apply is through, as in a single-account run.
-                if args.wait && outcome.is_ok() && !interrupted.load(Ordering::SeqCst) {
-                    match bootstrap::wait_usable(worker, &session, args, started).await {
-                        Ok((wait, failed)) => {
-                            report.wait = Some(wait);
-                            if let Some(e) = failed {
-                                outcome = Err(e);
-                            }
-                        }
-                        Err(e) => return (account, Err(e)),
-                    }
+    // In a pool like every other step (`in_a_pool`): `ready` is in file order, and so are the results.
+    let applied = in_a_pool(ready, fleet.max_accounts, |(account, session, plan)| {
+        let interrupted = interrupted.clone();
+        async move {
+            let opts = bootstrap::apply_options(&session, args, consent, &interrupted);
+            let prefix = format!("{}: ", who(account));
+            let (applied, remaining) = if plan.has_changes() {
+                match bootstrap::apply_and_verify(worker, &session, &plan, &opts, &prefix).await {
+                    Ok(done) => done,
+                    Err(e) => return (account, Err(e)),
                 }
-                (account, Ok((report, outcome)))
+            } else {
+                (Vec::new(), None)
+            };
+            let mut report = bootstrap::finish_report(&session, plan, applied, remaining, &opts.waits, started);
+            let mut outcome = bootstrap::outcome(&report, interrupted.load(Ordering::SeqCst));
+            // `--wait`: this account's probes as soon as its own apply is through, as in a single-account run.
+            if args.wait && outcome.is_ok() && !interrupted.load(Ordering::SeqCst) {
+                match bootstrap::wait_usable(worker, &session, args, started).await {
+                    Ok((wait, failed)) => {
+                        report.wait = Some(wait);
+                        if let Some(e) = failed {
+                            outcome = Err(e);
+                        }
+                    }
+                    Err(e) => return (account, Err(e)),
+                }
             }
-        })
-        // A pool, as in `Fleet::each`: the rows are put back in file order below.
-        .buffer_unordered(fleet.max_accounts)
-        .collect::<Vec<_>>()
-        .await;
+            (account, Ok((report, outcome)))
+        }
+    })
+    .await;
     watcher.abort();
-    applied.sort_by_key(|(account, _)| fleet.accounts.iter().position(|a| a.id == account.id));
 
     let mut rows: Vec<Row> = Vec::new();
     for (account, result) in applied {
@@ -415,11 +411,14 @@ impl Fleet {
             account_id: self.caller.account_id.clone(),
             region: self.clients.region.clone(),
         };
-        let mut desired = self.stack.render(&target)?;
-        if self.harden {
-            harden::harden(&mut desired)?;
-        }
-        Ok(desired)
+        Ok(self.rendered(&target)?.0)
+    }
+
+    /// The stack rendered for `target`, hardened with `--harden` (and what that did).
+    fn rendered(&self, target: &Target) -> Result<(crate::stack::Desired, Option<Vec<harden::Note>>)> {
+        let mut desired = self.stack.render(target)?;
+        let hardening = if self.harden { Some(harden::harden(&mut desired)?) } else { None };
+        Ok((desired, hardening))
     }
 
     /// Runs `work` for every account, at most `--max-accounts` at once; the results are in file order.
@@ -451,8 +450,7 @@ impl Fleet {
             account_id: account.id.clone(),
             region: clients.region.clone(),
         };
-        let mut desired = self.stack.render(&target)?;
-        let hardening = if self.harden { Some(harden::harden(&mut desired)?) } else { None };
+        let (desired, hardening) = self.rendered(&target)?;
         let user = self.user_name.clone().filter(|_| !self.skip_user && !desired.user_policies.is_empty());
         Ok(Session { clients, caller, desired, user, hardening })
     }
@@ -514,13 +512,13 @@ impl Fleet {
 /// The account's plan summary on stderr and, as text, its plan on stdout when it has changes.
 /// `work` for every item, at most `n` at once, each started as soon as a slot is free; the results in the
 /// items' order.
-async fn in_a_pool<'a, I, T, F, Fut>(items: &'a [I], n: usize, work: F) -> Vec<T>
+async fn in_a_pool<I, T, F, Fut>(items: impl IntoIterator<Item = I>, n: usize, work: F) -> Vec<T>
 where
-    F: Fn(&'a I) -> Fut,
-    Fut: std::future::Future<Output = T> + 'a,
+    F: Fn(I) -> Fut,
+    Fut: std::future::Future<Output = T>,
 {
     let work = &work;
-    let mut done: Vec<(usize, T)> = futures::stream::iter(items.iter().enumerate())
+    let mut done: Vec<(usize, T)> = futures::stream::iter(items.into_iter().enumerate())
         .map(|(i, item)| async move { (i, work(item).await) })
         .buffer_unordered(n.max(1))
         .collect()

@@ -82,16 +82,9 @@ fn destroy(emu: &Emulator, extra: &[&str]) -> (Option<i32>, Value, String) {
     (out.status.code(), report, stderr(&out))
 }
 
+/// The report's `key` list ("kind name" each), sorted.
 fn listed(report: &Value, key: &str) -> Vec<String> {
-    let mut names: Vec<String> = report[key]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| match v {
-            Value::String(s) => s.clone(),
-            other => format!("{} {}", other["kind"].as_str().unwrap(), other["name"].as_str().unwrap()),
-        })
-        .collect();
+    let mut names = crate::destroy::names(report, key);
     names.sort();
     names
 }

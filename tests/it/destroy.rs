@@ -24,7 +24,7 @@ fn destroy_json(emu: &Emulator, extra: &[&str]) -> (Value, Vec<String>) {
     (report, emu.wfboot_writes_since(mark))
 }
 
-fn names(report: &Value, key: &str) -> Vec<String> {
+pub(crate) fn names(report: &Value, key: &str) -> Vec<String> {
     report[key]
         .as_array()
         .unwrap()
