@@ -107,7 +107,8 @@ fn variant_uses<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
 #[test]
 fn the_engine_and_the_commands_name_no_kind_and_no_change_outside_tests() {
     let mut found = Vec::new();
-    for s in sources().iter().filter(|s| matches!(s.module.first().map(String::as_str), Some("engine" | "commands"))) {
+    let above = |s: &&Source| matches!(s.module.first().map(String::as_str), Some("engine" | "pipeline" | "commands"));
+    for s in sources().iter().filter(above) {
         for name in ["Change", "Kind"] {
             for line in variant_uses(&s.text, name) {
                 found.push(format!("{}: {line}", s.path.display()));
@@ -115,6 +116,31 @@ fn the_engine_and_the_commands_name_no_kind_and_no_change_outside_tests() {
         }
     }
     assert!(found.is_empty(), "a kind named outside resources/ (ask the registry instead):\n{}", found.join("\n"));
+}
+
+/// A verb takes the pipeline's steps, never another verb's: a step two verbs need lives in `pipeline/`, where the
+/// single-account and the fleet form of every verb find it.
+#[test]
+fn no_verb_calls_another_verb() {
+    let sources = sources();
+    let verbs: Vec<&str> = sources
+        .iter()
+        .filter(|s| s.module.len() == 2 && s.module[0] == "commands")
+        .map(|s| s.module[1].as_str())
+        .collect();
+    assert!(verbs.contains(&"bootstrap") && verbs.contains(&"destroy"), "{verbs:?}");
+    let mut found = Vec::new();
+    for s in sources.iter().filter(|s| s.module.len() == 2 && s.module[0] == "commands") {
+        for other in verbs.iter().filter(|v| **v != s.module[1]) {
+            for pattern in [format!("commands::{other}::"), format!("super::{other}::"), format!("commands::{other};")]
+            {
+                if s.text.contains(&pattern) {
+                    found.push(format!("{}: {pattern}", s.path.display()));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "a verb calls another verb's steps (move the step to pipeline/):\n{}", found.join("\n"));
 }
 
 #[test]

@@ -101,7 +101,7 @@ pub(crate) enum Command {
     Verify(VerifyArgs),
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(next_help_heading = STACK)]
 pub(crate) struct StackArgs {
     /// Built-in stack name or path to a stack .toml file
@@ -208,6 +208,8 @@ pub(crate) struct VerifyArgs {
     /// How long each live probe waits for its service to accept a new role
     #[arg(long, value_name = "SECONDS", default_value_t = 120, help_heading = SAFETY)]
     pub(crate) propagation_timeout: u64,
+    #[command(flatten)]
+    pub(crate) accounts: AccountsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -235,10 +237,12 @@ pub(crate) struct DestroyArgs {
     /// concurrent writes (ConcurrentModification), and to wait for IAM to show the deletions
     #[arg(long, value_name = "SECONDS", default_value_t = 120, help_heading = SAFETY)]
     pub(crate) propagation_timeout: u64,
-    /// Refuse to run unless the caller's account is this one (repeatable: any of them); checked right after
-    /// sts:GetCallerIdentity, before any write
+    /// Refuse to run unless the caller's account is this one (repeatable: any of them; with --accounts, every
+    /// listed account must be); checked right after sts:GetCallerIdentity, before any write
     #[arg(long, value_name = "ID", value_parser = account_id, help_heading = SAFETY)]
     pub(crate) expect_account: Vec<String>,
+    #[command(flatten)]
+    pub(crate) accounts: AccountsArgs,
 }
 
 #[derive(Debug, Args)]

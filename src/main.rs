@@ -14,6 +14,7 @@ mod engine;
 mod error;
 mod export;
 mod output;
+mod pipeline;
 mod policy_eval;
 mod prompt;
 mod resources;
@@ -62,16 +63,6 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match &cli.command {
-            // `--accounts`: the same verb, account by account (commands::accounts).
-            Command::Plan(args) if args.accounts.accounts.is_some() => {
-                commands::accounts::plan(&printer, &settings, args).await
-            }
-            Command::Bootstrap(args) if args.accounts.accounts.is_some() => {
-                commands::accounts::bootstrap(&printer, &settings, args).await
-            }
-            Command::Check(args) if args.accounts.accounts.is_some() => {
-                commands::accounts::check(&printer, &settings, args).await
-            }
             Command::Plan(args) => commands::plan::run(&printer, &settings, args).await,
             Command::Bootstrap(args) => commands::bootstrap::run(&printer, &settings, args).await,
             Command::Check(args) => commands::check::run(&printer, &settings, args).await,

@@ -114,7 +114,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
         action,
         replaced_profile_arn: replaced,
         retries,
-        waited_seconds: crate::commands::report::seconds(waited),
+        waited_seconds: crate::pipeline::report::seconds(waited),
     };
     if printer.json() {
         printer.result_document("attach", &result);

@@ -10,25 +10,22 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::aws::AwsSettings;
-use crate::aws::CallStats;
+use crate::aws::{AwsSettings, CallStats};
 use crate::cli::BootstrapArgs;
-use crate::commands::report::{self, waits_text, Tally};
-use crate::commands::{check, plural, watch_interrupt, ApplyProgress, EarlyChecks, ExitStatus, Session};
-use crate::engine::apply::{self, AppliedChange, ApplyOptions, Outcome, Waits};
+use crate::commands::{plural, ExitStatus};
+use crate::engine::apply::{AppliedChange, Outcome, Waits};
 use crate::error::{Error, Result};
 use crate::output::Printer;
-use crate::policy_eval::Verdict;
-use crate::prompt;
-use crate::resources::plan::Plan;
-use crate::resources::plan::{PlannedChange, Status};
-use crate::resources::{self, Observed};
+use crate::pipeline::apply::{self, watch_interrupt, written_not_seen};
+use crate::pipeline::fleet::{self, Row, RowStatus};
+use crate::pipeline::guards::{self, Ready};
+use crate::pipeline::preflight::{self, Preflight};
+use crate::pipeline::report::{self, waits_text, Tally};
+use crate::pipeline::wait::{self, WaitReport};
+use crate::pipeline::{self, Run, Session, Unit};
+use crate::resources::plan::{Plan, PlannedChange, Status};
 use crate::review;
-use crate::stack::{harden, Desired, Target};
-
-/// At most this many apply rounds: the second repairs what a concurrent run raced us on, or drift that came
-/// while this run applied; never what IAM does not show yet of what this run wrote (that is waited out).
-const MAX_ROUNDS: usize = 2;
+use crate::stack::harden;
 
 #[derive(Debug, Serialize)]
 pub(crate) struct Report {
@@ -47,60 +44,6 @@ pub(crate) struct Report {
     pub(crate) wait: Option<WaitReport>,
 }
 
-/// `--wait`: the live probes after applying (`wfboot verify --live`'s), until they passed.
-#[derive(Debug, Serialize)]
-pub(crate) struct WaitReport {
-    /// Every probe passed (unverified ones aside) within --propagation-timeout.
-    usable: bool,
-    /// From the start of the run until the last probe passed; absent when one did not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) usable_after_seconds: Option<f64>,
-    /// How long the probes took.
-    probe_seconds: f64,
-    probes: Vec<crate::verify::Row>,
-}
-
-/// `--wait`: the probes, their report, and the error when one did not pass.
-pub(crate) async fn wait_usable(
-    printer: &Printer,
-    session: &Session,
-    args: &BootstrapArgs,
-    started: Instant,
-) -> Result<(WaitReport, Option<Error>)> {
-    let probing = Instant::now();
-    let timeout = Duration::from_secs(args.propagation_timeout);
-    let waited =
-        crate::commands::verify::wait_usable(printer, &session.clients, &session.desired, timeout, started).await;
-    let probe_seconds = report::seconds(probing.elapsed());
-    Ok(match waited {
-        Ok(rows) => (
-            WaitReport {
-                usable: true,
-                usable_after_seconds: Some(report::seconds(started.elapsed())),
-                probe_seconds,
-                probes: rows,
-            },
-            None,
-        ),
-        Err(e) if e.kind == crate::error::ErrorKind::VerifyFailed => {
-            (WaitReport { usable: false, usable_after_seconds: None, probe_seconds, probes: Vec::new() }, Some(e))
-        }
-        Err(e) => return Err(e),
-    })
-}
-
-fn usable_line(w: &WaitReport) -> String {
-    let probed = w.probes.iter().filter(|r| r.status == crate::verify::Status::Ok).count();
-    match w.usable_after_seconds {
-        Some(s) => format!(
-            "Usable after {s:.1} s: {probed} live probe{} passed ({:.1} s of probing).",
-            plural(probed),
-            w.probe_seconds
-        ),
-        None => "Not usable yet: a live probe did not pass (see above).".into(),
-    }
-}
-
 /// What a run did, counted from the outcomes of its changes (not from its plan).
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct Summary {
@@ -116,340 +59,213 @@ pub(crate) struct Summary {
     pub(crate) tally: Tally,
 }
 
-/// What `bootstrap` knows before its first write: the plan and, when there are changes, the pre-flight.
-pub(crate) struct Prepared {
-    pub(crate) plan: Plan,
-    pub(crate) preflight: Option<check::Preflight>,
+/// What one account's run knows before its first write: its session, its plan and, when the plan writes, the
+/// pre-flight.
+struct Prepared {
+    session: Session,
+    plan: Plan,
+    preflight: Option<Preflight>,
 }
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapArgs) -> Result<ExitStatus> {
-    let started = Instant::now();
-    let (session, observed, early) = Session::open_observing(printer, aws, &args.stack, true).await?;
-    let Prepared { plan, preflight } = prepare(printer, &session, Some((observed, early))).await?;
+    let run = Run::open(printer, aws, &args.stack, Some(&args.accounts)).await?;
+    let worker = printer.for_worker();
+    let prepared = run.each(run.units(printer, &worker), |unit| prepare(&run, unit)).await;
 
-    if !printer.json() {
-        let mut out = plan.to_string();
-        if let Some(notes) = &session.hardening {
-            out += &format!("\n{}", harden::text(notes, session.desired.service_linked_roles.len()));
-        }
-        printer.result(&out);
-        let findings = review::review(&session.desired, session.user.as_deref());
-        if !findings.is_empty() {
-            printer.info(&format!(
-                "Review: {} broad grant{} in the stack (advice only); `wfboot plan` shows them with narrower policies",
-                findings.len(),
-                plural(findings.len())
-            ));
+    // Each account's plan, then its guards: an account stopped here is not asked about and not written to.
+    let mut ready: Vec<(Unit, Prepared)> = Vec::new();
+    let mut failed: Vec<Row> = Vec::new();
+    for (unit, result) in prepared {
+        let checked = result.and_then(|p| {
+            show(printer, unit, &p);
+            if let Some(preflight) = &p.preflight {
+                guards::before_writing(&p.session, preflight)?;
+                preflight::report(unit.printer, preflight, &unit.prefix());
+            }
+            Ok(p)
+        });
+        match (checked, unit.account) {
+            (Ok(p), _) => ready.push((unit, p)),
+            (Err(e), None) => return Err(e),
+            (Err(e), Some(account)) => failed.push(Row::failed(printer, account, &e)),
         }
     }
-    let Some(preflight) = preflight else {
-        let mut report = finish_report(&session, plan, Vec::new(), None, &Waits::default(), started);
-        let mut failed = None;
-        if args.wait {
-            let (w, e) = wait_usable(printer, &session, args, started).await?;
-            report.wait = Some(w);
-            failed = e;
-        }
+
+    // One question for every account with changes.
+    let asked: Vec<Ready> = ready
+        .iter()
+        .map(|(unit, p)| Ready {
+            unit: *unit,
+            account_id: &p.plan.account_id,
+            changes: p.plan.summary.changes,
+            counted: None,
+            plan: unit.account.and_then(|_| serde_json::to_value(&p.plan).ok()),
+        })
+        .collect();
+    let phrase = ("Apply", "change", "to");
+    if let Some(end) = guards::ask(printer, &run, "bootstrap", args.yes, phrase, &asked, &mut failed)? {
+        return Ok(end);
+    }
+    let changes: usize = asked.iter().map(|r| r.changes).sum();
+    drop(asked);
+    let needing_consent: usize = ready.iter().map(|(_, p)| p.plan.summary.needing_consent).sum();
+    let consent = changes == 0 || guards::consent(printer, args, needing_consent)?;
+
+    // Apply, read back and (`--wait`) probe, account by account.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let watcher = (changes > 0).then(|| watch_interrupt(interrupted.clone()));
+    let applied = run.each(ready, |(unit, p)| apply_one(&run, unit, p, args, consent, &interrupted)).await;
+    if let Some(w) = watcher {
+        w.abort();
+    }
+
+    let Some(fleet) = run.fleet() else {
+        let Some((_, result)) = applied.into_iter().next() else { return Ok(ExitStatus::Success) };
+        let (report, outcome) = result?;
         if printer.json() {
             printer.result_document("bootstrap", &report);
+            return outcome;
+        }
+        if report.plan.has_changes() {
+            printer.result(&summary_line(&report.summary));
         } else {
             printer.result(&format!(
                 "Nothing to do: the account already matches stack {}. {} API calls, {} writes, {:.2} s.",
-                session.desired.stack,
+                report.plan.stack,
                 report.summary.tally.api_calls,
                 report.summary.tally.api_writes,
                 report.summary.tally.wall_seconds
             ));
-            if let Some(w) = &report.wait {
-                printer.result(&usable_line(w));
-            }
         }
-        return match failed {
-            Some(e) => Err(e),
-            None => Ok(ExitStatus::Success),
-        };
+        if let Some(w) = &report.wait {
+            printer.result(&wait::usable_line(w));
+        }
+        return outcome;
     };
-    crate::commands::verify::refuse_locked_out(&session.desired)?;
-    if preflight.failed() {
-        return Err(preflight.error(&session.caller));
+    let mut rows = failed;
+    for (unit, result) in applied {
+        let Some(account) = unit.account else { continue };
+        rows.push(match result {
+            Err(e) => Row::failed(printer, account, &e),
+            Ok((report, outcome)) => {
+                let mut row = match &outcome {
+                    Ok(ExitStatus::ChangesPending) => Row::new(account, RowStatus::HeldBack),
+                    Ok(_) if report.plan.has_changes() => Row::new(account, RowStatus::Applied),
+                    Ok(_) => Row::new(account, RowStatus::NoChanges),
+                    Err(e) => Row::failed(printer, account, e),
+                };
+                if row.status != RowStatus::Failed {
+                    let done = match report.plan.has_changes() {
+                        true => summary_line(&report.summary),
+                        false => "nothing to do".into(),
+                    };
+                    printer.info(&format!("{}{done}", unit.prefix()));
+                    if let Some(w) = &report.wait {
+                        printer.info(&format!("{}{}", unit.prefix(), wait::usable_line(w)));
+                    }
+                }
+                row.changes = Some(report.summary.tally.writes_done);
+                row.usable_after_seconds = report.wait.as_ref().and_then(|w| w.usable_after_seconds);
+                row.result = serde_json::to_value(&report).ok();
+                row
+            }
+        });
     }
-    report_preflight(printer, &preflight, "");
-
-    if !args.yes {
-        let question = format!(
-            "Apply {} change{} to account {}?",
-            plan.summary.changes,
-            plural(plan.summary.changes),
-            plan.account_id
-        );
-        if !prompt::confirm(printer, &question, "--yes")? {
-            printer.info("Nothing was changed.");
-            return Ok(ExitStatus::ChangesPending);
+    fleet.finish(printer, "bootstrap", &run.stack.name, rows, |rows| {
+        match rows.iter().any(|r| r.status == RowStatus::HeldBack) {
+            true => ExitStatus::ChangesPending,
+            false => ExitStatus::Success,
         }
-    }
-    let consent = consent(printer, args, plan.summary.needing_consent)?;
+    })
+}
 
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let watcher = watch_interrupt(interrupted.clone());
-    let opts = apply_options(&session, args, consent, &interrupted);
-    let applied = apply_and_verify(printer, &session, &plan, &opts, "").await;
-    watcher.abort();
-    let (applied, remaining) = applied?;
+/// Step 2 for one account: read, plan, and, when the plan writes, the pre-flight (with the managed policies'
+/// check, at once). Read-only.
+async fn prepare<'a>(run: &Run, unit: Unit<'a>) -> (Unit<'a>, Result<Prepared>) {
+    let prepared = async {
+        let (session, observed, early) = run.open_observing(unit, true).await?;
+        let (already_checked, early_permissions) = match early {
+            Some(e) => {
+                e.managed?;
+                (e.managed_checked, Some((e.permissions, e.method)))
+            }
+            None => (BTreeSet::new(), None),
+        };
+        // Before any write, at once: every managed policy exists, and the caller may make every change (a
+        // permission the caller lacks stops the account at its guards).
+        let spinner = unit.printer.spinner("checking policies and permissions");
+        let (s, o) = (&session, &observed);
+        let planned = pipeline::plan(s, o, &already_checked, |plan| async move {
+            match plan.has_changes() {
+                true => preflight::of_plan(s, o, &plan, early_permissions).await.map(Some),
+                false => Ok(None),
+            }
+        })
+        .await;
+        spinner.finish_and_clear();
+        let (plan, preflight) = planned?;
+        Ok(Prepared { plan, preflight: preflight?, session })
+    };
+    (unit, prepared.await)
+}
 
-    let mut report = finish_report(&session, plan, applied, remaining, &opts.waits, started);
-    let interrupted = interrupted.load(Ordering::SeqCst);
-    let mut failed = None;
-    if args.wait && outcome(&report, interrupted).is_ok() {
-        let (w, e) = wait_usable(printer, &session, args, started).await?;
-        report.wait = Some(w);
-        failed = e;
+/// One account's plan, shown: the plan, what --harden did and the review's count in the caller's own account; the
+/// plan's summary and its text in a fleet.
+fn show(printer: &Printer, unit: Unit, p: &Prepared) {
+    if let Some(account) = unit.account {
+        fleet::show_plan(printer, account, p.plan.summary.changes, || p.plan.to_string());
+        return;
     }
     if printer.json() {
-        printer.result_document("bootstrap", &report);
-    } else {
-        printer.result(&summary_line(&report.summary));
-        if let Some(w) = &report.wait {
-            printer.result(&usable_line(w));
-        }
+        return;
     }
-    match failed {
-        Some(e) => Err(e),
-        None => outcome(&report, interrupted),
+    let session = &p.session;
+    let mut out = p.plan.to_string();
+    if let Some(notes) = &session.hardening {
+        out += &format!("\n{}", harden::text(notes, session.desired.service_linked_roles.len()));
     }
-}
-
-/// Observe (unless `observed` already is, by `Session::open_observing`, with the checks it may have started
-/// early), diff, check the managed policies and, when there are changes, the pre-flight. Read-only.
-pub(crate) async fn prepare(
-    printer: &Printer,
-    session: &Session,
-    observed: Option<(Observed, Option<EarlyChecks>)>,
-) -> Result<Prepared> {
-    let (observed, early) = match observed {
-        Some(o) => o,
-        None => {
-            let spinner = printer.spinner("reading the account");
-            let observed = resources::observe(&session.clients, &session.desired, session.user.as_deref(), false).await;
-            spinner.finish_and_clear();
-            (observed?, None)
-        }
-    };
-    let (already_checked, early_permissions) = match early {
-        Some(e) => {
-            e.managed?;
-            (e.managed_checked, Some((e.permissions, e.method)))
-        }
-        None => (BTreeSet::new(), None),
-    };
-    let plan = resources::diff(&session.desired, &observed, session.user.as_deref());
-
-    // Before any write, at once: every managed policy exists, and the caller may make every change (a
-    // permission the caller lacks stops the run here).
-    let spinner = printer.spinner("checking policies and permissions");
-    let managed = resources::managed_policy::check_managed_policies(
-        &session.clients,
-        &session.desired,
-        &observed,
-        &already_checked,
-    );
-    let preflight = async {
-        match plan.has_changes() {
-            true => check::preflight(
-                &session.clients,
-                &session.caller,
-                &session.desired,
-                &observed,
-                &plan,
-                early_permissions,
-            )
-            .await
-            .map(Some),
-            false => Ok(None),
-        }
-    };
-    let (managed, preflight) = tokio::join!(managed, preflight);
-    spinner.finish_and_clear();
-    managed?;
-    Ok(Prepared { plan, preflight: preflight? })
-}
-
-/// What the pre-flight showed, once it let the run go on: how many permissions it verified and how, or a
-/// warning with those it could not verify. `prefix` names the account in multi-account runs ("account
-/// 111122223333: "), and is empty otherwise.
-pub(crate) fn report_preflight(printer: &Printer, preflight: &check::Preflight, prefix: &str) {
-    let unverified = preflight.permissions.iter().filter(|p| matches!(p.verdict, Verdict::Unverified { .. })).count();
-    let total = preflight.permissions.len();
-    if unverified > 0 {
-        printer.warn(&format!(
-            "{prefix}{unverified} of {total} permissions could not be verified ({}); continuing",
-            preflight.method
-        ));
-    } else if total > 0 {
+    printer.result(&out);
+    let findings = review::review(&session.desired, session.user.as_deref());
+    if !findings.is_empty() {
         printer.info(&format!(
-            "{prefix}Pre-flight: the caller may make every call the plan needs: {total} permissions, {}",
-            preflight.method
+            "Review: {} broad grant{} in the stack (advice only); `wfboot plan` shows them with narrower policies",
+            findings.len(),
+            plural(findings.len())
         ));
     }
 }
 
-/// May changes to resources wfboot did not create be made? `--adopt`, or the interactive answer.
-pub(crate) fn consent(printer: &Printer, args: &BootstrapArgs, needing_consent: usize) -> Result<bool> {
-    if needing_consent == 0 || args.adopt {
-        Ok(true)
-    } else if printer.interactive && !args.yes {
-        let question = format!(
-            "{} of these change{} modify resources wfboot did not create (marked \"needs consent\"). Change them too?",
-            needing_consent,
-            plural(needing_consent)
-        );
-        prompt::confirm(printer, &question, "--adopt")
-    } else {
-        printer.warn(&format!(
-            "{} change{} to resources wfboot did not create will be held back; re-run with --adopt to make them",
-            needing_consent,
-            plural(needing_consent)
-        ));
-        Ok(false)
-    }
-}
-
-/// How `bootstrap` applies (it never deletes, so no deletion wait).
-pub(crate) fn apply_options(
-    session: &Session,
+/// Step 5 for one account: apply its plan, read back, and with `--wait` probe until the services accept the
+/// roles. The report, and how the account's run ended.
+async fn apply_one<'a>(
+    run: &Run,
+    unit: Unit<'a>,
+    p: Prepared,
     args: &BootstrapArgs,
     consent: bool,
     interrupted: &Arc<AtomicBool>,
-) -> ApplyOptions {
-    ApplyOptions {
-        stack: session.desired.stack.clone(),
-        consent,
-        propagation_timeout: Duration::from_secs(args.propagation_timeout),
-        deletion_timeout: Duration::ZERO,
-        interrupted: interrupted.clone(),
-        waits: Arc::new(Waits::default()),
-    }
-}
-
-/// Apply `plan`, read back what it changed (waiting out IAM's read-after-write lag on what this run wrote), and
-/// apply again once if what still differs is real: drift, or a concurrent run's doing. Returns what was applied
-/// and what still differs.
-pub(crate) async fn apply_and_verify(
-    printer: &Printer,
-    session: &Session,
-    plan: &Plan,
-    opts: &ApplyOptions,
-    prefix: &str,
-) -> Result<(Vec<AppliedChange>, Option<Plan>)> {
-    let mut applied: Vec<AppliedChange> = Vec::new();
-    let mut current = plan.clone();
-    let mut remaining = None;
-    for round in 1..=MAX_ROUNDS {
-        let observer = ApplyProgress::new(printer, printer.bar(current.summary.changes as u64, "applying"), prefix);
-        let results = apply::apply(&session.clients, &current, opts, &observer).await;
-        observer.bar.finish_and_clear();
-        let failed = results.iter().any(|r| matches!(r.outcome, Outcome::Failed { .. }));
-        applied.extend(results);
-        if failed || opts.interrupted.load(Ordering::SeqCst) {
-            break;
-        }
-        // Verify: observe again what was to change, and nothing else.
-        let part = resources::changed_part(&session.desired, &current);
-        let after = read_back(printer, session, &part, &applied, opts, prefix).await?;
-        let outstanding = after.changes().filter(|c| opts.consent || !c.needs_consent).count();
-        remaining = after.has_changes().then(|| after.clone());
-        if outstanding == 0 {
-            break;
-        }
-        // What this run created and IAM still does not show is not created again: it is reported.
-        let again = without_fresh_creates(&after, &applied);
-        if !again.changes().any(|c| opts.consent || !c.needs_consent) {
-            break;
-        }
-        if round < MAX_ROUNDS {
-            printer.info(&format!(
-                "{prefix}{} change(s) still differ after apply (another run at the same time?); applying again",
-                again.summary.changes
-            ));
-        }
-        current = again;
-    }
-    Ok((applied, remaining))
-}
-
-/// Observe `part` after applying and diff it. While the diff holds a write this run made (or a read answers
-/// NoSuchEntity), IAM has not caught up with this run yet (read-after-write lag): read again, with backoff,
-/// within `--propagation-timeout`, saying so once. IAM gives no signal of consistency, so reading is the only
-/// way to know (IAM user guide, "changes that I make are not always immediately visible":
-/// https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency;
-/// terraform-provider-aws internal/service/iam/role.go reads a new role with RetryWhenNewResourceNotFound).
-async fn read_back(
-    printer: &Printer,
-    session: &Session,
-    part: &Desired,
-    applied: &[AppliedChange],
-    opts: &ApplyOptions,
-    prefix: &str,
-) -> Result<Plan> {
-    let user = session.user.as_deref().filter(|_| !part.user_policies.is_empty());
-    let start = Instant::now();
-    let mut delay = Duration::from_millis(250);
-    let mut told = false;
-    loop {
-        let spinner = printer.spinner("verifying");
-        let observed = resources::observe(&session.clients, part, user, true).await;
-        spinner.finish_and_clear();
-        let (unseen, result) = match observed {
-            Ok(o) => {
-                let after = resources::diff(part, &o, user);
-                (written_not_seen(after.changes(), applied), Ok(after))
-            }
-            Err(e) if e.is_code("NoSuchEntity") => (1, Err(e)),
-            Err(e) => return Err(e),
+) -> (Unit<'a>, Result<(Report, Result<ExitStatus>)>) {
+    let result = async {
+        let Prepared { session, plan, .. } = p;
+        let opts = guards::apply_options(&session, args, consent, interrupted);
+        let (applied, remaining) = match plan.has_changes() {
+            true => apply::apply_and_verify(unit.printer, &session, &plan, &opts, &unit.prefix()).await?,
+            false => (Vec::new(), None),
         };
-        if unseen == 0 || start.elapsed() + delay >= opts.propagation_timeout {
-            return result;
+        let mut report = finish_report(&session, plan, applied, remaining, &opts.waits, run.started);
+        let stopped = interrupted.load(Ordering::SeqCst);
+        let mut outcome = outcome(&report, stopped);
+        if args.wait && outcome.is_ok() && !stopped {
+            let timeout = Duration::from_secs(args.propagation_timeout);
+            let (waited, failed) = wait::wait_usable(unit.printer, &session, timeout, run.started).await?;
+            report.wait = Some(waited);
+            if let Some(e) = failed {
+                outcome = Err(e);
+            }
         }
-        if !told {
-            printer.info(&format!(
-                "{prefix}waiting for IAM to show what this run wrote ({unseen} change{} not visible yet: \
-                 read-after-write lag; up to {} s)",
-                plural(unseen),
-                opts.propagation_timeout.as_secs()
-            ));
-            told = true;
-        }
-        opts.waits.sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
-    }
-}
-
-/// How many of `changes` are writes this run made (done, or done by someone else): still to be seen.
-pub(crate) fn written_not_seen<'a>(
-    changes: impl Iterator<Item = &'a PlannedChange>,
-    applied: &[AppliedChange],
-) -> usize {
-    let made = |c: &PlannedChange| {
-        applied
-            .iter()
-            .any(|a| matches!(a.outcome, Outcome::Done | Outcome::AlreadyDone) && a.change.change.same_write(&c.change))
+        Ok((report, outcome))
     };
-    changes.filter(|c| made(c)).count()
-}
-
-/// `after` without the resources this run created (and IAM still does not show): a second round never
-/// creates again what it has just created.
-fn without_fresh_creates(after: &Plan, applied: &[AppliedChange]) -> Plan {
-    let fresh = |r: &&crate::resources::plan::ResourcePlan| {
-        r.verdict == Status::Create
-            && r.changes.first().is_some_and(|c| written_not_seen(std::iter::once(c), applied) > 0)
-    };
-    let resources = after.resources.iter().filter(|r| !fresh(r)).cloned().collect();
-    let target = Target {
-        partition: after.partition.clone(),
-        account_id: after.account_id.clone(),
-        region: after.region.clone(),
-    };
-    Plan::new(&after.stack, &target, after.user.clone(), resources)
+    (unit, result.await)
 }
 
 /// The one-line text summary of a run.
@@ -572,6 +388,7 @@ mod tests {
     use crate::resources::plan::{Kind, ResourcePlan};
     use crate::resources::Ownership;
     use crate::resources::{role, Change};
+    use crate::stack::Target;
 
     fn target() -> Target {
         Target { partition: "aws".into(), account_id: "111122223333".into(), region: "us-east-1".into() }
@@ -631,7 +448,7 @@ mod tests {
     fn a_second_round_never_creates_again_what_this_run_has_just_created() {
         // Read back, A still reads as missing (IAM lags) and B was never applied (say, drift after the plan).
         let done = vec![applied(create("A"), Outcome::Done), applied(attach("A"), Outcome::Done)];
-        let again = without_fresh_creates(&plan(), &done);
+        let again = crate::pipeline::apply::without_fresh_creates(&plan(), &done);
         let names: Vec<&str> = again.resources.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["B", "C"]);
         assert_eq!(again.summary.changes, 2);

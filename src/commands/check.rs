@@ -2,328 +2,27 @@
 //! would do, and whether the workflow services answer. Also the pre-flight of every `bootstrap` that has
 //! changes to make: a denied permission stops it before the first write.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
-use crate::aws::{errors, AwsSettings, Clients};
+use crate::aws::{AwsSettings, Clients};
 use crate::cli::CheckArgs;
-use crate::commands::{plural, ExitStatus, Session};
+use crate::commands::{plural, ExitStatus};
 use crate::engine::permissions;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::output::Printer;
-use crate::policy_eval::{self, SourcePolicy, Verdict};
+use crate::pipeline::fleet::{self, Row as AccountRow, RowStatus};
+use crate::pipeline::preflight::{self, Row, Status};
+use crate::pipeline::{self, Run, Session};
+use crate::policy_eval::Verdict;
 use crate::resources::access::{self, ContextEntry, Permission};
 use crate::resources::caller::{Caller, CallerKind};
-use crate::resources::permissions::{self as perms, PermissionCheck};
+use crate::resources::permissions as perms;
 use crate::resources::plan::Plan;
 use crate::resources::services::{self, ServiceProbe};
 use crate::resources::user;
-use crate::resources::{self, Observed};
+use crate::resources::Observed;
 use crate::review::{self, Finding};
 use crate::stack::{harden, Desired};
-
-/// IAM's default quota of managed policies attached to one user.
-const DEFAULT_USER_POLICY_QUOTA: i32 = 10;
-
-#[derive(Debug, Serialize)]
-pub(crate) struct Row {
-    pub(crate) area: String,
-    pub(crate) check: String,
-    pub(crate) status: Status,
-    pub(crate) what_to_do: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Status {
-    Ok,
-    /// Not there yet, but `bootstrap` will add it.
-    WillAdd,
-    Warning,
-    Unverified,
-    Failed,
-}
-
-impl Status {
-    fn label(self) -> &'static str {
-        match self {
-            Status::Ok => "ok",
-            Status::WillAdd => "missing (bootstrap adds it)",
-            Status::Warning => "warning",
-            Status::Unverified => "unverified",
-            Status::Failed => "FAILED",
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub(crate) struct Preflight {
-    pub(crate) permissions: Vec<PermissionCheck>,
-    /// How the verdicts were reached (simulation, local evaluation, ...).
-    pub(crate) method: String,
-    pub(crate) rows: Vec<Row>,
-    /// Which of the stack's user policies would grant what is denied, said once (empty when nothing is denied).
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub(crate) grant_note: String,
-}
-
-impl Preflight {
-    pub(crate) fn failed(&self) -> bool {
-        self.rows.iter().any(|r| r.status == Status::Failed)
-    }
-
-    /// The failure as an error: what was denied (grouped by action, with the resources), for whom, and what
-    /// would grant it, said once.
-    pub(crate) fn error(&self, caller: &Caller) -> Error {
-        let lines: Vec<String> = self
-            .rows
-            .iter()
-            .filter(|r| r.status == Status::Failed)
-            .map(|r| format!("  - {}: {}", r.check, r.what_to_do))
-            .collect();
-        let mut message = format!(
-            "{} may not do everything this bootstrap needs; nothing was changed:\n{}",
-            caller.arn,
-            lines.join("\n")
-        );
-        if !self.grant_note.is_empty() {
-            message += &format!("\n  {}", self.grant_note);
-        }
-        Error::new(ErrorKind::CheckFailed, message).with_help(
-            "`wfboot check --print-policy` prints the least IAM policy this bootstrap needs: attach it to the caller, \
-             then run again; `wfboot check` shows the full report",
-        )
-    }
-}
-
-/// Permissions for `plan`'s changes, and the operator user's policy quota when policies will be attached.
-/// `observed` is what the plan was made from: the operator user's attachments are counted from it.
-pub(crate) async fn preflight(
-    clients: &Clients,
-    caller: &Caller,
-    desired: &Desired,
-    observed: &Observed,
-    plan: &Plan,
-    early: Option<(Vec<PermissionCheck>, String)>,
-) -> Result<Preflight> {
-    let needed = permissions::required(plan, desired);
-    let checks = async {
-        // Verdicts reached early (for a plan whose changes include these) are used as they are; only what the
-        // real plan needs beyond them is asked now.
-        let (mut known, method) = early.unwrap_or_default();
-        known.retain(|c| needed.iter().any(|p| c.is(p)));
-        let missing: Vec<Permission> = needed.iter().filter(|p| !known.iter().any(|c| c.is(p))).cloned().collect();
-        if missing.is_empty() {
-            return (known, method);
-        }
-        let (more, method) = perms::check(clients, caller, &missing).await;
-        known.extend(more);
-        (known, method)
-    };
-    let ((checks, method), quota) = tokio::join!(checks, user_quota(clients, observed, plan));
-    let denied: Vec<&PermissionCheck> = checks.iter().filter(|c| matches!(c.verdict, Verdict::Denied { .. })).collect();
-    let grantors = if denied.is_empty() { Vec::new() } else { grantors(clients, desired, &denied).await };
-    // One row per denied permission; the allowed and the unverified ones are summarised.
-    let mut rows = Vec::new();
-    let allowed = checks.iter().filter(|c| c.verdict == Verdict::Allowed).count();
-    if allowed > 0 {
-        let what = if allowed == checks.len() { String::new() } else { format!("{allowed} of {}", checks.len()) };
-        rows.push(Row {
-            area: "permissions".into(),
-            check: "allowed for what bootstrap will do".into(),
-            status: Status::Ok,
-            what_to_do: what,
-        });
-    }
-    let mut reasons: Vec<&str> = checks
-        .iter()
-        .filter_map(|c| match &c.verdict {
-            Verdict::Unverified { reason } => Some(reason.as_str()),
-            _ => None,
-        })
-        .collect();
-    reasons.sort();
-    reasons.dedup();
-    for reason in reasons {
-        let n =
-            checks.iter().filter(|c| matches!(&c.verdict, Verdict::Unverified { reason: r } if r == reason)).count();
-        rows.push(Row {
-            area: "permissions".into(),
-            check: format!("{n} of {} permissions", checks.len()),
-            status: Status::Unverified,
-            what_to_do: reason.to_string(),
-        });
-    }
-    let (denied_rows, grant_note) = denied_rows(&checks, &grantors, &caller.account_id);
-    rows.extend(denied_rows);
-    if let Some(row) = quota? {
-        rows.push(row);
-    }
-    Ok(Preflight { permissions: checks, method, rows, grant_note })
-}
-
-/// One row per denied action (explicit denials apart), with its resources; and one note on what grants them.
-fn denied_rows(
-    checks: &[PermissionCheck],
-    grantors: &[(Permission, Vec<String>)],
-    account: &str,
-) -> (Vec<Row>, String) {
-    let mut groups: BTreeMap<(bool, &str), Vec<&PermissionCheck>> = BTreeMap::new();
-    for c in checks {
-        if let Verdict::Denied { explicit } = c.verdict {
-            groups.entry((!explicit, c.action.as_str())).or_default().push(c);
-        }
-    }
-    let short =
-        |arn: &str| arn.split_once(&format!(":{account}:")).map_or(arn.to_string(), |(_, rest)| rest.to_string());
-    let mut granting: Vec<String> = Vec::new();
-    let mut ungranted = 0;
-    let mut rows = Vec::new();
-    for ((implicit, action), list) in &groups {
-        // Per resource, the requests on it: "role/R (policy A)", or "role/R (3 policies)" for several attachments.
-        let mut per_resource: Vec<(String, Vec<String>)> = Vec::new();
-        for c in list {
-            let note = c.permission().context_note();
-            match per_resource.iter_mut().find(|(r, _)| *r == c.resource) {
-                Some((_, notes)) => notes.push(note),
-                None => per_resource.push((c.resource.clone(), vec![note])),
-            }
-        }
-        let resources: Vec<String> = per_resource
-            .iter()
-            .map(|(r, notes)| match notes.len() {
-                1 => format!("{}{}", short(r), notes[0]),
-                n if notes.iter().all(|x| x.starts_with(" (policy ")) => format!("{} ({n} policies)", short(r)),
-                _ => format!(
-                    "{} ({})",
-                    short(r),
-                    notes.iter().map(|x| x.trim().trim_matches(['(', ')'])).collect::<Vec<_>>().join("; ")
-                ),
-            })
-            .collect();
-        let mut by: Vec<String> = list.iter().flat_map(|c| c.detail.iter().cloned()).collect();
-        by.sort();
-        by.dedup();
-        let kind = if *implicit {
-            "not allowed by any policy".to_string()
-        } else if by.is_empty() {
-            "explicitly denied".to_string()
-        } else {
-            format!("explicitly denied by {}", by.join(", "))
-        };
-        for c in list {
-            match grantors.iter().find(|(p, _)| c.is(p)).map(|(_, g)| g) {
-                Some(g) if !g.is_empty() => granting.extend(g.iter().cloned()),
-                _ => ungranted += 1,
-            }
-        }
-        let n = resources.len();
-        rows.push(Row {
-            area: "permissions".into(),
-            check: if n == 1 { format!("{action} on {}", resources[0]) } else { format!("{action} on {n} resources") },
-            status: Status::Failed,
-            what_to_do: if n == 1 { kind } else { format!("{kind}: {}", resources.join(", ")) },
-        });
-    }
-    if rows.is_empty() {
-        return (rows, String::new());
-    }
-    granting.sort();
-    granting.dedup();
-    let mut note = String::new();
-    if !granting.is_empty() {
-        note = format!(
-            "the stack's user polic{} {} grant{} some of them",
-            if granting.len() == 1 { "y" } else { "ies" },
-            granting.join(", "),
-            if granting.len() == 1 { "s" } else { "" }
-        );
-    }
-    if ungranted > 0 {
-        if !note.is_empty() {
-            note.push_str("; ");
-        }
-        note.push_str(&format!(
-            "{} {} granted by none of the stack's user policies: `wfboot check --print-policy` prints the least \
-             operator policy for this stack (or attach IAMFullAccess)",
-            ungranted,
-            if ungranted == 1 { "is" } else { "are" }
-        ));
-    }
-    (rows, note)
-}
-
-/// For each denied permission, which of the stack's user policies would grant it.
-async fn grantors(clients: &Clients, desired: &Desired, denied: &[&PermissionCheck]) -> Vec<(Permission, Vec<String>)> {
-    let docs = perms::managed_documents(clients, &desired.user_policies).await.unwrap_or_default();
-    denied
-        .iter()
-        .map(|d| {
-            let names = docs
-                .iter()
-                .filter(|(_, doc)| {
-                    let source = [SourcePolicy { label: String::new(), document: doc }];
-                    // A conditional grant (iam:PassedToService, ...) counts: the condition is the request's.
-                    matches!(
-                        policy_eval::evaluate(&source, &d.action, &d.resource).verdict,
-                        Verdict::Allowed | Verdict::Unverified { .. }
-                    )
-                })
-                .map(|(arn, _)| arn.rsplit('/').next().unwrap_or(arn).to_string())
-                .collect();
-            (d.permission(), names)
-        })
-        .collect()
-}
-
-/// Attaching the missing user policies must not exceed the per-user quota.
-async fn user_quota(clients: &Clients, observed: &Observed, plan: &Plan) -> Result<Option<Row>> {
-    let Some(user) = user::entry(plan).filter(|r| !r.changes.is_empty()) else {
-        return Ok(None);
-    };
-    let attached = observed.user.as_ref().map_or(0, |u| u.direct.len());
-    let after = attached + user.changes.len();
-    if after as i32 <= DEFAULT_USER_POLICY_QUOTA {
-        // The quota can be raised, never lowered: within the default, the account's own needs no reading.
-        return Ok(Some(Row {
-            area: "operator user".into(),
-            check: "attached-policies quota".into(),
-            status: Status::Ok,
-            what_to_do: format!("{after} after bootstrap, within IAM's default quota of {DEFAULT_USER_POLICY_QUOTA}"),
-        }));
-    }
-    let summary = clients.limit(clients.iam.get_account_summary().send()).await;
-    let map = match summary {
-        Ok(out) => out.summary_map.unwrap_or_default(),
-        Err(e) => {
-            return Ok(Some(Row {
-                area: "operator user".into(),
-                check: "attached-policies quota".into(),
-                status: Status::Unverified,
-                what_to_do: format!("cannot read the account summary ({})", errors::code(&e).unwrap_or("error")),
-            }))
-        }
-    };
-    let quota = map
-        .iter()
-        .find(|(k, _)| k.as_str() == "AttachedPoliciesPerUserQuota")
-        .map(|(_, v)| *v)
-        .unwrap_or(DEFAULT_USER_POLICY_QUOTA);
-    let (status, what) = if after as i32 > quota {
-        (
-            Status::Failed,
-            format!(
-                "user {} has {attached} managed policies; {} more would exceed IAM's quota of {quota}: attach them to a group the user is in, or detach unused ones",
-                user.name,
-                user.changes.len()
-            ),
-        )
-    } else {
-        (Status::Ok, format!("{after} of {quota} after bootstrap"))
-    };
-    Ok(Some(Row { area: "operator user".into(), check: "attached-policies quota".into(), status, what_to_do: what }))
-}
 
 #[derive(Debug, Serialize)]
 struct Report<'a> {
@@ -376,60 +75,93 @@ impl Checked {
 }
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &CheckArgs) -> Result<ExitStatus> {
-    let (session, observed, _) = Session::open_observing(printer, aws, &args.stack, false).await?;
-    if args.print_policy {
-        let plan = plan_of(&session, &observed).await?;
-        printer.result_json(&permissions::minimal_policy(&plan, &session.desired));
-        return Ok(ExitStatus::Success);
-    }
-    let checked = checks(&session, Some(observed)).await?;
-    if printer.json() {
-        printer.result_document("check", &checked.to_json(&session));
-    } else {
-        let mut out = checked.table();
-        if !checked.grant_note.is_empty() {
-            out += &format!("{}\n", checked.grant_note);
+    let run = Run::open(printer, aws, &args.stack, Some(&args.accounts)).await?;
+    let worker = printer.for_worker();
+    let print_policy = args.print_policy;
+    let run = &run;
+    let checked = run
+        .each(run.units(printer, &worker), |unit| async move {
+            let result = async {
+                let (session, observed, _) = run.open_observing(unit, false).await?;
+                if print_policy {
+                    let (plan, ()) = pipeline::plan(&session, &observed, &Default::default(), |_| async {}).await?;
+                    let policy = permissions::minimal_policy(&plan, &session.desired);
+                    return Ok((session, Err(policy)));
+                }
+                let checked = checks(&session, observed).await?;
+                Ok((session, Ok(checked)))
+            };
+            (unit, result.await)
+        })
+        .await;
+    let Some(fleet) = run.fleet() else {
+        let Some((_, result)) = checked.into_iter().next() else { return Ok(ExitStatus::Success) };
+        let (session, checked) = result?;
+        let checked = match checked {
+            Ok(c) => c,
+            Err(policy) => {
+                printer.result_json(&policy);
+                return Ok(ExitStatus::Success);
+            }
+        };
+        if printer.json() {
+            printer.result_document("check", &checked.to_json(&session));
+        } else {
+            let mut out = checked.table();
+            if !checked.grant_note.is_empty() {
+                out += &format!("{}\n", checked.grant_note);
+            }
+            if let Some(notes) = &session.hardening {
+                out += &format!("\n{}", harden::text(notes, session.desired.service_linked_roles.len()));
+            }
+            out += &format!("\n{}", review::text(&checked.findings));
+            printer.result(&out);
+            printer.info(&format!("permissions: {}", checked.method));
         }
-        if let Some(notes) = &session.hardening {
-            out += &format!("\n{}", harden::text(notes, session.desired.service_linked_roles.len()));
+        return Ok(if checked.passed { ExitStatus::Success } else { ExitStatus::CheckFailed });
+    };
+    let mut rows = Vec::new();
+    for (unit, result) in checked {
+        let Some(account) = unit.account else { continue };
+        rows.push(match result {
+            Ok((session, Ok(checked))) => {
+                let status = if checked.passed { RowStatus::Passed } else { RowStatus::CheckFailed };
+                let word = if checked.passed { "passed" } else { "check failed" };
+                printer.info(&format!("{}{word}", unit.prefix()));
+                if !printer.json() && !checked.passed {
+                    printer.result(&format!("Account {}:\n{}\n", fleet::who(account), checked.table()));
+                }
+                let mut row = AccountRow::new(account, status);
+                row.result = Some(checked.to_json(&session));
+                row
+            }
+            // --print-policy goes with one account only (clap refuses it with --accounts).
+            Ok((_, Err(_))) => AccountRow::new(account, RowStatus::Passed),
+            Err(e) => AccountRow::failed(printer, account, &e),
+        });
+    }
+    fleet.finish(printer, "check", &run.stack.name, rows, |rows| {
+        match rows.iter().any(|r| r.status == RowStatus::CheckFailed) {
+            true => ExitStatus::CheckFailed,
+            false => ExitStatus::Success,
         }
-        out += &format!("\n{}", review::text(&checked.findings));
-        printer.result(&out);
-        printer.info(&format!("permissions: {}", checked.method));
-    }
-    if checked.passed {
-        Ok(ExitStatus::Success)
-    } else {
-        Ok(ExitStatus::CheckFailed)
-    }
-}
-
-/// The plan for what was observed, once the stack's managed policies are known to exist (an error otherwise).
-async fn plan_of(session: &Session, observed: &Observed) -> Result<Plan> {
-    resources::managed_policy::check_managed_policies(
-        &session.clients,
-        &session.desired,
-        observed,
-        &Default::default(),
-    )
-    .await?;
-    Ok(resources::diff(&session.desired, observed, session.user.as_deref()))
+    })
 }
 
 /// Every check of one account: identity, operator user, permissions, services, and the review. Read-only.
-/// `observed`: the stack as already read (by `Session::open_observing`), or `None` to read it here.
-pub(crate) async fn checks(session: &Session, observed: Option<Observed>) -> Result<Checked> {
+/// `observed`: the stack as read (by [`Run::open_observing`]).
+pub(crate) async fn checks(session: &Session, observed: Observed) -> Result<Checked> {
     let caller = &session.caller;
-    let observed = match observed {
-        Some(o) => o,
-        None => resources::observe(&session.clients, &session.desired, session.user.as_deref(), false).await?,
-    };
-    let plan = plan_of(session, &observed).await?;
-    let (preflight, probes, operator) = tokio::join!(
-        preflight(&session.clients, caller, &session.desired, &observed, &plan, None),
-        services::probe_all(&session.clients),
-        operator_rows(&session.clients, &session.desired, &plan, session.user.as_deref())
-    );
+    let observed = &observed;
+    let (plan, (preflight, probes, operator)) =
+        pipeline::plan(session, observed, &Default::default(), |plan| async move {
+            tokio::join!(
+                preflight::of_plan(session, observed, &plan, None),
+                services::probe_all(&session.clients),
+                operator_rows(&session.clients, &session.desired, &plan, session.user.as_deref())
+            )
+        })
+        .await?;
     let preflight = preflight?;
 
     let mut rows = vec![identity_row(caller)];
@@ -450,7 +182,7 @@ pub(crate) async fn checks(session: &Session, observed: Option<Observed>) -> Res
             },
         });
     }
-    rows.extend(role_rows(&session.desired, &observed));
+    rows.extend(role_rows(&session.desired, observed));
     let passed = !rows.iter().any(|r| r.status == Status::Failed);
     let findings = review::review(&session.desired, session.user.as_deref());
     Ok(Checked { rows, method: preflight.method, probes, passed, findings, grant_note: preflight.grant_note })

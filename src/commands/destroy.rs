@@ -12,16 +12,15 @@ use serde::Serialize;
 
 use crate::aws::AwsSettings;
 use crate::cli::{DestroyArgs, StackArgs};
-use crate::commands::bootstrap::written_not_seen;
-use crate::commands::report::{self, waits_text, Tally};
-use crate::commands::{plural, watch_interrupt, ApplyProgress, ExitStatus, Session};
-use crate::engine::apply::{self, AppliedChange, ApplyOptions, Outcome, Waits};
-use crate::engine::permissions;
-use crate::error::{Error, ErrorKind, Result};
+use crate::commands::{plural, ExitStatus};
+use crate::engine::apply::{self as engine_apply, AppliedChange, ApplyOptions, Outcome, Waits};
+use crate::error::{Error, Result};
 use crate::output::Printer;
-use crate::policy_eval::Verdict;
-use crate::prompt;
-use crate::resources::permissions as perms;
+use crate::pipeline::apply::{read_back, watch_interrupt, written_not_seen, ApplyProgress};
+use crate::pipeline::fleet::{self, Row, RowStatus};
+use crate::pipeline::guards::{self, Ready};
+use crate::pipeline::report::{self, waits_text, Tally};
+use crate::pipeline::{preflight, Run, Session, Unit};
 use crate::resources::plan::Kind;
 use crate::resources::plan::{Action, Consumer, DestroyPlan};
 use crate::resources::Observed;
@@ -71,7 +70,6 @@ struct Summary {
 }
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs) -> Result<ExitStatus> {
-    let started = Instant::now();
     // The operator user is not read: destroy never detaches its policies (docs/commands.md "wfboot destroy").
     let stack_args = StackArgs {
         stack: args.stack.clone(),
@@ -82,68 +80,149 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
         tags: Vec::new(),
         expect_account: args.expect_account.clone(),
     };
-    let (session, observed, _) = Session::open_observing(printer, aws, &stack_args, false).await?;
-    let plan = read_plan(printer, &session, args, Some(observed)).await?;
+    let run = Run::open(printer, aws, &stack_args, Some(&args.accounts)).await?;
+    let worker = printer.for_worker();
+    let prepared = run.each(run.units(printer, &worker), |unit| prepare(&run, unit, args)).await;
 
-    if !printer.json() {
-        printer.result(&plan.to_string());
-    }
-    if !plan.has_changes() || args.dry_run {
-        let report = finish_report(&session, plan, args.dry_run, Vec::new(), None, &Waits::default(), started);
-        let s = &report.summary;
-        if printer.json() {
-            printer.result_document("destroy", &report);
-        } else if report.plan.has_changes() {
-            printer.info("Dry run: nothing was changed (run without --dry-run to delete).");
-        } else if report.summary.held_back > 0 {
-            printer.result(&format!(
-                "Nothing deleted: the {} resource{} of stack {} left in account {} {} held back. {} API calls, {:.2} s.",
-                report.summary.held_back,
-                plural(report.summary.held_back),
-                report.plan.stack,
-                report.plan.account_id,
-                if report.summary.held_back == 1 { "is" } else { "are" },
-                s.tally.api_calls,
-                s.tally.wall_seconds
-            ));
-        } else {
-            printer.result(&format!(
-                "Nothing to destroy: nothing of stack {} created by wfboot is left in account {}. {} API calls, {} writes, {:.2} s.",
-                report.plan.stack, report.plan.account_id, s.tally.api_calls, s.tally.api_writes, s.tally.wall_seconds
-            ));
-        }
-        if !args.dry_run && report.summary.held_back > 0 {
-            return Ok(held_back(printer, &report));
-        }
-        return Ok(ExitStatus::Success);
-    }
-
-    // --force: what deleting each used resource breaks, said before the question and any write.
-    for r in plan.resources.iter().filter(|r| r.verdict == Action::Delete && !r.consumers.is_empty()) {
-        let used: Vec<String> = r.consumers.iter().map(|c| format!("  - {c}")).collect();
-        printer.warn(&format!("--force: deleting {} {} breaks what uses it:\n{}", r.kind, r.name, used.join("\n")));
-    }
-
-    // Before the question and any write: may the caller make every change? A denied one stops here.
-    preflight(printer, &session, &plan).await?;
-
-    if !args.yes {
-        let question = format!(
-            "Delete {} resource{} ({} write call{}) from account {}?",
-            plan.summary.delete,
-            plural(plan.summary.delete),
-            plan.summary.changes,
-            plural(plan.summary.changes),
-            plan.account_id
-        );
-        if !prompt::confirm(printer, &question, "--yes")? {
-            printer.info("Nothing was changed.");
-            return Ok(ExitStatus::ChangesPending);
+    // Each account's plan, then its pre-flight (when it deletes and this is no dry run).
+    let mut ready: Vec<(Unit, Session, DestroyPlan)> = Vec::new();
+    let mut failed: Vec<Row> = Vec::new();
+    for (unit, result) in prepared {
+        let checked = match result {
+            Ok((session, plan)) => {
+                show(printer, unit, &plan);
+                match plan.has_changes() && !args.dry_run {
+                    true => preflight::for_destroy(unit.printer, &session, &plan, &unit.prefix())
+                        .await
+                        .map(|()| (session, plan)),
+                    false => Ok((session, plan)),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match (checked, unit.account) {
+            (Ok((session, plan)), _) => ready.push((unit, session, plan)),
+            (Err(e), None) => return Err(e),
+            (Err(e), Some(account)) => failed.push(Row::failed(printer, account, &e)),
         }
     }
+
+    // One question for every account with something to delete.
+    let asked: Vec<Ready> = ready
+        .iter()
+        .map(|(unit, _, plan)| Ready {
+            unit: *unit,
+            account_id: &plan.account_id,
+            changes: if args.dry_run { 0 } else { plan.summary.changes },
+            counted: Some(plan.summary.delete),
+            plan: unit.account.and_then(|_| serde_json::to_value(plan).ok()),
+        })
+        .collect();
+    let phrase = ("Delete", "resource", "from");
+    if let Some(end) = guards::ask(printer, &run, "destroy", args.yes, phrase, &asked, &mut failed)? {
+        return Ok(end);
+    }
+    let changes: usize = asked.iter().map(|r| r.changes).sum();
+    drop(asked);
 
     let interrupted = Arc::new(AtomicBool::new(false));
-    let watcher = watch_interrupt(interrupted.clone());
+    let watcher = (changes > 0).then(|| watch_interrupt(interrupted.clone()));
+    let done = run
+        .each(ready, |(unit, session, plan)| {
+            let interrupted = interrupted.clone();
+            let run = &run;
+            async move {
+                let report = delete(run, unit, &session, plan, args, interrupted).await;
+                (unit, report)
+            }
+        })
+        .await;
+    if let Some(w) = watcher {
+        w.abort();
+    }
+    let stopped = interrupted.load(Ordering::SeqCst);
+
+    let Some(fleet) = run.fleet() else {
+        let Some((_, report)) = done.into_iter().next() else { return Ok(ExitStatus::Success) };
+        let report = report?;
+        print_report(printer, &report, args.dry_run);
+        return outcome(printer, &report, args.dry_run, stopped);
+    };
+    let mut rows = failed;
+    for (unit, report) in done {
+        let Some(account) = unit.account else { continue };
+        let worker = unit.printer;
+        rows.push(match report.and_then(|r| outcome(worker, &r, args.dry_run, stopped).map(|s| (r, s))) {
+            Err(e) => Row::failed(printer, account, &e),
+            Ok((report, status)) => {
+                let mut row = match status {
+                    _ if args.dry_run => {
+                        Row::of_plan(account, report.plan.summary.changes, serde_json::to_value(&report).ok())
+                    }
+                    ExitStatus::ChangesPending => Row::new(account, RowStatus::HeldBack),
+                    _ if report.plan.has_changes() => Row::new(account, RowStatus::Applied),
+                    _ => Row::new(account, RowStatus::NoChanges),
+                };
+                if !args.dry_run {
+                    printer.info(&format!("{}{}", unit.prefix(), summary_line(&report.summary)));
+                    row.changes = Some(report.summary.tally.writes_done);
+                    row.result = serde_json::to_value(&report).ok();
+                }
+                row
+            }
+        });
+    }
+    fleet.finish(printer, "destroy", &run.stack.name, rows, |rows| {
+        match rows.iter().any(|r| r.status == RowStatus::HeldBack) {
+            true => ExitStatus::ChangesPending,
+            false => ExitStatus::Success,
+        }
+    })
+}
+
+/// Step 2 for one account: its caller, the stack read and its destroy plan.
+async fn prepare<'a>(run: &Run, unit: Unit<'a>, args: &DestroyArgs) -> (Unit<'a>, Result<(Session, DestroyPlan)>) {
+    let result = async {
+        let (session, observed, _) = run.open_observing(unit, false).await?;
+        let plan = read_plan(unit.printer, &session, args, Some(observed)).await?;
+        Ok((session, plan))
+    };
+    (unit, result.await)
+}
+
+/// One account's plan: in full in the caller's own account, its summary and text in a fleet; and with --force,
+/// what deleting each used resource breaks, before the question and any write.
+fn show(printer: &Printer, unit: Unit, plan: &DestroyPlan) {
+    match unit.account {
+        Some(account) => fleet::show_plan(printer, account, plan.summary.changes, || plan.to_string()),
+        None if !printer.json() => printer.result(&plan.to_string()),
+        None => {}
+    }
+    for r in plan.resources.iter().filter(|r| r.verdict == Action::Delete && !r.consumers.is_empty()) {
+        let used: Vec<String> = r.consumers.iter().map(|c| format!("  - {c}")).collect();
+        printer.warn(&format!(
+            "{}--force: deleting {} {} breaks what uses it:\n{}",
+            unit.prefix(),
+            r.kind,
+            r.name,
+            used.join("\n")
+        ));
+    }
+}
+
+/// Step 5 for one account: delete in dependency order, then read back until IAM no longer shows what was
+/// deleted. Nothing is applied for a dry run or an empty plan.
+async fn delete(
+    run: &Run,
+    unit: Unit<'_>,
+    session: &Session,
+    plan: DestroyPlan,
+    args: &DestroyArgs,
+    interrupted: Arc<AtomicBool>,
+) -> Result<Report> {
+    if !plan.has_changes() || args.dry_run {
+        return Ok(finish_report(session, plan, args.dry_run, Vec::new(), None, &Waits::default(), run.started));
+    }
     let opts = ApplyOptions {
         stack: session.desired.stack.clone(),
         consent: true,
@@ -154,42 +233,89 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
         interrupted: interrupted.clone(),
         waits: Arc::new(Waits::default()),
     };
-    let mut observer = ApplyProgress::new(printer, printer.bar(plan.summary.changes as u64, "deleting"), "");
+    let prefix = unit.prefix();
+    let mut observer =
+        ApplyProgress::new(unit.printer, unit.printer.bar(plan.summary.changes as u64, "deleting"), &prefix);
     observer.already_done = "already gone";
-    let applied = apply::apply_changes(&session.clients, plan.changes().collect(), &opts, &observer).await;
+    let applied = engine_apply::apply_changes(&session.clients, plan.changes().collect(), &opts, &observer).await;
     observer.bar.finish_and_clear();
-    watcher.abort();
 
     let incomplete = interrupted.load(Ordering::SeqCst)
         || applied.iter().any(|a| matches!(a.outcome, Outcome::Failed { .. } | Outcome::Skipped { .. }));
     // Verify: read again; nothing of the stack's own should be left to delete.
-    let remaining = if incomplete { None } else { read_back(printer, &session, args, &applied, &opts).await? };
+    let remaining = match incomplete {
+        true => None,
+        false => {
+            let read = || async {
+                let after = read_plan(unit.printer, session, args, None).await?;
+                let unseen = written_not_seen(after.changes(), &applied);
+                Ok((after.has_changes().then_some(after), unseen))
+            };
+            read_back(unit.printer, &opts, &prefix, "deleted", read).await?
+        }
+    };
+    Ok(finish_report(session, plan, false, applied, remaining, &opts.waits, run.started))
+}
 
-    let report = finish_report(&session, plan, false, applied, remaining, &opts.waits, started);
+/// The single-account result: the report as JSON, or its summary line.
+fn print_report(printer: &Printer, report: &Report, dry_run: bool) {
     let s = &report.summary;
     if printer.json() {
-        printer.result_document("destroy", &report);
-    } else {
+        printer.result_document("destroy", report);
+    } else if dry_run && report.plan.has_changes() {
+        printer.info("Dry run: nothing was changed (run without --dry-run to delete).");
+    } else if report.plan.has_changes() {
+        printer.result(&summary_line(s));
+    } else if s.held_back > 0 {
         printer.result(&format!(
-            "{} deleted, {}{} left alone, {} absent; {} write{} done{}{}. {} API calls ({} writes), {:.2} s.",
-            s.deleted,
-            if s.held_back > 0 { format!("{} held back, ", s.held_back) } else { String::new() },
-            s.left_alone,
-            s.absent,
-            s.tally.writes_done,
-            plural(s.tally.writes_done),
-            if s.tally.already_done > 0 {
-                format!(", {} already done by someone else", s.tally.already_done)
-            } else {
-                String::new()
-            },
-            waits_text(s.tally.retries, s.tally.waited_seconds),
+            "Nothing deleted: the {} resource{} of stack {} left in account {} {} held back. {} API calls, {:.2} s.",
+            s.held_back,
+            plural(s.held_back),
+            report.plan.stack,
+            report.plan.account_id,
+            if s.held_back == 1 { "is" } else { "are" },
             s.tally.api_calls,
-            s.tally.api_writes,
             s.tally.wall_seconds
         ));
+    } else {
+        printer.result(&format!(
+            "Nothing to destroy: nothing of stack {} created by wfboot is left in account {}. {} API calls, {} writes, {:.2} s.",
+            report.plan.stack, report.plan.account_id, s.tally.api_calls, s.tally.api_writes, s.tally.wall_seconds
+        ));
     }
-    if interrupted.load(Ordering::SeqCst) {
+}
+
+fn summary_line(s: &Summary) -> String {
+    format!(
+        "{} deleted, {}{} left alone, {} absent; {} write{} done{}{}. {} API calls ({} writes), {:.2} s.",
+        s.deleted,
+        if s.held_back > 0 { format!("{} held back, ", s.held_back) } else { String::new() },
+        s.left_alone,
+        s.absent,
+        s.tally.writes_done,
+        plural(s.tally.writes_done),
+        if s.tally.already_done > 0 {
+            format!(", {} already done by someone else", s.tally.already_done)
+        } else {
+            String::new()
+        },
+        waits_text(s.tally.retries, s.tally.waited_seconds),
+        s.tally.api_calls,
+        s.tally.api_writes,
+        s.tally.wall_seconds
+    )
+}
+
+/// How an account's destroy ended: interrupted, failed changes, still there, held back, or success.
+fn outcome(printer: &Printer, report: &Report, dry_run: bool, interrupted: bool) -> Result<ExitStatus> {
+    let s = &report.summary;
+    if dry_run || !report.plan.has_changes() {
+        return Ok(match !dry_run && s.held_back > 0 {
+            true => held_back(printer, report),
+            false => ExitStatus::Success,
+        });
+    }
+    if interrupted {
         return Err(report::interrupted(s.tally.writes_done, report.plan.summary.changes, "delete the rest"));
     }
     if s.tally.failed > 0 {
@@ -214,8 +340,8 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
         return Err(Error::aws("resources of the stack created by wfboot are still there after deleting")
             .with_help("something else may be changing them; run `wfboot destroy --dry-run` to see what is left"));
     }
-    if report.summary.held_back > 0 {
-        return Ok(held_back(printer, &report));
+    if s.held_back > 0 {
+        return Ok(held_back(printer, report));
     }
     Ok(ExitStatus::Success)
 }
@@ -242,79 +368,6 @@ fn held_back(printer: &Printer, report: &Report) -> ExitStatus {
         lines.join("\n")
     ));
     ExitStatus::ChangesPending
-}
-
-async fn preflight(printer: &Printer, session: &Session, plan: &DestroyPlan) -> Result<()> {
-    let needed = permissions::required_for(
-        plan.changes().map(|c| &c.change),
-        &plan.partition,
-        &plan.account_id,
-        &session.desired,
-    );
-    let spinner = printer.spinner("checking permissions");
-    let (checks, method) = perms::check(&session.clients, &session.caller, &needed).await;
-    spinner.finish_and_clear();
-    let denied: Vec<String> = checks
-        .iter()
-        .filter(|c| matches!(c.verdict, Verdict::Denied { .. }))
-        .map(|c| format!("  - {} on {}", c.action, c.resource))
-        .collect();
-    if !denied.is_empty() {
-        return Err(Error::new(
-            ErrorKind::CheckFailed,
-            format!(
-                "{} may not make every change of this destroy ({method}); nothing was changed:\n{}",
-                session.caller.arn,
-                denied.join("\n")
-            ),
-        )
-        .with_help("grant the missing permissions (docs/commands.md \"wfboot destroy\" lists them), then run again"));
-    }
-    let unverified = checks.iter().filter(|c| matches!(c.verdict, Verdict::Unverified { .. })).count();
-    if unverified > 0 {
-        printer.warn(&format!(
-            "{unverified} of {} permissions could not be verified ({method}); continuing",
-            checks.len()
-        ));
-    }
-    Ok(())
-}
-
-/// Read the account again after deleting. While it still shows something this run deleted (or a read answers
-/// NoSuchEntity), IAM has not caught up (read-after-write lag, in reverse): read again, with backoff, within
-/// `--propagation-timeout`, saying so once (IAM user guide, "changes that I make are not always immediately
-/// visible": https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency).
-async fn read_back(
-    printer: &Printer,
-    session: &Session,
-    args: &DestroyArgs,
-    applied: &[AppliedChange],
-    opts: &ApplyOptions,
-) -> Result<Option<DestroyPlan>> {
-    let start = Instant::now();
-    let mut delay = Duration::from_millis(250);
-    let mut told = false;
-    loop {
-        let (unseen, result) = match read_plan(printer, session, args, None).await {
-            Ok(after) => (written_not_seen(after.changes(), applied), Ok(after.has_changes().then_some(after))),
-            Err(e) if e.is_code("NoSuchEntity") => (1, Err(e)),
-            Err(e) => return Err(e),
-        };
-        if unseen == 0 || start.elapsed() + delay >= opts.propagation_timeout {
-            return result;
-        }
-        if !told {
-            printer.info(&format!(
-                "waiting for IAM to show what this run deleted ({unseen} change{} still read as not made: \
-                 read-after-write lag; up to {} s)",
-                plural(unseen),
-                opts.propagation_timeout.as_secs()
-            ));
-            told = true;
-        }
-        opts.waits.sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
-    }
 }
 
 async fn read_plan(

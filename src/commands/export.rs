@@ -12,7 +12,7 @@ pub(crate) fn run(printer: &Printer, args: &ExportArgs) -> Result<ExitStatus> {
     let stack = Stack::resolve(args.stack.as_deref())?
         .with_flags(args.permissions_boundary.as_deref(), &args.tags)?
         .with_name_suffix(&args.name_suffix)?;
-    crate::commands::lint::gate(printer, &stack, None, true, "no template was printed")?;
+    crate::pipeline::gate(printer, &stack, None, true, "no template was printed")?;
     let template = match args.format {
         ExportFormat::CloudFormation => export::cloudformation(&stack, args.harden)?,
     };

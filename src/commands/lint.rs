@@ -7,9 +7,9 @@ use serde::Serialize;
 
 use crate::cli::LintArgs;
 use crate::commands::{plural, ExitStatus};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::output::Printer;
-use crate::stack::{Stack, Target};
+use crate::stack::Stack;
 use crate::validate::{self, Finding, Options, Severity};
 
 #[derive(Debug, Serialize)]
@@ -102,45 +102,4 @@ pub(crate) fn run(printer: &Printer, args: &LintArgs) -> Result<ExitStatus> {
     } else {
         ExitStatus::Success
     })
-}
-
-/// The validation `plan`, `bootstrap`, `check` and `export` run on a loaded stack before anything else, with what
-/// is known of the account (`target`: after the caller was identified, for ARNs in the wrong partition). Warnings
-/// go to stderr (with `warnings`); any error is returned, listing every one. `done` says what has happened so far
-/// ("nothing was sent to AWS", "nothing was written").
-pub(crate) fn gate(
-    printer: &Printer,
-    stack: &Stack,
-    target: Option<&Target>,
-    warnings: bool,
-    done: &str,
-) -> Result<()> {
-    let opts = Options {
-        partition: target.map(|t| t.partition.clone()),
-        account_id: target.map(|t| t.account_id.clone()),
-        // The account's own quota is read from it instead (resources::managed_policy::check_managed_policies).
-        role_policy_quota: None,
-    };
-    let findings = validate::lint(&stack.source, Some(stack), &[], &opts);
-    if warnings {
-        for f in findings.iter().filter(|f| f.severity == Severity::Warning && f.kept.is_none()) {
-            // "warning: [rule] ...": the printer says "warning:" already.
-            let text = f.to_string();
-            printer.warn(text.strip_prefix("warning").unwrap_or(&text));
-        }
-    }
-    let errors: Vec<String> =
-        findings.iter().filter(|f| f.severity == Severity::Error).map(|f| format!("  - {f}")).collect();
-    if errors.is_empty() {
-        return Ok(());
-    }
-    let spec = if stack.source == "built-in" { stack.name.as_str() } else { stack.source.as_str() };
-    Err(Error::input(format!(
-        "{}: {} problem{} IAM would reject; {done}:\n{}",
-        validate::stack_label(&stack.source, Some(&stack.name)),
-        errors.len(),
-        plural(errors.len()),
-        errors.join("\n")
-    ))
-    .with_help(format!("fix the stack and run again; `wfboot lint --stack {spec}` lists every finding")))
 }

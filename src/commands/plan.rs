@@ -1,15 +1,16 @@
-//! `wfboot plan`: read the account and print what `bootstrap` would do. Makes no write call.
-
-use std::time::Instant;
+//! `wfboot plan`: read the account (or each account of `--accounts`) and print what `bootstrap` would do. Makes no
+//! write call.
 
 use serde::Serialize;
 
 use crate::aws::AwsSettings;
 use crate::cli::PlanArgs;
-use crate::commands::{ExitStatus, Session};
+use crate::commands::ExitStatus;
 use crate::error::Result;
 use crate::output::Printer;
-use crate::resources::{self, plan::Plan};
+use crate::pipeline::fleet::{self, Row, RowStatus};
+use crate::pipeline::{self, Run, Session, Unit};
+use crate::resources::plan::Plan;
 use crate::review::{self, Finding};
 use crate::stack::harden;
 
@@ -24,25 +25,57 @@ struct PlanResult<'a> {
 }
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &PlanArgs) -> Result<ExitStatus> {
-    let started = Instant::now();
-    let (session, observed, _) = Session::open_observing(printer, aws, &args.stack, false).await?;
-    let spinner = printer.spinner("checking the managed policies");
-    let managed = resources::managed_policy::check_managed_policies(
-        &session.clients,
-        &session.desired,
-        &observed,
-        &Default::default(),
-    )
-    .await;
-    spinner.finish_and_clear();
-    managed?;
-    let plan = resources::diff(&session.desired, &observed, session.user.as_deref());
+    let run = Run::open(printer, aws, &args.stack, Some(&args.accounts)).await?;
+    let worker = printer.for_worker();
+    let units = run.units(printer, &worker);
+    let planned = run.each(units, |unit| planned(&run, unit)).await;
+    let status = |changes: bool| match args.detailed_exitcode && changes {
+        true => ExitStatus::ChangesPending,
+        false => ExitStatus::Success,
+    };
+    let Some(fleet) = run.fleet() else {
+        let Some((_, result)) = planned.into_iter().next() else { return Ok(ExitStatus::Success) };
+        let (session, plan) = result?;
+        print_plan(printer, &run, &session, &plan);
+        return Ok(status(plan.has_changes()));
+    };
+    let rows: Vec<Row> = planned
+        .into_iter()
+        .filter_map(|(unit, result)| Some((unit.account?, result)))
+        .map(|(account, result)| match result {
+            Ok((_, plan)) => {
+                fleet::show_plan(printer, account, plan.summary.changes, || plan.to_string());
+                Row::of_plan(account, plan.summary.changes, serde_json::to_value(&plan).ok())
+            }
+            Err(e) => Row::failed(printer, account, &e),
+        })
+        .collect();
+    fleet.finish(printer, "plan", &run.stack.name, rows, |rows| {
+        status(rows.iter().any(|r| r.status == RowStatus::ChangesPlanned))
+    })
+}
+
+/// Steps 1-2 for one account: the caller, the stack read and planned.
+async fn planned<'a>(run: &Run, unit: Unit<'a>) -> (Unit<'a>, Result<(Session, Plan)>) {
+    let result = async {
+        let (session, observed, _) = run.open_observing(unit, false).await?;
+        let spinner = unit.printer.spinner("checking the managed policies");
+        let planned = pipeline::plan(&session, &observed, &Default::default(), |_| async {}).await;
+        spinner.finish_and_clear();
+        let (plan, ()) = planned?;
+        Ok((session, plan))
+    };
+    (unit, result.await)
+}
+
+/// One account's plan: the plan, the review and what --harden did, on stdout.
+fn print_plan(printer: &Printer, run: &Run, session: &Session, plan: &Plan) {
     let calls = session.clients.calls.snapshot();
     let findings = review::review(&session.desired, session.user.as_deref());
     if printer.json() {
         printer.result_document(
             "plan",
-            &PlanResult { plan: &plan, findings: &findings, hardening: session.hardening.as_deref() },
+            &PlanResult { plan, findings: &findings, hardening: session.hardening.as_deref() },
         );
     } else {
         let mut out = plan.to_string();
@@ -56,7 +89,6 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &PlanArgs) -
         "{} API calls ({} writes) in {:.2} s",
         calls.calls.len(),
         calls.writes(),
-        started.elapsed().as_secs_f64()
+        run.started.elapsed().as_secs_f64()
     ));
-    Ok(if args.detailed_exitcode && plan.has_changes() { ExitStatus::ChangesPending } else { ExitStatus::Success })
 }

@@ -458,3 +458,65 @@ async fn a_listed_account_the_stack_does_not_allow_refuses_the_whole_fleet_befor
     assert!(err.contains("2 of the 3 accounts of"), "{err}");
     assert_eq!(emu.wfboot_requests_since(mark).len(), 0);
 }
+
+/// A platform team checks and tears down a fleet the way it set it up: `verify --accounts` checks every account's
+/// roles, and `destroy --accounts` asks once, deletes what wfboot created in each account and nothing else; a
+/// second destroy finds nothing to delete.
+#[tokio::test]
+async fn verify_and_destroy_over_two_accounts_check_and_tear_down_each_account() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "two.txt", &format!("{}\n{} # staging\n", ACCOUNTS[0], ACCOUNTS[2]));
+    let fleet = |args: &[&str]| {
+        emu.wfboot().args(args).arg("--accounts").arg(&file).args(["--assume-role-name", ROLE]).output().unwrap()
+    };
+    let out = fleet(&["bootstrap", "--yes", "--skip-user", "--stack", "render-worker"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Someone else's role in one account: destroy leaves it alone.
+    let trust = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}"#;
+    let staging = account_admin(&emu, ACCOUNTS[2]).await;
+    staging.create_role().role_name("TheirRole").assume_role_policy_document(trust).send().await.unwrap();
+
+    let out = fleet(&["verify", "--stack", "render-worker", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["command"], "verify");
+    for (row, account) in json["accounts"].as_array().unwrap().iter().zip([ACCOUNTS[0], ACCOUNTS[2]]) {
+        assert_eq!((row["account_id"].as_str(), row["status"].as_str()), (Some(account), Some("passed")), "{row}");
+        assert_eq!(row["result"]["account_id"], account, "{row}");
+        assert!(row["result"]["ok"].as_u64().unwrap() > 0, "{row}");
+    }
+
+    // Without a terminal and without --yes: the one question for both accounts, refused, nothing deleted.
+    let mark = emu.mark();
+    let out = fleet(&["destroy", "--stack", "render-worker"]);
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert!(stderr(&out).contains("from 2 accounts?"), "{}", stderr(&out));
+    assert_eq!(writes_since(&emu, mark), vec!["AssumeRole"; 2]);
+
+    let mark = emu.mark();
+    let out = fleet(&["destroy", "--yes", "--stack", "render-worker"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    for account in [ACCOUNTS[0], ACCOUNTS[2]] {
+        let row =
+            text.lines().find(|l| l.starts_with(account)).unwrap_or_else(|| panic!("no row for {account}:\n{text}"));
+        assert!(row.contains("applied"), "{row}");
+    }
+    let writes: Vec<String> = writes_since(&emu, mark).into_iter().filter(|w| w != "AssumeRole").collect();
+    assert_eq!(writes.len() % 2, 0, "{writes:?}");
+    for account in [ACCOUNTS[0], ACCOUNTS[2]] {
+        let state = dump_state(&account_admin(&emu, account).await).await;
+        let roles: Vec<&String> = state["roles"].as_object().unwrap().keys().collect();
+        let expected: Vec<&str> = if account == ACCOUNTS[2] { vec!["/TheirRole"] } else { vec![] };
+        assert_eq!(roles, expected, "account {account}: {state}");
+        assert_eq!(state["customer_policies"], serde_json::json!([]), "account {account}: {state}");
+        assert_eq!(state["instance_profiles"], serde_json::json!({}), "account {account}: {state}");
+    }
+    let mark = emu.mark();
+    let out = fleet(&["destroy", "--yes", "--stack", "render-worker"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(writes_since(&emu, mark), vec!["AssumeRole"; 2], "a second destroy wrote");
+    assert!(stdout(&out).contains("2 accounts, 0 failed."), "{}", stdout(&out));
+}

@@ -18,6 +18,7 @@ mod instances;
 mod interactive;
 mod lint;
 mod organisation;
+mod pipeline;
 mod profiles;
 mod realism;
 mod reliability;

@@ -1,0 +1,217 @@
+//! Step 5 of a run: apply a plan's changes in dependency order, then read back until IAM shows what this run
+//! wrote, and apply once more what still differs for a real reason (drift, a concurrent run). Ctrl-C lets the
+//! requests in flight finish and starts no new change.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{plural, Session};
+use crate::engine::apply::{self, AppliedChange, ApplyObserver, ApplyOptions, Outcome};
+use crate::error::Result;
+use crate::output::Printer;
+use crate::resources;
+use crate::resources::plan::{Plan, PlannedChange, Status};
+use crate::stack::Target;
+
+/// At most this many apply rounds: the second repairs what a concurrent run raced us on, or drift that came
+/// while this run applied; never what IAM does not show yet of what this run wrote (that is waited out).
+const MAX_ROUNDS: usize = 2;
+
+/// Progress of an apply on stderr: a bar, each change's outcome with -v, failures always, and each distinct
+/// thing waited for once.
+pub(crate) struct ApplyProgress<'a> {
+    pub(crate) printer: &'a Printer,
+    pub(crate) bar: indicatif::ProgressBar,
+    /// Names the account in multi-account runs ("account 111122223333: "); empty otherwise.
+    pub(crate) prefix: &'a str,
+    /// How a change someone else already made is described ("already done by someone else", "already gone").
+    pub(crate) already_done: &'static str,
+    told: std::sync::Mutex<BTreeSet<String>>,
+}
+
+impl<'a> ApplyProgress<'a> {
+    pub(crate) fn new(printer: &'a Printer, bar: indicatif::ProgressBar, prefix: &'a str) -> Self {
+        ApplyProgress { printer, bar, prefix, already_done: "already done by someone else", told: Default::default() }
+    }
+}
+
+impl ApplyObserver for ApplyProgress<'_> {
+    fn finished(&self, change: &PlannedChange, outcome: &Outcome) {
+        self.bar.inc(1);
+        let line = match outcome {
+            Outcome::Done => format!("done: {} ({})", change.change.operation(), change.change),
+            Outcome::AlreadyDone => format!("{}: {} ({})", self.already_done, change.change.operation(), change.change),
+            Outcome::Held => format!("held back (needs --adopt): {}", change.change),
+            Outcome::Skipped { reason } => format!("not started: {} ({reason})", change.change.operation()),
+            Outcome::Failed { error } => {
+                self.bar.suspend(|| self.printer.error(&format!("{}{error}", self.prefix)));
+                return;
+            }
+        };
+        if self.printer.verbosity >= 1 {
+            self.bar.suspend(|| self.printer.detail(&format!("{}{line}", self.prefix)));
+        }
+    }
+
+    fn waiting(&self, what: &str) {
+        // Several changes may wait for the same thing (concurrent writes to one user): said once.
+        let first = self.told.lock().map(|mut t| t.insert(what.to_string())).unwrap_or(true);
+        if first {
+            self.bar.suspend(|| self.printer.info(&format!("{}{what}", self.prefix)));
+        }
+    }
+}
+
+/// Ctrl-C sets `flag`: requests in flight finish, no new change starts.
+pub(crate) fn watch_interrupt(flag: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::SeqCst);
+            eprintln!("\ninterrupted: letting the requests in flight finish; no new change is started");
+        }
+    })
+}
+
+/// Apply `plan`, read back what it changed (waiting out IAM's read-after-write lag on what this run wrote), and
+/// apply again once if what still differs is real: drift, or a concurrent run's doing. Returns what was applied
+/// and what still differs.
+pub(crate) async fn apply_and_verify(
+    printer: &Printer,
+    session: &Session,
+    plan: &Plan,
+    opts: &ApplyOptions,
+    prefix: &str,
+) -> Result<(Vec<AppliedChange>, Option<Plan>)> {
+    let mut applied: Vec<AppliedChange> = Vec::new();
+    let mut current = plan.clone();
+    let mut remaining = None;
+    for round in 1..=MAX_ROUNDS {
+        let observer = ApplyProgress::new(printer, printer.bar(current.summary.changes as u64, "applying"), prefix);
+        let results = apply::apply(&session.clients, &current, opts, &observer).await;
+        observer.bar.finish_and_clear();
+        let failed = results.iter().any(|r| matches!(r.outcome, Outcome::Failed { .. }));
+        applied.extend(results);
+        if failed || opts.interrupted.load(Ordering::SeqCst) {
+            break;
+        }
+        // Verify: observe again what was to change, and nothing else.
+        let part = resources::changed_part(&session.desired, &current);
+        let after = read_back_part(printer, session, &part, &applied, opts, prefix).await?;
+        let outstanding = after.changes().filter(|c| opts.consent || !c.needs_consent).count();
+        remaining = after.has_changes().then(|| after.clone());
+        if outstanding == 0 {
+            break;
+        }
+        // What this run created and IAM still does not show is not created again: it is reported.
+        let again = without_fresh_creates(&after, &applied);
+        if !again.changes().any(|c| opts.consent || !c.needs_consent) {
+            break;
+        }
+        if round < MAX_ROUNDS {
+            printer.info(&format!(
+                "{prefix}{} change(s) still differ after apply (another run at the same time?); applying again",
+                again.summary.changes
+            ));
+        }
+        current = again;
+    }
+    Ok((applied, remaining))
+}
+
+/// Observe `part` after applying and diff it, until IAM shows what this run wrote ([`read_back`]).
+async fn read_back_part(
+    printer: &Printer,
+    session: &Session,
+    part: &crate::stack::Desired,
+    applied: &[AppliedChange],
+    opts: &ApplyOptions,
+    prefix: &str,
+) -> Result<Plan> {
+    let user = session.user.as_deref().filter(|_| !part.user_policies.is_empty());
+    let read = || async {
+        let spinner = printer.spinner("verifying");
+        let observed = resources::observe(&session.clients, part, user, true).await;
+        spinner.finish_and_clear();
+        let after = resources::diff(part, &observed?, user);
+        let unseen = written_not_seen(after.changes(), applied);
+        Ok((after, unseen))
+    };
+    read_back(printer, opts, prefix, "wrote", read).await
+}
+
+/// Read the account again after writing (`read` gives what it shows and how many of this run's writes it does
+/// not show yet). While that is not none (or a read answers NoSuchEntity), IAM has not caught up with this run
+/// (read-after-write lag; after deleting, in reverse): read again, with backoff, within `--propagation-timeout`,
+/// saying so once. IAM gives no signal of consistency, so reading is the only way to know (IAM user guide,
+/// "changes that I make are not always immediately visible":
+/// https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency;
+/// terraform-provider-aws internal/service/iam/role.go reads a new role with RetryWhenNewResourceNotFound).
+/// `did` says what this run did ("wrote", "deleted").
+pub(crate) async fn read_back<P, F, Fut>(
+    printer: &Printer,
+    opts: &ApplyOptions,
+    prefix: &str,
+    did: &str,
+    read: F,
+) -> Result<P>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<(P, usize)>>,
+{
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(250);
+    let mut told = false;
+    loop {
+        let (unseen, result) = match read().await {
+            Ok((after, unseen)) => (unseen, Ok(after)),
+            Err(e) if e.is_code("NoSuchEntity") => (1, Err(e)),
+            Err(e) => return Err(e),
+        };
+        if unseen == 0 || start.elapsed() + delay >= opts.propagation_timeout {
+            return result;
+        }
+        if !told {
+            printer.info(&format!(
+                "{prefix}waiting for IAM to show what this run {did} ({unseen} change{} not visible yet: \
+                 read-after-write lag; up to {} s)",
+                plural(unseen),
+                opts.propagation_timeout.as_secs()
+            ));
+            told = true;
+        }
+        opts.waits.sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// How many of `changes` are writes this run made (done, or done by someone else): still to be seen.
+pub(crate) fn written_not_seen<'a>(
+    changes: impl Iterator<Item = &'a PlannedChange>,
+    applied: &[AppliedChange],
+) -> usize {
+    let made = |c: &PlannedChange| {
+        applied
+            .iter()
+            .any(|a| matches!(a.outcome, Outcome::Done | Outcome::AlreadyDone) && a.change.change.same_write(&c.change))
+    };
+    changes.filter(|c| made(c)).count()
+}
+
+/// `after` without the resources this run created (and IAM still does not show): a second round never
+/// creates again what it has just created.
+pub(crate) fn without_fresh_creates(after: &Plan, applied: &[AppliedChange]) -> Plan {
+    let fresh = |r: &&crate::resources::plan::ResourcePlan| {
+        r.verdict == Status::Create
+            && r.changes.first().is_some_and(|c| written_not_seen(std::iter::once(c), applied) > 0)
+    };
+    let resources = after.resources.iter().filter(|r| !fresh(r)).cloned().collect();
+    let target = Target {
+        partition: after.partition.clone(),
+        account_id: after.account_id.clone(),
+        region: after.region.clone(),
+    };
+    Plan::new(&after.stack, &target, after.user.clone(), resources)
+}
