@@ -278,11 +278,7 @@ pub(crate) fn summary_line(s: &Summary) -> String {
         if s.incomplete > 0 { format!(", {} not completed", s.incomplete) } else { String::new() },
         s.tally.writes_done,
         plural(s.tally.writes_done),
-        if s.tally.already_done > 0 {
-            format!(", {} already done by someone else", s.tally.already_done)
-        } else {
-            String::new()
-        },
+        s.tally.already_done_text(),
         if s.tally.held() > 0 { format!(", {} held back (--adopt)", s.tally.held()) } else { String::new() },
         waits_text(s.tally.retries, s.tally.waited_seconds),
         s.tally.api_calls,

@@ -294,11 +294,7 @@ fn summary_line(s: &Summary) -> String {
         s.absent,
         s.tally.writes_done,
         plural(s.tally.writes_done),
-        if s.tally.already_done > 0 {
-            format!(", {} already done by someone else", s.tally.already_done)
-        } else {
-            String::new()
-        },
+        s.tally.already_done_text(),
         waits_text(s.tally.retries, s.tally.waited_seconds),
         s.tally.api_calls,
         s.tally.api_writes,

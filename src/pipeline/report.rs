@@ -59,6 +59,14 @@ impl Tally {
     pub(crate) fn held(&self) -> usize {
         self.held.unwrap_or(0)
     }
+
+    /// ", N already done by someone else" for a summary line, or nothing.
+    pub(crate) fn already_done_text(&self) -> String {
+        match self.already_done {
+            0 => String::new(),
+            n => format!(", {n} already done by someone else"),
+        }
+    }
 }
 
 /// Ctrl-C stopped the run after `done` of `planned` changes; `rest` says what a re-run does ("complete the rest").
