@@ -42,6 +42,8 @@ struct Fleet {
     max_accounts: usize,
     max_concurrency: usize,
     started: Instant,
+    /// The organisation as the caller sees it, read once for all accounts.
+    organisation: crate::organisation::Reader,
 }
 
 /// One row of the result: an account and how its run ended.
@@ -390,6 +392,7 @@ impl Fleet {
         }
         Ok(Fleet {
             started,
+            organisation: crate::organisation::Reader::new(clients.clone()),
             clients,
             caller,
             stack: resolved,
@@ -452,7 +455,9 @@ impl Fleet {
         };
         let (desired, hardening) = self.rendered(&target)?;
         let user = self.user_name.clone().filter(|_| !self.skip_user && !desired.user_policies.is_empty());
-        Ok(Session { clients, caller, desired, user, hardening })
+        // The organisation is read with the fleet caller's clients (the management account or a delegated
+        // administrator), never the assumed role's: a member account cannot read it.
+        Ok(Session { clients, caller, desired, user, hardening, organisation: self.organisation.clone() })
     }
 
     /// Prints the result (a table, or one JSON document) and turns failed accounts into the error that

@@ -261,6 +261,7 @@ pub(crate) async fn prepare(
                 &observed,
                 &plan,
                 early_permissions,
+                &session.organisation,
             )
             .await
             .map(Some),
@@ -277,6 +278,9 @@ pub(crate) async fn prepare(
 /// warning with those it could not verify. `prefix` names the account in multi-account runs ("account
 /// 111122223333: "), and is empty otherwise.
 pub(crate) fn report_preflight(printer: &Printer, preflight: &check::Preflight, prefix: &str) {
+    if let Some(line) = preflight.organisation.notice() {
+        printer.info(&format!("{prefix}{line}"));
+    }
     let unverified = preflight.permissions.iter().filter(|p| matches!(p.verdict, Verdict::Unverified { .. })).count();
     let total = preflight.permissions.len();
     if unverified > 0 {

@@ -11,6 +11,7 @@ use crate::cli::CheckArgs;
 use crate::commands::{plural, ExitStatus, Session};
 use crate::engine::permissions;
 use crate::error::{Error, ErrorKind, Result};
+use crate::organisation::{Organisation, Standing};
 use crate::output::Printer;
 use crate::policy_eval::{self, SourcePolicy, Verdict};
 use crate::resources::access::{self, ContextEntry, Permission};
@@ -66,6 +67,8 @@ pub(crate) struct Preflight {
     /// Which of the stack's user policies would grant what is denied, said once (empty when nothing is denied).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub(crate) grant_note: String,
+    /// The service control policies' verdict on the same permissions.
+    pub(crate) organisation: Organisation,
 }
 
 impl Preflight {
@@ -90,6 +93,9 @@ impl Preflight {
         if !self.grant_note.is_empty() {
             message += &format!("\n  {}", self.grant_note);
         }
+        if self.organisation.denied() && lines.len() == 1 {
+            return Error::new(ErrorKind::CheckFailed, message).with_help(crate::organisation::HELP);
+        }
         Error::new(ErrorKind::CheckFailed, message).with_help(
             "`wfboot check --print-policy` prints the least IAM policy this bootstrap needs: attach it to the caller, \
              then run again; `wfboot check` shows the full report",
@@ -106,6 +112,7 @@ pub(crate) async fn preflight(
     observed: &Observed,
     plan: &Plan,
     early: Option<(Vec<PermissionCheck>, String)>,
+    org: &crate::organisation::Reader,
 ) -> Result<Preflight> {
     let needed = permissions::required(plan, desired);
     let checks = async {
@@ -121,7 +128,11 @@ pub(crate) async fn preflight(
         known.extend(more);
         (known, method)
     };
-    let ((checks, method), quota) = tokio::join!(checks, user_quota(clients, observed, plan));
+    let ((checks, method), quota, organisation) = tokio::join!(
+        checks,
+        user_quota(clients, observed, plan),
+        crate::organisation::verdict(org, &caller.account_id, &needed)
+    );
     let denied: Vec<&PermissionCheck> = checks.iter().filter(|c| matches!(c.verdict, Verdict::Denied { .. })).collect();
     let grantors = if denied.is_empty() { Vec::new() } else { grantors(clients, desired, &denied).await };
     // One row per denied permission; the allowed and the unverified ones are summarised.
@@ -160,7 +171,19 @@ pub(crate) async fn preflight(
     if let Some(row) = quota? {
         rows.push(row);
     }
-    Ok(Preflight { permissions: checks, method, rows, grant_note })
+    rows.push(organisation_row(&organisation));
+    Ok(Preflight { permissions: checks, method, rows, grant_note, organisation })
+}
+
+/// The "organisation" row: the SCPs' verdict, in the table's terms.
+fn organisation_row(organisation: &Organisation) -> Row {
+    let (check, standing, what_to_do) = organisation.row();
+    let status = match standing {
+        Standing::Ok => Status::Ok,
+        Standing::Failed => Status::Failed,
+        Standing::Unverified => Status::Unverified,
+    };
+    Row { area: "organisation".into(), check, status, what_to_do }
 }
 
 /// One row per denied action (explicit denials apart), with its resources; and one note on what grants them.
@@ -340,6 +363,8 @@ struct Report<'a> {
     findings: &'a [Finding],
     #[serde(skip_serializing_if = "Option::is_none")]
     hardening: Option<&'a [harden::Note]>,
+    /// The service control policies' verdict on what bootstrap would do.
+    organisation: &'a Organisation,
 }
 
 /// Everything `check` found in one account.
@@ -351,6 +376,7 @@ pub(crate) struct Checked {
     pub(crate) findings: Vec<Finding>,
     /// What would grant the denied permissions (empty when none is denied).
     pub(crate) grant_note: String,
+    pub(crate) organisation: Organisation,
 }
 
 impl Checked {
@@ -366,6 +392,7 @@ impl Checked {
             passed: self.passed,
             findings: &self.findings,
             hardening: session.hardening.as_deref(),
+            organisation: &self.organisation,
         })
         .unwrap_or_default()
     }
@@ -426,7 +453,7 @@ pub(crate) async fn checks(session: &Session, observed: Option<Observed>) -> Res
     };
     let plan = plan_of(session, &observed).await?;
     let (preflight, probes, operator) = tokio::join!(
-        preflight(&session.clients, caller, &session.desired, &observed, &plan, None),
+        preflight(&session.clients, caller, &session.desired, &observed, &plan, None, &session.organisation),
         services::probe_all(&session.clients),
         operator_rows(&session.clients, &session.desired, &plan, session.user.as_deref())
     );
@@ -453,7 +480,15 @@ pub(crate) async fn checks(session: &Session, observed: Option<Observed>) -> Res
     rows.extend(role_rows(&session.desired, &observed));
     let passed = !rows.iter().any(|r| r.status == Status::Failed);
     let findings = review::review(&session.desired, session.user.as_deref());
-    Ok(Checked { rows, method: preflight.method, probes, passed, findings, grant_note: preflight.grant_note })
+    Ok(Checked {
+        rows,
+        method: preflight.method,
+        probes,
+        passed,
+        findings,
+        grant_note: preflight.grant_note,
+        organisation: preflight.organisation,
+    })
 }
 
 /// When every role of the stack exists: `verify`'s offline trust check of each (its trust document as IAM holds it

@@ -66,6 +66,8 @@ pub(crate) struct Session {
     pub(crate) user: Option<String>,
     /// What `--harden` did to the trust documents of `desired`; `None` without `--harden`.
     pub(crate) hardening: Option<Vec<harden::Note>>,
+    /// Where the pre-flight reads the organisation's SCPs from: this session's clients, or a fleet caller's.
+    pub(crate) organisation: crate::organisation::Reader,
 }
 
 impl Session {
@@ -118,7 +120,8 @@ impl Session {
         // Who the caller is (or why that failed) comes first: it explains any error of the reads.
         let (caller, Rendered { desired, user, hardening }, account, early) = rest?;
         let observed = resources::Observed::assemble(&desired, named?, account?)?;
-        Ok((Session { clients, caller, desired, user, hardening }, observed, early))
+        let organisation = crate::organisation::Reader::new(clients.clone());
+        Ok((Session { clients, caller, desired, user, hardening, organisation }, observed, early))
     }
 
     /// Render the stack for the caller's account and settle the operator user (which may ask on a terminal).
