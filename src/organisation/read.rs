@@ -143,8 +143,7 @@ impl Reader {
         self.cache
             .management
             .get_or_init(|| async {
-                let out =
-                    c.limit(c.organizations.describe_organization().send()).await.map_err(|e| Failure::of(&e))?;
+                let out = c.limit(c.organizations.describe_organization().send()).await.map_err(|e| Failure::of(&e))?;
                 // MasterAccountId is the management account's id (the API keeps its old name).
                 out.organization()
                     .and_then(|o| o.master_account_id())
@@ -178,7 +177,11 @@ impl Reader {
                 .all(c.organizations.list_parents().child_id(child).into_paginator().send())
                 .await
                 .map_err(|e| Failure::of(&e))?;
-            let p = pages.iter().flat_map(|page| page.parents()).next().ok_or_else(|| Failure::malformed(&format!("parent of {child}")))?;
+            let p = pages
+                .iter()
+                .flat_map(|page| page.parents())
+                .next()
+                .ok_or_else(|| Failure::malformed(&format!("parent of {child}")))?;
             let id = p.id().ok_or_else(|| Failure::malformed("parent id"))?;
             Ok((id.to_string(), p.r#type() == Some(&ParentType::Root)))
         })
@@ -221,10 +224,8 @@ impl Reader {
     async fn policy(&self, id: &str) -> Result<Scp, Failure> {
         let c = &self.clients;
         cached(&self.cache.policies, id, async {
-            let out = c
-                .limit(c.organizations.describe_policy().policy_id(id).send())
-                .await
-                .map_err(|e| Failure::of(&e))?;
+            let out =
+                c.limit(c.organizations.describe_policy().policy_id(id).send()).await.map_err(|e| Failure::of(&e))?;
             let policy = out.policy().ok_or_else(|| Failure::malformed("policy"))?;
             let summary = policy.policy_summary();
             if summary.and_then(|s| s.r#type()).is_some_and(|t| *t != PolicyType::ServiceControlPolicy) {
@@ -233,11 +234,7 @@ impl Reader {
             let content = policy.content().ok_or_else(|| Failure::malformed("policy content"))?;
             let document = serde_json::from_str(content)
                 .map_err(|e| Failure { code: format!("policy {id} is not JSON: {e}"), not_visible: false })?;
-            Ok(Scp {
-                id: id.to_string(),
-                name: summary.and_then(|s| s.name()).unwrap_or(id).to_string(),
-                document,
-            })
+            Ok(Scp { id: id.to_string(), name: summary.and_then(|s| s.name()).unwrap_or(id).to_string(), document })
         })
         .await
     }

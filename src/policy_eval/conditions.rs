@@ -206,7 +206,11 @@ mod tests {
             (json!({"StringEquals": {"aws:PrincipalTag/team": "x"}}), &c, Fit::Unknown),
             (json!({"NumericLessThan": {"aws:MultiFactorAuthAge": "3600"}}), &c, Fit::Unknown),
             (json!({"StringEquals": {"aws:RequestTag/team": "${aws:username}"}}), &c, Fit::Unknown),
-            (json!({"StringEquals": {"aws:RequestedRegion": "us-east-1"}, "Null": {"aws:RequestTag/team": "true"}}), &c, Fit::No),
+            (
+                json!({"StringEquals": {"aws:RequestedRegion": "us-east-1"}, "Null": {"aws:RequestTag/team": "true"}}),
+                &c,
+                Fit::No,
+            ),
             (json!({"StringEquals": {"AWS:requestedregion": "us-east-1"}}), &c, Fit::Yes),
         ];
         for (condition, ctx, want) in cases {

@@ -36,9 +36,14 @@ pub(crate) enum ScpVerdict {
     Allowed,
     /// `policy` (name, id) denies it explicitly at `at`; or, with `policy` `None`, no SCP attached at `at` allows
     /// it (an allow list that leaves it out).
-    Denied { policy: Option<(String, String)>, at: String },
+    Denied {
+        policy: Option<(String, String)>,
+        at: String,
+    },
     /// A condition the request context does not decide.
-    Unverified { reason: String },
+    Unverified {
+        reason: String,
+    },
 }
 
 /// `levels` from the root down to the account.
