@@ -17,6 +17,19 @@ use crate::resources::access::Permission;
 
 pub(crate) use read::Reader;
 
+/// The organisation's reads, an optional statement of the operator policy: without them (or from a member account,
+/// where Organizations refuses them whatever the policy) the pre-flight says "not visible" and goes on.
+pub(crate) const READ_ACTIONS: &[&str] = &[
+    "organizations:DescribeOrganization",
+    "organizations:ListParents",
+    "organizations:DescribeOrganizationalUnit",
+    "organizations:ListPoliciesForTarget",
+    "organizations:DescribePolicy",
+];
+
+/// The Sid of that statement: its name says it may be left out.
+pub(crate) const READS_SID: &str = "OptionalReadTheOrganisationsServiceControlPolicies";
+
 /// The organisation's verdict on the permissions one account's plan needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "status")]

@@ -142,6 +142,11 @@ async fn an_allow_list_scp_without_full_aws_access_refuses_every_iam_action_the_
     let out = fleet(&emu, &file, &["check", "--output", "json"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    crate::schema::assert_valid(&[crate::schema::doc(
+        "check --accounts under an allow list",
+        "accounts_result",
+        v.clone(),
+    )]);
     let prod = &v["accounts"][0]["result"]["organisation"];
     let dev = &v["accounts"][1]["result"]["organisation"];
     assert_eq!(prod["status"], "allowed", "{prod}");
@@ -213,6 +218,7 @@ async fn a_member_account_caller_is_told_the_organisation_is_not_visible_and_boo
     );
     let out = member(&["check", "--output", "json"]);
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    crate::schema::assert_valid(&[crate::schema::doc("check in a member account", "check_result", v.clone())]);
     assert_eq!(v["organisation"], json!({"status": "not_visible", "reason": "AccessDeniedException"}));
 
     let mark = emu.mark();
@@ -242,4 +248,5 @@ async fn an_account_in_no_organisation_is_not_visible_and_the_management_account
     let out = emu.wfboot().args(["check", "--skip-user", "--output", "json"]).output().unwrap();
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
     assert_eq!(v["organisation"], json!({"status": "management_account"}));
+    crate::schema::assert_valid(&[crate::schema::doc("check in the management account", "check_result", v)]);
 }
