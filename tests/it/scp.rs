@@ -73,8 +73,8 @@ fn write_attempts_since(emu: &Emulator, mark: usize) -> Vec<String> {
 /// The roles of the account's state but the one Organizations creates in a new account
 /// (OrganizationAccountAccessRole, which moto makes as AWS does).
 fn stack_roles(state: &Value) -> Vec<String> {
-    let roles = state["roles"].as_object().map(|r| r.keys().cloned().collect()).unwrap_or_else(Vec::new);
-    roles.into_iter().filter(|r: &String| r != "/OrganizationAccountAccessRole").collect()
+    let roles: Vec<String> = state["roles"].as_object().map(|r| r.keys().cloned().collect()).unwrap_or_default();
+    roles.into_iter().filter(|r| r != "/OrganizationAccountAccessRole").collect()
 }
 
 fn fleet(emu: &Emulator, file: &std::path::Path, args: &[&str]) -> std::process::Output {
