@@ -151,6 +151,11 @@ impl Organisation {
     pub(crate) fn row(&self) -> (String, Standing, String) {
         let check = "service control policies".to_string();
         match self {
+            Organisation::Allowed { permissions: 0, levels } => (
+                check,
+                Standing::Ok,
+                format!("nothing to evaluate: bootstrap has nothing to do (read at {})", levels.join(", ")),
+            ),
             Organisation::Allowed { permissions, levels } => (
                 check,
                 Standing::Ok,
