@@ -43,10 +43,10 @@ impl Failure {
         // AWSOrganizationsNotInUseException: the account is in no organisation. AccessDeniedException: a member
         // account (or a caller without organizations:* reads). AccountNotFoundException: the target is not in the
         // caller's organisation (Organizations API reference, Common errors and each operation's Errors).
-        let code = errors::code(err).unwrap_or("no AWS error code").to_string();
+        let code = errors::code(err);
         let not_visible = errors::is_access_denied(err)
-            || matches!(code.as_str(), "AWSOrganizationsNotInUseException" | "AccountNotFoundException");
-        Failure { code: if errors::code(err).is_some() { code } else { errors::short(err) }, not_visible }
+            || matches!(code, Some("AWSOrganizationsNotInUseException" | "AccountNotFoundException"));
+        Failure { code: code.map_or_else(|| errors::short(err), str::to_string), not_visible }
     }
 
     fn malformed(what: &str) -> Failure {

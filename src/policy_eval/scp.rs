@@ -5,9 +5,10 @@
 //! be allowed by some SCP attached at that level, and no SCP at any level may deny it. Each statement is matched as
 //! an identity policy's is (`policy_eval::evaluate_in`), with the conditions its request context decides.
 //!
-//! Who is subject is the caller's business ([`super::scp`]'s callers): the management account is not, and what
-//! service-linked roles do is not, while the caller's own `iam:CreateServiceLinkedRole` is ("SCP effects on
-//! permissions": <https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_scps.html#scp-effects-on-permissions>).
+//! Who is subject is for the caller of [`evaluate`] to decide (the `organisation` module): the management account
+//! is not, and what service-linked roles do is not, while the caller's own `iam:CreateServiceLinkedRole` is ("SCP
+//! effects on permissions":
+//! <https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_policies_scps.html#scp-effects-on-permissions>).
 
 use serde_json::Value;
 
