@@ -13,6 +13,7 @@ mod document;
 mod engine;
 mod error;
 mod export;
+mod organisation;
 mod output;
 mod pipeline;
 mod policy_eval;

@@ -43,6 +43,17 @@ pub(crate) struct Evaluation {
 
 /// Evaluate `action` (e.g. `iam:CreateRole`) on `resource` (an ARN, or `*`) against identity policies.
 pub(crate) fn evaluate(policies: &[SourcePolicy<'_>], action: &str, resource: &str) -> Evaluation {
+    evaluate_in(policies, action, resource, None)
+}
+
+/// [`evaluate`] with what is known of the request context: a `Condition` whose keys `context` decides is
+/// evaluated ([`conditions`]); any other stays unverified. `None`: every condition is unverified.
+pub(crate) fn evaluate_in(
+    policies: &[SourcePolicy<'_>],
+    action: &str,
+    resource: &str,
+    context: Option<&conditions::Context>,
+) -> Evaluation {
     let action = action.to_lowercase();
     let mut deny = Vec::new();
     let mut maybe_deny = Vec::new();
@@ -82,7 +93,11 @@ pub(crate) fn evaluate(policies: &[SourcePolicy<'_>], action: &str, resource: &s
                 Fit::Yes => {}
             }
             if let Some(condition) = statement.condition {
-                unknowns.insert(0, format!("Condition {}", describe_condition(condition)));
+                match context.map_or(Fit::Unknown, |c| conditions::fit(condition, c)) {
+                    Fit::No => continue,
+                    Fit::Yes => {}
+                    Fit::Unknown => unknowns.insert(0, format!("Condition {}", describe_condition(condition))),
+                }
             }
             let (certain, uncertain) = match statement.effect {
                 Effect::Allow => (&mut allow, &mut maybe_allow),
@@ -405,8 +420,13 @@ fn matches(pattern: &[Token], text: &[char]) -> bool {
     pattern[p..].iter().all(|token| *token == Token::AnyRun)
 }
 
+pub(crate) mod conditions;
+pub(crate) mod scp;
+
 #[cfg(test)]
 mod differential;
+#[cfg(test)]
+mod scp_differential;
 
 #[cfg(test)]
 mod tests {

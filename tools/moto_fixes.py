@@ -21,6 +21,8 @@ Instance Profile" (and its spot request code " has no associated IAM Roles"). to
 errors for the window after a profile's create (--ec2-lag).
 
 The region of a role's last use (fix_role_last_used_region).
+
+Organizations reads from a member account (fix_organizations_member_reads).
 """
 
 from __future__ import annotations
@@ -30,6 +32,38 @@ def apply() -> None:
     fix_bodiless_signatures()
     fix_ec2_instance_profile_errors()
     fix_role_last_used_region()
+    fix_organizations_member_reads()
+
+
+def fix_organizations_member_reads() -> None:
+    """A member account that is not a delegated administrator may call DescribeOrganization, but the reads of the
+    hierarchy and its policies (ListParents, ListPoliciesForTarget, DescribePolicy, DescribeOrganizationalUnit,
+    ListRoots) are the management account's: AWS answers AccessDeniedException ("This operation can be called
+    only from the organization's management account or by a member account that is a delegated administrator",
+    Organizations API reference, e.g. https://docs.aws.amazon.com/organizations/latest/APIReference/API_ListParents.html).
+    moto looked the ids up in the member account's own empty backend and answered AccountNotFoundException or
+    TargetNotFoundException; an account in no organisation gets AWSOrganizationsNotInUseException, as in AWS."""
+    from moto.organizations import exceptions, models
+
+    class AccessDeniedException(exceptions.OrganizationsClientError):
+        def __init__(self) -> None:
+            super().__init__("AccessDeniedException", "You don't have permissions to access this resource.")
+
+    # moto's serializer finds the service's error shapes from the exception's module (moto.<service>.exceptions).
+    AccessDeniedException.__module__ = exceptions.__name__
+
+    backend = models.OrganizationsBackend
+    for name in ("list_parents", "list_policies_for_target", "describe_policy", "describe_organizational_unit", "list_roots"):
+        original = getattr(backend, name)
+
+        def guarded(self, *args, __original=original, **kwargs):  # type: ignore[no-untyped-def]
+            if self.org is None:
+                if self.account_id in models.organizations_backends.master_accounts:
+                    raise AccessDeniedException()
+                raise exceptions.AWSOrganizationsNotInUseException()
+            return __original(self, *args, **kwargs)
+
+        setattr(backend, name, guarded)
 
 
 def fix_role_last_used_region() -> None:

@@ -487,6 +487,34 @@ class EmulatorTest(unittest.TestCase):
             emu.client("lambda").create_function(FunctionName="f", Runtime="python3.12", Role=role,
                                                  Handler="index.handler", Code={"ZipFile": tiny_zip()})
 
+    def test_organizations_reads_from_a_member_account_are_access_denied_and_outside_any_not_in_use(self) -> None:
+        # moto answered AccountNotFoundException from a member account's own empty backend (tools/moto_fixes.py).
+        with Emulator(log=False) as emu:
+            org = emu.client("organizations")
+            org.create_organization(FeatureSet="ALL")
+            root = org.list_roots()["Roots"][0]["Id"]
+            member = org.create_account(Email="m@example.com", AccountName="m")["CreateAccountStatus"]["AccountId"]
+            self.assertEqual(org.list_parents(ChildId=member)["Parents"], [{"Id": root, "Type": "ROOT"}])
+
+            def as_account(account: str):
+                c = emu.client("sts").assume_role(RoleArn=f"arn:aws:iam::{account}:role/R",
+                                                  RoleSessionName="test")["Credentials"]
+                return boto3.client("organizations", endpoint_url=emu.url, region_name="us-east-1",
+                                    aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                                    aws_session_token=c["SessionToken"])
+
+            inside, outside = as_account(member), as_account("999999999999")
+            self.assertEqual(inside.describe_organization()["Organization"]["MasterAccountId"],
+                             emu.client("sts").get_caller_identity()["Account"])
+            for client, code in ((inside, "AccessDeniedException"), (outside, "AWSOrganizationsNotInUseException")):
+                for call in (lambda: client.list_parents(ChildId=member),
+                             lambda: client.list_policies_for_target(TargetId=member,
+                                                                     Filter="SERVICE_CONTROL_POLICY"),
+                             lambda: client.describe_policy(PolicyId="p-FullAWSAccess")):
+                    with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                        call()
+                    self.assertEqual(cm.exception.response["Error"]["Code"], code)
+
     def test_exits_when_stdin_closes(self) -> None:
         with Emulator(log=False) as emu:
             emu.proc.stdin.close()

@@ -235,6 +235,10 @@ pub(crate) struct Clients {
     pub(crate) lambda: aws_sdk_lambda::Client,
     pub(crate) sqs: aws_sdk_sqs::Client,
     pub(crate) sfn: aws_sdk_sfn::Client,
+    /// The pre-flight's organisation reads (`organisation`). A global service: the SDK's endpoint rules sign for
+    /// us-east-1 in the aws partition whatever the configured region, as for IAM
+    /// (https://docs.aws.amazon.com/general/latest/gr/ao.html).
+    pub(crate) organizations: aws_sdk_organizations::Client,
     #[cfg(feature = "ec2")]
     pub(crate) ec2: aws_sdk_ec2::Client,
     /// The resolved configuration, for `whoami` (which credentials, from where).
@@ -312,6 +316,7 @@ impl Clients {
         let lambda = client!(aws_sdk_lambda, "lambda");
         let sqs = client!(aws_sdk_sqs, "sqs");
         let sfn = client!(aws_sdk_sfn, "sfn");
+        let organizations = client!(aws_sdk_organizations, "organizations");
         #[cfg(feature = "ec2")]
         let ec2 = client!(aws_sdk_ec2, "ec2");
         Ok(Clients {
@@ -323,6 +328,7 @@ impl Clients {
             lambda,
             sqs,
             sfn,
+            organizations,
             #[cfg(feature = "ec2")]
             ec2,
             sdk: config,
@@ -348,6 +354,7 @@ impl Clients {
             lambda: aws_sdk_lambda::Client::new(&sdk),
             sqs: aws_sdk_sqs::Client::new(&sdk),
             sfn: aws_sdk_sfn::Client::new(&sdk),
+            organizations: aws_sdk_organizations::Client::new(&sdk),
             #[cfg(feature = "ec2")]
             ec2: aws_sdk_ec2::Client::new(&sdk),
             sdk,

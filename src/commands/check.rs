@@ -9,6 +9,7 @@ use crate::cli::CheckArgs;
 use crate::commands::{plural, ExitStatus};
 use crate::engine::permissions;
 use crate::error::Result;
+use crate::organisation::Organisation;
 use crate::output::Printer;
 use crate::pipeline::fleet::{self, Row as AccountRow, RowStatus};
 use crate::pipeline::preflight::{self, Row, Status};
@@ -39,6 +40,8 @@ struct Report<'a> {
     findings: &'a [Finding],
     #[serde(skip_serializing_if = "Option::is_none")]
     hardening: Option<&'a [harden::Note]>,
+    /// The service control policies' verdict on what bootstrap would do.
+    organisation: &'a Organisation,
 }
 
 /// Everything `check` found in one account.
@@ -50,6 +53,7 @@ pub(crate) struct Checked {
     pub(crate) findings: Vec<Finding>,
     /// What would grant the denied permissions (empty when none is denied).
     pub(crate) grant_note: String,
+    pub(crate) organisation: Organisation,
 }
 
 impl Checked {
@@ -65,6 +69,7 @@ impl Checked {
             passed: self.passed,
             findings: &self.findings,
             hardening: session.hardening.as_deref(),
+            organisation: &self.organisation,
         })
         .unwrap_or_default()
     }
@@ -185,7 +190,15 @@ pub(crate) async fn checks(session: &Session, observed: Observed) -> Result<Chec
     rows.extend(role_rows(&session.desired, observed));
     let passed = !rows.iter().any(|r| r.status == Status::Failed);
     let findings = review::review(&session.desired, session.user.as_deref());
-    Ok(Checked { rows, method: preflight.method, probes, passed, findings, grant_note: preflight.grant_note })
+    Ok(Checked {
+        rows,
+        method: preflight.method,
+        probes,
+        passed,
+        findings,
+        grant_note: preflight.grant_note,
+        organisation: preflight.organisation,
+    })
 }
 
 /// When every role of the stack exists: `verify`'s offline trust check of each (its trust document as IAM holds it

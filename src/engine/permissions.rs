@@ -64,6 +64,12 @@ pub(crate) fn minimal_policy(plan: &Plan, desired: &Desired) -> serde_json::Valu
             "Action": "iam:SimulatePrincipalPolicy",
             "Resource": "*"
         }),
+        serde_json::json!({
+            "Sid": crate::organisation::READS_SID,
+            "Effect": "Allow",
+            "Action": crate::organisation::READ_ACTIONS,
+            "Resource": "*"
+        }),
     ];
     for ((action, condition), resources) in by_statement {
         let mut sid: String = action.trim_start_matches("iam:").chars().filter(char::is_ascii_alphanumeric).collect();

@@ -30,6 +30,8 @@ pub(crate) struct Fleet {
     pub(crate) max_accounts: usize,
     max_concurrency: usize,
     started: Instant,
+    /// The organisation as the fleet's caller sees it, read once for all accounts.
+    pub(crate) organisation: crate::organisation::Reader,
 }
 
 /// One row of the result: an account and how its run ended.
@@ -198,6 +200,7 @@ impl Fleet {
         }
         Ok(Fleet {
             started,
+            organisation: crate::organisation::Reader::new(clients.clone()),
             clients,
             caller,
             accounts,

@@ -118,6 +118,10 @@ pub(crate) struct Session {
     pub(crate) user: Option<String>,
     /// What `--harden` did to the trust documents of `desired`; `None` without `--harden`.
     pub(crate) hardening: Option<Vec<harden::Note>>,
+    /// Where the pre-flight reads the organisation's SCPs from: the caller's own clients, or in a fleet the
+    /// fleet caller's (the management account or a delegated administrator), never the assumed role's: a member
+    /// account cannot read its organisation.
+    pub(crate) organisation: crate::organisation::Reader,
 }
 
 impl Run {
@@ -171,7 +175,8 @@ impl Run {
         let r = self.render(unit, &clients, &caller, &spinner).await;
         spinner.finish_and_clear();
         let Rendered { desired, user, hardening } = r?;
-        Ok(Session { clients, caller, desired, user, hardening })
+        let organisation = self.organisation(&clients);
+        Ok(Session { clients, caller, desired, user, hardening, organisation })
     }
 
     /// The account's clients and caller: sts:GetCallerIdentity with the caller's own credentials, or sts:AssumeRole
@@ -250,7 +255,17 @@ impl Run {
         // Who the caller is (or why that failed) comes first: it explains any error of the reads.
         let (caller, Rendered { desired, user, hardening }, account, early) = rest?;
         let observed = resources::Observed::assemble(&desired, named?, account?)?;
-        Ok((Session { clients, caller, desired, user, hardening }, observed, early))
+        let organisation = self.organisation(&clients);
+        Ok((Session { clients, caller, desired, user, hardening, organisation }, observed, early))
+    }
+
+    /// Where an account's organisation is read from: the fleet's one reader (its cache serves every account), or
+    /// the caller's own clients.
+    fn organisation(&self, clients: &Clients) -> crate::organisation::Reader {
+        match &self.scope {
+            Scope::Fleet(f) => f.organisation.clone(),
+            Scope::Own(_) => crate::organisation::Reader::new(clients.clone()),
+        }
     }
 
     /// Render the stack for the caller's account and settle the operator user (which may ask on a terminal, in

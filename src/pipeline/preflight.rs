@@ -11,6 +11,7 @@ use super::Session;
 use crate::aws::{errors, Clients};
 use crate::engine::permissions;
 use crate::error::{Error, ErrorKind, Result};
+use crate::organisation::{Organisation, Standing};
 use crate::output::Printer;
 use crate::policy_eval::{self, SourcePolicy, Verdict};
 use crate::resources::access::Permission;
@@ -64,6 +65,8 @@ pub(crate) struct Preflight {
     /// Which of the stack's user policies would grant what is denied, said once (empty when nothing is denied).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub(crate) grant_note: String,
+    /// The service control policies' verdict on the same permissions.
+    pub(crate) organisation: Organisation,
 }
 
 impl Preflight {
@@ -87,6 +90,9 @@ impl Preflight {
         );
         if !self.grant_note.is_empty() {
             message += &format!("\n  {}", self.grant_note);
+        }
+        if self.organisation.denied() && lines.len() == 1 {
+            return Error::new(ErrorKind::CheckFailed, message).with_help(crate::organisation::HELP);
         }
         Error::new(ErrorKind::CheckFailed, message).with_help(
             "`wfboot check --print-policy` prints the least IAM policy this bootstrap needs: attach it to the caller, \
@@ -118,7 +124,11 @@ pub(crate) async fn of_plan(
         known.extend(more);
         (known, method)
     };
-    let ((checks, method), quota) = tokio::join!(checks, user_quota(clients, observed, plan));
+    let ((checks, method), quota, organisation) = tokio::join!(
+        checks,
+        user_quota(clients, observed, plan),
+        crate::organisation::verdict(&session.organisation, &caller.account_id, &needed)
+    );
     let denied: Vec<&PermissionCheck> = checks.iter().filter(|c| matches!(c.verdict, Verdict::Denied { .. })).collect();
     let grantors = if denied.is_empty() { Vec::new() } else { grantors(clients, desired, &denied).await };
     // One row per denied permission; the allowed and the unverified ones are summarised.
@@ -157,7 +167,19 @@ pub(crate) async fn of_plan(
     if let Some(row) = quota? {
         rows.push(row);
     }
-    Ok(Preflight { permissions: checks, method, rows, grant_note })
+    rows.push(organisation_row(&organisation));
+    Ok(Preflight { permissions: checks, method, rows, grant_note, organisation })
+}
+
+/// The "organisation" row: the SCPs' verdict, in the table's terms.
+fn organisation_row(organisation: &Organisation) -> Row {
+    let (check, standing, what_to_do) = organisation.row();
+    let status = match standing {
+        Standing::Ok => Status::Ok,
+        Standing::Failed => Status::Failed,
+        Standing::Unverified => Status::Unverified,
+    };
+    Row { area: "organisation".into(), check, status, what_to_do }
 }
 
 /// One row per denied action (explicit denials apart), with its resources; and one note on what grants them.
@@ -326,6 +348,9 @@ async fn user_quota(clients: &Clients, observed: &Observed, plan: &Plan) -> Resu
 /// warning with those it could not verify. `prefix` names the account in multi-account runs ("account
 /// 111122223333: "), and is empty otherwise.
 pub(crate) fn report(printer: &Printer, preflight: &Preflight, prefix: &str) {
+    if let Some(line) = preflight.organisation.notice() {
+        printer.info(&format!("{prefix}{line}"));
+    }
     let unverified = preflight.permissions.iter().filter(|p| matches!(p.verdict, Verdict::Unverified { .. })).count();
     let total = preflight.permissions.len();
     if unverified > 0 {

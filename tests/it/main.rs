@@ -24,4 +24,5 @@ mod realism;
 mod reliability;
 mod sandbox;
 mod schema;
+mod scp;
 mod verify;

@@ -22,13 +22,13 @@ fn python() -> std::path::PathBuf {
 }
 
 /// A document to validate: a name for messages, the `$defs` entry it must match, and the document.
-struct Doc {
+pub(crate) struct Doc {
     name: String,
     def: &'static str,
     document: Value,
 }
 
-fn doc(name: &str, def: &'static str, document: Value) -> Doc {
+pub(crate) fn doc(name: &str, def: &'static str, document: Value) -> Doc {
     Doc { name: name.to_string(), def, document }
 }
 
@@ -58,7 +58,7 @@ fn validate(docs: &[Doc]) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-fn assert_valid(docs: &[Doc]) {
+pub(crate) fn assert_valid(docs: &[Doc]) {
     let failures: Vec<String> = validate(docs)
         .into_iter()
         .filter(|(_, errors)| !errors.is_empty())

@@ -3,6 +3,7 @@
 // (src/policy_eval.rs) send it batches of cases, one JSON object a line on stdin, and read one line back each:
 //
 //   {"id": 1, "cases": [{"policies": [{"name": "P", "policy": {...}}], "boundaries": [...],
+//                        "scps": [{"orgIdentifier": "r-root", "policies": [{"name": "S", "policy": {...}}]}, ...],
 //                        "principal": "arn:...", "account": "123456789012", "action": "iam:PassRole",
 //                        "resource": "arn:...", "context": {"iam:PassedToService": "ec2.amazonaws.com"},
 //                        "mode": "Strict" | "Discovery"}, ...]}
@@ -17,6 +18,9 @@
 // invalid (an action it does not know, a resource of another type) and the decision comes from its evaluation
 // without validation. `conditional` (Discovery mode only) is true when the request is allowed only under
 // conditions on keys the context does not give, or a conditional Deny might apply.
+//
+// `scps` (optional) are the service control policies, one entry per level from the root down to the account
+// (the differential test of src/policy_eval/scp.rs).
 //
 // The process ends when stdin closes. Nothing here opens a network connection.
 
@@ -46,7 +50,7 @@ function simulation(c) {
     identityPolicies: c.policies || [],
     permissionBoundaryPolicies: c.boundaries && c.boundaries.length ? c.boundaries : undefined,
     resourcePolicy: c.resourcePolicy,
-    serviceControlPolicies: [],
+    serviceControlPolicies: c.scps || [],
     resourceControlPolicies: []
   }
 }
