@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tokio::sync::Semaphore;
 
 use crate::aws::{AwsSettings, CallStats};
 use crate::cli::BootstrapArgs;
@@ -114,7 +115,8 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
     // Apply, read back and (`--wait`) probe, account by account.
     let interrupted = Arc::new(AtomicBool::new(false));
     let watcher = (changes > 0).then(|| watch_interrupt(interrupted.clone()));
-    let applied = run.each(ready, |(unit, p)| apply_one(&run, unit, p, args, consent, &interrupted)).await;
+    let applied =
+        run.each_in_slots(ready, |(unit, p), slots| apply_one(&run, unit, p, args, consent, &interrupted, slots)).await;
     if let Some(w) = watcher {
         w.abort();
     }
@@ -244,8 +246,11 @@ async fn apply_one<'a>(
     args: &BootstrapArgs,
     consent: bool,
     interrupted: &Arc<AtomicBool>,
+    slots: Arc<Semaphore>,
 ) -> (Unit<'a>, Result<(Report, Result<ExitStatus>)>) {
     let result = async {
+        // The apply and its read-back in one of the --max-accounts slots; the --wait probes after it, outside.
+        let slot = slots.acquire_owned().await.map_err(|_| Error::aws("the accounts' slots were closed"))?;
         let Prepared { session, plan, .. } = p;
         let opts = guards::apply_options(&session, args, consent, interrupted);
         let (applied, remaining) = match plan.has_changes() {
@@ -255,6 +260,7 @@ async fn apply_one<'a>(
         let mut report = finish_report(&session, plan, applied, remaining, &opts.waits, run.started);
         let stopped = interrupted.load(Ordering::SeqCst);
         let mut outcome = outcome(&report, stopped);
+        drop(slot);
         if args.wait && outcome.is_ok() && !stopped {
             let timeout = Duration::from_secs(args.propagation_timeout);
             let (waited, failed) = wait::wait_usable(unit.printer, &session, timeout, run.started).await?;

@@ -25,7 +25,10 @@ pub(crate) mod report;
 pub(crate) mod wait;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Instant;
+
+use tokio::sync::Semaphore;
 
 use crate::account_list::Account;
 use crate::aws::{errors, AwsSettings, Clients};
@@ -166,6 +169,19 @@ impl Run {
     {
         let n = self.fleet().map_or(1, |f| f.max_accounts);
         fleet::in_a_pool(items, n, work).await
+    }
+
+    /// Like [`Run::each`], but every item starts at once and takes one of the `--max-accounts` slots only for the
+    /// part of its work that must be bounded (`work` is given the slots): `bootstrap --wait`'s probes, which
+    /// mostly wait for the services, do not hold back the next account's apply.
+    pub(crate) async fn each_in_slots<I, T, F, Fut>(&self, items: Vec<I>, work: F) -> Vec<T>
+    where
+        F: Fn(I, Arc<Semaphore>) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        let slots = Arc::new(Semaphore::new(self.fleet().map_or(1, |f| f.max_accounts)));
+        let n = items.len();
+        fleet::in_a_pool(items, n, |item| work(item, slots.clone())).await
     }
 
     /// The account's session: its caller and the stack rendered for its account; nothing of the stack is read.
