@@ -18,6 +18,7 @@ pub(crate) mod service_linked_role;
 pub(crate) mod services;
 pub(crate) mod tags;
 pub(crate) mod user;
+pub(crate) mod vocab;
 pub(crate) mod write;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,42 +30,12 @@ use access::{Permission, Scope};
 use plan::{Action, Key};
 use write::{Ctx, Outcome, Write};
 
+pub(crate) use vocab::{owned, Ownership, OWNER_TAG};
+
 use crate::aws::Clients;
 use crate::error::{Error, Result};
 use crate::stack::{Desired, Stack};
 use plan::Plan;
-
-/// Tag put on everything wfboot creates, valued with the stack name.
-pub(crate) const OWNER_TAG: &str = "wfboot:stack";
-
-/// Who a resource belongs to, as far as wfboot can tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Ownership {
-    /// Does not exist yet.
-    Absent,
-    /// Created by wfboot for this stack (tagged).
-    Stack,
-    /// Exists, but wfboot did not create it (or created it for another stack): changed only with consent.
-    Foreign,
-    /// Owned by AWS (service-linked roles) or the operator's own user: never tagged.
-    External,
-}
-
-impl Ownership {
-    pub(crate) fn from_tags<'a>(stack: &str, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Ownership {
-        let owner = tags.into_iter().find(|(k, _)| *k == OWNER_TAG).map(|(_, v)| v);
-        if owner == Some(stack) {
-            Ownership::Stack
-        } else {
-            Ownership::Foreign
-        }
-    }
-}
-
-pub(crate) fn owner_tag(stack: &str) -> aws_sdk_iam::types::Tag {
-    aws_sdk_iam::types::Tag::builder().key(OWNER_TAG).value(stack).build().expect("key and value are set")
-}
 
 /// What observing the account needs (plan and every bootstrap), on any resource.
 pub(crate) const READ_ACTIONS: &[&str] = &[
@@ -398,11 +369,6 @@ pub(crate) struct DestroyObserved {
     /// Who uses the roles and instance profiles of the region ([`consumers`]); read only when a role or profile of
     /// this stack's is there to delete.
     pub(crate) consumers: Option<consumers::Consumers>,
-}
-
-/// The resource carries this stack's ownership tag.
-pub(crate) fn owned(stack: &str, tags: &[(String, String)]) -> bool {
-    Ownership::from_tags(stack, tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) == Ownership::Stack
 }
 
 /// Read the account for destroying `desired`. Get/List calls only; the operator user is not read.

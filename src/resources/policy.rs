@@ -11,7 +11,8 @@ use serde_json::Value;
 use super::access::{Permission, Scope};
 use super::plan::{not_ours, DestroyResource, Key, Kind, ResourcePlan};
 use super::write::{conflict, plain, Call, Ctx, Outcome, Write};
-use super::{owner_tag, tags, Ownership};
+use super::tags;
+use super::vocab::{owner_tag, Ownership};
 use crate::aws::{errors, Clients};
 use crate::document;
 use crate::error::{Error, Result};
@@ -430,7 +431,7 @@ pub(crate) fn destroy_diff(
         (Some(_), Some(l)) => l,
     };
     let arn = &desired.arn;
-    let mut changes: Vec<super::Change> = l
+    let mut changes: Vec<super::plan::Change> = l
         .other_versions
         .iter()
         .map(|v| Change::DeletePolicyVersion { policy_arn: arn.clone(), version_id: v.clone() }.into())

@@ -11,7 +11,8 @@ use super::access::{ContextEntry, Permission, Scope};
 use super::consumers::LastUsed;
 use super::plan::{not_ours, DestroyResource, Key, Kind, ResourcePlan};
 use super::write::{conflict, not_propagated, plain, Call, Ctx, Outcome, Retry, Write};
-use super::{owner_tag, tags, Ownership};
+use super::tags;
+use super::vocab::{owner_tag, Ownership};
 use crate::aws::{errors, Clients};
 use crate::document;
 use crate::error::{Error, Result};
@@ -539,7 +540,7 @@ pub(crate) fn destroy_diff(
         (Some(r), Some(l)) => (r, l),
     };
     let name = &desired.name;
-    let mut changes: Vec<super::Change> = Vec::new();
+    let mut changes: Vec<super::plan::Change> = Vec::new();
     let mut notes = Vec::new();
     for p in &l.instance_profiles {
         changes.push(
@@ -590,7 +591,7 @@ mod tests {
             path: "/".into(),
             description: "d".into(),
             trust: d.trust.clone(),
-            tags: stack_tag.map(|s| vec![(super::super::OWNER_TAG.to_string(), s.to_string())]).unwrap_or_default(),
+            tags: stack_tag.map(|s| vec![(super::super::vocab::OWNER_TAG.to_string(), s.to_string())]).unwrap_or_default(),
             attached: d.policy_arns.iter().cloned().collect(),
             permissions_boundary: None,
             last_used: None,
@@ -645,7 +646,7 @@ mod tests {
         d.permissions_boundary = Some(BOUNDARY.into());
         d.tags.insert("CostCenter".into(), "42".into());
         let plan = diff("s", &d, None);
-        let super::super::Change::Role(Change::CreateRole { permissions_boundary, tags, .. }) = &plan.changes[0].change
+        let super::super::plan::Change::Role(Change::CreateRole { permissions_boundary, tags, .. }) = &plan.changes[0].change
         else {
             panic!("{:?}", plan.changes[0])
         };

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::access::{ContextEntry, Permission, Scope};
 use super::plan::{DestroyResource, Kind, ResourcePlan};
 use super::write::{plain, Call, Ctx, Outcome, Sent, Write};
-use super::Ownership;
+use super::vocab::Ownership;
 use crate::aws::{errors, Clients};
 use crate::error::{Error, Result};
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::access::{Permission, Scope};
 use super::plan::{DestroyResource, Key, Kind, ResourcePlan};
 use super::write::{not_propagated, plain, Call, Ctx, Outcome, Write};
-use super::Ownership;
+use super::vocab::Ownership;
 use crate::aws::{errors, Clients};
 use crate::error::{Error, Result};
 
@@ -107,7 +107,7 @@ pub(crate) fn attached_by(plan: &super::plan::Plan) -> Vec<String> {
         .filter(|r| r.kind == Kind::UserPolicies)
         .flat_map(|r| &r.changes)
         .filter_map(|c| match &c.change {
-            super::Change::User(Change::AttachUserPolicy { policy_arn, .. }) => Some(policy_arn.clone()),
+            super::plan::Change::User(Change::AttachUserPolicy { policy_arn, .. }) => Some(policy_arn.clone()),
             _ => None,
         })
         .collect()
