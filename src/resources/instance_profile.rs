@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::access::{ContextEntry, Permission, Scope};
+use super::kind::{each, DestroyCtx, ResourceKind};
 use super::plan::{not_ours, DestroyResource, Key, Kind, ResourcePlan};
 use super::write::{conflict, not_propagated, plain, Call, Ctx, Outcome, Write};
 use super::tags;
 use super::vocab::{owned, owner_tag, Ownership};
 use crate::aws::{errors, Clients};
 use crate::error::{Error, Result};
-use crate::stack::DesiredInstanceProfile;
+use crate::stack::{Desired, DesiredInstanceProfile, Stack};
 
 /// One write call to an instance profile. The variants are the IAM calls' names, which all end in
 /// `InstanceProfile`.
@@ -363,6 +364,41 @@ pub(crate) fn destroy_diff(
     }
     changes.push(Change::DeleteInstanceProfile { name: desired.name.clone() }.into());
     DestroyResource::delete(Kind::InstanceProfile, &desired.name, Ownership::Stack, changes, notes)
+}
+
+/// The stack's instance profiles, read by name.
+pub(crate) struct InstanceProfiles;
+
+impl ResourceKind for InstanceProfiles {
+    const WORD: &'static str = "instance profile";
+    const BY_NAME: bool = true;
+    const READ_ACTIONS: &'static [&'static str] = &["iam:GetInstanceProfile"];
+    type Change = Change;
+    type Observation = Vec<Option<ObservedInstanceProfile>>;
+
+    fn names_in_stack(stack: &Stack) -> Vec<String> {
+        stack.instance_profiles.iter().map(|p| p.name.clone()).collect()
+    }
+
+    fn names(desired: &Desired) -> Vec<String> {
+        desired.instance_profiles.iter().map(|p| p.name.clone()).collect()
+    }
+
+    async fn observe_named(clients: &Clients, names: &[String], _verifying: bool) -> Result<Self::Observation> {
+        futures::future::try_join_all(names.iter().map(|p| observe(clients, p))).await
+    }
+
+    fn diff(desired: &Desired, observed: &Self::Observation, _user: Option<&str>) -> Vec<ResourcePlan> {
+        each(&desired.instance_profiles, observed, |d, o| diff(&desired.stack, d, o))
+    }
+
+    fn keep_changed(desired: &mut Desired, changed: &dyn Fn(Option<&str>) -> bool) {
+        desired.instance_profiles.retain(|p| changed(Some(&p.name)));
+    }
+
+    fn destroy_diff(_: &Desired, _: &Self::Observation, ctx: &DestroyCtx<'_>) -> Vec<DestroyResource> {
+        ctx.decided(Kind::InstanceProfile)
+    }
 }
 
 #[cfg(test)]

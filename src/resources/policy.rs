@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::access::{Permission, Scope};
+use super::kind::{each, DestroyCtx, ResourceKind};
 use super::plan::{not_ours, DestroyResource, Key, Kind, ResourcePlan};
 use super::write::{conflict, plain, Call, Ctx, Outcome, Write};
 use super::tags;
@@ -16,7 +17,7 @@ use super::vocab::{owner_tag, Ownership};
 use crate::aws::{errors, Clients};
 use crate::document;
 use crate::error::{Error, Result};
-use crate::stack::DesiredPolicy;
+use crate::stack::{Desired, DesiredPolicy};
 
 /// One write call to a customer-managed policy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -451,6 +452,42 @@ pub(crate) fn destroy_diff(
     }
     changes.push(Change::DeletePolicy { policy_arn: arn.clone() }.into());
     DestroyResource::delete(Kind::Policy, &desired.name, Ownership::Stack, changes, notes)
+}
+
+/// The stack's customer managed policies, read once the account is known (their ARNs hold its id).
+pub(crate) struct Policies;
+
+impl ResourceKind for Policies {
+    const WORD: &'static str = "policy";
+    const BY_NAME: bool = false;
+    const READ_ACTIONS: &'static [&'static str] = &["iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions"];
+    type Change = Change;
+    type Observation = Vec<Option<ObservedPolicy>>;
+
+    async fn observe_in_account(
+        clients: &Clients,
+        desired: &Desired,
+        _user: Option<&str>,
+        verifying: bool,
+    ) -> Result<Self::Observation> {
+        futures::future::try_join_all(desired.policies.iter().map(|p| observe(clients, p, verifying))).await
+    }
+
+    fn provisional(desired: &Desired, _user: Option<&str>) -> Self::Observation {
+        vec![None; desired.policies.len()]
+    }
+
+    fn diff(desired: &Desired, observed: &Self::Observation, _user: Option<&str>) -> Vec<ResourcePlan> {
+        each(&desired.policies, observed, |d, o| diff(&desired.stack, d, o))
+    }
+
+    fn keep_changed(desired: &mut Desired, changed: &dyn Fn(Option<&str>) -> bool) {
+        desired.policies.retain(|p| changed(Some(&p.name)));
+    }
+
+    fn destroy_diff(_: &Desired, _: &Self::Observation, ctx: &DestroyCtx<'_>) -> Vec<DestroyResource> {
+        ctx.decided(Kind::Policy)
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::access::{ContextEntry, Permission, Scope};
+use super::kind::{each, DestroyCtx, ResourceKind};
 use super::consumers::LastUsed;
 use super::plan::{not_ours, DestroyResource, Key, Kind, ResourcePlan};
 use super::write::{conflict, not_propagated, plain, Call, Ctx, Outcome, Retry, Write};
@@ -16,7 +17,7 @@ use super::vocab::{owner_tag, Ownership};
 use crate::aws::{errors, Clients};
 use crate::document;
 use crate::error::{Error, Result};
-use crate::stack::DesiredRole;
+use crate::stack::{Desired, DesiredRole, Stack};
 
 /// One write call to a role.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -565,6 +566,46 @@ pub(crate) fn destroy_diff(
     }
     changes.push(Change::DeleteRole { name: name.clone() }.into());
     DestroyResource::delete(Kind::Role, name, Ownership::Stack, changes, notes)
+}
+
+/// The stack's roles, read by name.
+pub(crate) struct Roles;
+
+impl ResourceKind for Roles {
+    const WORD: &'static str = "role";
+    const BY_NAME: bool = true;
+    const READ_ACTIONS: &'static [&'static str] = &["iam:GetRole", "iam:ListAttachedRolePolicies"];
+    type Change = Change;
+    type Observation = Vec<Option<ObservedRole>>;
+
+    fn names_in_stack(stack: &Stack) -> Vec<String> {
+        stack.roles.iter().map(|r| r.name.clone()).collect()
+    }
+
+    fn names(desired: &Desired) -> Vec<String> {
+        desired.roles.iter().map(|r| r.name.clone()).collect()
+    }
+
+    async fn observe_named(clients: &Clients, names: &[String], verifying: bool) -> Result<Self::Observation> {
+        futures::future::try_join_all(names.iter().map(|r| observe(clients, r, verifying))).await
+    }
+
+    fn diff(desired: &Desired, observed: &Self::Observation, _user: Option<&str>) -> Vec<ResourcePlan> {
+        each(&desired.roles, observed, |d, o| diff(&desired.stack, d, o))
+    }
+
+    fn keep_changed(desired: &mut Desired, changed: &dyn Fn(Option<&str>) -> bool) {
+        desired.roles.retain(|r| changed(Some(&r.name)));
+    }
+
+    fn destroy_diff(_: &Desired, _: &Self::Observation, ctx: &DestroyCtx<'_>) -> Vec<DestroyResource> {
+        ctx.decided(Kind::Role)
+    }
+}
+
+/// The AWS-managed policies attached to the observed roles (known to exist).
+pub(crate) fn attached(observed: &[Option<ObservedRole>]) -> BTreeSet<String> {
+    observed.iter().flatten().flat_map(|r| r.attached.iter().cloned()).collect()
 }
 
 #[cfg(test)]
