@@ -80,7 +80,8 @@ async fn show(printer: &Printer, aws: &AwsSettings, args: &ShowArgs) -> Result<E
             if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(Error::usage(format!("--account-id `{id}` is not a 12-digit AWS account id")));
             }
-            let region = aws.region.clone().unwrap_or_else(|| crate::stack::partitions::iam_region(&args.partition).to_string());
+            let region =
+                aws.region.clone().unwrap_or_else(|| crate::stack::partitions::iam_region(&args.partition).to_string());
             Target { partition: args.partition.clone(), account_id: id.clone(), region }
         }
         None => {

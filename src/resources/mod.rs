@@ -28,14 +28,14 @@ use std::fmt;
 use serde::Serialize;
 
 use access::{Permission, Scope};
-use plan::{Action, Key};
 use kind::ResourceKind;
+use plan::{Action, Key};
 use write::{Ctx, Outcome, Write};
 
-pub(crate) use vocab::{owned, OWNER_TAG};
 /// For the tests of the engine and the commands, which build plans by hand.
 #[cfg(test)]
 pub(crate) use vocab::Ownership;
+pub(crate) use vocab::{owned, OWNER_TAG};
 
 use crate::aws::Clients;
 use crate::error::{Error, Result};

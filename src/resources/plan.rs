@@ -12,9 +12,9 @@ use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
 pub(crate) use super::consumers::{Consumer, LastUsed};
-pub(crate) use super::{Change, Kind};
 pub(crate) use super::vocab::Key;
 use super::vocab::{Ownership, OWNER_TAG};
+pub(crate) use super::{Change, Kind};
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct PlannedChange {

@@ -8,12 +8,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::access::{ContextEntry, Permission, Scope};
-use super::kind::{each, DestroyCtx, ResourceKind};
 use super::consumers::LastUsed;
+use super::kind::{each, DestroyCtx, ResourceKind};
 use super::plan::{not_ours, DestroyResource, Key, Kind, ResourcePlan};
-use super::write::{conflict, not_propagated, plain, Call, Ctx, Outcome, Retry, Write};
 use super::tags;
 use super::vocab::{owner_tag, Ownership};
+use super::write::{conflict, not_propagated, plain, Call, Ctx, Outcome, Retry, Write};
 use crate::aws::{errors, Clients};
 use crate::document;
 use crate::error::{Error, Result};
@@ -632,7 +632,9 @@ mod tests {
             path: "/".into(),
             description: "d".into(),
             trust: d.trust.clone(),
-            tags: stack_tag.map(|s| vec![(super::super::vocab::OWNER_TAG.to_string(), s.to_string())]).unwrap_or_default(),
+            tags: stack_tag
+                .map(|s| vec![(super::super::vocab::OWNER_TAG.to_string(), s.to_string())])
+                .unwrap_or_default(),
             attached: d.policy_arns.iter().cloned().collect(),
             permissions_boundary: None,
             last_used: None,
@@ -687,7 +689,8 @@ mod tests {
         d.permissions_boundary = Some(BOUNDARY.into());
         d.tags.insert("CostCenter".into(), "42".into());
         let plan = diff("s", &d, None);
-        let super::super::plan::Change::Role(Change::CreateRole { permissions_boundary, tags, .. }) = &plan.changes[0].change
+        let super::super::plan::Change::Role(Change::CreateRole { permissions_boundary, tags, .. }) =
+            &plan.changes[0].change
         else {
             panic!("{:?}", plan.changes[0])
         };

@@ -10,8 +10,8 @@ use serde::Serialize;
 use super::access::{Permission, Scope};
 use super::kind::{DestroyCtx, ResourceKind};
 use super::plan::{DestroyResource, Key, Kind, ResourcePlan};
-use super::write::{not_propagated, plain, Call, Ctx, Outcome, Write};
 use super::vocab::Ownership;
+use super::write::{not_propagated, plain, Call, Ctx, Outcome, Write};
 use crate::aws::{errors, Clients};
 use crate::error::{Error, Result};
 
@@ -240,7 +240,11 @@ impl ResourceKind for UserPolicies {
         }
     }
 
-    fn destroy_diff(desired: &crate::stack::Desired, _: &Option<ObservedUser>, _: &DestroyCtx<'_>) -> Vec<DestroyResource> {
+    fn destroy_diff(
+        desired: &crate::stack::Desired,
+        _: &Option<ObservedUser>,
+        _: &DestroyCtx<'_>,
+    ) -> Vec<DestroyResource> {
         destroy_diff(desired).into_iter().collect()
     }
 }

@@ -113,7 +113,10 @@ mod tests {
     fn iam_is_signed_for_the_partitions_global_region_but_in_china() {
         let regions: Vec<&str> =
             ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-moon"].into_iter().map(iam_region).collect();
-        assert_eq!(regions, ["us-east-1", "cn-north-1", "us-gov-west-1", "us-iso-east-1", "us-isob-east-1", "us-east-1"]);
+        assert_eq!(
+            regions,
+            ["us-east-1", "cn-north-1", "us-gov-west-1", "us-iso-east-1", "us-isob-east-1", "us-east-1"]
+        );
     }
 
     /// data/partitions.json is the partitions.json of the aws-sdk-iam that Cargo.lock pins: run
