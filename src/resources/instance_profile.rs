@@ -19,6 +19,7 @@ use crate::stack::{Desired, DesiredInstanceProfile, Stack};
 /// One write call to an instance profile. The variants are the IAM calls' names, which all end in
 /// `InstanceProfile`.
 #[allow(clippy::enum_variant_names)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "call", rename_all = "PascalCase")]
 pub(crate) enum Change {
@@ -37,6 +38,7 @@ pub(crate) enum Change {
         profile: String,
         keys: Vec<String>,
     },
+    #[cfg_attr(test, schemars(extend("x-made-by" = "both")))]
     RemoveRoleFromInstanceProfile {
         profile: String,
         role: String,
@@ -46,6 +48,7 @@ pub(crate) enum Change {
         role: String,
     },
     // Removals, made only by `destroy`.
+    #[cfg_attr(test, schemars(extend("x-made-by" = "destroy")))]
     DeleteInstanceProfile {
         name: String,
     },

@@ -48,6 +48,7 @@ use plan::Plan;
 macro_rules! registry {
     ($($variant:ident = $module:ident::$kind:ident => $field:ident, read $rank:literal;)*) => {
         /// The kinds of resource, as plans name them.
+        #[cfg_attr(test, derive(schemars::JsonSchema))]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
         #[serde(rename_all = "snake_case")]
         pub(crate) enum Kind {
@@ -232,6 +233,13 @@ macro_rules! registry {
                 })
             });)*
             part
+        }
+
+        /// Every kind's `Change`, as JSON schemas (each a `oneOf` of its calls), for docs/output.schema.json.
+        #[cfg(test)]
+        pub(crate) fn change_schemas() -> Vec<serde_json::Value> {
+            let generator = || schemars::generate::SchemaSettings::draft2020_12().for_serialize().into_generator();
+            vec![$(generator().into_root_schema_for::<<$module::$kind as ResourceKind>::Change>().to_value(),)*]
         }
 
         /// Every kind's destroy, in the registry's order.

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::stack::{Desired, DesiredPolicy};
 
 /// One write call to a customer-managed policy.
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "call", rename_all = "PascalCase")]
 pub(crate) enum Change {
@@ -43,6 +44,7 @@ pub(crate) enum Change {
         policy_arn: String,
         keys: Vec<String>,
     },
+    #[cfg_attr(test, schemars(extend("x-made-by" = "both")))]
     DeletePolicyVersion {
         policy_arn: String,
         version_id: String,
@@ -52,11 +54,13 @@ pub(crate) enum Change {
         document: Value,
     },
     // Removals, made only by `destroy`.
+    #[cfg_attr(test, schemars(extend("x-made-by" = "destroy")))]
     /// Detaching the policy from a group: only to delete the policy (wfboot attaches none to groups).
     DetachGroupPolicy {
         group: String,
         policy_arn: String,
     },
+    #[cfg_attr(test, schemars(extend("x-made-by" = "destroy")))]
     DeletePolicy {
         policy_arn: String,
     },

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::stack::{Desired, DesiredRole, Stack};
 
 /// One write call to a role.
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "call", rename_all = "PascalCase")]
 pub(crate) enum Change {
@@ -70,14 +71,17 @@ pub(crate) enum Change {
         keys: Vec<String>,
     },
     // Removals, made only by `destroy`.
+    #[cfg_attr(test, schemars(extend("x-made-by" = "destroy")))]
     DetachRolePolicy {
         role: String,
         policy_arn: String,
     },
+    #[cfg_attr(test, schemars(extend("x-made-by" = "destroy")))]
     DeleteRolePolicy {
         role: String,
         policy_name: String,
     },
+    #[cfg_attr(test, schemars(extend("x-made-by" = "destroy")))]
     DeleteRole {
         name: String,
     },

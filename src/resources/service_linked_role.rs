@@ -19,12 +19,14 @@ use crate::error::{Error, Result};
 use crate::stack::{Desired, Stack};
 
 /// One write call for a service-linked role.
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "call", rename_all = "PascalCase")]
 pub(crate) enum Change {
     CreateServiceLinkedRole {
         service: String,
     },
+    #[cfg_attr(test, schemars(extend("x-made-by" = "destroy")))]
     /// Deleted asynchronously by AWS: the change includes waiting for the deletion task's outcome.
     DeleteServiceLinkedRole {
         service: String,

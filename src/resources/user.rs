@@ -16,6 +16,7 @@ use crate::aws::{errors, Clients};
 use crate::error::{Error, Result};
 
 /// One write call to an IAM user's attachments.
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "call", rename_all = "PascalCase")]
 pub(crate) enum Change {
@@ -23,6 +24,7 @@ pub(crate) enum Change {
         user: String,
         policy_arn: String,
     },
+    #[cfg_attr(test, schemars(extend("x-made-by" = "destroy")))]
     /// Made only by `destroy`, to delete a policy of the stack attached to a user.
     DetachUserPolicy {
         user: String,
