@@ -391,6 +391,10 @@ impl ResourceKind for InstanceProfiles {
         futures::future::try_join_all(names.iter().map(|p| observe(clients, p))).await
     }
 
+    fn absent(desired: &Desired, _user: Option<&str>) -> Self::Observation {
+        vec![None; desired.instance_profiles.len()]
+    }
+
     fn diff(desired: &Desired, observed: &Self::Observation, _user: Option<&str>) -> Vec<ResourcePlan> {
         each(&desired.instance_profiles, observed, |d, o| diff(&desired.stack, d, o))
     }

@@ -53,8 +53,9 @@ pub(crate) trait ResourceKind {
         Ok(Self::Observation::default())
     }
 
-    /// What a kind read in the account is taken to be before it is read: absent.
-    fn provisional(_desired: &Desired, _user: Option<&str>) -> Self::Observation {
+    /// The observation when none of the stack's resources of the kind exists: a kind read in the account is taken
+    /// to be so before it is read.
+    fn absent(_desired: &Desired, _user: Option<&str>) -> Self::Observation {
         Self::Observation::default()
     }
 

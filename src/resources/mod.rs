@@ -139,6 +139,13 @@ macro_rules! registry {
             $(pub(crate) $field: <$module::$kind as ResourceKind>::Observation,)*
         }
 
+        impl Observed {
+            /// The observation of an account where none of `desired` exists.
+            pub(crate) fn absent(desired: &Desired, user_name: Option<&str>) -> Observed {
+                Observed { $($field: <$module::$kind as ResourceKind>::absent(desired, user_name),)* }
+            }
+        }
+
         /// The names of the stack's resources of the kinds read by name, in the stack's order. Reading these needs
         /// no account id, so it can start before sts:GetCallerIdentity has answered.
         #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +218,7 @@ macro_rules! registry {
                     $($field: if <$module::$kind as ResourceKind>::BY_NAME {
                         self.$field.clone()
                     } else {
-                        <$module::$kind as ResourceKind>::provisional(desired, user_name)
+                        <$module::$kind as ResourceKind>::absent(desired, user_name)
                     },)*
                 }
             }

@@ -477,7 +477,7 @@ impl ResourceKind for Policies {
         futures::future::try_join_all(desired.policies.iter().map(|p| observe(clients, p, verifying))).await
     }
 
-    fn provisional(desired: &Desired, _user: Option<&str>) -> Self::Observation {
+    fn absent(desired: &Desired, _user: Option<&str>) -> Self::Observation {
         vec![None; desired.policies.len()]
     }
 

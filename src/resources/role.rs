@@ -594,6 +594,10 @@ impl ResourceKind for Roles {
         futures::future::try_join_all(names.iter().map(|r| observe(clients, r, verifying))).await
     }
 
+    fn absent(desired: &Desired, _user: Option<&str>) -> Self::Observation {
+        vec![None; desired.roles.len()]
+    }
+
     fn diff(desired: &Desired, observed: &Self::Observation, _user: Option<&str>) -> Vec<ResourcePlan> {
         each(&desired.roles, observed, |d, o| diff(&desired.stack, d, o))
     }

@@ -261,6 +261,10 @@ impl ResourceKind for ServiceLinkedRoles {
         observe_all(clients, names).await
     }
 
+    fn absent(desired: &Desired, _user: Option<&str>) -> Self::Observation {
+        vec![None; desired.service_linked_roles.len()]
+    }
+
     fn diff(desired: &Desired, observed: &Self::Observation, _user: Option<&str>) -> Vec<ResourcePlan> {
         desired.service_linked_roles.iter().zip(observed).map(|(s, o)| diff(s, o.as_deref())).collect()
     }

@@ -225,7 +225,7 @@ impl ResourceKind for UserPolicies {
     }
 
     /// The operator user (when there is one) taken as having none of the stack's policies.
-    fn provisional(_desired: &crate::stack::Desired, user: Option<&str>) -> Option<ObservedUser> {
+    fn absent(_desired: &crate::stack::Desired, user: Option<&str>) -> Option<ObservedUser> {
         user.map(|_| ObservedUser::default())
     }
 
