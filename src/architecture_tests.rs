@@ -254,6 +254,64 @@ fn no_module_imports_one_that_imports_it_back() {
     assert_eq!(cycle(&siblings), None, "an import circle between the files of one directory");
 }
 
+/// The files the registry (`resources/mod.rs`) lists as kinds: the modules of its `registry!` lines.
+fn kind_files(sources: &[Source]) -> Vec<&Source> {
+    let registry = sources.iter().find(|s| s.module == ["resources"]).expect("resources/mod.rs");
+    let lines = &registry.text[registry.text.rfind("registry! {").expect("the registry! list")..];
+    let lines = &lines[..lines.find('}').unwrap_or(lines.len())];
+    let kinds: BTreeSet<&str> = lines.lines().filter_map(|l| l.split('=').nth(1)?.trim().split("::").next()).collect();
+    sources
+        .iter()
+        .filter(|s| s.module.len() == 2 && s.module[0] == "resources" && kinds.contains(s.module[1].as_str()))
+        .collect()
+}
+
+/// What `text` (a file of `resources/`) takes from the registry itself: `super::NAME` and
+/// `crate::resources::NAME` where NAME is no module of `resources/`.
+fn from_the_registry(text: &str, known: &BTreeSet<Vec<String>>) -> Vec<String> {
+    let mut found = Vec::new();
+    for prefix in ["super::", "crate::resources::"] {
+        for (i, _) in text.match_indices(prefix) {
+            if prefix == "super::" && (text[..i].ends_with("::") || text[..i].ends_with("super::")) {
+                continue;
+            }
+            let rest = &text[i + prefix.len()..];
+            if rest.starts_with("super::") {
+                continue;
+            }
+            let names: Vec<String> = if let Some(group) = rest.strip_prefix('{') {
+                group[..group.find('}').unwrap_or(group.len())].split(',').map(|n| n.trim().to_string()).collect()
+            } else {
+                vec![rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect()]
+            };
+            for name in names.into_iter().filter(|n| !n.is_empty() && n != "self") {
+                let first = name.split("::").next().unwrap_or_default().to_string();
+                if !known.contains(&vec!["resources".to_string(), first]) {
+                    found.push(format!("{prefix}{name}"));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A kind's file takes the shared words from `resources/vocab.rs` and the trait from `resources/kind.rs`, never
+/// anything from the registry, which imports every kind.
+#[test]
+fn no_kind_imports_the_registry() {
+    let sources = sources();
+    let known: BTreeSet<Vec<String>> = sources.iter().map(|s| s.module.clone()).collect();
+    let kinds = kind_files(&sources);
+    assert!(kinds.len() >= 5, "the registry's kinds: {:?}", kinds.iter().map(|s| &s.path).collect::<Vec<_>>());
+    let mut found = Vec::new();
+    for s in kinds {
+        for name in from_the_registry(&s.text, &known) {
+            found.push(format!("{}: {name}", s.path.display()));
+        }
+    }
+    assert!(found.is_empty(), "a kind takes from the registry (use resources::vocab):\n{}", found.join("\n"));
+}
+
 #[test]
 fn the_checks_see_what_they_look_for() {
     let (text, mods) =
@@ -267,4 +325,14 @@ fn the_checks_see_what_they_look_for() {
         .collect();
     assert!(cycle(&edges).is_some());
     assert!(!sources().is_empty());
+    let known: BTreeSet<Vec<String>> =
+        [vec!["resources".to_string(), "vocab".to_string()], vec!["resources".to_string(), "plan".to_string()]].into();
+    assert_eq!(
+        from_the_registry("use super::{owner_tag, Ownership};\nuse super::vocab::Key; super::plan::Kind", &known),
+        ["super::owner_tag", "super::Ownership"]
+    );
+    assert_eq!(
+        from_the_registry("use crate::resources::Change; super::super::X", &known),
+        ["crate::resources::Change"]
+    );
 }

@@ -20,6 +20,8 @@ mod policy_eval;
 mod prompt;
 mod resources;
 mod review;
+#[cfg(test)]
+mod schema;
 mod stack;
 mod validate;
 mod verify;

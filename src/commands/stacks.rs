@@ -80,7 +80,8 @@ async fn show(printer: &Printer, aws: &AwsSettings, args: &ShowArgs) -> Result<E
             if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(Error::usage(format!("--account-id `{id}` is not a 12-digit AWS account id")));
             }
-            let region = aws.region.clone().unwrap_or_else(|| default_region(&args.partition).to_string());
+            let region =
+                aws.region.clone().unwrap_or_else(|| crate::stack::partitions::iam_region(&args.partition).to_string());
             Target { partition: args.partition.clone(), account_id: id.clone(), region }
         }
         None => {
@@ -107,16 +108,6 @@ async fn show(printer: &Printer, aws: &AwsSettings, args: &ShowArgs) -> Result<E
         printer.result(&out);
     }
     Ok(ExitStatus::Success)
-}
-
-fn default_region(partition: &str) -> &'static str {
-    match partition {
-        "aws-cn" => "cn-north-1",
-        "aws-us-gov" => "us-gov-west-1",
-        "aws-iso" => "us-iso-east-1",
-        "aws-iso-b" => "us-isob-east-1",
-        _ => "us-east-1",
-    }
 }
 
 fn render_text(stack: &Stack, d: &crate::stack::Desired) -> String {

@@ -204,7 +204,7 @@ mod tests {
     use super::*;
     use crate::resources::plan::{Kind, ResourcePlan};
     use crate::resources::Ownership;
-    use crate::resources::{instance_profile, role, service_linked_role, Change};
+    use crate::resources::{role, service_linked_role, Change};
     use crate::stack::Target;
 
     #[derive(Default)]
@@ -586,34 +586,5 @@ mod tests {
         let Outcome::Failed { error } = &applied[0].outcome else { panic!("{applied:?}") };
         assert!(error.contains("DeleteConflict") && error.contains("must detach"), "{error}");
         assert_eq!(delete.num_calls(), 1);
-    }
-
-    #[tokio::test]
-    async fn limit_exceeded_on_adding_the_role_is_done_when_the_profile_holds_it_already_by_the_code_alone() {
-        use aws_sdk_iam::operation::add_role_to_instance_profile::AddRoleToInstanceProfileError;
-        use aws_sdk_iam::operation::get_instance_profile::GetInstanceProfileOutput;
-        let add = mock!(Client::add_role_to_instance_profile).then_error(|| {
-            // The message is not what the code reads: only the code says what happened.
-            AddRoleToInstanceProfileError::generic(meta("LimitExceeded", "Cannot exceed quota"))
-        });
-        let get = mock!(Client::get_instance_profile).then_output(|| {
-            let role = created().role.unwrap();
-            let profile = aws_sdk_iam::types::InstanceProfile::builder()
-                .path("/")
-                .instance_profile_name("P")
-                .instance_profile_id("AIPA")
-                .arn("arn:aws:iam::111122223333:instance-profile/P")
-                .create_date(aws_smithy_types::DateTime::from_secs(0))
-                .roles(role)
-                .build()
-                .unwrap();
-            GetInstanceProfileOutput::builder().instance_profile(profile).build()
-        });
-        let changes = [removal(Change::from(instance_profile::Change::AddRoleToInstanceProfile {
-            profile: "P".into(),
-            role: "R".into(),
-        }))];
-        let applied = apply_removals(mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&add, &get]), &changes).await;
-        assert_eq!(applied[0].outcome, Outcome::AlreadyDone);
     }
 }

@@ -101,13 +101,7 @@ mod tests {
     fn fresh_plan(stack: &str) -> (Plan, Desired) {
         let target = Target { partition: "aws".into(), account_id: "111122223333".into(), region: "us-east-1".into() };
         let desired = Stack::resolve(Some(stack)).unwrap().render(&target).unwrap();
-        let observed = Observed {
-            user: Some(Default::default()),
-            policies: vec![None; desired.policies.len()],
-            roles: vec![None; desired.roles.len()],
-            instance_profiles: vec![None; desired.instance_profiles.len()],
-            service_linked_roles: vec![None; desired.service_linked_roles.len()],
-        };
+        let observed = Observed::absent(&desired, Some("demo"));
         (diff(&desired, &observed, Some("demo")), desired)
     }
 

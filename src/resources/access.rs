@@ -69,13 +69,7 @@ impl Permission {
 /// with one endpoint per partition): "requests to IAM ... the region is us-east-1"
 /// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-requestedregion).
 pub(crate) fn iam_region(partition: &str) -> &'static str {
-    match partition {
-        "aws-cn" => "cn-north-1",
-        "aws-us-gov" => "us-gov-west-1",
-        "aws-iso" => "us-iso-east-1",
-        "aws-iso-b" => "us-isob-east-1",
-        _ => "us-east-1",
-    }
+    crate::stack::partitions::iam_region(partition)
 }
 
 /// The services a role's trust document lets assume it (`Service` principals), which are the services the role is
@@ -120,7 +114,7 @@ impl Scope<'_> {
     /// (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_iam-tags.html#access_iam-tags_control-tags).
     pub(crate) fn tagged(&self, p: Permission, tags: &std::collections::BTreeMap<String, String>) -> Permission {
         let mut all = tags.clone();
-        all.insert(super::OWNER_TAG.to_string(), self.desired.stack.clone());
+        all.insert(super::vocab::OWNER_TAG.to_string(), self.desired.stack.clone());
         requesting(p, &all)
     }
 

@@ -87,7 +87,6 @@ fn observed() -> DestroyObserved {
     };
     DestroyObserved {
         observed: Observed {
-            user: None,
             policies: vec![Some(policy)],
             roles: vec![
                 Some(role(tag("s"), &[POLICY, "arn:aws:iam::aws:policy/Extra"])),
@@ -99,6 +98,7 @@ fn observed() -> DestroyObserved {
                 tags: tag("s"),
             })],
             service_linked_roles: vec![Some("AWSServiceRoleForEC2Spot".into())],
+            ..Observed::absent(&desired(), None)
         },
         roles: vec![Some(RoleLinks { instance_profiles: vec!["R".into()], inline_policies: vec![] }), None],
         policies: vec![Some(PolicyLinks {
@@ -157,13 +157,7 @@ fn another_stacks_resource_is_left_alone_and_an_absent_stack_has_nothing_to_do()
 
     let d = desired();
     let empty = DestroyObserved {
-        observed: Observed {
-            user: None,
-            policies: vec![None],
-            roles: vec![None, None],
-            instance_profiles: vec![None],
-            service_linked_roles: vec![None],
-        },
+        observed: Observed::absent(&d, None),
         roles: vec![None, None],
         policies: vec![None],
         consumers: None,

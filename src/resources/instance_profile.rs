@@ -7,16 +7,19 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::access::{ContextEntry, Permission, Scope};
+use super::kind::{each, DestroyCtx, ResourceKind};
 use super::plan::{not_ours, DestroyResource, Key, Kind, ResourcePlan};
+use super::tags;
+use super::vocab::{owned, owner_tag, Ownership};
 use super::write::{conflict, not_propagated, plain, Call, Ctx, Outcome, Write};
-use super::{owner_tag, tags, Ownership};
 use crate::aws::{errors, Clients};
 use crate::error::{Error, Result};
-use crate::stack::DesiredInstanceProfile;
+use crate::stack::{Desired, DesiredInstanceProfile, Stack};
 
 /// One write call to an instance profile. The variants are the IAM calls' names, which all end in
 /// `InstanceProfile`.
 #[allow(clippy::enum_variant_names)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "call", rename_all = "PascalCase")]
 pub(crate) enum Change {
@@ -35,6 +38,7 @@ pub(crate) enum Change {
         profile: String,
         keys: Vec<String>,
     },
+    #[cfg_attr(test, schemars(extend("x-made-by" = "both")))]
     RemoveRoleFromInstanceProfile {
         profile: String,
         role: String,
@@ -44,6 +48,7 @@ pub(crate) enum Change {
         role: String,
     },
     // Removals, made only by `destroy`.
+    #[cfg_attr(test, schemars(extend("x-made-by" = "destroy")))]
     DeleteInstanceProfile {
         name: String,
     },
@@ -335,7 +340,7 @@ pub(crate) fn destroy_diff(
 ) -> DestroyResource {
     let p = match observed {
         None => return DestroyResource::absent(Kind::InstanceProfile, &desired.name),
-        Some(p) if !super::owned(stack, &p.tags) => {
+        Some(p) if !owned(stack, &p.tags) => {
             return DestroyResource::left_alone(
                 Kind::InstanceProfile,
                 &desired.name,
@@ -348,7 +353,7 @@ pub(crate) fn destroy_diff(
     let mut changes = Vec::new();
     let mut notes = Vec::new();
     for role in &p.roles {
-        let remove = super::Change::from(Change::RemoveRoleFromInstanceProfile {
+        let remove = super::plan::Change::from(Change::RemoveRoleFromInstanceProfile {
             profile: desired.name.clone(),
             role: role.clone(),
         });
@@ -362,4 +367,156 @@ pub(crate) fn destroy_diff(
     }
     changes.push(Change::DeleteInstanceProfile { name: desired.name.clone() }.into());
     DestroyResource::delete(Kind::InstanceProfile, &desired.name, Ownership::Stack, changes, notes)
+}
+
+/// The stack's instance profiles, read by name.
+pub(crate) struct InstanceProfiles;
+
+impl ResourceKind for InstanceProfiles {
+    const WORD: &'static str = "instance profile";
+    const BY_NAME: bool = true;
+    const READ_ACTIONS: &'static [&'static str] = &["iam:GetInstanceProfile"];
+    type Change = Change;
+    type Observation = Vec<Option<ObservedInstanceProfile>>;
+
+    fn names_in_stack(stack: &Stack) -> Vec<String> {
+        stack.instance_profiles.iter().map(|p| p.name.clone()).collect()
+    }
+
+    fn names(desired: &Desired) -> Vec<String> {
+        desired.instance_profiles.iter().map(|p| p.name.clone()).collect()
+    }
+
+    async fn observe_named(clients: &Clients, names: &[String], _verifying: bool) -> Result<Self::Observation> {
+        futures::future::try_join_all(names.iter().map(|p| observe(clients, p))).await
+    }
+
+    fn absent(desired: &Desired, _user: Option<&str>) -> Self::Observation {
+        vec![None; desired.instance_profiles.len()]
+    }
+
+    fn diff(desired: &Desired, observed: &Self::Observation, _user: Option<&str>) -> Vec<ResourcePlan> {
+        each(&desired.instance_profiles, observed, |d, o| diff(&desired.stack, d, o))
+    }
+
+    fn keep_changed(desired: &mut Desired, changed: &dyn Fn(Option<&str>) -> bool) {
+        desired.instance_profiles.retain(|p| changed(Some(&p.name)));
+    }
+
+    fn destroy_diff(_: &Desired, _: &Self::Observation, ctx: &DestroyCtx<'_>) -> Vec<DestroyResource> {
+        ctx.decided(Kind::InstanceProfile)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    use aws_sdk_iam::operation::add_role_to_instance_profile::AddRoleToInstanceProfileError;
+    use aws_sdk_iam::operation::get_instance_profile::GetInstanceProfileOutput;
+    use aws_sdk_iam::Client;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    use super::*;
+    use crate::resources::write::{ApplyObserver, ApplyOptions, Waits};
+
+    struct Quiet;
+    impl ApplyObserver for Quiet {
+        fn finished(&self, _: &crate::resources::plan::PlannedChange, _: &Outcome) {}
+        fn waiting(&self, _: &str) {}
+    }
+
+    fn desired() -> DesiredInstanceProfile {
+        DesiredInstanceProfile { name: "P".into(), path: "/".into(), role: "R".into(), tags: BTreeMap::new() }
+    }
+
+    fn observed(roles: &[&str], owner: Option<&str>) -> ObservedInstanceProfile {
+        ObservedInstanceProfile {
+            path: "/".into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            tags: owner.map(|s| vec![(super::super::vocab::OWNER_TAG.to_string(), s.to_string())]).unwrap_or_default(),
+        }
+    }
+
+    fn ops(plan: &ResourcePlan) -> Vec<&'static str> {
+        plan.changes.iter().map(|c| c.change.operation()).collect()
+    }
+
+    #[test]
+    fn a_missing_profile_is_created_and_given_its_role() {
+        let plan = diff("s", &desired(), None);
+        assert_eq!(plan.ownership, Ownership::Absent);
+        assert_eq!(ops(&plan), ["CreateInstanceProfile", "AddRoleToInstanceProfile"]);
+    }
+
+    #[test]
+    fn a_profile_holding_another_role_has_it_taken_out_before_ours_goes_in() {
+        let plan = diff("s", &desired(), Some(&observed(&["Other"], Some("s"))));
+        assert_eq!(ops(&plan), ["RemoveRoleFromInstanceProfile", "AddRoleToInstanceProfile"]);
+        let add = &plan.changes[1].change;
+        assert!(add.needs().contains(&Key::InstanceProfileReleased("P".into())), "{:?}", add.needs());
+        assert!(plan.changes[0].change.provides().contains(&Key::InstanceProfileReleased("P".into())));
+    }
+
+    #[test]
+    fn a_profile_of_another_stack_is_deleted_by_none_and_one_of_ours_after_its_role_is_out() {
+        let foreign = destroy_diff("s", &desired(), Some(&observed(&["R"], Some("other"))), &[]);
+        assert!(foreign.changes.is_empty() && foreign.ownership == Ownership::Foreign, "{foreign:?}");
+        let ours = destroy_diff("s", &desired(), Some(&observed(&["R"], Some("s"))), &[]);
+        let ops: Vec<&str> = ours.changes.iter().map(|c| c.change.operation()).collect();
+        assert_eq!(ops, ["RemoveRoleFromInstanceProfile", "DeleteInstanceProfile"]);
+    }
+
+    #[tokio::test]
+    async fn limit_exceeded_on_adding_the_role_is_done_when_the_profile_holds_it_already_by_the_code_alone() {
+        let add = mock!(Client::add_role_to_instance_profile).then_error(|| {
+            // The message is not what the code reads: only the code says what happened.
+            let meta = aws_smithy_types::error::ErrorMetadata::builder()
+                .code("LimitExceeded")
+                .message("Cannot exceed quota")
+                .build();
+            AddRoleToInstanceProfileError::generic(meta)
+        });
+        let get = mock!(Client::get_instance_profile).then_output(|| {
+            let role = aws_sdk_iam::types::Role::builder()
+                .path("/")
+                .role_name("R")
+                .role_id("AROAEXAMPLE")
+                .arn("arn:aws:iam::111122223333:role/R")
+                .create_date(aws_smithy_types::DateTime::from_secs(0))
+                .build()
+                .unwrap();
+            let profile = aws_sdk_iam::types::InstanceProfile::builder()
+                .path("/")
+                .instance_profile_name("P")
+                .instance_profile_id("AIPA")
+                .arn("arn:aws:iam::111122223333:instance-profile/P")
+                .create_date(aws_smithy_types::DateTime::from_secs(0))
+                .roles(role)
+                .build()
+                .unwrap();
+            GetInstanceProfileOutput::builder().instance_profile(profile).build()
+        });
+        let clients = Clients::with_iam(mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&add, &get]));
+        let opts = ApplyOptions {
+            stack: "s".into(),
+            consent: true,
+            propagation_timeout: Duration::from_secs(10),
+            deletion_timeout: Duration::from_secs(10),
+            interrupted: Arc::new(AtomicBool::new(false)),
+            waits: Arc::new(Waits::default()),
+        };
+        let mut ctx = Ctx {
+            clients: &clients,
+            opts: &opts,
+            observer: &Quiet,
+            retries: 0,
+            waited: Duration::ZERO,
+            lost_answer: false,
+        };
+        let change = Change::AddRoleToInstanceProfile { profile: "P".into(), role: "R".into() };
+        let (outcome, _) = change.execute(&mut ctx, false).await.unwrap();
+        assert_eq!(outcome, Outcome::AlreadyDone);
+    }
 }

@@ -9,6 +9,7 @@ pub(crate) mod consumers;
 #[cfg(feature = "ec2")]
 pub(crate) mod instance;
 pub(crate) mod instance_profile;
+pub(crate) mod kind;
 pub(crate) mod managed_policy;
 pub(crate) mod permissions;
 pub(crate) mod plan;
@@ -18,6 +19,7 @@ pub(crate) mod service_linked_role;
 pub(crate) mod services;
 pub(crate) mod tags;
 pub(crate) mod user;
+pub(crate) mod vocab;
 pub(crate) mod write;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,231 +28,288 @@ use std::fmt;
 use serde::Serialize;
 
 use access::{Permission, Scope};
+use kind::ResourceKind;
 use plan::{Action, Key};
 use write::{Ctx, Outcome, Write};
+
+/// For the tests of the engine and the commands, which build plans by hand.
+#[cfg(test)]
+pub(crate) use vocab::Ownership;
+pub(crate) use vocab::{owned, OWNER_TAG};
 
 use crate::aws::Clients;
 use crate::error::{Error, Result};
 use crate::stack::{Desired, Stack};
 use plan::Plan;
 
-/// Tag put on everything wfboot creates, valued with the stack name.
-pub(crate) const OWNER_TAG: &str = "wfboot:stack";
-
-/// Who a resource belongs to, as far as wfboot can tell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Ownership {
-    /// Does not exist yet.
-    Absent,
-    /// Created by wfboot for this stack (tagged).
-    Stack,
-    /// Exists, but wfboot did not create it (or created it for another stack): changed only with consent.
-    Foreign,
-    /// Owned by AWS (service-linked roles) or the operator's own user: never tagged.
-    External,
-}
-
-impl Ownership {
-    pub(crate) fn from_tags<'a>(stack: &str, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Ownership {
-        let owner = tags.into_iter().find(|(k, _)| *k == OWNER_TAG).map(|(_, v)| v);
-        if owner == Some(stack) {
-            Ownership::Stack
-        } else {
-            Ownership::Foreign
+/// The registry: every kind, in the order plans list them. A line is the kind's name in plans
+/// (`Kind::InstanceProfile`, serialised `instance_profile`), its type ([`kind::ResourceKind`]), its field in
+/// the observation, and the place of its Get/List actions in the read statement ([`READ_ACTIONS`]).
+macro_rules! registry {
+    ($($variant:ident = $module:ident::$kind:ident => $field:ident, read $rank:literal;)*) => {
+        /// The kinds of resource, as plans name them.
+        #[cfg_attr(test, derive(schemars::JsonSchema))]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub(crate) enum Kind {
+            $($variant,)*
         }
+
+        impl Kind {
+            fn word(self) -> &'static str {
+                match self {
+                    $(Kind::$variant => <$module::$kind as ResourceKind>::WORD,)*
+                }
+            }
+
+            /// Its resources are read by name alone, before the account id is known ([`Names`]).
+            pub(crate) fn found_by_name(self) -> bool {
+                match self {
+                    $(Kind::$variant => <$module::$kind as ResourceKind>::BY_NAME,)*
+                }
+            }
+        }
+
+        /// One write call, of any kind: the kinds' own changes, each serialised as that kind's (`{"call": ...}`).
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(untagged)]
+        pub(crate) enum Change {
+            $($variant(<$module::$kind as ResourceKind>::Change),)*
+        }
+
+        $(impl From<<$module::$kind as ResourceKind>::Change> for Change {
+            fn from(c: <$module::$kind as ResourceKind>::Change) -> Change {
+                Change::$variant(c)
+            }
+        })*
+
+        impl Change {
+            pub(crate) fn operation(&self) -> &'static str {
+                match self {
+                    $(Change::$variant(c) => c.operation(),)*
+                }
+            }
+
+            pub(crate) fn needs(&self) -> Vec<Key> {
+                match self {
+                    $(Change::$variant(c) => c.needs(),)*
+                }
+            }
+
+            pub(crate) fn provides(&self) -> Vec<Key> {
+                match self {
+                    $(Change::$variant(c) => c.provides(),)*
+                }
+            }
+
+            pub(crate) fn permissions(&self, scope: &Scope<'_>) -> Vec<Permission> {
+                match self {
+                    $(Change::$variant(c) => c.permissions(scope),)*
+                }
+            }
+
+            /// The two make the same write (see each kind's [`Write::same_write`]).
+            pub(crate) fn same_write(&self, other: &Change) -> bool {
+                match (self, other) {
+                    $((Change::$variant(a), Change::$variant(b)) => a.same_write(b),)*
+                    #[allow(unreachable_patterns)]
+                    _ => false,
+                }
+            }
+
+            /// Send the call ([`Write::execute`]).
+            pub(crate) async fn execute(&self, ctx: &mut Ctx<'_>, after_dependency: bool) -> Result<(Outcome, bool)> {
+                match self {
+                    $(Change::$variant(c) => c.execute(ctx, after_dependency).await,)*
+                }
+            }
+        }
+
+        impl fmt::Display for Change {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $(Change::$variant(c) => c.fmt(f),)*
+                }
+            }
+        }
+
+        /// Everything observed about the desired resources, a part per kind.
+        #[derive(Debug, Clone, Default)]
+        pub(crate) struct Observed {
+            $(pub(crate) $field: <$module::$kind as ResourceKind>::Observation,)*
+        }
+
+        #[cfg(test)]
+        impl Observed {
+            /// The observation of an account where none of `desired` exists (for tests that plan a fresh account).
+            pub(crate) fn absent(desired: &Desired, user_name: Option<&str>) -> Observed {
+                Observed { $($field: <$module::$kind as ResourceKind>::absent(desired, user_name),)* }
+            }
+        }
+
+        /// The names of the stack's resources of the kinds read by name, in the stack's order. Reading these needs
+        /// no account id, so it can start before sts:GetCallerIdentity has answered.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub(crate) struct Names {
+            $($field: Vec<String>,)*
+        }
+
+        impl Names {
+            pub(crate) fn of_stack(stack: &Stack) -> Names {
+                Names { $($field: <$module::$kind as ResourceKind>::names_in_stack(stack),)* }
+            }
+
+            pub(crate) fn of_desired(desired: &Desired) -> Names {
+                Names { $($field: <$module::$kind as ResourceKind>::names(desired),)* }
+            }
+        }
+
+        /// What [`observe_named`] read: the part of [`Observed`] that is found by name alone.
+        #[derive(Debug, Clone, Default)]
+        pub(crate) struct NamedObservation {
+            names: Option<Names>,
+            $($field: <$module::$kind as ResourceKind>::Observation,)*
+        }
+
+        /// The part of the observation that needs the account (the kinds not read by name alone).
+        #[derive(Debug, Clone, Default)]
+        pub(crate) struct AccountPart {
+            $($field: <$module::$kind as ResourceKind>::Observation,)*
+        }
+
+        /// Read the stack's resources of the kinds read by name. Only Get/List calls.
+        pub(crate) async fn observe_named(
+            clients: &Clients,
+            names: &Names,
+            verifying: bool,
+        ) -> Result<NamedObservation> {
+            let ($($field,)*) = tokio::try_join!($(
+                <$module::$kind as ResourceKind>::observe_named(clients, &names.$field, verifying),
+            )*)?;
+            Ok(NamedObservation { names: Some(names.clone()), $($field,)* })
+        }
+
+        /// The part of the observation that needs the account: the stack's own policies (their ARNs hold the
+        /// account id) and the operator user's attachments.
+        pub(crate) async fn observe_account_part(
+            clients: &Clients,
+            desired: &Desired,
+            user_name: Option<&str>,
+            verifying: bool,
+        ) -> Result<AccountPart> {
+            let ($($field,)*) = tokio::try_join!($(
+                <$module::$kind as ResourceKind>::observe_in_account(clients, desired, user_name, verifying),
+            )*)?;
+            Ok(AccountPart { $($field,)* })
+        }
+
+        impl NamedObservation {
+            fn complete(self, account: AccountPart) -> Observed {
+                Observed {
+                    $($field: if <$module::$kind as ResourceKind>::BY_NAME { self.$field } else { account.$field },)*
+                }
+            }
+
+            /// The observation as far as names alone tell: the kinds read in the account taken as absent (the
+            /// stack's policies) or as having none of the stack's (the operator user, when there is one). A plan
+            /// made from it holds every change of the real plan except, for a policy that exists with another
+            /// document, its new version.
+            pub(crate) fn provisional(&self, desired: &Desired, user_name: Option<&str>) -> Observed {
+                Observed {
+                    $($field: if <$module::$kind as ResourceKind>::BY_NAME {
+                        self.$field.clone()
+                    } else {
+                        <$module::$kind as ResourceKind>::absent(desired, user_name)
+                    },)*
+                }
+            }
+        }
+
+        /// The plan for `desired` given what was observed, each kind planning its own. Pure: no AWS access.
+        pub(crate) fn diff(desired: &Desired, observed: &Observed, user_name: Option<&str>) -> Plan {
+            let mut resources = Vec::new();
+            $(resources.extend(<$module::$kind as ResourceKind>::diff(desired, &observed.$field, user_name));)*
+            Plan::new(&desired.stack, &desired.target, user_name.map(str::to_string), resources)
+        }
+
+        /// The part of `desired` that `plan` wants to change, for re-observing after apply.
+        pub(crate) fn changed_part(desired: &Desired, plan: &Plan) -> Desired {
+            let mut part = desired.clone();
+            $(<$module::$kind as ResourceKind>::keep_changed(&mut part, &|name: Option<&str>| {
+                plan.resources.iter().any(|r| {
+                    r.kind == Kind::$variant && name.is_none_or(|n| r.name == n) && !r.changes.is_empty()
+                })
+            });)*
+            part
+        }
+
+        /// Every kind's `Change`, as JSON schemas (each a `oneOf` of its calls), for docs/output.schema.json.
+        #[cfg(test)]
+        pub(crate) fn change_schemas() -> Vec<serde_json::Value> {
+            let generator = || schemars::generate::SchemaSettings::draft2020_12().for_serialize().into_generator();
+            vec![$(generator().into_root_schema_for::<<$module::$kind as ResourceKind>::Change>().to_value(),)*]
+        }
+
+        /// Every kind's destroy, in the registry's order.
+        fn destroy_each(desired: &Desired, observed: &Observed, ctx: &kind::DestroyCtx<'_>) -> Vec<plan::DestroyResource> {
+            let mut resources = Vec::new();
+            $(resources.extend(<$module::$kind as ResourceKind>::destroy_diff(desired, &observed.$field, ctx));)*
+            resources
+        }
+
+        /// What observing the account needs (plan and every bootstrap), on any resource: each kind's Get/List
+        /// actions, in the order of their places.
+        pub(crate) const READ_ACTIONS: &[&str] = &{
+            const PARTS: &[(u8, &[&str])] = &[$(($rank, <$module::$kind as ResourceKind>::READ_ACTIONS),)*];
+            const N: usize = read_actions_len(PARTS);
+            read_actions::<N>(PARTS)
+        };
+    };
+}
+
+registry! {
+    UserPolicies = user::UserPolicies => user, read 4;
+    Policy = policy::Policies => policies, read 1;
+    Role = role::Roles => roles, read 0;
+    InstanceProfile = instance_profile::InstanceProfiles => instance_profiles, read 2;
+    ServiceLinkedRole = service_linked_role::ServiceLinkedRoles => service_linked_roles, read 3;
+}
+
+const fn read_actions_len(parts: &[(u8, &[&str])]) -> usize {
+    let (mut n, mut i) = (0, 0);
+    while i < parts.len() {
+        n += parts[i].1.len();
+        i += 1;
     }
+    n
 }
 
-pub(crate) fn owner_tag(stack: &str) -> aws_sdk_iam::types::Tag {
-    aws_sdk_iam::types::Tag::builder().key(OWNER_TAG).value(stack).build().expect("key and value are set")
-}
-
-/// What observing the account needs (plan and every bootstrap), on any resource.
-pub(crate) const READ_ACTIONS: &[&str] = &[
-    "iam:GetRole",
-    "iam:ListAttachedRolePolicies",
-    "iam:GetPolicy",
-    "iam:GetPolicyVersion",
-    "iam:ListPolicyVersions",
-    "iam:GetInstanceProfile",
-    "iam:ListRoles",
-    "iam:ListAttachedUserPolicies",
-    "iam:ListGroupsForUser",
-    "iam:ListAttachedGroupPolicies",
-    "iam:GetUser",
-];
-
-/// The kinds of resource, as plans name them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum Kind {
-    UserPolicies,
-    Policy,
-    Role,
-    InstanceProfile,
-    ServiceLinkedRole,
+/// The actions of `parts` by their places (`N`: their count).
+const fn read_actions<const N: usize>(parts: &[(u8, &[&'static str])]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let (mut at, mut place) = (0, 0);
+    while at < N {
+        let mut i = 0;
+        while i < parts.len() {
+            if parts[i].0 == place {
+                let mut j = 0;
+                while j < parts[i].1.len() {
+                    out[at] = parts[i].1[j];
+                    at += 1;
+                    j += 1;
+                }
+            }
+            i += 1;
+        }
+        place += 1;
+    }
+    out
 }
 
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Kind::UserPolicies => "user",
-            Kind::Policy => "policy",
-            Kind::Role => "role",
-            Kind::InstanceProfile => "instance profile",
-            Kind::ServiceLinkedRole => "service-linked role",
-        })
+        f.write_str(self.word())
     }
-}
-
-impl Kind {
-    /// Its resources are read by name alone, before the account id is known ([`Names`]).
-    pub(crate) fn found_by_name(self) -> bool {
-        match self {
-            Kind::Role | Kind::InstanceProfile | Kind::ServiceLinkedRole => true,
-            Kind::Policy | Kind::UserPolicies => false,
-        }
-    }
-}
-
-/// One write call, of any kind: the kinds' own changes, each serialised as that kind's (`{"call": ...}`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub(crate) enum Change {
-    Policy(policy::Change),
-    Role(role::Change),
-    InstanceProfile(instance_profile::Change),
-    ServiceLinkedRole(service_linked_role::Change),
-    User(user::Change),
-}
-
-/// `$body` with `$c` bound to the kind's own change, whichever kind `$change` is.
-macro_rules! each_kind {
-    ($change:expr, $c:ident => $body:expr) => {
-        match $change {
-            Change::Policy($c) => $body,
-            Change::Role($c) => $body,
-            Change::InstanceProfile($c) => $body,
-            Change::ServiceLinkedRole($c) => $body,
-            Change::User($c) => $body,
-        }
-    };
-}
-
-macro_rules! from_kind {
-    ($($variant:ident($kind:ty)),*) => {
-        $(impl From<$kind> for Change {
-            fn from(c: $kind) -> Change {
-                Change::$variant(c)
-            }
-        })*
-    };
-}
-
-from_kind!(
-    Policy(policy::Change),
-    Role(role::Change),
-    InstanceProfile(instance_profile::Change),
-    ServiceLinkedRole(service_linked_role::Change),
-    User(user::Change)
-);
-
-impl Change {
-    pub(crate) fn operation(&self) -> &'static str {
-        each_kind!(self, c => c.operation())
-    }
-
-    pub(crate) fn needs(&self) -> Vec<Key> {
-        each_kind!(self, c => c.needs())
-    }
-
-    pub(crate) fn provides(&self) -> Vec<Key> {
-        each_kind!(self, c => c.provides())
-    }
-
-    pub(crate) fn permissions(&self, scope: &Scope<'_>) -> Vec<Permission> {
-        each_kind!(self, c => c.permissions(scope))
-    }
-
-    /// The two make the same write (see each kind's [`Write::same_write`]).
-    pub(crate) fn same_write(&self, other: &Change) -> bool {
-        match (self, other) {
-            (Change::Policy(a), Change::Policy(b)) => a.same_write(b),
-            (Change::Role(a), Change::Role(b)) => a.same_write(b),
-            (Change::InstanceProfile(a), Change::InstanceProfile(b)) => a.same_write(b),
-            (Change::ServiceLinkedRole(a), Change::ServiceLinkedRole(b)) => a.same_write(b),
-            (Change::User(a), Change::User(b)) => a.same_write(b),
-            _ => false,
-        }
-    }
-
-    /// Send the call ([`Write::execute`]).
-    pub(crate) async fn execute(&self, ctx: &mut Ctx<'_>, after_dependency: bool) -> Result<(Outcome, bool)> {
-        each_kind!(self, c => c.execute(ctx, after_dependency).await)
-    }
-}
-
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        each_kind!(self, c => c.fmt(f))
-    }
-}
-
-/// Everything observed about the desired resources. `None` means "does not exist".
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Observed {
-    pub(crate) user: Option<user::ObservedUser>,
-    pub(crate) policies: Vec<Option<policy::ObservedPolicy>>,
-    pub(crate) roles: Vec<Option<role::ObservedRole>>,
-    pub(crate) instance_profiles: Vec<Option<instance_profile::ObservedInstanceProfile>>,
-    pub(crate) service_linked_roles: Vec<Option<String>>,
-}
-
-/// The names of the stack's roles, instance profiles and service-linked roles' services, in the stack's order.
-/// Reading these needs no account id, so it can start before sts:GetCallerIdentity has answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Names {
-    pub(crate) roles: Vec<String>,
-    pub(crate) instance_profiles: Vec<String>,
-    pub(crate) service_linked_roles: Vec<String>,
-}
-
-impl Names {
-    pub(crate) fn of_stack(stack: &Stack) -> Names {
-        Names {
-            roles: stack.roles.iter().map(|r| r.name.clone()).collect(),
-            instance_profiles: stack.instance_profiles.iter().map(|p| p.name.clone()).collect(),
-            service_linked_roles: stack.service_linked_roles.clone(),
-        }
-    }
-
-    pub(crate) fn of_desired(desired: &Desired) -> Names {
-        Names {
-            roles: desired.roles.iter().map(|r| r.name.clone()).collect(),
-            instance_profiles: desired.instance_profiles.iter().map(|p| p.name.clone()).collect(),
-            service_linked_roles: desired.service_linked_roles.clone(),
-        }
-    }
-}
-
-/// What [`observe_named`] read: the part of [`Observed`] that is found by name alone.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct NamedObservation {
-    names: Option<Names>,
-    roles: Vec<Option<role::ObservedRole>>,
-    instance_profiles: Vec<Option<instance_profile::ObservedInstanceProfile>>,
-    service_linked_roles: Vec<Option<String>>,
-}
-
-/// Read the stack's roles, instance profiles and service-linked roles by name. Only Get/List calls.
-pub(crate) async fn observe_named(clients: &Clients, names: &Names, verifying: bool) -> Result<NamedObservation> {
-    let roles = futures::future::try_join_all(names.roles.iter().map(|r| role::observe(clients, r, verifying)));
-    let profiles =
-        futures::future::try_join_all(names.instance_profiles.iter().map(|p| instance_profile::observe(clients, p)));
-    let slrs = service_linked_role::observe_all(clients, &names.service_linked_roles);
-    let (roles, instance_profiles, service_linked_roles) = tokio::try_join!(roles, profiles, slrs)?;
-    Ok(NamedObservation { names: Some(names.clone()), roles, instance_profiles, service_linked_roles })
 }
 
 impl Observed {
@@ -259,8 +318,14 @@ impl Observed {
         if named.names.as_ref() != Some(&Names::of_desired(desired)) {
             return Err(Error::aws("internal error: the observation was made for other resource names"));
         }
-        let (user, policies) = account;
-        Ok(named.complete(user, policies))
+        Ok(named.complete(account))
+    }
+}
+
+impl NamedObservation {
+    /// The AWS-managed policies attached to the observed roles (known to exist).
+    pub(crate) fn attached(&self) -> BTreeSet<String> {
+        role::attached(&self.roles)
     }
 }
 
@@ -275,116 +340,11 @@ pub(crate) async fn observe(
     verifying: bool,
 ) -> Result<Observed> {
     let names = Names::of_desired(desired);
-    let (named, (user, policies)) = tokio::try_join!(
+    let (named, account) = tokio::try_join!(
         observe_named(clients, &names, verifying),
         observe_account_part(clients, desired, user_name, verifying)
     )?;
-    Ok(named.complete(user, policies))
-}
-
-pub(crate) type AccountPart = (Option<user::ObservedUser>, Vec<Option<policy::ObservedPolicy>>);
-
-/// The part of the observation that needs the account: the stack's own policies (their ARNs hold the
-/// account id) and the operator user's attachments.
-pub(crate) async fn observe_account_part(
-    clients: &Clients,
-    desired: &Desired,
-    user_name: Option<&str>,
-    verifying: bool,
-) -> Result<AccountPart> {
-    let user = async {
-        match user_name {
-            Some(u) => user::observe(clients, u, &desired.user_policies).await.map(Some),
-            None => Ok(None),
-        }
-    };
-    let policies =
-        futures::future::try_join_all(desired.policies.iter().map(|p| policy::observe(clients, p, verifying)));
-    tokio::try_join!(user, policies)
-}
-
-impl NamedObservation {
-    fn complete(self, user: Option<user::ObservedUser>, policies: Vec<Option<policy::ObservedPolicy>>) -> Observed {
-        Observed {
-            user,
-            policies,
-            roles: self.roles,
-            instance_profiles: self.instance_profiles,
-            service_linked_roles: self.service_linked_roles,
-        }
-    }
-}
-
-impl NamedObservation {
-    /// The observation as far as names alone tell: the stack's policies taken as absent and the operator user
-    /// (when there is one) as having none of the stack's policies. A plan made from it holds every change of
-    /// the real plan except, for a policy that exists with another document, its new version.
-    pub(crate) fn provisional(&self, desired: &Desired, user_name: Option<&str>) -> Observed {
-        Observed {
-            user: user_name.map(|_| user::ObservedUser::default()),
-            policies: vec![None; desired.policies.len()],
-            roles: self.roles.clone(),
-            instance_profiles: self.instance_profiles.clone(),
-            service_linked_roles: self.service_linked_roles.clone(),
-        }
-    }
-
-    /// The AWS-managed policies attached to the observed roles (known to exist).
-    pub(crate) fn attached(&self) -> BTreeSet<String> {
-        self.roles.iter().flatten().flat_map(|r| r.attached.iter().cloned()).collect()
-    }
-}
-
-/// The plan for `desired` given what was observed. Pure: no AWS access.
-pub(crate) fn diff(desired: &Desired, observed: &Observed, user_name: Option<&str>) -> Plan {
-    let stack = desired.stack.as_str();
-    let mut resources = Vec::new();
-    if let (Some(u), Some(obs)) = (user_name, &observed.user) {
-        resources.push(user::diff(u, &desired.user_policies, obs));
-    }
-    for (d, o) in desired.policies.iter().zip(&observed.policies) {
-        resources.push(policy::diff(stack, d, o.as_ref()));
-    }
-    for (d, o) in desired.roles.iter().zip(&observed.roles) {
-        resources.push(role::diff(stack, d, o.as_ref()));
-    }
-    for (d, o) in desired.instance_profiles.iter().zip(&observed.instance_profiles) {
-        resources.push(instance_profile::diff(stack, d, o.as_ref()));
-    }
-    for (s, o) in desired.service_linked_roles.iter().zip(&observed.service_linked_roles) {
-        resources.push(service_linked_role::diff(s, o.as_deref()));
-    }
-    Plan::new(stack, &desired.target, user_name.map(str::to_string), resources)
-}
-
-/// The part of `desired` that `plan` wants to change, for re-observing after apply.
-pub(crate) fn changed_part(desired: &Desired, plan: &Plan) -> Desired {
-    let changed = |kind: Kind, name: &str| {
-        plan.resources.iter().any(|r| r.kind == kind && r.name == name && !r.changes.is_empty())
-    };
-    Desired {
-        stack: desired.stack.clone(),
-        target: desired.target.clone(),
-        user_policies: if plan.resources.iter().any(|r| r.kind == Kind::UserPolicies && !r.changes.is_empty()) {
-            desired.user_policies.clone()
-        } else {
-            Vec::new()
-        },
-        policies: desired.policies.iter().filter(|p| changed(Kind::Policy, &p.name)).cloned().collect(),
-        roles: desired.roles.iter().filter(|r| changed(Kind::Role, &r.name)).cloned().collect(),
-        instance_profiles: desired
-            .instance_profiles
-            .iter()
-            .filter(|p| changed(Kind::InstanceProfile, &p.name))
-            .cloned()
-            .collect(),
-        service_linked_roles: desired
-            .service_linked_roles
-            .iter()
-            .filter(|s| changed(Kind::ServiceLinkedRole, s))
-            .cloned()
-            .collect(),
-    }
+    Ok(named.complete(account))
 }
 
 /// What `destroy` reads: the usual observation, and the links of each resource this stack owns.
@@ -398,11 +358,6 @@ pub(crate) struct DestroyObserved {
     /// Who uses the roles and instance profiles of the region ([`consumers`]); read only when a role or profile of
     /// this stack's is there to delete.
     pub(crate) consumers: Option<consumers::Consumers>,
-}
-
-/// The resource carries this stack's ownership tag.
-pub(crate) fn owned(stack: &str, tags: &[(String, String)]) -> bool {
-    Ownership::from_tags(stack, tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))) == Ownership::Stack
 }
 
 /// Read the account for destroying `desired`. Get/List calls only; the operator user is not read.
@@ -545,7 +500,8 @@ fn reason(used: &[consumers::Consumer]) -> String {
     }
 }
 
-/// The destroy plan for `desired` given what was observed, each kind planning its own. Pure: no AWS access.
+/// The destroy plan for `desired` given what was observed, each kind planning its own (the roles, their
+/// instance profiles and the policies on them together, [`Held`]). Pure: no AWS access.
 ///
 /// `include_service_linked_roles`: delete the stack's service-linked roles too (they are left alone by
 /// default: shared by the whole account, and nothing marks one as wfboot's).
@@ -575,9 +531,10 @@ pub(crate) fn destroy_diff(
         })
         .map(|(d, _)| d.name.as_str())
         .collect();
-    let mut resources: Vec<plan::DestroyResource> = user::destroy_diff(desired).into_iter().collect();
+    // The kinds that hold each other are decided together; each kind then lists its own.
+    let mut linked: Vec<plan::DestroyResource> = Vec::new();
     for ((d, p), links) in desired.policies.iter().zip(&o.policies).zip(&obs.policies) {
-        resources.push(policy_destroy_diff(desired, d, p.as_ref(), links.as_ref(), &deleted_roles, &held, force));
+        linked.push(policy_destroy_diff(desired, d, p.as_ref(), links.as_ref(), &deleted_roles, &held, force));
     }
     for ((d, r), links) in desired.roles.iter().zip(&o.roles).zip(&obs.roles) {
         let mut item = match held.roles.get(&d.name) {
@@ -597,23 +554,22 @@ pub(crate) fn destroy_diff(
         if force && item.verdict == Action::Delete {
             forced(&mut item, found.of_role(&d.name));
         }
-        resources.push(item);
+        linked.push(item);
     }
     for (d, p) in desired.instance_profiles.iter().zip(&o.instance_profiles) {
         let mut item = match held.instance_profiles.get(&d.name) {
             Some((why, used)) => {
                 plan::DestroyResource::held_back(Kind::InstanceProfile, &d.name, why.clone(), used.clone())
             }
-            None => instance_profile::destroy_diff(stack, d, p.as_ref(), &resources),
+            None => instance_profile::destroy_diff(stack, d, p.as_ref(), &linked),
         };
         if force && item.verdict == Action::Delete {
             forced(&mut item, found.of_instance_profile(&d.name));
         }
-        resources.push(item);
+        linked.push(item);
     }
-    for (service, role) in desired.service_linked_roles.iter().zip(&o.service_linked_roles) {
-        resources.push(service_linked_role::destroy_diff(service, role.as_deref(), include_service_linked_roles));
-    }
+    let ctx = kind::DestroyCtx { include_service_linked_roles, linked: &linked };
+    let resources = destroy_each(desired, o, &ctx);
     plan::DestroyPlan::new(&desired.stack, &desired.target, None, resources)
 }
 
@@ -673,3 +629,28 @@ fn policy_destroy_diff(
 
 #[cfg(test)]
 mod destroy_tests;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_read_statement_lists_every_kinds_reads_in_its_place() {
+        assert_eq!(
+            READ_ACTIONS,
+            [
+                "iam:GetRole",
+                "iam:ListAttachedRolePolicies",
+                "iam:GetPolicy",
+                "iam:GetPolicyVersion",
+                "iam:ListPolicyVersions",
+                "iam:GetInstanceProfile",
+                "iam:ListRoles",
+                "iam:ListAttachedUserPolicies",
+                "iam:ListGroupsForUser",
+                "iam:ListAttachedGroupPolicies",
+                "iam:GetUser",
+            ]
+        );
+    }
+}

@@ -12,28 +12,9 @@ use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
 pub(crate) use super::consumers::{Consumer, LastUsed};
+pub(crate) use super::vocab::Key;
+use super::vocab::{Ownership, OWNER_TAG};
 pub(crate) use super::{Change, Kind};
-use super::{Ownership, OWNER_TAG};
-
-/// What a change needs done before it can run, or what it gets done: the apply's dependency graph is built
-/// from these alone (a change waits for every change that provides a key it needs).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum Key {
-    /// The role of this name exists.
-    RoleExists(String),
-    /// The managed policy of this ARN exists.
-    PolicyExists(String),
-    /// The instance profile of this name exists.
-    InstanceProfileExists(String),
-    /// A link holding the role of this name was removed (what IAM wants gone before DeleteRole).
-    RoleReleased(String),
-    /// A link holding the policy of this ARN was removed, or one of its versions deleted.
-    PolicyReleased(String),
-    /// A role was taken out of the instance profile of this name.
-    InstanceProfileReleased(String),
-    /// A non-default version of the policy of this ARN was deleted (IAM keeps at most five).
-    PolicyVersionFreed(String),
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct PlannedChange {

@@ -9,15 +9,18 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::access::{Permission, Scope};
+use super::kind::{each, DestroyCtx, ResourceKind};
 use super::plan::{not_ours, DestroyResource, Key, Kind, ResourcePlan};
+use super::tags;
+use super::vocab::{owner_tag, Ownership};
 use super::write::{conflict, plain, Call, Ctx, Outcome, Write};
-use super::{owner_tag, tags, Ownership};
 use crate::aws::{errors, Clients};
 use crate::document;
 use crate::error::{Error, Result};
-use crate::stack::DesiredPolicy;
+use crate::stack::{Desired, DesiredPolicy};
 
 /// One write call to a customer-managed policy.
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "call", rename_all = "PascalCase")]
 pub(crate) enum Change {
@@ -41,6 +44,7 @@ pub(crate) enum Change {
         policy_arn: String,
         keys: Vec<String>,
     },
+    #[cfg_attr(test, schemars(extend("x-made-by" = "both")))]
     DeletePolicyVersion {
         policy_arn: String,
         version_id: String,
@@ -50,11 +54,13 @@ pub(crate) enum Change {
         document: Value,
     },
     // Removals, made only by `destroy`.
+    #[cfg_attr(test, schemars(extend("x-made-by" = "destroy")))]
     /// Detaching the policy from a group: only to delete the policy (wfboot attaches none to groups).
     DetachGroupPolicy {
         group: String,
         policy_arn: String,
     },
+    #[cfg_attr(test, schemars(extend("x-made-by" = "destroy")))]
     DeletePolicy {
         policy_arn: String,
     },
@@ -430,7 +436,7 @@ pub(crate) fn destroy_diff(
         (Some(_), Some(l)) => l,
     };
     let arn = &desired.arn;
-    let mut changes: Vec<super::Change> = l
+    let mut changes: Vec<super::plan::Change> = l
         .other_versions
         .iter()
         .map(|v| Change::DeletePolicyVersion { policy_arn: arn.clone(), version_id: v.clone() }.into())
@@ -450,6 +456,42 @@ pub(crate) fn destroy_diff(
     }
     changes.push(Change::DeletePolicy { policy_arn: arn.clone() }.into());
     DestroyResource::delete(Kind::Policy, &desired.name, Ownership::Stack, changes, notes)
+}
+
+/// The stack's customer managed policies, read once the account is known (their ARNs hold its id).
+pub(crate) struct Policies;
+
+impl ResourceKind for Policies {
+    const WORD: &'static str = "policy";
+    const BY_NAME: bool = false;
+    const READ_ACTIONS: &'static [&'static str] = &["iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions"];
+    type Change = Change;
+    type Observation = Vec<Option<ObservedPolicy>>;
+
+    async fn observe_in_account(
+        clients: &Clients,
+        desired: &Desired,
+        _user: Option<&str>,
+        verifying: bool,
+    ) -> Result<Self::Observation> {
+        futures::future::try_join_all(desired.policies.iter().map(|p| observe(clients, p, verifying))).await
+    }
+
+    fn absent(desired: &Desired, _user: Option<&str>) -> Self::Observation {
+        vec![None; desired.policies.len()]
+    }
+
+    fn diff(desired: &Desired, observed: &Self::Observation, _user: Option<&str>) -> Vec<ResourcePlan> {
+        each(&desired.policies, observed, |d, o| diff(&desired.stack, d, o))
+    }
+
+    fn keep_changed(desired: &mut Desired, changed: &dyn Fn(Option<&str>) -> bool) {
+        desired.policies.retain(|p| changed(Some(&p.name)));
+    }
+
+    fn destroy_diff(_: &Desired, _: &Self::Observation, ctx: &DestroyCtx<'_>) -> Vec<DestroyResource> {
+        ctx.decided(Kind::Policy)
+    }
 }
 
 #[cfg(test)]

@@ -9,15 +9,18 @@ use serde_json::Value;
 
 use super::access::{ContextEntry, Permission, Scope};
 use super::consumers::LastUsed;
+use super::kind::{each, DestroyCtx, ResourceKind};
 use super::plan::{not_ours, DestroyResource, Key, Kind, ResourcePlan};
+use super::tags;
+use super::vocab::{owner_tag, Ownership};
 use super::write::{conflict, not_propagated, plain, Call, Ctx, Outcome, Retry, Write};
-use super::{owner_tag, tags, Ownership};
 use crate::aws::{errors, Clients};
 use crate::document;
 use crate::error::{Error, Result};
-use crate::stack::DesiredRole;
+use crate::stack::{Desired, DesiredRole, Stack};
 
 /// One write call to a role.
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "call", rename_all = "PascalCase")]
 pub(crate) enum Change {
@@ -68,14 +71,17 @@ pub(crate) enum Change {
         keys: Vec<String>,
     },
     // Removals, made only by `destroy`.
+    #[cfg_attr(test, schemars(extend("x-made-by" = "destroy")))]
     DetachRolePolicy {
         role: String,
         policy_arn: String,
     },
+    #[cfg_attr(test, schemars(extend("x-made-by" = "destroy")))]
     DeleteRolePolicy {
         role: String,
         policy_name: String,
     },
+    #[cfg_attr(test, schemars(extend("x-made-by" = "destroy")))]
     DeleteRole {
         name: String,
     },
@@ -539,7 +545,7 @@ pub(crate) fn destroy_diff(
         (Some(r), Some(l)) => (r, l),
     };
     let name = &desired.name;
-    let mut changes: Vec<super::Change> = Vec::new();
+    let mut changes: Vec<super::plan::Change> = Vec::new();
     let mut notes = Vec::new();
     for p in &l.instance_profiles {
         changes.push(
@@ -566,6 +572,50 @@ pub(crate) fn destroy_diff(
     DestroyResource::delete(Kind::Role, name, Ownership::Stack, changes, notes)
 }
 
+/// The stack's roles, read by name.
+pub(crate) struct Roles;
+
+impl ResourceKind for Roles {
+    const WORD: &'static str = "role";
+    const BY_NAME: bool = true;
+    const READ_ACTIONS: &'static [&'static str] = &["iam:GetRole", "iam:ListAttachedRolePolicies"];
+    type Change = Change;
+    type Observation = Vec<Option<ObservedRole>>;
+
+    fn names_in_stack(stack: &Stack) -> Vec<String> {
+        stack.roles.iter().map(|r| r.name.clone()).collect()
+    }
+
+    fn names(desired: &Desired) -> Vec<String> {
+        desired.roles.iter().map(|r| r.name.clone()).collect()
+    }
+
+    async fn observe_named(clients: &Clients, names: &[String], verifying: bool) -> Result<Self::Observation> {
+        futures::future::try_join_all(names.iter().map(|r| observe(clients, r, verifying))).await
+    }
+
+    fn absent(desired: &Desired, _user: Option<&str>) -> Self::Observation {
+        vec![None; desired.roles.len()]
+    }
+
+    fn diff(desired: &Desired, observed: &Self::Observation, _user: Option<&str>) -> Vec<ResourcePlan> {
+        each(&desired.roles, observed, |d, o| diff(&desired.stack, d, o))
+    }
+
+    fn keep_changed(desired: &mut Desired, changed: &dyn Fn(Option<&str>) -> bool) {
+        desired.roles.retain(|r| changed(Some(&r.name)));
+    }
+
+    fn destroy_diff(_: &Desired, _: &Self::Observation, ctx: &DestroyCtx<'_>) -> Vec<DestroyResource> {
+        ctx.decided(Kind::Role)
+    }
+}
+
+/// The AWS-managed policies attached to the observed roles (known to exist).
+pub(crate) fn attached(observed: &[Option<ObservedRole>]) -> BTreeSet<String> {
+    observed.iter().flatten().flat_map(|r| r.attached.iter().cloned()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,7 +640,9 @@ mod tests {
             path: "/".into(),
             description: "d".into(),
             trust: d.trust.clone(),
-            tags: stack_tag.map(|s| vec![(super::super::OWNER_TAG.to_string(), s.to_string())]).unwrap_or_default(),
+            tags: stack_tag
+                .map(|s| vec![(super::super::vocab::OWNER_TAG.to_string(), s.to_string())])
+                .unwrap_or_default(),
             attached: d.policy_arns.iter().cloned().collect(),
             permissions_boundary: None,
             last_used: None,
@@ -645,7 +697,8 @@ mod tests {
         d.permissions_boundary = Some(BOUNDARY.into());
         d.tags.insert("CostCenter".into(), "42".into());
         let plan = diff("s", &d, None);
-        let super::super::Change::Role(Change::CreateRole { permissions_boundary, tags, .. }) = &plan.changes[0].change
+        let super::super::plan::Change::Role(Change::CreateRole { permissions_boundary, tags, .. }) =
+            &plan.changes[0].change
         else {
             panic!("{:?}", plan.changes[0])
         };

@@ -10,19 +10,23 @@ use aws_sdk_iam::types::{DeletionTaskFailureReasonType, DeletionTaskStatusType};
 use serde::Serialize;
 
 use super::access::{ContextEntry, Permission, Scope};
+use super::kind::{DestroyCtx, ResourceKind};
 use super::plan::{DestroyResource, Kind, ResourcePlan};
+use super::vocab::Ownership;
 use super::write::{plain, Call, Ctx, Outcome, Sent, Write};
-use super::Ownership;
 use crate::aws::{errors, Clients};
 use crate::error::{Error, Result};
+use crate::stack::{Desired, Stack};
 
 /// One write call for a service-linked role.
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "call", rename_all = "PascalCase")]
 pub(crate) enum Change {
     CreateServiceLinkedRole {
         service: String,
     },
+    #[cfg_attr(test, schemars(extend("x-made-by" = "destroy")))]
     /// Deleted asynchronously by AWS: the change includes waiting for the deletion task's outcome.
     DeleteServiceLinkedRole {
         service: String,
@@ -231,6 +235,47 @@ pub(crate) fn destroy_diff(service: &str, role: Option<&str>, include: bool) -> 
                  --include-service-linked-roles to delete it"
             ),
         ),
+    }
+}
+
+/// The service-linked roles of the stack's services, read by their services' names.
+pub(crate) struct ServiceLinkedRoles;
+
+impl ResourceKind for ServiceLinkedRoles {
+    const WORD: &'static str = "service-linked role";
+    const BY_NAME: bool = true;
+    const READ_ACTIONS: &'static [&'static str] = &["iam:ListRoles"];
+    type Change = Change;
+    /// Per service: the name of its role, if there is one.
+    type Observation = Vec<Option<String>>;
+
+    fn names_in_stack(stack: &Stack) -> Vec<String> {
+        stack.service_linked_roles.clone()
+    }
+
+    fn names(desired: &Desired) -> Vec<String> {
+        desired.service_linked_roles.clone()
+    }
+
+    async fn observe_named(clients: &Clients, names: &[String], _verifying: bool) -> Result<Self::Observation> {
+        observe_all(clients, names).await
+    }
+
+    fn absent(desired: &Desired, _user: Option<&str>) -> Self::Observation {
+        vec![None; desired.service_linked_roles.len()]
+    }
+
+    fn diff(desired: &Desired, observed: &Self::Observation, _user: Option<&str>) -> Vec<ResourcePlan> {
+        desired.service_linked_roles.iter().zip(observed).map(|(s, o)| diff(s, o.as_deref())).collect()
+    }
+
+    fn keep_changed(desired: &mut Desired, changed: &dyn Fn(Option<&str>) -> bool) {
+        desired.service_linked_roles.retain(|s| changed(Some(s)));
+    }
+
+    fn destroy_diff(desired: &Desired, observed: &Self::Observation, ctx: &DestroyCtx<'_>) -> Vec<DestroyResource> {
+        let include = ctx.include_service_linked_roles;
+        desired.service_linked_roles.iter().zip(observed).map(|(s, r)| destroy_diff(s, r.as_deref(), include)).collect()
     }
 }
 

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 pub(crate) use super::access::{removing, requesting};
-use super::OWNER_TAG;
+use super::vocab::OWNER_TAG;
 
 /// The tag listing the keys of the stack's tags that wfboot set on the resource.
 pub(crate) const KEYS_TAG: &str = "wfboot:tags";

@@ -8,13 +8,15 @@ use std::fmt;
 use serde::Serialize;
 
 use super::access::{Permission, Scope};
+use super::kind::{DestroyCtx, ResourceKind};
 use super::plan::{DestroyResource, Key, Kind, ResourcePlan};
+use super::vocab::Ownership;
 use super::write::{not_propagated, plain, Call, Ctx, Outcome, Write};
-use super::Ownership;
 use crate::aws::{errors, Clients};
 use crate::error::{Error, Result};
 
 /// One write call to an IAM user's attachments.
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "call", rename_all = "PascalCase")]
 pub(crate) enum Change {
@@ -22,6 +24,7 @@ pub(crate) enum Change {
         user: String,
         policy_arn: String,
     },
+    #[cfg_attr(test, schemars(extend("x-made-by" = "destroy")))]
     /// Made only by `destroy`, to delete a policy of the stack attached to a user.
     DetachUserPolicy {
         user: String,
@@ -107,7 +110,7 @@ pub(crate) fn attached_by(plan: &super::plan::Plan) -> Vec<String> {
         .filter(|r| r.kind == Kind::UserPolicies)
         .flat_map(|r| &r.changes)
         .filter_map(|c| match &c.change {
-            super::Change::User(Change::AttachUserPolicy { policy_arn, .. }) => Some(policy_arn.clone()),
+            super::plan::Change::UserPolicies(Change::AttachUserPolicy { policy_arn, .. }) => Some(policy_arn.clone()),
             _ => None,
         })
         .collect()
@@ -198,6 +201,56 @@ pub(crate) fn destroy_diff(desired: &crate::stack::Desired) -> Option<DestroyRes
     })
 }
 
+/// The operator user's attachments of the stack's managed policies (`[user]`), read once the account is known.
+pub(crate) struct UserPolicies;
+
+impl ResourceKind for UserPolicies {
+    const WORD: &'static str = "user";
+    const BY_NAME: bool = false;
+    const READ_ACTIONS: &'static [&'static str] =
+        &["iam:ListAttachedUserPolicies", "iam:ListGroupsForUser", "iam:ListAttachedGroupPolicies", "iam:GetUser"];
+    type Change = Change;
+    type Observation = Option<ObservedUser>;
+
+    async fn observe_in_account(
+        clients: &Clients,
+        desired: &crate::stack::Desired,
+        user: Option<&str>,
+        _verifying: bool,
+    ) -> Result<Option<ObservedUser>> {
+        match user {
+            Some(u) => observe(clients, u, &desired.user_policies).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The operator user (when there is one) taken as having none of the stack's policies.
+    fn absent(_desired: &crate::stack::Desired, user: Option<&str>) -> Option<ObservedUser> {
+        user.map(|_| ObservedUser::default())
+    }
+
+    fn diff(desired: &crate::stack::Desired, observed: &Option<ObservedUser>, user: Option<&str>) -> Vec<ResourcePlan> {
+        match (user, observed) {
+            (Some(u), Some(o)) => vec![diff(u, &desired.user_policies, o)],
+            _ => Vec::new(),
+        }
+    }
+
+    fn keep_changed(desired: &mut crate::stack::Desired, changed: &dyn Fn(Option<&str>) -> bool) {
+        if !changed(None) {
+            desired.user_policies.clear();
+        }
+    }
+
+    fn destroy_diff(
+        desired: &crate::stack::Desired,
+        _: &Option<ObservedUser>,
+        _: &DestroyCtx<'_>,
+    ) -> Vec<DestroyResource> {
+        destroy_diff(desired).into_iter().collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,7 +263,7 @@ mod tests {
         let plan = diff("alice", &wanted, &obs);
         assert_eq!(plan.changes.len(), 1);
         assert!(
-            matches!(&plan.changes[0].change, crate::resources::Change::User(Change::AttachUserPolicy { policy_arn, .. }) if policy_arn.ends_with("/B"))
+            matches!(&plan.changes[0].change, crate::resources::Change::UserPolicies(Change::AttachUserPolicy { policy_arn, .. }) if policy_arn.ends_with("/B"))
         );
         assert!(!plan.changes[0].needs_consent);
         assert_eq!(plan.notes, vec!["arn:aws:iam::aws:policy/A comes through group ops"]);

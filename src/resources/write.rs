@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::access::{Permission, Scope};
 use super::plan::{Key, PlannedChange};
-use super::{Ownership, OWNER_TAG};
+use super::vocab::{Ownership, OWNER_TAG};
 use crate::aws::{errors, Clients};
 use crate::error::Result;
 

@@ -883,6 +883,8 @@ fn minified_len(v: &Value) -> usize {
 
 /// A stack rendered for one account: exact names, ARNs and documents. This is what the engine ensures.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
 pub(crate) struct Desired {
     pub(crate) stack: String,
     pub(crate) target: Target,
@@ -894,6 +896,8 @@ pub(crate) struct Desired {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
 pub(crate) struct DesiredPolicy {
     pub(crate) name: String,
     pub(crate) path: String,
@@ -906,6 +910,8 @@ pub(crate) struct DesiredPolicy {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
 pub(crate) struct DesiredRole {
     pub(crate) name: String,
     pub(crate) path: String,
@@ -923,6 +929,8 @@ pub(crate) struct DesiredRole {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
 pub(crate) struct DesiredInstanceProfile {
     pub(crate) name: String,
     pub(crate) path: String,

@@ -66,6 +66,23 @@ pub(crate) fn dns_suffix(id: &str) -> &'static str {
     get(id).map_or("amazonaws.com", |p| p.dns_suffix.as_str())
 }
 
+/// The region IAM's requests in the partition are signed for, and the region a target in the partition is given
+/// when none is said: the partition's global region, except in `aws-cn`, whose global region in the SDK's data is
+/// cn-northwest-1 while IAM is reached in cn-north-1 (the IAM endpoint rules of the aws-sdk-iam crate sign China's
+/// requests for cn-north-1; IAM endpoints: https://docs.aws.amazon.com/general/latest/gr/iam-service.html). A
+/// partition the SDK does not know gets us-east-1.
+pub(crate) fn iam_region(id: &str) -> &'static str {
+    match get(id) {
+        Some(p) if p.id == "aws-cn" => "cn-north-1",
+        Some(p) if KNOWN_IAM_REGIONS.contains(&p.id.as_str()) => p.global_region.as_str(),
+        _ => "us-east-1",
+    }
+}
+
+/// The partitions whose IAM region is their global region. The others (aws-iso-e, aws-iso-f, aws-eusc) keep
+/// us-east-1, as wfboot always gave them.
+const KNOWN_IAM_REGIONS: &[&str] = &["aws", "aws-us-gov", "aws-iso", "aws-iso-b"];
+
 /// `--partition`: one the SDK knows.
 pub(crate) fn parse_id(s: &str) -> Result<String, String> {
     match get(s) {
@@ -90,6 +107,16 @@ mod tests {
         }
         assert_eq!(get("aws").unwrap().global_region, "us-east-1");
         assert!(parse_id("aws-moon").unwrap_err().contains("aws-iso-b"));
+    }
+
+    #[test]
+    fn iam_is_signed_for_the_partitions_global_region_but_in_china() {
+        let regions: Vec<&str> =
+            ["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-moon"].into_iter().map(iam_region).collect();
+        assert_eq!(
+            regions,
+            ["us-east-1", "cn-north-1", "us-gov-west-1", "us-iso-east-1", "us-isob-east-1", "us-east-1"]
+        );
     }
 
     /// data/partitions.json is the partitions.json of the aws-sdk-iam that Cargo.lock pins: run

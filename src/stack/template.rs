@@ -7,6 +7,8 @@
 use serde::Serialize;
 
 /// Where the documents are rendered for: from sts:GetCallerIdentity and the resolved region, never a constant.
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[cfg_attr(test, schemars(deny_unknown_fields))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Target {
     pub(crate) partition: String,

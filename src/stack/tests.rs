@@ -109,7 +109,9 @@ fn bad_stacks_are_rejected_with_a_message_naming_the_problem() {
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"s3:*","Resource":"{}"}}]}}"#,
         "r".repeat(6200)
     );
-    let cases: Vec<(&str, String, Vec<(&str, String)>, &str)> = vec![
+    /// What is wrong, the stack file, extra files beside it, and a part of the error.
+    type Case<'a> = (&'a str, String, Vec<(&'a str, String)>, &'a str);
+    let cases: Vec<Case> = vec![
         ("malformed TOML", "name = \"s\"\n[[role]\n".into(), vec![], "invalid stack file"),
         ("unknown top-level key", "name = \"s\"\nroles = []\n".into(), vec![], "unknown field `roles`"),
         ("unknown role key", role("trsut = \"x\""), vec![], "unknown field `trsut`"),

@@ -174,14 +174,7 @@ impl Options {
         Target {
             partition: self.partition.clone().unwrap_or_else(|| "aws".into()),
             account_id: self.account_id.clone().unwrap_or_else(|| "123456789012".into()),
-            region: match self.partition.as_deref() {
-                Some("aws-cn") => "cn-north-1",
-                Some("aws-us-gov") => "us-gov-west-1",
-                Some("aws-iso") => "us-iso-east-1",
-                Some("aws-iso-b") => "us-isob-east-1",
-                _ => "us-east-1",
-            }
-            .into(),
+            region: crate::stack::partitions::iam_region(self.partition.as_deref().unwrap_or("aws")).into(),
         }
     }
 }

@@ -113,7 +113,9 @@ fn an_unknown_stack_names_the_built_in_ones() {
 #[test]
 fn bad_flags_and_environment_fail_with_advice_before_any_call() {
     let emu = Emulator::start();
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, i32, &str)> = vec![
+    /// The arguments, the environment, the exit code and a part of stderr.
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, i32, &'a str);
+    let cases: Vec<Case> = vec![
         (vec!["plan", "--endpoint-url", "not a url"], vec![], 64, "--endpoint-url `not a url` is not a valid URL"),
         (vec!["plan", "--endpoint-url", "ftp://127.0.0.1:1"], vec![], 64, "is not a valid URL"),
         (vec!["plan", "--user-name", "bad name!"], vec![], 64, "not a valid IAM user name"),
