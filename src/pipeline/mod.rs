@@ -241,6 +241,7 @@ impl Run {
             Some((clients, _)) => clients.clone(),
             None => self.scope.clients().clone(),
         };
+        let organisation = self.organisation(&clients);
         let (named_tx, named_rx) = tokio::sync::oneshot::channel();
         let named = async {
             let named = resources::observe_named(&clients, &names, false).await;
@@ -258,7 +259,7 @@ impl Run {
             let r = self.render(unit, &clients, &caller, &spinner).await?;
             let early = async {
                 match early {
-                    true => EarlyChecks::start(&clients, &caller, &r, named_rx.await.ok()?).await,
+                    true => EarlyChecks::start(&clients, &caller, &r, named_rx.await.ok()?, &organisation).await,
                     false => None,
                 }
             };
@@ -271,7 +272,6 @@ impl Run {
         // Who the caller is (or why that failed) comes first: it explains any error of the reads.
         let (caller, Rendered { desired, user, hardening }, account, early) = rest?;
         let observed = resources::Observed::assemble(&desired, named?, account?)?;
-        let organisation = self.organisation(&clients);
         Ok((Session { clients, caller, desired, user, hardening, organisation }, observed, early))
     }
 
@@ -348,8 +348,8 @@ where
     Ok((plan, more))
 }
 
-/// What a writing run checks before its first write — that the stack's AWS-managed policies exist, and that the
-/// caller may make the changes — started before the observation is complete, for the plan the names alone
+/// What a writing run checks before its first write — that the stack's AWS-managed policies exist, that the
+/// caller may make the changes, and (read here, judged by the pre-flight) the organisation's SCPs — started before the observation is complete, for the plan the names alone
 /// give ([`resources::NamedObservation::provisional`]): the stack's policies taken as absent, the operator user
 /// as lacking all of its policies. That plan's changes include the real plan's, except a new version of a
 /// policy that exists with another document; the pre-flight checks what the real plan needs beyond these.
@@ -368,6 +368,7 @@ impl EarlyChecks {
         caller: &Caller,
         r: &Rendered,
         named: resources::NamedObservation,
+        organisation: &crate::organisation::Reader,
     ) -> Option<EarlyChecks> {
         let provisional = named.provisional(&r.desired, r.user.as_deref());
         let plan = resources::diff(&r.desired, &provisional, r.user.as_deref());
@@ -379,9 +380,12 @@ impl EarlyChecks {
             r.desired.managed_policy_arns().into_iter().filter(|a| !attached.contains(a)).collect();
         let unseen: Vec<String> = managed_checked.iter().cloned().collect();
         let needed = engine::permissions::required(&plan, &r.desired);
-        let (managed, (permissions, method)) = tokio::join!(
+        // The organisation's hierarchy and SCPs too (the reader keeps them for the pre-flight's verdict), so that
+        // they are not one more round trip between the reads and the first write.
+        let (managed, (permissions, method), _) = tokio::join!(
             crate::resources::managed_policy::check_exist(clients, &unseen),
-            perms::check(clients, caller, &needed)
+            perms::check(clients, caller, &needed),
+            organisation.hierarchy(&caller.account_id)
         );
         Some(EarlyChecks { managed_checked, managed, permissions, method })
     }
