@@ -761,9 +761,13 @@ def accounts_of_keys(url: str, keys: set[str]) -> dict[str, str]:
 
 
 def fleet_runs(args, tools: Tools, out: Path) -> list[dict]:
-    """`bootstrap --accounts` over N accounts at 40 ms, realism off and on, for each --max-accounts asked."""
+    """`bootstrap --accounts` over each N of --fleet accounts at 40 ms, realism off and on, for each --max-accounts."""
+    return [r for n in args.fleet for r in fleet_runs_of(args, tools, out, n)]
+
+
+def fleet_runs_of(args, tools: Tools, out: Path, n: int) -> list[dict]:
     logs = out / "logs"
-    lat, n = args.fleet_latency, args.fleet
+    lat = args.fleet_latency
     ids = account_ids(n)
     accounts_file = out / "stacks" / f"accounts-{n}.txt"
     accounts_file.parent.mkdir(parents=True, exist_ok=True)
@@ -1273,9 +1277,10 @@ def fleet_markdown(data: dict) -> list[str]:
     if not fr:
         return []
     a = data["args"]
+    counts = ", ".join(str(n) for n in a["fleet"]) if isinstance(a["fleet"], list) else str(a["fleet"])
     lines = [
         "",
-        f"## Fleet: `bootstrap --accounts` over {a['fleet']} accounts ({a['fleet_latency']:g} ms)",
+        f"## Fleet: `bootstrap --accounts` over {counts} accounts ({a['fleet_latency']:g} ms)",
         "",
         "One emulator holds every account (moto gives the keys sts:AssumeRole returns to the role's account); each "
         "account was set up before the timed run (moto's first request to an account loads every AWS-managed "
@@ -1284,14 +1289,14 @@ def fleet_markdown(data: dict) -> list[str]:
         "under realism). An account's apply: from its first write to its last answer, from the log "
         "(its keys resolved to accounts).",
         "",
-        "| realism | --max-accounts | total wall | calls (writes) | failed accounts | slowest account's apply "
+        "| accounts | realism | --max-accounts | total wall | calls (writes) | failed accounts | slowest account's apply "
         "| median account's apply | retries | serial compute | one account's critical path | wall / bound |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for x in fr:
         slow = f"{fmt_s(x['slowest_account'][1])} ({x['slowest_account'][0]})" if x["slowest_account"] else "–"
         lines.append(
-            f"| {'on' if x['mode'] == 'realism' else 'off'} | {x['max_accounts']} | {fmt_s(x['wall_s'])} "
+            f"| {x['accounts']} | {'on' if x['mode'] == 'realism' else 'off'} | {x['max_accounts']} | {fmt_s(x['wall_s'])} "
             f"| {x['calls']} ({x['writes']}) | {x['failed_accounts']} of {x['rows']} | {slow} "
             f"| {fmt_s(x['median_account_s'])} | {x['retries']} | {fmt_s(x['serial_compute_s'])} "
             f"| {fmt_s(x['round_trip_bound_s'])} ({x['account_chain']} round trips) "
@@ -1434,9 +1439,10 @@ def parse_args(argv=None):
     p.add_argument("--realism-runs", type=int, default=3,
                    help="runs of bootstrap, attach, destroy under the emulator's --realism (default 3; 0 to skip)")
     p.add_argument("--realism-latency-ms", type=float, default=40.0, dest="realism_latency")
-    p.add_argument("--fleet", type=int, default=50, help="accounts of the --accounts fleet run (default 50; 0 to skip)")
-    p.add_argument("--fleet-max-accounts", default="4,16",
-                   help="comma list of --max-accounts for the fleet run (default 4,16: the default and more)")
+    p.add_argument("--fleet", default="10,50",
+                   help="comma list of account counts of the --accounts fleet runs (default 10,50; 0 to skip)")
+    p.add_argument("--fleet-max-accounts", default="4,8,16",
+                   help="comma list of --max-accounts for the fleet runs (default 4,8,16: around the default, 8)")
     p.add_argument("--fleet-latency-ms", type=float, default=40.0, dest="fleet_latency")
     p.add_argument("--tools", default="wfboot,boto3,cli", help="subset of wfboot,boto3,cli")
     p.add_argument("--emulator-gc", action="store_true",
@@ -1467,8 +1473,9 @@ def parse_args(argv=None):
     args.fleet_max_accounts = [int(x) for x in args.fleet_max_accounts.split(",") if x.strip()]
     if any(not 1 <= m <= 32 for m in args.fleet_max_accounts):
         p.error("--fleet-max-accounts: numbers within 1..32 (wfboot's range)")
-    if args.fleet < 0 or args.realism_runs < 0:
-        p.error("--fleet and --realism-runs must be >= 0")
+    args.fleet = [int(x) for x in str(args.fleet).split(",") if x.strip() and int(x) > 0]
+    if args.realism_runs < 0:
+        p.error("--realism-runs must be >= 0")
     if args.quick:
         args.runs, args.cli_runs, args.scale_runs = 1, 1, 1
         args.realism_runs = min(args.realism_runs, 1)

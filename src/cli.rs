@@ -144,8 +144,9 @@ pub(crate) struct AccountsArgs {
     /// External id to pass to sts:AssumeRole, when the roles' trust policies require one
     #[arg(long, value_name = "ID", requires = "accounts")]
     pub(crate) external_id: Option<String>,
-    /// Most accounts worked on at once (each with up to --max-concurrency requests in flight)
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=32))]
+    /// Most accounts worked on at once (each with up to --max-concurrency requests in flight; the default is the
+    /// fleet benchmark's choice: docs/accounts.md "Concurrency")
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=32))]
     pub(crate) max_accounts: u32,
 }
 
