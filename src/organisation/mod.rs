@@ -71,7 +71,7 @@ pub(crate) struct Denial {
 /// (the tags it sends, the boundary it sets, the policy it attaches, the service it names) and the region.
 /// A key outside this list that a condition names (aws:PrincipalArn, aws:SourceIp, aws:PrincipalTag/...) is
 /// known only to AWS: such a condition is unverified.
-const DECIDED_BY_THE_REQUEST: &[&str] = &[
+pub(crate) const DECIDED_BY_THE_REQUEST: &[&str] = &[
     "aws:RequestTag/",
     "aws:TagKeys",
     "aws:RequestedRegion",

@@ -17,20 +17,11 @@ use std::process::{Command, Stdio};
 use serde_json::{json, Value};
 
 use super::conditions::Context;
+use super::differential::Rng;
 use super::scp::{evaluate, Level, Scp, ScpVerdict};
+use crate::organisation::DECIDED_BY_THE_REQUEST;
 
 const ACCOUNT: &str = "123456789012";
-
-/// The keys whose absence the request decides, as `organisation` gives them.
-const COMPLETE: &[&str] = &[
-    "aws:RequestTag/",
-    "aws:TagKeys",
-    "aws:RequestedRegion",
-    "iam:PermissionsBoundary",
-    "iam:PolicyARN",
-    "iam:PassedToService",
-    "iam:AWSServiceName",
-];
 
 /// One of wfboot's requests: action, resource, context (key, values, multivalued).
 type Request = (&'static str, String, Vec<(&'static str, Vec<String>, bool)>);
@@ -39,27 +30,6 @@ struct Case {
     name: String,
     levels: Vec<Level>,
     request: Request,
-}
-
-/// xorshift64*: a fixed sequence per seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
 }
 
 fn tags(team: Option<&str>) -> Vec<(&'static str, Vec<String>, bool)> {
@@ -270,7 +240,7 @@ fn documented_cases() -> Vec<Case> {
 }
 
 fn ours(c: &Case) -> ScpVerdict {
-    let context = Context::new(&c.request.2, COMPLETE);
+    let context = Context::new(&c.request.2, DECIDED_BY_THE_REQUEST);
     evaluate(&c.levels, c.request.0, &c.request.1, &context)
 }
 
