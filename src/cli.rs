@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const AWS: &str = "AWS";
 const STACK: &str = "Stack";
 const FLEET: &str = "Fleet (many accounts)";
+const ORG: &str = "Organisation (--org-unit: a service-managed StackSet)";
 const SAFETY: &str = "Safety and propagation";
 const OUTPUT: &str = "Output";
 
@@ -131,23 +132,96 @@ pub(crate) struct StackArgs {
     pub(crate) expect_account: Vec<String>,
 }
 
-/// Many accounts from one machine: the same command in each account, through sts:AssumeRole.
+/// Many accounts: from one machine through sts:AssumeRole (`--accounts`), or through a service-managed CloudFormation
+/// StackSet over organisational units (`--org-unit`), which deploys to every account of them and every account that
+/// joins them later.
 #[derive(Debug, Args)]
 #[command(next_help_heading = FLEET)]
+#[command(group(clap::ArgGroup::new("targets").args(["accounts", "org_units"]).multiple(true)))]
 pub(crate) struct AccountsArgs {
     /// Run in every account listed in FILE (one 12-digit id per line; `#` starts a comment)
-    #[arg(long, value_name = "FILE", requires = "assume_role_name")]
+    #[arg(long, value_name = "FILE", requires = "assume_role_name", conflicts_with = "org_units")]
     pub(crate) accounts: Option<std::path::PathBuf>,
-    /// The role to assume in each account of --accounts (it must trust the caller)
-    #[arg(long, value_name = "NAME", requires = "accounts")]
+    /// The role to assume in each account of --accounts (it must trust the caller); with --org-unit, the role
+    /// wfboot reads each account through before deploying (default OrganizationAccountAccessRole)
+    #[arg(long, value_name = "NAME", requires = "targets")]
     pub(crate) assume_role_name: Option<String>,
     /// External id to pass to sts:AssumeRole, when the roles' trust policies require one
-    #[arg(long, value_name = "ID", requires = "accounts")]
+    #[arg(long, value_name = "ID", requires = "targets")]
     pub(crate) external_id: Option<String>,
     /// Most accounts worked on at once (each with up to --max-concurrency requests in flight; the default is the
-    /// fleet benchmark's choice: docs/accounts.md "Concurrency")
+    /// fleet benchmark's choice: docs/accounts.md "Concurrency"); with --org-unit, the accounts read at once
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=32))]
     pub(crate) max_accounts: u32,
+    #[command(flatten)]
+    pub(crate) org: OrgArgs,
+}
+
+/// `--org-unit` and the StackSet's settings (docs/org-units.md).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = ORG)]
+pub(crate) struct OrgArgs {
+    /// Deploy with a service-managed StackSet to every account of this organisational unit (ou-...), or of the
+    /// whole organisation (the root, r-...), and to every account that joins it later (repeatable)
+    #[arg(long = "org-unit", value_name = "OU_ID", value_parser = org_unit_id)]
+    pub(crate) org_units: Vec<String>,
+    /// Who calls CloudFormation: the organisation's management account (self), or a delegated administrator
+    /// for StackSets (CloudFormation's CallAs=DELEGATED_ADMIN)
+    #[arg(long, value_enum, default_value_t = CallAs::SelfAccount, requires = "org_units")]
+    pub(crate) call_as: CallAs,
+    /// The StackSet's name (default: wfboot-<stack>)
+    #[arg(long, value_name = "NAME", value_parser = stack_set_name, requires = "org_units")]
+    pub(crate) stack_set_name: Option<String>,
+    /// Do not read each account before deploying (no sts:AssumeRole into them): a resource of the stack that
+    /// exists there and that CloudFormation does not own, and a service-linked role that exists, are then not
+    /// found in advance (CloudFormation fails that account's stack instance instead), and verify shows only the
+    /// instances' status
+    #[arg(long, requires = "org_units")]
+    pub(crate) skip_account_reads: bool,
+    /// How many accounts' stack instances may fail before CloudFormation stops the operation: a count, or a
+    /// percentage of the accounts (CloudFormation's FailureToleranceCount / FailureTolerancePercentage)
+    #[arg(long, value_name = "N|N%", default_value = "100%", value_parser = amount, requires = "org_units")]
+    pub(crate) failure_tolerance: Amount,
+    /// How many accounts CloudFormation deploys to at once: a count, or a percentage of the accounts
+    /// (MaxConcurrentCount / MaxConcurrentPercentage)
+    #[arg(long, value_name = "N|N%", default_value = "100%", value_parser = amount, requires = "org_units")]
+    pub(crate) deploy_concurrency: Amount,
+    /// soft: keep deploying at --deploy-concurrency whatever fails (SOFT_FAILURE_TOLERANCE); strict: lower the
+    /// concurrency as failures approach --failure-tolerance (STRICT_FAILURE_TOLERANCE)
+    #[arg(long, value_enum, default_value_t = ConcurrencyMode::Soft, requires = "org_units")]
+    pub(crate) concurrency_mode: ConcurrencyMode,
+    /// How long to wait for a StackSet operation (ours, or one already running) before stopping with a clear
+    /// error (the operation goes on in CloudFormation)
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600, requires = "org_units")]
+    pub(crate) operation_timeout: u64,
+}
+
+impl OrgArgs {
+    pub(crate) fn active(&self) -> bool {
+        !self.org_units.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum CallAs {
+    /// The organisation's management account (CallAs=SELF)
+    #[value(name = "self")]
+    SelfAccount,
+    /// A delegated administrator for StackSets (CallAs=DELEGATED_ADMIN)
+    DelegatedAdmin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ConcurrencyMode {
+    Soft,
+    Strict,
+}
+
+/// A count of accounts, or a percentage of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Amount {
+    Count(u32),
+    Percentage(u32),
 }
 
 #[derive(Debug, Args)]
@@ -168,7 +242,7 @@ pub(crate) struct CheckArgs {
     #[command(flatten)]
     pub(crate) accounts: AccountsArgs,
     /// Print the least-privilege IAM policy the caller needs to apply the current plan, and exit
-    #[arg(long, conflicts_with = "accounts", help_heading = OUTPUT)]
+    #[arg(long, conflicts_with_all = ["accounts", "org_units"], help_heading = OUTPUT)]
     pub(crate) print_policy: bool,
 }
 
@@ -355,6 +429,41 @@ pub(crate) struct LintArgs {
     /// Exit non-zero on warnings too
     #[arg(long)]
     pub(crate) deny_warnings: bool,
+}
+
+/// An organisational unit or root id, by the pattern CloudFormation's DeploymentTargets.OrganizationalUnitIds
+/// accepts (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DeploymentTargets.html), which is
+/// Organizations' own for OU and root ids.
+fn org_unit_id(s: &str) -> std::result::Result<String, String> {
+    if crate::stackset::valid_org_unit_id(s) {
+        Ok(s.to_string())
+    } else {
+        Err("an organisational unit id is ou- then 4-32 and 8-32 lowercase letters or digits (ou-ab12-cd34ef56), \
+             the root r- then 4-32 (r-ab12); `aws organizations list-roots` and \
+             `list-organizational-units-for-parent` list them"
+            .into())
+    }
+}
+
+fn stack_set_name(s: &str) -> std::result::Result<String, String> {
+    if crate::stackset::valid_stack_set_name(s) {
+        Ok(s.to_string())
+    } else {
+        Err("a StackSet name is 1-128 letters, digits and hyphens, starting with a letter".into())
+    }
+}
+
+/// `N` or `N%`: a count of accounts (at least 0 for a tolerance, 1 for a concurrency: checked where it is used),
+/// or a percentage from 0 to 100.
+fn amount(s: &str) -> std::result::Result<Amount, String> {
+    let bad = || "give a number of accounts (3) or a percentage of them (25%)".to_string();
+    match s.strip_suffix('%') {
+        Some(p) => match p.parse::<u32>() {
+            Ok(n) if n <= 100 => Ok(Amount::Percentage(n)),
+            _ => Err("a percentage is 0% to 100%".into()),
+        },
+        None => s.parse::<u32>().map(Amount::Count).map_err(|_| bad()),
+    }
 }
 
 fn account_id(s: &str) -> std::result::Result<String, String> {

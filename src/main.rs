@@ -23,6 +23,7 @@ mod review;
 #[cfg(test)]
 mod schema;
 mod stack;
+mod stackset;
 mod validate;
 mod verify;
 mod wording;

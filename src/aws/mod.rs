@@ -239,6 +239,10 @@ pub(crate) struct Clients {
     /// us-east-1 in the aws partition whatever the configured region, as for IAM
     /// (https://docs.aws.amazon.com/general/latest/gr/ao.html).
     pub(crate) organizations: aws_sdk_organizations::Client,
+    /// `--org-unit`: the service-managed StackSet (`stackset`). Its writes carry an OperationId (or, for
+    /// CreateStackSet, a ClientRequestToken), so the SDK's retry of one resends the same operation and never starts
+    /// a second one.
+    pub(crate) cloudformation: aws_sdk_cloudformation::Client,
     #[cfg(feature = "ec2")]
     pub(crate) ec2: aws_sdk_ec2::Client,
     /// The resolved configuration, for `whoami` (which credentials, from where).
@@ -317,6 +321,7 @@ impl Clients {
         let sqs = client!(aws_sdk_sqs, "sqs");
         let sfn = client!(aws_sdk_sfn, "sfn");
         let organizations = client!(aws_sdk_organizations, "organizations");
+        let cloudformation = client!(aws_sdk_cloudformation, "cloudformation");
         #[cfg(feature = "ec2")]
         let ec2 = client!(aws_sdk_ec2, "ec2");
         Ok(Clients {
@@ -329,6 +334,7 @@ impl Clients {
             sqs,
             sfn,
             organizations,
+            cloudformation,
             #[cfg(feature = "ec2")]
             ec2,
             sdk: config,
@@ -355,6 +361,7 @@ impl Clients {
             sqs: aws_sdk_sqs::Client::new(&sdk),
             sfn: aws_sdk_sfn::Client::new(&sdk),
             organizations: aws_sdk_organizations::Client::new(&sdk),
+            cloudformation: aws_sdk_cloudformation::Client::new(&sdk),
             #[cfg(feature = "ec2")]
             ec2: aws_sdk_ec2::Client::new(&sdk),
             sdk,

@@ -21,6 +21,7 @@ use crate::pipeline::apply::{self, watch_interrupt, written_not_seen};
 use crate::pipeline::fleet::{self, Row, RowStatus};
 use crate::pipeline::guards::{self, Ready};
 use crate::pipeline::preflight::{self, Preflight};
+use crate::pipeline::stackset::{self, OrgUnits};
 use crate::pipeline::report::{self, waits_text, Tally};
 use crate::pipeline::wait::{self, WaitReport};
 use crate::pipeline::{self, Run, Session, Unit};
@@ -70,6 +71,9 @@ struct Prepared {
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapArgs) -> Result<ExitStatus> {
     let run = Run::open(printer, aws, &args.stack, Some(&args.accounts)).await?;
+    if let Some(org) = run.org_units() {
+        return org_units(printer, &run, org, args).await;
+    }
     let worker = printer.for_worker();
     let prepared = run.each(run.units(printer, &worker), |unit| prepare(&run, unit)).await;
 
@@ -179,6 +183,59 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
             false => ExitStatus::Success,
         }
     })
+}
+
+/// `--org-unit`: the StackSet's steps. Read (the StackSet, each account), plan, pre-flight (nothing is written when
+/// it refuses), the one question, the CloudFormation writes followed to their end, the instances read back, the
+/// table. wfboot itself sends no IAM write: CloudFormation deploys in each account.
+async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &BootstrapArgs) -> Result<ExitStatus> {
+    let (state, reads, holdings) = stackset::read(run, org, printer).await?;
+    let scps = stackset::scps(org, &run.stack).await;
+    let plan = stackset::plan(org, &state, &reads, &holdings, &scps);
+    if !printer.json() {
+        printer.result(&plan.to_string());
+    }
+    stackset::report(printer, &plan);
+    let checked = stackset::preflight(org, &state, Some(&plan), &run.stack.name).await;
+    let finish = |rows, operations: &[stackset::Operation]| {
+        let result = stackset::SetResult {
+            name: org.name(),
+            call_as: org.call_as,
+            region: &plan.region,
+            org_units: &plan.org_units,
+            plan: &plan.stack_set,
+            preflight: Some(&checked),
+            operations,
+            notes: &plan.notes,
+        };
+        org.fleet.finish_with(printer, "bootstrap", &run.stack.name, rows, serde_json::to_value(&result).ok(), |rows| {
+            match rows.iter().any(|r| r.status == RowStatus::HeldBack) {
+                true => ExitStatus::ChangesPending,
+                false => ExitStatus::Success,
+            }
+        })
+    };
+    // Nothing left to deploy to: every OU refused (or none given any account) writes nothing, not even the StackSet.
+    let deployable = plan.org_units.iter().any(|o| o.refused.is_none());
+    if !plan.has_changes() || !deployable {
+        if plan.has_changes() {
+            printer.info("Nothing was written: every OU is refused.");
+        } else {
+            printer.info(&format!("Nothing to do: StackSet {} already matches stack {}.", org.name(), run.stack.name));
+        }
+        return finish(stackset::applied_rows(&plan, &[], &state.instances), &[]);
+    }
+    if let Some(refusal) = checked.refusal.clone() {
+        return Err(refusal);
+    }
+    checked.report(printer);
+    if !guards::confirm_once(printer, &stackset::question(&plan), args.yes)? {
+        printer.info("Nothing was changed.");
+        let rows = stackset::plan_rows(&plan);
+        return finish(rows, &[]).map(|_| ExitStatus::ChangesPending);
+    }
+    let (operations, after) = stackset::apply(printer, org, &plan).await?;
+    finish(stackset::applied_rows(&plan, &operations, &after), &operations)
 }
 
 /// Step 2 for one account: read, plan, and, when the plan writes, the pre-flight (with the managed policies'

@@ -13,6 +13,7 @@ use crate::organisation::Organisation;
 use crate::output::Printer;
 use crate::pipeline::fleet::{self, Row as AccountRow, RowStatus};
 use crate::pipeline::preflight::{self, Row, Status};
+use crate::pipeline::stackset::{self, OrgUnits};
 use crate::pipeline::{self, Run, Session};
 use crate::policy_eval::Verdict;
 use crate::resources::access::{self, ContextEntry, Permission};
@@ -81,6 +82,9 @@ impl Checked {
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &CheckArgs) -> Result<ExitStatus> {
     let run = Run::open(printer, aws, &args.stack, Some(&args.accounts)).await?;
+    if let Some(org) = run.org_units() {
+        return org_units(printer, &run, org).await;
+    }
     let worker = printer.for_worker();
     let print_policy = args.print_policy;
     let run = &run;
@@ -151,6 +155,142 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &CheckArgs) 
             false => ExitStatus::Success,
         }
     })
+}
+
+/// `--org-unit`: what a bootstrap through the StackSet needs, as rows: the caller, trusted access, the caller's
+/// CloudFormation and Organizations calls, the SCPs over each OU's accounts, the accounts read, and what holds an
+/// account back. Read-only; exit 3 when something would stop the bootstrap.
+async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits) -> Result<ExitStatus> {
+    let (state, reads, holdings) = stackset::read(run, org, printer).await?;
+    let scps = stackset::scps(org, &run.stack).await;
+    let plan = stackset::plan(org, &state, &reads, &holdings, &scps);
+    let checked = stackset::preflight(org, &state, Some(&plan), &run.stack.name).await;
+    let row = |area: &str, check: String, status: Status, what_to_do: String| Row {
+        area: area.into(),
+        check,
+        status,
+        what_to_do,
+    };
+    let mut rows = vec![identity_row(&org.fleet.caller)];
+    let (status, what) = match state.trusted {
+        Ok(true) => (Status::Ok, String::new()),
+        Ok(false) => (
+            Status::Failed,
+            format!("turn it on once, from the management account: `{}`", crate::stackset::ENABLE_TRUSTED_ACCESS),
+        ),
+        Err(ref why) => (Status::Unverified, format!("could not be read ({why})")),
+    };
+    rows.push(row("organisation", "trusted access for CloudFormation StackSets".into(), status, what));
+    let denied: Vec<String> = checked
+        .permissions
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::Denied { .. }))
+        .map(|c| format!("{} on {}", c.action, c.resource))
+        .collect();
+    let unverified = checked.permissions.iter().filter(|c| matches!(c.verdict, Verdict::Unverified { .. })).count();
+    let n = checked.permissions.len();
+    rows.push(match (denied.is_empty(), unverified) {
+        (false, _) => row("permissions", format!("{} of {n} calls denied", denied.len()), Status::Failed, denied.join("; ")),
+        (true, 0) => row("permissions", format!("the StackSet's calls ({n})"), Status::Ok, String::new()),
+        (true, u) => row("permissions", format!("{u} of {n} calls"), Status::Unverified, checked.permissions_method.clone()),
+    });
+    for o in &plan.org_units {
+        let accounts: Vec<&crate::stackset::AccountPlan> = plan.accounts.iter().filter(|a| a.org_unit == o.id).collect();
+        let refused: Vec<&crate::stackset::AccountPlan> =
+            accounts.iter().copied().filter(|a| matches!(a.verdict, crate::stackset::Verdict::Refused { .. })).collect();
+        let unverified: Vec<String> = accounts
+            .iter()
+            .filter_map(|a| match scps.get(&a.account_id) {
+                Some(Organisation::Unverified { reason } | Organisation::NotVisible { reason }) => {
+                    Some(format!("{}: {reason}", a.account_id))
+                }
+                _ => None,
+            })
+            .collect();
+        let check = format!("service control policies over {} ({})", o.id, o.name);
+        rows.push(match (&o.refused, refused.first(), unverified.first()) {
+            (Some(why), _, _) => row("organisation", check, Status::Failed, why.clone()),
+            (None, Some(a), _) => row(
+                "organisation",
+                check,
+                Status::Failed,
+                format!("{} of {} accounts refused, e.g. {}: {}", refused.len(), accounts.len(), a.account_id, match &a.verdict {
+                    crate::stackset::Verdict::Refused { reason } => reason.as_str(),
+                    _ => "",
+                }),
+            ),
+            (None, None, Some(_)) => row("organisation", check, Status::Unverified, unverified.join("; ")),
+            (None, None, None) => row("organisation", check, Status::Ok, format!("{} accounts", accounts.len())),
+        });
+    }
+    let read = plan.accounts.iter().filter(|a| a.read == crate::stackset::Read::Read).count();
+    let unread: Vec<String> = plan
+        .accounts
+        .iter()
+        .filter_map(|a| match &a.read {
+            crate::stackset::Read::Failed(why) => Some(format!("{}: {why}", a.account_id)),
+            _ => None,
+        })
+        .collect();
+    let role = org.fleet.role_name();
+    rows.push(match (org.skip_reads, unread.is_empty()) {
+        (true, _) => row(
+            "accounts",
+            "read one by one".into(),
+            Status::Warning,
+            "--skip-account-reads: resources CloudFormation does not own and existing service-linked roles are not found in advance".into(),
+        ),
+        (false, true) => row("accounts", format!("{read} read through the role {role}"), Status::Ok, String::new()),
+        (false, false) => row(
+            "accounts",
+            format!("{} of {} could not be read through the role {role}", unread.len(), unread.len() + read),
+            Status::Unverified,
+            unread.join("; "),
+        ),
+    });
+    for a in plan.held_back() {
+        if let crate::stackset::Verdict::HeldBack { reason } = &a.verdict {
+            rows.push(row("accounts", format!("{} held back", a.who()), Status::Warning, reason.clone()));
+        }
+    }
+    for a in plan.accounts.iter().filter(|a| !a.existing_service_linked_roles.is_empty()) {
+        rows.push(row(
+            "accounts",
+            format!("{}: CreateServiceLinkedRoles=false", a.who()),
+            Status::Ok,
+            format!("existing: {}", a.existing_service_linked_roles.join(", ")),
+        ));
+    }
+    for n in &plan.notes {
+        rows.push(row("stack", "not in the StackSet".into(), Status::Warning, n.clone()));
+    }
+    let passed = !rows.iter().any(|r| r.status == Status::Failed);
+    if printer.json() {
+        #[derive(Serialize)]
+        struct OrgCheck<'a> {
+            caller: &'a Caller,
+            stack_set: &'a str,
+            rows: &'a [Row],
+            preflight: &'a stackset::Preflight,
+            accounts: &'a [crate::stackset::AccountPlan],
+            passed: bool,
+        }
+        printer.result_document(
+            "check",
+            &OrgCheck {
+                caller: &org.fleet.caller,
+                stack_set: org.name(),
+                rows: &rows,
+                preflight: &checked,
+                accounts: &plan.accounts,
+                passed,
+            },
+        );
+    } else {
+        printer.result(&table(&rows));
+        printer.info(&format!("permissions: {}", checked.permissions_method));
+    }
+    Ok(if passed { ExitStatus::Success } else { ExitStatus::CheckFailed })
 }
 
 /// Every check of one account: identity, operator user, permissions, services, and the review. Read-only.

@@ -20,6 +20,7 @@ use crate::pipeline::apply::{read_back, watch_interrupt, written_not_seen, Apply
 use crate::pipeline::fleet::{self, Row, RowStatus};
 use crate::pipeline::guards::{self, Ready};
 use crate::pipeline::report::{self, waits_text, Tally};
+use crate::pipeline::stackset::{self, OrgUnits, TeardownVerdict};
 use crate::pipeline::{preflight, Run, Session, Unit};
 use crate::resources::plan::Kind;
 use crate::resources::plan::{Action, Consumer, DestroyPlan};
@@ -81,6 +82,9 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
         expect_account: args.expect_account.clone(),
     };
     let run = Run::open(printer, aws, &stack_args, Some(&args.accounts)).await?;
+    if let Some(org) = run.org_units() {
+        return org_units(printer, &run, org, args).await;
+    }
     let worker = printer.for_worker();
     let prepared = run.each(run.units(printer, &worker), |unit| prepare(&run, unit, args)).await;
 
@@ -178,6 +182,71 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &DestroyArgs
             false => ExitStatus::Success,
         }
     })
+}
+
+/// `--org-unit`: the stack instances of the OUs' accounts deleted (DeleteStackInstances, their resources with them),
+/// never stranding what uses them: per readable account, `destroy`'s consumer look-ups hold back the accounts whose
+/// roles or instance profiles are in use (`--force` deletes anyway); the StackSet itself once no instance is left.
+async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &DestroyArgs) -> Result<ExitStatus> {
+    let state = stackset::read_set(org, printer).await?;
+    let finish = |rows, operations: &[stackset::Operation], deleted: bool| {
+        let result = serde_json::json!({
+            "name": org.name(),
+            "region": org.fleet.clients.region,
+            "operations": operations,
+            "stack_set_deleted": deleted,
+        });
+        org.fleet.finish_with(printer, "destroy", &run.stack.name, rows, Some(result), |rows| {
+            match rows.iter().any(|r| r.status == RowStatus::HeldBack) {
+                true => ExitStatus::ChangesPending,
+                false => ExitStatus::Success,
+            }
+        })
+    };
+    if state.deployed.is_none() {
+        printer.info(&format!("Nothing to destroy: there is no StackSet {}.", org.name()));
+        let teardown = stackset::Teardown { accounts: Vec::new() };
+        return finish(teardown.rows(None, &[]), &[], false);
+    }
+    let teardown = stackset::teardown(run, org, printer, &state, args.force).await;
+    let checked = stackset::preflight(org, &state, None, &run.stack.name).await;
+    if let Some(refusal) = checked.refusal {
+        return Err(refusal);
+    }
+    if !printer.json() {
+        let mut out = format!("StackSet {} (service-managed, {}):\n", org.name(), org.fleet.clients.region);
+        for (a, v) in &teardown.accounts {
+            let who = fleet::who(a);
+            out += &match v {
+                TeardownVerdict::Delete { resources } => format!("  - {who}: its stack instance and {resources} resources\n"),
+                TeardownVerdict::HeldBack { reason } => format!("  ! {who}: held back: {reason}\n"),
+                TeardownVerdict::NoInstance => format!("  = {who}: no stack instance\n"),
+            };
+        }
+        printer.result(&out);
+    }
+    let n = teardown.deletes();
+    if args.dry_run || n == 0 {
+        if args.dry_run {
+            printer.info("Dry run: nothing was changed (run without --dry-run to delete).");
+        }
+        let after = (n == 0).then_some(&state.instances[..]);
+        return finish(teardown.rows(after, &[]), &[], false);
+    }
+    let question = format!(
+        "Delete the stack instances of {n} account{} (StackSet {}), and their resources?",
+        plural(n),
+        org.name()
+    );
+    if !guards::confirm_once(printer, &question, args.yes)? {
+        printer.info("Nothing was changed.");
+        return finish(teardown.rows(None, &[]), &[], false).map(|_| ExitStatus::ChangesPending);
+    }
+    let (operations, after, deleted) = stackset::delete(printer, org, &state, &teardown).await?;
+    if deleted {
+        printer.info(&format!("StackSet {} deleted.", org.name()));
+    }
+    finish(teardown.rows(Some(&after), &operations), &operations, deleted)
 }
 
 /// Step 2 for one account: its caller, the stack read and its destroy plan.

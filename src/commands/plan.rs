@@ -9,6 +9,7 @@ use crate::commands::ExitStatus;
 use crate::error::Result;
 use crate::output::Printer;
 use crate::pipeline::fleet::{self, Row, RowStatus};
+use crate::pipeline::stackset::{self, OrgUnits};
 use crate::pipeline::{self, Run, Session, Unit};
 use crate::resources::plan::Plan;
 use crate::review::{self, Finding};
@@ -26,6 +27,9 @@ struct PlanResult<'a> {
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &PlanArgs) -> Result<ExitStatus> {
     let run = Run::open(printer, aws, &args.stack, Some(&args.accounts)).await?;
+    if let Some(org) = run.org_units() {
+        return org_units(printer, &run, org, args).await;
+    }
     let worker = printer.for_worker();
     let units = run.units(printer, &worker);
     let planned = run.each(units, |unit| planned(&run, unit)).await;
@@ -52,6 +56,36 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &PlanArgs) -
         .collect();
     fleet.finish(printer, "plan", &run.stack.name, rows, |rows| {
         status(rows.iter().any(|r| r.status == RowStatus::ChangesPlanned))
+    })
+}
+
+/// `--org-unit`: the StackSet and each account of the OUs read, planned, and the pre-flight's findings (SCPs,
+/// resources CloudFormation does not own, service-linked roles that exist) shown. No write.
+async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &PlanArgs) -> Result<ExitStatus> {
+    let (state, reads, holdings) = stackset::read(run, org, printer).await?;
+    let scps = stackset::scps(org, &run.stack).await;
+    let plan = stackset::plan(org, &state, &reads, &holdings, &scps);
+    if !printer.json() {
+        printer.result(&plan.to_string());
+    }
+    stackset::report(printer, &plan);
+    let result = stackset::SetResult {
+        name: org.name(),
+        call_as: org.call_as,
+        region: &plan.region,
+        org_units: &plan.org_units,
+        plan: &plan.stack_set,
+        preflight: None,
+        operations: &[],
+        notes: &plan.notes,
+    };
+    let changes = plan.has_changes();
+    let rows = stackset::plan_rows(&plan);
+    org.fleet.finish_with(printer, "plan", &run.stack.name, rows, serde_json::to_value(&result).ok(), |_| {
+        match args.detailed_exitcode && changes {
+            true => ExitStatus::ChangesPending,
+            false => ExitStatus::Success,
+        }
     })
 }
 

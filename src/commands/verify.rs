@@ -10,6 +10,7 @@ use crate::commands::ExitStatus;
 use crate::error::Result;
 use crate::output::Printer;
 use crate::pipeline::fleet::{Row as AccountRow, RowStatus};
+use crate::pipeline::stackset::{self, OrgUnits};
 use crate::pipeline::{wait, Run, Unit};
 use crate::verify::{self, Check, Row, Status};
 
@@ -42,6 +43,9 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &VerifyArgs)
         expect_account: Vec::new(),
     };
     let run = Run::open(printer, aws, &stack_args, Some(&args.accounts)).await?;
+    if let Some(org) = run.org_units() {
+        return org_units(printer, &run, org, args).await;
+    }
     let worker = printer.for_worker();
     let verified = run
         .each(run.units(printer, &worker), |unit| {
@@ -80,6 +84,67 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &VerifyArgs)
     }
     fleet.finish(printer, "verify", &run.stack.name, rows, |rows| {
         status(rows.iter().all(|r| r.status == RowStatus::Passed))
+    })
+}
+
+/// `--org-unit`: each account's stack instance (CloudFormation's status and reason) and, where the account is
+/// readable, the same checks as `verify` in one account (trust, permissions, `--live`).
+async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &VerifyArgs) -> Result<ExitStatus> {
+    let worker = printer.for_worker();
+    let checks = run.each(run.units(printer, &worker), |unit| async move {
+        let id = unit.account.map(|a| a.id.clone()).unwrap_or_default();
+        (id, verify_one(run, unit, args).await)
+    });
+    let (state, checks) = tokio::join!(stackset::read_set(org, printer), checks);
+    let state = state?;
+    let mut checks: std::collections::BTreeMap<String, Result<Report>> = checks.into_iter().collect();
+    let mut rows = Vec::new();
+    for m in &org.found.members {
+        let account = crate::account_list::Account { id: m.id.clone(), name: m.name.clone() };
+        if m.id == org.found.management {
+            printer.info(&format!(
+                "account {}: the management account, which a service-managed StackSet never deploys to (`wfboot                  verify` run there checks it)",
+                m.id
+            ));
+            continue;
+        }
+        let instance = state.instances.iter().find(|i| i.account == m.id);
+        let mut row = AccountRow::new(&account, RowStatus::CheckFailed);
+        row.stack_instance = instance.and_then(|i| serde_json::to_value(i).ok());
+        match (instance, checks.remove(&m.id)) {
+            (None, _) => row.note = Some(format!("no stack instance of {}", org.name())),
+            (Some(i), _) if i.failed() || i.status != "CURRENT" => row.note = Some(format!("stack instance {}", i.describe())),
+            (Some(_), None) => {
+                row.status = RowStatus::Passed;
+                row.note = Some("stack instance CURRENT; the account was not read (its roles were not checked)".into());
+            }
+            (Some(_), Some(Ok(report))) => {
+                if report.passed {
+                    row.status = RowStatus::Passed;
+                } else {
+                    row.note = Some(format!("{} check{} failed", report.failed, if report.failed == 1 { "" } else { "s" }));
+                    if !printer.json() {
+                        printer.result(&format!("{}\n", text(&report)));
+                    }
+                }
+                row.result = serde_json::to_value(&report).ok();
+            }
+            (Some(_), Some(Err(e))) => row = AccountRow::failed(printer, &account, &e),
+        }
+        let word = match row.status {
+            RowStatus::Passed => "passed",
+            RowStatus::Failed => "failed",
+            _ => "verify failed",
+        };
+        printer.info(&format!("account {}: {word}{}", m.id, row.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()));
+        rows.push(row);
+    }
+    let result = serde_json::json!({"name": org.name(), "region": org.fleet.clients.region, "instances": state.instances});
+    org.fleet.finish_with(printer, "verify", &run.stack.name, rows, Some(result), |rows| {
+        match rows.iter().all(|r| r.status == RowStatus::Passed) {
+            true => ExitStatus::Success,
+            false => ExitStatus::VerifyFailed,
+        }
     })
 }
 

@@ -42,6 +42,9 @@ pub(crate) enum Organisation {
     },
     /// The target is the organisation's management account, which SCPs do not restrict.
     ManagementAccount,
+    /// The account is in no organisation (Organizations answered AWSOrganizationsNotInUseException to its own
+    /// credentials): no SCP applies to it.
+    NoOrganisation,
     /// Requests an SCP denies: nothing may be written.
     Denied { denials: Vec<Denial> },
     /// Nothing denies for sure, but a condition the local evaluation cannot decide might, or the organisation
@@ -85,6 +88,9 @@ pub(crate) const DECIDED_BY_THE_REQUEST: &[&str] = &[
 /// "not visible" or "unverified", said.
 pub(crate) async fn verdict(reader: &Reader, account: &str, needed: &[Permission]) -> Organisation {
     match reader.hierarchy(account).await {
+        // "AWSOrganizationsNotInUseException: Your account is not a member of an organization" (Organizations API
+        // reference, DescribeOrganization, Errors): an account in no organisation has no SCP over it.
+        Err(f) if f.no_organisation && reader.own => Organisation::NoOrganisation,
         Err(f) if f.not_visible => Organisation::NotVisible { reason: f.code },
         Err(f) => Organisation::Unverified { reason: format!("the organisation could not be read: {}", f.code) },
         // "SCPs do not affect users or roles in the management account" ("SCP effects on permissions":
@@ -138,6 +144,9 @@ pub(crate) enum Standing {
     Unverified,
 }
 
+/// What the organisation row says of an account in no organisation.
+pub(crate) const NONE: &str = "none: the account is in no organisation";
+
 /// The help line of a pre-flight the SCPs refused.
 pub(crate) const HELP: &str = "service control policies are set by the organisation's administrators: ask them to \
      exempt these requests (or give them the tags the policy requires, with --tag KEY=VALUE), then run again";
@@ -164,6 +173,7 @@ impl Organisation {
             Organisation::ManagementAccount => {
                 (check, Standing::Ok, "the management account, which SCPs do not restrict".into())
             }
+            Organisation::NoOrganisation => (check, Standing::Ok, NONE.into()),
             Organisation::Denied { denials } => (check, Standing::Failed, denials_text(denials)),
             Organisation::Unverified { reason } => (check, Standing::Unverified, reason.clone()),
             Organisation::NotVisible { reason } => (
@@ -184,6 +194,7 @@ impl Organisation {
                 Some("Service control policies: not visible from this account; not checked".into())
             }
             Organisation::Unverified { reason } => Some(format!("Service control policies: unverified ({reason})")),
+            Organisation::NoOrganisation => Some(format!("Service control policies: {NONE}")),
             _ => None,
         }
     }

@@ -34,6 +34,8 @@ pub(crate) struct Failure {
     /// organisation: nothing more can be known from here. Otherwise (throttled, 5xx, a malformed answer) it is an
     /// unverified read.
     pub(crate) not_visible: bool,
+    /// The caller's account is in no organisation (AWSOrganizationsNotInUseException).
+    pub(crate) no_organisation: bool,
 }
 
 impl Failure {
@@ -44,13 +46,13 @@ impl Failure {
         // account (or a caller without organizations:* reads). AccountNotFoundException: the target is not in the
         // caller's organisation (Organizations API reference, Common errors and each operation's Errors).
         let code = errors::code(err);
-        let not_visible = errors::is_access_denied(err)
-            || matches!(code, Some("AWSOrganizationsNotInUseException" | "AccountNotFoundException"));
-        Failure { code: code.map_or_else(|| errors::short(err), str::to_string), not_visible }
+        let no_organisation = code == Some("AWSOrganizationsNotInUseException");
+        let not_visible = errors::is_access_denied(err) || no_organisation || code == Some("AccountNotFoundException");
+        Failure { code: code.map_or_else(|| errors::short(err), str::to_string), not_visible, no_organisation }
     }
 
     fn malformed(what: &str) -> Failure {
-        Failure { code: format!("the answer has no {what}"), not_visible: false }
+        Failure { code: format!("the answer has no {what}"), not_visible: false, no_organisation: false }
     }
 }
 
@@ -82,11 +84,21 @@ struct Cache {
 pub(crate) struct Reader {
     clients: Clients,
     cache: Arc<Cache>,
+    /// The clients are the target account's own: an organisation that is not in use is the target's (which is then
+    /// in none), not only the caller's.
+    pub(crate) own: bool,
 }
 
 impl Reader {
+    /// The organisation as the target account itself sees it (a single-account run).
     pub(crate) fn new(clients: Clients) -> Reader {
-        Reader { clients, cache: Arc::default() }
+        Reader { clients, cache: Arc::default(), own: true }
+    }
+
+    /// The organisation as another account's caller sees it (a fleet's or an OU run's caller): that the caller's
+    /// account is in no organisation says nothing of the targets'.
+    pub(crate) fn of_caller(clients: Clients) -> Reader {
+        Reader { clients, cache: Arc::default(), own: false }
     }
 
     /// Where `account` sits in the organisation, with the SCPs at each level.
@@ -233,7 +245,11 @@ impl Reader {
             }
             let content = policy.content().ok_or_else(|| Failure::malformed("policy content"))?;
             let document = serde_json::from_str(content)
-                .map_err(|e| Failure { code: format!("policy {id} is not JSON: {e}"), not_visible: false })?;
+                .map_err(|e| Failure {
+                    code: format!("policy {id} is not JSON: {e}"),
+                    not_visible: false,
+                    no_organisation: false,
+                })?;
             Ok(Scp { id: id.to_string(), name: summary.and_then(|s| s.name()).unwrap_or(id).to_string(), document })
         })
         .await

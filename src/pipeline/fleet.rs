@@ -23,7 +23,7 @@ use crate::stack::{Stack, Target};
 /// The validated input of a multi-account run and the caller's own clients, which assume the roles.
 pub(crate) struct Fleet {
     pub(crate) clients: Clients,
-    caller: Caller,
+    pub(crate) caller: Caller,
     pub(crate) accounts: Vec<Account>,
     role_name: String,
     external_id: Option<String>,
@@ -51,6 +51,12 @@ pub(crate) struct Row {
     /// `bootstrap --wait`: from the start of the run until the services accepted this account's roles.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) usable_after_seconds: Option<f64>,
+    /// Why the account was held back or skipped (`--org-unit`), shown in the table's last column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) note: Option<String>,
+    /// `--org-unit`: the account's plan and stack instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) stack_instance: Option<serde_json::Value>,
     #[serde(skip)]
     error_kind: Option<ErrorKind>,
 }
@@ -76,6 +82,9 @@ struct Results<'a> {
     role_name: &'a str,
     accounts: &'a [Row],
     summary: ResultSummary,
+    /// `--org-unit`: the StackSet, its plan and the operations of the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stack_set: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,8 +104,17 @@ impl Row {
             error: None,
             result: None,
             usable_after_seconds: None,
+            note: None,
+            stack_instance: None,
             error_kind: None,
         }
+    }
+
+    /// The account failed: `message` is its error (said on stderr by whoever calls), `kind` sets the exit code.
+    pub(crate) fn fail(&mut self, message: String, kind: ErrorKind) {
+        self.status = RowStatus::Failed;
+        self.error = Some(message);
+        self.error_kind = Some(kind);
     }
 
     /// A failed account's row; its error is said on stderr at once (with its help line).
@@ -126,6 +144,36 @@ impl Row {
 }
 
 impl Fleet {
+    /// The accounts of `--org-unit` OUs, read through `role_name` (`pipeline::stackset`): their ids come from
+    /// Organizations, already checked.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn for_org_units(
+        clients: Clients,
+        caller: Caller,
+        accounts: Vec<Account>,
+        role_name: String,
+        external_id: Option<String>,
+        max_accounts: usize,
+        max_concurrency: usize,
+        started: Instant,
+    ) -> Fleet {
+        Fleet {
+            started,
+            organisation: crate::organisation::Reader::of_caller(clients.clone()),
+            clients,
+            caller,
+            accounts,
+            role_name,
+            external_id,
+            max_accounts,
+            max_concurrency,
+        }
+    }
+
+    pub(crate) fn role_name(&self) -> &str {
+        &self.role_name
+    }
+
     /// Checks the flags and the accounts file before any AWS call, then identifies the caller once: its
     /// partition is the partition of every role ARN.
     pub(crate) async fn open(
@@ -200,7 +248,7 @@ impl Fleet {
         }
         Ok(Fleet {
             started,
-            organisation: crate::organisation::Reader::new(clients.clone()),
+            organisation: crate::organisation::Reader::of_caller(clients.clone()),
             clients,
             caller,
             accounts,
@@ -237,7 +285,20 @@ impl Fleet {
         printer: &Printer,
         command: &str,
         stack: &str,
+        rows: Vec<Row>,
+        status: impl FnOnce(&[Row]) -> ExitStatus,
+    ) -> Result<ExitStatus> {
+        self.finish_with(printer, command, stack, rows, None, status)
+    }
+
+    /// [`Fleet::finish`], with what a `--org-unit` result carries beside its rows.
+    pub(crate) fn finish_with(
+        &self,
+        printer: &Printer,
+        command: &str,
+        stack: &str,
         mut rows: Vec<Row>,
+        stack_set: Option<serde_json::Value>,
         status: impl FnOnce(&[Row]) -> ExitStatus,
     ) -> Result<ExitStatus> {
         rows.sort_by_key(|r| self.accounts.iter().position(|a| a.id == r.account_id));
@@ -260,6 +321,7 @@ impl Fleet {
                             })
                             .count(),
                     },
+                    stack_set,
                 },
             );
         } else {
@@ -345,7 +407,7 @@ fn table(rows: &[Row]) -> String {
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            let error = r.error.as_deref().and_then(|e| e.lines().next()).unwrap_or_default();
+            let error = r.error.as_deref().or(r.note.as_deref()).and_then(|e| e.lines().next()).unwrap_or_default();
             let error = if error.chars().count() > 120 {
                 format!("{}...", error.chars().take(117).collect::<String>())
             } else {

@@ -122,6 +122,16 @@ pub(crate) fn ask(
     fleet.finish(printer, command, &run.stack.name, rows, |_| ExitStatus::ChangesPending).map(Some)
 }
 
+/// The one question of a run whose writes are not counted per account (`--org-unit`: the StackSet's operations):
+/// `question` as it is, `--yes` answering it. Without a terminal and without `--yes`, a usage error before any
+/// write.
+pub(crate) fn confirm_once(printer: &Printer, question: &str, yes: bool) -> Result<bool> {
+    if yes {
+        return Ok(true);
+    }
+    prompt::confirm(printer, question, "--yes")
+}
+
 /// Before `bootstrap` writes: the stack's own trust documents, as it would write them (hardened with `--harden`),
 /// checked as `verify` checks the account's, so that a document that would lock the service it names out (a
 /// condition on a key the service does not send, a Deny that matches it) is refused before it is written.

@@ -22,6 +22,7 @@ pub(crate) mod fleet;
 pub(crate) mod guards;
 pub(crate) mod preflight;
 pub(crate) mod report;
+pub(crate) mod stackset;
 pub(crate) mod wait;
 
 use std::collections::BTreeSet;
@@ -86,6 +87,8 @@ enum Scope {
     /// The caller's own account, with the clients its credentials give.
     Own(Clients),
     Fleet(fleet::Fleet),
+    /// `--org-unit`: a StackSet over OUs; its accounts are read as a fleet's are.
+    OrgUnits(Box<stackset::OrgUnits>),
 }
 
 impl Scope {
@@ -94,6 +97,16 @@ impl Scope {
         match self {
             Scope::Own(clients) => clients,
             Scope::Fleet(f) => &f.clients,
+            Scope::OrgUnits(o) => &o.fleet.clients,
+        }
+    }
+
+    /// Where each account's session comes from, when not from the caller's own credentials.
+    fn assumer(&self) -> Option<&fleet::Fleet> {
+        match self {
+            Scope::Own(_) => None,
+            Scope::Fleet(f) => Some(f),
+            Scope::OrgUnits(o) => Some(&o.fleet),
         }
     }
 }
@@ -137,26 +150,45 @@ impl Run {
         accounts: Option<&AccountsArgs>,
     ) -> Result<Run> {
         let started = Instant::now();
-        let stack = validated_stack(printer, args)?;
-        let scope = match accounts.filter(|a| a.accounts.is_some()) {
-            Some(accounts) => Scope::Fleet(fleet::Fleet::open(printer, aws, &stack, args, accounts).await?),
-            None => Scope::Own(Clients::connect(aws).await?),
+        let mut args = args.clone();
+        if accounts.is_some_and(|a| a.org.active()) {
+            // A StackSet holds no user's policies (said by the scope, with the stack's list of them).
+            args.skip_user = true;
+        }
+        let stack = validated_stack(printer, &args)?;
+        let scope = match accounts {
+            Some(a) if a.org.active() => {
+                Scope::OrgUnits(Box::new(stackset::OrgUnits::open(printer, aws, &stack, &args, a).await?))
+            }
+            Some(a) if a.accounts.is_some() => Scope::Fleet(fleet::Fleet::open(printer, aws, &stack, &args, a).await?),
+            _ => Scope::Own(Clients::connect(aws).await?),
         };
-        Ok(Run { stack, args: args.clone(), scope, started })
+        args.user_name = args.user_name.filter(|_| !args.skip_user);
+        Ok(Run { stack, args, scope, started })
     }
 
     pub(crate) fn fleet(&self) -> Option<&fleet::Fleet> {
         match &self.scope {
             Scope::Fleet(f) => Some(f),
-            Scope::Own(_) => None,
+            _ => None,
         }
     }
 
-    /// The run's accounts: the caller's own, or the fleet's in file order.
+    /// `--org-unit`: the StackSet's scope.
+    pub(crate) fn org_units(&self) -> Option<&stackset::OrgUnits> {
+        match &self.scope {
+            Scope::OrgUnits(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// The run's accounts: the caller's own, the fleet's in file order, or the OUs' accounts that are read one by
+    /// one (none with `--skip-account-reads`).
     pub(crate) fn units<'a>(&'a self, printer: &'a Printer, worker: &'a Printer) -> Vec<Unit<'a>> {
         match &self.scope {
             Scope::Own(_) => vec![Unit { account: None, printer }],
             Scope::Fleet(f) => f.accounts.iter().map(|a| Unit { account: Some(a), printer: worker }).collect(),
+            Scope::OrgUnits(o) => o.readable.iter().map(|a| Unit { account: Some(a), printer: worker }).collect(),
         }
     }
 
@@ -167,7 +199,7 @@ impl Run {
         F: Fn(I) -> Fut,
         Fut: std::future::Future<Output = T>,
     {
-        let n = self.fleet().map_or(1, |f| f.max_accounts);
+        let n = self.scope.assumer().map_or(1, |f| f.max_accounts);
         fleet::in_a_pool(items, n, work).await
     }
 
@@ -179,7 +211,7 @@ impl Run {
         F: Fn(I, Arc<Semaphore>) -> Fut,
         Fut: std::future::Future<Output = T>,
     {
-        let slots = Arc::new(Semaphore::new(self.fleet().map_or(1, |f| f.max_accounts)));
+        let slots = Arc::new(Semaphore::new(self.scope.assumer().map_or(1, |f| f.max_accounts)));
         let n = items.len();
         fleet::in_a_pool(items, n, |item| work(item, slots.clone())).await
     }
@@ -198,10 +230,10 @@ impl Run {
     /// The account's clients and caller: sts:GetCallerIdentity with the caller's own credentials, or sts:AssumeRole
     /// into a fleet's account. The wrong account stops here, before the account is read.
     async fn caller(&self, unit: Unit<'_>) -> Result<(Clients, Caller)> {
-        let (clients, caller) = match (&self.scope, unit.account) {
-            (Scope::Fleet(f), Some(account)) => f.assume(unit.printer, account, &self.stack).await?,
-            (scope, _) => {
-                let clients = scope.clients();
+        let (clients, caller) = match (self.scope.assumer(), unit.account) {
+            (Some(f), Some(account)) => f.assume(unit.printer, account, &self.stack).await?,
+            _ => {
+                let clients = self.scope.clients();
                 (clients.clone(), caller::identify(clients).await?)
             }
         };
@@ -229,8 +261,8 @@ impl Run {
         let printer = unit.printer;
         let spinner = printer.spinner("identifying the caller, reading the account");
         let names = resources::Names::of_stack(&self.stack);
-        let assumed = match (&self.scope, unit.account) {
-            (Scope::Fleet(f), Some(account)) => {
+        let assumed = match (self.scope.assumer(), unit.account) {
+            (Some(f), Some(account)) => {
                 let assumed = f.assume(printer, account, &self.stack).await;
                 let assumed = assumed.inspect_err(|_| spinner.finish_and_clear())?;
                 Some(assumed)
@@ -278,9 +310,9 @@ impl Run {
     /// Where an account's organisation is read from: the fleet's one reader (its cache serves every account), or
     /// the caller's own clients.
     fn organisation(&self, clients: &Clients) -> crate::organisation::Reader {
-        match &self.scope {
-            Scope::Fleet(f) => f.organisation.clone(),
-            Scope::Own(_) => crate::organisation::Reader::new(clients.clone()),
+        match self.scope.assumer() {
+            Some(f) => f.organisation.clone(),
+            None => crate::organisation::Reader::new(clients.clone()),
         }
     }
 

@@ -139,9 +139,9 @@ macro_rules! registry {
             $(pub(crate) $field: <$module::$kind as ResourceKind>::Observation,)*
         }
 
-        #[cfg(test)]
         impl Observed {
-            /// The observation of an account where none of `desired` exists (for tests that plan a fresh account).
+            /// The observation of an account where none of `desired` exists: what a new StackSet instance creates
+            /// (`pipeline::stackset`), and the tests that plan a fresh account.
             pub(crate) fn absent(desired: &Desired, user_name: Option<&str>) -> Observed {
                 Observed { $($field: <$module::$kind as ResourceKind>::absent(desired, user_name),)* }
             }
