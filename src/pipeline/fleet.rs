@@ -135,6 +135,7 @@ impl Row {
             RowStatus::NoChanges => "no changes".into(),
             RowStatus::ChangesPlanned => format!("{n} change{} planned", plural(n)),
             RowStatus::Applied => format!("applied {n}"),
+            RowStatus::HeldBack if n == 0 => "held back".into(),
             RowStatus::HeldBack => format!("applied {n}, some held back"),
             RowStatus::Passed => "passed".into(),
             RowStatus::CheckFailed => "check failed".into(),

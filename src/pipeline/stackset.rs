@@ -882,8 +882,10 @@ pub(crate) fn report(printer: &Printer, plan: &Plan) {
             o.refused.as_deref().unwrap_or_default()
         ));
     }
-    for n in &plan.notes {
-        printer.info(&format!("Note: {n}"));
+    if printer.json() {
+        for n in &plan.notes {
+            printer.info(&format!("Note: {n}"));
+        }
     }
 }
 

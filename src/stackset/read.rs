@@ -162,7 +162,13 @@ where
 /// refused on).
 pub(crate) async fn trusted_access(clients: &Clients, call_as: CallAs) -> Result<bool, String> {
     let c = clients;
-    let cfn = c.limit(c.cloudformation.describe_organizations_access().call_as(call_as.sdk()).send()).await;
+    // Asked once, without the SDK's retries: a failure of any kind falls back on Organizations' own list.
+    let once = aws_sdk_cloudformation::config::Builder::default()
+        .retry_config(aws_smithy_types::retry::RetryConfig::disabled());
+    let cfn = c.limit(
+        c.cloudformation.describe_organizations_access().call_as(call_as.sdk()).customize().config_override(once).send(),
+    );
+    let cfn = cfn.await;
     match cfn {
         Ok(out) => return Ok(out.status().is_some_and(|s| s.as_str() == "ENABLED")),
         // Not implemented by an emulator, or refused: Organizations' own list next.

@@ -144,7 +144,7 @@ pub(crate) async fn update_stack_set(
 ) -> Result<String> {
     let id = operation_id();
     let tags = tags(desired);
-    start(printer, &desired.name, "UpdateStackSet", &id, timeout, || {
+    let out = start(printer, &desired.name, "UpdateStackSet", &id, timeout, || {
         clients
             .cloudformation
             .update_stack_set()
@@ -163,7 +163,8 @@ pub(crate) async fn update_stack_set(
             .send()
     })
     .await?;
-    Ok(id)
+    // The id CloudFormation answers is the one sent; an emulator may answer its own.
+    Ok(out.and_then(|o| o.operation_id().map(str::to_string)).unwrap_or(id))
 }
 
 /// The parameter override of the accounts where a service-linked role exists.
@@ -186,7 +187,7 @@ pub(crate) async fn create_instances(
     timeout: Duration,
 ) -> Result<String> {
     let id = operation_id();
-    start(printer, name, "CreateStackInstances", &id, timeout, || {
+    let out = start(printer, name, "CreateStackInstances", &id, timeout, || {
         clients
             .cloudformation
             .create_stack_instances()
@@ -200,7 +201,8 @@ pub(crate) async fn create_instances(
             .send()
     })
     .await?;
-    Ok(id)
+    // The id CloudFormation answers is the one sent; an emulator may answer its own.
+    Ok(out.and_then(|o| o.operation_id().map(str::to_string)).unwrap_or(id))
 }
 
 /// UpdateStackInstances: deploy the failed instances of `targets` again.
@@ -216,7 +218,7 @@ pub(crate) async fn update_instances(
     timeout: Duration,
 ) -> Result<String> {
     let id = operation_id();
-    start(printer, name, "UpdateStackInstances", &id, timeout, || {
+    let out = start(printer, name, "UpdateStackInstances", &id, timeout, || {
         clients
             .cloudformation
             .update_stack_instances()
@@ -230,7 +232,8 @@ pub(crate) async fn update_instances(
             .send()
     })
     .await?;
-    Ok(id)
+    // The id CloudFormation answers is the one sent; an emulator may answer its own.
+    Ok(out.and_then(|o| o.operation_id().map(str::to_string)).unwrap_or(id))
 }
 
 /// DeleteStackInstances for `targets`, their stacks deleted with their resources (RetainStacks false).
@@ -244,7 +247,7 @@ pub(crate) async fn delete_instances(
     timeout: Duration,
 ) -> Result<String> {
     let id = operation_id();
-    start(printer, name, "DeleteStackInstances", &id, timeout, || {
+    let out = start(printer, name, "DeleteStackInstances", &id, timeout, || {
         clients
             .cloudformation
             .delete_stack_instances()
@@ -258,7 +261,8 @@ pub(crate) async fn delete_instances(
             .send()
     })
     .await?;
-    Ok(id)
+    // The id CloudFormation answers is the one sent; an emulator may answer its own.
+    Ok(out.and_then(|o| o.operation_id().map(str::to_string)).unwrap_or(id))
 }
 
 /// DeleteStackSet, once it has no instance left.
@@ -285,7 +289,7 @@ async fn start<F, Fut, T, E>(
     id: &str,
     timeout: Duration,
     call: F,
-) -> Result<()>
+) -> Result<Option<T>>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = std::result::Result<T, aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>>>,
@@ -296,10 +300,10 @@ where
     let mut said = false;
     loop {
         match call().await {
-            Ok(_) => return Ok(()),
+            Ok(out) => return Ok(Some(out)),
             Err(e) if errors::code(&e) == Some("OperationIdAlreadyExistsException") => {
                 printer.detail(&format!("{action}: operation {id} was already started (its first answer was lost); following it"));
-                return Ok(());
+                return Ok(None);
             }
             Err(e) if errors::code(&e) == Some("OperationInProgressException") => {
                 if started.elapsed() >= timeout {
