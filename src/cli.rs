@@ -435,7 +435,7 @@ pub(crate) struct LintArgs {
 /// accepts (https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DeploymentTargets.html), which is
 /// Organizations' own for OU and root ids.
 fn org_unit_id(s: &str) -> std::result::Result<String, String> {
-    if crate::stackset::valid_org_unit_id(s) {
+    if valid_org_unit_id(s) {
         Ok(s.to_string())
     } else {
         Err("an organisational unit id is ou- then 4-32 and 8-32 lowercase letters or digits (ou-ab12-cd34ef56), \
@@ -445,8 +445,27 @@ fn org_unit_id(s: &str) -> std::result::Result<String, String> {
     }
 }
 
+/// `ou-` + 4-32 + `-` + 8-32 lowercase letters or digits, or `r-` + 4-32.
+pub(crate) fn valid_org_unit_id(id: &str) -> bool {
+    let part = |s: &str, min: usize, max: usize| {
+        (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    if let Some(rest) = id.strip_prefix("ou-") {
+        return rest.split_once('-').is_some_and(|(a, b)| part(a, 4, 32) && part(b, 8, 32));
+    }
+    id.strip_prefix("r-").is_some_and(|rest| part(rest, 4, 32))
+}
+
+/// A StackSet name: a letter, then letters, digits and hyphens, at most 128 (CreateStackSet's StackSetName,
+/// https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CreateStackSet.html).
+pub(crate) fn valid_stack_set_name(name: &str) -> bool {
+    name.len() <= 128
+        && name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 fn stack_set_name(s: &str) -> std::result::Result<String, String> {
-    if crate::stackset::valid_stack_set_name(s) {
+    if valid_stack_set_name(s) {
         Ok(s.to_string())
     } else {
         Err("a StackSet name is 1-128 letters, digits and hyphens, starting with a letter".into())
@@ -480,5 +499,30 @@ fn tag(s: &str) -> std::result::Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err("a tag is KEY=VALUE (the value may be empty: KEY=)".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn org_unit_ids_are_checked_by_cloudformations_pattern() {
+        for ok in ["ou-ab12-cd34ef56", "r-ab12", "ou-abcd-12345678", &format!("r-{}", "a".repeat(32))] {
+            assert!(valid_org_unit_id(ok), "{ok}");
+        }
+        for bad in ["", "ou-ab1-cd34ef56", "ou-AB12-cd34ef56", "ou-ab12-cd34ef5", "r-ab1", "ab12", "ou-ab12", "123456789012"]
+        {
+            assert!(!valid_org_unit_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stack_set_names_and_amounts_are_checked_as_cloudformation_does() {
+        assert!(!valid_stack_set_name("1abc") && !valid_stack_set_name("a_b") && valid_stack_set_name("a-1"));
+        assert!(!valid_stack_set_name(&"a".repeat(129)));
+        assert_eq!(amount("25%"), Ok(Amount::Percentage(25)));
+        assert_eq!(amount("3"), Ok(Amount::Count(3)));
+        assert!(amount("101%").is_err() && amount("-1").is_err() && amount("x").is_err());
     }
 }

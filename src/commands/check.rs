@@ -223,7 +223,7 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits) -> Result<ExitS
             (None, None, None) => row("organisation", check, Status::Ok, format!("{} accounts", accounts.len())),
         });
     }
-    let read = plan.accounts.iter().filter(|a| a.read == crate::stackset::Read::Read).count();
+    let read = plan.accounts.iter().filter(|a| a.read == crate::stackset::Read::Done).count();
     let unread: Vec<String> = plan
         .accounts
         .iter()

@@ -44,7 +44,8 @@ pub(crate) enum Organisation {
     ManagementAccount,
     /// The account is in no organisation (Organizations answered AWSOrganizationsNotInUseException to its own
     /// credentials): no SCP applies to it.
-    NoOrganisation,
+    #[serde(rename = "no_organisation")]
+    InNone,
     /// Requests an SCP denies: nothing may be written.
     Denied { denials: Vec<Denial> },
     /// Nothing denies for sure, but a condition the local evaluation cannot decide might, or the organisation
@@ -90,7 +91,7 @@ pub(crate) async fn verdict(reader: &Reader, account: &str, needed: &[Permission
     match reader.hierarchy(account).await {
         // "AWSOrganizationsNotInUseException: Your account is not a member of an organization" (Organizations API
         // reference, DescribeOrganization, Errors): an account in no organisation has no SCP over it.
-        Err(f) if f.no_organisation && reader.own => Organisation::NoOrganisation,
+        Err(f) if f.no_organisation && reader.own => Organisation::InNone,
         Err(f) if f.not_visible => Organisation::NotVisible { reason: f.code },
         Err(f) => Organisation::Unverified { reason: format!("the organisation could not be read: {}", f.code) },
         // "SCPs do not affect users or roles in the management account" ("SCP effects on permissions":
@@ -173,7 +174,7 @@ impl Organisation {
             Organisation::ManagementAccount => {
                 (check, Standing::Ok, "the management account, which SCPs do not restrict".into())
             }
-            Organisation::NoOrganisation => (check, Standing::Ok, NONE.into()),
+            Organisation::InNone => (check, Standing::Ok, NONE.into()),
             Organisation::Denied { denials } => (check, Standing::Failed, denials_text(denials)),
             Organisation::Unverified { reason } => (check, Standing::Unverified, reason.clone()),
             Organisation::NotVisible { reason } => (
@@ -194,7 +195,7 @@ impl Organisation {
                 Some("Service control policies: not visible from this account; not checked".into())
             }
             Organisation::Unverified { reason } => Some(format!("Service control policies: unverified ({reason})")),
-            Organisation::NoOrganisation => Some(format!("Service control policies: {NONE}")),
+            Organisation::InNone => Some(format!("Service control policies: {NONE}")),
             _ => None,
         }
     }

@@ -329,7 +329,7 @@ pub(crate) async fn read(
     for (id, r) in accounts {
         match r {
             Ok(h) => {
-                reads.insert(id.clone(), Read::Read);
+                reads.insert(id.clone(), Read::Done);
                 holdings.insert(id, h);
             }
             Err(e) => {

@@ -17,6 +17,7 @@ mod harden;
 mod instances;
 mod interactive;
 mod lint;
+mod org_units;
 mod organisation;
 mod pipeline;
 mod profiles;

@@ -233,11 +233,11 @@ async fn a_member_account_caller_is_told_the_organisation_is_not_visible_and_boo
 }
 
 #[tokio::test]
-async fn an_account_in_no_organisation_is_not_visible_and_the_management_account_is_not_restricted() {
+async fn an_account_in_no_organisation_has_no_scp_over_it_and_the_management_account_is_not_restricted() {
     let emu = Emulator::start();
     let out = emu.wfboot().args(["check", "--skip-user", "--output", "json"]).output().unwrap();
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
-    assert_eq!(v["organisation"], json!({"status": "not_visible", "reason": "AWSOrganizationsNotInUseException"}));
+    assert_eq!(v["organisation"], json!({"status": "no_organisation"}));
 
     // 123456789012 creates the organisation: its own runs are the management account's, which SCPs do not
     // restrict, even with a deny-all SCP at the root.

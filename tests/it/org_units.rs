@@ -1,0 +1,358 @@
+//! `--org-unit`: a service-managed CloudFormation StackSet over organisational units, against the emulator's
+//! Organizations and CloudFormation (docs/emulator.md says what the emulator adds to moto's StackSets so that they
+//! behave as CloudFormation's: asynchronous operations, per-account failures with CloudFormation's reason,
+//! AccountFilterType, auto-deployment, DeleteStackInstances deleting the resources).
+//!
+//! The caller is the management account (wfboot's key and the admin's are account 123456789012, which creates the
+//! organisation). CloudFormation's deployments run inside the emulator, so every IAM write the request log holds
+//! during a wfboot run is wfboot's own: the tests count them to show there are none.
+
+use aws_sdk_organizations::types::{OrganizationFeatureSet, PolicyType};
+use serde_json::{json, Value};
+
+use crate::common::*;
+
+const TRUSTED: &str = "member.org.stacksets.cloudformation.amazonaws.com";
+const STACK_SET: &str = "wfboot-slim-workflow";
+/// The default stack's roles and instance profile, which a stack instance creates in each account.
+const ROLES: [&str; 5] = [
+    "AWSBatchServiceRole",
+    "AmazonEC2SpotFleetRole",
+    "SLIM-Extras_ECS_for_EC2",
+    "SLIM-Extras_for_Lambda",
+    "StepFunctionsLambdaRole",
+];
+const PROFILE: &str = "SLIM-Extras_ECS_for_EC2";
+
+fn org_client(emu: &Emulator) -> aws_sdk_organizations::Client {
+    aws_sdk_organizations::Client::new(&emu.sdk_config(ADMIN_KEY, "admin-secret"))
+}
+
+fn cfn_client(emu: &Emulator) -> aws_sdk_cloudformation::Client {
+    aws_sdk_cloudformation::Client::new(&emu.sdk_config(ADMIN_KEY, "admin-secret"))
+}
+
+/// The organisation: OU workloads with three accounts, OU sandbox (one account) under an SCP that denies
+/// iam:CreateRole, OU legacy with one account whose AWSBatchServiceRole was made by hand; trusted access on.
+struct Org {
+    client: aws_sdk_organizations::Client,
+    root: String,
+    workloads: String,
+    sandbox: String,
+    legacy: String,
+    workload_accounts: Vec<String>,
+    sandbox_account: String,
+    legacy_account: String,
+    scp: String,
+}
+
+async fn organisation(emu: &Emulator, trusted_access: bool) -> Org {
+    let o = org_client(emu);
+    o.create_organization().feature_set(OrganizationFeatureSet::All).send().await.unwrap();
+    let root = o.list_roots().send().await.unwrap().roots()[0].id().unwrap().to_string();
+    let workloads = ou(&o, &root, "workloads").await;
+    let sandbox = ou(&o, &root, "sandbox").await;
+    let legacy = ou(&o, &root, "legacy").await;
+    let mut workload_accounts = Vec::new();
+    for i in 0..3 {
+        workload_accounts.push(account(&o, &root, &format!("w{i}"), &workloads).await);
+    }
+    let sandbox_account = account(&o, &root, "s0", &sandbox).await;
+    let legacy_account = account(&o, &root, "l0", &legacy).await;
+    let deny = json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "NoNewRoles", "Effect": "Deny", "Action": "iam:CreateRole", "Resource": "*"}]});
+    let scp = o
+        .create_policy()
+        .name("DenyCreateRole")
+        .description("no new roles")
+        .r#type(PolicyType::ServiceControlPolicy)
+        .content(deny.to_string())
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .unwrap()
+        .policy_summary()
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_string();
+    o.attach_policy().policy_id(&scp).target_id(&sandbox).send().await.unwrap();
+    if trusted_access {
+        o.enable_aws_service_access().service_principal(TRUSTED).send().await.unwrap();
+    }
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "batch.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    account_admin(emu, &legacy_account)
+        .await
+        .create_role()
+        .role_name("AWSBatchServiceRole")
+        .description("made by hand, as in the tutorial")
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .unwrap();
+    Org { client: o, root, workloads, sandbox, legacy, workload_accounts, sandbox_account, legacy_account, scp }
+}
+
+async fn ou(o: &aws_sdk_organizations::Client, parent: &str, name: &str) -> String {
+    let out = o.create_organizational_unit().parent_id(parent).name(name).send().await.unwrap();
+    out.organizational_unit().unwrap().id().unwrap().to_string()
+}
+
+async fn account(o: &aws_sdk_organizations::Client, root: &str, name: &str, target: &str) -> String {
+    let out = o.create_account().email(format!("{name}@example.com")).account_name(name).send().await.unwrap();
+    let id = out.create_account_status().unwrap().account_id().unwrap().to_string();
+    o.move_account().account_id(&id).source_parent_id(root).destination_parent_id(target).send().await.unwrap();
+    id
+}
+
+fn run(emu: &Emulator, args: &[&str]) -> std::process::Output {
+    emu.wfboot().args(args).output().unwrap()
+}
+
+/// `--org-unit` for each of `ous`.
+fn ous<'a>(ous: &[&'a str]) -> Vec<&'a str> {
+    ous.iter().flat_map(|o| ["--org-unit", o]).collect()
+}
+
+/// Every write call sent after `mark` by anyone but the test's admin, sorted: only wfboot runs meanwhile, with
+/// its own key and the sessions it assumes.
+fn writes_since(emu: &Emulator, mark: usize) -> Vec<String> {
+    let mut w: Vec<String> = emu
+        .requests()
+        .into_iter()
+        .skip(mark)
+        .filter(|r| r.write && r.access_key != ADMIN_KEY && r.action != "AssumeRole")
+        .map(|r| format!("{}:{}", r.service, r.action))
+        .collect();
+    w.sort();
+    w
+}
+
+/// The OUs each CreateStackInstances call after `mark` targeted, read from the operations CloudFormation keeps.
+async fn operations(emu: &Emulator) -> Vec<Value> {
+    let cfn = cfn_client(emu);
+    let listed = cfn.list_stack_set_operations().stack_set_name(STACK_SET).send().await.unwrap();
+    let mut out = Vec::new();
+    for s in listed.summaries() {
+        let id = s.operation_id().unwrap();
+        let op = cfn.describe_stack_set_operation().stack_set_name(STACK_SET).operation_id(id).send().await.unwrap();
+        let op = op.stack_set_operation().unwrap();
+        let targets = op.deployment_targets();
+        out.push(json!({
+            "action": op.action().map(|a| a.as_str().to_string()),
+            "org_units": targets.map(|t| t.organizational_unit_ids().to_vec()).unwrap_or_default(),
+            "accounts": targets.map(|t| t.accounts().to_vec()).unwrap_or_default(),
+            "filter": targets.and_then(|t| t.account_filter_type()).map(|f| f.as_str().to_string()),
+        }));
+    }
+    out
+}
+
+async fn has_stack(emu: &Emulator, account: &str) -> bool {
+    let iam = account_admin(emu, account).await;
+    let mut found = 0;
+    for role in ROLES {
+        found += usize::from(iam.get_role().role_name(role).send().await.is_ok());
+    }
+    let profile = iam.get_instance_profile().instance_profile_name(PROFILE).send().await.is_ok();
+    assert!(found == 0 || found == ROLES.len(), "account {account} has {found} of the roles");
+    found == ROLES.len() && profile
+}
+
+fn row<'a>(text: &'a str, account: &str) -> &'a str {
+    text.lines().find(|l| l.starts_with(account)).unwrap_or_else(|| panic!("no row for {account}:\n{text}"))
+}
+
+/// The "Done when": plan, bootstrap, re-run, a tag change, JSON, destroy, over the three OUs.
+#[tokio::test]
+async fn an_organisation_of_three_ous_is_planned_bootstrapped_through_a_stack_set_and_destroyed_without_one_iam_write_from_wfboot(
+) {
+    let emu = Emulator::start();
+    let org = organisation(&emu, true).await;
+    let all = ous(&[&org.workloads, &org.sandbox, &org.legacy]);
+    let legacy_before = full_state(&account_admin(&emu, &org.legacy_account).await).await;
+
+    // plan: exit 2, nothing written, every account named.
+    let mark = emu.mark();
+    let out = run(&emu, &[&["plan", "--detailed-exitcode"][..], &all].concat());
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{text}\n{err}");
+    assert_eq!(writes_since(&emu, mark), Vec::<String>::new(), "plan wrote");
+    for a in org.workload_accounts.iter().chain([&org.sandbox_account, &org.legacy_account]) {
+        assert!(row(&text, a).contains(a), "{text}");
+    }
+    assert!(text.contains("StackSet wfboot-slim-workflow (service-managed, us-east-1): create"), "{text}");
+    assert!(text.contains("+ role AWSBatchServiceRole"), "{text}");
+    assert!(row(&text, &org.legacy_account).contains("role AWSBatchServiceRole (not made by CloudFormation)"), "{text}");
+    assert!(row(&text, &org.sandbox_account).contains(&format!("DenyCreateRole ({})", org.scp)), "{text}");
+
+    // bootstrap: the sandbox OU refused before any CloudFormation write, legacy's account held back, workloads
+    // deployed by CloudFormation; wfboot sends no IAM write.
+    let mark = emu.mark();
+    let out = run(&emu, &[&["bootstrap", "--yes"][..], &all].concat());
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "the sandbox OU's refusal sets the exit code:\n{text}\n{err}");
+    let writes = writes_since(&emu, mark);
+    assert!(writes.iter().all(|w| w.starts_with("cloudformation:")), "wfboot wrote outside CloudFormation: {writes:?}");
+    assert_eq!(writes, ["cloudformation:CreateStackInstances", "cloudformation:CreateStackSet"], "{err}");
+    assert!(err.contains(&format!("is refused before any CloudFormation write: iam:CreateRole on 5 resources denied by SCP DenyCreateRole ({}) attached to OU /sandbox", org.scp)), "{err}");
+    for a in &org.workload_accounts {
+        assert!(row(&text, a).contains("applied 11"), "{text}");
+        assert!(has_stack(&emu, a).await, "the roles and instance profile are in {a}");
+    }
+    assert!(row(&text, &org.sandbox_account).contains("FAILED"), "{text}");
+    assert!(!has_stack(&emu, &org.sandbox_account).await);
+    let legacy = row(&text, &org.legacy_account);
+    assert!(legacy.contains("held back") && legacy.contains("AWSBatchServiceRole"), "{text}");
+    assert_eq!(full_state(&account_admin(&emu, &org.legacy_account).await).await, legacy_before, "left as it was");
+    let ops = operations(&emu).await;
+    assert_eq!(ops.len(), 1, "{ops:?}");
+    assert_eq!(ops[0]["org_units"], json!([org.workloads, org.legacy]), "sandbox is not a target: {ops:?}");
+    assert_eq!(ops[0]["accounts"], json!([org.legacy_account]), "{ops:?}");
+    assert_eq!(ops[0]["filter"], "DIFFERENCE", "{ops:?}");
+
+    // The re-run writes nothing; --output json names every account.
+    let mark = emu.mark();
+    let out = run(&emu, &[&["bootstrap", "--yes", "--output", "json"][..], &all].concat());
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(writes_since(&emu, mark), Vec::<String>::new(), "the re-run wrote");
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    crate::schema::assert_valid(&[crate::schema::doc("bootstrap --org-unit", "accounts_result", v.clone())]);
+    let named: Vec<&str> = v["accounts"].as_array().unwrap().iter().map(|a| a["account_id"].as_str().unwrap()).collect();
+    assert_eq!(named.len(), 5, "{v}");
+    for a in org.workload_accounts.iter().chain([&org.sandbox_account, &org.legacy_account]) {
+        assert!(named.contains(&a.as_str()), "{a} in {v}");
+    }
+    assert_eq!(v["stack_set"]["name"], STACK_SET);
+
+    // A tag: one UpdateStackSet, and the role in every workloads account carries it.
+    let mark = emu.mark();
+    let out = run(&emu, &[&["bootstrap", "--yes", "--tag", "team=data"][..], &all].concat());
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(writes_since(&emu, mark), ["cloudformation:UpdateStackSet"]);
+    for a in &org.workload_accounts {
+        let role = account_admin(&emu, a).await.get_role().role_name("AWSBatchServiceRole").send().await.unwrap();
+        let tags = role.role().unwrap().tags();
+        assert!(tags.iter().any(|t| t.key() == "team" && t.value() == "data"), "{a}: {tags:?}");
+    }
+
+    // destroy the workloads OU's instances: their stacks and roles go.
+    let mark = emu.mark();
+    let out = run(&emu, &[&["destroy", "--yes"][..], &ous(&[&org.workloads])].concat());
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(writes_since(&emu, mark), ["cloudformation:DeleteStackInstances", "cloudformation:DeleteStackSet"]);
+    for a in &org.workload_accounts {
+        assert!(row(&stdout(&out), a).contains("applied 11"), "{}", stdout(&out));
+        assert!(!has_stack(&emu, a).await, "{a} still has the stack's roles");
+    }
+    let left = cfn_client(&emu).list_stack_sets().send().await.unwrap();
+    assert!(left.summaries().iter().all(|s| s.stack_set_name() != Some(STACK_SET) || s.status().map(|x| x.as_str()) == Some("DELETED")));
+    assert_eq!(full_state(&account_admin(&emu, &org.legacy_account).await).await, legacy_before);
+}
+
+#[tokio::test]
+async fn an_ou_whose_scp_denies_what_the_template_creates_is_refused_before_any_cloudformation_write() {
+    let emu = Emulator::start();
+    let org = organisation(&emu, true).await;
+    let mark = emu.mark();
+    let out = run(&emu, &[&["bootstrap", "--yes"][..], &ous(&[&org.sandbox])].concat());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert_eq!(writes_since(&emu, mark), Vec::<String>::new(), "not even the StackSet is created");
+    assert!(err.contains(&format!("denied by SCP DenyCreateRole ({}) attached to OU /sandbox", org.scp)), "{err}");
+    assert!(err.contains("1 of 1 accounts failed"), "{err}");
+}
+
+#[tokio::test]
+async fn without_trusted_access_bootstrap_says_the_one_command_that_enables_it_and_writes_nothing() {
+    let emu = Emulator::start();
+    let org = organisation(&emu, false).await;
+    let mark = emu.mark();
+    let out = run(&emu, &[&["bootstrap", "--yes"][..], &ous(&[&org.workloads])].concat());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("trusted access for CloudFormation StackSets is off"), "{err}");
+    assert!(err.contains("aws cloudformation activate-organizations-access"), "{err}");
+    assert_eq!(writes_since(&emu, mark), Vec::<String>::new());
+
+    let out = run(&emu, &[&["check"][..], &ous(&[&org.workloads])].concat());
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}\n{}", stderr(&out));
+    let line = text.lines().find(|l| l.contains("trusted access for CloudFormation StackSets")).unwrap();
+    assert!(line.ends_with("FAILED"), "{text}");
+    assert!(text.contains("activate-organizations-access"), "{text}");
+}
+
+#[tokio::test]
+async fn check_on_an_account_in_no_organisation_says_none_and_never_unverified_for_the_scps() {
+    let emu = Emulator::start();
+    let out = run(&emu, &["check", "--skip-user"]);
+    let text = stdout(&out);
+    let at = text.lines().position(|l| l.starts_with("organisation ")).unwrap_or_else(|| panic!("{text}"));
+    let lines: Vec<&str> = text.lines().skip(at).take(2).collect();
+    assert!(lines[0].contains("service control policies") && lines[0].ends_with(" ok"), "{text}");
+    assert!(lines[1].contains("none: the account is in no organisation"), "{text}");
+    assert!(!text.contains("not visible"), "{text}");
+    let out = run(&emu, &["check", "--skip-user", "--output", "json"]);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["organisation"], json!({"status": "no_organisation"}));
+    crate::schema::assert_valid(&[crate::schema::doc("check in no organisation", "check_result", v)]);
+    // The pre-flight says the same before the first write.
+    let out = run(&emu, &["bootstrap", "--yes", "--skip-user"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Service control policies: none: the account is in no organisation"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_before_any_aws_call() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "accounts.txt", "111111111111\n");
+    let file = file.to_str().unwrap();
+    let allowed = write_file(
+        dir.path(),
+        "allowed.toml",
+        &std::fs::read_to_string(repo().join("profiles/render-worker.toml"))
+            .unwrap()
+            .replacen("\n[[policy]]", "allowed_accounts = [\"111111111111\"]\n\n[[policy]]", 1),
+    );
+    let ou = "ou-ab12-cd34ef56";
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["--org-unit", "ou-AB12-cd34ef56"], 64, "organisational unit id"),
+        (vec!["--org-unit", "123456789012"], 64, "organisational unit id"),
+        (vec!["--org-unit", ou, "--accounts", file, "--assume-role-name", "R"], 64, "cannot be used with"),
+        (vec!["--call-as", "delegated-admin"], 64, "--org-unit"),
+        (vec!["--org-unit", ou, "--stack-set-name", "1bad_name"], 64, "StackSet name"),
+        (vec!["--org-unit", ou, "--deploy-concurrency", "0"], 64, "--deploy-concurrency"),
+        (vec!["--org-unit", ou, "--failure-tolerance", "120%"], 64, "percentage"),
+        (
+            vec!["--org-unit", ou, "--concurrency-mode", "strict", "--failure-tolerance", "1", "--deploy-concurrency", "5"],
+            64,
+            "at most --failure-tolerance + 1",
+        ),
+        (vec!["--org-unit", ou, "--org-unit", ou], 64, "given twice"),
+        (vec!["--org-unit", ou, "--assume-role-name", "a/b"], 64, "not a valid IAM role name"),
+        (vec!["--org-unit", ou, "--stack", allowed.to_str().unwrap()], 64, "allowed_accounts"),
+    ];
+    for (args, code, says) in cases {
+        for command in ["plan", "bootstrap"] {
+            let mark = emu.mark();
+            let out = emu.wfboot().arg(command).args(&args).output().unwrap();
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(code), "{command} {args:?}: {err}");
+            assert!(err.contains(says), "{command} {args:?}: {err}");
+            assert!(emu.wfboot_requests_since(mark).is_empty(), "{command} {args:?} made calls");
+        }
+    }
+    // An OU that is not in the organisation: Organizations says so, before any write.
+    let emu = Emulator::start();
+    let o = org_client(&emu);
+    o.create_organization().feature_set(OrganizationFeatureSet::All).send().await.unwrap();
+    let mark = emu.mark();
+    let out = emu.wfboot().args(["bootstrap", "--yes", "--org-unit", ou]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("--org-unit {ou} is not in the organisation")), "{}", stderr(&out));
+    assert_eq!(writes_since(&emu, mark), Vec::<String>::new());
+}
