@@ -189,22 +189,20 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
 /// it refuses), the one question, the CloudFormation writes followed to their end, the instances read back, the
 /// table. wfboot itself sends no IAM write: CloudFormation deploys in each account.
 async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &BootstrapArgs) -> Result<ExitStatus> {
-    let (state, reads, holdings) = stackset::read(run, org, printer).await?;
-    let scps = stackset::scps(org, &run.stack).await;
-    let plan = stackset::plan(org, &state, &reads, &holdings, &scps);
+    let (state, accounts) = stackset::read(run, org, printer, false).await?;
+    let plan = stackset::plan(org, &state, &accounts);
     if !printer.json() {
         printer.result(&plan.to_string());
     }
     stackset::report(printer, &plan);
-    let checked = stackset::preflight(org, &state, Some(&plan), &run.stack.name).await;
-    let finish = |rows, operations: &[stackset::Operation]| {
+    let finish = |rows, checked: Option<&stackset::Preflight>, operations: &[stackset::Operation]| {
         let result = stackset::SetResult {
             name: org.name(),
             call_as: org.call_as,
             region: &plan.region,
             org_units: &plan.org_units,
             plan: &plan.stack_set,
-            preflight: Some(&checked),
+            preflight: checked,
             operations,
             notes: &plan.notes,
         };
@@ -215,7 +213,7 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &Bootstra
             }
         })
     };
-    // Nothing left to deploy to: every OU refused (or none given any account) writes nothing, not even the StackSet.
+    // Nothing left to deploy to: every OU refused writes nothing, not even the StackSet.
     let deployable = plan.org_units.iter().any(|o| o.refused.is_none());
     if !plan.has_changes() || !deployable {
         if plan.has_changes() {
@@ -223,8 +221,9 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &Bootstra
         } else {
             printer.info(&format!("Nothing to do: StackSet {} already matches stack {}.", org.name(), run.stack.name));
         }
-        return finish(stackset::applied_rows(&plan, &[], &state.instances), &[]);
+        return finish(stackset::applied_rows(&plan, &[], &state.instances), None, &[]);
     }
+    let checked = stackset::preflight(org, &state, Some(&plan), &run.stack.name).await;
     if let Some(refusal) = checked.refusal.clone() {
         return Err(refusal);
     }
@@ -232,10 +231,10 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &Bootstra
     if !guards::confirm_once(printer, &stackset::question(&plan), args.yes)? {
         printer.info("Nothing was changed.");
         let rows = stackset::plan_rows(&plan);
-        return finish(rows, &[]).map(|_| ExitStatus::ChangesPending);
+        return finish(rows, Some(&checked), &[]).map(|_| ExitStatus::ChangesPending);
     }
     let (operations, after) = stackset::apply(printer, org, &plan).await?;
-    finish(stackset::applied_rows(&plan, &operations, &after), &operations)
+    finish(stackset::applied_rows(&plan, &operations, &after), Some(&checked), &operations)
 }
 
 /// Step 2 for one account: read, plan, and, when the plan writes, the pre-flight (with the managed policies'

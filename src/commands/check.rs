@@ -161,9 +161,8 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &CheckArgs) 
 /// CloudFormation and Organizations calls, the SCPs over each OU's accounts, the accounts read, and what holds an
 /// account back. Read-only; exit 3 when something would stop the bootstrap.
 async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits) -> Result<ExitStatus> {
-    let (state, reads, holdings) = stackset::read(run, org, printer).await?;
-    let scps = stackset::scps(org, &run.stack).await;
-    let plan = stackset::plan(org, &state, &reads, &holdings, &scps);
+    let (state, read) = stackset::read(run, org, printer, true).await?;
+    let plan = stackset::plan(org, &state, &read);
     let checked = stackset::preflight(org, &state, Some(&plan), &run.stack.name).await;
     let row = |area: &str, check: String, status: Status, what_to_do: String| Row {
         area: area.into(),
@@ -200,7 +199,7 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits) -> Result<ExitS
             accounts.iter().copied().filter(|a| matches!(a.verdict, crate::stackset::Verdict::Refused { .. })).collect();
         let unverified: Vec<String> = accounts
             .iter()
-            .filter_map(|a| match scps.get(&a.account_id) {
+            .filter_map(|a| match read.scps.get(&a.account_id) {
                 Some(Organisation::Unverified { reason } | Organisation::NotVisible { reason }) => {
                     Some(format!("{}: {reason}", a.account_id))
                 }

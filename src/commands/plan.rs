@@ -62,9 +62,8 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &PlanArgs) -
 /// `--org-unit`: the StackSet and each account of the OUs read, planned, and the pre-flight's findings (SCPs,
 /// resources CloudFormation does not own, service-linked roles that exist) shown. No write.
 async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &PlanArgs) -> Result<ExitStatus> {
-    let (state, reads, holdings) = stackset::read(run, org, printer).await?;
-    let scps = stackset::scps(org, &run.stack).await;
-    let plan = stackset::plan(org, &state, &reads, &holdings, &scps);
+    let (state, accounts) = stackset::read(run, org, printer, false).await?;
+    let plan = stackset::plan(org, &state, &accounts);
     if !printer.json() {
         printer.result(&plan.to_string());
     }

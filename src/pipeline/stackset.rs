@@ -309,35 +309,61 @@ pub(crate) async fn read_set(org: &OrgUnits, printer: &Printer) -> Result<State>
     Ok(State { deployed, instances, trusted })
 }
 
-/// Step 2: [`read_set`], and each readable account's own read (the run's per-account read, in a pool of
-/// `--max-accounts`) at the same time, unless `--skip-account-reads`.
+/// What was read of the OUs' accounts: which were read (and why not), what each read one holds, and the SCPs'
+/// verdict on each account the run would write to.
+#[derive(Default)]
+pub(crate) struct Accounts {
+    pub(crate) reads: BTreeMap<String, Read>,
+    pub(crate) holdings: BTreeMap<String, Holding>,
+    pub(crate) scps: BTreeMap<String, Organisation>,
+}
+
+/// Step 2: [`read_set`]; then, only for the accounts the run could write to (those without a deployed stack
+/// instance, and every account when the StackSet itself changes), at the same time: each readable account's own
+/// read (the run's per-account read, in a pool of `--max-accounts`; none with `--skip-account-reads`) and the SCPs'
+/// verdict. An account whose instance is deployed and stays as it is costs no call. `everything` (`check`): every
+/// account, deployed or not.
 pub(crate) async fn read(
     run: &Run,
     org: &OrgUnits,
     printer: &Printer,
-) -> Result<(State, BTreeMap<String, Read>, BTreeMap<String, Holding>)> {
+    everything: bool,
+) -> Result<(State, Accounts)> {
+    let state = read_set(org, printer).await?;
+    let set_changes = stackset::plan_set(&org.desired, state.deployed.as_ref()).changes();
+    let deployed: BTreeSet<&str> =
+        state.instances.iter().filter(|i| i.deployed()).map(|i| i.account.as_str()).collect();
+    let worth = |id: &str| everything || !deployed.contains(id);
     let worker = printer.for_worker();
-    let accounts = run.each(run.units(printer, &worker), |unit| async move {
+    let units: Vec<_> =
+        run.units(printer, &worker).into_iter().filter(|u| u.account.is_some_and(|a| worth(&a.id))).collect();
+    let spinner = printer.spinner(&format!("reading {} account{}", units.len(), plural(units.len())));
+    let accounts = run.each(units, |unit| async move {
         let id = unit.account.map(|a| a.id.clone()).unwrap_or_default();
         let r = run.open_observing(unit, false).await;
         (id, r.map(|(session, observed, _)| holding(&session.desired, &observed)))
     });
-    let (state, accounts) = tokio::join!(read_set(org, printer), accounts);
-    let state = state?;
-    let mut reads = BTreeMap::new();
-    let mut holdings = BTreeMap::new();
+    let judged: Vec<&set_read::Member> = org
+        .found
+        .members
+        .iter()
+        .filter(|m| m.id != org.found.management && !m.suspended && (set_changes || worth(&m.id)))
+        .collect();
+    let (accounts, scps) = tokio::join!(accounts, scps(org, &run.stack, &judged));
+    spinner.finish_and_clear();
+    let mut out = Accounts { scps, ..Accounts::default() };
     for (id, r) in accounts {
         match r {
             Ok(h) => {
-                reads.insert(id.clone(), Read::Done);
-                holdings.insert(id, h);
+                out.reads.insert(id.clone(), Read::Done);
+                out.holdings.insert(id, h);
             }
             Err(e) => {
-                reads.insert(id, Read::Failed(e.message.lines().next().unwrap_or_default().to_string()));
+                out.reads.insert(id, Read::Failed(e.message.lines().next().unwrap_or_default().to_string()));
             }
         }
     }
-    Ok((state, reads, holdings))
+    Ok((state, out))
 }
 
 /// What an account holds of the stack, from the run's observation of it: each resource of the template that
@@ -358,15 +384,13 @@ fn holding(desired: &crate::stack::Desired, observed: &Observed) -> Holding {
     h
 }
 
-/// Step 4's organisation part: the SCPs' verdict on what the template creates, for each member account but the
-/// management account (which SCPs do not restrict, and which no StackSet deploys to). Read with the caller's
-/// organisation reader: the hierarchy and the policies once for all accounts.
-pub(crate) async fn scps(org: &OrgUnits, stack: &Stack) -> BTreeMap<String, Organisation> {
+/// Step 4's organisation part: the SCPs' verdict on what the template creates, for `members` (never the management
+/// account, which SCPs do not restrict and no StackSet deploys to). Read with the caller's organisation reader: the
+/// hierarchy and the policies once for all accounts.
+async fn scps(org: &OrgUnits, stack: &Stack, members: &[&set_read::Member]) -> BTreeMap<String, Organisation> {
     let reader = &org.fleet.organisation;
     let partition = org.fleet.caller.partition.clone();
     let region = org.clients().region.clone();
-    let members: Vec<&set_read::Member> =
-        org.found.members.iter().filter(|m| m.id != org.found.management && !m.suspended).collect();
     let verdicts = futures::future::join_all(members.iter().map(|m| {
         let target = Target { partition: partition.clone(), account_id: m.id.clone(), region: region.clone() };
         async move {
@@ -390,13 +414,8 @@ fn created_by_the_template(desired: &crate::stack::Desired) -> Vec<Permission> {
 }
 
 /// Step 3: the plan. Pure, from what was read.
-pub(crate) fn plan(
-    org: &OrgUnits,
-    state: &State,
-    reads: &BTreeMap<String, Read>,
-    holdings: &BTreeMap<String, Holding>,
-    scps: &BTreeMap<String, Organisation>,
-) -> Plan {
+pub(crate) fn plan(org: &OrgUnits, state: &State, accounts: &Accounts) -> Plan {
+    let Accounts { reads, holdings, scps } = accounts;
     let set = stackset::plan_set(&org.desired, state.deployed.as_ref());
     let changed_resources = set.items.iter().filter(|i| i.logical_id.is_some() && i.mark != Mark::Unchanged).count();
     let mut accounts = Vec::new();
