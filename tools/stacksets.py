@@ -859,6 +859,10 @@ class Engine:
 
     def run(self) -> None:
         while not self.stopped:
+            if not self.active:  # nothing to do: no need for moto's lock (begin() wakes the worker)
+                self.wake.wait(timeout=1.0)
+                self.wake.clear()
+                continue
             try:
                 with self.lock:
                     did, wait = self.step(time.monotonic())

@@ -1517,6 +1517,16 @@ class StackSetOperationsTest(StackSets, unittest.TestCase):
         self.assertEqual([(o["OperationId"], o["Action"], o["Status"]) for o in listed], [(op_id, "CREATE", "SUCCEEDED")])
         for account in accounts["workloads"]:
             self.assertEqual(self.roles(account), {"AWSBatchServiceRole", "AWSServiceRoleForbatch"})
+        # StopStackSetOperation: the accounts under way finish, the others are cancelled.
+        self.stack_set("wfboot-stopped", TemplateBody=template_named("-stopped"))
+        op_id = self.cf.create_stack_instances(StackSetName="wfboot-stopped", Regions=["us-east-1"],
+                                               DeploymentTargets={"OrganizationalUnitIds": [ous["workloads"]]})["OperationId"]
+        self.cf.stop_stack_set_operation(StackSetName="wfboot-stopped", OperationId=op_id)
+        self.assertEqual(self.cf.describe_stack_set_operation(StackSetName="wfboot-stopped", OperationId=op_id)[
+            "StackSetOperation"]["Status"], "STOPPING")
+        self.assertEqual(self.wait(op_id, "wfboot-stopped")["Status"], "STOPPED")
+        self.assertEqual(sorted(r["Status"] for r in self.results(op_id, "wfboot-stopped").values()),
+                         ["CANCELLED"] * 3 + ["SUCCEEDED"])
 
     def test_a_failure_beyond_the_tolerance_fails_the_operation_and_cancels_the_accounts_not_started(self) -> None:
         _root, ous, accounts = self.organisation({"workloads": 4})
@@ -1761,10 +1771,10 @@ class StackSetLifecycleTest(StackSets, unittest.TestCase):
         self.assertEqual(set(self.instances(StackInstanceAccount=accounts["workloads"][1])), {accounts["workloads"][1]})
 
     def test_deleting_instances_deletes_their_resources_unless_retained_and_the_stack_set_only_once_empty(self) -> None:
-        _root, ous, accounts = self.organisation({"workloads": 1, "legacy": 1})
-        (w,), (legacy,) = accounts["workloads"], accounts["legacy"]
+        _root, ous, accounts = self.organisation({"workloads": 1, "legacy": 2})
+        (w,), (stuck, legacy) = accounts["workloads"], accounts["legacy"]
         self.stack_set()
-        self.deploy([ous["workloads"], ous["legacy"]], OperationPreferences={"MaxConcurrentCount": 2})
+        self.deploy([ous["workloads"], ous["legacy"]], OperationPreferences={"MaxConcurrentPercentage": 100})
         with self.assertRaises(botocore.exceptions.ClientError) as e:
             self.cf.delete_stack_set(StackSetName="wfboot-slim")
         self.assertEqual(e.exception.response["Error"]["Code"], "StackSetNotEmptyException")
@@ -1782,10 +1792,26 @@ class StackSetLifecycleTest(StackSets, unittest.TestCase):
         self.assertEqual(self.member(w, "cloudformation").describe_stacks()["Stacks"], [])
         self.assertNotIn(ous["workloads"], self.cf.describe_stack_set(StackSetName="wfboot-slim")["StackSet"][
             "OrganizationalUnitIds"])
+        # A deletion IAM refuses (someone attached the stack's policy to a user): the instance is INOPERABLE.
+        iam = self.member(stuck)
+        iam.create_user(UserName="operator")
+        policy_arn = f"arn:aws:iam::{stuck}:policy/SLIMWorkflowPassRoles"
+        iam.attach_user_policy(UserName="operator", PolicyArn=policy_arn)
+        failed = self.cf.delete_stack_instances(StackSetName="wfboot-slim", Regions=["us-east-1"], RetainStacks=False,
+                                                DeploymentTargets={"OrganizationalUnitIds": [ous["legacy"]],
+                                                                   "Accounts": [stuck], "AccountFilterType": "INTERSECTION"})
+        self.assertEqual(self.wait(failed["OperationId"])["Status"], "FAILED")
+        instance = self.instances()[stuck]
+        self.assertEqual((instance["Status"], instance["StackInstanceStatus"]["DetailedStatus"]), ("INOPERABLE", "INOPERABLE"))
+        self.assertRegex(instance["StatusReason"], r"^ResourceLogicalId:PolicyPassRoles, ResourceType:AWS::IAM::"
+                                                   r"ManagedPolicy, ResourceStatusReason:Cannot delete a policy attached "
+                                                   r"to entities\. \(Service: AmazonIdentityManagement; Status Code: 409; "
+                                                   r"Error Code: DeleteConflict; Request ID: [-0-9a-f]+\)$")
+        self.assertEqual([p["Arn"] for p in iam.list_policies(Scope="Local")["Policies"]], [policy_arn])
         retain = self.cf.delete_stack_instances(StackSetName="wfboot-slim", Regions=["us-east-1"], RetainStacks=True,
                                                 DeploymentTargets={"OrganizationalUnitIds": [ous["legacy"]]})
         self.assertEqual(self.wait(retain["OperationId"])["Status"], "SUCCEEDED")
-        self.assertEqual(self.instances(), {})
+        self.assertEqual(self.instances(), {})  # the INOPERABLE one too
         self.assertEqual(self.roles(legacy), {"AWSBatchServiceRole", "AWSServiceRoleForbatch"})  # kept
         self.cf.delete_stack_set(StackSetName="wfboot-slim")
         with self.assertRaises(botocore.exceptions.ClientError) as e:
