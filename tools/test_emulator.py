@@ -1669,6 +1669,12 @@ class StackSetDeploymentTest(StackSets, unittest.TestCase):
         self.assertEqual([(s["StackId"], s["StackStatus"]) for s in stacks],
                          [(self.instances()[good]["StackId"], "CREATE_COMPLETE")])
         self.assertTrue(stacks[0]["StackName"].startswith("StackSet-wfboot-slim-"))
+        # A resource another stack owns: "... already exists in stack ARN."
+        self.stack_set("wfboot-copy")
+        op = self.deploy([ous["workloads"]], name="wfboot-copy")
+        self.assertEqual(self.results(op["OperationId"], "wfboot-copy")[good]["StatusReason"],
+                         "ResourceLogicalId:RoleAWSBatchServiceRole, ResourceType:AWS::IAM::Role, ResourceStatusReason:"
+                         f"AWSBatchServiceRole already exists in stack {stacks[0]['StackId']}.")
 
     def test_a_service_linked_role_that_exists_fails_the_instance_and_the_override_creates_none(self) -> None:
         _root, ous, accounts = self.organisation({"workloads": 2})
