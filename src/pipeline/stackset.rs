@@ -673,7 +673,7 @@ pub(crate) async fn apply(printer: &Printer, org: &OrgUnits, plan: &Plan) -> Res
         }
         _ => {}
     }
-    for (targets, overrides, expected) in create_targets(org, plan) {
+    for (targets, overrides, expected) in create_targets(&org.found.management, plan) {
         let id = set_write::create_instances(printer, c, name, org.call_as, &targets, overrides, &org.prefs, org.timeout)
             .await?;
         operations.push(follow("CreateStackInstances", id, Some(targets), expected).await?);
@@ -700,7 +700,7 @@ pub(crate) async fn apply(printer: &Printer, org: &OrgUnits, plan: &Plan) -> Res
 /// held back, refused or given an override: AccountFilterType DIFFERENCE), the accounts to add in OUs already
 /// targeted (INTERSECTION), and the accounts whose service-linked roles exist (INTERSECTION, with
 /// CreateServiceLinkedRoles=false). Each with whether it overrides, and how many accounts it adds.
-fn create_targets(org: &OrgUnits, plan: &Plan) -> Vec<(Targets, bool, usize)> {
+fn create_targets(management: &str, plan: &Plan) -> Vec<(Targets, bool, usize)> {
     let mut out = Vec::new();
     let new: Vec<&str> = plan.new_org_units().map(|o| o.id.as_str()).collect();
     for chunk in new.chunks(stackset::MAX_OUS_PER_CALL) {
@@ -709,7 +709,7 @@ fn create_targets(org: &OrgUnits, plan: &Plan) -> Vec<(Targets, bool, usize)> {
             .accounts
             .iter()
             .filter(in_chunk)
-            .filter(|a| a.account_id != org.found.management)
+            .filter(|a| a.account_id != management)
             .filter(|a| a.verdict != Verdict::Add || !a.existing_service_linked_roles.is_empty())
             .filter(|a| !matches!(a.verdict, Verdict::Skipped { .. }))
             .map(|a| a.account_id.clone())
@@ -1116,5 +1116,73 @@ impl Teardown {
                 r
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stackset::{OrgUnit, SetPlan};
+
+    fn account(id: usize, ou: &str, verdict: Verdict, slr: bool) -> AccountPlan {
+        AccountPlan {
+            account_id: format!("{id:012}"),
+            name: None,
+            org_unit: ou.into(),
+            verdict,
+            instance: None,
+            existing_service_linked_roles: if slr { vec!["batch.amazonaws.com".into()] } else { Vec::new() },
+            read: Read::Done,
+            changes: 11,
+        }
+    }
+
+    fn plan(org_units: Vec<OrgUnit>, accounts: Vec<AccountPlan>) -> Plan {
+        Plan {
+            stack_set: SetPlan { name: "s".into(), action: Mark::Unchanged, items: Vec::new() },
+            region: "us-east-1".into(),
+            call_as: CallAs::Management,
+            org_units,
+            accounts,
+            notes: Vec::new(),
+        }
+    }
+
+    fn ou(n: usize, targeted: bool) -> OrgUnit {
+        OrgUnit { id: format!("ou-ab12-{n:08}"), name: format!("OU {n}"), targeted, refused: None }
+    }
+
+    #[test]
+    fn new_ous_go_fifty_to_a_call_each_with_its_own_held_back_accounts_excluded() {
+        let ous: Vec<OrgUnit> = (0..120).map(|n| ou(n, false)).collect();
+        let mut accounts: Vec<AccountPlan> = (0..120).map(|n| account(n, &ous[n].id, Verdict::Add, false)).collect();
+        accounts.push(account(500, &ous[70].id, Verdict::HeldBack { reason: "x".into() }, false));
+        accounts.push(account(501, &ous[3].id, Verdict::Add, true));
+        accounts.push(account(502, &ous[0].id, Verdict::HeldBack { reason: "management".into() }, false));
+        let calls = create_targets(&format!("{:012}", 502), &plan(ous, accounts));
+        let sizes: Vec<usize> = calls.iter().map(|(t, _, _)| t.org_units.len()).collect();
+        assert_eq!(sizes, [50, 50, 20, 1], "three calls for the new OUs, one for the override");
+        assert_eq!(calls[0].0.filter, Some("DIFFERENCE"));
+        assert_eq!(calls[0].0.accounts, [format!("{:012}", 501)], "the override account, not the management one");
+        assert_eq!((calls[1].0.filter, calls[1].0.accounts.clone()), (Some("DIFFERENCE"), vec![format!("{:012}", 500)]));
+        assert_eq!((calls[2].0.filter, calls[2].2), (None, 20), "nothing excluded: every account of the OUs");
+        let (last, overrides, n) = &calls[3];
+        assert_eq!((last.filter, last.accounts.clone(), *overrides, *n), (Some("INTERSECTION"), vec![format!("{:012}", 501)], true, 1));
+    }
+
+    #[test]
+    fn accounts_to_add_in_ous_already_targeted_are_named_one_by_one() {
+        let ous = vec![ou(1, true), ou(2, true)];
+        let accounts = vec![
+            account(1, &ous[0].id, Verdict::Add, false),
+            account(2, &ous[0].id, Verdict::Current, false),
+            account(3, &ous[1].id, Verdict::Add, false),
+        ];
+        let calls = create_targets("999999999999", &plan(ous.clone(), accounts));
+        assert_eq!(calls.len(), 1);
+        let (t, overrides, n) = &calls[0];
+        assert_eq!((t.filter, *overrides, *n), (Some("INTERSECTION"), false, 2));
+        assert_eq!(t.org_units, [ous[0].id.clone(), ous[1].id.clone()]);
+        assert_eq!(t.accounts, [format!("{:012}", 1), format!("{:012}", 3)]);
     }
 }

@@ -424,3 +424,79 @@ pub(crate) async fn follow(
         pause = next_pause(pause);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use aws_sdk_cloudformation::operation::create_stack_instances::{
+        CreateStackInstancesError, CreateStackInstancesOutput,
+    };
+    use aws_sdk_cloudformation::types::error::{OperationIdAlreadyExistsException, OperationInProgressException};
+    use aws_smithy_runtime_api::client::result::SdkError;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+
+    type Answer = std::result::Result<CreateStackInstancesOutput, SdkError<CreateStackInstancesError, Response>>;
+
+    fn refused(code: &str) -> Answer {
+        let meta = ErrorMetadata::builder().code(code).message("refused").build();
+        let err = match code {
+            "OperationIdAlreadyExistsException" => CreateStackInstancesError::OperationIdAlreadyExistsException(
+                OperationIdAlreadyExistsException::builder().meta(meta).build(),
+            ),
+            _ => CreateStackInstancesError::OperationInProgressException(
+                OperationInProgressException::builder().meta(meta).build(),
+            ),
+        };
+        let status = StatusCode::try_from(409).unwrap();
+        Err(SdkError::service_error(err, Response::new(status, SdkBody::empty())))
+    }
+
+    fn quiet() -> Printer {
+        Printer::new(crate::cli::OutputFormat::Text, true, 0, true)
+    }
+
+    /// `answers` in turn, counting the calls.
+    async fn start_with(answers: Vec<Answer>, timeout: Duration) -> (Result<bool>, usize) {
+        let calls = AtomicUsize::new(0);
+        let answers = std::sync::Mutex::new(answers.into_iter());
+        let r = start(&quiet(), "s", "CreateStackInstances", "op-1", timeout, || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let next = answers.lock().unwrap().next().expect("no more answers");
+            async move { next }
+        })
+        .await;
+        (r.map(|o| o.is_some()), calls.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn an_operation_id_already_known_is_this_operation_started_by_a_lost_attempt_never_a_second_one() {
+        let (r, calls) = start_with(vec![refused("OperationIdAlreadyExistsException")], Duration::from_secs(5)).await;
+        assert_eq!((r.unwrap(), calls), (false, 1), "followed, not sent again");
+    }
+
+    #[tokio::test]
+    async fn an_operation_in_progress_is_waited_for_then_the_same_operation_starts() {
+        let ok = Ok(CreateStackInstancesOutput::builder().operation_id("op-1").build());
+        let answers = vec![refused("OperationInProgressException"), refused("OperationInProgressException"), ok];
+        let started = std::time::Instant::now();
+        let (r, calls) = start_with(answers, Duration::from_secs(30)).await;
+        assert_eq!((r.unwrap(), calls), (true, 3));
+        assert!(started.elapsed() >= Duration::from_millis(1200), "backed off 0.5 s then 0.75 s");
+    }
+
+    #[tokio::test]
+    async fn an_operation_still_in_progress_after_the_timeout_is_a_clear_stop_with_nothing_started() {
+        let answers = (0..10).map(|_| refused("OperationInProgressException")).collect();
+        let (r, calls) = start_with(answers, Duration::from_millis(800)).await;
+        let e = r.unwrap_err();
+        assert!(e.is_code("OperationInProgressException"), "{e}");
+        assert!(e.message.contains("CreateStackInstances was not started, nothing was written"), "{e}");
+        assert!(e.help.unwrap().contains("--operation-timeout"));
+        assert!((2..=4).contains(&calls), "{calls}");
+    }
+}
