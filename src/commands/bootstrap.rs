@@ -221,7 +221,7 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &Bootstra
         } else {
             printer.info(&format!("Nothing to do: StackSet {} already matches stack {}.", org.name(), run.stack.name));
         }
-        return finish(stackset::applied_rows(&plan, &[], &state.instances), None, &[]);
+        return finish(stackset::applied_rows(printer, &plan, &[], &state.instances), None, &[]);
     }
     let checked = stackset::preflight(org, &state, Some(&plan), &run.stack.name).await;
     if let Some(refusal) = checked.refusal.clone() {
@@ -234,7 +234,7 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &Bootstra
         return finish(rows, Some(&checked), &[]).map(|_| ExitStatus::ChangesPending);
     }
     let (operations, after) = stackset::apply(printer, org, &plan).await?;
-    finish(stackset::applied_rows(&plan, &operations, &after), Some(&checked), &operations)
+    finish(stackset::applied_rows(printer, &plan, &operations, &after), Some(&checked), &operations)
 }
 
 /// Step 2 for one account: read, plan, and, when the plan writes, the pre-flight (with the managed policies'

@@ -206,7 +206,7 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &DestroyA
     if state.deployed.is_none() {
         printer.info(&format!("Nothing to destroy: there is no StackSet {}.", org.name()));
         let teardown = stackset::Teardown { accounts: Vec::new() };
-        return finish(teardown.rows(None, &[]), &[], false);
+        return finish(teardown.rows(printer, None, &[]), &[], false);
     }
     let teardown = stackset::teardown(run, org, printer, &state, args.force).await;
     let checked = stackset::preflight(org, &state, None, &run.stack.name).await;
@@ -231,7 +231,9 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &DestroyA
             printer.info("Dry run: nothing was changed (run without --dry-run to delete).");
         }
         let after = (n == 0).then_some(&state.instances[..]);
-        return finish(teardown.rows(after, &[]), &[], false);
+        let status = finish(teardown.rows(printer, after, &[]), &[], false)?;
+        // A dry run only shows: what it would hold back is no pending change of its own.
+        return Ok(if args.dry_run { ExitStatus::Success } else { status });
     }
     let question = format!(
         "Delete the stack instances of {n} account{} (StackSet {}), and their resources?",
@@ -240,13 +242,13 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &DestroyA
     );
     if !guards::confirm_once(printer, &question, args.yes)? {
         printer.info("Nothing was changed.");
-        return finish(teardown.rows(None, &[]), &[], false).map(|_| ExitStatus::ChangesPending);
+        return finish(teardown.rows(printer, None, &[]), &[], false).map(|_| ExitStatus::ChangesPending);
     }
     let (operations, after, deleted) = stackset::delete(printer, org, &state, &teardown).await?;
     if deleted {
         printer.info(&format!("StackSet {} deleted.", org.name()));
     }
-    finish(teardown.rows(Some(&after), &operations), &operations, deleted)
+    finish(teardown.rows(printer, Some(&after), &operations), &operations, deleted)
 }
 
 /// Step 2 for one account: its caller, the stack read and its destroy plan.

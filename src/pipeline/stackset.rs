@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::fleet::{Fleet, Row, RowStatus};
+use super::fleet::{self, Fleet, Row, RowStatus};
 use super::{gate, plural, Run};
 use crate::account_list::{self, Account};
 use crate::aws::{AwsSettings, Clients};
@@ -807,7 +807,7 @@ pub(crate) fn plan_rows(plan: &Plan) -> Vec<Row> {
 
 /// One row per account after the operations: each account's instance as read back, with the reason CloudFormation
 /// gave for a failure.
-pub(crate) fn applied_rows(plan: &Plan, operations: &[Operation], after: &[Instance]) -> Vec<Row> {
+pub(crate) fn applied_rows(printer: &Printer, plan: &Plan, operations: &[Operation], after: &[Instance]) -> Vec<Row> {
     plan.accounts
         .iter()
         .map(|a| {
@@ -837,7 +837,9 @@ pub(crate) fn applied_rows(plan: &Plan, operations: &[Operation], after: &[Insta
                         None => "no stack instance after the operation".into(),
                     });
                 let mut r = row(a, RowStatus::Failed, Some(0));
-                r.fail(format!("stack instance failed: {reason}"), ErrorKind::Aws);
+                let message = format!("stack instance failed: {reason}");
+                printer.error(&format!("{}: {message}", a.who()));
+                r.fail(message, ErrorKind::Aws);
                 return r;
             }
             row(a, RowStatus::Applied, Some(a.changes))
@@ -1078,7 +1080,7 @@ impl Teardown {
     }
 
     /// The rows: planned (`dry_run` or no answer), or as read back after the operation.
-    pub(crate) fn rows(&self, after: Option<&[Instance]>, operations: &[Operation]) -> Vec<Row> {
+    pub(crate) fn rows(&self, printer: &Printer, after: Option<&[Instance]>, operations: &[Operation]) -> Vec<Row> {
         self.accounts
             .iter()
             .map(|(a, v)| {
@@ -1107,8 +1109,9 @@ impl Teardown {
                                     .find(|x| x.account == a.id)
                                     .and_then(|x| x.status_reason.clone())
                                     .unwrap_or_else(|| format!("stack instance still there: {}", i.describe()));
-                                r.status = RowStatus::Failed;
-                                r.fail(format!("stack instance not deleted: {reason}"), ErrorKind::Aws);
+                                let message = format!("stack instance not deleted: {reason}");
+                                printer.error(&format!("{}: {message}", fleet::who(a)));
+                                r.fail(message, ErrorKind::Aws);
                             }
                         },
                     },

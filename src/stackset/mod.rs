@@ -474,6 +474,9 @@ impl AccountPlan {
                 self.existing_service_linked_roles.join(", ")
             );
         }
+        if let Some(i) = self.instance.as_ref().filter(|i| i.failed() && self.verdict != Verdict::Redeploy) {
+            line += &format!("\n      stack instance {}", i.describe());
+        }
         if let Read::Failed(why) = &self.read {
             line += &format!("\n      not read ({why}): CloudFormation's own checks only");
         }

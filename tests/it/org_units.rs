@@ -252,6 +252,253 @@ async fn an_organisation_of_three_ous_is_planned_bootstrapped_through_a_stack_se
     assert_eq!(full_state(&account_admin(&emu, &org.legacy_account).await).await, legacy_before);
 }
 
+/// Point 6 and auto-deployment: an account moved into a targeted OU after the bootstrap gets its stack instance
+/// from CloudFormation (no wfboot run), and `verify --org-unit` shows it current with the roles' checks passing.
+#[tokio::test]
+async fn an_account_moved_into_the_ou_after_bootstrap_is_deployed_by_cloudformation_and_verify_shows_it_current() {
+    let emu = Emulator::start();
+    let org = organisation(&emu, true).await;
+    let w = ous(&[&org.workloads]);
+    let out = run(&emu, &[&["bootstrap", "--yes"][..], &w].concat());
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let late = account(&org.client, &org.root, "late", &org.root).await;
+    org.client.move_account().account_id(&late).source_parent_id(&org.root).destination_parent_id(&org.workloads).send().await.unwrap();
+    // CloudFormation's auto-deployment runs as an operation of its own: wait for it, as a user would.
+    let cfn = cfn_client(&emu);
+    let mut current = false;
+    for _ in 0..100 {
+        let listed = cfn.list_stack_instances().stack_set_name(STACK_SET).send().await.unwrap();
+        current = listed.summaries().iter().any(|i| {
+            i.account() == Some(late.as_str())
+                && i.status().map(|s| s.as_str()) == Some("CURRENT")
+        });
+        if current {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(current, "auto-deployment gave {late} no current instance");
+    let mark = emu.mark();
+    let out = run(&emu, &[&["verify", "--output", "json"][..], &w].concat());
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    assert_eq!(out.status.code(), Some(0), "{v}\n{}", stderr(&out));
+    crate::schema::assert_valid(&[crate::schema::doc("verify --org-unit", "accounts_result", v.clone())]);
+    let rows = v["accounts"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{v}");
+    let row = rows.iter().find(|r| r["account_id"] == late.as_str()).unwrap();
+    assert_eq!(row["status"], "passed", "{row}");
+    assert_eq!(row["stack_instance"]["status"], "CURRENT", "{row}");
+    assert_eq!(row["result"]["failed"], 0, "the roles' trust and permissions checks ran there: {row}");
+    assert!(row["result"]["ok"].as_u64().unwrap() >= 10, "{row}");
+    assert_eq!(writes_since(&emu, mark), Vec::<String>::new(), "verify wrote");
+    assert!(has_stack(&emu, &late).await);
+    // A re-run of bootstrap has nothing to do for it: only the StackSet and the OU are read.
+    let mark = emu.mark();
+    let out = run(&emu, &[&["bootstrap", "--yes"][..], &w].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Nothing to do: StackSet wfboot-slim-workflow already matches"), "{}", stderr(&out));
+    let sent = emu.requests().into_iter().skip(mark).filter(|r| r.access_key != ADMIN_KEY).count();
+    assert!(sent <= 25, "a no-op re-run over 4 accounts sent {sent} calls");
+}
+
+/// Point 5: CloudFormation fails an account's instance (a hand-made role, not found in advance with
+/// --skip-account-reads): its row is FAILED with CloudFormation's reason and the run exits 1. Once the role is gone
+/// the next run deploys that account again (UpdateStackInstances) and exits 0.
+#[tokio::test]
+async fn a_failed_stack_instance_is_reported_with_cloudformations_reason_and_deployed_again_once_its_cause_is_gone() {
+    let emu = Emulator::start();
+    let org = organisation(&emu, true).await;
+    let l = ous(&[&org.legacy]);
+    let out = run(&emu, &[&["plan", "--skip-account-reads"][..], &l].concat());
+    assert!(stdout(&out).contains("--skip-account-reads: the accounts were not read"), "{}", stdout(&out));
+    let out = run(&emu, &[&["bootstrap", "--yes", "--skip-account-reads"][..], &l].concat());
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{text}\n{err}");
+    let reason = "ResourceLogicalId:RoleAWSBatchServiceRole, ResourceType:AWS::IAM::Role, ResourceStatusReason:AWSBatchServiceRole already exists.";
+    assert!(err.contains(&format!("stack instance failed: {reason}")), "{err}");
+    assert!(row(&text, &org.legacy_account).contains("FAILED"), "{text}");
+    let out = run(&emu, &[&["plan"][..], &l].concat());
+    assert!(stdout(&out).contains(reason), "plan shows the instance's reason:\n{}", stdout(&out));
+
+    account_admin(&emu, &org.legacy_account).await.delete_role().role_name("AWSBatchServiceRole").send().await.unwrap();
+    let mark = emu.mark();
+    let out = run(&emu, &[&["bootstrap", "--yes"][..], &l].concat());
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(writes_since(&emu, mark), ["cloudformation:UpdateStackInstances"]);
+    assert!(row(&stdout(&out), &org.legacy_account).contains("applied 11"), "{}", stdout(&out));
+    assert!(has_stack(&emu, &org.legacy_account).await);
+}
+
+/// Point 4: an operation another client started on the StackSet (managed execution off, so CloudFormation refuses
+/// a second one) is waited for, said on stderr, and the run's own operation then goes through, once.
+#[tokio::test]
+async fn an_operation_already_running_on_the_stack_set_is_waited_for_and_then_the_update_goes_through_once() {
+    let emu = Emulator::start();
+    let org = organisation(&emu, true).await;
+    let template = stdout(&emu.wfboot().args(["export"]).output().unwrap());
+    let cfn = cfn_client(&emu);
+    use aws_sdk_cloudformation::types::{Capability, DeploymentTargets, ManagedExecution, PermissionModels, Tag};
+    cfn.create_stack_set()
+        .stack_set_name(STACK_SET)
+        .template_body(template)
+        .capabilities(Capability::CapabilityNamedIam)
+        .permission_model(PermissionModels::ServiceManaged)
+        .managed_execution(ManagedExecution::builder().active(false).build())
+        .tags(Tag::builder().key("wfboot:stack").value("slim-workflow").build())
+        .send()
+        .await
+        .unwrap();
+    emu.control(r#"{"stackset_account_seconds": 1.0}"#);
+    cfn.create_stack_instances()
+        .stack_set_name(STACK_SET)
+        .deployment_targets(DeploymentTargets::builder().organizational_unit_ids(&org.workloads).build())
+        .regions("us-east-1")
+        .send()
+        .await
+        .unwrap();
+    let mark = emu.mark();
+    let out = run(&emu, &[&["bootstrap", "--yes"][..], &ous(&[&org.workloads])].concat());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{}\n{err}", stdout(&out));
+    assert!(err.contains("another operation is running (OperationInProgressException); waiting for it before UpdateStackSet"), "{err}");
+    let updates: Vec<Option<u64>> = emu
+        .requests()
+        .into_iter()
+        .skip(mark)
+        .filter(|r| r.action == "UpdateStackSet")
+        .map(|r| r.status)
+        .collect();
+    assert!(updates.len() >= 2 && updates[..updates.len() - 1].iter().all(|s| *s == Some(409)), "{updates:?}");
+    assert_eq!(updates.last(), Some(&Some(200)), "{updates:?}");
+    let set = cfn.describe_stack_set().stack_set_name(STACK_SET).send().await.unwrap();
+    assert_eq!(set.stack_set().unwrap().managed_execution().and_then(|m| m.active()), Some(true));
+}
+
+/// Point 3: a service-linked role that exists in an account gets CreateServiceLinkedRoles=false for that account
+/// instead of a failed instance; check --org-unit says so, and the management account in scope (the root as target)
+/// is named with the single-account command for it.
+#[tokio::test]
+async fn an_existing_service_linked_role_gets_the_parameter_override_and_the_management_account_is_named() {
+    let emu = Emulator::start();
+    let org = organisation(&emu, true).await;
+    let with_slr = &org.workload_accounts[0];
+    account_admin(&emu, with_slr).await.create_service_linked_role().aws_service_name("batch.amazonaws.com").send().await.unwrap();
+    let w = ous(&[&org.workloads]);
+    let out = run(&emu, &[&["check"][..], &w].concat());
+    let text = stdout(&out);
+    assert!(text.contains(&format!("account {with_slr} (w0): CreateServiceLinkedRoles=false")), "{text}");
+    let out = run(&emu, &[&["bootstrap", "--yes"][..], &w].concat());
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let cfn = cfn_client(&emu);
+    let instance = cfn
+        .describe_stack_instance()
+        .stack_set_name(STACK_SET)
+        .stack_instance_account(with_slr)
+        .stack_instance_region("us-east-1")
+        .send()
+        .await
+        .unwrap();
+    let instance = instance.stack_instance().unwrap();
+    assert_eq!(instance.status().map(|s| s.as_str()), Some("CURRENT"), "{instance:?}");
+    let overrides: Vec<(&str, &str)> = instance
+        .parameter_overrides()
+        .iter()
+        .map(|p| (p.parameter_key().unwrap_or_default(), p.parameter_value().unwrap_or_default()))
+        .collect();
+    assert_eq!(overrides, [("CreateServiceLinkedRoles", "false")]);
+    for other in &org.workload_accounts[1..] {
+        let iam = account_admin(&emu, other).await;
+        let slrs = iam.list_roles().path_prefix("/aws-service-role/batch.amazonaws.com/").send().await.unwrap();
+        assert_eq!(slrs.roles().len(), 1, "the stack made Batch's service-linked role in {other}");
+    }
+
+    // The whole organisation: the management account is named, never deployed to.
+    let out = run(&emu, &[&["plan", "--skip-account-reads"][..], &ous(&[&org.root])].concat());
+    let text = stdout(&out);
+    let management = row(&text, ACCOUNT);
+    assert!(management.contains("held back") && management.contains("the organisation's management account"), "{text}");
+    assert!(text.contains("bootstrap it with `wfboot bootstrap` run there"), "{text}");
+}
+
+/// Point 3: the caller's CloudFormation calls are simulated before any write (as the IAM calls are): an operator
+/// denied cloudformation:CreateStackInstances is stopped with the call named, nothing written.
+#[tokio::test]
+async fn a_caller_who_may_not_create_stack_instances_is_stopped_before_any_cloudformation_write() {
+    let emu = Emulator::start();
+    let org = organisation(&emu, true).await;
+    let iam = emu.admin().await;
+    iam.create_user().user_name("ops").send().await.unwrap();
+    let policy = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "cloudformation:CreateStackInstances", "Resource": "*"}]});
+    iam.put_user_policy().user_name("ops").policy_name("p").policy_document(policy.to_string()).send().await.unwrap();
+    let key = iam.create_access_key().user_name("ops").send().await.unwrap().access_key.unwrap();
+    let mark = emu.mark();
+    let out = emu
+        .wfboot()
+        .env("AWS_ACCESS_KEY_ID", &key.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &key.secret_access_key)
+        .args([&["bootstrap", "--yes"][..], &ous(&[&org.workloads])].concat())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("cloudformation:CreateStackInstances on arn:aws:cloudformation:us-east-1:123456789012:stackset/wfboot-slim-workflow:*"), "{err}");
+    assert!(err.contains("simulated for arn:aws:iam::123456789012:user/ops"), "{err}");
+    assert_eq!(writes_since(&emu, mark), Vec::<String>::new());
+}
+
+/// Point 7: destroy never strands a workload: an account whose Lambda function uses the stack's role is held back,
+/// named with the function, and its instance kept; the others' instances are deleted (DIFFERENCE); `--force` then
+/// deletes it too, and the StackSet once none is left.
+#[tokio::test]
+async fn destroy_holds_back_the_account_whose_role_a_function_uses_and_force_deletes_it_and_then_the_stack_set() {
+    let emu = Emulator::start();
+    let org = organisation(&emu, true).await;
+    let w = ous(&[&org.workloads]);
+    let out = run(&emu, &[&["bootstrap", "--yes"][..], &w].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let used = &org.workload_accounts[1];
+    let config = assumed_config(&emu, ADMIN_KEY, "admin-secret", used, "OrganizationAccountAccessRole").await;
+    aws_sdk_lambda::Client::new(&config)
+        .create_function()
+        .function_name("ingest")
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .role(format!("arn:aws:iam::{used}:role/SLIM-Extras_for_Lambda"))
+        .handler("index.handler")
+        .code(aws_sdk_lambda::types::FunctionCode::builder().zip_file(lambda_zip().into()).build())
+        .send()
+        .await
+        .unwrap();
+
+    let out = run(&emu, &[&["destroy", "--dry-run"][..], &w].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("role SLIM-Extras_for_Lambda used by Lambda function ingest"), "{}", stdout(&out));
+
+    let mark = emu.mark();
+    let out = run(&emu, &[&["destroy", "--yes"][..], &w].concat());
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "held back: {text}\n{}", stderr(&out));
+    let held = row(&text, used);
+    assert!(held.contains("held back") && held.contains("SLIM-Extras_for_Lambda used by Lambda function ingest"), "{text}");
+    assert_eq!(writes_since(&emu, mark), ["cloudformation:DeleteStackInstances"], "the StackSet keeps its instance");
+    assert!(has_stack(&emu, used).await);
+    for a in org.workload_accounts.iter().filter(|a| *a != used) {
+        assert!(!has_stack(&emu, a).await, "{a}");
+    }
+    let ops = operations(&emu).await;
+    let delete = ops.iter().find(|o| o["action"] == "DELETE").unwrap();
+    assert_eq!((delete["filter"].as_str(), delete["accounts"].clone()), (Some("DIFFERENCE"), json!([used])), "{ops:?}");
+
+    let out = run(&emu, &[&["destroy", "--yes", "--force"][..], &w].concat());
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(!has_stack(&emu, used).await);
+    assert!(stderr(&out).contains("StackSet wfboot-slim-workflow deleted."), "{}", stderr(&out));
+    let out = run(&emu, &[&["destroy", "--yes"][..], &w].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Nothing to destroy: there is no StackSet wfboot-slim-workflow."), "{}", stderr(&out));
+}
+
 #[tokio::test]
 async fn an_ou_whose_scp_denies_what_the_template_creates_is_refused_before_any_cloudformation_write() {
     let emu = Emulator::start();
