@@ -511,7 +511,8 @@ mod tests {
         for ok in ["ou-ab12-cd34ef56", "r-ab12", "ou-abcd-12345678", &format!("r-{}", "a".repeat(32))] {
             assert!(valid_org_unit_id(ok), "{ok}");
         }
-        for bad in ["", "ou-ab1-cd34ef56", "ou-AB12-cd34ef56", "ou-ab12-cd34ef5", "r-ab1", "ab12", "ou-ab12", "123456789012"]
+        for bad in
+            ["", "ou-ab1-cd34ef56", "ou-AB12-cd34ef56", "ou-ab12-cd34ef5", "r-ab1", "ab12", "ou-ab12", "123456789012"]
         {
             assert!(!valid_org_unit_id(bad), "{bad}");
         }

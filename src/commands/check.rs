@@ -189,14 +189,22 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits) -> Result<ExitS
     let unverified = checked.permissions.iter().filter(|c| matches!(c.verdict, Verdict::Unverified { .. })).count();
     let n = checked.permissions.len();
     rows.push(match (denied.is_empty(), unverified) {
-        (false, _) => row("permissions", format!("{} of {n} calls denied", denied.len()), Status::Failed, denied.join("; ")),
+        (false, _) => {
+            row("permissions", format!("{} of {n} calls denied", denied.len()), Status::Failed, denied.join("; "))
+        }
         (true, 0) => row("permissions", format!("the StackSet's calls ({n})"), Status::Ok, String::new()),
-        (true, u) => row("permissions", format!("{u} of {n} calls"), Status::Unverified, checked.permissions_method.clone()),
+        (true, u) => {
+            row("permissions", format!("{u} of {n} calls"), Status::Unverified, checked.permissions_method.clone())
+        }
     });
     for o in &plan.org_units {
-        let accounts: Vec<&crate::stackset::AccountPlan> = plan.accounts.iter().filter(|a| a.org_unit == o.id).collect();
-        let refused: Vec<&crate::stackset::AccountPlan> =
-            accounts.iter().copied().filter(|a| matches!(a.verdict, crate::stackset::Verdict::Refused { .. })).collect();
+        let accounts: Vec<&crate::stackset::AccountPlan> =
+            plan.accounts.iter().filter(|a| a.org_unit == o.id).collect();
+        let refused: Vec<&crate::stackset::AccountPlan> = accounts
+            .iter()
+            .copied()
+            .filter(|a| matches!(a.verdict, crate::stackset::Verdict::Refused { .. }))
+            .collect();
         let unverified: Vec<String> = accounts
             .iter()
             .filter_map(|a| match read.scps.get(&a.account_id) {
@@ -213,10 +221,16 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits) -> Result<ExitS
                 "organisation",
                 check,
                 Status::Failed,
-                format!("{} of {} accounts refused, e.g. {}: {}", refused.len(), accounts.len(), a.account_id, match &a.verdict {
-                    crate::stackset::Verdict::Refused { reason } => reason.as_str(),
-                    _ => "",
-                }),
+                format!(
+                    "{} of {} accounts refused, e.g. {}: {}",
+                    refused.len(),
+                    accounts.len(),
+                    a.account_id,
+                    match &a.verdict {
+                        crate::stackset::Verdict::Refused { reason } => reason.as_str(),
+                        _ => "",
+                    }
+                ),
             ),
             (None, None, Some(_)) => row("organisation", check, Status::Unverified, unverified.join("; ")),
             (None, None, None) => row("organisation", check, Status::Ok, format!("{} accounts", accounts.len())),

@@ -218,7 +218,9 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &DestroyA
         for (a, v) in &teardown.accounts {
             let who = fleet::who(a);
             out += &match v {
-                TeardownVerdict::Delete { resources } => format!("  - {who}: its stack instance and {resources} resources\n"),
+                TeardownVerdict::Delete { resources } => {
+                    format!("  - {who}: its stack instance and {resources} resources\n")
+                }
                 TeardownVerdict::HeldBack { reason } => format!("  ! {who}: held back: {reason}\n"),
                 TeardownVerdict::NoInstance => format!("  = {who}: no stack instance\n"),
             };

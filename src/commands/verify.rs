@@ -113,7 +113,9 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &VerifyAr
         row.stack_instance = instance.and_then(|i| serde_json::to_value(i).ok());
         match (instance, checks.remove(&m.id)) {
             (None, _) => row.note = Some(format!("no stack instance of {}", org.name())),
-            (Some(i), _) if i.failed() || i.status != "CURRENT" => row.note = Some(format!("stack instance {}", i.describe())),
+            (Some(i), _) if i.failed() || i.status != "CURRENT" => {
+                row.note = Some(format!("stack instance {}", i.describe()))
+            }
             (Some(_), None) => {
                 row.status = RowStatus::Passed;
                 row.note = Some("stack instance CURRENT; the account was not read (its roles were not checked)".into());
@@ -122,7 +124,8 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &VerifyAr
                 if report.passed {
                     row.status = RowStatus::Passed;
                 } else {
-                    row.note = Some(format!("{} check{} failed", report.failed, if report.failed == 1 { "" } else { "s" }));
+                    row.note =
+                        Some(format!("{} check{} failed", report.failed, if report.failed == 1 { "" } else { "s" }));
                     if !printer.json() {
                         printer.result(&format!("{}\n", text(&report)));
                     }
@@ -136,10 +139,15 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &VerifyAr
             RowStatus::Failed => "failed",
             _ => "verify failed",
         };
-        printer.info(&format!("account {}: {word}{}", m.id, row.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()));
+        printer.info(&format!(
+            "account {}: {word}{}",
+            m.id,
+            row.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
+        ));
         rows.push(row);
     }
-    let result = serde_json::json!({"name": org.name(), "region": org.fleet.clients.region, "instances": state.instances});
+    let result =
+        serde_json::json!({"name": org.name(), "region": org.fleet.clients.region, "instances": state.instances});
     org.fleet.finish_with(printer, "verify", &run.stack.name, rows, Some(result), |rows| {
         match rows.iter().all(|r| r.status == RowStatus::Passed) {
             true => ExitStatus::Success,

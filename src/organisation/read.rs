@@ -244,12 +244,11 @@ impl Reader {
                 return Err(Failure::malformed(&format!("service control policy {id}")));
             }
             let content = policy.content().ok_or_else(|| Failure::malformed("policy content"))?;
-            let document = serde_json::from_str(content)
-                .map_err(|e| Failure {
-                    code: format!("policy {id} is not JSON: {e}"),
-                    not_visible: false,
-                    no_organisation: false,
-                })?;
+            let document = serde_json::from_str(content).map_err(|e| Failure {
+                code: format!("policy {id} is not JSON: {e}"),
+                not_visible: false,
+                no_organisation: false,
+            })?;
             Ok(Scp { id: id.to_string(), name: summary.and_then(|s| s.name()).unwrap_or(id).to_string(), document })
         })
         .await

@@ -94,7 +94,9 @@ impl OrgUnits {
                  to every account that joins the OUs later; nothing was sent to AWS",
                 stack.name
             ))
-            .with_help("use --accounts with a file of the allowed accounts, or remove allowed_accounts from the stack"));
+            .with_help(
+                "use --accounts with a file of the allowed accounts, or remove allowed_accounts from the stack",
+            ));
         }
         let prefs = preferences(&args.org)?;
         let name = org.stack_set_name.clone().unwrap_or_else(|| stackset::default_name(&stack.name));
@@ -323,12 +325,7 @@ pub(crate) struct Accounts {
 /// read (the run's per-account read, in a pool of `--max-accounts`; none with `--skip-account-reads`) and the SCPs'
 /// verdict. An account whose instance is deployed and stays as it is costs no call. `everything` (`check`): every
 /// account, deployed or not.
-pub(crate) async fn read(
-    run: &Run,
-    org: &OrgUnits,
-    printer: &Printer,
-    everything: bool,
-) -> Result<(State, Accounts)> {
+pub(crate) async fn read(run: &Run, org: &OrgUnits, printer: &Printer, everything: bool) -> Result<(State, Accounts)> {
     let state = read_set(org, printer).await?;
     let set_changes = stackset::plan_set(&org.desired, state.deployed.as_ref()).changes();
     let deployed: BTreeSet<&str> =
@@ -375,9 +372,13 @@ fn holding(desired: &crate::stack::Desired, observed: &Observed) -> Holding {
     for r in plan.resources.iter().filter(|r| r.verdict != Status::Create) {
         match r.ownership {
             resources::vocab::Ownership::External => h.service_linked.push(r.name.clone()),
-            resources::vocab::Ownership::Stack => {
-                h.existing.push(format!("{} {} (made by wfboot, tagged {}={})", r.kind, r.name, resources::OWNER_TAG, desired.stack))
-            }
+            resources::vocab::Ownership::Stack => h.existing.push(format!(
+                "{} {} (made by wfboot, tagged {}={})",
+                r.kind,
+                r.name,
+                resources::OWNER_TAG,
+                desired.stack
+            )),
             _ => h.existing.push(format!("{} {} (not made by CloudFormation)", r.kind, r.name)),
         }
     }
@@ -486,27 +487,30 @@ pub(crate) fn plan(org: &OrgUnits, state: &State, accounts: &Accounts) -> Plan {
         state.deployed.as_ref().is_some_and(|d| d.org_units.iter().any(|o| o == ou))
             || state.instances.iter().any(|i| {
                 i.organizational_unit_id.as_deref() == Some(ou)
-                    || (i.organizational_unit_id.is_none()
-                        && org.member(&i.account).is_some_and(|m| m.org_unit == ou))
+                    || (i.organizational_unit_id.is_none() && org.member(&i.account).is_some_and(|m| m.org_unit == ou))
             })
     };
-    let org_units = org
-        .found
-        .org_units
-        .iter()
-        .map(|(id, name)| {
-            let mine: Vec<&AccountPlan> = accounts
-                .iter()
-                .filter(|a| &a.org_unit == id && a.account_id != org.found.management && !matches!(a.verdict, Verdict::Skipped { .. }))
-                .collect();
-            let refused = (!mine.is_empty() && mine.iter().all(|a| matches!(a.verdict, Verdict::Refused { .. })))
-                .then(|| match &mine[0].verdict {
-                    Verdict::Refused { reason } => reason.clone(),
-                    _ => String::new(),
-                });
-            stackset::OrgUnit { id: id.clone(), name: name.clone(), targeted: targeted(id), refused }
-        })
-        .collect();
+    let org_units =
+        org.found
+            .org_units
+            .iter()
+            .map(|(id, name)| {
+                let mine: Vec<&AccountPlan> = accounts
+                    .iter()
+                    .filter(|a| {
+                        &a.org_unit == id
+                            && a.account_id != org.found.management
+                            && !matches!(a.verdict, Verdict::Skipped { .. })
+                    })
+                    .collect();
+                let refused = (!mine.is_empty() && mine.iter().all(|a| matches!(a.verdict, Verdict::Refused { .. })))
+                    .then(|| match &mine[0].verdict {
+                        Verdict::Refused { reason } => reason.clone(),
+                        _ => String::new(),
+                    });
+                stackset::OrgUnit { id: id.clone(), name: name.clone(), targeted: targeted(id), refused }
+            })
+            .collect();
     let mut notes = org.notes.clone();
     if org.skip_reads {
         notes.push(
@@ -516,14 +520,7 @@ pub(crate) fn plan(org: &OrgUnits, state: &State, accounts: &Accounts) -> Plan {
                 .into(),
         );
     }
-    Plan {
-        stack_set: set,
-        region: org.clients().region.clone(),
-        call_as: org.call_as,
-        org_units,
-        accounts,
-        notes,
-    }
+    Plan { stack_set: set, region: org.clients().region.clone(), call_as: org.call_as, org_units, accounts, notes }
 }
 
 /// Step 4's rest: what must hold before the first CloudFormation write, and what the caller may do.
@@ -566,21 +563,25 @@ pub(crate) async fn preflight(org: &OrgUnits, state: &State, plan: Option<&Plan>
     }
     if let Some(d) = &state.deployed {
         if d.permission_model != "SERVICE_MANAGED" && !d.permission_model.is_empty() {
-            refusal = Some(Error::usage(format!(
+            refusal = Some(
+                Error::usage(format!(
                 "StackSet {} exists with {} permissions: --org-unit deploys with a service-managed one; nothing was \
                  written",
                 org.name(),
                 d.permission_model
             ))
-            .with_help("give another name with --stack-set-name"));
+                .with_help("give another name with --stack-set-name"),
+            );
         } else if d.tags.get(resources::OWNER_TAG).map(String::as_str) != Some(stack) {
-            refusal = Some(Error::usage(format!(
+            refusal = Some(
+                Error::usage(format!(
                 "StackSet {} exists and was not made by wfboot for stack {stack} (it has no {}={stack} tag); nothing \
                  was written",
                 org.name(),
                 resources::OWNER_TAG
             ))
-            .with_help("give another name with --stack-set-name"));
+                .with_help("give another name with --stack-set-name"),
+            );
         }
     }
     let denied: Vec<String> = permissions
@@ -667,15 +668,17 @@ pub(crate) async fn apply(printer: &Printer, org: &OrgUnits, plan: &Plan) -> Res
             set_write::create_stack_set(c, &org.desired, org.call_as, &set_write::operation_id()).await?;
         }
         Mark::Update => {
-            let id = set_write::update_stack_set(printer, c, &org.desired, org.call_as, &org.prefs, org.timeout).await?;
+            let id =
+                set_write::update_stack_set(printer, c, &org.desired, org.call_as, &org.prefs, org.timeout).await?;
             let n = plan.accounts.iter().filter(|a| a.verdict == Verdict::Update).count();
             operations.push(follow("UpdateStackSet", id, None, n).await?);
         }
         _ => {}
     }
     for (targets, overrides, expected) in create_targets(&org.found.management, plan) {
-        let id = set_write::create_instances(printer, c, name, org.call_as, &targets, overrides, &org.prefs, org.timeout)
-            .await?;
+        let id =
+            set_write::create_instances(printer, c, name, org.call_as, &targets, overrides, &org.prefs, org.timeout)
+                .await?;
         operations.push(follow("CreateStackInstances", id, Some(targets), expected).await?);
     }
     for overrides in [false, true] {
@@ -686,9 +689,17 @@ pub(crate) async fn apply(printer: &Printer, org: &OrgUnits, plan: &Plan) -> Res
             .collect();
         for targets in intersections(&again) {
             let n = targets.accounts.len();
-            let id =
-                set_write::update_instances(printer, c, name, org.call_as, &targets, overrides, &org.prefs, org.timeout)
-                    .await?;
+            let id = set_write::update_instances(
+                printer,
+                c,
+                name,
+                org.call_as,
+                &targets,
+                overrides,
+                &org.prefs,
+                org.timeout,
+            )
+            .await?;
             operations.push(follow("UpdateStackInstances", id, Some(targets), n).await?);
         }
     }
@@ -999,8 +1010,9 @@ pub(crate) async fn teardown(run: &Run, org: &OrgUnits, printer: &Printer, state
                     ),
                 },
                 (None, _) => TeardownVerdict::HeldBack {
-                    reason: "not read (--skip-account-reads): who uses its roles was not checked; held back (or --force)"
-                        .into(),
+                    reason:
+                        "not read (--skip-account-reads): who uses its roles was not checked; held back (or --force)"
+                            .into(),
                 },
             }
         };
@@ -1020,12 +1032,8 @@ pub(crate) async fn delete(
 ) -> Result<(Vec<Operation>, Vec<Instance>, bool)> {
     let c = org.clients();
     let name = org.name();
-    let deleting: Vec<&Account> = teardown
-        .accounts
-        .iter()
-        .filter(|(_, v)| matches!(v, TeardownVerdict::Delete { .. }))
-        .map(|(a, _)| a)
-        .collect();
+    let deleting: Vec<&Account> =
+        teardown.accounts.iter().filter(|(_, v)| matches!(v, TeardownVerdict::Delete { .. })).map(|(a, _)| a).collect();
     let mut operations = Vec::new();
     if !deleting.is_empty() {
         let ous: Vec<String> = org
@@ -1045,19 +1053,26 @@ pub(crate) async fn delete(
             .map(|(a, _)| a.id.clone())
             .collect();
         for chunk in ous.chunks(stackset::MAX_OUS_PER_CALL) {
-            let held_here: Vec<String> = held
-                .iter()
-                .filter(|id| org.member(id).is_some_and(|m| chunk.contains(&m.org_unit)))
-                .cloned()
-                .collect();
+            let held_here: Vec<String> =
+                held.iter().filter(|id| org.member(id).is_some_and(|m| chunk.contains(&m.org_unit))).cloned().collect();
             let filter = (!held_here.is_empty()).then_some("DIFFERENCE");
             let targets = Targets { org_units: chunk.to_vec(), accounts: held_here, filter };
             let n = deleting.iter().filter(|a| org.member(&a.id).is_some_and(|m| chunk.contains(&m.org_unit))).count();
             let id =
                 set_write::delete_instances(printer, c, name, org.call_as, &targets, &org.prefs, org.timeout).await?;
             operations.push(
-                set_write::follow(printer, c, name, org.call_as, "DeleteStackInstances", &id, Some(targets), n, org.timeout)
-                    .await?,
+                set_write::follow(
+                    printer,
+                    c,
+                    name,
+                    org.call_as,
+                    "DeleteStackInstances",
+                    &id,
+                    Some(targets),
+                    n,
+                    org.timeout,
+                )
+                .await?,
             );
         }
     }
@@ -1167,10 +1182,16 @@ mod tests {
         assert_eq!(sizes, [50, 50, 20, 1], "three calls for the new OUs, one for the override");
         assert_eq!(calls[0].0.filter, Some("DIFFERENCE"));
         assert_eq!(calls[0].0.accounts, [format!("{:012}", 501)], "the override account, not the management one");
-        assert_eq!((calls[1].0.filter, calls[1].0.accounts.clone()), (Some("DIFFERENCE"), vec![format!("{:012}", 500)]));
+        assert_eq!(
+            (calls[1].0.filter, calls[1].0.accounts.clone()),
+            (Some("DIFFERENCE"), vec![format!("{:012}", 500)])
+        );
         assert_eq!((calls[2].0.filter, calls[2].2), (None, 20), "nothing excluded: every account of the OUs");
         let (last, overrides, n) = &calls[3];
-        assert_eq!((last.filter, last.accounts.clone(), *overrides, *n), (Some("INTERSECTION"), vec![format!("{:012}", 501)], true, 1));
+        assert_eq!(
+            (last.filter, last.accounts.clone(), *overrides, *n),
+            (Some("INTERSECTION"), vec![format!("{:012}", 501)], true, 1)
+        );
     }
 
     #[test]

@@ -102,7 +102,6 @@ impl Desired {
             .filter(|(t, _)| !(without_service_linked && t == "AWS::IAM::ServiceLinkedRole"))
             .count()
     }
-
 }
 
 /// The StackSet as read (DescribeStackSet).
@@ -548,7 +547,9 @@ impl fmt::Display for Plan {
             let state = match (&o.refused, o.targeted) {
                 (Some(why), _) => format!("refused: {why}"),
                 (None, true) => "targeted".into(),
-                (None, false) => "to target (CreateStackInstances; auto-deployment covers the accounts that join later)".into(),
+                (None, false) => {
+                    "to target (CreateStackInstances; auto-deployment covers the accounts that join later)".into()
+                }
             };
             let sign = match (&o.refused, o.targeted) {
                 (Some(_), _) => '!',

@@ -103,12 +103,15 @@ async fn one_org_unit(c: &Clients, id: &str) -> Result<(Option<String>, Vec<Memb
                 break;
             }
             let read = futures::future::try_join_all(level.iter().map(|parent| async move {
-                let accounts = c.all(c.organizations.list_accounts_for_parent().parent_id(parent).into_paginator().send());
+                let accounts =
+                    c.all(c.organizations.list_accounts_for_parent().parent_id(parent).into_paginator().send());
                 let ous = c.all(
                     c.organizations.list_organizational_units_for_parent().parent_id(parent).into_paginator().send(),
                 );
                 let (accounts, ous) = tokio::join!(accounts, ous);
-                let what = format!("list what is in {parent} (organizations:ListAccountsForParent, ListOrganizationalUnitsForParent)");
+                let what = format!(
+                    "list what is in {parent} (organizations:ListAccountsForParent, ListOrganizationalUnitsForParent)"
+                );
                 let accounts = accounts.map_err(|e| match not_found(&e) {
                     true => missing(parent, &e),
                     false => errors::describe(&what, &e),
@@ -166,7 +169,12 @@ pub(crate) async fn trusted_access(clients: &Clients, call_as: CallAs) -> Result
     let once = aws_sdk_cloudformation::config::Builder::default()
         .retry_config(aws_smithy_types::retry::RetryConfig::disabled());
     let cfn = c.limit(
-        c.cloudformation.describe_organizations_access().call_as(call_as.sdk()).customize().config_override(once).send(),
+        c.cloudformation
+            .describe_organizations_access()
+            .call_as(call_as.sdk())
+            .customize()
+            .config_override(once)
+            .send(),
     );
     let cfn = cfn.await;
     match cfn {
@@ -199,7 +207,9 @@ pub(crate) async fn stack_set(
     let described = match described {
         Ok(out) => out,
         Err(e) if errors::code(&e) == Some("StackSetNotFoundException") => return Ok(None),
-        Err(e) => return Err(errors::describe(&format!("read the StackSet {name} (cloudformation:DescribeStackSet)"), &e)),
+        Err(e) => {
+            return Err(errors::describe(&format!("read the StackSet {name} (cloudformation:DescribeStackSet)"), &e))
+        }
     };
     let Some(s) = described.stack_set() else {
         return Err(Error::aws(format!("cloudformation:DescribeStackSet answered without the StackSet {name}")));
@@ -214,9 +224,9 @@ pub(crate) async fn stack_set(
         template: s.template_body().and_then(|t| serde_json::from_str(t).ok()),
         parameters: pairs(s.parameters().iter().map(|p| (p.parameter_key(), p.parameter_value())).collect()),
         tags: pairs(s.tags().iter().map(|t| (t.key(), t.value())).collect()),
-        auto_deployment: s.auto_deployment().map(|a| {
-            (a.enabled().unwrap_or(false), a.retain_stacks_on_account_removal().unwrap_or(false))
-        }),
+        auto_deployment: s
+            .auto_deployment()
+            .map(|a| (a.enabled().unwrap_or(false), a.retain_stacks_on_account_removal().unwrap_or(false))),
         managed_execution: s.managed_execution().and_then(|m| m.active()),
         capabilities: s.capabilities().iter().map(|c| c.as_str().to_string()).collect(),
         org_units: s.organizational_unit_ids().to_vec(),

@@ -92,8 +92,12 @@ fn preferences(p: &Preferences) -> StackSetOperationPreferences {
         Amount::Count(n) => b.max_concurrent_count(n as i32),
         Amount::Percentage(n) => b.max_concurrent_percentage(n as i32),
     };
-    b.concurrency_mode(if p.soft { ConcurrencyMode::SoftFailureTolerance } else { ConcurrencyMode::StrictFailureTolerance })
-        .build()
+    b.concurrency_mode(if p.soft {
+        ConcurrencyMode::SoftFailureTolerance
+    } else {
+        ConcurrencyMode::StrictFailureTolerance
+    })
+    .build()
 }
 
 fn parameters(desired: &Desired) -> Vec<Parameter> {
@@ -292,7 +296,12 @@ async fn start<F, Fut, T, E>(
 ) -> Result<Option<T>>
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = std::result::Result<T, aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>>>,
+    Fut: std::future::Future<
+        Output = std::result::Result<
+            T,
+            aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+        >,
+    >,
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let started = Instant::now();
@@ -302,7 +311,9 @@ where
         match call().await {
             Ok(out) => return Ok(Some(out)),
             Err(e) if errors::code(&e) == Some("OperationIdAlreadyExistsException") => {
-                printer.detail(&format!("{action}: operation {id} was already started (its first answer was lost); following it"));
+                printer.detail(&format!(
+                    "{action}: operation {id} was already started (its first answer was lost); following it"
+                ));
                 return Ok(None);
             }
             Err(e) if errors::code(&e) == Some("OperationInProgressException") => {
@@ -355,7 +366,12 @@ pub(crate) async fn follow(
     let mut pause = Duration::from_millis(500);
     loop {
         let described = c.limit(
-            c.cloudformation.describe_stack_set_operation().stack_set_name(name).operation_id(id).call_as(call_as.sdk()).send(),
+            c.cloudformation
+                .describe_stack_set_operation()
+                .stack_set_name(name)
+                .operation_id(id)
+                .call_as(call_as.sdk())
+                .send(),
         );
         let listed = c.all(
             c.cloudformation
@@ -367,7 +383,8 @@ pub(crate) async fn follow(
                 .send(),
         );
         let (described, listed) = tokio::join!(described, listed);
-        let described = described.map_err(|e| errors::describe(&format!("follow operation {id} of StackSet {name}"), &e))?;
+        let described =
+            described.map_err(|e| errors::describe(&format!("follow operation {id} of StackSet {name}"), &e))?;
         let listed = listed.map_err(|e| errors::describe(&format!("read the results of operation {id}"), &e))?;
         let op = described.stack_set_operation();
         let status = op.and_then(|o| o.status()).map(|s| s.as_str().to_string()).unwrap_or_default();
@@ -426,6 +443,8 @@ pub(crate) async fn follow(
 }
 
 #[cfg(test)]
+// The SDK's own error type, answered as the SDK answers it.
+#[allow(clippy::result_large_err)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -185,7 +185,10 @@ async fn an_organisation_of_three_ous_is_planned_bootstrapped_through_a_stack_se
     }
     assert!(text.contains("StackSet wfboot-slim-workflow (service-managed, us-east-1): create"), "{text}");
     assert!(text.contains("+ role AWSBatchServiceRole"), "{text}");
-    assert!(row(&text, &org.legacy_account).contains("role AWSBatchServiceRole (not made by CloudFormation)"), "{text}");
+    assert!(
+        row(&text, &org.legacy_account).contains("role AWSBatchServiceRole (not made by CloudFormation)"),
+        "{text}"
+    );
     assert!(row(&text, &org.sandbox_account).contains(&format!("DenyCreateRole ({})", org.scp)), "{text}");
 
     // bootstrap: the sandbox OU refused before any CloudFormation write, legacy's account held back, workloads
@@ -220,7 +223,8 @@ async fn an_organisation_of_three_ous_is_planned_bootstrapped_through_a_stack_se
     assert_eq!(writes_since(&emu, mark), Vec::<String>::new(), "the re-run wrote");
     let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
     crate::schema::assert_valid(&[crate::schema::doc("bootstrap --org-unit", "accounts_result", v.clone())]);
-    let named: Vec<&str> = v["accounts"].as_array().unwrap().iter().map(|a| a["account_id"].as_str().unwrap()).collect();
+    let named: Vec<&str> =
+        v["accounts"].as_array().unwrap().iter().map(|a| a["account_id"].as_str().unwrap()).collect();
     assert_eq!(named.len(), 5, "{v}");
     for a in org.workload_accounts.iter().chain([&org.sandbox_account, &org.legacy_account]) {
         assert!(named.contains(&a.as_str()), "{a} in {v}");
@@ -248,7 +252,10 @@ async fn an_organisation_of_three_ous_is_planned_bootstrapped_through_a_stack_se
         assert!(!has_stack(&emu, a).await, "{a} still has the stack's roles");
     }
     let left = cfn_client(&emu).list_stack_sets().send().await.unwrap();
-    assert!(left.summaries().iter().all(|s| s.stack_set_name() != Some(STACK_SET) || s.status().map(|x| x.as_str()) == Some("DELETED")));
+    assert!(left
+        .summaries()
+        .iter()
+        .all(|s| s.stack_set_name() != Some(STACK_SET) || s.status().map(|x| x.as_str()) == Some("DELETED")));
     assert_eq!(full_state(&account_admin(&emu, &org.legacy_account).await).await, legacy_before);
 }
 
@@ -262,16 +269,23 @@ async fn an_account_moved_into_the_ou_after_bootstrap_is_deployed_by_cloudformat
     let out = run(&emu, &[&["bootstrap", "--yes"][..], &w].concat());
     assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
     let late = account(&org.client, &org.root, "late", &org.root).await;
-    org.client.move_account().account_id(&late).source_parent_id(&org.root).destination_parent_id(&org.workloads).send().await.unwrap();
+    org.client
+        .move_account()
+        .account_id(&late)
+        .source_parent_id(&org.root)
+        .destination_parent_id(&org.workloads)
+        .send()
+        .await
+        .unwrap();
     // CloudFormation's auto-deployment runs as an operation of its own: wait for it, as a user would.
     let cfn = cfn_client(&emu);
     let mut current = false;
     for _ in 0..100 {
         let listed = cfn.list_stack_instances().stack_set_name(STACK_SET).send().await.unwrap();
-        current = listed.summaries().iter().any(|i| {
-            i.account() == Some(late.as_str())
-                && i.status().map(|s| s.as_str()) == Some("CURRENT")
-        });
+        current = listed
+            .summaries()
+            .iter()
+            .any(|i| i.account() == Some(late.as_str()) && i.status().map(|s| s.as_str()) == Some("CURRENT"));
         if current {
             break;
         }
@@ -360,14 +374,14 @@ async fn an_operation_already_running_on_the_stack_set_is_waited_for_and_then_th
     let out = run(&emu, &[&["bootstrap", "--yes"][..], &ous(&[&org.workloads])].concat());
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{}\n{err}", stdout(&out));
-    assert!(err.contains("another operation is running (OperationInProgressException); waiting for it before UpdateStackSet"), "{err}");
-    let updates: Vec<Option<u64>> = emu
-        .requests()
-        .into_iter()
-        .skip(mark)
-        .filter(|r| r.action == "UpdateStackSet")
-        .map(|r| r.status)
-        .collect();
+    assert!(
+        err.contains(
+            "another operation is running (OperationInProgressException); waiting for it before UpdateStackSet"
+        ),
+        "{err}"
+    );
+    let updates: Vec<Option<u64>> =
+        emu.requests().into_iter().skip(mark).filter(|r| r.action == "UpdateStackSet").map(|r| r.status).collect();
     assert!(updates.len() >= 2 && updates[..updates.len() - 1].iter().all(|s| *s == Some(409)), "{updates:?}");
     assert_eq!(updates.last(), Some(&Some(200)), "{updates:?}");
     let set = cfn.describe_stack_set().stack_set_name(STACK_SET).send().await.unwrap();
@@ -382,7 +396,13 @@ async fn an_existing_service_linked_role_gets_the_parameter_override_and_the_man
     let emu = Emulator::start();
     let org = organisation(&emu, true).await;
     let with_slr = &org.workload_accounts[0];
-    account_admin(&emu, with_slr).await.create_service_linked_role().aws_service_name("batch.amazonaws.com").send().await.unwrap();
+    account_admin(&emu, with_slr)
+        .await
+        .create_service_linked_role()
+        .aws_service_name("batch.amazonaws.com")
+        .send()
+        .await
+        .unwrap();
     let w = ous(&[&org.workloads]);
     let out = run(&emu, &[&["check"][..], &w].concat());
     let text = stdout(&out);
@@ -480,7 +500,10 @@ async fn destroy_holds_back_the_account_whose_role_a_function_uses_and_force_del
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(2), "held back: {text}\n{}", stderr(&out));
     let held = row(&text, used);
-    assert!(held.contains("held back") && held.contains("SLIM-Extras_for_Lambda used by Lambda function ingest"), "{text}");
+    assert!(
+        held.contains("held back") && held.contains("SLIM-Extras_for_Lambda used by Lambda function ingest"),
+        "{text}"
+    );
     assert_eq!(writes_since(&emu, mark), ["cloudformation:DeleteStackInstances"], "the StackSet keeps its instance");
     assert!(has_stack(&emu, used).await);
     for a in org.workload_accounts.iter().filter(|a| *a != used) {
@@ -496,7 +519,11 @@ async fn destroy_holds_back_the_account_whose_role_a_function_uses_and_force_del
     assert!(stderr(&out).contains("StackSet wfboot-slim-workflow deleted."), "{}", stderr(&out));
     let out = run(&emu, &[&["destroy", "--yes"][..], &w].concat());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("Nothing to destroy: there is no StackSet wfboot-slim-workflow."), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Nothing to destroy: there is no StackSet wfboot-slim-workflow."),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test]
@@ -549,7 +576,11 @@ async fn check_on_an_account_in_no_organisation_says_none_and_never_unverified_f
     // The pre-flight says the same before the first write.
     let out = run(&emu, &["bootstrap", "--yes", "--skip-user"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("Service control policies: none: the account is in no organisation"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Service control policies: none: the account is in no organisation"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test]
@@ -561,9 +592,11 @@ async fn bad_input_is_refused_before_any_aws_call() {
     let allowed = write_file(
         dir.path(),
         "allowed.toml",
-        &std::fs::read_to_string(repo().join("profiles/render-worker.toml"))
-            .unwrap()
-            .replacen("\n[[policy]]", "allowed_accounts = [\"111111111111\"]\n\n[[policy]]", 1),
+        &std::fs::read_to_string(repo().join("profiles/render-worker.toml")).unwrap().replacen(
+            "\n[[policy]]",
+            "allowed_accounts = [\"111111111111\"]\n\n[[policy]]",
+            1,
+        ),
     );
     let ou = "ou-ab12-cd34ef56";
     let cases: Vec<(Vec<&str>, i32, &str)> = vec![
@@ -575,7 +608,16 @@ async fn bad_input_is_refused_before_any_aws_call() {
         (vec!["--org-unit", ou, "--deploy-concurrency", "0"], 64, "--deploy-concurrency"),
         (vec!["--org-unit", ou, "--failure-tolerance", "120%"], 64, "percentage"),
         (
-            vec!["--org-unit", ou, "--concurrency-mode", "strict", "--failure-tolerance", "1", "--deploy-concurrency", "5"],
+            vec![
+                "--org-unit",
+                ou,
+                "--concurrency-mode",
+                "strict",
+                "--failure-tolerance",
+                "1",
+                "--deploy-concurrency",
+                "5",
+            ],
             64,
             "at most --failure-tolerance + 1",
         ),
