@@ -512,6 +512,13 @@ pub(crate) fn plan(org: &OrgUnits, state: &State, accounts: &Accounts) -> Plan {
             })
             .collect();
     let mut notes = org.notes.clone();
+    if state.trusted == Ok(false) {
+        notes.push(format!(
+            "trusted access for StackSets is off in the organisation: bootstrap refuses until it is turned on, once, \
+             from the management account: `{}`",
+            stackset::ENABLE_TRUSTED_ACCESS
+        ));
+    }
     if org.skip_reads {
         notes.push(
             "--skip-account-reads: the accounts were not read, so a resource of the stack that exists there and that \
