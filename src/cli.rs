@@ -204,10 +204,11 @@ impl OrgArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum CallAs {
-    /// The organisation's management account (CallAs=SELF)
+    // The organisation's management account (CallAs=SELF). (No doc comments on the values: they would turn every
+    // verb's --help into its long form.)
     #[value(name = "self")]
     SelfAccount,
-    /// A delegated administrator for StackSets (CallAs=DELEGATED_ADMIN)
+    // A delegated administrator for StackSets (CallAs=DELEGATED_ADMIN).
     DelegatedAdmin,
 }
 
