@@ -366,6 +366,12 @@ pub(crate) async fn read(run: &Run, org: &OrgUnits, printer: &Printer, everythin
 /// What an account holds of the stack, from the run's observation of it: each resource of the template that
 /// exists (a stack instance created there would fail on it: "already exists"), and its service-linked roles that
 /// exist (CreateServiceLinkedRoles=false for that account instead).
+///
+/// Only accounts without a deployed stack instance are read, so every resource found is one CloudFormation does not
+/// own: an account whose instance is deployed holds the instance's own. Tags cannot tell them apart:
+/// CloudFormation does not put its `aws:cloudformation:stack-name`/`stack-id`/`logical-id` tags on IAM roles
+/// (aws-cloudformation/cloudformation-coverage-roadmap#277, #1159, #1966), and the template's roles carry
+/// `wfboot:stack` as a `wfboot bootstrap` run's do.
 fn holding(desired: &crate::stack::Desired, observed: &Observed) -> Holding {
     let plan = resources::diff(desired, observed, None);
     let mut h = Holding::default();

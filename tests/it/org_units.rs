@@ -190,6 +190,7 @@ async fn an_organisation_of_three_ous_is_planned_bootstrapped_through_a_stack_se
         "{text}"
     );
     assert!(row(&text, &org.sandbox_account).contains(&format!("DenyCreateRole ({})", org.scp)), "{text}");
+    assert!(text.contains("SLIMWorkflowPassRoles) are not in the StackSet: users are per person"), "said: {text}");
 
     // bootstrap: the sandbox OU refused before any CloudFormation write, legacy's account held back, workloads
     // deployed by CloudFormation; wfboot sends no IAM write.
