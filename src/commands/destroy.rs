@@ -205,7 +205,7 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &DestroyA
     };
     if state.deployed.is_none() {
         printer.info(&format!("Nothing to destroy: there is no StackSet {}.", org.name()));
-        let teardown = stackset::Teardown { accounts: Vec::new() };
+        let teardown = stackset::Teardown { accounts: Vec::new(), instances: Vec::new() };
         return finish(teardown.rows(printer, None, &[]), &[], false);
     }
     let teardown = stackset::teardown(run, org, printer, &state, args.force).await;

@@ -110,7 +110,7 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &VerifyAr
         }
         let instance = state.instances.iter().find(|i| i.account == m.id);
         let mut row = AccountRow::new(&account, RowStatus::CheckFailed);
-        row.stack_instance = instance.and_then(|i| serde_json::to_value(i).ok());
+        row.stack_instance = serde_json::to_value(stackset::InstanceOf { account_id: &m.id, instance }).ok();
         match (instance, checks.remove(&m.id)) {
             (None, _) => row.note = Some(format!("no stack instance of {}", org.name())),
             (Some(i), _) if i.failed() || i.status != "CURRENT" => {

@@ -961,6 +961,15 @@ impl Preflight {
 /// instance profiles (`destroy --org-unit`).
 pub(crate) struct Teardown {
     pub(crate) accounts: Vec<(Account, TeardownVerdict)>,
+    pub(crate) instances: Vec<Instance>,
+}
+
+/// An account's stack instance as a row carries it (`stack_instance` in JSON): verify's and destroy's rows.
+#[derive(Serialize)]
+pub(crate) struct InstanceOf<'a> {
+    pub(crate) account_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) instance: Option<&'a Instance>,
 }
 
 pub(crate) enum TeardownVerdict {
@@ -1031,7 +1040,7 @@ pub(crate) async fn teardown(run: &Run, org: &OrgUnits, printer: &Printer, state
         };
         accounts.push((account, verdict));
     }
-    Teardown { accounts }
+    Teardown { accounts, instances: state.instances.clone() }
 }
 
 /// Step 5 of `destroy --org-unit`: DeleteStackInstances for the OUs' accounts but those held back (DIFFERENCE),
@@ -1114,6 +1123,8 @@ impl Teardown {
             .map(|(a, v)| {
                 let mut r = Row::new(a, RowStatus::NoChanges);
                 r.changes = Some(0);
+                let instance = self.instances.iter().find(|i| i.account == a.id);
+                r.stack_instance = serde_json::to_value(InstanceOf { account_id: &a.id, instance }).ok();
                 match v {
                     TeardownVerdict::NoInstance => {}
                     TeardownVerdict::HeldBack { reason } => {

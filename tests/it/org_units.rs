@@ -302,7 +302,7 @@ async fn an_account_moved_into_the_ou_after_bootstrap_is_deployed_by_cloudformat
     assert_eq!(rows.len(), 4, "{v}");
     let row = rows.iter().find(|r| r["account_id"] == late.as_str()).unwrap();
     assert_eq!(row["status"], "passed", "{row}");
-    assert_eq!(row["stack_instance"]["status"], "CURRENT", "{row}");
+    assert_eq!(row["stack_instance"]["instance"]["status"], "CURRENT", "{row}");
     assert_eq!(row["result"]["failed"], 0, "the roles' trust and permissions checks ran there: {row}");
     assert!(row["result"]["ok"].as_u64().unwrap() >= 10, "{row}");
     assert_eq!(writes_since(&emu, mark), Vec::<String>::new(), "verify wrote");
@@ -334,6 +334,10 @@ async fn a_failed_stack_instance_is_reported_with_cloudformations_reason_and_dep
     assert!(row(&text, &org.legacy_account).contains("FAILED"), "{text}");
     let out = run(&emu, &[&["plan"][..], &l].concat());
     assert!(stdout(&out).contains(reason), "plan shows the instance's reason:\n{}", stdout(&out));
+    let out = run(&emu, &[&["plan", "--output", "json"][..], &l].concat());
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["accounts"][0]["stack_instance"]["instance"]["status_reason"], reason, "{v}");
+    crate::schema::assert_valid(&[crate::schema::doc("plan --org-unit", "accounts_result", v)]);
 
     account_admin(&emu, &org.legacy_account).await.delete_role().role_name("AWSBatchServiceRole").send().await.unwrap();
     let mark = emu.mark();
@@ -407,7 +411,11 @@ async fn an_existing_service_linked_role_gets_the_parameter_override_and_the_man
     let w = ous(&[&org.workloads]);
     let out = run(&emu, &[&["check"][..], &w].concat());
     let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", stderr(&out));
     assert!(text.contains(&format!("account {with_slr} (w0): CreateServiceLinkedRoles=false")), "{text}");
+    let out = run(&emu, &[&["check", "--output", "json"][..], &w].concat());
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    crate::schema::assert_valid(&[crate::schema::doc("check --org-unit", "org_units_check_result", v)]);
     let out = run(&emu, &[&["bootstrap", "--yes"][..], &w].concat());
     assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
     let cfn = cfn_client(&emu);
@@ -492,6 +500,9 @@ async fn destroy_holds_back_the_account_whose_role_a_function_uses_and_force_del
         .await
         .unwrap();
 
+    let out = run(&emu, &[&["destroy", "--dry-run", "--output", "json"][..], &w].concat());
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    crate::schema::assert_valid(&[crate::schema::doc("destroy --org-unit --dry-run", "accounts_result", v)]);
     let out = run(&emu, &[&["destroy", "--dry-run"][..], &w].concat());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("role SLIM-Extras_for_Lambda used by Lambda function ingest"), "{}", stdout(&out));
