@@ -233,7 +233,9 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits) -> Result<ExitS
                 ),
             ),
             (None, None, Some(_)) => row("organisation", check, Status::Unverified, unverified.join("; ")),
-            (None, None, None) => row("organisation", check, Status::Ok, format!("{} account{}", accounts.len(), plural(accounts.len()))),
+            (None, None, None) => {
+                row("organisation", check, Status::Ok, format!("{} account{}", accounts.len(), plural(accounts.len())))
+            }
         });
     }
     let read = plan.accounts.iter().filter(|a| a.read == crate::stackset::Read::Done).count();

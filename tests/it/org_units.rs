@@ -538,6 +538,45 @@ async fn destroy_holds_back_the_account_whose_role_a_function_uses_and_force_del
     );
 }
 
+/// Point 4: a write whose answer is lost (the emulator applies it, then drops the connection) is resent by the SDK
+/// with the same OperationId (CreateStackSet: the same ClientRequestToken): CloudFormation answers
+/// OperationIdAlreadyExistsException, and wfboot follows that operation; one operation, never two.
+#[tokio::test]
+async fn writes_whose_answers_are_lost_are_resent_with_their_operation_id_and_never_start_a_second_operation() {
+    // Seed 21 at a rate of one in two draws lost, kept, lost, kept for the run's four write attempts (the draw is
+    // the emulator's: tools/emulator.py, "Fault draw"; only writes draw with drop-after alone).
+    let emu = Emulator::start_with(&["--fault-kinds", "drop-after", "--fault-rate", "0", "--seed", "21"]);
+    let org = organisation(&emu, true).await;
+    emu.control(r#"{"fault_rate": 0.5}"#);
+    let mark = emu.mark();
+    let out = run(&emu, &[&["bootstrap", "--yes", "--skip-account-reads"][..], &ous(&[&org.workloads])].concat());
+    emu.control(r#"{"fault_rate": 0}"#);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let writes: Vec<(String, Option<String>, Option<u64>)> = emu
+        .wfboot_requests_since(mark)
+        .into_iter()
+        .filter(|r| r.write)
+        .map(|r| (r.action, r.fault, r.status))
+        .collect();
+    let lost = Some("drop-after".to_string());
+    assert_eq!(
+        writes,
+        [
+            ("CreateStackSet".to_string(), lost.clone(), None),
+            ("CreateStackSet".to_string(), None, Some(200)),
+            ("CreateStackInstances".to_string(), lost, None),
+            ("CreateStackInstances".to_string(), None, Some(409)),
+        ],
+        "each write applied, its answer lost, then resent and recognised"
+    );
+    let listed = cfn_client(&emu).list_stack_set_operations().stack_set_name(STACK_SET).send().await.unwrap();
+    assert_eq!(listed.summaries().len(), 1, "one operation: {:?}", listed.summaries());
+    for a in &org.workload_accounts {
+        assert!(row(&stdout(&out), a).contains("applied 11"), "{}", stdout(&out));
+        assert!(has_stack(&emu, a).await);
+    }
+}
+
 #[tokio::test]
 async fn an_ou_whose_scp_denies_what_the_template_creates_is_refused_before_any_cloudformation_write() {
     let emu = Emulator::start();
