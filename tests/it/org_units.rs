@@ -588,6 +588,16 @@ async fn an_ou_whose_scp_denies_what_the_template_creates_is_refused_before_any_
     assert_eq!(writes_since(&emu, mark), Vec::<String>::new(), "not even the StackSet is created");
     assert!(err.contains(&format!("denied by SCP DenyCreateRole ({}) attached to OU /sandbox", org.scp)), "{err}");
     assert!(err.contains("1 of 1 accounts failed"), "{err}");
+
+    // --expect-account over the OUs' accounts: one that is not expected stops the run before any write.
+    let mark = emu.mark();
+    let w = ous(&[&org.workloads]);
+    let out = run(&emu, &[&["bootstrap", "--yes", "--expect-account", &org.workload_accounts[0]][..], &w].concat());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("2 accounts of the OUs are not allowed; nothing was written"), "{err}");
+    assert!(err.contains(&format!("account {} is not allowed by --expect-account", org.workload_accounts[1])), "{err}");
+    assert_eq!(writes_since(&emu, mark), Vec::<String>::new());
 }
 
 #[tokio::test]
