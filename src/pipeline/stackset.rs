@@ -130,12 +130,9 @@ impl OrgUnits {
         };
         gate(printer, stack, Some(&target), false, "nothing was written")?;
         let spinner = printer.spinner("reading the organisational units");
-        let found = set_read::org_units(&clients, &org.org_units).await;
+        let found = set_read::org_units(&clients, &org.org_units, &caller.account_id, call_as(org.call_as)).await;
         spinner.finish_and_clear();
         let found = found?;
-        if let Some(e) = set_read::not_admin(call_as(org.call_as), &caller.account_id, &found.management) {
-            return Err(e);
-        }
         let refused: Vec<String> = found
             .members
             .iter()

@@ -38,21 +38,27 @@ pub(crate) struct Found {
     pub(crate) management: String,
 }
 
-/// The OUs' accounts, every level down. An OU that does not exist stops the run here (before any write).
-pub(crate) async fn org_units(clients: &Clients, ids: &[String]) -> Result<Found> {
+/// The OUs' accounts, every level down. An OU that does not exist stops the run here (before any write), and so does
+/// a caller that is not where `call_as` says (before what the OU reads answered it: AccessDenied, for a member).
+pub(crate) async fn org_units(clients: &Clients, ids: &[String], caller: &str, call_as: CallAs) -> Result<Found> {
     let c = clients;
     let management = async {
         let out = c
             .limit(c.organizations.describe_organization().send())
             .await
-            .map_err(|e| errors::describe("read the organisation (organizations:DescribeOrganization)", &e))?;
+            .map_err(|e| refused("read the organisation (organizations:DescribeOrganization)", &e))?;
         out.organization()
             .and_then(|o| o.master_account_id())
             .map(str::to_string)
             .ok_or_else(|| Error::aws("organizations:DescribeOrganization answered without the management account"))
     };
     let each = futures::future::try_join_all(ids.iter().map(|id| one_org_unit(c, id)));
-    let (management, each) = tokio::try_join!(management, each)?;
+    let (management, each) = tokio::join!(management, each);
+    let management = management?;
+    if let Some(e) = not_admin(call_as, caller, &management) {
+        return Err(e);
+    }
+    let each = each?;
     let mut members: Vec<Member> = Vec::new();
     let mut org_units = Vec::new();
     for (id, found) in ids.iter().zip(each) {
@@ -91,7 +97,7 @@ async fn one_org_unit(c: &Clients, id: &str) -> Result<(Option<String>, Vec<Memb
         match c.limit(c.organizations.describe_organizational_unit().organizational_unit_id(id).send()).await {
             Ok(out) => Ok(out.organizational_unit().and_then(|o| o.name()).map(str::to_string)),
             Err(e) if not_found(&e) => Err(missing(id, &e)),
-            Err(e) => Err(errors::describe(&format!("read the organisational unit {id}"), &e)),
+            Err(e) => Err(refused(&format!("read the organisational unit {id}"), &e)),
         }
     };
     let below = async {
@@ -114,9 +120,9 @@ async fn one_org_unit(c: &Clients, id: &str) -> Result<(Option<String>, Vec<Memb
                 );
                 let accounts = accounts.map_err(|e| match not_found(&e) {
                     true => missing(parent, &e),
-                    false => errors::describe(&what, &e),
+                    false => refused(&what, &e),
                 })?;
-                let ous = ous.map_err(|e| errors::describe(&what, &e))?;
+                let ous = ous.map_err(|e| refused(&what, &e))?;
                 let accounts: Vec<Member> = accounts
                     .iter()
                     .flat_map(|p| p.accounts())
@@ -147,6 +153,26 @@ async fn one_org_unit(c: &Clients, id: &str) -> Result<(Option<String>, Vec<Memb
         Ok(members)
     };
     tokio::try_join!(name, below)
+}
+
+/// An Organizations read refused: what it needs, besides the error.
+fn refused<E>(
+    what: &str,
+    e: &aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> Error
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let err = errors::describe(what, e);
+    if !errors::is_access_denied(e) {
+        return err;
+    }
+    err.with_help(format!(
+        "Organizations answers these reads to the management account and to delegated administrators only: run from \
+         the management account, or from an account registered with `aws organizations \
+         register-delegated-administrator --service-principal {TRUSTED_ACCESS_PRINCIPAL} --account-id ID` with \
+         --call-as delegated-admin"
+    ))
 }
 
 fn missing<E, R>(id: &str, e: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> Error

@@ -706,3 +706,42 @@ async fn bad_input_is_refused_before_any_aws_call() {
     assert!(stderr(&out).contains(&format!("--org-unit {ou} is not in the organisation")), "{}", stderr(&out));
     assert_eq!(writes_since(&emu, mark), Vec::<String>::new());
 }
+
+/// Point 1: from a member account, `--call-as self` (the default) is refused before any write, pointing at
+/// `--call-as delegated-admin`.
+#[tokio::test]
+async fn a_member_account_calling_as_the_management_account_is_refused_before_any_write() {
+    let emu = Emulator::start();
+    let org = organisation(&emu, true).await;
+    let member = &org.workload_accounts[0];
+    let config = assumed_config(&emu, ADMIN_KEY, "admin-secret", member, "OrganizationAccountAccessRole").await;
+    let provider = config.credentials_provider().unwrap();
+    let creds = aws_credential_types::provider::ProvideCredentials::provide_credentials(&provider).await.unwrap();
+    let as_member = |args: &[&str]| {
+        emu.wfboot()
+            .env("AWS_ACCESS_KEY_ID", creds.access_key_id())
+            .env("AWS_SECRET_ACCESS_KEY", creds.secret_access_key())
+            .env("AWS_SESSION_TOKEN", creds.session_token().unwrap())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let l = ous(&[&org.legacy]);
+    let mark = emu.mark();
+    let out = as_member(&[&["bootstrap", "--yes"][..], &l].concat());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(
+        err.contains(&format!("the caller's account {member} is not the organisation's management account")),
+        "{err}"
+    );
+    assert!(err.contains("--call-as delegated-admin"), "{err}");
+    assert_eq!(
+        emu.requests()
+            .into_iter()
+            .skip(mark)
+            .filter(|r| r.write && r.access_key != ADMIN_KEY && r.action != "AssumeRole")
+            .count(),
+        0
+    );
+}
