@@ -1017,9 +1017,17 @@ class Engine:
                 self.converge(stackset, op, t)
             result.update(Status="SUCCEEDED")
             result.pop("StatusReason", None)
-        except DeployError as e:
+        except Exception as e:  # noqa: BLE001 - the account fails, the operation goes on
+            if isinstance(e, DeployError):
+                reason = e.reason
+            else:  # the emulator's own fault, said as such rather than dressed as CloudFormation's
+                reason = f"Internal failure of the emulator's StackSets (tools/stacksets.py): {e!r}"
+                self.log(f"stacksets: {op.action} in {t.account}/{t.region} failed: {e!r}")
+                inst = stackset.instances.get(key)
+                if inst is not None:
+                    inst.status, inst.detailed, inst.reason = "OUTDATED", "FAILED", reason
             op.failures[t.region] = op.failures.get(t.region, 0) + 1
-            result.update(Status="FAILED", StatusReason=e.reason)
+            result.update(Status="FAILED", StatusReason=reason)
             self.count("accounts_failed")
 
     def owners(self, account: str, rtype: str, physical: str) -> str | None:
@@ -1772,6 +1780,25 @@ def api_deactivate_organizations_access(r: Any) -> Any:
     return EmptyResult()
 
 
+def describe_stack_resources_by_physical_id(r: Any, original: Callable[[Any], Any]) -> Any:
+    """DescribeStackResources with PhysicalResourceId and no StackName answers the resources of the stack that owns
+    that resource ("You can pass the EC2 InstanceId to DescribeStackResources to find which stack the instance belongs
+    to and what other resources are part of the stack", API_DescribeStackResources.html): the question a member
+    account asks to tell a resource CloudFormation owns from a hand-made one. moto required StackName."""
+    from moto.core.responses import ActionResult
+    from moto.cloudformation.responses import StackResourceDTO
+    physical = r._get_param("PhysicalResourceId")
+    if not physical or r._get_param("StackName"):
+        return original(r)
+    for stack in list(r.cloudformation_backend.stacks.values()):
+        resources = list(stack.stack_resources)
+        if any(getattr(res, "physical_resource_id", None) == physical for res in resources):
+            wanted = r._get_param("LogicalResourceId")
+            return ActionResult({"StackResources": [StackResourceDTO(stack, res) for res in resources
+                                                    if res is not None and (not wanted or res.logical_resource_id == wanted)]})
+    raise validation(f"Stack for {physical} does not exist")  # wording unverified
+
+
 API = {
     "create_stack_set": api_create_stack_set,
     "describe_stack_set": api_describe_stack_set,
@@ -1808,6 +1835,11 @@ def install() -> None:
             return __fn(self)
         method.__name__ = action
         setattr(CloudFormationResponse, action, method)
+    original_describe = CloudFormationResponse.describe_stack_resources
+
+    def describe_stack_resources(self):  # type: ignore[no-untyped-def]
+        return describe_stack_resources_by_physical_id(self, original_describe)
+    CloudFormationResponse.describe_stack_resources = describe_stack_resources
     # moto's own StackSet result transformers would rewrite these lists.
     for key in ("DescribeStackSetOutput.StackSet.Parameters", "DescribeStackSetOutput.StackSet.Tags"):
         CloudFormationResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER.pop(key, None)

@@ -1442,6 +1442,14 @@ class StackSets:
         return root, ous, accounts
 
     def member(self, account: str, service: str = "iam"):
+        """A client signed in to `account` through OrganizationAccountAccessRole (kept for the test: boto3's clients
+        are slow to make)."""
+        cache = self.__dict__.setdefault("members", {})
+        if (account, service) not in cache:
+            cache[(account, service)] = self.new_member(account, service)
+        return cache[(account, service)]
+
+    def new_member(self, account: str, service: str):
         creds = self.client("sts").assume_role(
             RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole", RoleSessionName="emulator-test")[
             "Credentials"]
@@ -1669,6 +1677,16 @@ class StackSetDeploymentTest(StackSets, unittest.TestCase):
         self.assertEqual([(s["StackId"], s["StackStatus"]) for s in stacks],
                          [(self.instances()[good]["StackId"], "CREATE_COMPLETE")])
         self.assertTrue(stacks[0]["StackName"].startswith("StackSet-wfboot-slim-"))
+        # Which stack owns a resource, asked in the account (DescribeStackResources by PhysicalResourceId): the
+        # stack's role is owned, the hand-made one is not.
+        owned = self.member(good, "cloudformation").describe_stack_resources(PhysicalResourceId="AWSBatchServiceRole")
+        self.assertEqual({(x["StackId"], x["LogicalResourceId"], x["ResourceType"]) for x in owned["StackResources"]
+                          if x["PhysicalResourceId"] == "AWSBatchServiceRole"},
+                         {(stacks[0]["StackId"], "RoleAWSBatchServiceRole", "AWS::IAM::Role")})
+        self.assertEqual(len(owned["StackResources"]), 4)  # and the stack's other resources
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.member(legacy, "cloudformation").describe_stack_resources(PhysicalResourceId="AWSBatchServiceRole")
+        self.assertEqual(e.exception.response["Error"]["Code"], "ValidationError")
         # A resource another stack owns: "... already exists in stack ARN."
         self.stack_set("wfboot-copy")
         op = self.deploy([ous["workloads"]], name="wfboot-copy")
