@@ -188,10 +188,44 @@ pub(crate) struct BootstrapArgs {
     /// each service to accept the roles)
     #[arg(long, value_name = "SECONDS", default_value_t = 120, help_heading = SAFETY)]
     pub(crate) propagation_timeout: u64,
-    /// After applying, run `verify --live`'s probes until the services accept the roles (time to usable; with
-    /// --accounts, in every account after its apply)
-    #[arg(long, help_heading = SAFETY)]
-    pub(crate) wait: bool,
+    /// Return only once the services accept the roles: each service's `verify --live` probe starts as soon as its
+    /// roles are written and read back, and its time to usable is told as it comes. SERVICE: ec2, lambda, states,
+    /// batch, spotfleet, comma-separated (alone: every service the stack serves); with --accounts, in every account
+    #[arg(long, value_name = "SERVICE,...", num_args = 0..=1, default_missing_value = "all", value_delimiter = ',',
+          value_parser = wait_for, help_heading = SAFETY)]
+    pub(crate) wait: Option<Vec<WaitFor>>,
+}
+
+impl BootstrapArgs {
+    /// `--wait`'s services: `None` without `--wait`, every service the stack serves for `Some(empty)`.
+    pub(crate) fn wait_for(&self) -> Option<Vec<crate::verify::Service>> {
+        let names = self.wait.as_ref()?;
+        if names.iter().any(|w| w.0.is_none()) {
+            return Some(Vec::new());
+        }
+        let mut services: Vec<crate::verify::Service> = names.iter().filter_map(|w| w.0).collect();
+        services.sort();
+        services.dedup();
+        Some(services)
+    }
+}
+
+/// One name of `--wait SERVICE,...`; `all` (what `--wait` alone stands for) is `None`: every service the stack serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WaitFor(pub(crate) Option<crate::verify::Service>);
+
+/// `--wait`'s names, checked before anything else (a usage error lists the valid ones).
+fn wait_for(s: &str) -> std::result::Result<WaitFor, String> {
+    if s.trim().eq_ignore_ascii_case("all") {
+        return Ok(WaitFor(None));
+    }
+    crate::verify::Service::parse(s).map(|s| WaitFor(Some(s))).ok_or_else(|| {
+        format!(
+            "unknown service `{s}`: name one or more of {}, separated by commas (or `--wait` alone for every service \
+             the stack serves)",
+            crate::verify::Service::valid_names()
+        )
+    })
 }
 
 #[derive(Debug, Args)]

@@ -22,7 +22,7 @@ use crate::pipeline::fleet::{self, Row, RowStatus};
 use crate::pipeline::guards::{self, Ready};
 use crate::pipeline::preflight::{self, Preflight};
 use crate::pipeline::report::{self, waits_text, Tally};
-use crate::pipeline::wait::{self, WaitReport};
+use crate::pipeline::wait::{self, Readiness, WaitReport};
 use crate::pipeline::{self, Run, Session, Unit};
 use crate::resources::plan::{Plan, PlannedChange, Status};
 use crate::review;
@@ -140,7 +140,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
             ));
         }
         if let Some(w) = &report.wait {
-            printer.result(&wait::usable_line(w));
+            printer.result(&wait::usable_text(w));
         }
         return outcome;
     };
@@ -163,7 +163,8 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
                     };
                     printer.info(&format!("{}{done}", unit.prefix()));
                     if let Some(w) = &report.wait {
-                        printer.info(&format!("{}{}", unit.prefix(), wait::usable_line(w)));
+                        let text = wait::usable_text(w);
+                        printer.info(&format!("{}{}", unit.prefix(), text.lines().next().unwrap_or_default()));
                     }
                 }
                 row.changes = Some(report.summary.tally.writes_done);
@@ -249,21 +250,40 @@ async fn apply_one<'a>(
     slots: Arc<Semaphore>,
 ) -> (Unit<'a>, Result<(Report, Result<ExitStatus>)>) {
     let result = async {
-        // The apply and its read-back in one of the --max-accounts slots; the --wait probes after it, outside.
+        // The apply and its read-back in one of the --max-accounts slots; the --wait probes beside it, and after it
+        // outside the slots.
         let slot = slots.acquire_owned().await.map_err(|_| Error::aws("the accounts' slots were closed"))?;
         let Prepared { session, plan, .. } = p;
         let opts = guards::apply_options(&session, args, consent, interrupted);
-        let (applied, remaining) = match plan.has_changes() {
-            true => apply::apply_and_verify(unit.printer, &session, &plan, &opts, &unit.prefix()).await?,
-            false => (Vec::new(), None),
+        let prefix = unit.prefix();
+        let wait_for = args.wait_for();
+        let readiness = wait_for.as_ref().map(|only| Readiness::new(wait::needs(&session, only)));
+        let applying = async {
+            let applied = match plan.has_changes() {
+                true => {
+                    apply::apply_and_verify(unit.printer, &session, &plan, &opts, &prefix, readiness.as_ref()).await
+                }
+                false => Ok((Vec::new(), None)),
+            };
+            if let Some(r) = &readiness {
+                r.done();
+            }
+            drop(slot);
+            let (applied, remaining) = applied?;
+            // The report of the apply (its calls and wall time), whatever the probes do after it.
+            let report = finish_report(&session, plan.clone(), applied, remaining, &opts.waits, run.started);
+            Ok::<_, Error>((report, interrupted.load(Ordering::SeqCst)))
         };
-        let mut report = finish_report(&session, plan, applied, remaining, &opts.waits, run.started);
-        let stopped = interrupted.load(Ordering::SeqCst);
-        let mut outcome = outcome(&report, stopped);
-        drop(slot);
-        if args.wait && outcome.is_ok() && !stopped {
+        let waiting = async {
+            let (Some(only), Some(readiness)) = (&wait_for, &readiness) else { return None };
             let timeout = Duration::from_secs(args.propagation_timeout);
-            let (waited, failed) = wait::wait_usable(unit.printer, &session, timeout, run.started).await?;
+            Some(wait::wait_usable(unit.printer, &session, only, readiness, timeout, run.started, &prefix).await)
+        };
+        let (applied, waited) = tokio::join!(applying, waiting);
+        let (mut report, stopped) = applied?;
+        let mut outcome = outcome(&report, stopped);
+        if let (Some(waited), true) = (waited, outcome.is_ok() && !stopped) {
+            let (waited, failed) = waited?;
             report.wait = Some(waited);
             if let Some(e) = failed {
                 outcome = Err(e);

@@ -8,6 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use super::wait::Readiness;
 use super::{plural, Session};
 use crate::engine::apply::{self, AppliedChange, ApplyObserver, ApplyOptions, Outcome};
 use crate::error::Result;
@@ -30,11 +34,23 @@ pub(crate) struct ApplyProgress<'a> {
     /// How a change someone else already made is described ("already done by someone else", "already gone").
     pub(crate) already_done: &'static str,
     told: std::sync::Mutex<BTreeSet<String>>,
+    /// Where each resource whose changes all finished is told (`--wait`: to read it back for the probes).
+    resources: std::sync::Mutex<Option<mpsc::UnboundedSender<Finished>>>,
 }
+
+/// A resource of the plan (its index) whose every change finished, with what they came to.
+type Finished = (usize, Vec<AppliedChange>);
 
 impl<'a> ApplyProgress<'a> {
     pub(crate) fn new(printer: &'a Printer, bar: indicatif::ProgressBar, prefix: &'a str) -> Self {
-        ApplyProgress { printer, bar, prefix, already_done: "already done by someone else", told: Default::default() }
+        ApplyProgress {
+            printer,
+            bar,
+            prefix,
+            already_done: "already done by someone else",
+            told: Default::default(),
+            resources: Default::default(),
+        }
     }
 }
 
@@ -63,6 +79,16 @@ impl ApplyObserver for ApplyProgress<'_> {
             self.bar.suspend(|| self.printer.info(&format!("{}{what}", self.prefix)));
         }
     }
+
+    fn resource_finished(&self, resource: usize, outcomes: &[(&PlannedChange, &Outcome)]) {
+        if let Ok(Some(tx)) = self.resources.lock().as_deref() {
+            let applied = outcomes
+                .iter()
+                .map(|(c, o)| AppliedChange { change: (*c).clone(), outcome: (*o).clone(), retries: 0, waited_seconds: 0.0 })
+                .collect();
+            let _ = tx.send((resource, applied));
+        }
+    }
 }
 
 /// Ctrl-C sets `flag`: requests in flight finish, no new change starts.
@@ -78,23 +104,71 @@ pub(crate) fn watch_interrupt(flag: Arc<AtomicBool>) -> tokio::task::JoinHandle<
 /// Apply `plan`, read back what it changed (waiting out IAM's read-after-write lag on what this run wrote), and
 /// apply again once if what still differs is real: drift, or a concurrent run's doing. Returns what was applied
 /// and what still differs.
+///
+/// `readiness` (`--wait`): each resource the probes need is read back on its own as soon as its changes finished
+/// (beside the rest of the apply), and said ready once IAM shows it; a failed change or Ctrl-C stops the probes.
 pub(crate) async fn apply_and_verify(
     printer: &Printer,
     session: &Session,
     plan: &Plan,
     opts: &ApplyOptions,
     prefix: &str,
+    readiness: Option<&Readiness>,
+) -> Result<(Vec<AppliedChange>, Option<Plan>)> {
+    let Some(readiness) = readiness else {
+        return apply_rounds(printer, session, plan, opts, prefix, None).await;
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let rounds = apply_rounds(printer, session, plan, opts, prefix, Some((tx, readiness)));
+    let settle = settle_each(session, plan, rx, readiness, opts);
+    tokio::pin!(rounds, settle);
+    // The read-backs per resource end with the apply (what is left is then read back by the whole read-back).
+    let result = tokio::select! {
+        r = &mut rounds => r,
+        _ = &mut settle => (&mut rounds).await,
+    };
+    if let Err(e) = &result {
+        readiness.stop(&format!("the apply failed: {e}"));
+    }
+    readiness.done();
+    result
+}
+
+async fn apply_rounds(
+    printer: &Printer,
+    session: &Session,
+    plan: &Plan,
+    opts: &ApplyOptions,
+    prefix: &str,
+    mut tell: Option<(mpsc::UnboundedSender<Finished>, &Readiness)>,
 ) -> Result<(Vec<AppliedChange>, Option<Plan>)> {
     let mut applied: Vec<AppliedChange> = Vec::new();
     let mut current = plan.clone();
     let mut remaining = None;
     for round in 1..=MAX_ROUNDS {
         let observer = ApplyProgress::new(printer, printer.bar(current.summary.changes as u64, "applying"), prefix);
+        // Only the first round's resources are told (a second round re-applies what a concurrent run undid).
+        let readiness = tell.take().map(|(tx, readiness)| {
+            if let Ok(mut r) = observer.resources.lock() {
+                *r = Some(tx);
+            }
+            readiness
+        });
         let results = apply::apply(&session.clients, &current, opts, &observer).await;
+        if let Ok(mut r) = observer.resources.lock() {
+            r.take();
+        }
         observer.bar.finish_and_clear();
         let failed = results.iter().any(|r| matches!(r.outcome, Outcome::Failed { .. }));
         applied.extend(results);
-        if failed || opts.interrupted.load(Ordering::SeqCst) {
+        let interrupted = opts.interrupted.load(Ordering::SeqCst);
+        if let (Some(readiness), true) = (readiness, failed || interrupted) {
+            readiness.stop(match interrupted {
+                true => "interrupted",
+                false => "a change failed",
+            });
+        }
+        if failed || interrupted {
             break;
         }
         // Verify: observe again what was to change, and nothing else.
@@ -119,6 +193,80 @@ pub(crate) async fn apply_and_verify(
         current = again;
     }
     Ok((applied, remaining))
+}
+
+/// `--wait`'s read-back per resource: the resources the probes need, each read on its own once its changes
+/// finished, until IAM shows what this run wrote to it; then it is ready (or failed, when a change of it did not
+/// complete). A resource with nothing to change is ready at once. Ends when the apply has told every resource and
+/// each was read back.
+async fn settle_each(
+    session: &Session,
+    plan: &Plan,
+    mut finished: mpsc::UnboundedReceiver<Finished>,
+    readiness: &Readiness,
+    opts: &ApplyOptions,
+) {
+    for r in plan.resources.iter().filter(|r| r.changes.is_empty()) {
+        readiness.ready(r.kind, &r.name);
+    }
+    let mut reading = futures::stream::FuturesUnordered::new();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            told = finished.recv(), if open => match told {
+                None => open = false,
+                Some((i, outcomes)) => {
+                    let Some(r) = plan.resources.get(i).filter(|r| readiness.needed(r.kind, &r.name)) else { continue };
+                    let incomplete = outcomes.iter().find_map(|a| match &a.outcome {
+                        Outcome::Failed { error } => Some(error.clone()),
+                        Outcome::Skipped { reason } => Some(reason.clone()),
+                        _ => None,
+                    });
+                    match incomplete {
+                        Some(why) => readiness.failed(r.kind, &r.name, why),
+                        None => reading.push(read_back_one(session, plan, i, outcomes, readiness, opts)),
+                    }
+                }
+            },
+            Some(()) = reading.next(), if !reading.is_empty() => {}
+            else => break,
+        }
+    }
+}
+
+/// One resource of `plan` (its index `i`), read back until IAM shows what this run wrote to it (within
+/// `--propagation-timeout`), then ready. A read that fails otherwise makes it ready too: the probes then ask the
+/// services, which say what is wrong.
+async fn read_back_one(
+    session: &Session,
+    plan: &Plan,
+    i: usize,
+    applied: Vec<AppliedChange>,
+    readiness: &Readiness,
+    opts: &ApplyOptions,
+) {
+    let r = &plan.resources[i];
+    let target = Target {
+        partition: plan.partition.clone(),
+        account_id: plan.account_id.clone(),
+        region: plan.region.clone(),
+    };
+    let one = Plan::new(&plan.stack, &target, None, vec![r.clone()]);
+    let part = resources::changed_part(&session.desired, &one);
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let seen = match resources::observe(&session.clients, &part, None, true).await {
+            Ok(observed) => written_not_seen(resources::diff(&part, &observed, None).changes(), &applied) == 0,
+            Err(e) => !e.is_code("NoSuchEntity"),
+        };
+        if seen || start.elapsed() + delay >= opts.propagation_timeout {
+            readiness.ready(r.kind, &r.name);
+            return;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
 }
 
 /// Observe `part` after applying and diff it, until IAM shows what this run wrote ([`read_back`]).

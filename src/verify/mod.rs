@@ -57,6 +57,75 @@ impl Row {
     }
 }
 
+/// A service the stacks' roles are made for, as `bootstrap --wait SERVICE,...` names it: the first label of its
+/// principal (`lambda` for `lambda.amazonaws.com`), which is how the probes pick the roles they ask about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Service {
+    /// EC2, through the stack's instance profiles.
+    Ec2,
+    Lambda,
+    /// Step Functions (`states.amazonaws.com`).
+    States,
+    Batch,
+    /// Spot Fleet (`spotfleet.amazonaws.com`): no probe of its own; the Batch probe passes its role.
+    Spotfleet,
+}
+
+impl Service {
+    pub(crate) const ALL: [Service; 5] =
+        [Service::Ec2, Service::Lambda, Service::States, Service::Batch, Service::Spotfleet];
+
+    /// The principal's first label, and the name `--wait` takes.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Service::Ec2 => "ec2",
+            Service::Lambda => "lambda",
+            Service::States => "states",
+            Service::Batch => "batch",
+            Service::Spotfleet => "spotfleet",
+        }
+    }
+
+    /// How people name it.
+    pub(crate) fn title(self) -> &'static str {
+        match self {
+            Service::Ec2 => "EC2",
+            Service::Lambda => "Lambda",
+            Service::States => "Step Functions",
+            Service::Batch => "Batch",
+            Service::Spotfleet => "Spot Fleet",
+        }
+    }
+
+    /// `lambda`, `states` (or `stepfunctions`), ... as `--wait` takes them, in any case.
+    pub(crate) fn parse(name: &str) -> Option<Service> {
+        let name = name.trim().to_ascii_lowercase();
+        match name.as_str() {
+            "stepfunctions" | "step-functions" => Some(Service::States),
+            _ => Service::ALL.into_iter().find(|s| s.label() == name),
+        }
+    }
+
+    /// "ec2 (EC2), lambda (Lambda), ...": what `--wait` accepts, for its error.
+    pub(crate) fn valid_names() -> String {
+        Service::ALL.iter().map(|s| format!("{} ({})", s.label(), s.title())).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The services `role`'s trust document admits: those a probe can ask about.
+    pub(crate) fn of_trust(trust: &Value) -> Vec<Service> {
+        let labels: Vec<String> =
+            trusted_services(trust).iter().filter_map(|s| s.split('.').next().map(str::to_string)).collect();
+        Service::ALL.into_iter().filter(|s| labels.iter().any(|l| l == s.label())).collect()
+    }
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
 /// What a service sends when it assumes a role, for the trust check's request context.
 pub(crate) struct ServiceContext {
     /// The principal's first label (`batch` for `batch.amazonaws.com`).
