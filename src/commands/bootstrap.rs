@@ -69,7 +69,12 @@ struct Prepared {
 }
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapArgs) -> Result<ExitStatus> {
-    let run = Run::open(printer, aws, &args.stack, Some(&args.accounts)).await?;
+    // `--wait SERVICE`: a service the stack has no role for is a usage error, before any AWS call.
+    let check = |stack: &crate::stack::Stack| match args.wait_for() {
+        Some(only) => crate::verify::check_services(stack, &only),
+        None => Ok(()),
+    };
+    let run = Run::open_checked(printer, aws, &args.stack, Some(&args.accounts), check).await?;
     let worker = printer.for_worker();
     let prepared = run.each(run.units(printer, &worker), |unit| prepare(&run, unit)).await;
 

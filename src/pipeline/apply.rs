@@ -84,7 +84,12 @@ impl ApplyObserver for ApplyProgress<'_> {
         if let Ok(Some(tx)) = self.resources.lock().as_deref() {
             let applied = outcomes
                 .iter()
-                .map(|(c, o)| AppliedChange { change: (*c).clone(), outcome: (*o).clone(), retries: 0, waited_seconds: 0.0 })
+                .map(|(c, o)| AppliedChange {
+                    change: (*c).clone(),
+                    outcome: (*o).clone(),
+                    retries: 0,
+                    waited_seconds: 0.0,
+                })
                 .collect();
             let _ = tx.send((resource, applied));
         }
@@ -246,11 +251,8 @@ async fn read_back_one(
     opts: &ApplyOptions,
 ) {
     let r = &plan.resources[i];
-    let target = Target {
-        partition: plan.partition.clone(),
-        account_id: plan.account_id.clone(),
-        region: plan.region.clone(),
-    };
+    let target =
+        Target { partition: plan.partition.clone(), account_id: plan.account_id.clone(), region: plan.region.clone() };
     let one = Plan::new(&plan.stack, &target, None, vec![r.clone()]);
     let part = resources::changed_part(&session.desired, &one);
     let start = Instant::now();

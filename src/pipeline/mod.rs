@@ -136,8 +136,20 @@ impl Run {
         args: &StackArgs,
         accounts: Option<&AccountsArgs>,
     ) -> Result<Run> {
+        Run::open_checked(printer, aws, args, accounts, |_| Ok(())).await
+    }
+
+    /// [`Run::open`], with the verb's own check of its flags against the stack (`check`), also before any AWS call.
+    pub(crate) async fn open_checked(
+        printer: &Printer,
+        aws: &AwsSettings,
+        args: &StackArgs,
+        accounts: Option<&AccountsArgs>,
+        check: impl FnOnce(&Stack) -> Result<()>,
+    ) -> Result<Run> {
         let started = Instant::now();
         let stack = validated_stack(printer, args)?;
+        check(&stack)?;
         let scope = match accounts.filter(|a| a.accounts.is_some()) {
             Some(accounts) => Scope::Fleet(fleet::Fleet::open(printer, aws, &stack, args, accounts).await?),
             None => Scope::Own(Clients::connect(aws).await?),

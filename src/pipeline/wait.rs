@@ -251,7 +251,12 @@ pub(crate) async fn wait_usable(
 }
 
 /// Each service's line of the report, from its probes (and, for Spot Fleet, the Batch probe that passed its role).
-fn per_service(probed: &[Probed], rows: &[(Option<Service>, Row)], only: &[Service], started: Instant) -> Vec<ServiceReport> {
+fn per_service(
+    probed: &[Probed],
+    rows: &[(Option<Service>, Row)],
+    only: &[Service],
+    started: Instant,
+) -> Vec<ServiceReport> {
     let at = |i: Option<Instant>| i.map(|i| seconds(i.saturating_duration_since(started)));
     let mut out = Vec::new();
     for service in Service::ALL {
@@ -413,7 +418,7 @@ pub(crate) async fn live(
     desired: &Desired,
     how: How<'_>,
 ) -> Result<(Vec<Probed>, Vec<(Option<Service>, Row)>, Vec<String>)> {
-    let swept = probes::sweep(clients, desired).await.map_err(|e| {
+    let swept = probes::sweep(clients, desired, how.only).await.map_err(|e| {
         Error::aws(format!("cannot clear the probe resources of an earlier run: {e}"))
             .with_help("delete them by hand (their names start with wfboot-verify-) or check the caller's permissions")
     })?;
@@ -438,7 +443,7 @@ pub(crate) async fn live(
             spinner.finish_and_clear();
             eprintln!("\ninterrupted: deleting the probe resources");
             // A create still in flight may land after this sweep: the next run's sweep removes it.
-            let left = probes::sweep(clients, desired).await;
+            let left = probes::sweep(clients, desired, how.only).await;
             let mut err = Error::new(ErrorKind::Interrupted, "interrupted during the live probes");
             err.help = Some(match left {
                 Ok(_) => "the probe resources were deleted; run `wfboot verify --live` again".into(),

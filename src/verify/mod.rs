@@ -126,6 +126,37 @@ impl std::fmt::Display for Service {
     }
 }
 
+/// `bootstrap --wait SERVICE,...`: each service named must be one the stack has a role for (its trust documents,
+/// rendered offline, name the service); otherwise a usage error before any AWS call, saying which it serves.
+pub(crate) fn check_services(stack: &Stack, only: &[Service]) -> Result<()> {
+    // Which services a trust document names does not depend on the account: any target renders them.
+    let target =
+        crate::stack::Target { partition: "aws".into(), account_id: "123456789012".into(), region: "us-east-1".into() };
+    let mut served = std::collections::BTreeSet::new();
+    for role in &stack.roles {
+        match role.render_trust(&target) {
+            Ok(trust) => served.extend(Service::of_trust(&trust)),
+            // A trust document that does not render here is judged with the account (the probes say it).
+            Err(_) => return Ok(()),
+        }
+    }
+    let missing: Vec<&str> = only.iter().filter(|s| !served.contains(s)).map(|s| s.label()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let serves = match served.is_empty() {
+        true => "no service its probes can ask about".to_string(),
+        false => served.iter().map(|s| s.label()).collect::<Vec<_>>().join(", "),
+    };
+    Err(crate::error::Error::usage(format!(
+        "--wait {}: stack {} has no role for {}; its roles are for {serves}; nothing was sent to AWS",
+        only.iter().map(|s| s.label()).collect::<Vec<_>>().join(","),
+        stack.name,
+        missing.join(", ")
+    ))
+    .with_help("name only services the stack serves, or give --wait alone to wait for every one of them"))
+}
+
 /// What a service sends when it assumes a role, for the trust check's request context.
 pub(crate) struct ServiceContext {
     /// The principal's first label (`batch` for `batch.amazonaws.com`).

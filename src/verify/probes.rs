@@ -298,9 +298,11 @@ impl Probes<'_> {
                 .zip(found)
                 .find(|(r, _)| r.name == name)
                 .and_then(|(_, f)| f.as_ref().map(|f| f.arn.clone())),
-            None => {
-                d.roles.iter().find(|r| r.name == name).map(|r| crate::arn::iam(&t.partition, &t.account_id, "role", &r.path, &r.name))
-            }
+            None => d
+                .roles
+                .iter()
+                .find(|r| r.name == name)
+                .map(|r| crate::arn::iam(&t.partition, &t.account_id, "role", &r.path, &r.name)),
         };
         let trusts = |r: &crate::stack::DesiredRole, s: Service| Service::of_trust(&r.trust).contains(&s);
         let fleet = d
@@ -309,7 +311,11 @@ impl Probes<'_> {
             .find(|r| trusts(r, Service::Spotfleet))
             .and_then(|r| Some((r.name.clone(), arn_of(&r.name)?)));
         let batch_profile = d.instance_profiles.first().map(|p| {
-            (p.name.clone(), crate::arn::iam(&t.partition, &t.account_id, "instance-profile", &p.path, &p.name), p.role.clone())
+            (
+                p.name.clone(),
+                crate::arn::iam(&t.partition, &t.account_id, "instance-profile", &p.path, &p.name),
+                p.role.clone(),
+            )
         });
         let has_batch = d.roles.iter().any(|r| trusts(r, Service::Batch));
         let (mut probes, mut rows) = (Vec::new(), Vec::new());
@@ -387,9 +393,8 @@ impl Probes<'_> {
             Probe::Ec2 { .. } => "EC2 RunInstances (dry run)",
         };
         let needs = probe.needs();
-        let not_started = |why: String| {
-            Probed::new(probe, row(probe.role(), Status::Failed, format!("not asked: {why}"), method))
-        };
+        let not_started =
+            |why: String| Probed::new(probe, row(probe.role(), Status::Failed, format!("not asked: {why}"), method));
         match probe {
             Probe::Lambda { role, role_arn } => match self.gate.ready(&needs).await {
                 Ok(()) => self.lambda(probe, role, role_arn).await,
@@ -434,10 +439,9 @@ impl Probes<'_> {
                 }
             }
             #[cfg(not(feature = "ec2"))]
-            Probe::Ec2 { role, .. } => Probed::new(
-                probe,
-                row(role, Status::Unverified, "built without the ec2 feature: no EC2 probe", "none"),
-            ),
+            Probe::Ec2 { role, .. } => {
+                Probed::new(probe, row(role, Status::Unverified, "built without the ec2 feature: no EC2 probe", "none"))
+            }
         }
     }
 
@@ -494,14 +498,18 @@ impl Probes<'_> {
                 // does; aws/aws-cli#7700.
                 Err(e) if lambda_not_propagated(&e) => {
                     if asking.out_of_time() {
-                        let detail =
-                            format!("Lambda refused it for {:.0} s: {}", asking.began.elapsed().as_secs_f64(), text(&e));
+                        let detail = format!(
+                            "Lambda refused it for {:.0} s: {}",
+                            asking.began.elapsed().as_secs_f64(),
+                            text(&e)
+                        );
                         return asking.done(probe, row(role, Status::Failed, detail, method), None);
                     }
                     if !asking.told {
                         asking.told = true;
-                        self.progress
-                            .waiting(&format!("waiting for Lambda to accept the role {role} (it cannot assume it yet)"));
+                        self.progress.waiting(&format!(
+                            "waiting for Lambda to accept the role {role} (it cannot assume it yet)"
+                        ));
                     }
                 }
                 // A function of that name already: an earlier probe's (the sweep removes tagged ones) or someone's.
@@ -680,7 +688,9 @@ impl Probes<'_> {
                         env.state = EnvState::Gone;
                         cycle = Some(env.created.elapsed());
                     }
-                    (EnvState::Creating, None) => verdict = Some(Err(format!("{} disappeared while CREATING", env.name))),
+                    (EnvState::Creating, None) => {
+                        verdict = Some(Err(format!("{} disappeared while CREATING", env.name)))
+                    }
                     (EnvState::Creating, Some((_, status, ..))) if *status == CeStatus::Valid => {
                         let first = match &verdict {
                             Some(Ok((created, _))) => std::cmp::min(*created, env.created),
@@ -758,7 +768,10 @@ impl Probes<'_> {
         };
         // Every environment of the pool deleted and waited until gone, whatever the outcome.
         let gone = futures::future::join_all(
-            pool.envs.iter().filter(|e| e.state != EnvState::Gone).map(|e| delete_environment(c, &e.name, asking.deadline + Duration::from_secs(60))),
+            pool.envs
+                .iter()
+                .filter(|e| e.state != EnvState::Gone)
+                .map(|e| delete_environment(c, &e.name, asking.deadline + Duration::from_secs(60))),
         )
         .await;
         let gone: Result<(), String> = gone.into_iter().collect();
@@ -770,7 +783,10 @@ impl Probes<'_> {
                 );
                 let detail = with_cleanup(format!("Batch accepted it (VALID){}", asking.waited()), gone);
                 let status = if detail.contains("; but ") { Status::Failed } else { Status::Ok };
-                Probed { confirmed: Some(confirmed), ..asking.done(probe, row(role, status, detail, method), Some(accepted)) }
+                Probed {
+                    confirmed: Some(confirmed),
+                    ..asking.done(probe, row(role, status, detail, method), Some(accepted))
+                }
             }
             Err(why) => {
                 let detail = with_cleanup(why, gone);
@@ -843,7 +859,9 @@ impl Probes<'_> {
             .filter_map(|i| Some((i.creation_date()?.to_string(), i.image_id()?.to_string())))
             .collect();
         all.sort();
-        all.pop().map(|(_, id)| id).ok_or_else(|| "no Amazon Linux 2023 image found in the region for the dry run".into())
+        all.pop()
+            .map(|(_, id)| id)
+            .ok_or_else(|| "no Amazon Linux 2023 image found in the region for the dry run".into())
     }
 
     /// EC2 RunInstances with DryRun and the instance profile: DryRunOperation is the answer of a request that would
@@ -855,7 +873,8 @@ impl Probes<'_> {
         let method = "EC2 RunInstances (dry run)";
         let mut asking = Asking::new(self.timeout);
         // On AWS a profile that is missing and one EC2 does not see yet get the same answer, so IAM is asked first.
-        let fail = |asking: &Asking, status, detail: String| asking.done(probe, row(role, status, detail, method), None);
+        let fail =
+            |asking: &Asking, status, detail: String| asking.done(probe, row(role, status, detail, method), None);
         match c.limit(c.iam.get_instance_profile().instance_profile_name(profile).send()).await {
             Ok(out) if out.instance_profile.as_ref().is_some_and(|p| p.roles.iter().any(|r| r.role_name == role)) => {}
             Ok(_) => {
@@ -887,7 +906,11 @@ impl Probes<'_> {
             asking.attempts += 1;
             match c.limit(run.send()).await {
                 Ok(_) => {
-                    return fail(&asking, Status::Failed, "EC2 launched an instance although the request was a dry run".into())
+                    return fail(
+                        &asking,
+                        Status::Failed,
+                        "EC2 launched an instance although the request was a dry run".into(),
+                    )
                 }
                 Err(e) if errors::code(&e) == Some("DryRunOperation") => {
                     let accepted = Instant::now();
@@ -1097,15 +1120,18 @@ async fn wait_gone(c: &Clients, name: &str, deadline: Instant) -> Result<(), Str
 }
 
 /// Delete what earlier probes of this stack left (a run killed between a create and its delete): the fixed
-/// probe names of every role, each only if it carries this stack's ownership tag, all looked for at once. Returns
-/// what was deleted.
-pub(crate) async fn sweep(clients: &Clients, desired: &Desired) -> Result<Vec<String>, String> {
+/// probe names of every role, each only if it carries this stack's ownership tag, all looked for at once; only in
+/// the services of `only` (empty: all, Spot Fleet meaning Batch). Returns what was deleted.
+pub(crate) async fn sweep(clients: &Clients, desired: &Desired, only: &[Service]) -> Result<Vec<String>, String> {
     let c = clients;
     let stack = &desired.stack;
     let t = &desired.target;
+    let asked = |s: &Service| {
+        only.is_empty() || only.contains(s) || (*s == Service::Batch && only.contains(&Service::Spotfleet))
+    };
     let per_role = desired.roles.iter().map(|role| async move {
         let name = super::probe_name(stack, &role.name);
-        let services = Service::of_trust(&role.trust);
+        let services: Vec<Service> = Service::of_trust(&role.trust).into_iter().filter(asked).collect();
         let lambda = async {
             if !services.contains(&Service::Lambda) {
                 return Ok(None);

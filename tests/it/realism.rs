@@ -261,3 +261,150 @@ async fn under_realism_a_multi_account_run_longer_than_its_sessions_renews_them_
     let assumed = emu.requests().iter().filter(|r| r.action == "AssumeRole" && r.status == Some(200)).count();
     assert!(assumed > ACCOUNTS.len(), "the sessions were never renewed ({assumed} AssumeRole)");
 }
+
+/// Realism with service windows for `--wait` longer than the apply and its read-back (which take 2-4 s here): Lambda,
+/// Step Functions and Batch refuse a new role for 6 s, EC2 a new instance profile for 5 s; every write holds its
+/// entity for 0.3 s, so the operator user's eight attachments go one at a time and are the apply's last writes.
+const WAIT_LAG: [&str; 15] = [
+    "--realism",
+    "--iam-lag",
+    "0.5",
+    "--ec2-lag",
+    "5",
+    "--service-lag",
+    "6",
+    "--lag-jitter",
+    "0",
+    "--batch-transition",
+    "0.3",
+    "--write-hold",
+    "0.3",
+    "--seed",
+    "1",
+];
+
+/// When the service first took a probe of this run's: the answer to its first request after `mark` that the emulator
+/// neither refused (`refusal`) nor failed; and how many it refused before.
+fn first_accepted(emu: &Emulator, mark: usize, action: &str, refusal: &str) -> (Option<f64>, usize) {
+    let calls: Vec<Request> = emu.wfboot_requests_since(mark).into_iter().filter(|r| r.action == action).collect();
+    let refused = calls.iter().filter(|r| r.realism.as_deref() == Some(refusal)).count();
+    let accepted = calls.iter().find(|r| r.realism.as_deref() != Some(refusal) && r.status.is_some_and(|s| s < 500));
+    (accepted.map(|r| r.answered()), refused)
+}
+
+#[tokio::test]
+async fn under_realism_bootstrap_wait_reports_each_service_as_it_becomes_usable_probing_before_the_apply_ends() {
+    let emu = Emulator::start_with(&WAIT_LAG);
+    emu.create_demo_user().await;
+    emu.settle();
+    let mark = emu.mark();
+    let run = one_run(&emu, &["bootstrap", "--yes", "--user-name", "demo", "--wait"]);
+    let wait = &run.json["wait"];
+    assert_eq!(wait["usable"], json!(true), "{wait:#}");
+    assert_eq!(wait["waited_for"], json!([]), "{wait:#}");
+    let services = wait["services"].as_array().unwrap();
+    let names: Vec<&str> = services.iter().map(|s| s["service"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ec2", "lambda", "states", "batch", "spotfleet"], "{wait:#}");
+    let of = |name: &str| services.iter().find(|s| s["service"] == name).unwrap();
+    // Each probed service: usable, told on stderr as it came, and really refused first by the emulator (its lag was
+    // met), then accepted: the log's order agrees with the report's.
+    let probed = [
+        ("ec2", "EC2 accepts the instance profile SLIM-Extras_ECS_for_EC2", "RunInstances", "ec2_not_propagated"),
+        (
+            "lambda",
+            "Lambda accepts the role SLIM-Extras_for_Lambda",
+            "POST /2015-03-31/functions",
+            "service_role_not_propagated",
+        ),
+        (
+            "states",
+            "Step Functions accepts the role StepFunctionsLambdaRole",
+            "CreateStateMachine",
+            "service_role_not_propagated",
+        ),
+        (
+            "batch",
+            "Batch accepts the role AWSBatchServiceRole",
+            "POST /v1/createcomputeenvironment",
+            "batch_role_not_propagated",
+        ),
+    ];
+    let started = emu.wfboot_requests_since(mark)[0].t;
+    for (name, told, action, refusal) in probed {
+        let s = of(name);
+        assert_eq!(s["status"], "ok", "{s:#}");
+        let after = s["usable_after_seconds"].as_f64().unwrap_or_else(|| panic!("{s:#}"));
+        assert!(s["probing_from_seconds"].as_f64().unwrap() <= after, "{s:#}");
+        assert!(run.stderr.contains(&format!("{told}")) && run.stderr.contains(": usable after"), "{}", run.stderr);
+        let (accepted, refused) = first_accepted(&emu, mark, action, refusal);
+        assert!(refused > 0, "{name}: the emulator never refused a probe: its lag was not met");
+        let accepted = accepted.unwrap_or_else(|| panic!("{name}: no probe accepted in the log"));
+        // wfboot counts from its own start, a moment before its first request.
+        let logged = accepted - started;
+        assert!(
+            (after - logged).abs() < 0.5,
+            "{name}: reported {after} s, the log says {logged:.2} s after the first request"
+        );
+    }
+    // Spot Fleet has no probe of its own: it is reported with the Batch probe that passed its role.
+    let fleet = of("spotfleet");
+    assert_eq!(
+        (fleet["status"].as_str(), fleet["covered_by"].as_str()),
+        (Some("unverified"), Some("batch")),
+        "{fleet:#}"
+    );
+    assert_eq!(fleet["usable_after_seconds"], of("batch")["usable_after_seconds"], "{fleet:#}");
+    let last = services.iter().filter_map(|s| s["usable_after_seconds"].as_f64()).fold(0.0, f64::max);
+    assert_eq!(wait["usable_after_seconds"].as_f64(), Some(last), "{wait:#}");
+    // Step Functions' role (one attachment) is ready long before the operator user's attachments are done: its
+    // probe began while the apply was still writing.
+    let requests = emu.wfboot_requests_since(mark);
+    let first_probe = requests.iter().find(|r| r.action == "CreateStateMachine").unwrap().t;
+    let last_write = requests.iter().filter(|r| r.action == "AttachUserPolicy").map(|r| r.t).fold(0.0, f64::max);
+    assert!(
+        first_probe < last_write,
+        "the Step Functions probe waited for the whole apply ({first_probe} >= {last_write})"
+    );
+    // And nothing of the probes is left.
+    let sfn = aws_sdk_sfn::Client::new(&emu.sdk_config(ADMIN_KEY, "admin-secret"));
+    assert!(sfn.list_state_machines().send().await.unwrap().state_machines().is_empty());
+    let batch = aws_sdk_batch::Client::new(&emu.sdk_config(ADMIN_KEY, "admin-secret"));
+    assert!(batch.describe_compute_environments().send().await.unwrap().compute_environments().is_empty());
+}
+
+#[tokio::test]
+async fn under_realism_bootstrap_wait_lambda_waits_for_lambda_alone_and_a_function_can_be_created_right_after() {
+    let emu = Emulator::start_with(&WAIT_LAG);
+    emu.create_demo_user().await;
+    emu.settle();
+    let mark = emu.mark();
+    let run = one_run(&emu, &["bootstrap", "--yes", "--user-name", "demo", "--wait", "lambda"]);
+    let wait = &run.json["wait"];
+    assert_eq!(wait["waited_for"], json!(["lambda"]), "{wait:#}");
+    let services: Vec<&str> =
+        wait["services"].as_array().unwrap().iter().map(|s| s["service"].as_str().unwrap()).collect();
+    assert_eq!(services, ["lambda"], "{wait:#}");
+    assert!(run.stderr.contains("Lambda accepts the role SLIM-Extras_for_Lambda: usable after"), "{}", run.stderr);
+    // No other service was asked anything.
+    let asked: Vec<String> = emu
+        .wfboot_requests_since(mark)
+        .into_iter()
+        .filter(|r| matches!(r.service.as_str(), "states" | "batch" | "ec2"))
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(asked, Vec::<String>::new());
+    let (accepted, refused) = first_accepted(&emu, mark, "POST /2015-03-31/functions", "service_role_not_propagated");
+    assert!(refused > 0 && accepted.is_some(), "Lambda's lag was not met: {refused} refusals");
+    // The run returned once Lambda took the role: a function can be created at once.
+    let lambda = aws_sdk_lambda::Client::new(&emu.sdk_config(ADMIN_KEY, "admin-secret"));
+    lambda
+        .create_function()
+        .function_name("the-user-s-function")
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .role(format!("arn:aws:iam::{ACCOUNT}:role/SLIM-Extras_for_Lambda"))
+        .handler("index.handler")
+        .code(aws_sdk_lambda::types::FunctionCode::builder().zip_file(lambda_zip().into()).build())
+        .send()
+        .await
+        .expect("a function with the role right after `bootstrap --wait lambda`");
+}
