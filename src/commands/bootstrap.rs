@@ -76,55 +76,23 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
     };
     let run = Run::open_checked(printer, aws, &args.stack, Some(&args.accounts), check).await?;
     let worker = printer.for_worker();
-    let prepared = run.each(run.units(printer, &worker), |unit| prepare(&run, unit)).await;
-
-    // Each account's plan, then its guards: an account stopped here is not asked about and not written to.
-    let mut ready: Vec<(Unit, Prepared)> = Vec::new();
-    let mut failed: Vec<Row> = Vec::new();
-    for (unit, result) in prepared {
-        let checked = result.and_then(|p| {
-            show(printer, unit, &p);
-            if let Some(preflight) = &p.preflight {
-                guards::before_writing(&p.session, preflight)?;
-                preflight::report(unit.printer, preflight, &unit.prefix());
-            }
-            Ok(p)
-        });
-        match (checked, unit.account) {
-            (Ok(p), _) => ready.push((unit, p)),
-            (Err(e), None) => return Err(e),
-            (Err(e), Some(account)) => failed.push(Row::failed(printer, account, &e)),
-        }
-    }
-
-    // One question for every account with changes.
-    let asked: Vec<Ready> = ready
-        .iter()
-        .map(|(unit, p)| Ready {
-            unit: *unit,
-            account_id: &p.plan.account_id,
-            changes: p.plan.summary.changes,
-            counted: None,
-            plan: unit.account.and_then(|_| serde_json::to_value(&p.plan).ok()),
-        })
-        .collect();
-    let phrase = ("Apply", "change", "to");
-    if let Some(end) = guards::ask(printer, &run, "bootstrap", args.yes, phrase, &asked, &mut failed)? {
-        return Ok(end);
-    }
-    let changes: usize = asked.iter().map(|r| r.changes).sum();
-    drop(asked);
-    let needing_consent: usize = ready.iter().map(|(_, p)| p.plan.summary.needing_consent).sum();
-    let consent = changes == 0 || guards::consent(printer, args, needing_consent)?;
-
-    // Apply, read back and (`--wait`) probe, account by account.
+    let units = run.units(printer, &worker);
     let interrupted = Arc::new(AtomicBool::new(false));
-    let watcher = (changes > 0).then(|| watch_interrupt(interrupted.clone()));
-    let applied =
-        run.each_in_slots(ready, |(unit, p), slots| apply_one(&run, unit, p, args, consent, &interrupted, slots)).await;
-    if let Some(w) = watcher {
-        w.abort();
-    }
+    let watcher = Watcher::new(interrupted.clone());
+    // With --yes there is no question to gather the accounts for: each applies as soon as its own pre-flight passed.
+    // Otherwise every account is read and pre-flighted first, and the one question comes once.
+    let (applied, failed) = match args.yes {
+        true => {
+            let streamed =
+                run.each_in_slots(units, |unit, slots| straight(&run, unit, args, &interrupted, &watcher, slots));
+            (streamed.await, Vec::new())
+        }
+        false => match gathered(printer, &run, units, args, &interrupted, &watcher).await? {
+            Gathered::Ended(end) => return Ok(end),
+            Gathered::Applied(applied, failed) => (applied, failed),
+        },
+    };
+    watcher.abort();
 
     let Some(fleet) = run.fleet() else {
         let Some((_, result)) = applied.into_iter().next() else { return Ok(ExitStatus::Success) };
@@ -185,6 +153,139 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
             false => ExitStatus::Success,
         }
     })
+}
+
+/// What one account's run came to: its report and how it ended (`Err`: it failed before or during the apply).
+type Applied<'a> = (Unit<'a>, Result<(Report, Result<ExitStatus>)>);
+
+/// Ctrl-C's watcher, started once the first account is about to write: from then on, Ctrl-C lets the requests in
+/// flight finish and starts no new change.
+struct Watcher {
+    flag: Arc<AtomicBool>,
+    handle: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Watcher {
+    fn new(flag: Arc<AtomicBool>) -> Watcher {
+        Watcher { flag, handle: Default::default() }
+    }
+
+    fn start(&self) {
+        if let Ok(mut h) = self.handle.lock() {
+            h.get_or_insert_with(|| watch_interrupt(self.flag.clone()));
+        }
+    }
+
+    fn abort(&self) {
+        if let Some(h) = self.handle.lock().ok().and_then(|mut h| h.take()) {
+            h.abort();
+        }
+    }
+}
+
+/// `--yes`: one account from start to end (in one of the --max-accounts slots until its apply is read back): read,
+/// plan, pre-flight, guards, then at once its apply, read-back and `--wait`.
+async fn straight<'a>(
+    run: &Run,
+    unit: Unit<'a>,
+    args: &BootstrapArgs,
+    interrupted: &Arc<AtomicBool>,
+    watcher: &Watcher,
+    slots: Arc<Semaphore>,
+) -> Applied<'a> {
+    let Ok(slot) = slots.acquire_owned().await else {
+        return (unit, Err(Error::aws("the accounts' slots were closed")));
+    };
+    let (unit, prepared) = prepare(run, unit).await;
+    let checked = prepared.and_then(|p| {
+        show(unit.printer, unit, &p);
+        if let Some(preflight) = &p.preflight {
+            guards::before_writing(&p.session, preflight)?;
+            preflight::report(unit.printer, preflight, &unit.prefix());
+        }
+        let consent = guards::consent_in(unit.printer, args, p.plan.summary.needing_consent, &unit.prefix())?;
+        Ok((p, consent))
+    });
+    let (p, consent) = match checked {
+        Ok(c) => c,
+        Err(e) => return (unit, Err(e)),
+    };
+    if p.plan.has_changes() {
+        watcher.start();
+    }
+    apply_one(run, unit, p, args, consent, interrupted, slot).await
+}
+
+/// Without `--yes`: every account read and pre-flighted (a pool of --max-accounts), each plan shown, then the one
+/// question for all, and the accounts applied.
+enum Gathered<'a> {
+    /// The answer was no (or there is no terminal to ask at): the run's end.
+    Ended(ExitStatus),
+    Applied(Vec<Applied<'a>>, Vec<Row>),
+}
+
+async fn gathered<'a>(
+    printer: &Printer,
+    run: &'a Run,
+    units: Vec<Unit<'a>>,
+    args: &BootstrapArgs,
+    interrupted: &Arc<AtomicBool>,
+    watcher: &Watcher,
+) -> Result<Gathered<'a>> {
+    let prepared = run.each(units, |unit| prepare(run, unit)).await;
+
+    // Each account's plan, then its guards: an account stopped here is not asked about and not written to.
+    let mut ready: Vec<(Unit, Prepared)> = Vec::new();
+    let mut failed: Vec<Row> = Vec::new();
+    for (unit, result) in prepared {
+        let checked = result.and_then(|p| {
+            show(printer, unit, &p);
+            if let Some(preflight) = &p.preflight {
+                guards::before_writing(&p.session, preflight)?;
+                preflight::report(unit.printer, preflight, &unit.prefix());
+            }
+            Ok(p)
+        });
+        match (checked, unit.account) {
+            (Ok(p), _) => ready.push((unit, p)),
+            (Err(e), None) => return Err(e),
+            (Err(e), Some(account)) => failed.push(Row::failed(printer, account, &e)),
+        }
+    }
+
+    // One question for every account with changes.
+    let asked: Vec<Ready> = ready
+        .iter()
+        .map(|(unit, p)| Ready {
+            unit: *unit,
+            account_id: &p.plan.account_id,
+            changes: p.plan.summary.changes,
+            counted: None,
+            plan: unit.account.and_then(|_| serde_json::to_value(&p.plan).ok()),
+        })
+        .collect();
+    let phrase = ("Apply", "change", "to");
+    if let Some(end) = guards::ask(printer, run, "bootstrap", args.yes, phrase, &asked, &mut failed)? {
+        return Ok(Gathered::Ended(end));
+    }
+    let changes: usize = asked.iter().map(|r| r.changes).sum();
+    drop(asked);
+    let needing_consent: usize = ready.iter().map(|(_, p)| p.plan.summary.needing_consent).sum();
+    let consent = changes == 0 || guards::consent(printer, args, needing_consent)?;
+
+    // Apply, read back and (`--wait`) probe, account by account.
+    if changes > 0 {
+        watcher.start();
+    }
+    let applied = run
+        .each_in_slots(ready, |(unit, p), slots| async move {
+            let Ok(slot) = slots.acquire_owned().await else {
+                return (unit, Err(Error::aws("the accounts' slots were closed")));
+            };
+            apply_one(run, unit, p, args, consent, interrupted, slot).await
+        })
+        .await;
+    Ok(Gathered::Applied(applied, failed))
 }
 
 /// Step 2 for one account: read, plan, and, when the plan writes, the pre-flight (with the managed policies'
@@ -252,12 +353,11 @@ async fn apply_one<'a>(
     args: &BootstrapArgs,
     consent: bool,
     interrupted: &Arc<AtomicBool>,
-    slots: Arc<Semaphore>,
-) -> (Unit<'a>, Result<(Report, Result<ExitStatus>)>) {
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Applied<'a> {
     let result = async {
-        // The apply and its read-back in one of the --max-accounts slots; the --wait probes beside it, and after it
-        // outside the slots.
-        let slot = slots.acquire_owned().await.map_err(|_| Error::aws("the accounts' slots were closed"))?;
+        // The apply and its read-back in one of the --max-accounts slots (`slot`, released after it); the --wait
+        // probes beside it, and after it outside the slots.
         let Prepared { session, plan, .. } = p;
         let opts = guards::apply_options(&session, args, consent, interrupted);
         let prefix = unit.prefix();
