@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::Semaphore;
 
 use crate::aws::{AwsSettings, CallStats};
 use crate::cli::BootstrapArgs;
@@ -18,7 +17,7 @@ use crate::engine::apply::{AppliedChange, Outcome, Waits};
 use crate::error::{Error, Result};
 use crate::output::Printer;
 use crate::pipeline::apply::{self, watch_interrupt, written_not_seen};
-use crate::pipeline::fleet::{self, Row, RowStatus};
+use crate::pipeline::fleet::{self, Row, RowStatus, Slot, Slots};
 use crate::pipeline::guards::{self, Ready};
 use crate::pipeline::preflight::{self, Preflight};
 use crate::pipeline::report::{self, waits_text, Tally};
@@ -191,11 +190,9 @@ async fn straight<'a>(
     args: &BootstrapArgs,
     interrupted: &Arc<AtomicBool>,
     watcher: &Watcher,
-    slots: Arc<Semaphore>,
+    slots: Arc<Slots>,
 ) -> Applied<'a> {
-    let Ok(slot) = slots.acquire_owned().await else {
-        return (unit, Err(Error::aws("the accounts' slots were closed")));
-    };
+    let slot = slots.start().await;
     let (unit, prepared) = prepare(run, unit).await;
     let checked = prepared.and_then(|p| {
         show(unit.printer, unit, &p);
@@ -279,9 +276,7 @@ async fn gathered<'a>(
     }
     let applied = run
         .each_in_slots(ready, |(unit, p), slots| async move {
-            let Ok(slot) = slots.acquire_owned().await else {
-                return (unit, Err(Error::aws("the accounts' slots were closed")));
-            };
+            let slot = slots.start().await;
             apply_one(run, unit, p, args, consent, interrupted, slot).await
         })
         .await;
@@ -353,7 +348,7 @@ async fn apply_one<'a>(
     args: &BootstrapArgs,
     consent: bool,
     interrupted: &Arc<AtomicBool>,
-    slot: tokio::sync::OwnedSemaphorePermit,
+    slot: Slot,
 ) -> Applied<'a> {
     let result = async {
         // The apply and its read-back in one of the --max-accounts slots (`slot`, released after it); the --wait
@@ -366,7 +361,8 @@ async fn apply_one<'a>(
         let applying = async {
             let applied = match plan.has_changes() {
                 true => {
-                    apply::apply_and_verify(unit.printer, &session, &plan, &opts, &prefix, readiness.as_ref()).await
+                    let readiness = readiness.as_ref();
+                    apply::apply_and_verify(unit.printer, &session, &plan, &opts, &prefix, readiness, Some(&slot)).await
                 }
                 false => Ok((Vec::new(), None)),
             };

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
+use super::fleet::Slot;
 use super::wait::Readiness;
 use super::{plural, Session};
 use crate::engine::apply::{self, AppliedChange, ApplyObserver, ApplyOptions, Outcome};
@@ -119,12 +120,13 @@ pub(crate) async fn apply_and_verify(
     opts: &ApplyOptions,
     prefix: &str,
     readiness: Option<&Readiness>,
+    slot: Option<&Slot>,
 ) -> Result<(Vec<AppliedChange>, Option<Plan>)> {
     let Some(readiness) = readiness else {
-        return apply_rounds(printer, session, plan, opts, prefix, None).await;
+        return apply_rounds(printer, session, plan, opts, prefix, None, slot).await;
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    let rounds = apply_rounds(printer, session, plan, opts, prefix, Some((tx, readiness)));
+    let rounds = apply_rounds(printer, session, plan, opts, prefix, Some((tx, readiness)), slot);
     let settle = settle_each(session, plan, rx, readiness, opts);
     tokio::pin!(rounds, settle);
     // The read-backs per resource end with the apply (what is left is then read back by the whole read-back).
@@ -146,6 +148,7 @@ async fn apply_rounds(
     opts: &ApplyOptions,
     prefix: &str,
     mut tell: Option<(mpsc::UnboundedSender<Finished>, &Readiness)>,
+    slot: Option<&Slot>,
 ) -> Result<(Vec<AppliedChange>, Option<Plan>)> {
     let mut applied: Vec<AppliedChange> = Vec::new();
     let mut current = plan.clone();
@@ -178,7 +181,7 @@ async fn apply_rounds(
         }
         // Verify: observe again what was to change, and nothing else.
         let part = resources::changed_part(&session.desired, &current);
-        let after = read_back_part(printer, session, &part, &applied, opts, prefix).await?;
+        let after = read_back_part(printer, session, &part, &applied, opts, prefix, slot).await?;
         let outstanding = after.changes().filter(|c| opts.consent || !c.needs_consent).count();
         remaining = after.has_changes().then(|| after.clone());
         if outstanding == 0 {
@@ -279,6 +282,7 @@ async fn read_back_part(
     applied: &[AppliedChange],
     opts: &ApplyOptions,
     prefix: &str,
+    slot: Option<&Slot>,
 ) -> Result<Plan> {
     let user = session.user.as_deref().filter(|_| !part.user_policies.is_empty());
     let read = || async {
@@ -289,7 +293,7 @@ async fn read_back_part(
         let unseen = written_not_seen(after.changes(), applied);
         Ok((after, unseen))
     };
-    read_back(printer, opts, prefix, "wrote", read).await
+    read_back(printer, opts, prefix, "wrote", read, slot).await
 }
 
 /// Read the account again after writing (`read` gives what it shows and how many of this run's writes it does
@@ -299,13 +303,15 @@ async fn read_back_part(
 /// "changes that I make are not always immediately visible":
 /// https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency;
 /// terraform-provider-aws internal/service/iam/role.go reads a new role with RetryWhenNewResourceNotFound).
-/// `did` says what this run did ("wrote", "deleted").
+/// `did` says what this run did ("wrote", "deleted"). While it waits, the account's `slot` (in a fleet) is lent to
+/// the next account.
 pub(crate) async fn read_back<P, F, Fut>(
     printer: &Printer,
     opts: &ApplyOptions,
     prefix: &str,
     did: &str,
     read: F,
+    slot: Option<&Slot>,
 ) -> Result<P>
 where
     F: Fn() -> Fut,
@@ -332,7 +338,10 @@ where
             ));
             told = true;
         }
-        opts.waits.sleep(delay).await;
+        match slot {
+            Some(slot) => slot.idle(opts.waits.sleep(delay)).await,
+            None => opts.waits.sleep(delay).await,
+        }
         delay = (delay * 2).min(Duration::from_secs(2));
     }
 }
