@@ -284,13 +284,55 @@ async fn read_back_part(
     prefix: &str,
     slot: Option<&Slot>,
 ) -> Result<Plan> {
-    let user = session.user.as_deref().filter(|_| !part.user_policies.is_empty());
+    let user_of = |part: &crate::stack::Desired| session.user.as_deref().filter(|_| !part.user_policies.is_empty());
+    // After the first read, only the resources IAM did not show yet are read again; the others keep what was read.
+    let last: std::sync::Mutex<Option<Plan>> = Default::default();
     let read = || async {
+        let previous = last.lock().ok().and_then(|l| l.clone());
+        let (again, kept) = match &previous {
+            None => (part.clone(), Vec::new()),
+            Some(before) => {
+                let (unseen, seen): (Vec<_>, Vec<_>) =
+                    before.resources.iter().cloned().partition(|r| written_not_seen(r.changes.iter(), applied) > 0);
+                let target = Target {
+                    partition: before.partition.clone(),
+                    account_id: before.account_id.clone(),
+                    region: before.region.clone(),
+                };
+                let unseen = Plan::new(&before.stack, &target, before.user.clone(), unseen);
+                (resources::changed_part(part, &unseen), seen)
+            }
+        };
         let spinner = printer.spinner("verifying");
-        let observed = resources::observe(&session.clients, part, user, true).await;
+        let observed = resources::observe(&session.clients, &again, user_of(&again), true).await;
         spinner.finish_and_clear();
-        let after = resources::diff(part, &observed?, user);
+        let read = resources::diff(&again, &observed?, user_of(&again));
+        let after = match kept.is_empty() && previous.is_none() {
+            true => read,
+            false => {
+                let target = Target {
+                    partition: read.partition.clone(),
+                    account_id: read.account_id.clone(),
+                    region: read.region.clone(),
+                };
+                // In the first read's order: each resource read again replaces what was read of it before.
+                let mut fresh = read.resources;
+                let mut resources: Vec<_> = previous
+                    .iter()
+                    .flat_map(|p| p.resources.iter())
+                    .filter_map(|r| match fresh.iter().position(|f| f.kind == r.kind && f.name == r.name) {
+                        Some(i) => Some(fresh.remove(i)),
+                        None => kept.iter().find(|k| k.kind == r.kind && k.name == r.name).cloned(),
+                    })
+                    .collect();
+                resources.append(&mut fresh);
+                Plan::new(&read.stack, &target, user_of(part).map(str::to_string), resources)
+            }
+        };
         let unseen = written_not_seen(after.changes(), applied);
+        if let Ok(mut l) = last.lock() {
+            *l = Some(after.clone());
+        }
         Ok((after, unseen))
     };
     read_back(printer, opts, prefix, "wrote", read, slot).await
