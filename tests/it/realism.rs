@@ -310,7 +310,12 @@ async fn under_realism_bootstrap_wait_reports_each_service_as_it_becomes_usable_
     // Each probed service: usable, told on stderr as it came, and really refused first by the emulator (its lag was
     // met), then accepted: the log's order agrees with the report's.
     let probed = [
-        ("ec2", "EC2 accepts the instance profile SLIM-Extras_ECS_for_EC2", "RunInstances", "ec2_not_propagated"),
+        (
+            "ec2",
+            "EC2 accepts the instance profile SLIM-Extras_ECS_for_EC2 (role SLIM-Extras_ECS_for_EC2)",
+            "RunInstances",
+            "ec2_not_propagated",
+        ),
         (
             "lambda",
             "Lambda accepts the role SLIM-Extras_for_Lambda",
@@ -325,7 +330,7 @@ async fn under_realism_bootstrap_wait_reports_each_service_as_it_becomes_usable_
         ),
         (
             "batch",
-            "Batch accepts the role AWSBatchServiceRole",
+            "Batch accepts the role AWSBatchServiceRole (a compute environment created then went VALID)",
             "POST /v1/createcomputeenvironment",
             "batch_role_not_propagated",
         ),
@@ -337,7 +342,7 @@ async fn under_realism_bootstrap_wait_reports_each_service_as_it_becomes_usable_
         assert_eq!(s["status"], "ok", "{s:#}");
         let after = s["usable_after_seconds"].as_f64().unwrap_or_else(|| panic!("{s:#}"));
         assert!(s["probing_from_seconds"].as_f64().unwrap() <= after, "{s:#}");
-        assert!(run.stderr.contains(&format!("{told}")) && run.stderr.contains(": usable after"), "{}", run.stderr);
+        assert!(run.stderr.contains(&format!("{told}: usable after")), "{}", run.stderr);
         let (accepted, refused) = first_accepted(&emu, mark, action, refusal);
         assert!(refused > 0, "{name}: the emulator never refused a probe: its lag was not met");
         let accepted = accepted.unwrap_or_else(|| panic!("{name}: no probe accepted in the log"));
