@@ -407,3 +407,31 @@ fn tag(s: &str) -> std::result::Result<(String, String), String> {
         _ => Err("a tag is KEY=VALUE (the value may be empty: KEY=)".into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+    use crate::verify::Service;
+
+    fn wait_of(args: &[&str]) -> Option<Vec<Service>> {
+        let cli = Cli::try_parse_from([&["wfboot", "bootstrap"], args].concat()).unwrap();
+        match cli.command {
+            Command::Bootstrap(b) => b.wait_for(),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn wait_alone_means_every_service_and_names_pick_some_in_any_order_and_case() {
+        assert_eq!(wait_of(&[]), None);
+        assert_eq!(wait_of(&["--wait"]), Some(vec![]));
+        assert_eq!(wait_of(&["--wait", "--yes"]), Some(vec![]), "a flag after --wait is not a service");
+        assert_eq!(wait_of(&["--wait", "batch,Lambda"]), Some(vec![Service::Lambda, Service::Batch]));
+        assert_eq!(wait_of(&["--wait=stepfunctions"]), Some(vec![Service::States]));
+        assert_eq!(wait_of(&["--wait", "lambda,all"]), Some(vec![]));
+        let err = Cli::try_parse_from(["wfboot", "bootstrap", "--wait", "lamda"]).unwrap_err().to_string();
+        assert!(err.contains("unknown service `lamda`") && err.contains("lambda (Lambda)"), "{err}");
+    }
+}

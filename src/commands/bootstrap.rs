@@ -14,7 +14,7 @@ use crate::aws::{AwsSettings, CallStats};
 use crate::cli::BootstrapArgs;
 use crate::commands::{plural, ExitStatus};
 use crate::engine::apply::{AppliedChange, Outcome, Waits};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::output::Printer;
 use crate::pipeline::apply::{self, watch_interrupt, written_not_seen};
 use crate::pipeline::fleet::{self, Row, RowStatus, Slot, Slots};
@@ -193,6 +193,10 @@ async fn straight<'a>(
     slots: Arc<Slots>,
 ) -> Applied<'a> {
     let slot = slots.start().await;
+    if interrupted.load(Ordering::SeqCst) {
+        let e = Error::new(ErrorKind::Interrupted, "interrupted before this account was started");
+        return (unit, Err(e.with_help("run the same command again to complete the rest")));
+    }
     let (unit, prepared) = prepare(run, unit).await;
     let checked = prepared.and_then(|p| {
         show(unit.printer, unit, &p);

@@ -335,6 +335,37 @@ mod tests {
         assert!(waits[0].contains("role `R`") && waits[0].contains("propagate"), "{waits:?}");
     }
 
+    /// Records each resource the apply says is finished, with how many of its changes were done by then.
+    #[derive(Default)]
+    struct Resources {
+        finished: Mutex<Vec<String>>,
+        told: Mutex<Vec<(usize, usize)>>,
+    }
+    impl ApplyObserver for Resources {
+        fn finished(&self, change: &PlannedChange, _: &Outcome) {
+            self.finished.lock().unwrap().push(change.change.operation().to_string());
+        }
+        fn waiting(&self, _: &str) {}
+        fn resource_finished(&self, resource: usize, outcomes: &[(&PlannedChange, &Outcome)]) {
+            assert!(outcomes.iter().all(|(_, o)| **o == Outcome::Done), "{resource}: {:?}", outcomes.len());
+            let done = self.finished.lock().unwrap().len();
+            self.told.lock().unwrap().push((resource, done));
+        }
+    }
+
+    #[tokio::test]
+    async fn each_resource_is_told_once_when_its_last_change_finished() {
+        let create = mock!(Client::create_role).then_output(created);
+        let attach = mock!(Client::attach_role_policy).then_output(|| AttachRolePolicyOutput::builder().build());
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&create, &attach]);
+        let mut plan = role_plan(service_trust(), true);
+        // A second resource with nothing to do is not told (nothing of it runs).
+        plan.resources.push(ResourcePlan::new(Kind::Role, "Unchanged", Ownership::Stack, Vec::<Change>::new(), vec![]));
+        let observer = Resources::default();
+        apply(&Clients::with_iam(iam), &plan, &opts(10_000), &observer).await;
+        assert_eq!(*observer.told.lock().unwrap(), [(0, 2)], "told once, after both of its changes");
+    }
+
     #[tokio::test]
     async fn propagation_retries_stop_at_the_bound_with_a_clear_error() {
         let create = mock!(Client::create_role).then_output(created);

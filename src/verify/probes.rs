@@ -1193,3 +1193,34 @@ pub(crate) async fn sweep(clients: &Clients, desired: &Desired, only: &[Service]
     let all = futures::future::join_all(per_role).await;
     Ok(all.into_iter().collect::<Result<Vec<_>, String>>()?.into_iter().flatten().collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{batch_names, Cadence, BATCH_POOL};
+
+    #[test]
+    fn a_probe_asks_every_fifth_of_a_second_at_first_and_backs_off_to_four_tenths() {
+        let mut c = Cadence::new();
+        let delays: Vec<Duration> = (0..8).map(|_| c.next()).collect();
+        assert_eq!(delays[0], Duration::from_millis(200));
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]), "{delays:?}");
+        assert_eq!(delays[7], Duration::from_millis(400), "{delays:?}");
+    }
+
+    #[test]
+    fn the_batch_probes_names_are_distinct_the_first_is_the_fixed_probe_name_and_all_fit_64_characters() {
+        let long = "a-very-long-role-name-that-goes-on-and-on-and-on-and-on-and-on";
+        for role in ["AWSBatchServiceRole", long] {
+            let names = batch_names("slim-workflow", role);
+            assert_eq!(names.len(), BATCH_POOL);
+            assert_eq!(names[0], super::super::probe_name("slim-workflow", role));
+            assert!(names.iter().all(|n| n.len() <= 64), "{names:?}");
+            let mut unique = names.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), names.len(), "{names:?}");
+        }
+    }
+}
