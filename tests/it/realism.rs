@@ -262,18 +262,19 @@ async fn under_realism_a_multi_account_run_longer_than_its_sessions_renews_them_
     assert!(assumed > ACCOUNTS.len(), "the sessions were never renewed ({assumed} AssumeRole)");
 }
 
-/// Realism with service windows for `--wait` longer than the apply and its read-back (which take 2-4 s here): Lambda,
-/// Step Functions and Batch refuse a new role for 8 s, EC2 a new instance profile for 7 s (with room for a slow,
-/// busy machine); every write holds its
-/// entity for 0.3 s, so the operator user's eight attachments go one at a time and are the apply's last writes.
+/// Realism for `--wait`: the services' windows (Lambda, Step Functions and Batch refuse a new role, EC2 a new
+/// instance profile) last a minute, longer than any apply here even on a busy machine; the tests end them
+/// themselves (`settle`) once every probe has been refused, so the moment the roles become usable is known. Every
+/// write holds its entity for 0.3 s, so the operator user's eight attachments go one at a time and are the apply's
+/// last writes.
 const WAIT_LAG: [&str; 15] = [
     "--realism",
     "--iam-lag",
     "0.5",
     "--ec2-lag",
-    "7",
+    "60",
     "--service-lag",
-    "8",
+    "60",
     "--lag-jitter",
     "0",
     "--batch-transition",
@@ -284,13 +285,66 @@ const WAIT_LAG: [&str; 15] = [
     "1",
 ];
 
+/// Each probed service: its name in the report, the line that says it took its role, its probe's request in the
+/// emulator's log, and the realism mark of a refusal.
+const PROBED: [(&str, &str, &str, &str); 4] = [
+    (
+        "ec2",
+        "EC2 accepts the instance profile SLIM-Extras_ECS_for_EC2 (role SLIM-Extras_ECS_for_EC2)",
+        "RunInstances",
+        "ec2_not_propagated",
+    ),
+    (
+        "lambda",
+        "Lambda accepts the role SLIM-Extras_for_Lambda",
+        "POST /2015-03-31/functions",
+        "service_role_not_propagated",
+    ),
+    (
+        "states",
+        "Step Functions accepts the role StepFunctionsLambdaRole",
+        "CreateStateMachine",
+        "service_role_not_propagated",
+    ),
+    (
+        "batch",
+        "Batch accepts the role AWSBatchServiceRole (a compute environment created then went VALID)",
+        "POST /v1/createcomputeenvironment",
+        "batch_role_not_propagated",
+    ),
+];
+
 /// When the service first took a probe of this run's: the answer to its first request after `mark` that the emulator
-/// neither refused (`refusal`) nor failed; and how many it refused before.
+/// neither refused (`refusal`) nor failed; and how many it refused.
 fn first_accepted(emu: &Emulator, mark: usize, action: &str, refusal: &str) -> (Option<f64>, usize) {
     let calls: Vec<Request> = emu.wfboot_requests_since(mark).into_iter().filter(|r| r.action == action).collect();
     let refused = calls.iter().filter(|r| r.realism.as_deref() == Some(refusal)).count();
     let accepted = calls.iter().find(|r| r.realism.as_deref() != Some(refusal) && r.status.is_some_and(|s| s < 500));
     (accepted.map(|r| r.answered()), refused)
+}
+
+/// `wfboot ARGS --output json` started on `emu`; once each of `probes` (action, refusal) has been refused at least
+/// once, every window is ended (the roles become usable then): the run, which must exit 0, and when that was.
+fn wait_run_made_usable(emu: &Emulator, mark: usize, args: &[&str], probes: &[(&str, &str)]) -> (Run, f64) {
+    let child = emu
+        .wfboot_std()
+        .args(args)
+        .args(["--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let begun = std::time::Instant::now();
+    while !probes.iter().all(|(action, refusal)| first_accepted(emu, mark, action, refusal).1 > 0) {
+        assert!(begun.elapsed().as_secs() < 90, "not every probe was refused within 90 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let usable_from = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    emu.settle();
+    let out = child.wait_with_output().unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{args:?}:\n{text}\n{err}");
+    (Run { json: serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")), stderr: err }, usable_from)
 }
 
 #[tokio::test]
@@ -299,7 +353,9 @@ async fn under_realism_bootstrap_wait_reports_each_service_as_it_becomes_usable_
     emu.create_demo_user().await;
     emu.settle();
     let mark = emu.mark();
-    let run = one_run(&emu, &["bootstrap", "--yes", "--user-name", "demo", "--wait"]);
+    let probes: Vec<(&str, &str)> = PROBED.iter().map(|(_, _, action, refusal)| (*action, *refusal)).collect();
+    let (run, usable_from) =
+        wait_run_made_usable(&emu, mark, &["bootstrap", "--yes", "--user-name", "demo", "--wait"], &probes);
     let wait = &run.json["wait"];
     assert_eq!(wait["usable"], json!(true), "{wait:#}");
     assert_eq!(wait["waited_for"], json!([]), "{wait:#}");
@@ -307,45 +363,19 @@ async fn under_realism_bootstrap_wait_reports_each_service_as_it_becomes_usable_
     let names: Vec<&str> = services.iter().map(|s| s["service"].as_str().unwrap()).collect();
     assert_eq!(names, ["ec2", "lambda", "states", "batch", "spotfleet"], "{wait:#}");
     let of = |name: &str| services.iter().find(|s| s["service"] == name).unwrap();
-    // Each probed service: usable, told on stderr as it came, and really refused first by the emulator (its lag was
-    // met), then accepted: the log's order agrees with the report's.
-    let probed = [
-        (
-            "ec2",
-            "EC2 accepts the instance profile SLIM-Extras_ECS_for_EC2 (role SLIM-Extras_ECS_for_EC2)",
-            "RunInstances",
-            "ec2_not_propagated",
-        ),
-        (
-            "lambda",
-            "Lambda accepts the role SLIM-Extras_for_Lambda",
-            "POST /2015-03-31/functions",
-            "service_role_not_propagated",
-        ),
-        (
-            "states",
-            "Step Functions accepts the role StepFunctionsLambdaRole",
-            "CreateStateMachine",
-            "service_role_not_propagated",
-        ),
-        (
-            "batch",
-            "Batch accepts the role AWSBatchServiceRole (a compute environment created then went VALID)",
-            "POST /v1/createcomputeenvironment",
-            "batch_role_not_propagated",
-        ),
-    ];
+    // Each probed service: refused while its window lasted, then usable (reported, and told on stderr as it came)
+    // once the window was over, when the log says it took a probe.
     let started = emu.wfboot_requests_since(mark)[0].t;
     let mut offsets = Vec::new();
-    for (name, told, action, refusal) in probed {
+    for (name, told, action, refusal) in PROBED {
         let s = of(name);
         assert_eq!(s["status"], "ok", "{s:#}");
         let after = s["usable_after_seconds"].as_f64().unwrap_or_else(|| panic!("{s:#}"));
         assert!(s["probing_from_seconds"].as_f64().unwrap() <= after, "{s:#}");
         assert!(run.stderr.contains(&format!("{told}: usable after")), "{}", run.stderr);
-        let (accepted, refused) = first_accepted(&emu, mark, action, refusal);
-        assert!(refused > 0, "{name}: the emulator never refused a probe: its lag was not met");
+        let (accepted, _) = first_accepted(&emu, mark, action, refusal);
         let accepted = accepted.unwrap_or_else(|| panic!("{name}: no probe accepted in the log"));
+        assert!(accepted > usable_from, "{name}: accepted at {accepted}, before its window ended at {usable_from}");
         // wfboot counts from its own start, a moment before its first request: the same offset for every service.
         let logged = accepted - started;
         assert!(after > logged - 0.05, "{name}: reported {after} s, before the log's {logged:.2} s");
@@ -355,11 +385,8 @@ async fn under_realism_bootstrap_wait_reports_each_service_as_it_becomes_usable_
     assert!(high - low < 0.3, "the reported times do not follow the log's (offsets from wfboot's start: {offsets:?})");
     // Spot Fleet has no probe of its own: it is reported with the Batch probe that passed its role.
     let fleet = of("spotfleet");
-    assert_eq!(
-        (fleet["status"].as_str(), fleet["covered_by"].as_str()),
-        (Some("unverified"), Some("batch")),
-        "{fleet:#}"
-    );
+    let covered = (fleet["status"].as_str(), fleet["covered_by"].as_str());
+    assert_eq!(covered, (Some("unverified"), Some("batch")), "{fleet:#}");
     assert_eq!(fleet["usable_after_seconds"], of("batch")["usable_after_seconds"], "{fleet:#}");
     let last = services.iter().filter_map(|s| s["usable_after_seconds"].as_f64()).fold(0.0, f64::max);
     assert_eq!(wait["usable_after_seconds"].as_f64(), Some(last), "{wait:#}");
@@ -385,7 +412,9 @@ async fn under_realism_bootstrap_wait_lambda_waits_for_lambda_alone_and_a_functi
     emu.create_demo_user().await;
     emu.settle();
     let mark = emu.mark();
-    let run = one_run(&emu, &["bootstrap", "--yes", "--user-name", "demo", "--wait", "lambda"]);
+    let args = ["bootstrap", "--yes", "--user-name", "demo", "--wait", "lambda"];
+    let (run, usable_from) =
+        wait_run_made_usable(&emu, mark, &args, &[("POST /2015-03-31/functions", "service_role_not_propagated")]);
     let wait = &run.json["wait"];
     assert_eq!(wait["waited_for"], json!(["lambda"]), "{wait:#}");
     let services: Vec<&str> =
@@ -400,8 +429,8 @@ async fn under_realism_bootstrap_wait_lambda_waits_for_lambda_alone_and_a_functi
         .map(|r| r.action)
         .collect();
     assert_eq!(asked, Vec::<String>::new());
-    let (accepted, refused) = first_accepted(&emu, mark, "POST /2015-03-31/functions", "service_role_not_propagated");
-    assert!(refused > 0 && accepted.is_some(), "Lambda's lag was not met: {refused} refusals");
+    let (accepted, _) = first_accepted(&emu, mark, "POST /2015-03-31/functions", "service_role_not_propagated");
+    assert!(accepted.is_some_and(|a| a > usable_from), "Lambda took the role before its window ended");
     // The run returned once Lambda took the role: a function can be created at once.
     let lambda = aws_sdk_lambda::Client::new(&emu.sdk_config(ADMIN_KEY, "admin-secret"));
     lambda
