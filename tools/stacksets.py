@@ -924,6 +924,8 @@ class Engine:
         op.queue = self.ordered(op.targets, op.prefs)
         self.active.append((stackset, op))
         self.count(f"operations_{op.action.lower()}")
+        if op.status == "RUNNING":  # it starts now: its first accounts are under way when the call answers
+            self.next_wave(stackset, op, time.monotonic())
         self.wake.set()
 
     @staticmethod
@@ -1003,6 +1005,7 @@ class Engine:
         nxt = next((o for s, o in self.active if s is stackset and o.status == "QUEUED"), None)
         if nxt is not None:
             nxt.status = "RUNNING"
+            self.next_wave(stackset, nxt, time.monotonic())
             self.wake.set()
 
     # ---- one account ----

@@ -696,6 +696,14 @@ async fn bad_input_is_refused_before_any_aws_call() {
             assert!(emu.wfboot_requests_since(mark).is_empty(), "{command} {args:?} made calls");
         }
     }
+    // bootstrap's flags that only mean something when wfboot writes IAM itself.
+    for flag in ["--wait", "--adopt"] {
+        let mark = emu.mark();
+        let out = emu.wfboot().args(["bootstrap", "--yes", "--org-unit", ou, flag]).output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "{flag}: {}", stderr(&out));
+        assert!(stderr(&out).contains("cannot be used with"), "{flag}: {}", stderr(&out));
+        assert!(emu.wfboot_requests_since(mark).is_empty(), "{flag} made calls");
+    }
     // An OU that is not in the organisation: Organizations says so, before any write.
     let emu = Emulator::start();
     let o = org_client(&emu);
