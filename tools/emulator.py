@@ -13,6 +13,8 @@ threaded werkzeug server, wrapped in a middleware that
     `drop-after` and `500-after` let a write reach moto (it takes effect when moto answers 2xx), then lose moto's
     answer: the client gets a dropped connection, or an HTTP 500 (IAM's and STS's `ServiceFailure`). The two
     after-kinds apply to writes only (see "Fault draw" below),
+  * speaks CloudWatch's Smithy RPC v2 CBOR protocol, which the AWS SDKs now use and moto does not, by
+    translating to and from moto's awsJson (tools/rpcv2_cbor.py),
   * answers iam:SimulatePrincipalPolicy and iam:SimulateCustomPolicy, which moto lacks, by evaluating the
     principal's policies as moto stores them with @cloud-copilot/iam-simulate (tools/simulator.py),
   * checks the signature of a request without a body (a GET) on the empty payload it has, where moto's
@@ -80,6 +82,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
 import realism
+import rpcv2_cbor  # tools/rpcv2_cbor.py: CloudWatch's RPC v2 CBOR protocol, which moto lacks
 import simulator  # tools/simulator.py, beside this file
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
@@ -124,7 +127,8 @@ class RequestInfo:
         self.access_key: str | None = None
         self.action: str | None = None
         self.write: bool = False
-        # "query" (iam, sts, ec2), "json" (X-Amz-Target: sqs, sfn, ...), "rest" (lambda, batch, s3)
+        # "query" (iam, sts, ec2), "json" (X-Amz-Target: sqs, sfn, ...), "cbor" (Smithy RPC v2 CBOR: cloudwatch),
+        # "rest" (lambda, batch, s3)
         self.protocol: str = "rest"
 
 
@@ -161,7 +165,12 @@ def classify(environ: dict[str, Any], body: bytes) -> RequestInfo:
         info.access_key, info.service = m.group(1), m.group(2)
 
     target = environ.get("HTTP_X_AMZ_TARGET")
-    if target:
+    cbor_operation = rpcv2_cbor.operation(environ)
+    if cbor_operation:
+        # Smithy RPC v2 CBOR: POST /service/<service>/operation/<Operation> (CloudWatch).
+        info.protocol = "cbor"
+        info.action = cbor_operation
+    elif target:
         # JSON protocols: "AmazonSQS.SendMessage", "AWSStepFunctions.StartExecution", ...
         info.protocol = "json"
         info.action = target.rsplit(".", 1)[-1]
@@ -226,6 +235,11 @@ def fault_response(kind: str, info: RequestInfo, environ: dict[str, Any]):
     if info.protocol == "query":
         body = xml_error(code, message, kind == "throttle", request_id)
         headers.append(("Content-Type", "text/xml"))
+    elif info.protocol == "cbor":
+        if kind == "throttle":
+            code = "ThrottlingException"
+        body = rpcv2_cbor.error_body(code, message)
+        headers += [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
     elif info.protocol == "rest" and info.service in REST_XML_SERVICES:
         code = "SlowDown" if kind == "throttle" else code
         body = (f"<Error><Code>{code}</Code><Message>{message}</Message>"
@@ -730,7 +744,7 @@ def main(argv: list[str] | None = None) -> int:
                     pass
 
     log_file = open(args.log, "a", buffering=1, encoding="utf-8") if args.log else None
-    moto_app = DomainDispatcherApplication(create_backend_app)
+    moto_app = rpcv2_cbor.Translator(DomainDispatcherApplication(create_backend_app))
     real = realism.Realism(args.realism_settings, log) if args.realism_settings else None
     app = EmulatorMiddleware(
         real.wrap(moto_app) if real else moto_app,

@@ -241,6 +241,9 @@ pub(crate) struct Clients {
     pub(crate) organizations: aws_sdk_organizations::Client,
     #[cfg(feature = "ec2")]
     pub(crate) ec2: aws_sdk_ec2::Client,
+    /// `attach --require-imdsv2`'s read of an instance's MetadataNoToken metric.
+    #[cfg(feature = "ec2")]
+    pub(crate) cloudwatch: aws_sdk_cloudwatch::Client,
     /// The resolved configuration, for `whoami` (which credentials, from where).
     pub(crate) sdk: aws_config::SdkConfig,
     pub(crate) calls: CallLog,
@@ -319,6 +322,8 @@ impl Clients {
         let organizations = client!(aws_sdk_organizations, "organizations");
         #[cfg(feature = "ec2")]
         let ec2 = client!(aws_sdk_ec2, "ec2");
+        #[cfg(feature = "ec2")]
+        let cloudwatch = client!(aws_sdk_cloudwatch, "cloudwatch");
         Ok(Clients {
             iam,
             iam_writes,
@@ -331,6 +336,8 @@ impl Clients {
             organizations,
             #[cfg(feature = "ec2")]
             ec2,
+            #[cfg(feature = "ec2")]
+            cloudwatch,
             sdk: config,
             calls,
             region,
@@ -357,6 +364,8 @@ impl Clients {
             organizations: aws_sdk_organizations::Client::new(&sdk),
             #[cfg(feature = "ec2")]
             ec2: aws_sdk_ec2::Client::new(&sdk),
+            #[cfg(feature = "ec2")]
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
             sdk,
             calls: CallLog::default(),
             region: "us-east-1".into(),

@@ -8,6 +8,7 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
 
+use super::imds::MetadataOptions;
 use crate::aws::{errors, Clients};
 use crate::error::{Error, Result};
 
@@ -25,8 +26,30 @@ pub(crate) fn valid_instance_id(id: &str) -> bool {
         .is_some_and(|hex| (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// The instance's state name ("running", "stopped", ...), or an error saying it does not exist here.
-pub(crate) async fn state(clients: &Clients, instance_id: &str) -> Result<String> {
+/// An instance as DescribeInstances shows it: what `attach` checks before its writes.
+#[derive(Debug, Clone)]
+pub(crate) struct Described {
+    pub(crate) instance_id: String,
+    /// "running", "stopped", ...
+    pub(crate) state: String,
+    /// When it was last launched (started), RFC 3339.
+    pub(crate) launch_time: Option<String>,
+    pub(crate) options: Option<MetadataOptions>,
+}
+
+impl Described {
+    fn from_sdk(i: &aws_sdk_ec2::types::Instance) -> Described {
+        Described {
+            instance_id: i.instance_id().unwrap_or_default().to_string(),
+            state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()).unwrap_or_else(|| "unknown".into()),
+            launch_time: i.launch_time().map(super::imds::timestamp),
+            options: i.metadata_options().map(MetadataOptions::from_sdk),
+        }
+    }
+}
+
+/// The instance, or an error saying it does not exist here.
+pub(crate) async fn describe(clients: &Clients, instance_id: &str) -> Result<Described> {
     let out = clients.limit(clients.ec2.describe_instances().instance_ids(instance_id).send()).await;
     let missing = || {
         Error::aws(format!("there is no instance {instance_id} in region {}", clients.region))
@@ -38,8 +61,20 @@ pub(crate) async fn state(clients: &Clients, instance_id: &str) -> Result<String
         Err(e) => return Err(errors::describe(&format!("describe instance {instance_id}"), &e)),
     };
     let instance = out.reservations().iter().flat_map(|r| r.instances()).find(|i| i.instance_id() == Some(instance_id));
-    let Some(instance) = instance else { return Err(missing()) };
-    Ok(instance.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()).unwrap_or_else(|| "unknown".into()))
+    instance.map(Described::from_sdk).ok_or_else(missing)
+}
+
+/// The instances of `ids` that exist (DescribeInstances with an `instance-id` filter, which unlike InstanceIds
+/// leaves out an id that is gone instead of failing the call; every page, 200 ids a call as the filter allows).
+pub(crate) async fn describe_all(clients: &Clients, ids: &[String]) -> Result<Vec<Described>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(200) {
+        let filter = chunk.iter().fold(Filter::builder().name("instance-id"), |f, id| f.values(id)).build();
+        let pages = clients.ec2.describe_instances().filters(filter).into_paginator().send();
+        let pages = clients.list("the instances", pages).await?;
+        out.extend(pages.iter().flat_map(|p| p.reservations()).flat_map(|r| r.instances()).map(Described::from_sdk));
+    }
+    Ok(out)
 }
 
 /// Current associations (associating or associated), of one instance or of the whole region.
