@@ -123,8 +123,10 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
     // Everything is read and checked before the first write: the instance is alive and its metadata endpoint on,
     // the profile exists and holds a role, and, for --require-imdsv2, nothing on the instance still uses IMDSv1.
     let timeout = Duration::from_secs(args.propagation_timeout);
-    let (described, current) =
-        tokio::try_join!(instance::describe(&clients, instance_id), instance::associations(&clients, Some(instance_id)))?;
+    let (described, current) = tokio::try_join!(
+        instance::describe(&clients, instance_id),
+        instance::associations(&clients, Some(instance_id))
+    )?;
     if matches!(described.state.as_str(), "terminated" | "shutting-down") {
         return Err(Error::aws(format!("instance {instance_id} is {}", described.state))
             .with_help("attach the profile to a running or stopped instance"));
@@ -189,7 +191,8 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
                     calls.to
                 ));
             } else {
-                printer.info(&format!("MetadataNoToken: no IMDSv1 call from {instance_id} {}", metric_window(&described)));
+                printer
+                    .info(&format!("MetadataNoToken: no IMDSv1 call from {instance_id} {}", metric_window(&described)));
             }
             imdsv2.imdsv1_calls = Some(calls);
         }
@@ -412,13 +415,19 @@ fn result_text(instance_id: &str, r: &AttachResult) -> String {
             "Required IMDSv2 on {instance_id} (HttpTokens {} -> required{}){}.",
             r.metadata_options.before.as_ref().map_or("optional", |o| o.http_tokens.as_str()),
             r.imdsv2.applied_after_seconds.map_or(String::new(), |s| format!(", applied after {s:.1} s")),
-            if r.imdsv2.forced { " although the metric showed IMDSv1 calls or could not be read (--force)" } else { "" }
+            if r.imdsv2.forced {
+                " although the metric showed IMDSv1 calls or could not be read (--force)"
+            } else {
+                ""
+            }
         )),
         Imdsv2Outcome::AlreadyRequired => lines.push(format!("{instance_id} already requires IMDSv2.")),
         _ => {}
     }
     lines.push(match r.action {
-        Action::Associated => format!("Associated instance profile {profile} with {instance_id} ({}).", r.association_id),
+        Action::Associated => {
+            format!("Associated instance profile {profile} with {instance_id} ({}).", r.association_id)
+        }
         Action::Replaced => {
             format!("Replaced the instance profile of {instance_id} with {profile} ({}).", r.association_id)
         }

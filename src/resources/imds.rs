@@ -21,11 +21,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_sdk_ec2::types::{HttpTokensState, InstanceMetadataOptionsResponse};
-use aws_smithy_types::date_time::Format;
+use aws_sdk_ec2::types::HttpTokensState;
 use aws_smithy_types::DateTime;
 use serde::Serialize;
 
+pub(crate) use super::instance::{timestamp, MetadataOptions};
 use crate::aws::{errors, Clients};
 use crate::error::{Error, Result};
 
@@ -34,53 +34,6 @@ use crate::error::{Error, Result};
 pub(crate) const CONTAINER_INSTANCE_POLICY: &str = "AmazonEC2ContainerServiceforEC2Role";
 /// How far back `MetadataNoToken` is read.
 pub(crate) const METRIC_DAYS: u64 = 14;
-
-/// An instance's metadata options, as DescribeInstances shows them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct MetadataOptions {
-    /// `pending` while a change is being applied to a running instance, then `applied`.
-    pub(crate) state: String,
-    /// `optional` (IMDSv1 allowed) or `required` (IMDSv2 only).
-    pub(crate) http_tokens: String,
-    /// `enabled` or `disabled` (no metadata at all, so no role credentials).
-    pub(crate) http_endpoint: String,
-    /// How many network hops the IMDSv2 token's answer may travel (1 to 64).
-    pub(crate) http_put_response_hop_limit: i32,
-}
-
-impl MetadataOptions {
-    /// EC2's defaults fill what the answer leaves out (optional, enabled, 1: the API reference's defaults).
-    pub(crate) fn from_sdk(o: &InstanceMetadataOptionsResponse) -> MetadataOptions {
-        MetadataOptions {
-            state: o.state().map_or("applied", |s| s.as_str()).to_string(),
-            http_tokens: o.http_tokens().map_or("optional", |t| t.as_str()).to_string(),
-            http_endpoint: o.http_endpoint().map_or("enabled", |e| e.as_str()).to_string(),
-            http_put_response_hop_limit: o.http_put_response_hop_limit().unwrap_or(1),
-        }
-    }
-
-    pub(crate) fn imdsv2_required(&self) -> bool {
-        self.http_tokens == "required"
-    }
-
-    pub(crate) fn endpoint_enabled(&self) -> bool {
-        self.http_endpoint != "disabled"
-    }
-
-    /// "IMDSv2 required, endpoint enabled, hop limit 2".
-    pub(crate) fn summary(&self) -> String {
-        let tokens = if self.imdsv2_required() {
-            "IMDSv2 required".to_string()
-        } else {
-            format!("IMDSv1 allowed (HttpTokens={})", self.http_tokens)
-        };
-        let pending = if self.state == "pending" { ", being applied" } else { "" };
-        format!(
-            "{tokens}, endpoint {}, hop limit {}{pending}",
-            self.http_endpoint, self.http_put_response_hop_limit
-        )
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -183,11 +136,6 @@ pub(crate) async fn container_role(clients: &Clients, role: &str) -> Option<bool
     let attached = clients.all(pages).await.ok()?;
     let arns: Vec<String> = attached.into_iter().filter_map(|p| p.policy_arn).collect();
     Some(is_container_role(&arns))
-}
-
-/// RFC 3339, to the second.
-pub(crate) fn timestamp(t: &DateTime) -> String {
-    DateTime::from_secs(t.secs()).fmt(Format::DateTime).unwrap_or_default()
 }
 
 /// What `MetadataNoToken` says about one instance over the window read.
@@ -386,7 +334,8 @@ pub(crate) async fn stack_instances(clients: &Clients, desired: &crate::stack::D
     Ok(ours
         .into_iter()
         .map(|(a, p)| {
-            let containers = desired.roles.iter().find(|r| r.name == p.role).is_some_and(|r| is_container_role(&r.policy_arns));
+            let containers =
+                desired.roles.iter().find(|r| r.name == p.role).is_some_and(|r| is_container_role(&r.policy_arns));
             let options = described.iter().find(|d| d.instance_id == a.instance_id).and_then(|d| d.options.clone());
             let findings = options
                 .as_ref()
@@ -428,7 +377,10 @@ mod tests {
         assert!(f[0].message.contains("SSRF") && f[0].message.contains("169.254.169.254"), "{}", f[0].message);
         assert!(f[0].fix.starts_with("wfboot attach --instance-id i-0123abcd --instance-profile P --require-imdsv2"));
         let f = findings("i-0123abcd", None, &options("optional", "enabled", 2), false, false);
-        assert_eq!(f[0].fix, "aws ec2 modify-instance-metadata-options --instance-id i-0123abcd --http-tokens required");
+        assert_eq!(
+            f[0].fix,
+            "aws ec2 modify-instance-metadata-options --instance-id i-0123abcd --http-tokens required"
+        );
         assert!(findings("i-0123abcd", Some("P"), &options("required", "enabled", 1), false, false).is_empty());
         assert!(
             findings("i-0123abcd", Some("P"), &options("optional", "enabled", 1), false, true).is_empty(),

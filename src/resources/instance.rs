@@ -8,7 +8,10 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use serde::Serialize;
 
-use super::imds::MetadataOptions;
+use aws_sdk_ec2::types::InstanceMetadataOptionsResponse;
+use aws_smithy_types::date_time::Format;
+use aws_smithy_types::DateTime;
+
 use crate::aws::{errors, Clients};
 use crate::error::{Error, Result};
 
@@ -24,6 +27,55 @@ pub(crate) struct Association {
 pub(crate) fn valid_instance_id(id: &str) -> bool {
     id.strip_prefix("i-")
         .is_some_and(|hex| (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// An instance's metadata options, as DescribeInstances shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct MetadataOptions {
+    /// `pending` while a change is being applied to a running instance, then `applied`.
+    pub(crate) state: String,
+    /// `optional` (IMDSv1 allowed) or `required` (IMDSv2 only).
+    pub(crate) http_tokens: String,
+    /// `enabled` or `disabled` (no metadata at all, so no role credentials).
+    pub(crate) http_endpoint: String,
+    /// How many network hops the IMDSv2 token's answer may travel (1 to 64).
+    pub(crate) http_put_response_hop_limit: i32,
+}
+
+impl MetadataOptions {
+    /// EC2's defaults fill what the answer leaves out (optional, enabled, 1: the API reference's defaults).
+    pub(crate) fn from_sdk(o: &InstanceMetadataOptionsResponse) -> MetadataOptions {
+        MetadataOptions {
+            state: o.state().map_or("applied", |s| s.as_str()).to_string(),
+            http_tokens: o.http_tokens().map_or("optional", |t| t.as_str()).to_string(),
+            http_endpoint: o.http_endpoint().map_or("enabled", |e| e.as_str()).to_string(),
+            http_put_response_hop_limit: o.http_put_response_hop_limit().unwrap_or(1),
+        }
+    }
+
+    pub(crate) fn imdsv2_required(&self) -> bool {
+        self.http_tokens == "required"
+    }
+
+    pub(crate) fn endpoint_enabled(&self) -> bool {
+        self.http_endpoint != "disabled"
+    }
+
+    /// "IMDSv2 required, endpoint enabled, hop limit 2".
+    pub(crate) fn summary(&self) -> String {
+        let tokens = if self.imdsv2_required() {
+            "IMDSv2 required".to_string()
+        } else {
+            format!("IMDSv1 allowed (HttpTokens={})", self.http_tokens)
+        };
+        let pending = if self.state == "pending" { ", being applied" } else { "" };
+        format!("{tokens}, endpoint {}, hop limit {}{pending}", self.http_endpoint, self.http_put_response_hop_limit)
+    }
+}
+
+/// RFC 3339, to the second.
+pub(crate) fn timestamp(t: &DateTime) -> String {
+    DateTime::from_secs(t.secs()).fmt(Format::DateTime).unwrap_or_default()
 }
 
 /// An instance as DescribeInstances shows it: what `attach` checks before its writes.
@@ -42,7 +94,7 @@ impl Described {
         Described {
             instance_id: i.instance_id().unwrap_or_default().to_string(),
             state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()).unwrap_or_else(|| "unknown".into()),
-            launch_time: i.launch_time().map(super::imds::timestamp),
+            launch_time: i.launch_time().map(timestamp),
             options: i.metadata_options().map(MetadataOptions::from_sdk),
         }
     }
