@@ -6,7 +6,8 @@ protocol; botocore lists it first among the service's protocols); moto (5.2) par
 routes the new path nowhere. This WSGI layer turns such a request into the awsJson request moto knows (the same
 members as JSON, `X-Amz-Target: GraniteServiceVersion20100801.<Operation>`), and moto's JSON answer back into CBOR,
 as the protocol specifies (https://smithy.io/2.0/additional-specs/protocols/smithy-rpc-v2.html): a CBOR map per
-structure, timestamps as tag 1 (epoch seconds), the error's shape name in `__type`, the response header
+structure, timestamps as tag 1 (epoch seconds), the error's shape name in `__type` (and its awsQuery code in the
+`x-amzn-query-error` header, as for every awsQueryCompatible service), the response header
 `smithy-protocol: rpc-v2-cbor`. Which members are timestamps comes from botocore's CloudWatch model. A gzip request
 body (the SDKs' request compression of PutMetricData) is inflated first.
 
@@ -221,14 +222,18 @@ class Translator:
         except ValueError:
             doc = None
         if status[:1] != "2":
-            code = dict((k.lower(), v) for k, v in headers).get("x-amzn-errortype", "")
+            lower = {k.lower(): v for k, v in headers}
+            code = lower.get("x-amzn-errortype", "")
             if isinstance(doc, dict):
                 code = code or str(doc.get("__type", ""))
                 message = str(doc.get("message", doc.get("Message", "")))
             else:
                 message = data[:300].decode("utf-8", "replace")
+            # CloudWatch is awsQueryCompatible: the error's awsQuery code travels in this header, which the SDKs
+            # read as the error code ("InvalidParameterValue;Sender").
+            query_error = lower.get("x-amzn-query-error")
             return self.error(start_response, status, code.split(":")[0].rsplit("#", 1)[-1] or "InternalFailure",
-                              message)
+                              message, query_error)
         if not isinstance(doc, dict):
             return self.error(start_response, "500 Internal Server Error", "InternalFailure",
                               "moto's answer was not JSON")
@@ -239,13 +244,16 @@ class Translator:
         return self.answer(start_response, status, encode(doc, shape))
 
     @staticmethod
-    def answer(start_response: Callable, status: str, body: bytes) -> list[bytes]:
+    def answer(start_response: Callable, status: str, body: bytes,
+               extra: list[tuple[str, str]] | None = None) -> list[bytes]:
         start_response(status, [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor"),
-                                ("Content-Length", str(len(body)))])
+                                ("Content-Length", str(len(body))), *(extra or [])])
         return [body]
 
-    def error(self, start_response: Callable, status: str, code: str, message: str) -> list[bytes]:
-        return self.answer(start_response, status, encode({"__type": code, "message": message}))
+    def error(self, start_response: Callable, status: str, code: str, message: str,
+              query_error: str | None = None) -> list[bytes]:
+        extra = [("x-amzn-query-error", query_error)] if query_error else []
+        return self.answer(start_response, status, encode({"__type": code, "message": message}), extra)
 
 
 def error_body(code: str, message: str) -> bytes:
