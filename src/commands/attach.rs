@@ -134,7 +134,8 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
     let (profile, mut waited) = read_profile(printer, &clients, &profile_name, timeout).await?;
     let role = profile.roles.first().map(|r| r.role_name.clone()).unwrap_or_default();
     let before = described.options.clone();
-    let requiring = args.require_imdsv2 && before.as_ref().is_some_and(|o| !o.imdsv2_required());
+    // Options EC2 does not show are taken as not requiring IMDSv2: the change is then made, which is the safe side.
+    let requiring = args.require_imdsv2 && !before.as_ref().is_some_and(MetadataOptions::imdsv2_required);
     // The metric only when IMDSv2 is to be required; the role's policies (is it a container instance's?) alongside.
     let metric = async {
         match requiring {
@@ -296,6 +297,16 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
             after = Some(answered);
         }
         imdsv2.outcome = Imdsv2Outcome::Required;
+    } else if args.require_imdsv2 && plan.associate.is_some() && described.state == "running"
+        && before.as_ref().is_some_and(|o| o.state == "pending")
+    {
+        // Required by an earlier run whose wait ended early: still applied before the role is handed over.
+        let spinner = printer.spinner("waiting for EC2 to apply the metadata options");
+        let applied = imds::wait_applied(&clients, instance_id, Duration::from_secs(60)).await;
+        spinner.finish_and_clear();
+        let (options, took) = applied?;
+        imdsv2.applied_after_seconds = Some(crate::pipeline::report::seconds(took));
+        after = Some(options);
     }
     let waiting = |what: &str| printer.info(what);
     let mut retries = 0;

@@ -254,14 +254,18 @@ fn role_rows(desired: &crate::stack::Desired, observed: &Observed) -> Vec<Row> {
     ]
 }
 
-/// The account's instance metadata defaults for new instances in the region (does a new instance require IMDSv2?),
-/// and each instance that has one of the stack's instance profiles, with its metadata options: read-only, and the
-/// account default is the user's to change (the row prints the one command). A read that fails is `unverified`.
+/// With an instance profile in the stack: the account's instance metadata defaults for new instances in the region
+/// (does a new instance require IMDSv2?), and each instance that has one of the stack's instance profiles, with its
+/// metadata options. Read-only; the account default is the user's to change (the row prints the one command). A read
+/// that fails is `unverified`.
 #[cfg(feature = "ec2")]
 async fn instance_rows(clients: &Clients, desired: &Desired) -> Vec<Row> {
     use crate::resources::imds;
     let row =
         |check: String, status: Status, what_to_do: String| Row { area: "instances".into(), check, status, what_to_do };
+    if desired.instance_profiles.is_empty() {
+        return Vec::new();
+    }
     let region = &clients.region;
     let (defaults, instances) = tokio::join!(imds::account_defaults(clients), imds::stack_instances(clients, desired));
     let mut rows = vec![match defaults {
