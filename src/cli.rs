@@ -81,7 +81,7 @@ pub(crate) enum Command {
     /// Associate an instance profile with an EC2 instance (or replace its profile), idempotently
     #[cfg(feature = "ec2")]
     Attach(AttachArgs),
-    /// List the instance ⇄ instance-profile associations of the region
+    /// List the instance ⇄ instance-profile associations of the region, with each instance's metadata options
     #[cfg(feature = "ec2")]
     Instances(InstancesArgs),
     /// Which credentials wfboot would use, where they come from, and whose they are

@@ -122,28 +122,32 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
 
     // Everything is read and checked before the first write: the instance is alive and its metadata endpoint on,
     // the profile exists and holds a role, and, for --require-imdsv2, nothing on the instance still uses IMDSv1.
+    // Three chains at once, two round trips: the instance then its metric (only when IMDSv2 is to be required), its
+    // association, and the profile (waited for) then its role's policies (is it a container instance's?).
     let timeout = Duration::from_secs(args.propagation_timeout);
-    let (described, current) = tokio::try_join!(
-        instance::describe(&clients, instance_id),
-        instance::associations(&clients, Some(instance_id))
-    )?;
-    if matches!(described.state.as_str(), "terminated" | "shutting-down") {
-        return Err(Error::aws(format!("instance {instance_id} is {}", described.state))
-            .with_help("attach the profile to a running or stopped instance"));
-    }
-    let (profile, mut waited) = read_profile(printer, &clients, &profile_name, timeout).await?;
-    let role = profile.roles.first().map(|r| r.role_name.clone()).unwrap_or_default();
-    let before = described.options.clone();
-    // Options EC2 does not show are taken as not requiring IMDSv2: the change is then made, which is the safe side.
-    let requiring = args.require_imdsv2 && !before.as_ref().is_some_and(MetadataOptions::imdsv2_required);
-    // The metric only when IMDSv2 is to be required; the role's policies (is it a container instance's?) alongside.
-    let metric = async {
-        match requiring {
+    let instance_and_metric = async {
+        let described = instance::describe(&clients, instance_id).await?;
+        if matches!(described.state.as_str(), "terminated" | "shutting-down") {
+            return Err(Error::aws(format!("instance {instance_id} is {}", described.state))
+                .with_help("attach the profile to a running or stopped instance"));
+        }
+        // Options EC2 does not show are taken as not requiring IMDSv2: the change is then made, the safe side.
+        let requiring =
+            args.require_imdsv2 && !described.options.as_ref().is_some_and(MetadataOptions::imdsv2_required);
+        let metric = match requiring {
             true => Some(imds::imdsv1_calls(&clients, instance_id).await),
             false => None,
-        }
+        };
+        Ok((described, requiring, metric))
     };
-    let (containers, metric) = tokio::join!(imds::container_role(&clients, &role), metric);
+    let profile_and_role = async {
+        let (profile, waited) = read_profile(printer, &clients, &profile_name, timeout).await?;
+        let role = profile.roles.first().map(|r| r.role_name.clone()).unwrap_or_default();
+        Ok((profile, waited, imds::container_role(&clients, &role).await))
+    };
+    let ((described, requiring, metric), current, (profile, mut waited, containers)) =
+        tokio::try_join!(instance_and_metric, instance::associations(&clients, Some(instance_id)), profile_and_role)?;
+    let before = described.options.clone();
     let findings = match &before {
         Some(o) => imds::findings(instance_id, Some(&profile_name), o, containers.unwrap_or(false), requiring),
         None => Vec::new(),
@@ -297,7 +301,9 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
             after = Some(answered);
         }
         imdsv2.outcome = Imdsv2Outcome::Required;
-    } else if args.require_imdsv2 && plan.associate.is_some() && described.state == "running"
+    } else if args.require_imdsv2
+        && plan.associate.is_some()
+        && described.state == "running"
         && before.as_ref().is_some_and(|o| o.state == "pending")
     {
         // Required by an earlier run whose wait ended early: still applied before the role is handed over.
