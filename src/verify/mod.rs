@@ -43,6 +43,7 @@ pub(crate) enum Check {
     Trust,
     Permissions,
     Live,
+    #[cfg_attr(not(feature = "ec2"), allow(dead_code))]
     Instance,
 }
 
