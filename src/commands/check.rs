@@ -283,10 +283,11 @@ async fn instance_rows(clients: &Clients, desired: &Desired) -> Vec<Row> {
                 ""
             };
             row(
-                format!("new instances in {region} allow IMDSv1 unless launched otherwise (account default: {now})"),
+                format!("new instances in {region} allow IMDSv1 (account default: {now})"),
                 Status::Warning,
                 format!(
-                    "to make IMDSv2 the default for new instances: {} (your call: wfboot never changes it{managed})",
+                    "unless their launch or AMI requires IMDSv2; to make it their default: {} (your call: wfboot \
+                     never changes it{managed})",
                     d.command()
                 ),
             )
@@ -301,7 +302,7 @@ async fn instance_rows(clients: &Clients, desired: &Desired) -> Vec<Row> {
         Ok(list) => {
             for i in list {
                 let Some(options) = &i.metadata_options else { continue };
-                let check = format!("{} ({}): {}", i.instance_id, i.instance_profile, options.summary());
+                let check = format!("{} ({}): {}", i.instance_id, i.instance_profile, options.short());
                 match i.findings.is_empty() {
                     true => rows.push(row(check, Status::Ok, String::new())),
                     false => {

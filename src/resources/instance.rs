@@ -61,6 +61,12 @@ impl MetadataOptions {
         self.http_endpoint != "disabled"
     }
 
+    /// "IMDSv1 allowed, endpoint enabled, hop limit 2": for a table.
+    pub(crate) fn short(&self) -> String {
+        let tokens = if self.imdsv2_required() { "IMDSv2 required" } else { "IMDSv1 allowed" };
+        format!("{tokens}, endpoint {}, hop limit {}", self.http_endpoint, self.http_put_response_hop_limit)
+    }
+
     /// "IMDSv2 required, endpoint enabled, hop limit 2".
     pub(crate) fn summary(&self) -> String {
         let tokens = if self.imdsv2_required() {

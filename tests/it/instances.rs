@@ -403,10 +403,9 @@ async fn check_and_verify_show_the_account_default_and_the_instances_with_the_st
     let command = "aws ec2 modify-instance-metadata-defaults --http-tokens required --region us-east-1";
     assert!(found[0]["what_to_do"].as_str().unwrap().contains(command), "{found:#?}");
     assert_eq!(found[1]["status"], "warning");
-    assert!(found[1]["check"]
-        .as_str()
-        .unwrap()
-        .starts_with(&format!("{id} (SLIM-Extras_ECS_for_EC2): IMDSv1 allowed")));
+    let expected = format!("{id} (SLIM-Extras_ECS_for_EC2): IMDSv1 allowed, endpoint enabled, hop limit 1");
+    assert_eq!(found[1]["check"], expected.as_str());
+    assert!(found[1]["what_to_do"].as_str().unwrap().contains("--require-imdsv2"), "{found:#?}");
     assert!(emu.wfboot_write_attempts_since(mark).is_empty(), "check writes nothing");
     crate::schema::assert_valid(&[crate::schema::doc("check with instances", "check_result", check)]);
 
