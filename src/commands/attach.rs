@@ -182,8 +182,10 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
         metric_unread: None,
         applied_after_seconds: None,
     };
-    // Why IMDSv2 is not required yet, if something on the instance may still need IMDSv1.
+    // Why IMDSv2 is not required yet, if something on the instance may still need IMDSv1, and what to do.
     let mut hold: Option<String> = None;
+    let mut hold_help = "find what still uses IMDSv1 (an old AWS SDK, CLI or agent: AWS's IMDS Packet Analyzer names \
+                         it) and update it, then run again; --force requires IMDSv2 anyway";
     match metric {
         Some(Ok(calls)) => {
             if calls.calls > 0 {
@@ -207,6 +209,8 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
                  still uses IMDSv1 is not known"
             ));
             imdsv2.metric_unread = Some(code);
+            hold_help = "the caller needs cloudwatch:GetMetricStatistics (and CloudWatch must be reachable); then run \
+                         again, or pass --force to require IMDSv2 without reading the metric";
         }
         None => {}
     }
@@ -242,14 +246,12 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
         imdsv2.outcome = Imdsv2Outcome::HeldBack;
         let action = if plan.associate.is_some() { Action::HeldBack } else { Action::Unchanged };
         let result = base(existing_id, action, changes, imdsv2);
-        let help = "find what still uses IMDSv1 (an old AWS SDK, CLI or agent: AWS's IMDS Packet Analyzer names it) \
-                    and update it, then run again; --force requires IMDSv2 anyway";
         if printer.json() {
             printer.result_document("attach", &result);
         } else {
             printer.result(&format!("Held back: {why}. Nothing was changed."));
         }
-        printer.info(help);
+        printer.info(hold_help);
         return Ok(ExitStatus::ChangesPending);
     }
     if args.dry_run {

@@ -305,11 +305,25 @@ async fn require_imdsv2_reads_the_metric_then_requires_it_before_the_association
 }
 
 #[tokio::test]
-async fn imdsv1_calls_in_the_metric_hold_require_imdsv2_back_with_the_count_and_dates_and_nothing_is_written_until_force(
+async fn imdsv1_calls_in_the_metric_or_an_unreadable_metric_hold_require_imdsv2_back_and_nothing_is_written_until_force(
 ) {
     let emu = Emulator::start();
     emu.wfboot().args(["bootstrap", "--yes", "--skip-user"]).assert().success();
     let id = launch(&emu).await;
+    // A metric that cannot be read (CloudWatch unreachable: its own endpoint variable, a closed port) holds it back
+    // too: whether anything still uses IMDSv1 is not known.
+    let mark = emu.mark();
+    let out = emu
+        .wfboot()
+        .env("AWS_ENDPOINT_URL_CLOUDWATCH", "http://127.0.0.1:9")
+        .args(["attach", "--instance-id", &id, "--role", "SLIM-Extras_ECS_for_EC2", "--require-imdsv2"])
+        .args(["--retry-attempts", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stdout(&out).contains("could not be read (the connection failed)"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("cloudwatch:GetMetricStatistics"), "{}", stderr(&out));
+    assert!(emu.wfboot_write_attempts_since(mark).is_empty(), "{:?}", emu.wfboot_write_attempts_since(mark));
     let dates = seed_imdsv1_calls(&emu, &id, &[(3, 30.0), (1, 7.0)]).await;
     let args = ["attach", "--instance-id", &id, "--instance-profile", "SLIM-Extras_ECS_for_EC2", "--require-imdsv2"];
 
