@@ -177,14 +177,15 @@ impl NoTokenCalls {
 pub(crate) struct Unread(pub(crate) String);
 
 /// The instance's IMDSv1 calls of the last [`METRIC_DAYS`] days: CloudWatch `AWS/EC2` `MetadataNoToken` for the
-/// dimension `InstanceId`, summed per day (GetMetricStatistics, period 86400 s: 14 data points, within the 1,440 a
-/// call may return, https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricStatistics.html).
+/// dimension `InstanceId`, summed per day (GetMetricStatistics, period 86400 s: 15 data points at most, within the
+/// 1,440 a call may return, https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricStatistics.html).
+/// The periods start at StartTime, so it is midnight UTC: each data point is one calendar day, named by its date.
 /// Days before the instance existed simply have no data.
 pub(crate) async fn imdsv1_calls(clients: &Clients, instance_id: &str) -> std::result::Result<NoTokenCalls, Unread> {
     use aws_sdk_cloudwatch::types::{Dimension, Statistic};
-    let now = SystemTime::now();
-    let from = now - Duration::from_secs(METRIC_DAYS * 86_400);
-    let (from, to) = (DateTime::from(from), DateTime::from(now));
+    let now = DateTime::from(SystemTime::now());
+    let from = DateTime::from_secs((now.secs() - METRIC_DAYS as i64 * 86_400).div_euclid(86_400) * 86_400);
+    let to = now;
     let request = clients
         .cloudwatch
         .get_metric_statistics()
