@@ -3,14 +3,13 @@
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_ec2::types::InstanceMetadataOptionsResponse;
 use aws_sdk_ec2::types::{Filter, IamInstanceProfileSpecification};
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use serde::Serialize;
-
-use aws_sdk_ec2::types::InstanceMetadataOptionsResponse;
 use aws_smithy_types::date_time::Format;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::DateTime;
+use serde::Serialize;
 
 use crate::aws::{errors, Clients};
 use crate::error::{Error, Result};
@@ -122,11 +121,13 @@ pub(crate) async fn describe(clients: &Clients, instance_id: &str) -> Result<Des
     instance.map(Described::from_sdk).ok_or_else(missing)
 }
 
-/// The instances of `ids` that exist (DescribeInstances with an `instance-id` filter, which unlike InstanceIds
-/// leaves out an id that is gone instead of failing the call; every page, 200 ids a call as the filter allows).
+/// The instances of `ids` that exist: DescribeInstances with an `instance-id` filter, whose values are ORed (EC2 API
+/// reference, Filter: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Filter.html) and which, unlike
+/// InstanceIds ("If you specify an instance ID that is not valid, an error is returned", DescribeInstances), leaves
+/// out an instance that is gone. Every page; 100 ids a call, to keep each request small.
 pub(crate) async fn describe_all(clients: &Clients, ids: &[String]) -> Result<Vec<Described>> {
     let mut out = Vec::new();
-    for chunk in ids.chunks(200) {
+    for chunk in ids.chunks(100) {
         let filter = chunk.iter().fold(Filter::builder().name("instance-id"), |f, id| f.values(id)).build();
         let pages = clients.ec2.describe_instances().filters(filter).into_paginator().send();
         let pages = clients.list("the instances", pages).await?;
