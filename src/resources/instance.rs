@@ -3,8 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::types::InstanceMetadataOptionsResponse;
-use aws_sdk_ec2::types::{Filter, IamInstanceProfileSpecification};
+use aws_sdk_ec2::types::{Filter, IamInstanceProfileSpecification, InstanceMetadataOptionsResponse};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::date_time::Format;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
