@@ -1,5 +1,7 @@
-//! `wfboot attach`: associate an instance profile with an instance, idempotently; `wfboot instances`: list
-//! the associations of the region.
+//! `wfboot attach`: associate an instance profile with an instance, idempotently, after reading the instance's
+//! metadata options (a disabled endpoint is refused, IMDSv1 warned about); with `--require-imdsv2`, first require
+//! IMDSv2 once the instance's MetadataNoToken metric shows no IMDSv1 call (`resources::imds`). `wfboot instances`:
+//! list the associations of the region, with each instance's metadata options.
 
 use std::time::{Duration, Instant};
 
