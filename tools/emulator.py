@@ -24,7 +24,8 @@ threaded werkzeug server, wrapped in a middleware that
     the next N writes (a crash point: the client is killed while held), {"fault_rate": F}, {"settle": true},
   * with --realism (or its finer flags), adds what real AWS does and moto does not: IAM read-after-write lag,
     EC2's late view of new instance profiles, ConcurrentModification, DeleteConflict, session expiry, Lambda's,
-    Step Functions' and Batch's late view of a new role, Batch's CREATING/DELETING states (tools/realism.py, which
+    Step Functions' and Batch's late view of a new role, Batch's CREATING/DELETING states, an instance's new
+    metadata options `pending` before `applied` (tools/realism.py, which
     says what each models and its source).
 
 Usage:
@@ -33,6 +34,7 @@ Usage:
         [--no-simulator] [--no-stdin-watch]
         [--realism] [--iam-lag S] [--ec2-lag S] [--delete-conflict S] [--concurrent-modification]
         [--write-hold S] [--lag-jitter F] [--session-seconds S] [--service-lag S] [--batch-transition S]
+        [--metadata-transition S]
 
 Once listening it prints exactly one line on stdout, `READY http://HOST:PORT`; everything
 else goes to stderr. It exits with status 0 on SIGTERM or SIGINT, and when its stdin (if a
