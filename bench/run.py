@@ -760,6 +760,15 @@ def accounts_of_keys(url: str, keys: set[str]) -> dict[str, str]:
     return out
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """CPU time (user + system) a process has used so far, from /proc (Linux); None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def fleet_runs(args, tools: Tools, out: Path) -> list[dict]:
     """`bootstrap --accounts` over each N of --fleet accounts at 40 ms, realism off and on, for each --max-accounts."""
     return [r for n in args.fleet for r in fleet_runs_of(args, tools, out, n)]
@@ -786,19 +795,28 @@ def fleet_runs_of(args, tools: Tools, out: Path, n: int) -> list[dict]:
                 cmd = wfboot_step(tools, emu.url, "bootstrap", "--yes", "--skip-user", "--accounts",
                                   str(accounts_file), "--assume-role-name", FLEET_ROLE, "--max-accounts", str(m))
                 start = emu.log_size()
+                cpu0 = process_cpu_s(emu.proc.pid)
                 r = measure(tools, "wfboot-fleet", emu, lat, logs, f"{tag}-bootstrap", command=cmd)
+                cpu1 = process_cpu_s(emu.proc.pid)
                 entries = aws_entries(read_log(emu.log_path, start, emu.log_size()))
                 owner = accounts_of_keys(emu.url, {e["access_key"] for e in entries if e.get("access_key")})
             per: dict[str, list[dict]] = {}
             for e in entries:
                 per.setdefault(owner.get(e.get("access_key"), "?"), []).append(e)
-            # An account's apply: from its first write to its last answer (its reads and pre-flight come first,
-            # then every account waits for the one question, so a span from its first request means little).
-            spans = {}
+            # An account's apply: from its first write to its last answer (its reads and pre-flight come first). And
+            # when the run's first write came, and when the last account's reads and pre-flight ended (its last
+            # request before its first write), from the run's first request: with --yes no account waits for the
+            # others' pre-flight, so the first write comes long before the last pre-flight ends.
+            spans, preflight_ends, first_writes = {}, [], []
             for a, es in per.items():
                 writes = [e["t"] for e in es if e.get("write") and e.get("action") != "AssumeRole"]
                 if a in ids and writes:
                     spans[a] = max(e["t"] + e["ms"] / 1000 for e in es) - min(writes)
+                    first_writes.append(min(writes))
+                    before = [e["t"] + e["ms"] / 1000 for e in es if e["t"] < min(writes)]
+                    if before:
+                        preflight_ends.append(max(before))
+            t0 = min((e["t"] for e in entries), default=None)
             chains = [chain_length(es) for a, es in per.items() if a in ids]
             try:
                 doc = json.loads((logs / f"{tag}-bootstrap.stdout").read_text())
@@ -821,6 +839,9 @@ def fleet_runs_of(args, tools: Tools, out: Path, n: int) -> list[dict]:
                 "slowest_account": max(spans.items(), key=lambda kv: kv[1]) if spans else None,
                 "median_account_s": statistics.median(spans.values()) if spans else None,
                 "account_chain": chain, "median_waited_s": statistics.median(waited) if waited else None,
+                "emulator_cpu_s": round(cpu1 - cpu0, 2) if cpu0 is not None and cpu1 is not None else None,
+                "first_write_s": round(min(first_writes) - t0, 3) if first_writes and t0 else None,
+                "last_preflight_end_s": round(max(preflight_ends) - t0, 3) if preflight_ends and t0 else None,
                 "retries": retries, "serial_compute_s": round(serial_s, 3), "round_trip_bound_s": round(rt_s, 3),
                 "bound_s": round(bound, 3), "ratio": round(r["wall_s"] / bound, 2) if bound else None,
             })
@@ -1287,18 +1308,25 @@ def fleet_markdown(data: dict) -> list[str]:
         "policy). bound = the larger of the emulator's serial compute (Σ moto_ms: it hands requests to moto one "
         "at a time) and one account's critical path: its dependent round trips (median chain × L, plus its waiting "
         "under realism). An account's apply: from its first write to its last answer, from the log "
-        "(its keys resolved to accounts).",
+        "(its keys resolved to accounts). With `--yes` each account applies as soon as its own pre-flight passed: "
+        "first write and last pre-flight end are counted from the run's first request (the last pre-flight end: the "
+        "last answer any account had before its own first write). Emulator CPU: the emulator process's CPU time "
+        "during the run, all its work (moto's, and its own per-request parsing, logging and realism, which the "
+        "serial compute leaves out; Python's lock serialises most of it too).",
         "",
-        "| accounts | realism | --max-accounts | total wall | calls (writes) | failed accounts | slowest account's apply "
-        "| median account's apply | retries | serial compute | one account's critical path | wall / bound |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| accounts | realism | --max-accounts | total wall | calls (writes) | failed accounts | first write "
+        "| last pre-flight end | slowest account's apply | median account's apply | retries | serial compute "
+        "| emulator CPU | one account's critical path | wall / bound |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for x in fr:
         slow = f"{fmt_s(x['slowest_account'][1])} ({x['slowest_account'][0]})" if x["slowest_account"] else "–"
         lines.append(
             f"| {x['accounts']} | {'on' if x['mode'] == 'realism' else 'off'} | {x['max_accounts']} | {fmt_s(x['wall_s'])} "
-            f"| {x['calls']} ({x['writes']}) | {x['failed_accounts']} of {x['rows']} | {slow} "
+            f"| {x['calls']} ({x['writes']}) | {x['failed_accounts']} of {x['rows']} "
+            f"| {fmt_s(x.get('first_write_s'))} | {fmt_s(x.get('last_preflight_end_s'))} | {slow} "
             f"| {fmt_s(x['median_account_s'])} | {x['retries']} | {fmt_s(x['serial_compute_s'])} "
+            f"| {fmt_s(x.get('emulator_cpu_s'))} "
             f"| {fmt_s(x['round_trip_bound_s'])} ({x['account_chain']} round trips) "
             f"| {x['ratio']} |")
     return lines

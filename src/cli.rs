@@ -188,10 +188,44 @@ pub(crate) struct BootstrapArgs {
     /// each service to accept the roles)
     #[arg(long, value_name = "SECONDS", default_value_t = 120, help_heading = SAFETY)]
     pub(crate) propagation_timeout: u64,
-    /// After applying, run `verify --live`'s probes until the services accept the roles (time to usable; with
-    /// --accounts, in every account after its apply)
-    #[arg(long, help_heading = SAFETY)]
-    pub(crate) wait: bool,
+    /// Return only once the services accept the roles: each service's `verify --live` probe starts as soon as its
+    /// roles are written and read back, and its time to usable is told as it comes. SERVICE: ec2, lambda, states,
+    /// batch, spotfleet, comma-separated (alone: every service the stack serves); with --accounts, in every account
+    #[arg(long, value_name = "SERVICE,...", num_args = 0..=1, default_missing_value = "all", value_delimiter = ',',
+          value_parser = wait_for, help_heading = SAFETY)]
+    pub(crate) wait: Option<Vec<WaitFor>>,
+}
+
+impl BootstrapArgs {
+    /// `--wait`'s services: `None` without `--wait`, every service the stack serves for `Some(empty)`.
+    pub(crate) fn wait_for(&self) -> Option<Vec<crate::verify::Service>> {
+        let names = self.wait.as_ref()?;
+        if names.iter().any(|w| w.0.is_none()) {
+            return Some(Vec::new());
+        }
+        let mut services: Vec<crate::verify::Service> = names.iter().filter_map(|w| w.0).collect();
+        services.sort();
+        services.dedup();
+        Some(services)
+    }
+}
+
+/// One name of `--wait SERVICE,...`; `all` (what `--wait` alone stands for) is `None`: every service the stack serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WaitFor(pub(crate) Option<crate::verify::Service>);
+
+/// `--wait`'s names, checked before anything else (a usage error lists the valid ones).
+fn wait_for(s: &str) -> std::result::Result<WaitFor, String> {
+    if s.trim().eq_ignore_ascii_case("all") {
+        return Ok(WaitFor(None));
+    }
+    crate::verify::Service::parse(s).map(|s| WaitFor(Some(s))).ok_or_else(|| {
+        format!(
+            "unknown service `{s}`: name one or more of {}, separated by commas (or `--wait` alone for every service \
+             the stack serves)",
+            crate::verify::Service::valid_names()
+        )
+    })
 }
 
 #[derive(Debug, Args)]
@@ -382,5 +416,33 @@ fn tag(s: &str) -> std::result::Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => Err("a tag is KEY=VALUE (the value may be empty: KEY=)".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+    use crate::verify::Service;
+
+    fn wait_of(args: &[&str]) -> Option<Vec<Service>> {
+        let cli = Cli::try_parse_from([&["wfboot", "bootstrap"], args].concat()).unwrap();
+        match cli.command {
+            Command::Bootstrap(b) => b.wait_for(),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn wait_alone_means_every_service_and_names_pick_some_in_any_order_and_case() {
+        assert_eq!(wait_of(&[]), None);
+        assert_eq!(wait_of(&["--wait"]), Some(vec![]));
+        assert_eq!(wait_of(&["--wait", "--yes"]), Some(vec![]), "a flag after --wait is not a service");
+        assert_eq!(wait_of(&["--wait", "batch,Lambda"]), Some(vec![Service::Lambda, Service::Batch]));
+        assert_eq!(wait_of(&["--wait=stepfunctions"]), Some(vec![Service::States]));
+        assert_eq!(wait_of(&["--wait", "lambda,all"]), Some(vec![]));
+        let err = Cli::try_parse_from(["wfboot", "bootstrap", "--wait", "lamda"]).unwrap_err().to_string();
+        assert!(err.contains("unknown service `lamda`") && err.contains("lambda (Lambda)"), "{err}");
     }
 }

@@ -9,20 +9,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::Semaphore;
 
 use crate::aws::{AwsSettings, CallStats};
 use crate::cli::BootstrapArgs;
 use crate::commands::{plural, ExitStatus};
 use crate::engine::apply::{AppliedChange, Outcome, Waits};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::output::Printer;
 use crate::pipeline::apply::{self, watch_interrupt, written_not_seen};
-use crate::pipeline::fleet::{self, Row, RowStatus};
+use crate::pipeline::fleet::{self, Row, RowStatus, Slot, Slots};
 use crate::pipeline::guards::{self, Ready};
 use crate::pipeline::preflight::{self, Preflight};
 use crate::pipeline::report::{self, waits_text, Tally};
-use crate::pipeline::wait::{self, WaitReport};
+use crate::pipeline::wait::{self, Readiness, WaitReport};
 use crate::pipeline::{self, Run, Session, Unit};
 use crate::resources::plan::{Plan, PlannedChange, Status};
 use crate::review;
@@ -69,9 +68,172 @@ struct Prepared {
 }
 
 pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapArgs) -> Result<ExitStatus> {
-    let run = Run::open(printer, aws, &args.stack, Some(&args.accounts)).await?;
+    // `--wait SERVICE`: a service the stack has no role for is a usage error, before any AWS call.
+    let check = |stack: &crate::stack::Stack| match args.wait_for() {
+        Some(only) => crate::verify::check_services(stack, &only),
+        None => Ok(()),
+    };
+    let run = Run::open_checked(printer, aws, &args.stack, Some(&args.accounts), check).await?;
     let worker = printer.for_worker();
-    let prepared = run.each(run.units(printer, &worker), |unit| prepare(&run, unit)).await;
+    let units = run.units(printer, &worker);
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let watcher = Watcher::new(interrupted.clone());
+    // With --yes there is no question to gather the accounts for: each applies as soon as its own pre-flight passed.
+    // Otherwise every account is read and pre-flighted first, and the one question comes once.
+    let (applied, failed) = match args.yes {
+        true => {
+            let streamed =
+                run.each_in_slots(units, |unit, slots| straight(&run, unit, args, &interrupted, &watcher, slots));
+            (streamed.await, Vec::new())
+        }
+        false => match gathered(printer, &run, units, args, &interrupted, &watcher).await? {
+            Gathered::Ended(end) => return Ok(end),
+            Gathered::Applied(applied, failed) => (applied, failed),
+        },
+    };
+    watcher.abort();
+
+    let Some(fleet) = run.fleet() else {
+        let Some((_, result)) = applied.into_iter().next() else { return Ok(ExitStatus::Success) };
+        let (report, outcome) = result?;
+        if printer.json() {
+            printer.result_document("bootstrap", &report);
+            return outcome;
+        }
+        if report.plan.has_changes() {
+            printer.result(&summary_line(&report.summary));
+        } else {
+            printer.result(&format!(
+                "Nothing to do: the account already matches stack {}. {} API calls, {} writes, {:.2} s.",
+                report.plan.stack,
+                report.summary.tally.api_calls,
+                report.summary.tally.api_writes,
+                report.summary.tally.wall_seconds
+            ));
+        }
+        if let Some(w) = &report.wait {
+            printer.result(&wait::usable_text(w));
+        }
+        return outcome;
+    };
+    let mut rows = failed;
+    for (unit, result) in applied {
+        let Some(account) = unit.account else { continue };
+        rows.push(match result {
+            Err(e) => Row::failed(printer, account, &e),
+            Ok((report, outcome)) => {
+                let mut row = match &outcome {
+                    Ok(ExitStatus::ChangesPending) => Row::new(account, RowStatus::HeldBack),
+                    Ok(_) if report.plan.has_changes() => Row::new(account, RowStatus::Applied),
+                    Ok(_) => Row::new(account, RowStatus::NoChanges),
+                    Err(e) => Row::failed(printer, account, e),
+                };
+                if row.status != RowStatus::Failed {
+                    let done = match report.plan.has_changes() {
+                        true => summary_line(&report.summary),
+                        false => "nothing to do".into(),
+                    };
+                    printer.info(&format!("{}{done}", unit.prefix()));
+                    if let Some(w) = &report.wait {
+                        let text = wait::usable_text(w);
+                        printer.info(&format!("{}{}", unit.prefix(), text.lines().next().unwrap_or_default()));
+                    }
+                }
+                row.changes = Some(report.summary.tally.writes_done);
+                row.usable_after_seconds = report.wait.as_ref().and_then(|w| w.usable_after_seconds);
+                row.result = serde_json::to_value(&report).ok();
+                row
+            }
+        });
+    }
+    fleet.finish(printer, "bootstrap", &run.stack.name, rows, |rows| {
+        match rows.iter().any(|r| r.status == RowStatus::HeldBack) {
+            true => ExitStatus::ChangesPending,
+            false => ExitStatus::Success,
+        }
+    })
+}
+
+/// What one account's run came to: its report and how it ended (`Err`: it failed before or during the apply).
+type Applied<'a> = (Unit<'a>, Result<(Report, Result<ExitStatus>)>);
+
+/// Ctrl-C's watcher, started once the first account is about to write: from then on, Ctrl-C lets the requests in
+/// flight finish and starts no new change.
+struct Watcher {
+    flag: Arc<AtomicBool>,
+    handle: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Watcher {
+    fn new(flag: Arc<AtomicBool>) -> Watcher {
+        Watcher { flag, handle: Default::default() }
+    }
+
+    fn start(&self) {
+        if let Ok(mut h) = self.handle.lock() {
+            h.get_or_insert_with(|| watch_interrupt(self.flag.clone()));
+        }
+    }
+
+    fn abort(&self) {
+        if let Some(h) = self.handle.lock().ok().and_then(|mut h| h.take()) {
+            h.abort();
+        }
+    }
+}
+
+/// `--yes`: one account from start to end (in one of the --max-accounts slots until its apply is read back): read,
+/// plan, pre-flight, guards, then at once its apply, read-back and `--wait`.
+async fn straight<'a>(
+    run: &Run,
+    unit: Unit<'a>,
+    args: &BootstrapArgs,
+    interrupted: &Arc<AtomicBool>,
+    watcher: &Watcher,
+    slots: Arc<Slots>,
+) -> Applied<'a> {
+    let slot = slots.start().await;
+    if interrupted.load(Ordering::SeqCst) {
+        let e = Error::new(ErrorKind::Interrupted, "interrupted before this account was started");
+        return (unit, Err(e.with_help("run the same command again to complete the rest")));
+    }
+    let (unit, prepared) = prepare(run, unit).await;
+    let checked = prepared.and_then(|p| {
+        show(unit.printer, unit, &p);
+        if let Some(preflight) = &p.preflight {
+            guards::before_writing(&p.session, preflight)?;
+            preflight::report(unit.printer, preflight, &unit.prefix());
+        }
+        let consent = guards::consent_in(unit.printer, args, p.plan.summary.needing_consent, &unit.prefix())?;
+        Ok((p, consent))
+    });
+    let (p, consent) = match checked {
+        Ok(c) => c,
+        Err(e) => return (unit, Err(e)),
+    };
+    if p.plan.has_changes() {
+        watcher.start();
+    }
+    apply_one(run, unit, p, args, consent, interrupted, slot).await
+}
+
+/// Without `--yes`: every account read and pre-flighted (a pool of --max-accounts), each plan shown, then the one
+/// question for all, and the accounts applied.
+enum Gathered<'a> {
+    /// The answer was no (or there is no terminal to ask at): the run's end.
+    Ended(ExitStatus),
+    Applied(Vec<Applied<'a>>, Vec<Row>),
+}
+
+async fn gathered<'a>(
+    printer: &Printer,
+    run: &'a Run,
+    units: Vec<Unit<'a>>,
+    args: &BootstrapArgs,
+    interrupted: &Arc<AtomicBool>,
+    watcher: &Watcher,
+) -> Result<Gathered<'a>> {
+    let prepared = run.each(units, |unit| prepare(run, unit)).await;
 
     // Each account's plan, then its guards: an account stopped here is not asked about and not written to.
     let mut ready: Vec<(Unit, Prepared)> = Vec::new();
@@ -104,8 +266,8 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
         })
         .collect();
     let phrase = ("Apply", "change", "to");
-    if let Some(end) = guards::ask(printer, &run, "bootstrap", args.yes, phrase, &asked, &mut failed)? {
-        return Ok(end);
+    if let Some(end) = guards::ask(printer, run, "bootstrap", args.yes, phrase, &asked, &mut failed)? {
+        return Ok(Gathered::Ended(end));
     }
     let changes: usize = asked.iter().map(|r| r.changes).sum();
     drop(asked);
@@ -113,72 +275,16 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &BootstrapAr
     let consent = changes == 0 || guards::consent(printer, args, needing_consent)?;
 
     // Apply, read back and (`--wait`) probe, account by account.
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let watcher = (changes > 0).then(|| watch_interrupt(interrupted.clone()));
-    let applied =
-        run.each_in_slots(ready, |(unit, p), slots| apply_one(&run, unit, p, args, consent, &interrupted, slots)).await;
-    if let Some(w) = watcher {
-        w.abort();
+    if changes > 0 {
+        watcher.start();
     }
-
-    let Some(fleet) = run.fleet() else {
-        let Some((_, result)) = applied.into_iter().next() else { return Ok(ExitStatus::Success) };
-        let (report, outcome) = result?;
-        if printer.json() {
-            printer.result_document("bootstrap", &report);
-            return outcome;
-        }
-        if report.plan.has_changes() {
-            printer.result(&summary_line(&report.summary));
-        } else {
-            printer.result(&format!(
-                "Nothing to do: the account already matches stack {}. {} API calls, {} writes, {:.2} s.",
-                report.plan.stack,
-                report.summary.tally.api_calls,
-                report.summary.tally.api_writes,
-                report.summary.tally.wall_seconds
-            ));
-        }
-        if let Some(w) = &report.wait {
-            printer.result(&wait::usable_line(w));
-        }
-        return outcome;
-    };
-    let mut rows = failed;
-    for (unit, result) in applied {
-        let Some(account) = unit.account else { continue };
-        rows.push(match result {
-            Err(e) => Row::failed(printer, account, &e),
-            Ok((report, outcome)) => {
-                let mut row = match &outcome {
-                    Ok(ExitStatus::ChangesPending) => Row::new(account, RowStatus::HeldBack),
-                    Ok(_) if report.plan.has_changes() => Row::new(account, RowStatus::Applied),
-                    Ok(_) => Row::new(account, RowStatus::NoChanges),
-                    Err(e) => Row::failed(printer, account, e),
-                };
-                if row.status != RowStatus::Failed {
-                    let done = match report.plan.has_changes() {
-                        true => summary_line(&report.summary),
-                        false => "nothing to do".into(),
-                    };
-                    printer.info(&format!("{}{done}", unit.prefix()));
-                    if let Some(w) = &report.wait {
-                        printer.info(&format!("{}{}", unit.prefix(), wait::usable_line(w)));
-                    }
-                }
-                row.changes = Some(report.summary.tally.writes_done);
-                row.usable_after_seconds = report.wait.as_ref().and_then(|w| w.usable_after_seconds);
-                row.result = serde_json::to_value(&report).ok();
-                row
-            }
-        });
-    }
-    fleet.finish(printer, "bootstrap", &run.stack.name, rows, |rows| {
-        match rows.iter().any(|r| r.status == RowStatus::HeldBack) {
-            true => ExitStatus::ChangesPending,
-            false => ExitStatus::Success,
-        }
-    })
+    let applied = run
+        .each_in_slots(ready, |(unit, p), slots| async move {
+            let slot = slots.start().await;
+            apply_one(run, unit, p, args, consent, interrupted, slot).await
+        })
+        .await;
+    Ok(Gathered::Applied(applied, failed))
 }
 
 /// Step 2 for one account: read, plan, and, when the plan writes, the pre-flight (with the managed policies'
@@ -246,24 +352,43 @@ async fn apply_one<'a>(
     args: &BootstrapArgs,
     consent: bool,
     interrupted: &Arc<AtomicBool>,
-    slots: Arc<Semaphore>,
-) -> (Unit<'a>, Result<(Report, Result<ExitStatus>)>) {
+    slot: Slot,
+) -> Applied<'a> {
     let result = async {
-        // The apply and its read-back in one of the --max-accounts slots; the --wait probes after it, outside.
-        let slot = slots.acquire_owned().await.map_err(|_| Error::aws("the accounts' slots were closed"))?;
+        // The apply and its read-back in one of the --max-accounts slots (`slot`, released after it); the --wait
+        // probes beside it, and after it outside the slots.
         let Prepared { session, plan, .. } = p;
         let opts = guards::apply_options(&session, args, consent, interrupted);
-        let (applied, remaining) = match plan.has_changes() {
-            true => apply::apply_and_verify(unit.printer, &session, &plan, &opts, &unit.prefix()).await?,
-            false => (Vec::new(), None),
+        let prefix = unit.prefix();
+        let wait_for = args.wait_for();
+        let readiness = wait_for.as_ref().map(|only| Readiness::new(wait::needs(&session, only)));
+        let applying = async {
+            let applied = match plan.has_changes() {
+                true => {
+                    let readiness = readiness.as_ref();
+                    apply::apply_and_verify(unit.printer, &session, &plan, &opts, &prefix, readiness, Some(&slot)).await
+                }
+                false => Ok((Vec::new(), None)),
+            };
+            if let Some(r) = &readiness {
+                r.done();
+            }
+            drop(slot);
+            let (applied, remaining) = applied?;
+            // The report of the apply (its calls and wall time), whatever the probes do after it.
+            let report = finish_report(&session, plan.clone(), applied, remaining, &opts.waits, run.started);
+            Ok::<_, Error>((report, interrupted.load(Ordering::SeqCst)))
         };
-        let mut report = finish_report(&session, plan, applied, remaining, &opts.waits, run.started);
-        let stopped = interrupted.load(Ordering::SeqCst);
-        let mut outcome = outcome(&report, stopped);
-        drop(slot);
-        if args.wait && outcome.is_ok() && !stopped {
+        let waiting = async {
+            let (Some(only), Some(readiness)) = (&wait_for, &readiness) else { return None };
             let timeout = Duration::from_secs(args.propagation_timeout);
-            let (waited, failed) = wait::wait_usable(unit.printer, &session, timeout, run.started).await?;
+            Some(wait::wait_usable(unit.printer, &session, only, readiness, timeout, run.started, &prefix).await)
+        };
+        let (applied, waited) = tokio::join!(applying, waiting);
+        let (mut report, stopped) = applied?;
+        let mut outcome = outcome(&report, stopped);
+        if let (Some(waited), true) = (waited, outcome.is_ok() && !stopped) {
+            let (waited, failed) = waited?;
             report.wait = Some(waited);
             if let Some(e) = failed {
                 outcome = Err(e);

@@ -251,7 +251,7 @@ async fn delete(
                 let unseen = written_not_seen(after.changes(), &applied);
                 Ok((after.has_changes().then_some(after), unseen))
             };
-            read_back(unit.printer, &opts, &prefix, "deleted", read).await?
+            read_back(unit.printer, &opts, &prefix, "deleted", read, None).await?
         }
     };
     Ok(finish_report(session, plan, false, applied, remaining, &opts.waits, run.started))

@@ -104,8 +104,17 @@ async fn verify_one(run: &Run, unit: Unit<'_>, args: &VerifyArgs) -> Result<Repo
     let mut swept = Vec::new();
     if args.live {
         let timeout = Duration::from_secs(args.propagation_timeout);
-        let (live, s) = wait::live(unit.printer, clients, desired, &found, timeout, run.started).await?;
-        rows.extend(live);
+        let how = wait::How {
+            found: Some(&found),
+            timeout,
+            started: run.started,
+            gate: &crate::verify::probes::Open,
+            only: &[],
+            prefix: &unit.prefix(),
+        };
+        let (probed, unprobed, s) = wait::live(unit.printer, clients, desired, how).await?;
+        rows.extend(unprobed.into_iter().map(|(_, r)| r));
+        rows.extend(probed.into_iter().map(|p| p.row));
         swept = s;
     }
     rows.sort_by(|a, b| {

@@ -38,13 +38,17 @@ fn is_zero_f64(n: &f64) -> bool {
     *n == 0.0
 }
 
+/// Apply `plan`'s changes, each after what it depends on; when every change of one of the plan's resources has
+/// finished, the observer hears it ([`ApplyObserver::resource_finished`], by the resource's index in the plan).
 pub(crate) async fn apply(
     clients: &Clients,
     plan: &Plan,
     opts: &ApplyOptions,
     observer: &dyn ApplyObserver,
 ) -> Vec<AppliedChange> {
-    apply_changes(clients, plan.changes().collect(), opts, observer).await
+    let resource_of: Vec<usize> =
+        plan.resources.iter().enumerate().flat_map(|(i, r)| std::iter::repeat_n(i, r.changes.len())).collect();
+    apply_in_groups(clients, plan.changes().collect(), Some(&resource_of), opts, observer).await
 }
 
 /// How a change's task ended, as the changes that depend on it see it.
@@ -64,7 +68,19 @@ pub(crate) async fn apply_changes(
     opts: &ApplyOptions,
     observer: &dyn ApplyObserver,
 ) -> Vec<AppliedChange> {
-    let (changes, deps) = in_dependency_order(changes);
+    apply_in_groups(clients, changes, None, opts, observer).await
+}
+
+/// Apply `changes`; with `groups` (a group number per change, in `changes`' order), the observer hears when every
+/// change of a group has finished.
+async fn apply_in_groups(
+    clients: &Clients,
+    changes: Vec<&PlannedChange>,
+    groups: Option<&[usize]>,
+    opts: &ApplyOptions,
+    observer: &dyn ApplyObserver,
+) -> Vec<AppliedChange> {
+    let (changes, deps, original) = in_dependency_order(changes);
 
     type Task<'a> = Shared<LocalBoxFuture<'a, Finished>>;
     let mut tasks: Vec<Task<'_>> = Vec::with_capacity(changes.len());
@@ -113,10 +129,31 @@ pub(crate) async fn apply_changes(
         };
         tasks.push(task.boxed_local().shared());
     }
-    let finished = futures::future::join_all(tasks).await;
+    // A group is finished when its every change is: its tasks awaited (shared) beside the others.
+    let watchers = groups.map(|groups| {
+        let mut members: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for (at, i) in original.iter().enumerate() {
+            if let Some(&g) = groups.get(*i) {
+                members.entry(g).or_default().push(at);
+            }
+        }
+        let tasks = &tasks;
+        let changes = &changes;
+        members.into_iter().map(move |(group, at)| async move {
+            let finished = futures::future::join_all(at.iter().map(|&p| tasks[p].clone())).await;
+            let outcomes: Vec<(&PlannedChange, &Outcome)> =
+                at.iter().zip(&finished).map(|(&p, f)| (changes[p], &f.outcome)).collect();
+            observer.resource_finished(group, &outcomes);
+        })
+    });
+    let (finished, _) = futures::future::join(
+        futures::future::join_all(tasks.clone()),
+        futures::future::join_all(watchers.into_iter().flatten()),
+    )
+    .await;
     changes
-        .into_iter()
-        .cloned()
+        .iter()
+        .map(|c| (*c).clone())
         .zip(finished)
         .map(|(change, f)| AppliedChange {
             change,
@@ -137,7 +174,8 @@ fn finish(observer: &dyn ApplyObserver, change: &PlannedChange, outcome: Outcome
 ///
 /// A change that needs nothing is on level 0; one that needs something is one level above the highest of
 /// its providers (level 1 when none is in the plan: its dependency may be there already).
-fn in_dependency_order(changes: Vec<&PlannedChange>) -> (Vec<&PlannedChange>, Vec<Vec<usize>>) {
+/// Also, for each position, the change's index in `changes`.
+fn in_dependency_order(changes: Vec<&PlannedChange>) -> (Vec<&PlannedChange>, Vec<Vec<usize>>, Vec<usize>) {
     let needs: Vec<Vec<Key>> = changes.iter().map(|c| c.change.needs()).collect();
     let provides: Vec<Vec<Key>> = changes.iter().map(|c| c.change.provides()).collect();
     let providers = |i: usize| -> Vec<usize> {
@@ -179,7 +217,7 @@ fn in_dependency_order(changes: Vec<&PlannedChange>) -> (Vec<&PlannedChange>, Ve
             d
         })
         .collect();
-    (order.into_iter().map(|i| changes[i]).collect(), deps)
+    (order.iter().map(|&i| changes[i]).collect(), deps, order)
 }
 
 /// IAM's eventual consistency and races, which the emulator (immediately consistent) cannot show.
@@ -295,6 +333,37 @@ mod tests {
         let waits = recorder.0.lock().unwrap().clone();
         assert_eq!(waits.len(), 1, "the user is told once: {waits:?}");
         assert!(waits[0].contains("role `R`") && waits[0].contains("propagate"), "{waits:?}");
+    }
+
+    /// Records each resource the apply says is finished, with how many of its changes were done by then.
+    #[derive(Default)]
+    struct Resources {
+        finished: Mutex<Vec<String>>,
+        told: Mutex<Vec<(usize, usize)>>,
+    }
+    impl ApplyObserver for Resources {
+        fn finished(&self, change: &PlannedChange, _: &Outcome) {
+            self.finished.lock().unwrap().push(change.change.operation().to_string());
+        }
+        fn waiting(&self, _: &str) {}
+        fn resource_finished(&self, resource: usize, outcomes: &[(&PlannedChange, &Outcome)]) {
+            assert!(outcomes.iter().all(|(_, o)| **o == Outcome::Done), "{resource}: {:?}", outcomes.len());
+            let done = self.finished.lock().unwrap().len();
+            self.told.lock().unwrap().push((resource, done));
+        }
+    }
+
+    #[tokio::test]
+    async fn each_resource_is_told_once_when_its_last_change_finished() {
+        let create = mock!(Client::create_role).then_output(created);
+        let attach = mock!(Client::attach_role_policy).then_output(|| AttachRolePolicyOutput::builder().build());
+        let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&create, &attach]);
+        let mut plan = role_plan(service_trust(), true);
+        // A second resource with nothing to do is not told (nothing of it runs).
+        plan.resources.push(ResourcePlan::new(Kind::Role, "Unchanged", Ownership::Stack, Vec::<Change>::new(), vec![]));
+        let observer = Resources::default();
+        apply(&Clients::with_iam(iam), &plan, &opts(10_000), &observer).await;
+        assert_eq!(*observer.told.lock().unwrap(), [(0, 2)], "told once, after both of its changes");
     }
 
     #[tokio::test]

@@ -8,6 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+use super::fleet::Slot;
+use super::wait::Readiness;
 use super::{plural, Session};
 use crate::engine::apply::{self, AppliedChange, ApplyObserver, ApplyOptions, Outcome};
 use crate::error::Result;
@@ -30,11 +35,23 @@ pub(crate) struct ApplyProgress<'a> {
     /// How a change someone else already made is described ("already done by someone else", "already gone").
     pub(crate) already_done: &'static str,
     told: std::sync::Mutex<BTreeSet<String>>,
+    /// Where each resource whose changes all finished is told (`--wait`: to read it back for the probes).
+    resources: std::sync::Mutex<Option<mpsc::UnboundedSender<Finished>>>,
 }
+
+/// A resource of the plan (its index) whose every change finished, with what they came to.
+type Finished = (usize, Vec<AppliedChange>);
 
 impl<'a> ApplyProgress<'a> {
     pub(crate) fn new(printer: &'a Printer, bar: indicatif::ProgressBar, prefix: &'a str) -> Self {
-        ApplyProgress { printer, bar, prefix, already_done: "already done by someone else", told: Default::default() }
+        ApplyProgress {
+            printer,
+            bar,
+            prefix,
+            already_done: "already done by someone else",
+            told: Default::default(),
+            resources: Default::default(),
+        }
     }
 }
 
@@ -63,6 +80,21 @@ impl ApplyObserver for ApplyProgress<'_> {
             self.bar.suspend(|| self.printer.info(&format!("{}{what}", self.prefix)));
         }
     }
+
+    fn resource_finished(&self, resource: usize, outcomes: &[(&PlannedChange, &Outcome)]) {
+        if let Ok(Some(tx)) = self.resources.lock().as_deref() {
+            let applied = outcomes
+                .iter()
+                .map(|(c, o)| AppliedChange {
+                    change: (*c).clone(),
+                    outcome: (*o).clone(),
+                    retries: 0,
+                    waited_seconds: 0.0,
+                })
+                .collect();
+            let _ = tx.send((resource, applied));
+        }
+    }
 }
 
 /// Ctrl-C sets `flag`: requests in flight finish, no new change starts.
@@ -78,28 +110,78 @@ pub(crate) fn watch_interrupt(flag: Arc<AtomicBool>) -> tokio::task::JoinHandle<
 /// Apply `plan`, read back what it changed (waiting out IAM's read-after-write lag on what this run wrote), and
 /// apply again once if what still differs is real: drift, or a concurrent run's doing. Returns what was applied
 /// and what still differs.
+///
+/// `readiness` (`--wait`): each resource the probes need is read back on its own as soon as its changes finished
+/// (beside the rest of the apply), and said ready once IAM shows it; a failed change or Ctrl-C stops the probes.
 pub(crate) async fn apply_and_verify(
     printer: &Printer,
     session: &Session,
     plan: &Plan,
     opts: &ApplyOptions,
     prefix: &str,
+    readiness: Option<&Readiness>,
+    slot: Option<&Slot>,
+) -> Result<(Vec<AppliedChange>, Option<Plan>)> {
+    let Some(readiness) = readiness else {
+        return apply_rounds(printer, session, plan, opts, prefix, None, slot).await;
+    };
+    let (tx, rx) = mpsc::unbounded_channel();
+    let rounds = apply_rounds(printer, session, plan, opts, prefix, Some((tx, readiness)), slot);
+    let settle = settle_each(session, plan, rx, readiness, opts);
+    tokio::pin!(rounds, settle);
+    // The read-backs per resource end with the apply (what is left is then read back by the whole read-back).
+    let result = tokio::select! {
+        r = &mut rounds => r,
+        _ = &mut settle => (&mut rounds).await,
+    };
+    if let Err(e) = &result {
+        readiness.stop(&format!("the apply failed: {e}"));
+    }
+    readiness.done();
+    result
+}
+
+async fn apply_rounds(
+    printer: &Printer,
+    session: &Session,
+    plan: &Plan,
+    opts: &ApplyOptions,
+    prefix: &str,
+    mut tell: Option<(mpsc::UnboundedSender<Finished>, &Readiness)>,
+    slot: Option<&Slot>,
 ) -> Result<(Vec<AppliedChange>, Option<Plan>)> {
     let mut applied: Vec<AppliedChange> = Vec::new();
     let mut current = plan.clone();
     let mut remaining = None;
     for round in 1..=MAX_ROUNDS {
         let observer = ApplyProgress::new(printer, printer.bar(current.summary.changes as u64, "applying"), prefix);
+        // Only the first round's resources are told (a second round re-applies what a concurrent run undid).
+        let readiness = tell.take().map(|(tx, readiness)| {
+            if let Ok(mut r) = observer.resources.lock() {
+                *r = Some(tx);
+            }
+            readiness
+        });
         let results = apply::apply(&session.clients, &current, opts, &observer).await;
+        if let Ok(mut r) = observer.resources.lock() {
+            r.take();
+        }
         observer.bar.finish_and_clear();
         let failed = results.iter().any(|r| matches!(r.outcome, Outcome::Failed { .. }));
         applied.extend(results);
-        if failed || opts.interrupted.load(Ordering::SeqCst) {
+        let interrupted = opts.interrupted.load(Ordering::SeqCst);
+        if let (Some(readiness), true) = (readiness, failed || interrupted) {
+            readiness.stop(match interrupted {
+                true => "interrupted",
+                false => "a change failed",
+            });
+        }
+        if failed || interrupted {
             break;
         }
         // Verify: observe again what was to change, and nothing else.
         let part = resources::changed_part(&session.desired, &current);
-        let after = read_back_part(printer, session, &part, &applied, opts, prefix).await?;
+        let after = read_back_part(printer, session, &part, &applied, opts, prefix, slot).await?;
         let outstanding = after.changes().filter(|c| opts.consent || !c.needs_consent).count();
         remaining = after.has_changes().then(|| after.clone());
         if outstanding == 0 {
@@ -121,6 +203,77 @@ pub(crate) async fn apply_and_verify(
     Ok((applied, remaining))
 }
 
+/// `--wait`'s read-back per resource: the resources the probes need, each read on its own once its changes
+/// finished, until IAM shows what this run wrote to it; then it is ready (or failed, when a change of it did not
+/// complete). A resource with nothing to change is ready at once. Ends when the apply has told every resource and
+/// each was read back.
+async fn settle_each(
+    session: &Session,
+    plan: &Plan,
+    mut finished: mpsc::UnboundedReceiver<Finished>,
+    readiness: &Readiness,
+    opts: &ApplyOptions,
+) {
+    for r in plan.resources.iter().filter(|r| r.changes.is_empty()) {
+        readiness.ready(r.kind, &r.name);
+    }
+    let mut reading = futures::stream::FuturesUnordered::new();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            told = finished.recv(), if open => match told {
+                None => open = false,
+                Some((i, outcomes)) => {
+                    let Some(r) = plan.resources.get(i).filter(|r| readiness.needed(r.kind, &r.name)) else { continue };
+                    let incomplete = outcomes.iter().find_map(|a| match &a.outcome {
+                        Outcome::Failed { error } => Some(error.clone()),
+                        Outcome::Skipped { reason } => Some(reason.clone()),
+                        _ => None,
+                    });
+                    match incomplete {
+                        Some(why) => readiness.failed(r.kind, &r.name, why),
+                        None => reading.push(read_back_one(session, plan, i, outcomes, readiness, opts)),
+                    }
+                }
+            },
+            Some(()) = reading.next(), if !reading.is_empty() => {}
+            else => break,
+        }
+    }
+}
+
+/// One resource of `plan` (its index `i`), read back until IAM shows what this run wrote to it (within
+/// `--propagation-timeout`), then ready. A read that fails otherwise makes it ready too: the probes then ask the
+/// services, which say what is wrong.
+async fn read_back_one(
+    session: &Session,
+    plan: &Plan,
+    i: usize,
+    applied: Vec<AppliedChange>,
+    readiness: &Readiness,
+    opts: &ApplyOptions,
+) {
+    let r = &plan.resources[i];
+    let target =
+        Target { partition: plan.partition.clone(), account_id: plan.account_id.clone(), region: plan.region.clone() };
+    let one = Plan::new(&plan.stack, &target, None, vec![r.clone()]);
+    let part = resources::changed_part(&session.desired, &one);
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let seen = match resources::observe(&session.clients, &part, None, true).await {
+            Ok(observed) => written_not_seen(resources::diff(&part, &observed, None).changes(), &applied) == 0,
+            Err(e) => !e.is_code("NoSuchEntity"),
+        };
+        if seen || start.elapsed() + delay >= opts.propagation_timeout {
+            readiness.ready(r.kind, &r.name);
+            return;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
 /// Observe `part` after applying and diff it, until IAM shows what this run wrote ([`read_back`]).
 async fn read_back_part(
     printer: &Printer,
@@ -129,17 +282,60 @@ async fn read_back_part(
     applied: &[AppliedChange],
     opts: &ApplyOptions,
     prefix: &str,
+    slot: Option<&Slot>,
 ) -> Result<Plan> {
-    let user = session.user.as_deref().filter(|_| !part.user_policies.is_empty());
+    let user_of = |part: &crate::stack::Desired| session.user.as_deref().filter(|_| !part.user_policies.is_empty());
+    // After the first read, only the resources IAM did not show yet are read again; the others keep what was read.
+    let last: std::sync::Mutex<Option<Plan>> = Default::default();
     let read = || async {
+        let previous = last.lock().ok().and_then(|l| l.clone());
+        let (again, kept) = match &previous {
+            None => (part.clone(), Vec::new()),
+            Some(before) => {
+                let (unseen, seen): (Vec<_>, Vec<_>) =
+                    before.resources.iter().cloned().partition(|r| written_not_seen(r.changes.iter(), applied) > 0);
+                let target = Target {
+                    partition: before.partition.clone(),
+                    account_id: before.account_id.clone(),
+                    region: before.region.clone(),
+                };
+                let unseen = Plan::new(&before.stack, &target, before.user.clone(), unseen);
+                (resources::changed_part(part, &unseen), seen)
+            }
+        };
         let spinner = printer.spinner("verifying");
-        let observed = resources::observe(&session.clients, part, user, true).await;
+        let observed = resources::observe(&session.clients, &again, user_of(&again), true).await;
         spinner.finish_and_clear();
-        let after = resources::diff(part, &observed?, user);
+        let read = resources::diff(&again, &observed?, user_of(&again));
+        let after = match kept.is_empty() && previous.is_none() {
+            true => read,
+            false => {
+                let target = Target {
+                    partition: read.partition.clone(),
+                    account_id: read.account_id.clone(),
+                    region: read.region.clone(),
+                };
+                // In the first read's order: each resource read again replaces what was read of it before.
+                let mut fresh = read.resources;
+                let mut resources: Vec<_> = previous
+                    .iter()
+                    .flat_map(|p| p.resources.iter())
+                    .filter_map(|r| match fresh.iter().position(|f| f.kind == r.kind && f.name == r.name) {
+                        Some(i) => Some(fresh.remove(i)),
+                        None => kept.iter().find(|k| k.kind == r.kind && k.name == r.name).cloned(),
+                    })
+                    .collect();
+                resources.append(&mut fresh);
+                Plan::new(&read.stack, &target, user_of(part).map(str::to_string), resources)
+            }
+        };
         let unseen = written_not_seen(after.changes(), applied);
+        if let Ok(mut l) = last.lock() {
+            *l = Some(after.clone());
+        }
         Ok((after, unseen))
     };
-    read_back(printer, opts, prefix, "wrote", read).await
+    read_back(printer, opts, prefix, "wrote", read, slot).await
 }
 
 /// Read the account again after writing (`read` gives what it shows and how many of this run's writes it does
@@ -149,13 +345,15 @@ async fn read_back_part(
 /// "changes that I make are not always immediately visible":
 /// https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency;
 /// terraform-provider-aws internal/service/iam/role.go reads a new role with RetryWhenNewResourceNotFound).
-/// `did` says what this run did ("wrote", "deleted").
+/// `did` says what this run did ("wrote", "deleted"). While it waits, the account's `slot` (in a fleet) is lent to
+/// the next account.
 pub(crate) async fn read_back<P, F, Fut>(
     printer: &Printer,
     opts: &ApplyOptions,
     prefix: &str,
     did: &str,
     read: F,
+    slot: Option<&Slot>,
 ) -> Result<P>
 where
     F: Fn() -> Fut,
@@ -182,7 +380,10 @@ where
             ));
             told = true;
         }
-        opts.waits.sleep(delay).await;
+        match slot {
+            Some(slot) => slot.idle(opts.waits.sleep(delay)).await,
+            None => opts.waits.sleep(delay).await,
+        }
         delay = (delay * 2).min(Duration::from_secs(2));
     }
 }

@@ -313,6 +313,97 @@ where
     done.into_iter().map(|(_, result)| result).collect()
 }
 
+/// The `--max-accounts` slots of a run that writes: an account works in one, gives it back while it only waits (for
+/// IAM to show what it wrote: it has no request in flight then) and takes one again before it asks AWS again, ahead
+/// of the accounts that have not started yet. So waiting accounts do not hold back the next ones, and the ones
+/// under way finish first.
+pub(crate) struct Slots {
+    state: std::sync::Mutex<SlotState>,
+}
+
+struct SlotState {
+    free: usize,
+    /// Accounts under way that want their slot back (served first), and accounts waiting to start.
+    resuming: std::collections::VecDeque<tokio::sync::oneshot::Sender<()>>,
+    starting: std::collections::VecDeque<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Slots {
+    pub(crate) fn new(n: usize) -> std::sync::Arc<Slots> {
+        let state = SlotState { free: n.max(1), resuming: Default::default(), starting: Default::default() };
+        std::sync::Arc::new(Slots { state: std::sync::Mutex::new(state) })
+    }
+
+    /// A slot to start an account in, after every account that waits to resume.
+    pub(crate) async fn start(self: &std::sync::Arc<Self>) -> Slot {
+        self.acquire(false).await;
+        Slot { slots: self.clone(), held: std::sync::atomic::AtomicBool::new(true) }
+    }
+
+    async fn acquire(&self, resuming: bool) {
+        let rx = {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if s.free > 0 && (resuming || s.resuming.is_empty()) {
+                s.free -= 1;
+                return;
+            }
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            match resuming {
+                true => s.resuming.push_back(tx),
+                false => s.starting.push_back(tx),
+            }
+            rx
+        };
+        // Handed over by `release` (a closed channel only if the run is going away).
+        let _ = rx.await;
+    }
+
+    fn release(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let Some(next) = s.resuming.pop_front().or_else(|| s.starting.pop_front()) else {
+                s.free += 1;
+                return;
+            };
+            // Handed straight to the next account; one that stopped waiting is skipped.
+            if next.send(()).is_ok() {
+                return;
+            }
+        }
+    }
+}
+
+/// An account's slot ([`Slots`]); given back when dropped.
+pub(crate) struct Slot {
+    slots: std::sync::Arc<Slots>,
+    held: std::sync::atomic::AtomicBool,
+}
+
+impl Slot {
+    /// Wait for `what` without holding the slot, and take one again after (ahead of the accounts not started).
+    pub(crate) async fn idle<F: std::future::Future>(&self, what: F) -> F::Output {
+        use std::sync::atomic::Ordering;
+        let gave = self.held.swap(false, Ordering::SeqCst);
+        if gave {
+            self.slots.release();
+        }
+        let out = what.await;
+        if gave {
+            self.slots.acquire(true).await;
+            self.held.store(true, Ordering::SeqCst);
+        }
+        out
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.held.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.slots.release();
+        }
+    }
+}
+
 /// An account's plan: its summary on stderr and, as text, the plan on stdout when it has changes.
 pub(crate) fn show_plan(printer: &Printer, account: &Account, changes: usize, text: impl FnOnce() -> String) {
     let planned = match changes {
@@ -395,7 +486,35 @@ fn table(rows: &[Row]) -> String {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use super::in_a_pool;
+    use super::{in_a_pool, Slots};
+
+    #[tokio::test]
+    async fn an_account_that_only_waits_lends_its_slot_and_gets_one_back_before_the_accounts_not_started() {
+        // One slot. A starts and goes idle for 300 ms: B starts meanwhile (and works 400 ms); C waits to start.
+        // When A's wait ends, A gets the slot after B, before C.
+        let slots = Slots::new(1);
+        let t = Instant::now();
+        let order = std::sync::Mutex::new(Vec::new());
+        let a = async {
+            let slot = slots.start().await;
+            slot.idle(tokio::time::sleep(Duration::from_millis(300))).await;
+            order.lock().unwrap().push(("A resumed", t.elapsed()));
+        };
+        let b = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _slot = slots.start().await;
+            order.lock().unwrap().push(("B started", t.elapsed()));
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        };
+        let c = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let _slot = slots.start().await;
+            order.lock().unwrap().push(("C started", t.elapsed()));
+        };
+        tokio::join!(a, b, c);
+        let order: Vec<&str> = order.into_inner().unwrap().into_iter().map(|(w, _)| w).collect();
+        assert_eq!(order, ["B started", "A resumed", "C started"]);
+    }
 
     #[tokio::test]
     async fn a_slow_account_does_not_hold_back_the_ones_after_it_and_results_stay_in_file_order() {

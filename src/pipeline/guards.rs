@@ -18,6 +18,16 @@ use crate::verify::{self, Status};
 
 /// May changes to resources wfboot did not create be made? `--adopt`, or the interactive answer.
 pub(crate) fn consent(printer: &Printer, args: &BootstrapArgs, needing_consent: usize) -> Result<bool> {
+    consent_in(printer, args, needing_consent, "")
+}
+
+/// [`consent`] for one account (`prefix` names it in a fleet): with `--yes` each account is decided on its own.
+pub(crate) fn consent_in(
+    printer: &Printer,
+    args: &BootstrapArgs,
+    needing_consent: usize,
+    prefix: &str,
+) -> Result<bool> {
     if needing_consent == 0 || args.adopt {
         Ok(true)
     } else if printer.interactive && !args.yes {
@@ -29,7 +39,7 @@ pub(crate) fn consent(printer: &Printer, args: &BootstrapArgs, needing_consent: 
         prompt::confirm(printer, &question, "--adopt")
     } else {
         printer.warn(&format!(
-            "{} change{} to resources wfboot did not create will be held back; re-run with --adopt to make them",
+            "{prefix}{} change{} to resources wfboot did not create will be held back; re-run with --adopt to make them",
             needing_consent,
             plural(needing_consent)
         ));

@@ -28,8 +28,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::Semaphore;
-
 use crate::account_list::Account;
 use crate::aws::{errors, AwsSettings, Clients};
 use crate::cli::{AccountsArgs, StackArgs};
@@ -136,8 +134,20 @@ impl Run {
         args: &StackArgs,
         accounts: Option<&AccountsArgs>,
     ) -> Result<Run> {
+        Run::open_checked(printer, aws, args, accounts, |_| Ok(())).await
+    }
+
+    /// [`Run::open`], with the verb's own check of its flags against the stack (`check`), also before any AWS call.
+    pub(crate) async fn open_checked(
+        printer: &Printer,
+        aws: &AwsSettings,
+        args: &StackArgs,
+        accounts: Option<&AccountsArgs>,
+        check: impl FnOnce(&Stack) -> Result<()>,
+    ) -> Result<Run> {
         let started = Instant::now();
         let stack = validated_stack(printer, args)?;
+        check(&stack)?;
         let scope = match accounts.filter(|a| a.accounts.is_some()) {
             Some(accounts) => Scope::Fleet(fleet::Fleet::open(printer, aws, &stack, args, accounts).await?),
             None => Scope::Own(Clients::connect(aws).await?),
@@ -172,14 +182,15 @@ impl Run {
     }
 
     /// Like [`Run::each`], but every item starts at once and takes one of the `--max-accounts` slots only for the
-    /// part of its work that must be bounded (`work` is given the slots): `bootstrap --wait`'s probes, which
-    /// mostly wait for the services, do not hold back the next account's apply.
+    /// part of its work that must be bounded (`work` is given the slots, [`fleet::Slots`]): `bootstrap --wait`'s
+    /// probes, which mostly wait for the services, do not hold back the next account's apply, nor does an account
+    /// waiting for IAM to show what it wrote.
     pub(crate) async fn each_in_slots<I, T, F, Fut>(&self, items: Vec<I>, work: F) -> Vec<T>
     where
-        F: Fn(I, Arc<Semaphore>) -> Fut,
+        F: Fn(I, Arc<fleet::Slots>) -> Fut,
         Fut: std::future::Future<Output = T>,
     {
-        let slots = Arc::new(Semaphore::new(self.fleet().map_or(1, |f| f.max_accounts)));
+        let slots = fleet::Slots::new(self.fleet().map_or(1, |f| f.max_accounts));
         let n = items.len();
         fleet::in_a_pool(items, n, |item| work(item, slots.clone())).await
     }

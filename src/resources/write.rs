@@ -52,6 +52,9 @@ pub(crate) struct ApplyOptions {
 pub(crate) trait ApplyObserver {
     fn finished(&self, change: &PlannedChange, outcome: &Outcome);
     fn waiting(&self, what: &str);
+    /// Every change of the plan's resource number `resource` has finished, with these outcomes (an apply of a
+    /// whole plan tells this; `bootstrap --wait` reads the resource back and lets the probes that need it begin).
+    fn resource_finished(&self, _resource: usize, _outcomes: &[(&PlannedChange, &Outcome)]) {}
 }
 
 /// How long a run waited for AWS (backoff before a retry, or before reading back what it wrote) and how many

@@ -65,6 +65,106 @@ impl Row {
     }
 }
 
+/// A service the stacks' roles are made for, as `bootstrap --wait SERVICE,...` names it: the first label of its
+/// principal (`lambda` for `lambda.amazonaws.com`), which is how the probes pick the roles they ask about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Service {
+    /// EC2, through the stack's instance profiles.
+    Ec2,
+    Lambda,
+    /// Step Functions (`states.amazonaws.com`).
+    States,
+    Batch,
+    /// Spot Fleet (`spotfleet.amazonaws.com`): no probe of its own; the Batch probe passes its role.
+    Spotfleet,
+}
+
+impl Service {
+    pub(crate) const ALL: [Service; 5] =
+        [Service::Ec2, Service::Lambda, Service::States, Service::Batch, Service::Spotfleet];
+
+    /// The principal's first label, and the name `--wait` takes.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Service::Ec2 => "ec2",
+            Service::Lambda => "lambda",
+            Service::States => "states",
+            Service::Batch => "batch",
+            Service::Spotfleet => "spotfleet",
+        }
+    }
+
+    /// How people name it.
+    pub(crate) fn title(self) -> &'static str {
+        match self {
+            Service::Ec2 => "EC2",
+            Service::Lambda => "Lambda",
+            Service::States => "Step Functions",
+            Service::Batch => "Batch",
+            Service::Spotfleet => "Spot Fleet",
+        }
+    }
+
+    /// `lambda`, `states` (or `stepfunctions`), ... as `--wait` takes them, in any case.
+    pub(crate) fn parse(name: &str) -> Option<Service> {
+        let name = name.trim().to_ascii_lowercase();
+        match name.as_str() {
+            "stepfunctions" | "step-functions" => Some(Service::States),
+            _ => Service::ALL.into_iter().find(|s| s.label() == name),
+        }
+    }
+
+    /// "ec2 (EC2), lambda (Lambda), ...": what `--wait` accepts, for its error.
+    pub(crate) fn valid_names() -> String {
+        Service::ALL.iter().map(|s| format!("{} ({})", s.label(), s.title())).collect::<Vec<_>>().join(", ")
+    }
+
+    /// The services `role`'s trust document admits: those a probe can ask about.
+    pub(crate) fn of_trust(trust: &Value) -> Vec<Service> {
+        let labels: Vec<String> =
+            trusted_services(trust).iter().filter_map(|s| s.split('.').next().map(str::to_string)).collect();
+        Service::ALL.into_iter().filter(|s| labels.iter().any(|l| l == s.label())).collect()
+    }
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// `bootstrap --wait SERVICE,...`: each service named must be one the stack has a role for (its trust documents,
+/// rendered offline, name the service); otherwise a usage error before any AWS call, saying which it serves.
+pub(crate) fn check_services(stack: &Stack, only: &[Service]) -> Result<()> {
+    // Which services a trust document names does not depend on the account: any target renders them.
+    let target =
+        crate::stack::Target { partition: "aws".into(), account_id: "123456789012".into(), region: "us-east-1".into() };
+    let mut served = std::collections::BTreeSet::new();
+    for role in &stack.roles {
+        match role.render_trust(&target) {
+            Ok(trust) => served.extend(Service::of_trust(&trust)),
+            // A trust document that does not render here is judged with the account (the probes say it).
+            Err(_) => return Ok(()),
+        }
+    }
+    let missing: Vec<&str> = only.iter().filter(|s| !served.contains(s)).map(|s| s.label()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let serves = match served.is_empty() {
+        true => "no service its probes can ask about".to_string(),
+        false => served.iter().map(|s| s.label()).collect::<Vec<_>>().join(", "),
+    };
+    Err(crate::error::Error::usage(format!(
+        "--wait {}: stack {} has no role for {}; its roles are for {serves}; nothing was sent to AWS",
+        only.iter().map(|s| s.label()).collect::<Vec<_>>().join(","),
+        stack.name,
+        missing.join(", ")
+    ))
+    .with_help("name only services the stack serves, or give --wait alone to wait for every one of them"))
+}
+
 /// What a service sends when it assumes a role, for the trust check's request context.
 pub(crate) struct ServiceContext {
     /// The principal's first label (`batch` for `batch.amazonaws.com`).

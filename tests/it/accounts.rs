@@ -255,6 +255,50 @@ fn account_keys_since(emu: &Emulator, mark: usize) -> Vec<String> {
     emu.requests().into_iter().skip(mark).map(|r| r.access_key).filter(|k| k != WFBOOT_KEY).collect()
 }
 
+/// Per account of the requests after `mark` (its session's own key): the arrival of its first write, and of its last
+/// request before that (the end of its reads and pre-flight). sts:AssumeRole, made with the caller's key, is no
+/// account's.
+fn first_write_and_last_read_before(emu: &Emulator, mark: usize) -> Vec<(f64, f64)> {
+    let requests: Vec<Request> = emu.requests().into_iter().skip(mark).filter(|r| r.access_key != WFBOOT_KEY).collect();
+    let mut keys: Vec<&str> = requests.iter().map(|r| r.access_key.as_str()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.iter()
+        .filter_map(|k| {
+            let own: Vec<&Request> = requests.iter().filter(|r| r.access_key == *k).collect();
+            let first_write = own.iter().position(|r| r.write)?;
+            let last_read = own[..first_write].iter().map(|r| r.t).fold(0.0, f64::max);
+            Some((own[first_write].t, last_read))
+        })
+        .collect()
+}
+
+/// With --yes there is no question to gather the accounts for: each account applies as soon as its own pre-flight
+/// passed. Two at a time over three accounts: the third account is read only once a slot is free, after the first
+/// account's apply, so the first write comes before the last account's pre-flight ended (before, every account was
+/// read and pre-flighted first, and the first write came after all of them).
+#[tokio::test]
+async fn with_yes_each_account_applies_as_soon_as_its_own_pre_flight_passed() {
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mark = emu.mark();
+    let out = multi(&emu, dir.path(), &["bootstrap", "--yes", "--skip-user", "--max-accounts", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    let accounts = first_write_and_last_read_before(&emu, mark);
+    assert_eq!(accounts.len(), 3, "{accounts:?}");
+    let first_write = accounts.iter().map(|(w, _)| *w).fold(f64::MAX, f64::min);
+    let last_preflight = accounts.iter().map(|(_, r)| *r).fold(0.0, f64::max);
+    assert!(
+        first_write < last_preflight,
+        "the first write ({first_write}) waited for every account's pre-flight (the last ended at {last_preflight})"
+    );
+    // Each account still has the single run's end state, and a re-run writes nothing.
+    let mark = emu.mark();
+    let again = multi(&emu, dir.path(), &["bootstrap", "--yes", "--skip-user", "--max-accounts", "2"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(writes_since(&emu, mark), vec!["AssumeRole"; 3]);
+}
+
 #[tokio::test]
 async fn max_accounts_bounds_how_many_accounts_are_worked_on_at_once() {
     let emu = Emulator::start();
@@ -374,12 +418,19 @@ async fn at_a_terminal_bootstrap_shows_every_accounts_plan_and_asks_once() {
     p.exp_eof().unwrap();
     assert_eq!(writes_since(&emu, 0), vec!["AssumeRole"; 3]);
 
+    let mark = emu.mark();
     let mut p = run("y");
     for account in ACCOUNTS {
         p.exp_regex(&format!("{account} .*applied 24")).unwrap();
     }
     p.exp_string("3 accounts, 0 failed.").unwrap();
     p.exp_eof().unwrap();
+    // The question gathers the accounts: every account was read and pre-flighted before the first write.
+    let accounts = first_write_and_last_read_before(&emu, mark);
+    assert_eq!(accounts.len(), 3, "{accounts:?}");
+    let first_write = accounts.iter().map(|(w, _)| *w).fold(f64::MAX, f64::min);
+    let last_preflight = accounts.iter().map(|(_, r)| *r).fold(0.0, f64::max);
+    assert!(last_preflight < first_write, "an account wrote ({first_write}) before the question ({last_preflight})");
 }
 
 /// `bootstrap --accounts --wait`: every account's probes run after its own apply; each row says when that

@@ -303,3 +303,186 @@ async fn under_realism_a_multi_account_run_longer_than_its_sessions_renews_them_
     let assumed = emu.requests().iter().filter(|r| r.action == "AssumeRole" && r.status == Some(200)).count();
     assert!(assumed > ACCOUNTS.len(), "the sessions were never renewed ({assumed} AssumeRole)");
 }
+
+/// Realism for `--wait`: the services' windows (Lambda, Step Functions and Batch refuse a new role, EC2 a new
+/// instance profile) last a minute, longer than any apply here even on a busy machine; the tests end them
+/// themselves (`settle`) once every probe has been refused, so the moment the roles become usable is known. Every
+/// write holds its entity for 0.3 s, so the operator user's eight attachments go one at a time and are the apply's
+/// last writes.
+const WAIT_LAG: [&str; 15] = [
+    "--realism",
+    "--iam-lag",
+    "0.5",
+    "--ec2-lag",
+    "60",
+    "--service-lag",
+    "60",
+    "--lag-jitter",
+    "0",
+    "--batch-transition",
+    "0.3",
+    "--write-hold",
+    "0.3",
+    "--seed",
+    "1",
+];
+
+/// Each probed service: its name in the report, the line that says it took its role, its probe's request in the
+/// emulator's log, and the realism mark of a refusal.
+const PROBED: [(&str, &str, &str, &str); 4] = [
+    (
+        "ec2",
+        "EC2 accepts the instance profile SLIM-Extras_ECS_for_EC2 (role SLIM-Extras_ECS_for_EC2)",
+        "RunInstances",
+        "ec2_not_propagated",
+    ),
+    (
+        "lambda",
+        "Lambda accepts the role SLIM-Extras_for_Lambda",
+        "POST /2015-03-31/functions",
+        "service_role_not_propagated",
+    ),
+    (
+        "states",
+        "Step Functions accepts the role StepFunctionsLambdaRole",
+        "CreateStateMachine",
+        "service_role_not_propagated",
+    ),
+    (
+        "batch",
+        "Batch accepts the role AWSBatchServiceRole (a compute environment created then went VALID)",
+        "POST /v1/createcomputeenvironment",
+        "batch_role_not_propagated",
+    ),
+];
+
+/// When the service first took a probe of this run's: the answer to its first request after `mark` that the emulator
+/// neither refused (`refusal`) nor failed; and how many it refused.
+fn first_accepted(emu: &Emulator, mark: usize, action: &str, refusal: &str) -> (Option<f64>, usize) {
+    let calls: Vec<Request> = emu.wfboot_requests_since(mark).into_iter().filter(|r| r.action == action).collect();
+    let refused = calls.iter().filter(|r| r.realism.as_deref() == Some(refusal)).count();
+    let accepted = calls.iter().find(|r| r.realism.as_deref() != Some(refusal) && r.status.is_some_and(|s| s < 500));
+    (accepted.map(|r| r.answered()), refused)
+}
+
+/// `wfboot ARGS --output json` started on `emu`; once each of `probes` (action, refusal) has been refused at least
+/// once, every window is ended (the roles become usable then): the run, which must exit 0, and when that was.
+fn wait_run_made_usable(emu: &Emulator, mark: usize, args: &[&str], probes: &[(&str, &str)]) -> (Run, f64) {
+    let child = emu
+        .wfboot_std()
+        .args(args)
+        .args(["--output", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let begun = std::time::Instant::now();
+    while !probes.iter().all(|(action, refusal)| first_accepted(emu, mark, action, refusal).1 > 0) {
+        assert!(begun.elapsed().as_secs() < 90, "not every probe was refused within 90 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let usable_from = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    emu.settle();
+    let out = child.wait_with_output().unwrap();
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{args:?}:\n{text}\n{err}");
+    (Run { json: serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")), stderr: err }, usable_from)
+}
+
+#[tokio::test]
+async fn under_realism_bootstrap_wait_reports_each_service_as_it_becomes_usable_probing_before_the_apply_ends() {
+    let emu = Emulator::start_with(&WAIT_LAG);
+    emu.create_demo_user().await;
+    emu.settle();
+    let mark = emu.mark();
+    let probes: Vec<(&str, &str)> = PROBED.iter().map(|(_, _, action, refusal)| (*action, *refusal)).collect();
+    let (run, usable_from) =
+        wait_run_made_usable(&emu, mark, &["bootstrap", "--yes", "--user-name", "demo", "--wait"], &probes);
+    let wait = &run.json["wait"];
+    assert_eq!(wait["usable"], json!(true), "{wait:#}");
+    assert_eq!(wait["waited_for"], json!([]), "{wait:#}");
+    let services = wait["services"].as_array().unwrap();
+    let names: Vec<&str> = services.iter().map(|s| s["service"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ec2", "lambda", "states", "batch", "spotfleet"], "{wait:#}");
+    let of = |name: &str| services.iter().find(|s| s["service"] == name).unwrap();
+    // Each probed service: refused while its window lasted, then usable (reported, and told on stderr as it came)
+    // once the window was over, when the log says it took a probe.
+    let started = emu.wfboot_requests_since(mark)[0].t;
+    let mut offsets = Vec::new();
+    for (name, told, action, refusal) in PROBED {
+        let s = of(name);
+        assert_eq!(s["status"], "ok", "{s:#}");
+        let after = s["usable_after_seconds"].as_f64().unwrap_or_else(|| panic!("{s:#}"));
+        assert!(s["probing_from_seconds"].as_f64().unwrap() <= after, "{s:#}");
+        assert!(run.stderr.contains(&format!("{told}: usable after")), "{}", run.stderr);
+        let (accepted, _) = first_accepted(&emu, mark, action, refusal);
+        let accepted = accepted.unwrap_or_else(|| panic!("{name}: no probe accepted in the log"));
+        assert!(accepted > usable_from, "{name}: accepted at {accepted}, before its window ended at {usable_from}");
+        // wfboot counts from its own start, a moment before its first request: the same offset for every service.
+        let logged = accepted - started;
+        assert!(after > logged - 0.05, "{name}: reported {after} s, before the log's {logged:.2} s");
+        offsets.push((name, after - logged));
+    }
+    let (low, high) = offsets.iter().fold((f64::MAX, f64::MIN), |(l, h), (_, o)| (l.min(*o), h.max(*o)));
+    assert!(high - low < 0.3, "the reported times do not follow the log's (offsets from wfboot's start: {offsets:?})");
+    // Spot Fleet has no probe of its own: it is reported with the Batch probe that passed its role.
+    let fleet = of("spotfleet");
+    let covered = (fleet["status"].as_str(), fleet["covered_by"].as_str());
+    assert_eq!(covered, (Some("unverified"), Some("batch")), "{fleet:#}");
+    assert_eq!(fleet["usable_after_seconds"], of("batch")["usable_after_seconds"], "{fleet:#}");
+    let last = services.iter().filter_map(|s| s["usable_after_seconds"].as_f64()).fold(0.0, f64::max);
+    assert_eq!(wait["usable_after_seconds"].as_f64(), Some(last), "{wait:#}");
+    // Step Functions' role (one attachment) is ready long before the operator user's attachments are done: its
+    // probe began while the apply was still writing.
+    let requests = emu.wfboot_requests_since(mark);
+    let first_probe = requests.iter().find(|r| r.action == "CreateStateMachine").unwrap().t;
+    let last_write = requests.iter().filter(|r| r.action == "AttachUserPolicy").map(|r| r.t).fold(0.0, f64::max);
+    assert!(
+        first_probe < last_write,
+        "the Step Functions probe waited for the whole apply ({first_probe} >= {last_write})"
+    );
+    // And nothing of the probes is left.
+    let sfn = aws_sdk_sfn::Client::new(&emu.sdk_config(ADMIN_KEY, "admin-secret"));
+    assert!(sfn.list_state_machines().send().await.unwrap().state_machines().is_empty());
+    let batch = aws_sdk_batch::Client::new(&emu.sdk_config(ADMIN_KEY, "admin-secret"));
+    assert!(batch.describe_compute_environments().send().await.unwrap().compute_environments().is_empty());
+}
+
+#[tokio::test]
+async fn under_realism_bootstrap_wait_lambda_waits_for_lambda_alone_and_a_function_can_be_created_right_after() {
+    let emu = Emulator::start_with(&WAIT_LAG);
+    emu.create_demo_user().await;
+    emu.settle();
+    let mark = emu.mark();
+    let args = ["bootstrap", "--yes", "--user-name", "demo", "--wait", "lambda"];
+    let (run, usable_from) =
+        wait_run_made_usable(&emu, mark, &args, &[("POST /2015-03-31/functions", "service_role_not_propagated")]);
+    let wait = &run.json["wait"];
+    assert_eq!(wait["waited_for"], json!(["lambda"]), "{wait:#}");
+    let services: Vec<&str> =
+        wait["services"].as_array().unwrap().iter().map(|s| s["service"].as_str().unwrap()).collect();
+    assert_eq!(services, ["lambda"], "{wait:#}");
+    assert!(run.stderr.contains("Lambda accepts the role SLIM-Extras_for_Lambda: usable after"), "{}", run.stderr);
+    // No other service was asked anything.
+    let asked: Vec<String> = emu
+        .wfboot_requests_since(mark)
+        .into_iter()
+        .filter(|r| matches!(r.service.as_str(), "states" | "batch" | "ec2"))
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(asked, Vec::<String>::new());
+    let (accepted, _) = first_accepted(&emu, mark, "POST /2015-03-31/functions", "service_role_not_propagated");
+    assert!(accepted.is_some_and(|a| a > usable_from), "Lambda took the role before its window ended");
+    // The run returned once Lambda took the role: a function can be created at once.
+    let lambda = aws_sdk_lambda::Client::new(&emu.sdk_config(ADMIN_KEY, "admin-secret"));
+    lambda
+        .create_function()
+        .function_name("the-user-s-function")
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .role(format!("arn:aws:iam::{ACCOUNT}:role/SLIM-Extras_for_Lambda"))
+        .handler("index.handler")
+        .code(aws_sdk_lambda::types::FunctionCode::builder().zip_file(lambda_zip().into()).build())
+        .send()
+        .await
+        .expect("a function with the role right after `bootstrap --wait lambda`");
+}

@@ -529,3 +529,27 @@ async fn bootstrap_refuses_a_trust_document_that_would_lock_its_service_out_befo
         .collect();
     assert_eq!(writes, Vec::<String>::new(), "a write was sent through --accounts");
 }
+
+/// `--wait SERVICE,...` is checked before any AWS call: an unknown name lists the valid ones, and a service the
+/// stack has no role for says which ones it serves; both exit 64 and send nothing.
+#[tokio::test]
+async fn wait_with_an_unknown_service_or_one_the_stack_does_not_serve_is_a_usage_error_before_any_call() {
+    let emu = Emulator::start();
+    let cases: [(&[&str], &[&str]); 3] = [
+        (&["--wait", "lamda"], &["unknown service `lamda`", "ec2 (EC2), lambda (Lambda), states (Step Functions)"]),
+        (&["--wait", "lambda,nope"], &["unknown service `nope`"]),
+        (
+            &["--wait", "lambda,ec2", "--stack", "render-worker"],
+            &["stack render-worker has no role for lambda", "its roles are for ec2"],
+        ),
+    ];
+    for (args, words) in cases {
+        let out = emu.wfboot().args(["bootstrap", "--yes", "--skip-user"]).args(args).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {err}");
+        for w in words {
+            assert!(err.contains(w), "{args:?} does not say `{w}`: {err}");
+        }
+    }
+    assert_eq!(emu.requests().len(), 0, "a request reached the emulator");
+}
