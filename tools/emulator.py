@@ -22,6 +22,13 @@ threaded werkzeug server, wrapped in a middleware that
   * serves counters at GET /__emulator/stats (DELETE zeroes them),
   * takes controls at POST /__emulator/control: {"hold_after_writes": N|null} holds every request after
     the next N writes (a crash point: the client is killed while held), {"fault_rate": F}, {"settle": true},
+  * answers CloudFormation's StackSet actions as CloudFormation does (tools/stacksets.py): operations run in the
+    background, account by account (--stackset-account-seconds each), with OperationPreferences, OperationId
+    idempotency, OperationInProgressException or managed execution's queue, DeploymentTargets' account filters,
+    per-account failures with CloudFormation's StatusReason, auto-deployment when Organizations moves or creates an
+    account, trusted access and delegated administrators; that work is not a request and is not logged as one,
+    {"stacksets_settle": true} on the control API ends every running operation at once, and /__emulator/stats has a
+    "stacksets" section,
   * with --realism (or its finer flags), adds what real AWS does and moto does not: IAM read-after-write lag,
     EC2's late view of new instance profiles, ConcurrentModification, DeleteConflict, session expiry, Lambda's,
     Step Functions' and Batch's late view of a new role, Batch's CREATING/DELETING states, an instance's new
@@ -35,6 +42,7 @@ Usage:
         [--realism] [--iam-lag S] [--ec2-lag S] [--delete-conflict S] [--concurrent-modification]
         [--write-hold S] [--lag-jitter F] [--session-seconds S] [--service-lag S] [--batch-transition S]
         [--metadata-transition S]
+        [--stackset-account-seconds S]
 
 Once listening it prints exactly one line on stdout, `READY http://HOST:PORT`; everything
 else goes to stderr. It exits with status 0 on SIGTERM or SIGINT, and when its stdin (if a
@@ -86,6 +94,7 @@ from urllib.parse import parse_qs
 import realism
 import rpcv2_cbor  # tools/rpcv2_cbor.py: CloudWatch's RPC v2 CBOR protocol, which moto lacks
 import simulator  # tools/simulator.py, beside this file
+import stacksets  # tools/stacksets.py
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 FAULT_KINDS = ("throttle", "500", "503", "drop", "drop-after", "500-after")
@@ -319,6 +328,8 @@ class EmulatorMiddleware:
         self.admitted_writes = 0
         self.released = threading.Event()
         self.released.set()
+        # CloudFormation StackSets' engine (tools/stacksets.py), set once moto is loaded.
+        self.stacksets: "stacksets.Engine | None" = None
         self.reset_stats()
 
     def reset_stats(self) -> None:
@@ -569,7 +580,10 @@ class EmulatorMiddleware:
         """POST JSON: {"hold_after_writes": N} arms the hold (null lifts it and drops held requests);
         {"drop_held": true} drops the held requests and every later one while the hold stays armed (so a
         request a killed client sent just before dying never reaches moto); {"fault_rate": F} changes the fault
-        probability. The answer includes `in_flight`, the AWS requests being handled."""
+        probability; {"stacksets_settle": true} ends every running and queued StackSet operation now (their remaining
+        accounts are deployed at once; the answer's `stacksets_settled` counts the steps), {"stackset_account_seconds":
+        S} changes the time an operation takes per account from now on. The answer includes
+        `in_flight`, the AWS requests being handled."""
         if method != "POST":
             start_response("405 Method Not Allowed", [("Allow", "POST")])
             return [b""]
@@ -578,6 +592,11 @@ class EmulatorMiddleware:
         except ValueError:
             start_response("400 Bad Request", [("Content-Type", "text/plain")])
             return [b"body must be JSON"]
+        settled = None
+        if "stackset_account_seconds" in body and self.stacksets is not None:
+            self.stacksets.seconds = max(0.0, float(body["stackset_account_seconds"]))
+        if body.get("stacksets_settle") and self.stacksets is not None:
+            settled = self.stacksets.settle()  # takes moto's lock, never inside self.lock
         with self.lock:
             if "hold_after_writes" in body:
                 n = body["hold_after_writes"]
@@ -596,6 +615,8 @@ class EmulatorMiddleware:
                 self.realism.settle()
             state = {"hold_after_writes": self.hold_after, "admitted_writes": self.admitted_writes,
                      "fault_rate": self.fault_rate, "in_flight": self.in_flight}
+        if settled is not None:
+            state["stacksets_settled"] = settled
         payload = json.dumps(state).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
         return [payload]
@@ -604,10 +625,17 @@ class EmulatorMiddleware:
         if method not in ("GET", "DELETE"):
             start_response("405 Method Not Allowed", [("Allow", "GET, DELETE")])
             return [b""]
+        # StackSets' state is read under moto's lock, never inside self.lock.
+        sets = self.stacksets.stats() if self.stacksets is not None else None
         with self.lock:
-            payload = json.dumps(self.stats()).encode()
+            stats = self.stats()
+            if sets is not None:
+                stats["stacksets"] = sets
+            payload = json.dumps(stats).encode()
             if method == "DELETE":  # returns the counts, then zeroes them
                 self.reset_stats()
+                if self.stacksets is not None:
+                    self.stacksets.reset_counters()
         start_response("200 OK", [("Content-Type", "application/json"),
                                   ("Content-Length", str(len(payload)))])
         return [payload]
@@ -657,6 +685,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-stdin-watch", action="store_true",
                    help="do not exit when stdin reaches end-of-file")
     realism.add_arguments(p)
+    stacksets.add_arguments(p)
     args = p.parse_args(argv)
     args.realism_settings = realism.settings_from(args, p.error)
 
@@ -670,6 +699,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--port must be 0..65535")
     if args.latency_ms < 0:
         p.error("--latency-ms must be >= 0")
+    if args.stackset_account_seconds < 0:
+        p.error("--stackset-account-seconds must be >= 0")
     if not 0.0 <= args.fault_rate <= 1.0:
         p.error("--fault-rate must be within 0..1")
     kinds = [k.strip() for k in args.fault_kinds.split(",") if k.strip()]
@@ -716,6 +747,7 @@ def main(argv: list[str] | None = None) -> int:
     # Imported only now: moto reads its settings from the environment.
     import moto_fixes  # tools/moto_fixes.py, beside this file
     moto_fixes.apply()
+    stacksets.install()
     from moto.moto_server.werkzeug_app import (
         DomainDispatcherApplication,
         MotoRequestHandler,
@@ -758,6 +790,7 @@ def main(argv: list[str] | None = None) -> int:
         realism=real,
         simulate=not args.no_simulator,
     )
+    app.stacksets = stacksets.configure(app.moto_lock, args.stackset_account_seconds, log)
     server = make_server(args.host, args.port, app, threaded=True,
                          request_handler=RequestHandler)
     port = server.server_address[1]

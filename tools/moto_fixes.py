@@ -22,6 +22,9 @@ errors for the window after a profile's create (--ec2-lag).
 
 The region of a role's last use (fix_role_last_used_region).
 
+Finding the account of an access key without creating IAM backends (fix_account_lookup), and the AWS managed policies
+of a new account's IAM backend built from one parse of moto's data (fix_aws_managed_policies_parse).
+
 Organizations reads from a member account (fix_organizations_member_reads).
 
 An instance's metadata options (fix_instance_metadata_options) and the account's defaults for new instances
@@ -32,6 +35,8 @@ from __future__ import annotations
 
 
 def apply() -> None:
+    fix_account_lookup()
+    fix_aws_managed_policies_parse()
     fix_bodiless_signatures()
     fix_ec2_instance_profile_errors()
     fix_role_last_used_region()
@@ -149,6 +154,53 @@ def fix_organizations_member_reads() -> None:
             return __original(self, *args, **kwargs)
 
         setattr(backend, name, guarded)
+
+
+def fix_account_lookup() -> None:
+    """moto finds the account of every request's access key by looking in each account's IAM backend of each
+    partition (moto/iam/models.py, get_account_id_from); looking one up creates it, and an IAM backend loads the ~1,600
+    AWS managed policies (MOTO_IAM_LOAD_MANAGED_POLICIES). So the first request after an organisation gained an account
+    built two more IAM backends for that account (aws-cn, aws-us-gov): about 0.5 s per new account, on one request.
+    An access key can only be in a backend that exists: only those are looked in. Same answers, without the cost."""
+    from moto.iam import models
+
+    def get_account_id_from(access_key: str) -> str:
+        for account_id, account in list(models.iam_backends.items()):
+            for backend in list(account.values()):
+                if access_key in backend.access_keys:
+                    return account_id
+        return models.DEFAULT_ACCOUNT_ID
+
+    models.get_account_id_from = get_account_id_from
+
+
+def fix_aws_managed_policies_parse() -> None:
+    """Each new IAM backend (one per account) parsed moto's JSON of the ~1,600 AWS managed policies again and
+    re-serialised every policy document (moto/iam/models.py, IAMBackend._init_aws_policies): about 0.15 s of an
+    organisation account's creation. The parse and the documents are made once and shared (strings and datetimes,
+    immutable); each account still gets policy objects of its own (attachment counts, ids), as before."""
+    import json
+    from datetime import datetime
+
+    from moto.iam import models
+
+    parsed: list[tuple[str, dict]] = []
+
+    def _init_aws_policies(self):  # type: ignore[no-untyped-def]
+        if not models.load_iam_aws_managed_policies():
+            return []
+        if not parsed:
+            for name, d in json.loads(models.aws_managed_policies_data).items():
+                parsed.append((name, {
+                    "default_version_id": d.get("DefaultVersionId"), "path": d.get("Path"),
+                    "document": json.dumps(d.get("Document")),
+                    "create_date": datetime.fromisoformat(d["CreateDate"]),
+                    "update_date": datetime.fromisoformat(d["UpdateDate"]),
+                }))
+        return [models.AWSManagedPolicy(name, account_id=self.account_id, region=self.region_name, **kw)
+                for name, kw in parsed]
+
+    models.IAMBackend._init_aws_policies = _init_aws_policies
 
 
 def fix_role_last_used_region() -> None:

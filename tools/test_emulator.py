@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -627,6 +628,12 @@ class EmulatorTest(unittest.TestCase):
         with Emulator(log=False) as emu:
             emu.proc.terminate()
             self.assertEqual(emu.proc.wait(timeout=10), 0)
+
+    def test_the_stackset_flag_is_checked(self) -> None:
+        proc = subprocess.run([sys.executable, EMULATOR, "--stackset-account-seconds", "-1"], capture_output=True,
+                              text=True, timeout=30)
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("--stackset-account-seconds must be >= 0", proc.stderr)
 
     def test_non_loopback_host_refused(self) -> None:
         for host in ("0.0.0.0", "192.168.1.10", "::1", "localhost"):
@@ -1451,6 +1458,590 @@ class TrustToolTest(unittest.TestCase):
         self.assertEqual(self.ask(b"not json")["id"], None)
         self.assertTrue(self.one(trust(service_statement("lambda.amazonaws.com")), "lambda.amazonaws.com")["allowed"],
                         "it still answers after a line that is not JSON")
+
+
+# --------------------------------------------------------------------------------------
+# CloudFormation StackSets (tools/stacksets.py)
+# --------------------------------------------------------------------------------------
+
+STACKSETS_PRINCIPAL = "member.org.stacksets.cloudformation.amazonaws.com"
+BATCH_TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "batch.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+# The resource kinds of `wfboot export --format cloudformation` (a role with a managed policy and tags, a managed
+# policy attached to it, an instance profile, service-linked roles under a parameter's condition).
+STACKSET_TEMPLATE = {
+    "AWSTemplateFormatVersion": "2010-09-09",
+    "Parameters": {"CreateServiceLinkedRoles": {"Type": "String", "AllowedValues": ["true", "false"],
+                                                "Default": "true"}},
+    "Conditions": {"ShouldCreateServiceLinkedRoles": {"Fn::Equals": [{"Ref": "CreateServiceLinkedRoles"}, "true"]}},
+    "Resources": {
+        "RoleAWSBatchServiceRole": {"Type": "AWS::IAM::Role", "Properties": {
+            "RoleName": "AWSBatchServiceRole", "Path": "/", "AssumeRolePolicyDocument": json.loads(BATCH_TRUST),
+            "ManagedPolicyArns": [{"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSBatchServiceRole"}],
+            "Tags": [{"Key": "wfboot:stack", "Value": "slim-workflow"}]}},
+        "PolicyPassRoles": {"Type": "AWS::IAM::ManagedPolicy", "Properties": {
+            "ManagedPolicyName": "SLIMWorkflowPassRoles", "Path": "/", "Roles": [{"Ref": "RoleAWSBatchServiceRole"}],
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "iam:PassRole",
+                "Resource": {"Fn::GetAtt": ["RoleAWSBatchServiceRole", "Arn"]}}]}}},
+        "InstanceProfileECS": {"Type": "AWS::IAM::InstanceProfile", "Properties": {
+            "InstanceProfileName": "SLIM-Extras_ECS_for_EC2", "Path": "/", "Roles": [{"Ref": "RoleAWSBatchServiceRole"}]}},
+        "ServiceLinkedRoleBatch": {"Type": "AWS::IAM::ServiceLinkedRole", "Condition": "ShouldCreateServiceLinkedRoles",
+                                   "Properties": {"AWSServiceName": "batch.amazonaws.com"}},
+    },
+}
+TEMPLATE_BODY = json.dumps(STACKSET_TEMPLATE)
+NAMED_IAM = ["CAPABILITY_NAMED_IAM"]
+NO_SLR = [{"ParameterKey": "CreateServiceLinkedRoles", "ParameterValue": "false"}]
+
+
+def template_named(suffix: str) -> str:
+    """The template with other names (StackSets side by side in one account), without service-linked roles."""
+    t = json.loads(TEMPLATE_BODY)
+    r = t["Resources"]
+    r["RoleAWSBatchServiceRole"]["Properties"]["RoleName"] += suffix
+    r["PolicyPassRoles"]["Properties"]["ManagedPolicyName"] += suffix
+    r["InstanceProfileECS"]["Properties"]["InstanceProfileName"] += suffix
+    del r["ServiceLinkedRoleBatch"]
+    return json.dumps(t)
+
+
+class StackSets:
+    """CloudFormation StackSets as CloudFormation runs them. One emulator per class; each test builds its own
+    organisation, whose management account is a new account of its own (signed in with a session there)."""
+
+    emu: Emulator
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.emu = Emulator("--no-simulator")
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.emu.stop()
+
+    def setUp(self) -> None:
+        self.control({"stackset_account_seconds": 0.05})
+        self.mgmt = "".join(random.choice("0123456789") for _ in range(12))
+        creds = self.emu.client("sts").assume_role(RoleArn=f"arn:aws:iam::{self.mgmt}:role/Administrator",
+                                                   RoleSessionName="management")["Credentials"]
+        self.key = creds["AccessKeyId"]
+        self.session = dict(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                            aws_session_token=creds["SessionToken"])
+        self.cf = self.client("cloudformation")
+        self.org = self.client("organizations")
+
+    def client(self, service: str, session: dict[str, str] | None = None):
+        return boto3.client(service, endpoint_url=self.emu.url, region_name="us-east-1", **(session or self.session),
+                            config=Config(retries={"total_max_attempts": 1}, read_timeout=30))
+
+    def control(self, body: dict[str, Any]) -> dict[str, Any]:
+        request = urllib.request.Request(self.emu.url + "/__emulator/control", data=json.dumps(body).encode(),
+                                         method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return json.load(r)
+
+    def stats(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.emu.url + "/__emulator/stats", timeout=10) as r:
+            return json.load(r)
+
+    # ---- an organisation ----
+
+    def organisation(self, layout: dict[str, int], trusted: bool = True) -> tuple[str, dict[str, str], dict[str, list[str]]]:
+        """Creates the organisation, OUs by path ("workloads", "workloads/child") with that many new accounts each;
+        answers (root id, OU id by path, account ids by path)."""
+        self.org.create_organization(FeatureSet="ALL")
+        root = self.org.list_roots()["Roots"][0]["Id"]
+        ous: dict[str, str] = {}
+        accounts: dict[str, list[str]] = {}
+        for path, count in layout.items():
+            parent = ous[path.rsplit("/", 1)[0]] if "/" in path else root
+            ous[path] = self.org.create_organizational_unit(ParentId=parent, Name=path.rsplit("/", 1)[-1])[
+                "OrganizationalUnit"]["Id"]
+            accounts[path] = []
+            for i in range(count):
+                name = f"{path.replace('/', '-')}-{i}"
+                aid = self.org.create_account(Email=f"{name}@example.com", AccountName=name)[
+                    "CreateAccountStatus"]["AccountId"]
+                self.org.move_account(AccountId=aid, SourceParentId=root, DestinationParentId=ous[path])
+                accounts[path].append(aid)
+        if trusted:
+            self.cf.activate_organizations_access()
+        return root, ous, accounts
+
+    def member(self, account: str, service: str = "iam"):
+        """A client signed in to `account` through OrganizationAccountAccessRole (kept for the test: boto3's clients
+        are slow to make)."""
+        cache = self.__dict__.setdefault("members", {})
+        if (account, service) not in cache:
+            cache[(account, service)] = self.new_member(account, service)
+        return cache[(account, service)]
+
+    def new_member(self, account: str, service: str):
+        creds = self.client("sts").assume_role(
+            RoleArn=f"arn:aws:iam::{account}:role/OrganizationAccountAccessRole", RoleSessionName="emulator-test")[
+            "Credentials"]
+        return self.client(service, dict(aws_access_key_id=creds["AccessKeyId"],
+                                         aws_secret_access_key=creds["SecretAccessKey"],
+                                         aws_session_token=creds["SessionToken"]))
+
+    def roles(self, account: str) -> set[str]:
+        return {r["RoleName"] for r in self.member(account).list_roles()["Roles"]} - {"OrganizationAccountAccessRole"}
+
+    def stack_set(self, name: str = "wfboot-slim", **kw: Any) -> None:
+        args = dict(StackSetName=name, TemplateBody=TEMPLATE_BODY, PermissionModel="SERVICE_MANAGED",
+                    Capabilities=NAMED_IAM, AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False})
+        args.update(kw)
+        self.cf.create_stack_set(**args)
+
+    def wait(self, operation_id: str, name: str = "wfboot-slim", timeout: float = 20.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            op = self.cf.describe_stack_set_operation(StackSetName=name, OperationId=operation_id)["StackSetOperation"]
+            if op["Status"] not in ("RUNNING", "QUEUED", "STOPPING"):
+                return op
+            self.assertLess(time.monotonic(), deadline, f"operation {operation_id} still {op['Status']}")
+            time.sleep(0.02)
+
+    def results(self, operation_id: str, name: str = "wfboot-slim") -> dict[str, dict[str, Any]]:
+        return {r["Account"]: r for r in self.cf.list_stack_set_operation_results(
+            StackSetName=name, OperationId=operation_id)["Summaries"]}
+
+    def instances(self, name: str = "wfboot-slim", **kw: Any) -> dict[str, dict[str, Any]]:
+        return {i["Account"]: i for i in self.cf.list_stack_instances(StackSetName=name, **kw)["Summaries"]}
+
+    def deploy(self, ou_ids: list[str], name: str = "wfboot-slim", **kw: Any) -> dict[str, Any]:
+        op_id = self.cf.create_stack_instances(StackSetName=name, Regions=["us-east-1"],
+                                               DeploymentTargets={"OrganizationalUnitIds": ou_ids}, **kw)["OperationId"]
+        return self.wait(op_id, name)
+
+
+class StackSetOperationsTest(StackSets, unittest.TestCase):
+    """Operations: asynchronous, their preferences, OperationId, managed execution, the emulator's own work."""
+
+    def test_operations_run_in_the_background_account_by_account_honouring_concurrency(self) -> None:
+        self.assertEqual(self.stats()["stacksets"]["account_seconds"], 0.05)
+        _root, ous, accounts = self.organisation({"workloads": 4})
+        self.control({"stackset_account_seconds": 0.5})  # long enough to look at the first wave, even on a busy machine
+        self.stack_set()
+        # CreateStackSet is synchronous: the StackSet reads at once.
+        self.assertEqual(self.cf.describe_stack_set(StackSetName="wfboot-slim")["StackSet"]["Status"], "ACTIVE")
+        started = time.monotonic()
+        op_id = self.cf.create_stack_instances(
+            StackSetName="wfboot-slim", Regions=["us-east-1"], DeploymentTargets={"OrganizationalUnitIds": [ous["workloads"]]},
+            OperationPreferences={"MaxConcurrentCount": 2, "FailureToleranceCount": 1})["OperationId"]
+        answered = time.monotonic() - started
+        # Two accounts at a time (MaxConcurrentCount 2, tolerance 1: STRICT allows min(2, 1 + 1)): two waves.
+        first_wave = sorted(r["Status"] for r in self.results(op_id).values())
+        op = self.cf.describe_stack_set_operation(StackSetName="wfboot-slim", OperationId=op_id)["StackSetOperation"]
+        self.assertEqual(first_wave, ["PENDING", "PENDING", "RUNNING", "RUNNING"])
+        self.assertEqual(op["Status"], "RUNNING")
+        self.assertEqual(op["StatusDetails"]["FailedStackInstancesCount"], 0)
+        op = self.wait(op_id)
+        elapsed = time.monotonic() - started
+        self.assertLess(answered, 0.5)
+        self.assertGreaterEqual(elapsed, 1.0)  # 2 waves of 0.5 s
+        self.assertEqual(op["Status"], "SUCCEEDED")
+        self.assertIn("EndTimestamp", op)
+        self.assertEqual({a: r["Status"] for a, r in self.results(op_id).items()},
+                         {a: "SUCCEEDED" for a in accounts["workloads"]})
+        self.assertEqual({r["OrganizationalUnitId"] for r in self.results(op_id).values()}, {ous["workloads"]})
+        listed = self.cf.list_stack_set_operations(StackSetName="wfboot-slim")["Summaries"]
+        self.assertEqual([(o["OperationId"], o["Action"], o["Status"]) for o in listed], [(op_id, "CREATE", "SUCCEEDED")])
+        for account in accounts["workloads"]:
+            self.assertEqual(self.roles(account), {"AWSBatchServiceRole", "AWSServiceRoleForbatch"})
+        # StopStackSetOperation: the accounts under way finish, the others are cancelled.
+        self.stack_set("wfboot-stopped", TemplateBody=template_named("-stopped"))
+        op_id = self.cf.create_stack_instances(StackSetName="wfboot-stopped", Regions=["us-east-1"],
+                                               DeploymentTargets={"OrganizationalUnitIds": [ous["workloads"]]})["OperationId"]
+        self.cf.stop_stack_set_operation(StackSetName="wfboot-stopped", OperationId=op_id)
+        self.assertEqual(self.cf.describe_stack_set_operation(StackSetName="wfboot-stopped", OperationId=op_id)[
+            "StackSetOperation"]["Status"], "STOPPING")
+        self.assertEqual(self.wait(op_id, "wfboot-stopped")["Status"], "STOPPED")
+        self.assertEqual(sorted(r["Status"] for r in self.results(op_id, "wfboot-stopped").values()),
+                         ["CANCELLED"] * 3 + ["SUCCEEDED"])
+
+    def test_a_failure_beyond_the_tolerance_fails_the_operation_and_cancels_the_accounts_not_started(self) -> None:
+        _root, ous, accounts = self.organisation({"workloads": 4})
+        first, *rest = accounts["workloads"]
+        self.member(first).create_role(RoleName="AWSBatchServiceRole", AssumeRolePolicyDocument=BATCH_TRUST)
+        self.stack_set()
+        # STRICT_FAILURE_TOLERANCE (the default), tolerance 0, one at a time: the first account fails, the rest is
+        # never started.
+        op = self.deploy([ous["workloads"]], OperationPreferences={"MaxConcurrentCount": 1})
+        self.assertEqual(op["Status"], "FAILED")
+        self.assertEqual(op["StatusDetails"]["FailedStackInstancesCount"], 1)
+        results = self.results(op["OperationId"])
+        self.assertEqual(results[first]["Status"], "FAILED")
+        self.assertEqual({results[a]["Status"] for a in rest}, {"CANCELLED"})
+        instances = self.instances()
+        self.assertEqual({instances[a]["StackInstanceStatus"]["DetailedStatus"] for a in rest}, {"CANCELLED"})
+        self.assertEqual({instances[a]["Status"] for a in accounts["workloads"]}, {"OUTDATED"})
+        for account in rest:
+            self.assertEqual(self.roles(account), set())
+        # SOFT_FAILURE_TOLERANCE with tolerance 1 runs every account at the asked concurrency and succeeds.
+        self.stack_set("wfboot-soft")
+        op = self.deploy([ous["workloads"]], name="wfboot-soft", OperationPreferences={
+            "MaxConcurrentPercentage": 100, "FailureToleranceCount": 1, "ConcurrencyMode": "SOFT_FAILURE_TOLERANCE"})
+        self.assertEqual(op["Status"], "SUCCEEDED")
+        self.assertEqual(op["StatusDetails"]["FailedStackInstancesCount"], 1)
+        self.assertEqual(self.results(op["OperationId"], "wfboot-soft")[first]["Status"], "FAILED")
+        # Both in one request is refused.
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.cf.create_stack_instances(StackSetName="wfboot-soft", Regions=["us-east-1"],
+                                           DeploymentTargets={"OrganizationalUnitIds": [ous["workloads"]]},
+                                           OperationPreferences={"MaxConcurrentCount": 1, "MaxConcurrentPercentage": 10})
+        self.assertEqual(e.exception.response["Error"]["Code"], "ValidationError")
+
+    def test_an_operation_id_is_used_once_and_a_write_meets_the_running_operation_unless_managed_execution_queues_it(
+            self) -> None:
+        _root, ous, _accounts = self.organisation({"workloads": 2, "legacy": 1})
+        self.control({"stackset_account_seconds": 0.5})
+        self.stack_set()
+        first = self.cf.create_stack_instances(StackSetName="wfboot-slim", Regions=["us-east-1"], OperationId="bootstrap-1",
+                                               DeploymentTargets={"OrganizationalUnitIds": [ous["workloads"]]})
+        self.assertEqual(first["OperationId"], "bootstrap-1")
+        for op_id, code, status in (("bootstrap-1", "OperationIdAlreadyExistsException", 409),
+                                    ("bootstrap-2", "OperationInProgressException", 409)):
+            with self.assertRaises(botocore.exceptions.ClientError) as e:
+                self.cf.create_stack_instances(StackSetName="wfboot-slim", Regions=["us-east-1"], OperationId=op_id,
+                                               DeploymentTargets={"OrganizationalUnitIds": [ous["legacy"]]})
+            self.assertEqual(e.exception.response["Error"]["Code"], code)
+            self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], status)
+        self.assertRegex(e.exception.response["Error"]["Message"],
+                         rf"^Another Operation on StackSet arn:aws:cloudformation:us-east-1:{self.mgmt}:stackset/"
+                         r"wfboot-slim:[-0-9a-f]+ is in progress$")
+        self.assertEqual(len(self.cf.list_stack_set_operations(StackSetName="wfboot-slim")["Summaries"]), 1)
+        self.wait("bootstrap-1")
+        # Managed execution: the second write is queued, then runs after the first, in request order.
+        self.stack_set("wfboot-managed", ManagedExecution={"Active": True}, TemplateBody=template_named("-managed"))
+        a = self.cf.create_stack_instances(StackSetName="wfboot-managed", Regions=["us-east-1"],
+                                           DeploymentTargets={"OrganizationalUnitIds": [ous["workloads"]]})["OperationId"]
+        b = self.cf.create_stack_instances(StackSetName="wfboot-managed", Regions=["us-east-1"],
+                                           DeploymentTargets={"OrganizationalUnitIds": [ous["legacy"]]})["OperationId"]
+        self.assertEqual(self.cf.describe_stack_set_operation(StackSetName="wfboot-managed", OperationId=b)[
+            "StackSetOperation"]["Status"], "QUEUED")
+        with self.assertRaises(botocore.exceptions.ClientError) as e:  # its execution mode cannot change meanwhile
+            self.cf.update_stack_set(StackSetName="wfboot-managed", UsePreviousTemplate=True, Capabilities=NAMED_IAM,
+                                     ManagedExecution={"Active": False})
+        self.assertEqual(e.exception.response["Error"]["Code"], "OperationInProgressException")
+        op_b = self.wait(b, "wfboot-managed")
+        op_a = self.cf.describe_stack_set_operation(StackSetName="wfboot-managed", OperationId=a)["StackSetOperation"]
+        self.assertEqual((op_a["Status"], op_b["Status"]), ("SUCCEEDED", "SUCCEEDED"))
+        self.assertLessEqual(op_a["EndTimestamp"], op_b["EndTimestamp"])
+        self.assertEqual(len(self.instances("wfboot-managed")), 3)
+
+    def test_the_deployment_work_is_no_request_the_stats_show_it_and_settle_ends_every_operation_at_once(self) -> None:
+        _root, ous, accounts = self.organisation({"workloads": 3})
+        self.stack_set()
+        created_before = self.stats()["stacksets"]["work"].get("accounts_created", 0)
+        self.control({"stackset_account_seconds": 60})
+        mark = len(self.emu.log_entries())
+        op_id = self.cf.create_stack_instances(StackSetName="wfboot-slim", Regions=["us-east-1"],
+                                               DeploymentTargets={"OrganizationalUnitIds": [ous["workloads"]]})["OperationId"]
+        stats = self.stats()["stacksets"]
+        (mine,) = [x for x in stats["stacksets"] if x["owner"] == self.mgmt]
+        self.assertEqual(mine["operations"], [{"id": op_id, "action": "CREATE", "status": "RUNNING", "auto": False}])
+        self.assertGreaterEqual(stats["running"], 1)
+        started = time.monotonic()
+        self.assertGreaterEqual(self.control({"stacksets_settle": True})["stacksets_settled"], 3)
+        self.assertLess(time.monotonic() - started, 5)
+        self.assertEqual(self.wait(op_id)["Status"], "SUCCEEDED")
+        for account in accounts["workloads"]:
+            self.assertEqual(self.roles(account), {"AWSBatchServiceRole", "AWSServiceRoleForbatch"})
+        # The log holds the client's calls only: CloudFormation's, and the role reads above; not one IAM write.
+        entries = self.emu.log_entries()[mark:]
+        self.assertEqual({e["access_key"] for e in entries if e["service"] == "cloudformation"}, {self.key})
+        self.assertEqual([e["action"] for e in entries if e["write"]], ["CreateStackInstances", "AssumeRole",
+                                                                         "AssumeRole", "AssumeRole"])
+        stats = self.stats()
+        self.assertEqual(stats["stacksets"]["work"]["accounts_created"] - created_before, 3)
+        self.assertNotIn("CreateRole", {e["action"] for e in entries})
+        (mine,) = [x for x in stats["stacksets"]["stacksets"] if x["owner"] == self.mgmt]
+        self.assertEqual({(i["status"], i["detailed"]) for i in mine["instances"]}, {("CURRENT", "SUCCEEDED")})
+
+
+class StackSetDeploymentTest(StackSets, unittest.TestCase):
+    """What each account gets: resources CloudFormation does not own, service-linked roles, deployment targets."""
+
+    def test_a_hand_made_role_fails_that_accounts_instance_with_cloudformations_reason_and_is_left_as_it_was(self) -> None:
+        _root, ous, accounts = self.organisation({"workloads": 2, "legacy": 1})
+        (legacy,) = accounts["legacy"]
+        iam = self.member(legacy)
+        hand_made = iam.create_role(RoleName="AWSBatchServiceRole", AssumeRolePolicyDocument=BATCH_TRUST,
+                                    Description="made by hand")["Role"]
+        self.stack_set()
+        op = self.deploy([ous["workloads"], ous["legacy"]], OperationPreferences={
+            "FailureToleranceCount": 1, "MaxConcurrentCount": 2})
+        self.assertEqual(op["Status"], "SUCCEEDED")  # one failure, within the tolerance
+        reason = ("ResourceLogicalId:RoleAWSBatchServiceRole, ResourceType:AWS::IAM::Role, "
+                  "ResourceStatusReason:AWSBatchServiceRole already exists.")
+        self.assertEqual(self.results(op["OperationId"])[legacy]["StatusReason"], reason)
+        instance = self.instances()[legacy]
+        self.assertEqual((instance["Status"], instance["StackInstanceStatus"]["DetailedStatus"], instance["StatusReason"]),
+                         ("OUTDATED", "FAILED", reason))
+        # The hand-made role is exactly as it was, and nothing the stack made stays in that account (rolled back).
+        role = iam.get_role(RoleName="AWSBatchServiceRole")["Role"]
+        self.assertEqual((role["RoleId"], role["Description"], role.get("Tags", [])),
+                         (hand_made["RoleId"], "made by hand", []))
+        self.assertEqual(iam.list_attached_role_policies(RoleName="AWSBatchServiceRole")["AttachedPolicies"], [])
+        self.assertEqual(self.roles(legacy), {"AWSBatchServiceRole"})
+        self.assertEqual(iam.list_instance_profiles()["InstanceProfiles"], [])
+        self.assertEqual(iam.list_policies(Scope="Local")["Policies"], [])
+        # The other accounts have the stack: its roles with their managed policy and tags, the profile, the policy, and
+        # the stack itself, in the account.
+        good = accounts["workloads"][0]
+        member = self.member(good)
+        attached = member.list_attached_role_policies(RoleName="AWSBatchServiceRole")["AttachedPolicies"]
+        self.assertEqual(sorted(p["PolicyName"] for p in attached), ["AWSBatchServiceRole", "SLIMWorkflowPassRoles"])
+        self.assertEqual(member.get_role(RoleName="AWSBatchServiceRole")["Role"]["Tags"],
+                         [{"Key": "wfboot:stack", "Value": "slim-workflow"}])
+        self.assertEqual([p["InstanceProfileName"] for p in member.list_instance_profiles()["InstanceProfiles"]],
+                         ["SLIM-Extras_ECS_for_EC2"])
+        stacks = self.member(good, "cloudformation").describe_stacks()["Stacks"]
+        self.assertEqual([(s["StackId"], s["StackStatus"]) for s in stacks],
+                         [(self.instances()[good]["StackId"], "CREATE_COMPLETE")])
+        self.assertTrue(stacks[0]["StackName"].startswith("StackSet-wfboot-slim-"))
+        # Which stack owns a resource, asked in the account (DescribeStackResources by PhysicalResourceId): the
+        # stack's role is owned, the hand-made one is not.
+        owned = self.member(good, "cloudformation").describe_stack_resources(PhysicalResourceId="AWSBatchServiceRole")
+        self.assertEqual({(x["StackId"], x["LogicalResourceId"], x["ResourceType"]) for x in owned["StackResources"]
+                          if x["PhysicalResourceId"] == "AWSBatchServiceRole"},
+                         {(stacks[0]["StackId"], "RoleAWSBatchServiceRole", "AWS::IAM::Role")})
+        self.assertEqual(len(owned["StackResources"]), 4)  # and the stack's other resources
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.member(legacy, "cloudformation").describe_stack_resources(PhysicalResourceId="AWSBatchServiceRole")
+        self.assertEqual(e.exception.response["Error"]["Code"], "ValidationError")
+        # A resource another stack owns: "... already exists in stack ARN."
+        self.stack_set("wfboot-copy")
+        op = self.deploy([ous["workloads"]], name="wfboot-copy")
+        self.assertEqual(self.results(op["OperationId"], "wfboot-copy")[good]["StatusReason"],
+                         "ResourceLogicalId:RoleAWSBatchServiceRole, ResourceType:AWS::IAM::Role, ResourceStatusReason:"
+                         f"AWSBatchServiceRole already exists in stack {stacks[0]['StackId']}.")
+
+    def test_a_service_linked_role_that_exists_fails_the_instance_and_the_override_creates_none(self) -> None:
+        _root, ous, accounts = self.organisation({"workloads": 2})
+        has_it, other = accounts["workloads"]
+        self.member(has_it).create_service_linked_role(AWSServiceName="batch.amazonaws.com")
+        self.stack_set()
+        op = self.deploy([ous["workloads"]], OperationPreferences={"FailureToleranceCount": 1, "MaxConcurrentCount": 2})
+        reason = self.results(op["OperationId"])[has_it]["StatusReason"]
+        self.assertRegex(reason, r"^ResourceLogicalId:ServiceLinkedRoleBatch, ResourceType:AWS::IAM::ServiceLinkedRole, "
+                                 r"ResourceStatusReason:Service role name AWSServiceRoleForbatch has been taken in this "
+                                 r"account, please try a different suffix\. \(Service: AmazonIdentityManagement; Status "
+                                 r"Code: 400; Error Code: InvalidInput; Request ID: [-0-9a-f]+\)$")
+        self.assertEqual(self.results(op["OperationId"])[other]["Status"], "SUCCEEDED")
+        self.assertEqual(self.roles(other), {"AWSBatchServiceRole", "AWSServiceRoleForbatch"})
+        # CreateServiceLinkedRoles=false for that account (ParameterOverrides): its instance succeeds, creating none.
+        op_id = self.cf.update_stack_instances(
+            StackSetName="wfboot-slim", Regions=["us-east-1"],
+            DeploymentTargets={"OrganizationalUnitIds": [ous["workloads"]], "Accounts": [has_it],
+                               "AccountFilterType": "INTERSECTION"},
+            ParameterOverrides=[{"ParameterKey": "CreateServiceLinkedRoles", "ParameterValue": "false"}])["OperationId"]
+        self.assertEqual(self.wait(op_id)["Status"], "SUCCEEDED")
+        self.assertEqual(list(self.results(op_id)), [has_it])
+        instance = self.cf.describe_stack_instance(StackSetName="wfboot-slim", StackInstanceAccount=has_it,
+                                                   StackInstanceRegion="us-east-1")["StackInstance"]
+        self.assertEqual((instance["Status"], instance["ParameterOverrides"]),
+                         ("CURRENT", [{"ParameterKey": "CreateServiceLinkedRoles", "ParameterValue": "false"}]))
+        slrs = [r for r in self.member(has_it).list_roles(PathPrefix="/aws-service-role/")["Roles"]]
+        self.assertEqual(len(slrs), 1)  # the one that was there
+
+    def test_deployment_targets_reach_child_ous_and_the_root_filter_accounts_and_skip_the_management_account(self) -> None:
+        root, ous, accounts = self.organisation({"workloads": 2, "workloads/child": 1, "legacy": 1})
+        w0, w1 = accounts["workloads"]
+        (child,) = accounts["workloads/child"]
+        (legacy,) = accounts["legacy"]
+        fast = {"MaxConcurrentPercentage": 100}
+        cases = [
+            ({"OrganizationalUnitIds": [ous["workloads"]]}, {w0, w1, child}),
+            ({"OrganizationalUnitIds": [ous["workloads"]], "Accounts": [w1], "AccountFilterType": "DIFFERENCE"}, {w0, child}),
+            ({"OrganizationalUnitIds": [ous["workloads"]], "Accounts": [w1, legacy], "AccountFilterType": "INTERSECTION"},
+             {w1}),
+            ({"OrganizationalUnitIds": [ous["workloads/child"]], "Accounts": [legacy], "AccountFilterType": "UNION"},
+             {child, legacy}),
+            ({"OrganizationalUnitIds": [root]}, {w0, w1, child, legacy}),  # never the management account
+        ]
+        for i, (targets, expected) in enumerate(cases):
+            name = f"targets-{i}"
+            self.stack_set(name, TemplateBody=template_named(f"-{i}"))
+            op_id = self.cf.create_stack_instances(StackSetName=name, Regions=["us-east-1"], DeploymentTargets=targets,
+                                                   OperationPreferences=fast)["OperationId"]
+            self.assertEqual(self.wait(op_id, name)["Status"], "SUCCEEDED")
+            self.assertEqual(set(self.instances(name)), expected, targets)
+            self.assertNotIn(self.mgmt, self.results(op_id, name))
+        self.assertEqual(self.instances("targets-0")[child]["OrganizationalUnitId"], ous["workloads"])
+        many = [f"ou-abcd-{i:08d}" for i in range(51)]
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.cf.create_stack_instances(StackSetName="targets-0", Regions=["us-east-1"],
+                                           DeploymentTargets={"OrganizationalUnitIds": many})
+        self.assertEqual(e.exception.response["Error"]["Code"], "ValidationError")
+        self.assertIn("50", e.exception.response["Error"]["Message"])
+
+
+class StackSetLifecycleTest(StackSets, unittest.TestCase):
+    """Describing, updating, deleting, auto-deployment, trusted access and delegated administrators."""
+
+    def test_describe_stack_set_answers_its_settings_and_an_update_leaves_instances_outdated_until_it_reaches_them(
+            self) -> None:
+        _root, ous, accounts = self.organisation({"workloads": 2})
+        self.stack_set(Tags=[{"Key": "team", "Value": "imaging"}], ManagedExecution={"Active": True},
+                       Parameters=[{"ParameterKey": "CreateServiceLinkedRoles", "ParameterValue": "false"}],
+                       AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": True})
+        self.deploy([ous["workloads"]])
+        s = self.cf.describe_stack_set(StackSetName="wfboot-slim")["StackSet"]
+        self.assertEqual(s["AutoDeployment"], {"Enabled": True, "RetainStacksOnAccountRemoval": True})
+        self.assertEqual((s["PermissionModel"], s["ManagedExecution"], s["Capabilities"], s["Tags"]),
+                         ("SERVICE_MANAGED", {"Active": True}, NAMED_IAM, [{"Key": "team", "Value": "imaging"}]))
+        self.assertEqual(s["Parameters"], [{"ParameterKey": "CreateServiceLinkedRoles", "ParameterValue": "false"}])
+        self.assertEqual((json.loads(s["TemplateBody"]), s["OrganizationalUnitIds"]), (STACKSET_TEMPLATE, [ous["workloads"]]))
+        # The update: a tag more on the role, auto-deployment off.
+        template = json.loads(TEMPLATE_BODY)
+        template["Resources"]["RoleAWSBatchServiceRole"]["Properties"]["Tags"].append({"Key": "owner", "Value": "lab"})
+        self.control({"stackset_account_seconds": 0.5})
+        op_id = self.cf.update_stack_set(StackSetName="wfboot-slim", TemplateBody=json.dumps(template),
+                                         Capabilities=NAMED_IAM, Tags=[{"Key": "team", "Value": "vision"}],
+                                         Parameters=[{"ParameterKey": "CreateServiceLinkedRoles", "UsePreviousValue": True}],
+                                         AutoDeployment={"Enabled": False})["OperationId"]
+        self.assertEqual({(i["Status"], i["StackInstanceStatus"]["DetailedStatus"]) for i in self.instances().values()}
+                         - {("OUTDATED", "RUNNING")}, {("OUTDATED", "PENDING")})
+        self.assertEqual(self.wait(op_id)["Status"], "SUCCEEDED")
+        self.assertEqual({(i["Status"], i["StackInstanceStatus"]["DetailedStatus"], i["OrganizationalUnitId"],
+                           i["LastOperationId"]) for i in self.instances().values()},
+                         {("CURRENT", "SUCCEEDED", ous["workloads"], op_id)})
+        s = self.cf.describe_stack_set(StackSetName="wfboot-slim")["StackSet"]
+        self.assertEqual((s["Tags"], s["AutoDeployment"]), ([{"Key": "team", "Value": "vision"}],
+                                                           {"Enabled": False, "RetainStacksOnAccountRemoval": True}))
+        tags = self.member(accounts["workloads"][0]).get_role(RoleName="AWSBatchServiceRole")["Role"]["Tags"]
+        self.assertEqual(sorted(t["Key"] for t in tags), ["owner", "wfboot:stack"])
+        self.assertEqual(set(self.instances(Filters=[{"Name": "DETAILED_STATUS", "Values": "SUCCEEDED"}])),
+                         set(accounts["workloads"]))
+        self.assertEqual(self.instances(Filters=[{"Name": "DETAILED_STATUS", "Values": "FAILED"}]), {})
+        self.assertEqual(set(self.instances(StackInstanceAccount=accounts["workloads"][1])), {accounts["workloads"][1]})
+
+    def test_deleting_instances_deletes_their_resources_unless_retained_and_the_stack_set_only_once_empty(self) -> None:
+        _root, ous, accounts = self.organisation({"workloads": 1, "legacy": 2})
+        (w,), (stuck, legacy) = accounts["workloads"], accounts["legacy"]
+        self.stack_set()
+        self.deploy([ous["workloads"], ous["legacy"]], OperationPreferences={"MaxConcurrentPercentage": 100})
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.cf.delete_stack_set(StackSetName="wfboot-slim")
+        self.assertEqual(e.exception.response["Error"]["Code"], "StackSetNotEmptyException")
+        self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 409)
+        delete = self.cf.delete_stack_instances(StackSetName="wfboot-slim", Regions=["us-east-1"], RetainStacks=False,
+                                                DeploymentTargets={"OrganizationalUnitIds": [ous["workloads"]]})
+        with self.assertRaises(botocore.exceptions.ClientError) as e:  # while the deletion runs
+            self.cf.delete_stack_set(StackSetName="wfboot-slim")
+        self.assertEqual(e.exception.response["Error"]["Code"], "OperationInProgressException")
+        self.assertEqual(self.wait(delete["OperationId"])["Status"], "SUCCEEDED")
+        member = self.member(w)
+        self.assertEqual(self.roles(w), set())
+        self.assertEqual((member.list_instance_profiles()["InstanceProfiles"], member.list_policies(Scope="Local")["Policies"]),
+                         ([], []))
+        self.assertEqual(self.member(w, "cloudformation").describe_stacks()["Stacks"], [])
+        self.assertNotIn(ous["workloads"], self.cf.describe_stack_set(StackSetName="wfboot-slim")["StackSet"][
+            "OrganizationalUnitIds"])
+        # A deletion IAM refuses (someone attached the stack's policy to a user): the instance is INOPERABLE.
+        iam = self.member(stuck)
+        iam.create_user(UserName="operator")
+        policy_arn = f"arn:aws:iam::{stuck}:policy/SLIMWorkflowPassRoles"
+        iam.attach_user_policy(UserName="operator", PolicyArn=policy_arn)
+        failed = self.cf.delete_stack_instances(StackSetName="wfboot-slim", Regions=["us-east-1"], RetainStacks=False,
+                                                DeploymentTargets={"OrganizationalUnitIds": [ous["legacy"]],
+                                                                   "Accounts": [stuck], "AccountFilterType": "INTERSECTION"})
+        self.assertEqual(self.wait(failed["OperationId"])["Status"], "FAILED")
+        instance = self.instances()[stuck]
+        self.assertEqual((instance["Status"], instance["StackInstanceStatus"]["DetailedStatus"]), ("INOPERABLE", "INOPERABLE"))
+        self.assertRegex(instance["StatusReason"], r"^ResourceLogicalId:PolicyPassRoles, ResourceType:AWS::IAM::"
+                                                   r"ManagedPolicy, ResourceStatusReason:Cannot delete a policy attached "
+                                                   r"to entities\. \(Service: AmazonIdentityManagement; Status Code: 409; "
+                                                   r"Error Code: DeleteConflict; Request ID: [-0-9a-f]+\)$")
+        self.assertEqual([p["Arn"] for p in iam.list_policies(Scope="Local")["Policies"]], [policy_arn])
+        retain = self.cf.delete_stack_instances(StackSetName="wfboot-slim", Regions=["us-east-1"], RetainStacks=True,
+                                                DeploymentTargets={"OrganizationalUnitIds": [ous["legacy"]]})
+        self.assertEqual(self.wait(retain["OperationId"])["Status"], "SUCCEEDED")
+        self.assertEqual(self.instances(), {})  # the INOPERABLE one too
+        self.assertEqual(self.roles(legacy), {"AWSBatchServiceRole", "AWSServiceRoleForbatch"})  # kept
+        self.cf.delete_stack_set(StackSetName="wfboot-slim")
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.cf.describe_stack_set(StackSetName="wfboot-slim")
+        self.assertEqual(e.exception.response["Error"]["Code"], "StackSetNotFoundException")
+        self.assertEqual([s["Status"] for s in self.cf.list_stack_sets(Status="DELETED")["Summaries"]], ["DELETED"])
+
+    def test_an_account_moved_into_a_targeted_ou_gets_an_instance_and_one_moved_out_loses_it(self) -> None:
+        root, ous, accounts = self.organisation({"workloads": 1, "sandbox": 1})
+        (moving,) = accounts["sandbox"]
+        self.stack_set()
+        self.deploy([ous["workloads"]])
+        self.org.move_account(AccountId=moving, SourceParentId=ous["sandbox"], DestinationParentId=ous["workloads"])
+        ops = self.cf.list_stack_set_operations(StackSetName="wfboot-slim")["Summaries"]
+        self.assertEqual(len(ops), 2)
+        self.assertEqual(self.wait(ops[-1]["OperationId"])["Status"], "SUCCEEDED")
+        self.assertEqual(self.instances()[moving]["Status"], "CURRENT")
+        self.assertEqual(self.roles(moving), {"AWSBatchServiceRole", "AWSServiceRoleForbatch"})
+        # A new account created in the organisation (in the root), then moved to the OU: CURRENT too.
+        new = self.org.create_account(Email="new@example.com", AccountName="new")["CreateAccountStatus"]["AccountId"]
+        self.org.move_account(AccountId=new, SourceParentId=root, DestinationParentId=ous["workloads"])
+        self.wait(self.cf.list_stack_set_operations(StackSetName="wfboot-slim")["Summaries"][-1]["OperationId"])
+        self.assertEqual(self.instances()[new]["Status"], "CURRENT")
+        # Moved out of every targeted OU: its instance and resources are deleted (RetainStacksOnAccountRemoval false).
+        self.org.move_account(AccountId=moving, SourceParentId=ous["workloads"], DestinationParentId=ous["sandbox"])
+        last = self.cf.list_stack_set_operations(StackSetName="wfboot-slim")["Summaries"][-1]
+        self.assertEqual(last["Action"], "DELETE")
+        self.wait(last["OperationId"])
+        self.assertNotIn(moving, self.instances())
+        self.assertEqual(self.roles(moving), set())
+        # With RetainStacksOnAccountRemoval the resources stay.
+        self.cf.update_stack_set(StackSetName="wfboot-slim", UsePreviousTemplate=True, Capabilities=NAMED_IAM,
+                                 AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": True})
+        self.wait(self.cf.list_stack_set_operations(StackSetName="wfboot-slim")["Summaries"][-1]["OperationId"])
+        self.org.move_account(AccountId=new, SourceParentId=ous["workloads"], DestinationParentId=root)
+        self.wait(self.cf.list_stack_set_operations(StackSetName="wfboot-slim")["Summaries"][-1]["OperationId"])
+        self.assertNotIn(new, self.instances())
+        self.assertEqual(self.roles(new), {"AWSBatchServiceRole", "AWSServiceRoleForbatch"})
+
+    def test_service_managed_needs_trusted_access_and_a_registered_delegated_administrator_works_on_the_management_accounts(
+            self) -> None:
+        _root, ous, accounts = self.organisation({"workloads": 2}, trusted=False)
+        admin, other = accounts["workloads"]
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.stack_set()
+        self.assertEqual(e.exception.response["Error"], {
+            "Type": "Sender", "Code": "ValidationError",
+            "Message": "You must enable organizations access to operate a service managed stack set"})
+        self.assertEqual(self.cf.describe_organizations_access()["Status"], "DISABLED")
+        self.org.enable_aws_service_access(ServicePrincipal=STACKSETS_PRINCIPAL)  # the Organizations side of it
+        self.assertEqual(self.cf.describe_organizations_access()["Status"], "ENABLED")
+        self.cf.deactivate_organizations_access()
+        self.assertEqual(self.org.list_aws_service_access_for_organization()["EnabledServicePrincipals"], [])
+        self.cf.activate_organizations_access()
+        self.assertEqual([p["ServicePrincipal"] for p in
+                          self.org.list_aws_service_access_for_organization()["EnabledServicePrincipals"]],
+                         [STACKSETS_PRINCIPAL])
+        self.org.register_delegated_administrator(AccountId=admin, ServicePrincipal=STACKSETS_PRINCIPAL)
+        delegated = self.member(admin, "cloudformation")
+        delegated.create_stack_set(StackSetName="by-admin", TemplateBody=TEMPLATE_BODY, PermissionModel="SERVICE_MANAGED",
+                                   Capabilities=NAMED_IAM, CallAs="DELEGATED_ADMIN")
+        # It lives in the management account: the management account sees it with CallAs SELF.
+        s = self.cf.describe_stack_set(StackSetName="by-admin")["StackSet"]
+        self.assertTrue(s["StackSetARN"].startswith(f"arn:aws:cloudformation:us-east-1:{self.mgmt}:stackset/by-admin:"))
+        self.assertEqual([x["StackSetName"] for x in delegated.list_stack_sets(CallAs="DELEGATED_ADMIN")["Summaries"]],
+                         ["by-admin"])
+        self.assertEqual(delegated.list_stack_sets()["Summaries"], [])  # CallAs SELF: the member's own
+        op_id = delegated.create_stack_instances(StackSetName="by-admin", Regions=["us-east-1"], CallAs="DELEGATED_ADMIN",
+                                                 DeploymentTargets={"OrganizationalUnitIds": [ous["workloads"]]},
+                                                 OperationPreferences={"MaxConcurrentCount": 2})["OperationId"]
+        self.assertEqual(self.wait(op_id, "by-admin")["Status"], "SUCCEEDED")
+        # An account that is not registered is refused, as is CallAs SELF for a service-managed StackSet from a member.
+        stranger = self.member(other, "cloudformation")
+        for call in (lambda: stranger.list_stack_sets(CallAs="DELEGATED_ADMIN"),
+                     lambda: stranger.create_stack_set(StackSetName="x", TemplateBody=TEMPLATE_BODY,
+                                                       PermissionModel="SERVICE_MANAGED", Capabilities=NAMED_IAM)):
+            with self.assertRaises(botocore.exceptions.ClientError) as e:
+                call()
+            self.assertEqual(e.exception.response["Error"]["Message"],
+                             "You must be the master or delegated admin account of an organization before operating a "
+                             "SERVICE_MANAGED stack set")
 
 
 def run_group(ids: list[str]) -> tuple[str, int, int, int]:
