@@ -82,7 +82,7 @@ pub(crate) enum Command {
     /// Associate an instance profile with an EC2 instance (or replace its profile), idempotently
     #[cfg(feature = "ec2")]
     Attach(AttachArgs),
-    /// List the instance ⇄ instance-profile associations of the region
+    /// List the instance ⇄ instance-profile associations of the region, with each instance's metadata options
     #[cfg(feature = "ec2")]
     Instances(InstancesArgs),
     /// Which credentials wfboot would use, where they come from, and whose they are
@@ -400,10 +400,21 @@ pub(crate) struct AttachArgs {
     #[arg(long, value_name = "NAME|FILE", requires = "role")]
     pub(crate) stack: Option<String>,
     /// Replace an existing association without asking
-    #[arg(short, long)]
+    #[arg(short, long, conflicts_with = "dry_run")]
     pub(crate) yes: bool,
+    /// Require IMDSv2 on the instance first (ModifyInstanceMetadataOptions HttpTokens=required, its other options
+    /// kept), once its MetadataNoToken metric shows no IMDSv1 call in the last 14 days
+    #[arg(long, help_heading = SAFETY)]
+    pub(crate) require_imdsv2: bool,
+    /// With --require-imdsv2: require it even though the metric shows IMDSv1 calls (or cannot be read)
+    #[arg(long, requires = "require_imdsv2", help_heading = SAFETY)]
+    pub(crate) force: bool,
+    /// Show what would be changed, and stop (no prompt, no write)
+    #[arg(long, help_heading = SAFETY)]
+    pub(crate) dry_run: bool,
     /// List the associations of the region instead (same as `wfboot instances`)
-    #[arg(long, conflicts_with_all = ["instance_id", "instance_profile", "role", "stack", "yes"])]
+    #[arg(long, conflicts_with_all = ["instance_id", "instance_profile", "role", "stack", "yes", "require_imdsv2",
+                                      "force", "dry_run"])]
     pub(crate) list: bool,
     /// How long to wait for a new instance profile to become usable by EC2
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]

@@ -13,6 +13,8 @@ threaded werkzeug server, wrapped in a middleware that
     `drop-after` and `500-after` let a write reach moto (it takes effect when moto answers 2xx), then lose moto's
     answer: the client gets a dropped connection, or an HTTP 500 (IAM's and STS's `ServiceFailure`). The two
     after-kinds apply to writes only (see "Fault draw" below),
+  * speaks CloudWatch's Smithy RPC v2 CBOR protocol, which the AWS SDKs now use and moto does not, by
+    translating to and from moto's awsJson (tools/rpcv2_cbor.py),
   * answers iam:SimulatePrincipalPolicy and iam:SimulateCustomPolicy, which moto lacks, by evaluating the
     principal's policies as moto stores them with @cloud-copilot/iam-simulate (tools/simulator.py),
   * checks the signature of a request without a body (a GET) on the empty payload it has, where moto's
@@ -29,7 +31,8 @@ threaded werkzeug server, wrapped in a middleware that
     "stacksets" section,
   * with --realism (or its finer flags), adds what real AWS does and moto does not: IAM read-after-write lag,
     EC2's late view of new instance profiles, ConcurrentModification, DeleteConflict, session expiry, Lambda's,
-    Step Functions' and Batch's late view of a new role, Batch's CREATING/DELETING states (tools/realism.py, which
+    Step Functions' and Batch's late view of a new role, Batch's CREATING/DELETING states, an instance's new
+    metadata options `pending` before `applied` (tools/realism.py, which
     says what each models and its source).
 
 Usage:
@@ -38,6 +41,7 @@ Usage:
         [--no-simulator] [--no-stdin-watch]
         [--realism] [--iam-lag S] [--ec2-lag S] [--delete-conflict S] [--concurrent-modification]
         [--write-hold S] [--lag-jitter F] [--session-seconds S] [--service-lag S] [--batch-transition S]
+        [--metadata-transition S]
         [--stackset-account-seconds S]
 
 Once listening it prints exactly one line on stdout, `READY http://HOST:PORT`; everything
@@ -88,6 +92,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
 import realism
+import rpcv2_cbor  # tools/rpcv2_cbor.py: CloudWatch's RPC v2 CBOR protocol, which moto lacks
 import simulator  # tools/simulator.py, beside this file
 import stacksets  # tools/stacksets.py
 
@@ -133,7 +138,8 @@ class RequestInfo:
         self.access_key: str | None = None
         self.action: str | None = None
         self.write: bool = False
-        # "query" (iam, sts, ec2), "json" (X-Amz-Target: sqs, sfn, ...), "rest" (lambda, batch, s3)
+        # "query" (iam, sts, ec2), "json" (X-Amz-Target: sqs, sfn, ...), "cbor" (Smithy RPC v2 CBOR: cloudwatch),
+        # "rest" (lambda, batch, s3)
         self.protocol: str = "rest"
 
 
@@ -170,7 +176,12 @@ def classify(environ: dict[str, Any], body: bytes) -> RequestInfo:
         info.access_key, info.service = m.group(1), m.group(2)
 
     target = environ.get("HTTP_X_AMZ_TARGET")
-    if target:
+    cbor_operation = rpcv2_cbor.operation(environ)
+    if cbor_operation:
+        # Smithy RPC v2 CBOR: POST /service/<service>/operation/<Operation> (CloudWatch).
+        info.protocol = "cbor"
+        info.action = cbor_operation
+    elif target:
         # JSON protocols: "AmazonSQS.SendMessage", "AWSStepFunctions.StartExecution", ...
         info.protocol = "json"
         info.action = target.rsplit(".", 1)[-1]
@@ -235,6 +246,11 @@ def fault_response(kind: str, info: RequestInfo, environ: dict[str, Any]):
     if info.protocol == "query":
         body = xml_error(code, message, kind == "throttle", request_id)
         headers.append(("Content-Type", "text/xml"))
+    elif info.protocol == "cbor":
+        if kind == "throttle":
+            code = "ThrottlingException"
+        body = rpcv2_cbor.error_body(code, message)
+        headers += [("Content-Type", "application/cbor"), ("smithy-protocol", "rpc-v2-cbor")]
     elif info.protocol == "rest" and info.service in REST_XML_SERVICES:
         code = "SlowDown" if kind == "throttle" else code
         body = (f"<Error><Code>{code}</Code><Message>{message}</Message>"
@@ -762,7 +778,7 @@ def main(argv: list[str] | None = None) -> int:
                     pass
 
     log_file = open(args.log, "a", buffering=1, encoding="utf-8") if args.log else None
-    moto_app = DomainDispatcherApplication(create_backend_app)
+    moto_app = rpcv2_cbor.Translator(DomainDispatcherApplication(create_backend_app))
     real = realism.Realism(args.realism_settings, log) if args.realism_settings else None
     app = EmulatorMiddleware(
         real.wrap(moto_app) if real else moto_app,

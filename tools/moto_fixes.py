@@ -26,6 +26,9 @@ Finding the account of an access key without creating IAM backends (fix_account_
 of a new account's IAM backend built from one parse of moto's data (fix_aws_managed_policies_parse).
 
 Organizations reads from a member account (fix_organizations_member_reads).
+
+An instance's metadata options (fix_instance_metadata_options) and the account's defaults for new instances
+(add_instance_metadata_defaults).
 """
 
 from __future__ import annotations
@@ -38,6 +41,88 @@ def apply() -> None:
     fix_ec2_instance_profile_errors()
     fix_role_last_used_region()
     fix_organizations_member_reads()
+    fix_instance_metadata_options()
+    add_instance_metadata_defaults()
+
+
+# ModifyInstanceMetadataOptions' and RunInstances' MetadataOptions members, by moto's MetadataOptions keys.
+METADATA_OPTIONS = ("HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint", "HttpProtocolIpv6", "InstanceMetadataTags")
+
+
+def fix_instance_metadata_options() -> None:
+    """ModifyInstanceMetadataOptions changes only what it names: "If no parameter is specified, the existing state is
+    maintained" (EC2 API reference, ModifyInstanceMetadataOptions, HttpPutResponseHopLimit and HttpEndpoint:
+    https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifyInstanceMetadataOptions.html). moto built new
+    options from the request alone, so `--http-tokens required` reset the hop limit to 1 and left the endpoint, IPv6
+    and tags options empty (absent from DescribeInstances)."""
+    from moto.ec2.models import instances
+
+    def modify_instance_metadata_options(self, instance_id, http_tokens=None, hop_limit=None, http_endpoint=None,
+                                         dry_run=False, http_protocol=None, metadata_tags=None):
+        instance = self.get_instance(instance_id)
+        old = instance.metadata_options
+        asked = {"HttpTokens": http_tokens, "HttpPutResponseHopLimit": hop_limit, "HttpEndpoint": http_endpoint,
+                 "HttpProtocolIpv6": http_protocol, "InstanceMetadataTags": metadata_tags}
+        kept = {"HttpTokens": old.http_tokens, "HttpPutResponseHopLimit": old.http_put_response_hop_limit,
+                "HttpEndpoint": old.http_endpoint, "HttpProtocolIpv6": old.http_protocol_ipv6,
+                "InstanceMetadataTags": old.instance_metadata_tags}
+        options = {k: (asked[k] if asked[k] is not None else kept[k]) for k in METADATA_OPTIONS}
+        instance.metadata_options = instances.MetadataOptions({"State": "applied", **options})
+        return instance.metadata_options
+
+    instances.InstanceBackend.modify_instance_metadata_options = modify_instance_metadata_options
+
+
+def add_instance_metadata_defaults() -> None:
+    """ec2:GetInstanceMetadataDefaults and ModifyInstanceMetadataDefaults, which moto lacks (it answered HTTP 500,
+    "not implemented"): the account's IMDS defaults for new instances, per account and region. Modify sets each option
+    it names, `no-preference` (a hop limit of -1) clears one, and answers `true`; Get answers the options set, none
+    when nothing is (EC2 API reference, https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetInstanceMetadataDefaults.html,
+    API_ModifyInstanceMetadataDefaults.html). A new instance takes a default for each option its launch does not set
+    ("Order of precedence for instance metadata options", EC2 user guide,
+    https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/configuring-instance-metadata-options.html#instance-metadata-options-order-of-precedence;
+    the AMI's ImdsSupport and launch templates, which come between, are not modelled)."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.models import instances
+    from moto.ec2.responses import EC2Response
+
+    def defaults(backend) -> dict:
+        if not hasattr(backend, "wfboot_metadata_defaults"):
+            backend.wfboot_metadata_defaults = {}
+        return backend.wfboot_metadata_defaults
+
+    def get_instance_metadata_defaults(self):
+        return ActionResult({"AccountLevel": dict(defaults(self.ec2_backend))})
+
+    def modify_instance_metadata_defaults(self):
+        current = defaults(self.ec2_backend)
+        for key in ("HttpTokens", "HttpEndpoint", "InstanceMetadataTags", "HttpTokensEnforced"):
+            value = self._get_param(key)
+            if value == "no-preference":
+                current.pop(key, None)
+            elif value is not None:
+                current[key] = value
+        hops = self._get_int_param("HttpPutResponseHopLimit")
+        if hops == -1:
+            current.pop("HttpPutResponseHopLimit", None)
+        elif hops is not None:
+            current["HttpPutResponseHopLimit"] = hops
+        return ActionResult({"Return": True})
+
+    EC2Response.get_instance_metadata_defaults = get_instance_metadata_defaults
+    EC2Response.modify_instance_metadata_defaults = modify_instance_metadata_defaults
+
+    original_init = instances.Instance.__init__
+
+    def init(self, ec2_backend, *args, **kwargs):
+        asked = dict(kwargs.get("metadata_options") or {})
+        for key, value in getattr(ec2_backend, "wfboot_metadata_defaults", {}).items():
+            if key in METADATA_OPTIONS and asked.get(key) is None:
+                asked[key] = value
+        kwargs["metadata_options"] = asked
+        original_init(self, ec2_backend, *args, **kwargs)
+
+    instances.Instance.__init__ = init
 
 
 def fix_organizations_member_reads() -> None:

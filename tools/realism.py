@@ -58,6 +58,13 @@ tool that talks to them has to cope. With --realism the emulator adds, on top of
   long before VALID (or INVALID), and a deleted one reads DELETING (state DISABLED) before it is gone, as
   terraform-provider-aws internal/service/batch/compute_environment.go waits for (waitComputeEnvironmentCreated,
   waitComputeEnvironmentDeleted). moto makes them VALID at once and forgets them at once.
+* Instance metadata options taking effect (--metadata-transition, default 2 s): ModifyInstanceMetadataOptions on a
+  running instance answers state `pending`, and DescribeInstances shows the new options in state `pending` for the
+  window, then `applied`: "When you modify the parameters on a running instance, the API responds with a state of
+  pending. After the parameter modifications are successfully applied to the instance, the state of the
+  modifications changes from pending to applied in subsequent describe-instances API calls" (EC2 API reference,
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifyInstanceMetadataOptions.html). moto applies them at
+  once. A stopped instance is left as moto answers (AWS applies its options when it starts).
 * Session expiry: credentials from sts:AssumeRole stop working at their expiry (moto never expires them):
   requests signed with them answer ExpiredToken. --session-seconds caps every session (for tests of long
   runs); a DurationSeconds over an hour asked with role-chained credentials is refused, as STS does
@@ -152,6 +159,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "update (default 8)")
     g.add_argument("--batch-transition", type=float, default=None, metavar="SECONDS",
                    help="a Batch compute environment reads CREATING (and DELETING) this long (default 1)")
+    g.add_argument("--metadata-transition", type=float, default=None, metavar="SECONDS",
+                   help="a running instance's new metadata options read `pending` this long (default 2)")
 
 
 @dataclass
@@ -166,11 +175,12 @@ class Settings:
     sessions: bool = False
     service_lag: float = 0.0
     batch_transition: float = 0.0
+    metadata_transition: float = 0.0
     seed: int = 1
 
     def enabled(self) -> bool:
         return bool(self.iam_lag or self.ec2_lag or self.delete_conflict or self.concurrent_modification
-                    or self.sessions or self.service_lag or self.batch_transition)
+                    or self.sessions or self.service_lag or self.batch_transition or self.metadata_transition)
 
 
 def settings_from(args: argparse.Namespace, error: Callable[[str], Any]) -> Settings | None:
@@ -181,9 +191,10 @@ def settings_from(args: argparse.Namespace, error: Callable[[str], Any]) -> Sett
     delete_conflict = args.delete_conflict if args.delete_conflict is not None else (iam_lag if on else 0.0)
     service_lag = args.service_lag if args.service_lag is not None else (8.0 if on else 0.0)
     batch_transition = args.batch_transition if args.batch_transition is not None else (1.0 if on else 0.0)
+    metadata_transition = args.metadata_transition if args.metadata_transition is not None else (2.0 if on else 0.0)
     for name, value in (("--iam-lag", iam_lag), ("--ec2-lag", ec2_lag), ("--delete-conflict", delete_conflict),
                         ("--write-hold", args.write_hold), ("--service-lag", service_lag),
-                        ("--batch-transition", batch_transition)):
+                        ("--batch-transition", batch_transition), ("--metadata-transition", metadata_transition)):
         if value < 0:
             error(f"{name} must be >= 0")
     if not 0.0 <= args.lag_jitter < 1.0:
@@ -194,7 +205,7 @@ def settings_from(args: argparse.Namespace, error: Callable[[str], Any]) -> Sett
                  concurrent_modification=on or args.concurrent_modification, write_hold=args.write_hold,
                  lag_jitter=args.lag_jitter, session_seconds=args.session_seconds,
                  sessions=on or args.session_seconds is not None, service_lag=service_lag,
-                 batch_transition=batch_transition, seed=args.seed)
+                 batch_transition=batch_transition, metadata_transition=metadata_transition, seed=args.seed)
     return s if s.enabled() else None
 
 
@@ -210,6 +221,8 @@ def describe(s: Settings) -> str:
         parts.append(f"service role lag {s.service_lag:g} s")
     if s.batch_transition:
         parts.append(f"Batch transitions {s.batch_transition:g} s")
+    if s.metadata_transition:
+        parts.append(f"metadata options pending {s.metadata_transition:g} s")
     if s.concurrent_modification:
         parts.append(f"ConcurrentModification (writes hold {s.write_hold:g} s)")
     if s.sessions:
@@ -472,6 +485,8 @@ class Realism:
         self.compute_environments: dict[tuple[str, str, str], tuple[float, str | None]] = {}
         # (account, region, compute environment ARN) -> (DELETING until, its description): deleted, not gone yet.
         self.deleting: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
+        # (account, region, instance id) -> when its new metadata options read `applied` (--metadata-transition).
+        self.metadata_pending: dict[tuple[str, str, str], float] = {}
         self.accounts: dict[str, str] = {}
         self.app: Callable | None = None
 
@@ -493,6 +508,7 @@ class Realism:
             self.profiles.clear()
             self.service_roles.clear()
             self.deleting.clear()
+            self.metadata_pending = {k: 0.0 for k in self.metadata_pending}
             # An INVALID compute environment stays INVALID (Batch does not repair it): only CREATING ends.
             self.compute_environments = {k: (0.0, reason) for k, (_, reason) in self.compute_environments.items()}
 
@@ -662,8 +678,15 @@ class Realism:
         if service == "iam" and not action.startswith(("Get", "List")):
             effects = iam_effects(action, params, account, region)
         before = self.keep_reads(environ, account, effects) if effects is not None and self.s.iam_lag else {}
+        if service == "ec2" and action == "DescribeInstances" and self.s.metadata_transition:
+            asked = {v for k, v in params.items() if k.startswith("InstanceId.")}
+            if self.metadata_applied(account, region, asked, now):
+                environ["emulator.realism"] = "metadata_pending"
         status, headers, data = self.call(environ)
         ok = status[:1] == "2"
+        if ok and service == "ec2" and action == "ModifyInstanceMetadataOptions" and self.s.metadata_transition:
+            data = self.metadata_modified(environ, account, region, params.get("InstanceId", ""), data)
+            headers = [(k, str(len(data)) if k.lower() == "content-length" else v) for k, v in headers]
         if ok and effects is not None:
             self.record(account, effects, before)
         if ok and service == "sts" and action == "AssumeRole" and self.s.sessions:
@@ -757,6 +780,43 @@ class Realism:
             self.sessions[m.group(1).decode()] = expiry
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(expiry)) + f".{int(expiry % 1 * 1000):03d}Z"
         return re.sub(rb"<Expiration>[^<]*</Expiration>", f"<Expiration>{stamp}</Expiration>".encode(), body)
+
+    # ---- EC2 instance metadata options: pending, then applied ----------------------------------------------
+
+    @staticmethod
+    def moto_instance(account: str, region: str, instance_id: str):
+        from moto.ec2.models import ec2_backends  # moto is imported by the emulator first
+        try:
+            return ec2_backends[account][region].get_instance(instance_id)
+        except Exception:  # noqa: BLE001 - an instance moto does not know: moto's own answer says so
+            return None
+
+    def metadata_modified(self, environ, account: str, region: str, instance_id: str, data: bytes) -> bytes:
+        """A running instance's new options read `pending` for the window, in moto's state and in this answer."""
+        instance = self.moto_instance(account, region, instance_id)
+        if instance is None or instance.state != "running":
+            return data
+        instance.metadata_options.state = "pending"
+        # From the answer on: moto may have taken a while to get to it.
+        until = time.time() + self.s.metadata_transition * self.factor(account, ("metadata", instance_id))
+        with self.lock:
+            self.metadata_pending[(account, region, instance_id)] = until
+        environ["emulator.realism"] = "metadata_pending"
+        return data.replace(b"<state>applied</state>", b"<state>pending</state>", 1)
+
+    def metadata_applied(self, account: str, region: str, asked: set[str], now: float) -> bool:
+        """Before moto describes instances (`asked`, or all): the options whose window has ended are `applied`.
+        Whether one it describes still reads `pending`."""
+        with self.lock:
+            mine = {k: until for k, until in self.metadata_pending.items() if k[:2] == (account, region)}
+            done = [k for k, until in mine.items() if now >= until]
+            for k in done:
+                del self.metadata_pending[k]
+        for _, _, instance_id in done:
+            instance = self.moto_instance(account, region, instance_id)
+            if instance is not None:
+                instance.metadata_options.state = "applied"
+        return any(now < until and (not asked or k[2] in asked) for k, until in mine.items())
 
     # ---- the services that assume roles: Lambda, Step Functions, Batch ----------------------------------
 
@@ -938,7 +998,8 @@ class Realism:
             return {"kept_reads": sum(1 for k in self.kept.values() if now < k.until),
                     "delete_conflicts": sum(1 for until, _ in self.conflicts.values() if now < until),
                     "sessions": len(self.sessions),
-                    "service_roles_lagging": sum(1 for until in self.service_roles.values() if now < until)}
+                    "service_roles_lagging": sum(1 for until in self.service_roles.values() if now < until),
+                    "metadata_pending": sum(1 for until in self.metadata_pending.values() if now < until)}
 
 
 def service_of(environ: dict[str, Any]) -> str | None:

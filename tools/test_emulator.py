@@ -488,6 +488,106 @@ class EmulatorTest(unittest.TestCase):
             emu.client("lambda").create_function(FunctionName="f", Runtime="python3.12", Role=role,
                                                  Handler="index.handler", Code={"ZipFile": tiny_zip()})
 
+    def test_ec2_modify_instance_metadata_options_keeps_what_it_does_not_name(self) -> None:
+        # moto rebuilt the options from the request alone: the hop limit fell back to 1, the endpoint went missing
+        # (tools/moto_fixes.py). A running instance's change is applied at once without realism.
+        with Emulator(log=False) as emu:
+            ec2 = emu.client("ec2")
+            iid = ec2.run_instances(ImageId=probe_ami(emu), MinCount=1, MaxCount=1,
+                                    MetadataOptions={"HttpPutResponseHopLimit": 2,
+                                                     "InstanceMetadataTags": "enabled"})["Instances"][0]["InstanceId"]
+            answered = ec2.modify_instance_metadata_options(InstanceId=iid, HttpTokens="required")
+            shown = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["MetadataOptions"]
+            expected = {"State": "applied", "HttpTokens": "required", "HttpPutResponseHopLimit": 2,
+                        "HttpEndpoint": "enabled", "HttpProtocolIpv6": "disabled", "InstanceMetadataTags": "enabled"}
+            self.assertEqual(answered["InstanceMetadataOptions"], expected)
+            self.assertEqual(shown, expected)
+            ec2.modify_instance_metadata_options(InstanceId=iid, HttpEndpoint="disabled")
+            shown = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["MetadataOptions"]
+            self.assertEqual((shown["HttpTokens"], shown["HttpEndpoint"]), ("required", "disabled"))
+
+    def test_ec2_instance_metadata_defaults_are_per_account_and_region_and_new_instances_take_them(self) -> None:
+        # moto answered HTTP 500, not implemented (tools/moto_fixes.py).
+        with Emulator() as emu:
+            ec2 = emu.client("ec2")
+            self.assertEqual(ec2.get_instance_metadata_defaults()["AccountLevel"], {}, "nothing set: no preference")
+            self.assertTrue(ec2.modify_instance_metadata_defaults(HttpTokens="required", HttpPutResponseHopLimit=2)
+                            ["Return"])
+            self.assertEqual(ec2.get_instance_metadata_defaults()["AccountLevel"],
+                             {"HttpTokens": "required", "HttpPutResponseHopLimit": 2})
+            other_region = boto3.client("ec2", endpoint_url=emu.url, region_name="eu-west-1",
+                                        aws_access_key_id=ACCESS_KEY, aws_secret_access_key="secret")
+            self.assertEqual(other_region.get_instance_metadata_defaults()["AccountLevel"], {})
+            c = emu.client("sts").assume_role(RoleArn="arn:aws:iam::111111111111:role/X",
+                                              RoleSessionName="test")["Credentials"]
+            other_account = boto3.client("ec2", endpoint_url=emu.url, region_name="us-east-1",
+                                         aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                                         aws_session_token=c["SessionToken"])
+            self.assertEqual(other_account.get_instance_metadata_defaults()["AccountLevel"], {})
+            # A new instance takes each default its launch does not set.
+            new = ec2.run_instances(ImageId=probe_ami(emu), MinCount=1, MaxCount=1)["Instances"][0]["MetadataOptions"]
+            self.assertEqual((new["HttpTokens"], new["HttpPutResponseHopLimit"]), ("required", 2))
+            own = ec2.run_instances(ImageId=probe_ami(emu), MinCount=1, MaxCount=1,
+                                    MetadataOptions={"HttpTokens": "optional"})["Instances"][0]["MetadataOptions"]
+            self.assertEqual((own["HttpTokens"], own["HttpPutResponseHopLimit"]), ("optional", 2))
+            ec2.modify_instance_metadata_defaults(HttpTokens="no-preference", HttpPutResponseHopLimit=-1)
+            self.assertEqual(ec2.get_instance_metadata_defaults()["AccountLevel"], {})
+            actions = [(e["action"], e["write"], e["status"]) for e in emu.log_entries()
+                       if "MetadataDefaults" in e["action"]]
+            self.assertEqual(actions[:2], [("GetInstanceMetadataDefaults", False, 200),
+                                           ("ModifyInstanceMetadataDefaults", True, 200)])
+
+    def test_cloudwatch_answers_the_rpc_v2_cbor_protocol_the_sdks_send(self) -> None:
+        # moto parses CloudWatch's awsJson and awsQuery only; the SDKs now send Smithy RPC v2 CBOR
+        # (tools/rpcv2_cbor.py). boto3 still sends awsJson, which goes on working.
+        sys.path.insert(0, os.path.dirname(EMULATOR))
+        import rpcv2_cbor
+        with Emulator() as emu:
+            now = time.time()
+            emu.client("cloudwatch").put_metric_data(Namespace="AWS/EC2", MetricData=[
+                {"MetricName": "MetadataNoToken", "Dimensions": [{"Name": "InstanceId", "Value": "i-1"}],
+                 "Timestamp": now - 3 * 86400, "Value": 30, "Unit": "Count"}])
+
+            def cbor_call(operation: str, fields: dict, timestamps: dict) -> tuple[int, dict, dict]:
+                body = rpcv2_cbor.head(5, len(fields) + len(timestamps))
+                for k, v in fields.items():
+                    body += rpcv2_cbor.encode(k) + rpcv2_cbor.encode(v)
+                for k, v in timestamps.items():  # tag 1, epoch seconds
+                    body += rpcv2_cbor.encode(k) + b"\xc1" + rpcv2_cbor.encode(float(v))
+                request = urllib.request.Request(
+                    f"{emu.url}/service/GraniteServiceVersion20100801/operation/{operation}", data=body,
+                    method="POST", headers={
+                        "smithy-protocol": "rpc-v2-cbor", "Content-Type": "application/cbor",
+                        "Authorization": f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/20260101/us-east-1/monitoring/"
+                                         "aws4_request, SignedHeaders=host, Signature=0"})
+                try:
+                    with urllib.request.urlopen(request, timeout=20) as r:
+                        return r.status, dict(r.headers), rpcv2_cbor.decode(r.read())
+                except urllib.error.HTTPError as e:
+                    return e.code, dict(e.headers), rpcv2_cbor.decode(e.read())
+
+            query = {"Namespace": "AWS/EC2", "MetricName": "MetadataNoToken",
+                     "Dimensions": [{"Name": "InstanceId", "Value": "i-1"}], "Period": 86400, "Statistics": ["Sum"]}
+            status, headers, out = cbor_call("GetMetricStatistics", query,
+                                             {"StartTime": now - 14 * 86400, "EndTime": now})
+            self.assertEqual((status, headers["smithy-protocol"], headers["Content-Type"]),
+                             (200, "rpc-v2-cbor", "application/cbor"))
+            self.assertEqual([(p["Sum"], p["Unit"]) for p in out["Datapoints"]], [(30.0, "Count")])
+            self.assertAlmostEqual(out["Datapoints"][0]["Timestamp"], now - 3 * 86400, delta=1)
+            # moto's error, in the protocol's shape: the error's name in __type.
+            status, headers, out = cbor_call("GetMetricStatistics", query, {"StartTime": now, "EndTime": now - 60})
+            self.assertEqual((status, out["__type"], headers["x-amzn-query-error"]),
+                             (400, "InvalidParameterValueException", "InvalidParameterValue;Sender"))
+            self.assertIn("StartTime", out["message"])
+            logged = [(e["path"].rsplit("/", 1)[-1], e["action"], e["write"]) for e in emu.log_entries()
+                      if e["service"] == "monitoring"]
+            self.assertEqual(logged, [("", "PutMetricData", True),
+                                      ("GetMetricStatistics", "GetMetricStatistics", False),
+                                      ("GetMetricStatistics", "GetMetricStatistics", False)])
+        with Emulator("--fault-rate", "1", "--fault-kinds", "throttle") as emu:
+            status, _, out = cbor_call("GetMetricStatistics", query, {"StartTime": now - 60, "EndTime": now})
+            self.assertEqual((status, out["__type"]), (400, "ThrottlingException"), "an injected fault speaks CBOR")
+
     def test_organizations_reads_from_a_member_account_are_access_denied_and_outside_any_not_in_use(self) -> None:
         # moto answered AccountNotFoundException from a member account's own empty backend (tools/moto_fixes.py).
         with Emulator(log=False) as emu:
@@ -934,9 +1034,37 @@ class RealismTest(unittest.TestCase):
             time.sleep(max(0.0, c["Expiration"].timestamp() - time.time()) + 1.1)
             self.assertEqual(code_of(session.list_roles), ("ExpiredToken", 400))
 
+    def test_a_running_instances_new_metadata_options_read_pending_then_applied(self) -> None:
+        with Emulator("--metadata-transition", "1.5", "--lag-jitter", "0") as emu:
+            ec2 = emu.client("ec2")
+            iid = ec2.run_instances(ImageId=probe_ami(emu), MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+
+            def shown() -> dict:
+                return ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["MetadataOptions"]
+
+            answered = ec2.modify_instance_metadata_options(InstanceId=iid, HttpTokens="required")
+            self.assertEqual(answered["InstanceMetadataOptions"]["State"], "pending")
+            self.assertEqual((shown()["State"], shown()["HttpTokens"]), ("pending", "required"))
+            time.sleep(1.6)
+            self.assertEqual(shown()["State"], "applied")
+            marks = [(e["action"], e.get("realism")) for e in emu.log_entries()
+                     if e["action"] in ("ModifyInstanceMetadataOptions", "DescribeInstances")]
+            self.assertEqual(marks, [("ModifyInstanceMetadataOptions", "metadata_pending"),
+                                     ("DescribeInstances", "metadata_pending"), ("DescribeInstances", "metadata_pending"),
+                                     ("DescribeInstances", None)])
+            # A stopped instance is left as moto answers; settle ends a window at once.
+            ec2.stop_instances(InstanceIds=[iid])
+            answered = ec2.modify_instance_metadata_options(InstanceId=iid, HttpPutResponseHopLimit=2)
+            self.assertEqual(answered["InstanceMetadataOptions"]["State"], "applied")
+            ec2.start_instances(InstanceIds=[iid])
+            ec2.modify_instance_metadata_options(InstanceId=iid, HttpPutResponseHopLimit=3)
+            self.assertEqual(shown()["State"], "pending")
+            emu.settle()
+            self.assertEqual((shown()["State"], shown()["HttpPutResponseHopLimit"]), ("applied", 3))
+
     def test_realism_flags_are_checked(self) -> None:
         for args in (["--iam-lag", "-1"], ["--lag-jitter", "1"], ["--session-seconds", "0"], ["--service-lag", "-1"],
-                     ["--batch-transition", "-0.5"]):
+                     ["--batch-transition", "-0.5"], ["--metadata-transition", "-1"]):
             proc = subprocess.run([sys.executable, EMULATOR, "--port", "0", *args],
                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
             self.assertEqual(proc.returncode, 2, args)

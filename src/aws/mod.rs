@@ -245,6 +245,9 @@ pub(crate) struct Clients {
     pub(crate) cloudformation: aws_sdk_cloudformation::Client,
     #[cfg(feature = "ec2")]
     pub(crate) ec2: aws_sdk_ec2::Client,
+    /// `attach --require-imdsv2`'s read of an instance's MetadataNoToken metric.
+    #[cfg(feature = "ec2")]
+    pub(crate) cloudwatch: aws_sdk_cloudwatch::Client,
     /// The resolved configuration, for `whoami` (which credentials, from where).
     pub(crate) sdk: aws_config::SdkConfig,
     pub(crate) calls: CallLog,
@@ -324,6 +327,8 @@ impl Clients {
         let cloudformation = client!(aws_sdk_cloudformation, "cloudformation");
         #[cfg(feature = "ec2")]
         let ec2 = client!(aws_sdk_ec2, "ec2");
+        #[cfg(feature = "ec2")]
+        let cloudwatch = client!(aws_sdk_cloudwatch, "cloudwatch");
         Ok(Clients {
             iam,
             iam_writes,
@@ -337,6 +342,8 @@ impl Clients {
             cloudformation,
             #[cfg(feature = "ec2")]
             ec2,
+            #[cfg(feature = "ec2")]
+            cloudwatch,
             sdk: config,
             calls,
             region,
@@ -364,6 +371,8 @@ impl Clients {
             cloudformation: aws_sdk_cloudformation::Client::new(&sdk),
             #[cfg(feature = "ec2")]
             ec2: aws_sdk_ec2::Client::new(&sdk),
+            #[cfg(feature = "ec2")]
+            cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
             sdk,
             calls: CallLog::default(),
             region: "us-east-1".into(),

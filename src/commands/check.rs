@@ -313,12 +313,13 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits) -> Result<ExitS
 pub(crate) async fn checks(session: &Session, observed: Observed) -> Result<Checked> {
     let caller = &session.caller;
     let observed = &observed;
-    let (plan, (preflight, probes, operator)) =
+    let (plan, (preflight, probes, operator, instances)) =
         pipeline::plan(session, observed, &Default::default(), |plan| async move {
             tokio::join!(
                 preflight::of_plan(session, observed, &plan, None),
                 services::probe_all(&session.clients),
-                operator_rows(&session.clients, &session.desired, &plan, session.user.as_deref())
+                operator_rows(&session.clients, &session.desired, &plan, session.user.as_deref()),
+                instance_rows(&session.clients, &session.desired)
             )
         })
         .await?;
@@ -343,6 +344,7 @@ pub(crate) async fn checks(session: &Session, observed: Observed) -> Result<Chec
         });
     }
     rows.extend(role_rows(&session.desired, observed));
+    rows.extend(instances);
     let passed = !rows.iter().any(|r| r.status == Status::Failed);
     let findings = review::review(&session.desired, session.user.as_deref());
     Ok(Checked {
@@ -407,10 +409,86 @@ fn role_rows(desired: &crate::stack::Desired, observed: &Observed) -> Vec<Row> {
     ]
 }
 
+/// With an instance profile in the stack: the account's instance metadata defaults for new instances in the region
+/// (does a new instance require IMDSv2?), and each instance that has one of the stack's instance profiles, with its
+/// metadata options. Read-only; the account default is the user's to change (the row prints the one command). A read
+/// that fails is `unverified`.
+#[cfg(feature = "ec2")]
+async fn instance_rows(clients: &Clients, desired: &Desired) -> Vec<Row> {
+    use crate::resources::imds;
+    let row =
+        |check: String, status: Status, what_to_do: String| Row { area: "instances".into(), check, status, what_to_do };
+    if desired.instance_profiles.is_empty() {
+        return Vec::new();
+    }
+    let region = &clients.region;
+    let (defaults, instances) = tokio::join!(imds::account_defaults(clients), imds::stack_instances(clients, desired));
+    let mut rows = vec![match defaults {
+        Ok(d) if d.requires_imdsv2() => {
+            row(format!("new instances in {region} require IMDSv2 (account default)"), Status::Ok, String::new())
+        }
+        Ok(d) => {
+            let now = match &d.http_tokens {
+                Some(t) => format!("HttpTokens={t}"),
+                None => "no preference".into(),
+            };
+            let managed = if d.managed_by.as_deref() == Some("declarative-policy") {
+                "; set by the organisation's declarative policy, which the account cannot override"
+            } else {
+                ""
+            };
+            row(
+                format!("new instances in {region} allow IMDSv1 (account default: {now})"),
+                Status::Warning,
+                format!(
+                    "unless their launch or AMI requires IMDSv2; to make it their default: {} (your call: wfboot \
+                     never changes it{managed})",
+                    d.command()
+                ),
+            )
+        }
+        Err(imds::Unread(code)) => row(
+            format!("the account's instance metadata defaults in {region}"),
+            Status::Unverified,
+            format!("cannot read them ({code}): ec2:GetInstanceMetadataDefaults"),
+        ),
+    }];
+    match instances {
+        Ok(list) => {
+            for i in list {
+                let Some(options) = &i.metadata_options else { continue };
+                let check = format!("{} ({}): {}", i.instance_id, i.instance_profile, options.short());
+                match i.findings.is_empty() {
+                    true => rows.push(row(check, Status::Ok, String::new())),
+                    false => {
+                        let what: Vec<String> =
+                            i.findings.iter().map(|f| format!("{}: {}", f.message, f.fix)).collect();
+                        rows.push(row(check, Status::Warning, what.join("; ")));
+                    }
+                }
+            }
+        }
+        Err(e) => rows.push(row(
+            "the instances with the stack's instance profiles".into(),
+            Status::Unverified,
+            format!("cannot read them: {}", e.message),
+        )),
+    }
+    rows
+}
+
+#[cfg(not(feature = "ec2"))]
+async fn instance_rows(_: &Clients, _: &Desired) -> Vec<Row> {
+    Vec::new()
+}
+
 /// What the operator needs to run the workflow the stack is for, beyond its managed policies' own grants:
 /// passing each of the stack's roles to the services that trust it (`iam:PassRole` with `iam:PassedToService`,
 /// which the services check when a compute environment, function or state machine is created with the role),
-/// and, with an instance profile in the stack, `ec2:AssociateIamInstanceProfile` (`wfboot attach`).
+/// and, with an instance profile in the stack, what `wfboot attach --require-imdsv2` makes and reads:
+/// `ec2:AssociateIamInstanceProfile` and `ec2:ModifyInstanceMetadataOptions` on the region's instances, and
+/// `cloudwatch:GetMetricStatistics` (the instance's MetadataNoToken metric; it has no resource-level permissions:
+/// https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html).
 pub(crate) fn operator_permissions(desired: &Desired, region: &str) -> Vec<Permission> {
     let t = &desired.target;
     let in_region = ContextEntry { key: "aws:RequestedRegion".into(), values: vec![region.to_string()], list: false };
@@ -426,13 +504,11 @@ pub(crate) fn operator_permissions(desired: &Desired, region: &str) -> Vec<Permi
         }
     }
     if !desired.instance_profiles.is_empty() {
-        out.push(
-            Permission::new(
-                "ec2:AssociateIamInstanceProfile",
-                format!("arn:{}:ec2:{region}:{}:instance/*", t.partition, t.account_id),
-            )
-            .with(in_region),
-        );
+        let instances = format!("arn:{}:ec2:{region}:{}:instance/*", t.partition, t.account_id);
+        for action in ["ec2:AssociateIamInstanceProfile", "ec2:ModifyInstanceMetadataOptions"] {
+            out.push(Permission::new(action, instances.clone()).with(in_region.clone()));
+        }
+        out.push(Permission::new("cloudwatch:GetMetricStatistics", "*").with(in_region));
     }
     out
 }

@@ -26,6 +26,8 @@ struct Report {
     ok: usize,
     failed: usize,
     unverified: usize,
+    /// Checks that pass at a risk (an instance that allows IMDSv1): said, never a failure.
+    warnings: usize,
     /// Probe resources an earlier, interrupted run had left, deleted by this one.
     swept: Vec<String>,
     rows: Vec<Row>,
@@ -166,7 +168,12 @@ async fn verify_one(run: &Run, unit: Unit<'_>, args: &VerifyArgs) -> Result<Repo
     spinner.finish_and_clear();
     let found = found?;
     let mut rows = verify::trust_rows(desired, &found);
-    rows.extend(verify::permission_rows(clients, &run.stack, desired, &found).await);
+    let (permissions, instances) = tokio::join!(
+        verify::permission_rows(clients, &run.stack, desired, &found),
+        verify::instance_rows(clients, desired)
+    );
+    rows.extend(permissions);
+    rows.extend(instances);
     let mut swept = Vec::new();
     if args.live {
         let timeout = Duration::from_secs(args.propagation_timeout);
@@ -197,6 +204,7 @@ async fn verify_one(run: &Run, unit: Unit<'_>, args: &VerifyArgs) -> Result<Repo
         ok: count(Status::Ok),
         failed: count(Status::Failed),
         unverified: count(Status::Unverified),
+        warnings: count(Status::Warning),
         swept,
         wall_seconds: run.started.elapsed().as_secs_f64(),
         rows,
@@ -208,6 +216,7 @@ fn status_word(s: Status) -> &'static str {
         Status::Ok => "ok",
         Status::Failed => "FAILED",
         Status::Unverified => "unverified",
+        Status::Warning => "warning",
     }
 }
 
@@ -216,6 +225,7 @@ fn check_word(c: Check) -> &'static str {
         Check::Trust => "trust",
         Check::Permissions => "permissions",
         Check::Live => "live",
+        Check::Instance => "instance",
     }
 }
 
@@ -234,11 +244,16 @@ fn text(r: &Report) -> String {
         );
     }
     out += &format!(
-        "{}: {} ok, {} failed, {} unverified{}; {:.2} s.",
+        "{}: {} ok, {} failed, {} unverified{}{}; {:.2} s.",
         if r.passed { "Passed" } else { "FAILED" },
         r.ok,
         r.failed,
         r.unverified,
+        if r.warnings > 0 {
+            format!(", {} warning{}", r.warnings, crate::wording::plural(r.warnings))
+        } else {
+            String::new()
+        },
         if r.live { "" } else { " (without --live: the services themselves were not asked)" },
         r.wall_seconds
     );

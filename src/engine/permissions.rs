@@ -71,6 +71,9 @@ pub(crate) fn minimal_policy(plan: &Plan, desired: &Desired) -> serde_json::Valu
             "Resource": "*"
         }),
     ];
+    if !desired.instance_profiles.is_empty() {
+        statements.extend(instance_statements(&plan.partition));
+    }
     for ((action, condition), resources) in by_statement {
         let mut sid: String = action.trim_start_matches("iam:").chars().filter(char::is_ascii_alphanumeric).collect();
         let mut statement = serde_json::json!({ "Effect": "Allow", "Action": action, "Resource": resources });
@@ -90,6 +93,34 @@ pub(crate) fn minimal_policy(plan: &Plan, desired: &Desired) -> serde_json::Valu
         statements.push(statement);
     }
     serde_json::json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+/// With an instance profile in the stack: what `check` reads about the instances that have it and about the account's
+/// defaults for new instances (unverified rows when refused, so optional), and what `wfboot attach --require-imdsv2`
+/// reads and makes: the instance's MetadataNoToken metric and the one write, ModifyInstanceMetadataOptions on an
+/// instance. ec2:GetInstanceMetadataDefaults, the Describe reads and cloudwatch:GetMetricStatistics have no
+/// resource-level permissions (Service Authorization Reference, Amazon EC2 and Amazon CloudWatch:
+/// https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html).
+fn instance_statements(partition: &str) -> [serde_json::Value; 2] {
+    [
+        serde_json::json!({
+            "Sid": "OptionalReadTheInstancesMetadataOptions",
+            "Effect": "Allow",
+            "Action": [
+                "ec2:DescribeIamInstanceProfileAssociations",
+                "ec2:DescribeInstances",
+                "ec2:GetInstanceMetadataDefaults",
+                "cloudwatch:GetMetricStatistics"
+            ],
+            "Resource": "*"
+        }),
+        serde_json::json!({
+            "Sid": "OptionalRequireImdsv2OnInstances",
+            "Effect": "Allow",
+            "Action": "ec2:ModifyInstanceMetadataOptions",
+            "Resource": format!("arn:{partition}:ec2:*:*:instance/*")
+        }),
+    ]
 }
 
 #[cfg(test)]

@@ -363,6 +363,8 @@ pub(crate) fn usable_text(w: &WaitReport) -> String {
                 (Status::Unverified, Some(by)) => format!("with the {} probe", by.label()),
                 (Status::Unverified, None) => "unverified".into(),
                 (Status::Failed, _) => "FAILED".into(),
+                // Only `verify`'s instance rows warn; a probe never does.
+                (Status::Warning, _) => "warning".into(),
             };
             [
                 s.service.label().to_string(),

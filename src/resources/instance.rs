@@ -3,9 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::types::{Filter, IamInstanceProfileSpecification};
+use aws_sdk_ec2::types::{Filter, IamInstanceProfileSpecification, InstanceMetadataOptionsResponse};
 use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::date_time::Format;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::DateTime;
 use serde::Serialize;
 
 use crate::aws::{errors, Clients};
@@ -25,8 +27,85 @@ pub(crate) fn valid_instance_id(id: &str) -> bool {
         .is_some_and(|hex| (hex.len() == 8 || hex.len() == 17) && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// The instance's state name ("running", "stopped", ...), or an error saying it does not exist here.
-pub(crate) async fn state(clients: &Clients, instance_id: &str) -> Result<String> {
+/// An instance's metadata options, as DescribeInstances shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct MetadataOptions {
+    /// `pending` while a change is being applied to a running instance, then `applied`.
+    pub(crate) state: String,
+    /// `optional` (IMDSv1 allowed) or `required` (IMDSv2 only).
+    pub(crate) http_tokens: String,
+    /// `enabled` or `disabled` (no metadata at all, so no role credentials).
+    pub(crate) http_endpoint: String,
+    /// How many network hops the IMDSv2 token's answer may travel (1 to 64).
+    pub(crate) http_put_response_hop_limit: i32,
+}
+
+impl MetadataOptions {
+    /// EC2's defaults fill what the answer leaves out (optional, enabled, 1: the API reference's defaults).
+    pub(crate) fn from_sdk(o: &InstanceMetadataOptionsResponse) -> MetadataOptions {
+        MetadataOptions {
+            state: o.state().map_or("applied", |s| s.as_str()).to_string(),
+            http_tokens: o.http_tokens().map_or("optional", |t| t.as_str()).to_string(),
+            http_endpoint: o.http_endpoint().map_or("enabled", |e| e.as_str()).to_string(),
+            http_put_response_hop_limit: o.http_put_response_hop_limit().unwrap_or(1),
+        }
+    }
+
+    pub(crate) fn imdsv2_required(&self) -> bool {
+        self.http_tokens == "required"
+    }
+
+    pub(crate) fn endpoint_enabled(&self) -> bool {
+        self.http_endpoint != "disabled"
+    }
+
+    /// "IMDSv1 allowed, endpoint enabled, hop limit 2": for a table.
+    pub(crate) fn short(&self) -> String {
+        let tokens = if self.imdsv2_required() { "IMDSv2 required" } else { "IMDSv1 allowed" };
+        format!("{tokens}, endpoint {}, hop limit {}", self.http_endpoint, self.http_put_response_hop_limit)
+    }
+
+    /// "IMDSv2 required, endpoint enabled, hop limit 2".
+    pub(crate) fn summary(&self) -> String {
+        let tokens = if self.imdsv2_required() {
+            "IMDSv2 required".to_string()
+        } else {
+            format!("IMDSv1 allowed (HttpTokens={})", self.http_tokens)
+        };
+        let pending = if self.state == "pending" { ", being applied" } else { "" };
+        format!("{tokens}, endpoint {}, hop limit {}{pending}", self.http_endpoint, self.http_put_response_hop_limit)
+    }
+}
+
+/// RFC 3339, to the second.
+pub(crate) fn timestamp(t: &DateTime) -> String {
+    DateTime::from_secs(t.secs()).fmt(Format::DateTime).unwrap_or_default()
+}
+
+/// An instance as DescribeInstances shows it: what `attach` checks before its writes.
+#[derive(Debug, Clone)]
+pub(crate) struct Described {
+    pub(crate) instance_id: String,
+    /// "running", "stopped", ...
+    pub(crate) state: String,
+    /// When it was last launched (started), RFC 3339.
+    pub(crate) launch_time: Option<String>,
+    pub(crate) options: Option<MetadataOptions>,
+}
+
+impl Described {
+    fn from_sdk(i: &aws_sdk_ec2::types::Instance) -> Described {
+        Described {
+            instance_id: i.instance_id().unwrap_or_default().to_string(),
+            state: i.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()).unwrap_or_else(|| "unknown".into()),
+            launch_time: i.launch_time().map(timestamp),
+            options: i.metadata_options().map(MetadataOptions::from_sdk),
+        }
+    }
+}
+
+/// The instance, or an error saying it does not exist here.
+pub(crate) async fn describe(clients: &Clients, instance_id: &str) -> Result<Described> {
     let out = clients.limit(clients.ec2.describe_instances().instance_ids(instance_id).send()).await;
     let missing = || {
         Error::aws(format!("there is no instance {instance_id} in region {}", clients.region))
@@ -38,8 +117,22 @@ pub(crate) async fn state(clients: &Clients, instance_id: &str) -> Result<String
         Err(e) => return Err(errors::describe(&format!("describe instance {instance_id}"), &e)),
     };
     let instance = out.reservations().iter().flat_map(|r| r.instances()).find(|i| i.instance_id() == Some(instance_id));
-    let Some(instance) = instance else { return Err(missing()) };
-    Ok(instance.state().and_then(|s| s.name()).map(|n| n.as_str().to_string()).unwrap_or_else(|| "unknown".into()))
+    instance.map(Described::from_sdk).ok_or_else(missing)
+}
+
+/// The instances of `ids` that exist: DescribeInstances with an `instance-id` filter, whose values are ORed (EC2 API
+/// reference, Filter: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Filter.html) and which, unlike
+/// InstanceIds ("If you specify an instance ID that is not valid, an error is returned", DescribeInstances), leaves
+/// out an instance that is gone. Every page; 100 ids a call, to keep each request small.
+pub(crate) async fn describe_all(clients: &Clients, ids: &[String]) -> Result<Vec<Described>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(100) {
+        let filter = chunk.iter().fold(Filter::builder().name("instance-id"), |f, id| f.values(id)).build();
+        let pages = clients.ec2.describe_instances().filters(filter).into_paginator().send();
+        let pages = clients.list("the instances", pages).await?;
+        out.extend(pages.iter().flat_map(|p| p.reservations()).flat_map(|r| r.instances()).map(Described::from_sdk));
+    }
+    Ok(out)
 }
 
 /// Current associations (associating or associated), of one instance or of the whole region.

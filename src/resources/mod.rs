@@ -7,6 +7,8 @@ pub(crate) mod access;
 pub(crate) mod caller;
 pub(crate) mod consumers;
 #[cfg(feature = "ec2")]
+pub(crate) mod imds;
+#[cfg(feature = "ec2")]
 pub(crate) mod instance;
 pub(crate) mod instance_profile;
 pub(crate) mod kind;

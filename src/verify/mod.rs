@@ -7,6 +7,10 @@
 //! 2. **permissions**: the actions the stack says the role needs (`must_allow`) simulated with the role as the
 //!    principal (iam:SimulatePrincipalPolicy; the role's own policies evaluated locally when IAM cannot simulate);
 //! 3. **live** (`--live`, [`probes`]): the service itself accepts the role.
+//!
+//! And, for the role of each of the stack's instance profiles, one **instance** row per instance that has the profile:
+//! its metadata options let the applications on it reach the role's credentials (`failed` when the endpoint is
+//! disabled), with a `warning` when they allow IMDSv1, or keep the token from containers (`resources::imds`).
 
 pub(crate) mod probes;
 pub(crate) mod trust;
@@ -29,6 +33,8 @@ pub(crate) enum Status {
     Ok,
     Failed,
     Unverified,
+    /// It works, at a risk or with a limit (an instance that allows IMDSv1): said, never a failure.
+    Warning,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -37,6 +43,8 @@ pub(crate) enum Check {
     Trust,
     Permissions,
     Live,
+    #[cfg_attr(not(feature = "ec2"), allow(dead_code))]
+    Instance,
 }
 
 /// One check of one role.
@@ -470,6 +478,53 @@ pub(crate) async fn permission_rows(
         vec![row]
     });
     futures::future::join_all(checks).await.into_iter().flatten().collect()
+}
+
+/// One row per instance that has one of the stack's instance profiles, under the profile's role: its metadata options
+/// and what they mean for the role's credentials on it. A failed read is one `unverified` row per profile's role.
+#[cfg(feature = "ec2")]
+pub(crate) async fn instance_rows(clients: &Clients, desired: &Desired) -> Vec<Row> {
+    use crate::resources::imds::{self, Severity};
+    let method = "ec2:DescribeInstances";
+    match imds::stack_instances(clients, desired).await {
+        Ok(instances) => instances
+            .into_iter()
+            .filter_map(|i| {
+                let options = i.metadata_options.as_ref()?;
+                let mut detail =
+                    format!("{} (instance profile {}): {}", i.instance_id, i.instance_profile, options.summary());
+                for f in &i.findings {
+                    detail += &format!("; {} -> {}", f.message, f.fix);
+                }
+                let status = if i.findings.iter().any(|f| f.severity == Severity::Refusal) {
+                    Status::Failed
+                } else if i.findings.is_empty() {
+                    Status::Ok
+                } else {
+                    Status::Warning
+                };
+                Some(Row::new(&i.role, Check::Instance, status, detail, method))
+            })
+            .collect(),
+        Err(e) => desired
+            .instance_profiles
+            .iter()
+            .map(|p| {
+                Row::new(
+                    &p.role,
+                    Check::Instance,
+                    Status::Unverified,
+                    format!("the instances with instance profile {} could not be read: {}", p.name, e.message),
+                    method,
+                )
+            })
+            .collect(),
+    }
+}
+
+#[cfg(not(feature = "ec2"))]
+pub(crate) async fn instance_rows(_: &Clients, _: &Desired) -> Vec<Row> {
+    Vec::new()
 }
 
 #[cfg(test)]

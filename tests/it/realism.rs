@@ -203,6 +203,48 @@ async fn under_realism_attach_right_after_bootstrap_waits_for_ec2_to_know_the_ne
     assert_eq!(a.instance_id(), Some(id.as_str()));
 }
 
+/// ModifyInstanceMetadataOptions answers `pending` on a running instance and DescribeInstances shows `applied` only
+/// later: `attach --require-imdsv2` waits for `applied` before it associates the role, so the role's credentials
+/// are never served to an IMDSv1 request.
+#[tokio::test]
+async fn under_realism_require_imdsv2_is_applied_before_the_role_is_associated() {
+    let emu = Emulator::start_realistic();
+    one_run(&emu, &["bootstrap", "--yes", "--skip-user"]);
+    let ec2 = aws_sdk_ec2::Client::new(&emu.sdk_config(ADMIN_KEY, "admin-secret"));
+    let out = ec2.run_instances().image_id("ami-12c6146b").min_count(1).max_count(1).send().await.unwrap();
+    let id = out.instances()[0].instance_id().unwrap().to_string();
+    emu.settle();
+    let mark = emu.mark();
+    let run = one_run(
+        &emu,
+        &["attach", "--instance-id", &id, "--instance-profile", "SLIM-Extras_ECS_for_EC2", "--require-imdsv2"],
+    );
+    assert_eq!((&run.json["imdsv2"]["outcome"], &run.json["action"]), (&json!("required"), &json!("associated")));
+    assert_eq!(run.json["metadata_options"]["after"]["state"], "applied", "{}", run.json);
+    // The window is 2 s jittered to 1-2 s.
+    let waited = run.json["imdsv2"]["applied_after_seconds"].as_f64().unwrap();
+    assert!(waited > 0.5 && waited < 10.0, "{}", run.json);
+    let requests = emu.wfboot_requests_since(mark);
+    let at = |action: &str| requests.iter().position(|r| r.action == action).unwrap();
+    let (modify, associate) = (at("ModifyInstanceMetadataOptions"), at("AssociateIamInstanceProfile"));
+    assert_eq!(requests[modify].realism.as_deref(), Some("metadata_pending"), "EC2 answered `pending`");
+    let pending: Vec<&Request> = requests[modify..]
+        .iter()
+        .filter(|r| r.action == "DescribeInstances" && r.realism.as_deref() == Some("metadata_pending"))
+        .collect();
+    assert!(!pending.is_empty(), "wfboot never saw the options pending");
+    let last_pending = pending.last().unwrap();
+    assert!(
+        last_pending.answered() <= requests[associate].t,
+        "the role was associated while the options were still pending"
+    );
+    let options = ec2.describe_instances().instance_ids(&id).send().await.unwrap().reservations()[0].instances()[0]
+        .metadata_options()
+        .unwrap()
+        .clone();
+    assert_eq!(options.http_tokens(), Some(&aws_sdk_ec2::types::HttpTokensState::Required));
+}
+
 const ACCOUNTS: [&str; 3] = ["111111111111", "222222222222", "333333333333"];
 
 async fn three_accounts_bootstrap(emu: &Emulator) -> Run {
