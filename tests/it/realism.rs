@@ -52,7 +52,11 @@ async fn fresh() -> Emulator {
 
 #[tokio::test]
 async fn under_realism_a_fresh_bootstrap_converges_in_one_run_waiting_out_the_lag_and_retrying_concurrent_writes() {
-    let emu = fresh().await;
+    // A lag long enough that the run's own read-back still meets it on a loaded machine (at 1.5 s, with a dozen
+    // realism tests at once, the read-back could come after the lag had ended and the test proved nothing).
+    let emu = Emulator::start_with(&["--realism", "--iam-lag", "4", "--ec2-lag", "3", "--write-hold", "0.1"]);
+    emu.create_demo_user().await;
+    emu.settle();
     let mark = emu.mark();
     let run = bootstrap(&emu);
     let summary = &run.json["summary"];
