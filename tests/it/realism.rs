@@ -189,8 +189,9 @@ async fn under_realism_destroy_removes_the_stack_in_one_run_retrying_delete_conf
 
 #[tokio::test]
 async fn under_realism_attach_right_after_bootstrap_waits_for_ec2_to_know_the_new_profile() {
-    // EC2's window at its default (8 s, jittered to 4-8 s), longer than the bootstrap takes.
-    let emu = Emulator::start_with(&["--realism", "--iam-lag", "1.5", "--write-hold", "0.1"]);
+    // EC2's window (12 s, jittered to 6-12 s) longer than the bootstrap takes, even on a loaded machine (at the
+    // default 8 s, jittered to 4-8 s, a slow bootstrap outlasted it and EC2 never refused).
+    let emu = Emulator::start_with(&["--realism", "--iam-lag", "1.5", "--ec2-lag", "12", "--write-hold", "0.1"]);
     let ec2 = aws_sdk_ec2::Client::new(&emu.sdk_config(ADMIN_KEY, "admin-secret"));
     let out = ec2.run_instances().image_id("ami-12c6146b").min_count(1).max_count(1).send().await.unwrap();
     let id = out.instances()[0].instance_id().unwrap().to_string();
