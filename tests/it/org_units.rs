@@ -732,11 +732,22 @@ async fn as_account<'a>(emu: &'a Emulator, account: &str) -> impl Fn(&[&str]) ->
     }
 }
 
-/// A new account in the root, registered as a delegated administrator for `service`.
-async fn delegated_admin(org: &Org, name: &str, service: &str) -> String {
+/// A new account in the root, registered as a delegated administrator for `service`. Its
+/// OrganizationAccountAccessRole (the test's way in, see [`as_account`]) has AdministratorAccess, as the role
+/// Organizations creates has ("Accessing a member account that has a management account access role":
+/// https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_accounts_access.html); moto's has none.
+async fn delegated_admin(emu: &Emulator, org: &Org, name: &str, service: &str) -> String {
     let out = org.client.create_account().email(format!("{name}@example.com")).account_name(name).send().await.unwrap();
     let id = out.create_account_status().unwrap().account_id().unwrap().to_string();
     org.client.register_delegated_administrator().account_id(&id).service_principal(service).send().await.unwrap();
+    account_admin(emu, &id)
+        .await
+        .attach_role_policy()
+        .role_name("OrganizationAccountAccessRole")
+        .policy_arn("arn:aws:iam::aws:policy/AdministratorAccess")
+        .send()
+        .await
+        .unwrap();
     id
 }
 
@@ -771,7 +782,7 @@ async fn a_registered_delegated_administrator_plans_bootstraps_verifies_and_dest
 ) {
     let emu = Emulator::start();
     let org = organisation(&emu, true).await;
-    let admin = delegated_admin(&org, "platform", TRUSTED).await;
+    let admin = delegated_admin(&emu, &org, "platform", TRUSTED).await;
     let as_admin = as_account(&emu, &admin).await;
     let w = ous(&[&org.workloads]);
     let call_as = ["--call-as", "delegated-admin"];
@@ -784,7 +795,8 @@ async fn a_registered_delegated_administrator_plans_bootstraps_verifies_and_dest
     assert_eq!(writes_since(&emu, mark), Vec::<String>::new(), "plan wrote");
     assert!(text.contains("StackSet wfboot-slim-workflow (service-managed, us-east-1): create"), "{text}");
     for a in &org.workload_accounts {
-        assert!(row(&text, a).contains("gets a stack instance"), "{text}");
+        assert!(row(&text, a).contains("11 changes planned"), "{text}");
+        assert!(text.contains(&format!("in {}: gets a stack instance: 11 resources", org.workloads)), "{text}");
     }
     assert!(!err.contains("could not be read"), "the accounts were read: {err}");
 
@@ -839,7 +851,7 @@ async fn a_registered_delegated_administrator_plans_bootstraps_verifies_and_dest
 async fn calling_as_delegated_admin_from_an_unregistered_account_names_the_register_command_and_writes_nothing() {
     let emu = Emulator::start();
     let org = organisation(&emu, true).await;
-    let other_service = delegated_admin(&org, "security", "guardduty.amazonaws.com").await;
+    let other_service = delegated_admin(&emu, &org, "security", "guardduty.amazonaws.com").await;
     let w = ous(&[&org.workloads]);
     for account in [&org.workload_accounts[0], &other_service] {
         let as_member = as_account(&emu, account).await;
