@@ -802,6 +802,7 @@ async fn a_registered_delegated_administrator_plans_bootstraps_verifies_and_dest
 
     // bootstrap: CreateStackSet and CreateStackInstances, and nothing else; the roles in every account of the OU.
     let mark = emu.mark();
+    let bootstrap_mark = mark;
     let out = as_admin(&[&["bootstrap", "--yes"][..], &w, &call_as].concat());
     let (text, err) = (stdout(&out), stderr(&out));
     assert_eq!(out.status.code(), Some(0), "{text}\n{err}");
@@ -818,6 +819,7 @@ async fn a_registered_delegated_administrator_plans_bootstraps_verifies_and_dest
 
     // The re-run writes nothing; its JSON says who called.
     let mark = emu.mark();
+    let rerun_mark = mark;
     let out = as_admin(&[&["bootstrap", "--yes", "--output", "json"][..], &w, &call_as].concat());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(writes_since(&emu, mark), Vec::<String>::new(), "the re-run wrote");
@@ -842,6 +844,42 @@ async fn a_registered_delegated_administrator_plans_bootstraps_verifies_and_dest
     }
     let err = cfn_client(&emu).describe_stack_set().stack_set_name(STACK_SET).send().await.unwrap_err();
     assert_eq!(err.into_service_error().meta().code(), Some("StackSetNotFoundException"));
+
+    // Every CloudFormation call carried CallAs=DELEGATED_ADMIN: without it the StackSet, the management account's,
+    // is not found for this caller (StackSetNotFoundException) or a service-managed write is refused
+    // (ValidationError). From the re-run on (the StackSet exists), every one was answered 2xx, and each kind of call
+    // was made.
+    let cfn: Vec<(usize, Request)> = emu
+        .requests()
+        .into_iter()
+        .enumerate()
+        .skip(bootstrap_mark)
+        .filter(|(_, r)| r.service == "cloudformation" && r.access_key != ADMIN_KEY)
+        .collect();
+    let ok = |r: &Request| r.status.is_some_and(|s| (200..300).contains(&s));
+    let mut made: Vec<&str> = cfn.iter().filter(|(_, r)| ok(r)).map(|(_, r)| r.action.as_str()).collect();
+    made.sort();
+    made.dedup();
+    assert_eq!(
+        made,
+        [
+            "CreateStackInstances",
+            "CreateStackSet",
+            "DeleteStackInstances",
+            "DeleteStackSet",
+            "DescribeOrganizationsAccess",
+            "DescribeStackSet",
+            "DescribeStackSetOperation",
+            "ListStackInstances",
+            "ListStackSetOperationResults"
+        ]
+    );
+    let refused: Vec<String> = cfn
+        .iter()
+        .filter(|(i, r)| *i >= rerun_mark && !ok(r))
+        .map(|(_, r)| format!("{} {:?}", r.action, r.status))
+        .collect();
+    assert_eq!(refused, Vec::<String>::new(), "CloudFormation refused calls after the StackSet was made");
 }
 
 /// `--call-as delegated-admin` from an account that is not a delegated administrator for StackSets (one for no
