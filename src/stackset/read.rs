@@ -394,3 +394,26 @@ pub(crate) fn not_admin(call_as: CallAs, account: &str, management: &str) -> Opt
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_caller_in_the_wrong_place_for_its_call_as_is_told_the_other_one_and_the_register_command_is_one_line() {
+        let (management, member) = ("111111111111", "222222222222");
+        let e = not_admin(CallAs::DelegatedAdmin, management, management).unwrap();
+        assert_eq!(e.kind.exit_code(), 64);
+        assert!(e.message.contains("is the organisation's management account"), "{}", e.message);
+        assert!(e.help.unwrap().contains("--call-as self"));
+        let e = not_admin(CallAs::Management, member, management).unwrap();
+        assert!(e.help.unwrap().contains("--call-as delegated-admin"));
+        assert!(not_admin(CallAs::DelegatedAdmin, member, management).is_none(), "its registration is read instead");
+        assert!(not_admin(CallAs::Management, management, management).is_none());
+        assert_eq!(
+            register_command(member),
+            "aws organizations register-delegated-administrator --service-principal \
+             member.org.stacksets.cloudformation.amazonaws.com --account-id 222222222222"
+        );
+    }
+}
