@@ -800,6 +800,15 @@ async fn a_registered_delegated_administrator_plans_bootstraps_verifies_and_dest
     }
     assert!(!err.contains("could not be read"), "the accounts were read: {err}");
 
+    // The SCPs are read from here as from the management account: check refuses the sandbox OU, naming the SCP.
+    let mark = emu.mark();
+    let out = as_admin(&[&["check"][..], &ous(&[&org.sandbox]), &call_as].concat());
+    let said = format!("{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(said.contains(&format!("DenyCreateRole ({}) attached to OU /sandbox", org.scp)), "{said}");
+    assert!(!said.contains("not visible"), "{said}");
+    assert_eq!(writes_since(&emu, mark), Vec::<String>::new(), "check wrote");
+
     // bootstrap: CreateStackSet and CreateStackInstances, and nothing else; the roles in every account of the OU.
     let mark = emu.mark();
     let bootstrap_mark = mark;
