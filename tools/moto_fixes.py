@@ -33,6 +33,8 @@ An instance's metadata options (fix_instance_metadata_options) and the account's
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def apply() -> None:
     fix_account_lookup()
@@ -125,14 +127,32 @@ def add_instance_metadata_defaults() -> None:
     instances.Instance.__init__ = init
 
 
+# The Organizations reads "called only from the organization's management account or by a member account that is a
+# delegated administrator" (the sentence of each one's page in the Organizations API reference).
+MEMBER_READS = ("describe_account", "describe_organizational_unit", "describe_policy", "list_accounts",
+                "list_accounts_for_parent", "list_aws_service_access_for_organization", "list_children",
+                "list_delegated_administrators", "list_delegated_services_for_account",
+                "list_organizational_units_for_parent", "list_parents", "list_policies", "list_policies_for_target",
+                "list_roots", "list_targets_for_policy")
+
+
 def fix_organizations_member_reads() -> None:
-    """A member account that is not a delegated administrator may call DescribeOrganization, but the reads of the
-    hierarchy and its policies (ListParents, ListPoliciesForTarget, DescribePolicy, DescribeOrganizationalUnit,
-    ListRoots) are the management account's: AWS answers AccessDeniedException ("This operation can be called
-    only from the organization's management account or by a member account that is a delegated administrator",
-    Organizations API reference, e.g. https://docs.aws.amazon.com/organizations/latest/APIReference/API_ListParents.html).
-    moto looked the ids up in the member account's own empty backend and answered AccountNotFoundException or
-    TargetNotFoundException; an account in no organisation gets AWSOrganizationsNotInUseException, as in AWS."""
+    """The organisation's reads from a member account. Each of MEMBER_READS "can be called only from the
+    organization's management account or by a member account that is a delegated administrator" ("for an Amazon Web
+    Services service" in earlier editions; Organizations API reference, e.g.
+    https://docs.aws.amazon.com/organizations/latest/APIReference/API_ListAccountsForParent.html), and a delegated
+    administrator is registered for one or more services, any of them (RegisterDelegatedAdministrator: "It grants
+    read-only access to Organizations service data",
+    https://docs.aws.amazon.com/organizations/latest/APIReference/API_RegisterDelegatedAdministrator.html).
+
+    moto kept one backend per account and looked every id up in the caller's own: from a member account (whose
+    backend is empty) ListAccountsForParent answered ParentNotFoundException, ListPoliciesForTarget
+    TargetNotFoundException, ListDelegatedAdministrators an empty list, ListAWSServiceAccessForOrganization none, and
+    so on, delegated administrator or not. Now a member registered as a delegated administrator (for any service) is
+    answered from its management account's organisation; any other member gets AccessDeniedException, as AWS answers
+    ("You don't have permissions to access this resource.", Organizations API reference, Common errors); an account in
+    no organisation gets AWSOrganizationsNotInUseException. DescribeOrganization stays answered to every member (moto
+    reads the management account's; its page has no such sentence)."""
     from moto.organizations import exceptions, models
 
     class AccessDeniedException(exceptions.OrganizationsClientError):
@@ -142,14 +162,29 @@ def fix_organizations_member_reads() -> None:
     # moto's serializer finds the service's error shapes from the exception's module (moto.<service>.exceptions).
     AccessDeniedException.__module__ = exceptions.__name__
 
+    def management_backend(member: str) -> Any:
+        """The backend of `member`'s organisation (its management account's) when `member` is a delegated
+        administrator there, else None."""
+        where = models.organizations_backends.master_accounts.get(member)
+        if where is None:
+            return None
+        management = models.organizations_backends[where[0]][where[1]]
+        if management.org is None:
+            return None
+        registered = any(a.account.id == member and a.services for a in management.admins)
+        return management if registered else None
+
     backend = models.OrganizationsBackend
-    for name in ("list_parents", "list_policies_for_target", "describe_policy", "describe_organizational_unit", "list_roots"):
+    for name in MEMBER_READS:
         original = getattr(backend, name)
 
         def guarded(self, *args, __original=original, **kwargs):  # type: ignore[no-untyped-def]
             if self.org is None:
                 if self.account_id in models.organizations_backends.master_accounts:
-                    raise AccessDeniedException()
+                    management = management_backend(self.account_id)
+                    if management is None:
+                        raise AccessDeniedException()
+                    return __original(management, *args, **kwargs)
                 raise exceptions.AWSOrganizationsNotInUseException()
             return __original(self, *args, **kwargs)
 

@@ -53,7 +53,8 @@ This module replaces moto's StackSet actions with its own model and keeps moto f
   service-managed permissions are created in the management account, including StackSets that are created by
   delegated administrators.", API_CreateStackSet.html); from any other account: "You must be the master or delegated
   admin account of an organization before operating a SERVICE_MANAGED stack set" (quoted in
-  aws-cloudformation/cloudformation-coverage-roadmap#799).
+  aws-cloudformation/cloudformation-coverage-roadmap#799); from the management account with CallAs=DELEGATED_ADMIN,
+  "Account used is not a delegated administrator" (quoted in cdklabs/cdk-stacksets#265).
 
 The deployment work never goes through the HTTP server, so it is not in the request log and not counted as
 requests; GET /__emulator/stats has a "stacksets" section, and POST /__emulator/control {"stacksets_settle": true}
@@ -82,6 +83,9 @@ DEFAULT_ACCOUNT_SECONDS = 0.2
 NOT_ORG_ADMIN = ("You must be the master or delegated admin account of an organization before operating a "
                  "SERVICE_MANAGED stack set")
 NO_TRUSTED_ACCESS = "You must enable organizations access to operate a service managed stack set"
+# CallAs=DELEGATED_ADMIN from the management account, which cannot be registered as a delegated administrator
+# (quoted in cdklabs/cdk-stacksets#265 and aws-solutions/quota-monitor-for-aws#102, both run from the management account).
+NOT_DELEGATED_ADMIN = "Account used is not a delegated administrator"
 # Wording unverified (botocore's model documents the error, not its text).
 OPERATION_ID_EXISTS = "The specified operation ID already exists."
 STACKSET_NOT_EMPTY = ("You can't yet delete this StackSet, because it still contains one or more stack instances. "
@@ -1235,6 +1239,8 @@ def caller_owner(r: Any, call_as: str | None, service_managed_only: bool = False
     caller = r.current_account
     org = org_backend_of(caller)
     if (call_as or "SELF") == "DELEGATED_ADMIN":
+        if org is not None and org.org is not None and org.org.master_account_id == caller:
+            raise validation(NOT_DELEGATED_ADMIN)
         if org is None or not delegated_admin(org, caller):
             raise validation(NOT_ORG_ADMIN)
         return org.org.master_account_id, org

@@ -616,6 +616,86 @@ class EmulatorTest(unittest.TestCase):
                         call()
                     self.assertEqual(cm.exception.response["Error"]["Code"], code)
 
+    def test_a_delegated_administrator_reads_the_management_accounts_organisation_and_another_member_is_refused(
+            self) -> None:
+        # moto answered each member from its own empty backend (tools/moto_fixes.py, fix_organizations_member_reads).
+        with Emulator(log=False) as emu:
+            org = emu.client("organizations")
+            org.create_organization(FeatureSet="ALL")
+            root = org.list_roots()["Roots"][0]["Id"]
+            ou = org.create_organizational_unit(ParentId=root, Name="workloads")["OrganizationalUnit"]["Id"]
+            child = org.create_organizational_unit(ParentId=ou, Name="team")["OrganizationalUnit"]["Id"]
+            ids = [org.create_account(Email=f"{n}@example.com", AccountName=n)["CreateAccountStatus"]["AccountId"]
+                   for n in ("stacksets-admin", "guardduty-admin", "plain")]
+            for account in ids:
+                org.move_account(AccountId=account, SourceParentId=root, DestinationParentId=ou)
+            deny = json.dumps({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Deny", "Action": "iam:CreateRole", "Resource": "*"}]})
+            scp = org.create_policy(Name="NoRoles", Description="d", Type="SERVICE_CONTROL_POLICY",
+                                    Content=deny)["Policy"]["PolicySummary"]["Id"]
+            org.attach_policy(PolicyId=scp, TargetId=ou)
+            org.enable_aws_service_access(ServicePrincipal=STACKSETS_PRINCIPAL)
+            org.register_delegated_administrator(AccountId=ids[0], ServicePrincipal=STACKSETS_PRINCIPAL)
+            org.register_delegated_administrator(AccountId=ids[1], ServicePrincipal="guardduty.amazonaws.com")
+            management = emu.client("sts").get_caller_identity()["Account"]
+
+            def as_account(account: str):
+                c = emu.client("sts").assume_role(RoleArn=f"arn:aws:iam::{account}:role/R",
+                                                  RoleSessionName="test")["Credentials"]
+                return boto3.client("organizations", endpoint_url=emu.url, region_name="us-east-1",
+                                    aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                                    aws_session_token=c["SessionToken"])
+
+            def reads(client) -> dict[str, Any]:
+                return {
+                    "roots": [r["Id"] for r in client.list_roots()["Roots"]],
+                    "accounts": sorted(a["Id"] for a in client.list_accounts_for_parent(ParentId=ou)["Accounts"]),
+                    "ous": [o["Id"] for o in client.list_organizational_units_for_parent(ParentId=ou)[
+                        "OrganizationalUnits"]],
+                    "ou_name": client.describe_organizational_unit(OrganizationalUnitId=ou)["OrganizationalUnit"]["Name"],
+                    "parents": client.list_parents(ChildId=ids[2])["Parents"],
+                    "scps_at_ou": sorted(p["Id"] for p in client.list_policies_for_target(
+                        TargetId=ou, Filter="SERVICE_CONTROL_POLICY")["Policies"]),
+                    "scps": sorted(p["Id"] for p in client.list_policies(Filter="SERVICE_CONTROL_POLICY")["Policies"]),
+                    "scp": json.loads(client.describe_policy(PolicyId=scp)["Policy"]["Content"]),
+                    "trusted": [s["ServicePrincipal"] for s in
+                                client.list_aws_service_access_for_organization()["EnabledServicePrincipals"]],
+                    "stacksets_admins": [a["Id"] for a in client.list_delegated_administrators(
+                        ServicePrincipal=STACKSETS_PRINCIPAL)["DelegatedAdministrators"]],
+                    "services_of_admin": [s["ServicePrincipal"] for s in client.list_delegated_services_for_account(
+                        AccountId=ids[0])["DelegatedServices"]],
+                }
+
+            expected = reads(org)  # the management account's answers
+            self.assertEqual((expected["accounts"], expected["ous"], expected["parents"], expected["scps_at_ou"]),
+                             (sorted(ids), [child], [{"Id": ou, "Type": "ORGANIZATIONAL_UNIT"}], ["p-FullAWSAccess", scp]))
+            self.assertEqual((expected["stacksets_admins"], expected["services_of_admin"]), ([ids[0]],
+                                                                                            [STACKSETS_PRINCIPAL]))
+            # A delegated administrator, for StackSets or for another service: the management account's answers.
+            for admin in ids[:2]:
+                self.assertEqual(reads(as_account(admin)), expected, admin)
+            # A member that is no delegated administrator: AccessDeniedException for each of them, but
+            # DescribeOrganization, which every member may call.
+            plain = as_account(ids[2])
+            self.assertEqual(plain.describe_organization()["Organization"]["MasterAccountId"], management)
+            for call in (lambda: plain.list_roots(), lambda: plain.list_accounts_for_parent(ParentId=ou),
+                         lambda: plain.list_organizational_units_for_parent(ParentId=ou),
+                         lambda: plain.describe_organizational_unit(OrganizationalUnitId=ou),
+                         lambda: plain.list_policies(Filter="SERVICE_CONTROL_POLICY"),
+                         lambda: plain.list_policies_for_target(TargetId=ou, Filter="SERVICE_CONTROL_POLICY"),
+                         lambda: plain.describe_policy(PolicyId=scp),
+                         lambda: plain.list_aws_service_access_for_organization(),
+                         lambda: plain.list_delegated_administrators(ServicePrincipal=STACKSETS_PRINCIPAL),
+                         lambda: plain.list_delegated_services_for_account(AccountId=ids[2])):
+                with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                    call()
+                self.assertEqual(cm.exception.response["Error"]["Code"], "AccessDeniedException")
+            # Deregistered from its only service, the admin is an ordinary member again.
+            org.deregister_delegated_administrator(AccountId=ids[1], ServicePrincipal="guardduty.amazonaws.com")
+            with self.assertRaises(botocore.exceptions.ClientError) as cm:
+                as_account(ids[1]).list_accounts_for_parent(ParentId=ou)
+            self.assertEqual(cm.exception.response["Error"]["Code"], "AccessDeniedException")
+
     def test_exits_when_stdin_closes(self) -> None:
         with Emulator(log=False) as emu:
             emu.proc.stdin.close()
@@ -2032,6 +2112,11 @@ class StackSetLifecycleTest(StackSets, unittest.TestCase):
                                                  DeploymentTargets={"OrganizationalUnitIds": [ous["workloads"]]},
                                                  OperationPreferences={"MaxConcurrentCount": 2})["OperationId"]
         self.assertEqual(self.wait(op_id, "by-admin")["Status"], "SUCCEEDED")
+        # The management account calling as a delegated administrator is refused: it cannot be one.
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.cf.describe_stack_set(StackSetName="by-admin", CallAs="DELEGATED_ADMIN")
+        self.assertEqual(e.exception.response["Error"]["Code"], "ValidationError")
+        self.assertEqual(e.exception.response["Error"]["Message"], "Account used is not a delegated administrator")
         # An account that is not registered is refused, as is CallAs SELF for a service-managed StackSet from a member.
         stranger = self.member(other, "cloudformation")
         for call in (lambda: stranger.list_stack_sets(CallAs="DELEGATED_ADMIN"),

@@ -618,11 +618,15 @@ pub(crate) async fn preflight(org: &OrgUnits, state: &State, plan: Option<&Plan>
 /// The caller's calls for this plan: the reads of every run, and the writes this one makes.
 fn caller_permissions(org: &OrgUnits, plan: Option<&Plan>) -> Vec<Permission> {
     let c = &org.fleet.caller;
+    // A service-managed StackSet lives in the management account, a delegated administrator's too ("Stack sets with
+    // service-managed permissions are created in the management account, including stack sets that are created by
+    // delegated administrators", CreateStackSet, CallAs:
+    // https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_CreateStackSet.html).
     let stack_set = format!(
         "arn:{}:cloudformation:{}:{}:stackset/{}:*",
         c.partition,
         org.clients().region,
-        c.account_id,
+        org.found.management,
         org.name()
     );
     let mut out: Vec<Permission> = [
@@ -634,6 +638,10 @@ fn caller_permissions(org: &OrgUnits, plan: Option<&Plan>) -> Vec<Permission> {
     .iter()
     .map(|a| Permission::new(a, "*"))
     .collect();
+    if org.call_as == CallAs::DelegatedAdmin {
+        // wfboot's check of the registration, and CloudFormation's own on each call (stackset::read::registered).
+        out.push(Permission::new("organizations:ListDelegatedAdministrators", "*"));
+    }
     let mut calls = vec!["cloudformation:DescribeStackSet", "cloudformation:ListStackInstances"];
     let writes = plan.is_none_or(Plan::has_changes);
     if let Some(plan) = plan {
@@ -909,8 +917,18 @@ pub(crate) fn report(printer: &Printer, plan: &Plan) {
         })
         .collect();
     if !unread.is_empty() {
+        // The role Organizations creates in a new account trusts the management account only ("Accessing a member
+        // account that has a management account access role", DEFAULT_ROLE's page).
+        let hint = match plan.call_as {
+            CallAs::DelegatedAdmin => format!(
+                "\n(from a delegated administrator: {DEFAULT_ROLE}, the role Organizations creates, trusts the \
+                 management account only; give --assume-role-name a role the caller may assume in each account, or \
+                 --skip-account-reads)"
+            ),
+            CallAs::Management => String::new(),
+        };
         printer.warn(&format!(
-            "{} account{} could not be read, so what exists there was not checked (CloudFormation's own checks only):\n{}",
+            "{} account{} could not be read, so what exists there was not checked (CloudFormation's own checks only):\n{}{hint}",
             unread.len(),
             plural(unread.len()),
             unread.join("\n")

@@ -5,7 +5,8 @@
 //! ListAccountsForParent (the OUs below, every level, and their accounts), DescribeOrganization (the management
 //! account, never a target), ListAWSServiceAccessForOrganization (trusted access, when CloudFormation's own
 //! DescribeOrganizationsAccess is not answered); cloudformation DescribeStackSet, ListStackInstances,
-//! DescribeOrganizationsAccess. From the management account, or a member account that is a delegated administrator
+//! DescribeOrganizationsAccess; with `--call-as delegated-admin`, organizations ListDelegatedAdministrators (the caller
+//! registered for StackSets). From the management account, or a member account that is a delegated administrator
 //! (AWS Organizations API reference, ListAccountsForParent: "This operation can be called only from the
 //! organization's management account or by a member account that is a delegated administrator").
 
@@ -53,9 +54,19 @@ pub(crate) async fn org_units(clients: &Clients, ids: &[String], caller: &str, c
             .ok_or_else(|| Error::aws("organizations:DescribeOrganization answered without the management account"))
     };
     let each = futures::future::try_join_all(ids.iter().map(|id| one_org_unit(c, id)));
-    let (management, each) = tokio::join!(management, each);
+    let registered = async {
+        match call_as {
+            CallAs::DelegatedAdmin => Some(registered(c, caller).await),
+            CallAs::Management => None,
+        }
+    };
+    let (management, registered, each) = tokio::join!(management, registered, each);
     let management = management?;
     if let Some(e) = not_admin(call_as, caller, &management) {
+        return Err(e);
+    }
+    // Before what the OU reads answered: an unregistered member's reads are refused (AccessDeniedException).
+    if let Some(Err(e)) = registered {
         return Err(e);
     }
     let each = each?;
@@ -281,9 +292,92 @@ pub(crate) async fn stack_set(
     Ok(Some((deployed, instances)))
 }
 
+/// The one command, run in the management account, that makes `account` a delegated administrator for StackSets.
+pub(crate) fn register_command(account: &str) -> String {
+    format!(
+        "aws organizations register-delegated-administrator --service-principal {TRUSTED_ACCESS_PRINCIPAL} \
+         --account-id {account}"
+    )
+}
+
+/// `--call-as delegated-admin`: whether the caller's account is registered as a delegated administrator for
+/// StackSets, read with organizations ListDelegatedAdministrators for the StackSets principal. That call, not
+/// ListDelegatedServicesForAccount, because CloudFormation makes it with the caller's credentials on every
+/// CallAs=DELEGATED_ADMIN call (without organizations:ListDelegatedAdministrators the caller gets "Account used is not
+/// a delegated administrator": hashicorp/terraform-provider-aws#37069), so the caller needs it anyway; and a
+/// delegated administrator may make it ("This operation can be called only from the organization's management
+/// account or by a member account that is a delegated administrator",
+/// https://docs.aws.amazon.com/organizations/latest/APIReference/API_ListDelegatedAdministrators.html). A member
+/// that is a delegated administrator for no service is answered AccessDeniedException, as is a caller without the
+/// permission: both are said. Registration is what CloudFormation requires ("Register a delegated administrator",
+/// https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/stacksets-orgs-delegated-admin.html).
+async fn registered(c: &Clients, account: &str) -> Result<()> {
+    let pages = c
+        .all(
+            c.organizations
+                .list_delegated_administrators()
+                .service_principal(TRUSTED_ACCESS_PRINCIPAL)
+                .into_paginator()
+                .send(),
+        )
+        .await;
+    let not_registered = |why: String| {
+        Error::new(
+            ErrorKind::CheckFailed,
+            format!(
+                "--call-as delegated-admin: the caller's account {account} is not registered as a delegated \
+                 administrator for CloudFormation StackSets ({why}); nothing was written"
+            ),
+        )
+        .with_help(format!(
+            "in the management account, run once: `{}`; then run again (or run from the management account with \
+             --call-as self)",
+            register_command(account)
+        ))
+    };
+    match pages {
+        Ok(pages) => {
+            let listed = pages.iter().flat_map(|p| p.delegated_administrators()).any(|a| a.id() == Some(account));
+            match listed {
+                true => Ok(()),
+                false => Err(not_registered(format!(
+                    "organizations:ListDelegatedAdministrators does not list it for {TRUSTED_ACCESS_PRINCIPAL}"
+                ))),
+            }
+        }
+        // Organizations' answer to a member that is a delegated administrator for no service, and IAM's to a caller
+        // without organizations:ListDelegatedAdministrators: the code does not tell them apart.
+        Err(e) if errors::is_access_denied(&e) => Err(not_registered(format!(
+            "organizations:ListDelegatedAdministrators answered {}: the account is a delegated administrator for no \
+             service, or the caller may not call it, which CloudFormation needs too",
+            errors::short(&e)
+        ))),
+        Err(e) => Err(errors::describe(
+            "read the delegated administrators for StackSets (organizations:ListDelegatedAdministrators)",
+            &e,
+        )),
+    }
+}
+
 /// The caller is not where `--call-as` says: CloudFormation's own answer, turned into the next step.
 pub(crate) fn not_admin(call_as: CallAs, account: &str, management: &str) -> Option<Error> {
     match call_as {
+        // CloudFormation answers CallAs=DELEGATED_ADMIN from the management account with ValidationError "Account
+        // used is not a delegated administrator" (quoted in cdklabs/cdk-stacksets#265 and
+        // aws-solutions/quota-monitor-for-aws#102): the management account cannot be registered as one
+        // (RegisterDelegatedAdministrator, ConstraintViolationException "You cannot register master account/yourself
+        // as delegated administrator for your organization", quoted in the latter).
+        CallAs::DelegatedAdmin if account == management => Some(
+            Error::new(
+                ErrorKind::Usage,
+                format!(
+                    "the caller's account {account} is the organisation's management account, which is never a \
+                     delegated administrator (CloudFormation refuses CallAs=DELEGATED_ADMIN from it: \"Account used \
+                     is not a delegated administrator\"); nothing was written"
+                ),
+            )
+            .with_help("run the same command with --call-as self (the default)"),
+        ),
         CallAs::Management if account != management => Some(
             Error::new(
                 ErrorKind::Usage,
@@ -298,5 +392,28 @@ pub(crate) fn not_admin(call_as: CallAs, account: &str, management: &str) -> Opt
             ),
         ),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_caller_in_the_wrong_place_for_its_call_as_is_told_the_other_one_and_the_register_command_is_one_line() {
+        let (management, member) = ("111111111111", "222222222222");
+        let e = not_admin(CallAs::DelegatedAdmin, management, management).unwrap();
+        assert_eq!(e.kind.exit_code(), 64);
+        assert!(e.message.contains("is the organisation's management account"), "{}", e.message);
+        assert!(e.help.unwrap().contains("--call-as self"));
+        let e = not_admin(CallAs::Management, member, management).unwrap();
+        assert!(e.help.unwrap().contains("--call-as delegated-admin"));
+        assert!(not_admin(CallAs::DelegatedAdmin, member, management).is_none(), "its registration is read instead");
+        assert!(not_admin(CallAs::Management, management, management).is_none());
+        assert_eq!(
+            register_command(member),
+            "aws organizations register-delegated-administrator --service-principal \
+             member.org.stacksets.cloudformation.amazonaws.com --account-id 222222222222"
+        );
     }
 }

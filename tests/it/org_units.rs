@@ -715,17 +715,13 @@ async fn bad_input_is_refused_before_any_aws_call() {
     assert_eq!(writes_since(&emu, mark), Vec::<String>::new());
 }
 
-/// Point 1: from a member account, `--call-as self` (the default) is refused before any write, pointing at
-/// `--call-as delegated-admin`.
-#[tokio::test]
-async fn a_member_account_calling_as_the_management_account_is_refused_before_any_write() {
-    let emu = Emulator::start();
-    let org = organisation(&emu, true).await;
-    let member = &org.workload_accounts[0];
-    let config = assumed_config(&emu, ADMIN_KEY, "admin-secret", member, "OrganizationAccountAccessRole").await;
+/// `wfboot` run with the credentials of a session in `account` (OrganizationAccountAccessRole, assumed by the test's
+/// admin): a caller in a member account.
+async fn as_account<'a>(emu: &'a Emulator, account: &str) -> impl Fn(&[&str]) -> std::process::Output + 'a {
+    let config = assumed_config(emu, ADMIN_KEY, "admin-secret", account, "OrganizationAccountAccessRole").await;
     let provider = config.credentials_provider().unwrap();
     let creds = aws_credential_types::provider::ProvideCredentials::provide_credentials(&provider).await.unwrap();
-    let as_member = |args: &[&str]| {
+    move |args: &[&str]| {
         emu.wfboot()
             .env("AWS_ACCESS_KEY_ID", creds.access_key_id())
             .env("AWS_SECRET_ACCESS_KEY", creds.secret_access_key())
@@ -733,7 +729,36 @@ async fn a_member_account_calling_as_the_management_account_is_refused_before_an
             .args(args)
             .output()
             .unwrap()
-    };
+    }
+}
+
+/// A new account in the root, registered as a delegated administrator for `service`. Its
+/// OrganizationAccountAccessRole (the test's way in, see [`as_account`]) has AdministratorAccess, as the role
+/// Organizations creates has ("Accessing a member account that has a management account access role":
+/// https://docs.aws.amazon.com/organizations/latest/userguide/orgs_manage_accounts_access.html); moto's has none.
+async fn delegated_admin(emu: &Emulator, org: &Org, name: &str, service: &str) -> String {
+    let out = org.client.create_account().email(format!("{name}@example.com")).account_name(name).send().await.unwrap();
+    let id = out.create_account_status().unwrap().account_id().unwrap().to_string();
+    org.client.register_delegated_administrator().account_id(&id).service_principal(service).send().await.unwrap();
+    account_admin(emu, &id)
+        .await
+        .attach_role_policy()
+        .role_name("OrganizationAccountAccessRole")
+        .policy_arn("arn:aws:iam::aws:policy/AdministratorAccess")
+        .send()
+        .await
+        .unwrap();
+    id
+}
+
+/// Point 1: from a member account, `--call-as self` (the default) is refused before any write, pointing at
+/// `--call-as delegated-admin`.
+#[tokio::test]
+async fn a_member_account_calling_as_the_management_account_is_refused_before_any_write() {
+    let emu = Emulator::start();
+    let org = organisation(&emu, true).await;
+    let member = &org.workload_accounts[0];
+    let as_member = as_account(&emu, member).await;
     let l = ous(&[&org.legacy]);
     let mark = emu.mark();
     let out = as_member(&[&["bootstrap", "--yes"][..], &l].concat());
@@ -744,12 +769,168 @@ async fn a_member_account_calling_as_the_management_account_is_refused_before_an
         "{err}"
     );
     assert!(err.contains("--call-as delegated-admin"), "{err}");
+    assert_eq!(writes_since(&emu, mark), Vec::<String>::new());
+}
+
+/// Point 1, `--call-as delegated-admin`: from a member account registered as a delegated administrator for StackSets,
+/// the whole run works as from the management account: the OUs and SCPs read (Organizations answers a delegated
+/// administrator), plan, bootstrap through CloudFormation with not one IAM write from wfboot, a re-run that writes
+/// nothing, verify, destroy. Every CloudFormation call carries CallAs=DELEGATED_ADMIN: the StackSet lives in the
+/// management account, and the emulator, as CloudFormation, finds it for this caller only with it.
+#[tokio::test]
+async fn a_registered_delegated_administrator_plans_bootstraps_verifies_and_destroys_an_ou_as_the_management_account_does(
+) {
+    let emu = Emulator::start();
+    let org = organisation(&emu, true).await;
+    let admin = delegated_admin(&emu, &org, "platform", TRUSTED).await;
+    let as_admin = as_account(&emu, &admin).await;
+    let w = ous(&[&org.workloads]);
+    let call_as = ["--call-as", "delegated-admin"];
+
+    // plan: exit 2, nothing written, every account of the OU named.
+    let mark = emu.mark();
+    let out = as_admin(&[&["plan", "--detailed-exitcode"][..], &w, &call_as].concat());
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{text}\n{err}");
+    assert_eq!(writes_since(&emu, mark), Vec::<String>::new(), "plan wrote");
+    assert!(text.contains("StackSet wfboot-slim-workflow (service-managed, us-east-1): create"), "{text}");
+    for a in &org.workload_accounts {
+        assert!(row(&text, a).contains("11 changes planned"), "{text}");
+        assert!(text.contains(&format!("in {}: gets a stack instance: 11 resources", org.workloads)), "{text}");
+    }
+    assert!(!err.contains("could not be read"), "the accounts were read: {err}");
+
+    // The SCPs are read from here as from the management account: check refuses the sandbox OU, naming the SCP.
+    let mark = emu.mark();
+    let out = as_admin(&[&["check"][..], &ous(&[&org.sandbox]), &call_as].concat());
+    let said = format!("{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(said.contains(&format!("DenyCreateRole ({}) attached to OU /sandbox", org.scp)), "{said}");
+    assert!(!said.contains("not visible"), "{said}");
+    assert_eq!(writes_since(&emu, mark), Vec::<String>::new(), "check wrote");
+
+    // bootstrap: CreateStackSet and CreateStackInstances, and nothing else; the roles in every account of the OU.
+    let mark = emu.mark();
+    let bootstrap_mark = mark;
+    let out = as_admin(&[&["bootstrap", "--yes"][..], &w, &call_as].concat());
+    let (text, err) = (stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{text}\n{err}");
+    assert_eq!(writes_since(&emu, mark), ["cloudformation:CreateStackInstances", "cloudformation:CreateStackSet"]);
+    for a in &org.workload_accounts {
+        assert!(row(&text, a).contains("applied 11"), "{text}");
+        assert!(has_stack(&emu, a).await, "the roles and instance profile are in {a}");
+    }
+    assert!(!has_stack(&emu, &admin).await, "the delegated administrator's own account is not in the OU");
+    // The StackSet is the management account's, as CloudFormation keeps it.
+    let set = cfn_client(&emu).describe_stack_set().stack_set_name(STACK_SET).send().await.unwrap();
+    let arn = set.stack_set().unwrap().stack_set_arn().unwrap().to_string();
+    assert!(arn.starts_with(&format!("arn:aws:cloudformation:us-east-1:{ACCOUNT}:stackset/{STACK_SET}:")), "{arn}");
+
+    // The re-run writes nothing; its JSON says who called.
+    let mark = emu.mark();
+    let rerun_mark = mark;
+    let out = as_admin(&[&["bootstrap", "--yes", "--output", "json"][..], &w, &call_as].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(writes_since(&emu, mark), Vec::<String>::new(), "the re-run wrote");
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    crate::schema::assert_valid(&[crate::schema::doc("bootstrap --org-unit", "accounts_result", v.clone())]);
+    assert_eq!(v["stack_set"]["call_as"], "delegated_admin", "{v}");
+    assert_eq!(v["accounts"].as_array().unwrap().len(), 3, "{v}");
+
+    // verify: every instance current, the roles' checks passing.
+    let mark = emu.mark();
+    let out = as_admin(&[&["verify"][..], &w, &call_as].concat());
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(writes_since(&emu, mark), Vec::<String>::new(), "verify wrote");
+
+    // destroy: the instances and their roles go, then the StackSet.
+    let mark = emu.mark();
+    let out = as_admin(&[&["destroy", "--yes"][..], &w, &call_as].concat());
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(writes_since(&emu, mark), ["cloudformation:DeleteStackInstances", "cloudformation:DeleteStackSet"]);
+    for a in &org.workload_accounts {
+        assert!(!has_stack(&emu, a).await, "{a} still has the stack's roles");
+    }
+    let err = cfn_client(&emu).describe_stack_set().stack_set_name(STACK_SET).send().await.unwrap_err();
+    assert_eq!(err.into_service_error().meta().code(), Some("StackSetNotFoundException"));
+
+    // Every CloudFormation call carried CallAs=DELEGATED_ADMIN: without it the StackSet, the management account's,
+    // is not found for this caller (StackSetNotFoundException) or a service-managed write is refused
+    // (ValidationError). From the re-run on (the StackSet exists), every one was answered 2xx, and each kind of call
+    // was made.
+    let cfn: Vec<(usize, Request)> = emu
+        .requests()
+        .into_iter()
+        .enumerate()
+        .skip(bootstrap_mark)
+        .filter(|(_, r)| r.service == "cloudformation" && r.access_key != ADMIN_KEY)
+        .collect();
+    let ok = |r: &Request| r.status.is_some_and(|s| (200..300).contains(&s));
+    let mut made: Vec<&str> = cfn.iter().filter(|(_, r)| ok(r)).map(|(_, r)| r.action.as_str()).collect();
+    made.sort();
+    made.dedup();
     assert_eq!(
-        emu.requests()
-            .into_iter()
-            .skip(mark)
-            .filter(|r| r.write && r.access_key != ADMIN_KEY && r.action != "AssumeRole")
-            .count(),
-        0
+        made,
+        [
+            "CreateStackInstances",
+            "CreateStackSet",
+            "DeleteStackInstances",
+            "DeleteStackSet",
+            "DescribeOrganizationsAccess",
+            "DescribeStackSet",
+            "DescribeStackSetOperation",
+            "ListStackInstances",
+            "ListStackSetOperationResults"
+        ]
     );
+    let refused: Vec<String> = cfn
+        .iter()
+        .filter(|(i, r)| *i >= rerun_mark && !ok(r))
+        .map(|(_, r)| format!("{} {:?}", r.action, r.status))
+        .collect();
+    assert_eq!(refused, Vec::<String>::new(), "CloudFormation refused calls after the StackSet was made");
+}
+
+/// `--call-as delegated-admin` from an account that is not a delegated administrator for StackSets (one for no
+/// service, one for another service) stops before any write with the one command that registers it; from the
+/// management account it says to use `--call-as self`.
+#[tokio::test]
+async fn calling_as_delegated_admin_from_an_unregistered_account_names_the_register_command_and_writes_nothing() {
+    let emu = Emulator::start();
+    let org = organisation(&emu, true).await;
+    let other_service = delegated_admin(&emu, &org, "security", "guardduty.amazonaws.com").await;
+    let w = ous(&[&org.workloads]);
+    for account in [&org.workload_accounts[0], &other_service] {
+        let as_member = as_account(&emu, account).await;
+        let mark = emu.mark();
+        let out = as_member(&[&["bootstrap", "--yes", "--call-as", "delegated-admin"][..], &w].concat());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "{account}: {err}");
+        assert!(
+            err.contains(&format!(
+                "the caller's account {account} is not registered as a delegated administrator for CloudFormation \
+                 StackSets"
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!(
+                "aws organizations register-delegated-administrator --service-principal {TRUSTED} --account-id \
+                 {account}"
+            )),
+            "{err}"
+        );
+        assert_eq!(writes_since(&emu, mark), Vec::<String>::new(), "{account}");
+        assert!(
+            emu.requests().into_iter().skip(mark).all(|r| r.service != "cloudformation"),
+            "{account}: CloudFormation was called"
+        );
+    }
+    let mark = emu.mark();
+    let out = run(&emu, &[&["plan", "--call-as", "delegated-admin"][..], &w].concat());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains(&format!("the caller's account {ACCOUNT} is the organisation's management account")), "{err}");
+    assert!(err.contains("--call-as self"), "{err}");
+    assert!(emu.requests().into_iter().skip(mark).all(|r| r.service != "cloudformation"), "CloudFormation was called");
 }
