@@ -46,7 +46,7 @@ pub(crate) const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 /// ListRoles page) take up to about 2 s.
 pub(crate) const FLOOR: Duration = Duration::from_secs(3);
 
-/// A call before anything of its service and class (read or write) was answered in this run is given this long:
+/// A call before anything of its service was answered in this run is given this long:
 /// there is nothing to learn from yet, and its connection (DNS, TCP, TLS) may still be to be made (the SDK's
 /// connect timeout is 5 s; the "standard" smart default gives connect and TLS negotiation 3.1 s each).
 pub(crate) const COLD: Duration = Duration::from_secs(5);
@@ -154,8 +154,12 @@ impl Answers {
         let Ok(l) = self.0.lock() else { return ATTEMPT_TIMEOUT };
         let key = (op.service.clone(), op.name.clone());
         let own: Vec<Duration> = l.own.get(&key).map(|w| w.iter().copied().collect()).unwrap_or_default();
-        let class: Vec<Duration> =
-            l.class.get(&(op.service.clone(), op.write())).map(|w| w.iter().copied().collect()).unwrap_or_default();
+        // The class's answer times; before the first of its class (the run's first write), the service's others'.
+        let window = |write: bool| l.class.get(&(op.service.clone(), write)).filter(|w| !w.is_empty());
+        let class: Vec<Duration> = window(op.write())
+            .or_else(|| window(!op.write()))
+            .map(|w| w.iter().copied().collect())
+            .unwrap_or_default();
         rule(&own, &class, op.write(), l.misses.get(&key).copied().unwrap_or(0))
     }
 
@@ -400,7 +404,9 @@ mod tests {
         }
         assert_eq!(answers.deadline(&get), FLOOR);
         assert_eq!(answers.deadline(&sim), FLOOR, "a read of a kind never answered, on a service that answers reads");
-        assert_eq!(answers.deadline(&create), COLD, "no write answered yet");
+        assert_eq!(answers.deadline(&create), FIRST_WRITE, "the first write, on a service that answers reads");
+        let other = Operation { service: "lambda".into(), name: "GetFunction".into() };
+        assert_eq!(answers.deadline(&other), COLD, "nothing of the service answered yet");
         for _ in 0..3 {
             answers.answered("http://127.0.0.1:1", Some(&sim), Duration::from_millis(2000));
         }

@@ -439,7 +439,7 @@ async fn futures_join<F: std::future::Future<Output = ()>>(futs: impl Iterator<I
 /// answer never comes.
 const BLACK_HOLES: &str = "blackhole,blackhole-after";
 
-/// How long wfboot gives an attempt before anything of its service and class was answered in the run
+/// How long wfboot gives an attempt before anything of its service was answered in the run
 /// (`aws::deadline`, COLD): the most any black-holed attempt in these tests may be held before it is given up (a
 /// first write of its kind gets 4 s, every other attempt 4 × its kind's p95, at least 3 s; the emulator answers
 /// in milliseconds).
