@@ -156,10 +156,8 @@ impl Answers {
         let own: Vec<Duration> = l.own.get(&key).map(|w| w.iter().copied().collect()).unwrap_or_default();
         // The class's answer times; before the first of its class (the run's first write), the service's others'.
         let window = |write: bool| l.class.get(&(op.service.clone(), write)).filter(|w| !w.is_empty());
-        let class: Vec<Duration> = window(op.write())
-            .or_else(|| window(!op.write()))
-            .map(|w| w.iter().copied().collect())
-            .unwrap_or_default();
+        let class: Vec<Duration> =
+            window(op.write()).or_else(|| window(!op.write())).map(|w| w.iter().copied().collect()).unwrap_or_default();
         rule(&own, &class, op.write(), l.misses.get(&key).copied().unwrap_or(0))
     }
 
@@ -279,7 +277,11 @@ impl HttpClient for Bounded {
         })
     }
 
-    fn validate_base_client_config(&self, components: &RuntimeComponentsBuilder, cfg: &ConfigBag) -> Result<(), BoxError> {
+    fn validate_base_client_config(
+        &self,
+        components: &RuntimeComponentsBuilder,
+        cfg: &ConfigBag,
+    ) -> Result<(), BoxError> {
         self.inner.validate_base_client_config(components, cfg)
     }
 
@@ -313,7 +315,10 @@ impl HttpConnector for BoundedConnector {
                     Err(_) => {
                         answers.missed(op);
                         let name = format!("{}:{}", op.service, op.name);
-                        tracing::debug!("{name}: no answer within {} ms; the attempt is given up", deadline.as_millis());
+                        tracing::debug!(
+                            "{name}: no answer within {} ms; the attempt is given up",
+                            deadline.as_millis()
+                        );
                         return Err(ConnectorError::timeout(Box::new(NoAnswer { operation: name, after: deadline })));
                     }
                 },

@@ -161,7 +161,7 @@ where
                 Error::aws(format!(
                     "failed to {action}: could not reach AWS: {endpoint} refused the connection (nothing listens there)"
                 ))
-                    .with_help(REFUSED_HELP)
+                .with_help(REFUSED_HELP)
             } else if let Some(no_answer) = no_answer(other) {
                 Error::aws(format!(
                     "failed to {action}: no answer within {:.1} s, on every attempt",

@@ -492,8 +492,8 @@ fn black_holes_given_up_in_time(emu: &Emulator) -> usize {
 }
 
 #[tokio::test]
-async fn with_5_percent_of_requests_black_holed_one_fresh_bootstrap_converges_within_3x_the_fault_free_wall_plus_10_s(
-) {
+async fn with_5_percent_of_requests_black_holed_one_fresh_bootstrap_converges_within_3x_the_fault_free_wall_plus_10_s()
+{
     // The bound of the goal: three times a fault-free run of the same command on this machine, plus 10 s.
     let (fault_free, _) = fault_free_bootstrap(&[]).await;
     let bound = fault_free * 3 + Duration::from_secs(10);
