@@ -3,13 +3,15 @@
 //!
 //! The SDK bounds an attempt by one flat `operation_attempt_timeout` (30 s here), the same for a 20 ms GetRole as
 //! for a 2 s policy simulation: a request that a NAT or proxy silently drops holds its caller for the whole of it.
-//! The AWS SDKs' guidance is to bound an attempt by what the call needs and let the retry strategy take over
-//! (AWS SDKs and Tools reference guide, "Timeouts", "Retry behavior" and "Smart configuration defaults":
-//! https://docs.aws.amazon.com/sdkref/latest/guide/feature-timeouts.html,
-//! https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html,
-//! https://docs.aws.amazon.com/sdkref/latest/guide/feature-smart-config-defaults.html, whose modes derive their
-//! timeouts from the latency the client can expect). So the HTTP client of every service client is wrapped
-//! ([`Bounded`]): an interceptor tags each attempt's request with its service and operation ([`TagOperation`]),
+//! An attempt timeout exists to fail a slow attempt fast and retry it (AWS SDK for Java 2.x developer guide,
+//! "Configure timeouts", API call attempt timeout:
+//! https://docs.aws.amazon.com/sdk-for-java/latest/developer-guide/timeouts.html); a timed-out request "might have
+//! succeeded" and is retried (AWS SDKs and Tools reference guide, "Retry behavior":
+//! https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html); and the SDKs' defaults for
+//! timeouts depend on where the client runs ("Smart configuration defaults":
+//! https://docs.aws.amazon.com/sdkref/latest/guide/feature-smart-config-defaults.html).
+//!
+//! So the HTTP client of every service client is wrapped ([`Bounded`]): an interceptor tags each attempt's request with its service and operation ([`TagOperation`]),
 //! and the connector gives the attempt [`rule`]'s deadline, learnt from the answers of the same operation (or, with
 //! few of them, of the same service and read/write class) in this run. On expiry the attempt fails as a connector
 //! timeout (`ConnectorError::timeout`), which the SDK's standard retry mode retries like any timeout
@@ -48,7 +50,7 @@ pub(crate) const FLOOR: Duration = Duration::from_secs(3);
 
 /// A call before anything of its service was answered in this run is given this long:
 /// there is nothing to learn from yet, and its connection (DNS, TCP, TLS) may still be to be made (the SDK's
-/// connect timeout is 5 s; the "standard" smart default gives connect and TLS negotiation 3.1 s each).
+/// connect timeout is 5 s here).
 pub(crate) const COLD: Duration = Duration::from_secs(5);
 
 /// The first write of an operation is given at least this long: cutting a healthy write costs more than cutting
