@@ -11,8 +11,11 @@ threaded werkzeug server, wrapped in a middleware that
   * optionally injects faults into AWS requests (--fault-rate, --fault-kinds, seeded by --seed): `throttle`,
     `500`, `503` and `drop` answer a request with an error (or a dropped connection) instead of calling moto;
     `drop-after` and `500-after` let a write reach moto (it takes effect when moto answers 2xx), then lose moto's
-    answer: the client gets a dropped connection, or an HTTP 500 (IAM's and STS's `ServiceFailure`). The two
-    after-kinds apply to writes only (see "Fault draw" below),
+    answer: the client gets a dropped connection, or an HTTP 500 (IAM's and STS's `ServiceFailure`). The
+    after-kinds apply to writes only (see "Fault draw" below). `blackhole` (any request, not passed to moto) and
+    `blackhole-after` (writes: moto takes the write) never answer: a network black hole, the connection open and
+    silent until the client closes it (or --blackhole-cap seconds, 120 by default, have passed); only when named,
+  * optionally answers an action slowly but correctly (--slow ACTION=SECONDS, repeatable): a slow but healthy call,
   * speaks CloudWatch's Smithy RPC v2 CBOR protocol, which the AWS SDKs now use and moto does not, by
     translating to and from moto's awsJson (tools/rpcv2_cbor.py),
   * answers iam:SimulatePrincipalPolicy and iam:SimulateCustomPolicy, which moto lacks, by evaluating the
@@ -22,6 +25,8 @@ threaded werkzeug server, wrapped in a middleware that
   * serves counters at GET /__emulator/stats (DELETE zeroes them),
   * takes controls at POST /__emulator/control: {"hold_after_writes": N|null} holds every request after
     the next N writes (a crash point: the client is killed while held), {"fault_rate": F}, {"settle": true},
+    {"fault_call": {"action": A, "nth": N, "kind": K, "access_key": KEY (optional)}} gives the Nth request of
+    action A from now (of KEY's) the fault K, without touching the seeded draw, {"slow": {A: S}} sets --slow (0 ends it),
   * answers CloudFormation's StackSet actions as CloudFormation does (tools/stacksets.py): operations run in the
     background, account by account (--stackset-account-seconds each), with OperationPreferences, OperationId
     idempotency, OperationInProgressException or managed execution's queue, DeploymentTargets' account filters,
@@ -37,7 +42,8 @@ threaded werkzeug server, wrapped in a middleware that
 
 Usage:
     python tools/emulator.py [--host 127.0.0.1] [--port 0] [--log FILE] [--latency-ms N] [--no-gc]
-        [--fault-rate F] [--fault-kinds throttle,500,503,drop,drop-after,500-after] [--seed S]
+        [--fault-rate F] [--fault-kinds throttle,500,503,drop,drop-after,500-after,blackhole,blackhole-after]
+        [--seed S] [--slow ACTION=SECONDS]... [--blackhole-cap S]
         [--no-simulator] [--no-stdin-watch]
         [--realism] [--iam-lag S] [--ec2-lag S] [--delete-conflict S] [--concurrent-modification]
         [--write-hold S] [--lag-jitter F] [--session-seconds S] [--service-lag S] [--batch-transition S]
@@ -53,7 +59,8 @@ It binds only to addresses in 127.0.0.0/8 and never sends traffic anywhere.
 
 Fault draw: for each AWS request that reaches the fault stage (not held, not answered by the realism mode's
 ConcurrentModification), the kinds applicable to it are the --fault-kinds entries in their given order, less
-`drop-after` and `500-after` when the request is a read. With none applicable the request gets no fault and the
+the after-kinds (`drop-after`, `500-after`, `blackhole-after`) when the request is a read. A fault planned by
+{"fault_call": ...} comes first and draws nothing. With none applicable the request gets no fault and the
 seeded RNG is not touched; otherwise one `random()` below the fault rate picks a fault, then one `choice()` among
 the applicable kinds picks which. So `--fault-kinds drop-after --fault-rate 0.3` faults 30 % of writes and no
 read, and with `throttle,drop-after` a read is throttled at the rate while a write gets either kind, half each.
@@ -62,9 +69,11 @@ requests in the same order meet the same faults for a given --seed. The default 
 the after-kinds are used only when named. {"fault_rate": F} on the control API changes the rate for all kinds.
 
 The request log (--log, one JSON object per line): t, method, path, service, action, write, status (what the
-client got; null when its connection was dropped), access_key, fault (null, a kind above, or "held"), ms,
-internal; moto_ms when moto was called; error (the start of an error body) and realism (what the realism mode
-answered) when there are. A `drop-after` or `500-after` entry also has moto_status (what moto, or the realism
+client got; null when its connection was dropped or black-holed), access_key, fault (null, a kind above, or
+"held"), ms (for a black hole: until the client closed the connection; its entry is written then), internal;
+moto_ms when moto was called; slow (the --slow seconds) when there are; error (the start of an error body) and
+realism (what the realism mode answered) when there are. A `drop-after`, `500-after` or `blackhole-after` entry
+also has moto_status (what moto, or the realism
 mode inside moto's lock, answered the write: never sent to the client) and applied (true when moto_status was
 2xx: the write took effect although the client was told otherwise); its error is then moto's, if it failed.
 Other entries have neither field: for them a write took effect when fault is null and status is 2xx.
@@ -79,6 +88,7 @@ import json
 import os
 import random
 import re
+import select
 import signal
 import socket
 import stat
@@ -97,9 +107,11 @@ import simulator  # tools/simulator.py, beside this file
 import stacksets  # tools/stacksets.py
 
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
-FAULT_KINDS = ("throttle", "500", "503", "drop", "drop-after", "500-after")
+FAULT_KINDS = ("throttle", "500", "503", "drop", "drop-after", "500-after", "blackhole", "blackhole-after")
 # Kinds that call moto first and lose its answer afterwards: they apply to writes only.
-AFTER_KINDS = ("drop-after", "500-after")
+AFTER_KINDS = ("drop-after", "500-after", "blackhole-after")
+# Kinds that never answer: the connection stays open and silent until the client closes it (or --blackhole-cap).
+BLACKHOLE_KINDS = ("blackhole", "blackhole-after")
 # --fault-kinds' default: the kinds that answer instead of moto (the after-kinds must be asked for by name).
 DEFAULT_FAULT_KINDS = ("throttle", "500", "503", "drop")
 # IAM's and STS's own code for an HTTP 500 (IAM API Reference, Common Errors, and every IAM operation's errors).
@@ -307,8 +319,15 @@ class EmulatorMiddleware:
         seed: int,
         realism: "realism.Realism | None" = None,
         simulate: bool = True,
+        slow: dict[str, float] | None = None,
+        blackhole_cap_s: float = 120.0,
     ) -> None:
         self.app = app
+        # --slow: per action, seconds before it is handled (a slow but healthy call).
+        self.slow: dict[str, float] = dict(slow or {})
+        self.blackhole_cap_s = blackhole_cap_s
+        # {"fault_call": ...} on the control API: faults planned for the Nth request of an action.
+        self.planned: list[dict[str, Any]] = []
         self.realism = realism
         self.log_file = log_file
         self.latency_s = latency_ms / 1000.0
@@ -349,6 +368,22 @@ class EmulatorMiddleware:
         if self.realism is not None:
             stats["realism"] = {"answers": dict(self.realism_answers), **self.realism.stats()}
         return stats
+
+    def planned_fault(self, info: RequestInfo) -> str | None:
+        """The fault {"fault_call": ...} planned for this request, if it is the Nth of its action since then (an
+        after-kind counts writes only; `access_key`, when given, counts that key's requests only). The seeded
+        draw is not touched."""
+        with self.lock:
+            for plan in self.planned:
+                if plan["action"] != info.action or (plan["kind"] in AFTER_KINDS and not info.write):
+                    continue
+                if plan.get("access_key") not in (None, info.access_key):
+                    continue
+                plan["seen"] += 1
+                if plan["seen"] == plan["nth"]:
+                    self.planned.remove(plan)
+                    return plan["kind"]
+        return None
 
     def pick_fault(self, write: bool) -> str | None:
         """The fault for a request, by the rule of the module docstring's "Fault draw"."""
@@ -431,6 +466,11 @@ class EmulatorMiddleware:
         if self.latency_s > 0:
             # Each request runs on its own thread, so concurrent requests sleep in parallel.
             time.sleep(self.latency_s)
+        slow = self.slow.get(info.action or "")
+        if slow:
+            # --slow: a slow but healthy call, answered correctly after its time (slept in parallel too).
+            entry["slow"] = slow
+            time.sleep(slow)
 
         # Real AWS's concurrency (tools/realism.py): a write may be refused, or hold its entity for a moment.
         ticket = self.realism.admit(environ, body, info.service, info.action, info.write) if self.realism else None
@@ -450,7 +490,7 @@ class EmulatorMiddleware:
 
     def handle_admitted(self, environ, start_response, entry, start, info: RequestInfo,
                         body: bytes) -> Iterable[bytes]:
-        fault = self.pick_fault(info.write)
+        fault = self.planned_fault(info) or self.pick_fault(info.write)
         if fault is None and info.service == "iam" and info.action in simulator.ACTIONS and self.sidecar:
             answer = self.simulate(environ, start_response, entry, start, info, body)
             if answer is not None:
@@ -464,7 +504,13 @@ class EmulatorMiddleware:
         return self.answer_fault(fault, environ, start_response, entry, start, info)
 
     def answer_fault(self, fault: str, environ, start_response, entry, start, info: RequestInfo) -> list[bytes]:
-        """Drop the connection (`drop`, `drop-after`) or answer the fault's error in the request's protocol."""
+        """Drop the connection (`drop`, `drop-after`), never answer (`blackhole`, `blackhole-after`), or answer the
+        fault's error in the request's protocol."""
+        if fault in BLACKHOLE_KINDS:
+            self.swallow(environ)
+            entry["ms"] = round((time.monotonic() - start) * 1000, 3)
+            self.record(entry, count=True)
+            raise DropConnection(f"emulator fault: {fault}")
         if fault in ("drop", "drop-after"):
             entry["ms"] = round((time.monotonic() - start) * 1000, 3)
             self.record(entry, count=True)
@@ -475,6 +521,25 @@ class EmulatorMiddleware:
         entry["ms"] = round((time.monotonic() - start) * 1000, 3)
         self.record(entry, count=True)
         return [payload]
+
+    def swallow(self, environ) -> None:
+        """A network black hole: send nothing and keep the connection open until the client closes it (it gave
+        up), or --blackhole-cap seconds have passed, so that no request thread is held forever. Other requests are
+        served meanwhile (each connection has its own thread)."""
+        sock = environ.get("werkzeug.socket")
+        deadline = time.monotonic() + self.blackhole_cap_s
+        while time.monotonic() < deadline:
+            if sock is None:
+                time.sleep(0.1)
+                continue
+            try:
+                readable, _, _ = select.select([sock], [], [], 0.1)
+                if readable and sock.recv(1, socket.MSG_PEEK) == b"":
+                    return  # end-of-file: the client closed its side
+                if readable:
+                    time.sleep(0.1)  # more bytes (a pipelined request) are not read: the hole answers nothing
+            except (OSError, ValueError):
+                return  # reset or already closed
 
     def simulate(self, environ, start_response, entry, start, info: RequestInfo, body: bytes) -> list[bytes] | None:
         """The policy simulator's answer, or None (node or its package missing) to let moto answer as it always has."""
@@ -611,10 +676,24 @@ class EmulatorMiddleware:
                 self.released.set()
             if "fault_rate" in body:
                 self.fault_rate = float(body["fault_rate"])
+            if "fault_call" in body:
+                plan = body["fault_call"]
+                if plan.get("kind") not in FAULT_KINDS or int(plan.get("nth", 0)) < 1 or not plan.get("action"):
+                    start_response("400 Bad Request", [("Content-Type", "text/plain")])
+                    return [b"fault_call needs action, nth >= 1 and a kind of --fault-kinds"]
+                self.planned.append({"action": plan["action"], "nth": int(plan["nth"]), "kind": plan["kind"],
+                                     "access_key": plan.get("access_key"), "seen": 0})
+            if "slow" in body:
+                for action, seconds in body["slow"].items():
+                    if float(seconds) > 0:
+                        self.slow[action] = float(seconds)
+                    else:
+                        self.slow.pop(action, None)
             if body.get("settle") and self.realism is not None:
                 self.realism.settle()
             state = {"hold_after_writes": self.hold_after, "admitted_writes": self.admitted_writes,
-                     "fault_rate": self.fault_rate, "in_flight": self.in_flight}
+                     "fault_rate": self.fault_rate, "in_flight": self.in_flight,
+                     "fault_calls": [dict(p) for p in self.planned], "slow": dict(self.slow)}
         if settled is not None:
             state["stacksets_settled"] = settled
         payload = json.dumps(state).encode()
@@ -674,9 +753,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="comma list of: throttle, 500, 503, drop (an error or a dropped connection instead of "
                         "calling moto), drop-after, 500-after (writes only: moto takes the write, then the client "
                         "gets a dropped connection or HTTP 500, ServiceFailure for IAM and STS, instead of moto's "
-                        "answer); a read draws among the listed kinds other than the *-after ones, and none listed "
-                        "means no fault and no draw (default: throttle,500,503,drop)")
+                        "answer), blackhole (never answered, not passed to moto: the connection stays open and silent "
+                        "until the client closes it), blackhole-after (writes only: moto takes the write, the answer "
+                        "never comes); a read draws among the listed kinds other than the *-after ones, and none "
+                        "listed means no fault and no draw (default: throttle,500,503,drop)")
     p.add_argument("--seed", type=int, default=1, help="seed of the fault RNG")
+    p.add_argument("--slow", action="append", default=[], metavar="ACTION=SECONDS",
+                   help="answer every request of this API action (GetRole, SimulatePrincipalPolicy, ...) after "
+                        "SECONDS, correctly: a slow but healthy call (repeatable)")
+    p.add_argument("--blackhole-cap", type=float, default=120.0, metavar="S",
+                   help="a black-holed connection (fault kinds blackhole, blackhole-after) the client has not "
+                        "closed is closed after this long, so that no request thread is held forever (default 120)")
     p.add_argument("--no-gc", action="store_true",
                    help="switch off Python's cyclic garbage collector (benchmarks: its passes over moto's "
                         "large heap paused single requests for 10-70 ms at random moments)")
@@ -707,6 +794,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = [k for k in kinds if k not in FAULT_KINDS]
     if unknown:
         p.error(f"unknown --fault-kinds {unknown}; choose from {','.join(FAULT_KINDS)}")
+    slow: dict[str, float] = {}
+    for item in args.slow:
+        action, _, seconds = item.partition("=")
+        try:
+            slow[action.strip()] = float(seconds)
+        except ValueError:
+            p.error(f"--slow {item!r}: expected ACTION=SECONDS, e.g. --slow GetRole=2")
+        if not action.strip() or slow[action.strip()] < 0:
+            p.error(f"--slow {item!r}: expected ACTION=SECONDS with SECONDS >= 0")
+    args.slow = slow
+    if args.blackhole_cap <= 0:
+        p.error("--blackhole-cap must be > 0")
     if args.fault_rate > 0 and not kinds:
         p.error("--fault-rate > 0 needs at least one --fault-kinds entry")
     args.fault_kinds = kinds
@@ -789,6 +888,8 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         realism=real,
         simulate=not args.no_simulator,
+        slow=args.slow,
+        blackhole_cap_s=args.blackhole_cap,
     )
     app.stacksets = stacksets.configure(app.moto_lock, args.stackset_account_seconds, log)
     server = make_server(args.host, args.port, app, threaded=True,

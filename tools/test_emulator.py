@@ -72,13 +72,13 @@ class Emulator:
         self.stderr.seek(0)
         return self.stderr.read().decode(errors="replace")
 
-    def client(self, service: str, attempts: int = 1):
+    def client(self, service: str, attempts: int = 1, read_timeout: float = 20):
         # botocore's `max_attempts` counts retries only; `total_max_attempts` counts all tries.
         return boto3.client(
             service, endpoint_url=self.url, region_name="us-east-1",
             aws_access_key_id=ACCESS_KEY, aws_secret_access_key="secret",
             config=Config(retries={"total_max_attempts": attempts, "mode": "standard"},
-                          connect_timeout=5, read_timeout=20),
+                          connect_timeout=5, read_timeout=read_timeout),
         )
 
     def settle(self) -> None:
@@ -385,11 +385,124 @@ class EmulatorTest(unittest.TestCase):
         self.assertEqual({f for f, w in zip(runs[0], pattern) if not w}, {"throttle", "503"})
         self.assertEqual({f for f, w in zip(runs[0], pattern) if w}, {"throttle", "drop-after", "503"})
 
+    def _raw_get_role(self, emu: "Emulator", timeout: float) -> socket.socket:
+        """A signed-looking GetRole sent on a raw socket (the log files it under ACCESS_KEY)."""
+        host, port = emu.url.rsplit("/", 1)[1].split(":")
+        body = b"Action=GetRole&RoleName=x&Version=2010-05-08"
+        sock = socket.create_connection((host, int(port)), timeout=timeout)
+        auth = (f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/20240101/us-east-1/iam/aws4_request, "
+                "SignedHeaders=host, Signature=0").encode()
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: iam.amazonaws.com\r\nAuthorization: " + auth +
+                     b"\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        return sock
+
+    def test_fault_blackhole_never_answers_keeps_serving_others_and_ends_when_the_client_closes(self) -> None:
+        with Emulator("--fault-rate", "1.0", "--fault-kinds", "blackhole") as emu:
+            sock = self._raw_get_role(emu, timeout=1.5)
+            # Silent: not a byte, and the connection stays open (no reset, no EOF) while the client waits.
+            with self.assertRaises(socket.timeout):
+                sock.recv(4096)
+            # The server answers its other requests meanwhile (the control API is never faulted; a second black
+            # hole does not wait for the first).
+            state = self._control(emu, {})
+            self.assertEqual(state["in_flight"], 1)
+            iam = emu.client("iam", read_timeout=1)
+            second = self._try(lambda: iam.get_role(RoleName="x"))
+            self.assertIsInstance(second, botocore.exceptions.ReadTimeoutError)
+            # Once the clients close their connections, the request threads end.
+            sock.close()
+            iam.close()
+            deadline = time.monotonic() + 5
+            while self._control(emu, {})["in_flight"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(self._control(emu, {})["in_flight"], 0)
+            entries = emu.log_entries()
+            self.assertEqual([(e["action"], e["fault"], e["status"]) for e in entries],
+                             [("GetRole", "blackhole", None)] * 2)
+            self.assertTrue(all(e["ms"] >= 900 for e in entries), entries)
+            self.assertNotIn("moto_ms", entries[0], "a black-holed request never reaches moto")
+
+    def test_a_blackhole_the_client_never_closes_ends_after_the_cap(self) -> None:
+        with Emulator("--fault-rate", "1.0", "--fault-kinds", "blackhole", "--blackhole-cap", "1") as emu:
+            sock = self._raw_get_role(emu, timeout=10)
+            started = time.monotonic()
+            try:
+                received = sock.recv(4096)
+            except ConnectionResetError:
+                received = b""
+            self.assertEqual(received, b"")
+            self.assertLess(time.monotonic() - started, 5)
+            sock.close()
+            self.assertEqual(self._control(emu, {})["in_flight"], 0)
+
+    def test_fault_blackhole_after_applies_the_write_and_spares_reads(self) -> None:
+        with Emulator("--fault-rate", "1.0", "--fault-kinds", "blackhole-after") as emu:
+            iam = emu.client("iam", read_timeout=1)
+            self.assertIsInstance(self._try(lambda: iam.create_role(RoleName="wf-hole", AssumeRolePolicyDocument=TRUST)),
+                                  botocore.exceptions.ReadTimeoutError)
+            self.assertEqual(iam.get_role(RoleName="wf-hole")["Role"]["RoleName"], "wf-hole")
+            iam.close()
+            deadline = time.monotonic() + 5
+            while len(emu.log_entries()) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            entries = sorted(emu.log_entries(), key=lambda e: e["t"])
+            self.assertEqual([(e["action"], e["fault"]) for e in entries],
+                             [("CreateRole", "blackhole-after"), ("GetRole", None)])
+            self.assertEqual((entries[0]["status"], entries[0]["moto_status"], entries[0]["applied"]),
+                             (None, 200, True))
+
+    def test_fault_call_plans_a_fault_for_the_nth_request_of_an_action_without_drawing(self) -> None:
+        with Emulator() as emu:
+            iam = emu.client("iam", read_timeout=1)
+            iam.create_role(RoleName="r", AssumeRolePolicyDocument=TRUST)
+            state = self._control(emu, {"fault_call": {"action": "GetRole", "nth": 2, "kind": "blackhole"}})
+            self.assertEqual(state["fault_calls"][0]["nth"], 2)
+            self.assertEqual(iam.get_role(RoleName="r")["Role"]["RoleName"], "r")
+            self.assertIsInstance(self._try(lambda: iam.get_role(RoleName="r")), botocore.exceptions.ReadTimeoutError)
+            self.assertEqual(iam.get_role(RoleName="r")["Role"]["RoleName"], "r", "only the 2nd, once")
+            # An after-kind counts writes only; another key's requests are not counted when a key is named.
+            self._control(emu, {"fault_call": {"action": "CreateRole", "nth": 1, "kind": "500-after",
+                                               "access_key": "AKIASOMEONEELSE"}})
+            iam.create_role(RoleName="s", AssumeRolePolicyDocument=TRUST)
+            self.assertEqual(self._control(emu, {})["fault_calls"][0]["seen"], 0)
+            iam.close()
+            faults = [(e["action"], e["fault"]) for e in emu.log_entries() if e["fault"]]
+            self.assertEqual(faults, [("GetRole", "blackhole")])
+            req = urllib.request.Request(emu.url + "/__emulator/control", method="POST",
+                                         data=json.dumps({"fault_call": {"action": "GetRole", "nth": 0,
+                                                                         "kind": "blackhole"}}).encode())
+            with self.assertRaises(urllib.error.HTTPError):
+                urllib.request.urlopen(req)
+
+    def test_slow_answers_an_action_late_but_correctly_and_others_at_once(self) -> None:
+        with Emulator("--slow", "GetRole=0.8") as emu:
+            iam = emu.client("iam")
+            iam.create_role(RoleName="r", AssumeRolePolicyDocument=TRUST)
+            started = time.monotonic()
+            self.assertEqual(iam.get_role(RoleName="r")["Role"]["RoleName"], "r")
+            self.assertGreaterEqual(time.monotonic() - started, 0.8)
+            started = time.monotonic()
+            iam.list_roles()
+            self.assertLess(time.monotonic() - started, 0.8)
+            # The control API changes it: 0 ends it.
+            self.assertEqual(self._control(emu, {"slow": {"GetRole": 0, "ListRoles": 0.5}})["slow"],
+                             {"ListRoles": 0.5})
+            entries = emu.log_entries()
+            self.assertEqual([(e["action"], e.get("slow"), e["status"]) for e in entries],
+                             [("CreateRole", None, 200), ("GetRole", 0.8, 200), ("ListRoles", None, 200)])
+        import emulator
+        self.assertEqual(emulator.parse_args(["--slow", "GetRole=2", "--slow", "ListRoles=1.5"]).slow,
+                         {"GetRole": 2.0, "ListRoles": 1.5})
+
     def test_fault_kinds_default_leaves_the_after_kinds_out(self) -> None:
         import emulator
         self.assertEqual(emulator.parse_args(["--fault-rate", "0.5"]).fault_kinds, ["throttle", "500", "503", "drop"])
         self.assertEqual(emulator.parse_args(["--fault-kinds", "500-after,drop-after"]).fault_kinds,
                          ["500-after", "drop-after"])
+        self.assertEqual(emulator.parse_args(["--fault-kinds", "blackhole,blackhole-after"]).fault_kinds,
+                         ["blackhole", "blackhole-after"])
+        self.assertNotIn("blackhole", emulator.DEFAULT_FAULT_KINDS)
 
     def test_hold_after_writes_holds_later_requests_until_released(self) -> None:
         with Emulator() as emu:

@@ -5,6 +5,7 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+use super::deadline;
 use crate::error::Error;
 
 /// The AWS error code of a failed call, if the service answered with one.
@@ -89,6 +90,8 @@ pub(crate) fn transient<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>
                 None
             }
         }
+        // Nothing listens at an endpoint that never answered: sending again cannot help (`deadline`).
+        SdkError::DispatchFailure(_) if refused_endpoint(err).is_some() => None,
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             Some(Transient::MaybeApplied)
         }
@@ -96,12 +99,30 @@ pub(crate) fn transient<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>
     }
 }
 
+/// The endpoint, when the call failed because an endpoint that has not answered once in this run refused the
+/// connection ([`deadline::EndpointRefused`]).
+pub(crate) fn refused_endpoint<E, R>(err: &SdkError<E, R>) -> Option<&str> {
+    let SdkError::DispatchFailure(failure) = err else { return None };
+    let connector = failure.as_connector_error()?;
+    deadline::find::<deadline::EndpointRefused>(connector).map(|r| r.endpoint.as_str())
+}
+
+/// The attempt's deadline, when the call's last attempt got no answer within it ([`deadline::NoAnswer`]).
+fn no_answer<E, R>(err: &SdkError<E, R>) -> Option<&deadline::NoAnswer> {
+    let SdkError::DispatchFailure(failure) = err else { return None };
+    deadline::find::<deadline::NoAnswer>(failure.as_connector_error()?)
+}
+
 /// The error in a few words, for a log line: its code, or the kind of failure.
 pub(crate) fn short<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> String {
     match err {
         SdkError::ServiceError(e) => e.err().code().unwrap_or("an error without a code").to_string(),
         SdkError::TimeoutError(_) => "timed out".into(),
-        SdkError::DispatchFailure(_) => "the connection failed".into(),
+        SdkError::DispatchFailure(_) => match (refused_endpoint(err), no_answer(err)) {
+            (Some(endpoint), _) => format!("{endpoint} refused the connection"),
+            (_, Some(no_answer)) => format!("no answer within {:.1} s", no_answer.after.as_secs_f64()),
+            _ => "the connection failed".into(),
+        },
         SdkError::ResponseError(_) => "the answer could not be read".into(),
         _ => "failed".into(),
     }
@@ -136,6 +157,17 @@ where
                 || detail.contains("No credentials")
             {
                 Error::aws(format!("failed to {action}: no AWS credentials were found")).with_help(NO_CREDENTIALS_HELP)
+            } else if let Some(endpoint) = refused_endpoint(other) {
+                Error::aws(format!(
+                    "failed to {action}: could not reach AWS: {endpoint} refused the connection (nothing listens there)"
+                ))
+                .with_help(REFUSED_HELP)
+            } else if let Some(no_answer) = no_answer(other) {
+                Error::aws(format!(
+                    "failed to {action}: no answer within {:.1} s, on every attempt",
+                    no_answer.after.as_secs_f64()
+                ))
+                .with_help("check the network and --endpoint-url; a re-run continues where this one stopped")
             } else if matches!(other, SdkError::TimeoutError(_)) {
                 Error::aws(format!("failed to {action}: the request timed out"))
                     .with_help("check the network and --endpoint-url; a re-run continues where this one stopped")
@@ -149,6 +181,10 @@ where
         }
     }
 }
+
+/// What to do when the endpoint refused the connection before it ever answered.
+const REFUSED_HELP: &str = "check --endpoint-url (or AWS_ENDPOINT_URL, or the profile's endpoint_url): is the \
+    address right, and is the service (or emulator) running there? Without them the AWS endpoint of --region is used";
 
 /// What to do when no credentials were found. In a container on EC2 the instance role is reached through IMDSv2,
 /// whose token PUT needs two network hops; with the default hop limit of 1 it times out, and the Rust SDK has no

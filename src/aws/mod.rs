@@ -7,6 +7,7 @@
 //! Retry mode, attempts, backoff and timeouts are set explicitly rather than left to SDK defaults, and no client
 //! has the SDK's client-side retry quota ([`retry_partition`]).
 
+pub(crate) mod deadline;
 pub(crate) mod errors;
 
 use std::future::Future;
@@ -306,6 +307,7 @@ impl Clients {
                 $sdk::Client::from_conf(
                     $sdk::config::Builder::from(&config)
                         .interceptor(calls.clone())
+                        .interceptor(deadline::TagOperation)
                         .retry_partition(retry_partition($partition))
                         .build(),
                 )
@@ -315,6 +317,7 @@ impl Clients {
         let iam_writes = aws_sdk_iam::Client::from_conf(
             aws_sdk_iam::config::Builder::from(&config)
                 .interceptor(calls.clone())
+                .interceptor(deadline::TagOperation)
                 .retry_config(RetryConfig::disabled())
                 .build(),
         );
@@ -411,10 +414,13 @@ pub(crate) async fn all_pages<T, E>(pages: Pages<T, E>) -> std::result::Result<V
 }
 
 async fn sdk_config(settings: &AwsSettings) -> Result<aws_config::SdkConfig> {
-    // rustls with ring: about 25 ms less start-up than aws-lc per process (docs/architecture.md).
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
-        .build_https();
+    // rustls with ring: about 25 ms less start-up than aws-lc per process (docs/architecture.md). Each attempt
+    // gets a deadline learnt from this run's answer times, within the attempt timeout below (`deadline`).
+    let http = deadline::Bounded::wrap(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+            .build_https(),
+    );
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
         .retry_config(
@@ -426,7 +432,7 @@ async fn sdk_config(settings: &AwsSettings) -> Result<aws_config::SdkConfig> {
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(Duration::from_secs(30))
+                .operation_attempt_timeout(deadline::ATTEMPT_TIMEOUT)
                 .operation_timeout(Duration::from_secs(120))
                 .build(),
         );

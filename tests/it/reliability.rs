@@ -434,3 +434,177 @@ async fn futures_join<F: std::future::Future<Output = ()>>(futs: impl Iterator<I
         f.await;
     }
 }
+
+/// The fault kinds of a network black hole: a request never answered (before moto), and a write moto takes whose
+/// answer never comes.
+const BLACK_HOLES: &str = "blackhole,blackhole-after";
+
+/// How long wfboot gives an attempt before anything of its service was answered in the run
+/// (`aws::deadline`, COLD): the most any black-holed attempt in these tests may be held before it is given up (a
+/// first write of its kind gets 4 s, every other attempt 4 × its kind's p95, at least 3 s; the emulator answers
+/// in milliseconds).
+const FIRST_OF_ITS_KIND: Duration = Duration::from_secs(5);
+
+/// Wait until the emulator handles no request: a black-holed request is logged when the client closes it.
+fn quiet(emu: &Emulator) {
+    let start = Instant::now();
+    while emu.control("{}")["in_flight"] != 0 {
+        assert!(start.elapsed() < Duration::from_secs(30), "requests still in flight");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A fault-free fresh bootstrap of the default stack on an emulator of its own (started with `args`): its wall
+/// time, and wfboot's requests (action, write) in the order the emulator logged them.
+async fn fault_free_bootstrap(args: &[&str]) -> (Duration, Vec<Request>) {
+    let emu = Emulator::start_with(args);
+    emu.create_demo_user().await;
+    let started = Instant::now();
+    let out = emu.wfboot().args(["bootstrap", "--yes", "--user-name", "demo"]).output().unwrap();
+    let wall = started.elapsed();
+    assert!(out.status.success(), "{}", stderr(&out));
+    (wall, emu.wfboot_requests_since(0))
+}
+
+fn count_by_action(requests: &[Request]) -> BTreeMap<String, usize> {
+    let mut per_action = BTreeMap::new();
+    for r in requests {
+        *per_action.entry(r.action.clone()).or_default() += 1;
+    }
+    per_action
+}
+
+/// Every black-holed attempt was given up within the first-of-its-kind deadline (the emulator logs how long it
+/// held each, until wfboot closed the connection); returns how many there were.
+fn black_holes_given_up_in_time(emu: &Emulator) -> usize {
+    quiet(emu);
+    let holes: Vec<Request> = emu
+        .wfboot_requests_since(0)
+        .into_iter()
+        .filter(|r| r.fault.as_deref().is_some_and(|f| f.starts_with("blackhole")))
+        .collect();
+    // 0.5 s for the emulator to notice the closed connection (it polls every 0.1 s) and a loaded machine.
+    let bound = FIRST_OF_ITS_KIND.as_secs_f64() * 1000.0 + 500.0;
+    for r in &holes {
+        assert!(r.ms <= bound, "{} was held {:.0} ms before wfboot gave it up (bound {bound} ms)", r.action, r.ms);
+    }
+    holes.len()
+}
+
+#[tokio::test]
+async fn with_5_percent_of_requests_black_holed_one_fresh_bootstrap_converges_within_3x_the_fault_free_wall_plus_10_s()
+{
+    // The bound of the goal: three times a fault-free run of the same command on this machine, plus 10 s.
+    let (fault_free, _) = fault_free_bootstrap(&[]).await;
+    let bound = fault_free * 3 + Duration::from_secs(10);
+    let want = reference_state().await;
+    let emu = Emulator::start_with(&["--fault-kinds", BLACK_HOLES, "--seed", "52"]);
+    emu.create_demo_user().await;
+    let started = Instant::now();
+    let (json, line) = under_faults(&emu, BLACK_HOLES, 0.05, &["bootstrap", "--yes", "--user-name", "demo"]).unwrap();
+    let wall = started.elapsed();
+    let holes = black_holes_given_up_in_time(&emu);
+    println!(
+        "{line}; {holes} black holes; fault-free {:.1} s, bound {:.1} s",
+        fault_free.as_secs_f64(),
+        bound.as_secs_f64()
+    );
+    assert!(holes > 0, "no request was black-holed");
+    let summary = &json["summary"];
+    assert_eq!((&summary["writes_done"], &summary["already_done"]), (&json!(FRESH_WRITES), &json!(0)), "{summary}");
+    assert_eq!(full_state(&emu.admin().await).await, want, "the end state differs from a fault-free run's");
+    assert!(wall <= bound, "{:.1} s, over the bound of {:.1} s", wall.as_secs_f64(), bound.as_secs_f64());
+}
+
+/// One fresh bootstrap with the `nth` request of `action` (wfboot's) black-holed (`kind`): it converges in the
+/// one run, makes each write take effect exactly once, and reaches a fault-free run's end state.
+async fn one_black_hole_resolves_in_one_run(action: &str, nth: usize, kind: &str) {
+    let (fault_free, clean) = fault_free_bootstrap(&[]).await;
+    let mut clean_writes: Vec<String> = clean.iter().filter(|r| r.write).map(|r| r.action.clone()).collect();
+    clean_writes.sort();
+    let want = reference_state().await;
+    let emu = Emulator::start();
+    emu.create_demo_user().await;
+    emu.control(&format!(
+        r#"{{"fault_call": {{"action": "{action}", "nth": {nth}, "kind": "{kind}", "access_key": "{WFBOOT_KEY}"}}}}"#
+    ));
+    let started = Instant::now();
+    let out = emu.wfboot().args(["bootstrap", "--yes", "--user-name", "demo", "--output", "json"]).output().unwrap();
+    let wall = started.elapsed();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(black_holes_given_up_in_time(&emu), 1, "the planned black hole was not met");
+    println!("{kind} on {action} #{nth}: {:.1} s (fault-free {:.1} s)", wall.as_secs_f64(), fault_free.as_secs_f64());
+    let json: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let summary = &json["summary"];
+    assert_eq!((&summary["writes_done"], &summary["already_done"]), (&json!(FRESH_WRITES), &json!(0)), "{summary}");
+    // Each write took effect once: a write sent again after its answer was lost was answered "already there".
+    assert_eq!(emu.wfboot_writes_since(0), clean_writes);
+    assert_eq!(full_state(&emu.admin().await).await, want, "the end state differs from a fault-free run's");
+    // The stall costs at most the deadline of its attempt and a retry's pause, not the 30 s attempt timeout.
+    let bound = fault_free * 3 + FIRST_OF_ITS_KIND + Duration::from_secs(5);
+    assert!(wall <= bound, "{:.1} s, over {:.1} s", wall.as_secs_f64(), bound.as_secs_f64());
+}
+
+#[tokio::test]
+async fn a_black_holed_read_is_given_up_and_retried_within_the_run() {
+    one_black_hole_resolves_in_one_run("GetRole", 2, "blackhole").await;
+}
+
+#[tokio::test]
+async fn a_black_holed_write_that_took_effect_is_resolved_by_reading_back_not_applied_twice() {
+    one_black_hole_resolves_in_one_run("CreateRole", 2, "blackhole-after").await;
+}
+
+#[tokio::test]
+async fn a_black_holed_write_that_never_arrived_is_sent_again_in_the_same_run() {
+    one_black_hole_resolves_in_one_run("AttachRolePolicy", 3, "blackhole").await;
+}
+
+#[tokio::test]
+async fn a_healthy_call_that_takes_2_s_is_never_cut_off_nor_sent_twice() {
+    // Every GetRole and every policy simulation of the run answered after 2 s, correctly: IAM's slowest healthy
+    // calls (the simulator on a large policy) take about that long.
+    let slow = ["--slow", "GetRole=2", "--slow", "SimulatePrincipalPolicy=2"];
+    let (_, clean) = fault_free_bootstrap(&[]).await;
+    let emu = Emulator::start_with(&slow);
+    emu.create_demo_user().await;
+    let out = emu.wfboot().args(["bootstrap", "--yes", "--user-name", "demo", "-v"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let requests = emu.wfboot_requests_since(0);
+    let slowed: Vec<&Request> =
+        requests.iter().filter(|r| ["GetRole", "SimulatePrincipalPolicy"].contains(&r.action.as_str())).collect();
+    assert!(slowed.iter().any(|r| r.action == "SimulatePrincipalPolicy"), "the run simulated nothing");
+    assert!(slowed.iter().all(|r| r.ms >= 2000.0), "--slow did not slow them");
+    // No attempt given up: every slow call was answered (a read of what does not exist yet is answered 404, as in
+    // a fault-free run), and as many were sent as in a fault-free run.
+    assert!(slowed.iter().all(|r| r.fault.is_none() && r.status.is_some()), "{slowed:?}");
+    let (now, before) = (count_by_action(&requests), count_by_action(&clean));
+    for action in ["GetRole", "SimulatePrincipalPolicy"] {
+        assert_eq!(now.get(action), before.get(action), "{action} was sent again");
+    }
+    assert!(!stderr(&out).contains("no answer within"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_refused_endpoint_is_named_within_5_s_with_what_to_do_and_nothing_is_written() {
+    // A port nothing listens on (bound, then closed): every connection is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let out = wfboot_isolated()
+        .env("AWS_ACCESS_KEY_ID", WFBOOT_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .args(["bootstrap", "--yes", "--user-name", "demo", "--endpoint-url", &endpoint])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    println!("refused endpoint: answered in {:.2} s", took.as_secs_f64());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("{endpoint} refused the connection")), "{err}");
+    assert!(err.contains("--endpoint-url"), "{err}");
+    assert!(!stdout(&out).contains("created"), "{}", stdout(&out));
+    // The goal's bound (the SDK's 10 attempts with backoff took 21 s).
+    assert!(took <= Duration::from_secs(5), "took {took:?}");
+}
