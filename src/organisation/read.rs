@@ -103,6 +103,7 @@ pub(crate) struct Reader {
     /// that still fails after its retry ends the walk (each level waits for the one above it, so nothing else of
     /// it is sent).
     once: aws_sdk_organizations::Client,
+    breaker: Arc<advisory::Breaker>,
     cache: Arc<Cache>,
     /// The clients are the target account's own: an organisation that is not in use is the target's (which is then
     /// in none), not only the caller's.
@@ -113,14 +114,14 @@ impl Reader {
     /// The organisation as the target account itself sees it (a single-account run).
     pub(crate) fn new(clients: Clients) -> Reader {
         let once = advisory::organizations_once(&clients);
-        Reader { clients, once, cache: Arc::default(), own: true }
+        Reader { clients, once, breaker: Arc::default(), cache: Arc::default(), own: true }
     }
 
     /// The organisation as another account's caller sees it (a fleet's or an OU run's caller): that the caller's
     /// account is in no organisation says nothing of the targets'.
     pub(crate) fn of_caller(clients: Clients) -> Reader {
         let once = advisory::organizations_once(&clients);
-        Reader { clients, once, cache: Arc::default(), own: false }
+        Reader { clients, once, breaker: Arc::default(), cache: Arc::default(), own: false }
     }
 
     /// Where `account` sits in the organisation, with the SCPs at each level.
@@ -171,13 +172,23 @@ impl Reader {
         ))
     }
 
+    /// Start reading the management account's id (DescribeOrganization) now, in the background, for a run that
+    /// may need the organisation's verdict: it needs nothing of the account, so it goes out with the run's first
+    /// reads, and the pre-flight's walk starts one round trip further on.
+    pub(crate) fn prefetch(&self) {
+        let reader = self.clone();
+        tokio::spawn(async move {
+            let _ = reader.management().await;
+        });
+    }
+
     /// The management account's id (DescribeOrganization), once per run.
     async fn management(&self) -> Result<String, Failure> {
-        let (c, o) = (&self.clients, &self.once);
+        let (c, o, b) = (&self.clients, &self.once, &*self.breaker);
         self.cache
             .management
             .get_or_init(|| async {
-                let out = advisory::send(c, || o.describe_organization().send()).await.map_err(Failure::after)?;
+                let out = advisory::send(c, b, || o.describe_organization().send()).await.map_err(Failure::after)?;
                 // MasterAccountId is the management account's id (the API keeps its old name).
                 out.organization()
                     .and_then(|o| o.master_account_id())
@@ -204,10 +215,10 @@ impl Reader {
     }
 
     async fn parent(&self, child: &str) -> Result<(String, bool), Failure> {
-        let (c, o) = (&self.clients, &self.once);
+        let (c, o, b) = (&self.clients, &self.once, &*self.breaker);
         cached(&self.cache.parents, child, async {
             // Every page (the SDK generates no item paginator for these two calls).
-            let pages = advisory::send(c, || all_pages(o.list_parents().child_id(child).into_paginator().send()))
+            let pages = advisory::send(c, b, || all_pages(o.list_parents().child_id(child).into_paginator().send()))
                 .await
                 .map_err(Failure::after)?;
             let p = pages
@@ -222,9 +233,9 @@ impl Reader {
     }
 
     async fn ou_name(&self, id: &str) -> Result<String, Failure> {
-        let (c, o) = (&self.clients, &self.once);
+        let (c, o, b) = (&self.clients, &self.once, &*self.breaker);
         cached(&self.cache.ou_names, id, async {
-            let out = advisory::send(c, || o.describe_organizational_unit().organizational_unit_id(id).send())
+            let out = advisory::send(c, b, || o.describe_organizational_unit().organizational_unit_id(id).send())
                 .await
                 .map_err(Failure::after)?;
             out.organizational_unit()
@@ -236,14 +247,14 @@ impl Reader {
     }
 
     async fn attached(&self, target: &str) -> Result<Vec<String>, Failure> {
-        let (c, o) = (&self.clients, &self.once);
+        let (c, o, b) = (&self.clients, &self.once, &*self.breaker);
         cached(&self.cache.attached, target, async {
             let request = o
                 .list_policies_for_target()
                 .target_id(target)
                 .filter(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy);
             let pages =
-                advisory::send(c, || all_pages(request.clone().into_paginator().send())).await.map_err(Failure::after)?;
+                advisory::send(c, b, || all_pages(request.clone().into_paginator().send())).await.map_err(Failure::after)?;
             pages
                 .iter()
                 .flat_map(|page| page.policies())
@@ -254,9 +265,9 @@ impl Reader {
     }
 
     async fn policy(&self, id: &str) -> Result<Scp, Failure> {
-        let (c, o) = (&self.clients, &self.once);
+        let (c, o, b) = (&self.clients, &self.once, &*self.breaker);
         cached(&self.cache.policies, id, async {
-            let out = advisory::send(c, || o.describe_policy().policy_id(id).send()).await.map_err(Failure::after)?;
+            let out = advisory::send(c, b, || o.describe_policy().policy_id(id).send()).await.map_err(Failure::after)?;
             let policy = out.policy().ok_or_else(|| Failure::malformed("policy"))?;
             let summary = policy.policy_summary();
             if summary.and_then(|s| s.r#type()).is_some_and(|t| *t != PolicyType::ServiceControlPolicy) {

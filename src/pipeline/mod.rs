@@ -285,6 +285,10 @@ impl Run {
             None => self.scope.clients().clone(),
         };
         let organisation = self.organisation(&clients);
+        if early {
+            // A run that may write reads the organisation for its pre-flight: its first read joins the first wave.
+            organisation.prefetch();
+        }
         let (named_tx, named_rx) = tokio::sync::oneshot::channel();
         let named = async {
             let named = resources::observe_named(&clients, &names, false).await;

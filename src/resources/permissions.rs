@@ -255,9 +255,9 @@ pub(crate) async fn simulate(
     let calls = by_context.len();
     // The check's breaker: the first simulation that still fails after its retry ends the check, and the others
     // (queued for a request slot, or in flight) are dropped with it (`try_join_all`).
-    let iam = super::advisory::iam_once(clients);
+    let (iam, breaker) = (super::advisory::iam_once(clients), super::advisory::Breaker::default());
     let answers = futures::future::try_join_all(by_context.iter().map(|(context, perms)| {
-        simulate_context(clients, &iam, principal, context, perms, extra_policies)
+        simulate_context(clients, (&iam, &breaker), principal, context, perms, extra_policies)
     }))
     .await
     .map_err(|e| e.stopping(calls - 1))?;
@@ -317,7 +317,7 @@ type Decision = (String, String, PolicyEvaluationDecisionType, Vec<String>, Vec<
 /// One simulation: `perms`' actions on their resources in one context, every page.
 async fn simulate_context(
     clients: &Clients,
-    iam: &aws_sdk_iam::Client,
+    (iam, breaker): (&aws_sdk_iam::Client, &super::advisory::Breaker),
     principal: &str,
     context: &[ContextEntry],
     perms: &[&Permission],
@@ -349,7 +349,7 @@ async fn simulate_context(
     // Every page: the SDK's paginator follows Marker until IAM sends none (it sends one only while IsTruncated).
     // An advisory call: retried on a short leash, then it ends the check (`advisory::send`).
     let pages = || crate::aws::all_pages(req.clone().into_paginator().items().send());
-    let evaluations = super::advisory::send(clients, pages).await.map_err(|(e, n)| unsimulated(e, n))?;
+    let evaluations = super::advisory::send(clients, breaker, pages).await.map_err(|(e, n)| unsimulated(e, n))?;
     let mut out = Vec::new();
     for ev in evaluations {
         let specific = ev.resource_specific_results.unwrap_or_default();
@@ -738,7 +738,7 @@ mod tests {
         let iam =
             mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&denied, &attached, &inline, &groups, &policy, &version]);
         let (checks, method) = check(&Clients::with_iam(iam), &user(), &needed()).await;
-        assert!(method.contains("simulation unavailable (iam:SimulatePrincipalPolicy: AccessDenied)"), "{method}");
+        assert!(method.contains("simulation unavailable (iam:SimulatePrincipalPolicy answered AccessDenied"), "{method}");
         assert!(method.contains("evaluated 1 identity policy"), "{method}");
         let verdict = |a: &str| checks.iter().find(|c| c.action == a).map(|c| c.verdict.clone()).unwrap();
         assert_eq!(verdict("iam:CreateRole"), Verdict::Allowed);
@@ -959,7 +959,7 @@ mod tests {
         let clients = retrying(&[&simulate, &attached, &inline, &groups, &policy, &version]);
         let (checks, method) = check(&clients, &user(), &needed()).await;
         assert_eq!(simulate.num_calls(), 3, "the SDK's attempts");
-        assert!(method.contains("the simulation failed (iam:SimulatePrincipalPolicy: Throttling)"), "{method}");
+        assert!(method.contains("the simulation failed (iam:SimulatePrincipalPolicy answered Throttling (HTTP 400) 3 times)"), "{method}");
         assert!(method.contains("not evaluated locally"), "{method}");
         assert!(checks.iter().all(|c| matches!(c.verdict, Verdict::Unverified { .. })), "{checks:?}");
         assert!(checks.iter().all(|c| c.source != "local evaluation"), "{checks:?}");
@@ -972,8 +972,9 @@ mod tests {
         let [attached, inline, groups, policy, version] = administrator_reads();
         let clients = retrying(&[&simulate, &attached, &inline, &groups, &policy, &version]);
         let (checks, method) = check(&clients, &user(), &needed()).await;
-        assert_eq!(simulate.num_calls(), 3, "retried first");
-        assert!(method.contains("simulation unavailable (iam:SimulatePrincipalPolicy: ServiceFailure)"), "{method}");
+        assert_eq!(simulate.num_calls(), 2, "an advisory call: retried once, not --retry-attempts times");
+        let said = "simulation unavailable (iam:SimulatePrincipalPolicy answered ServiceFailure (HTTP 500) 2 times)";
+        assert!(method.contains(said), "{method}");
         assert!(method.contains("evaluated 1 identity policy"), "{method}");
         assert!(checks.iter().all(|c| c.verdict == Verdict::Allowed && c.source == "local evaluation"), "{checks:?}");
     }
