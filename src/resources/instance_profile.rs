@@ -409,6 +409,7 @@ impl ResourceKind for InstanceProfiles {
 mod tests {
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
+    use std::time::Duration;
 
     use aws_sdk_iam::operation::add_role_to_instance_profile::AddRoleToInstanceProfileError;
     use aws_sdk_iam::operation::get_instance_profile::GetInstanceProfileOutput;

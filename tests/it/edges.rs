@@ -107,7 +107,7 @@ async fn a_role_over_the_managed_policies_quota_is_refused_at_once_while_the_sim
         dir.path(),
         "stack.toml",
         &format!(
-            "[[role]]\nname = \"CrowdedRole\"\ntrust = \"trust.json\"\nmanaged_policies = [{}]\n",
+            "name = \"crowded\"\ntemplates = \".\"\n[[role]]\nname = \"CrowdedRole\"\ntrust = \"trust.json\"\nmanaged_policies = [{}]\n",
             policies.join(", ")
         ),
     );
