@@ -18,8 +18,8 @@ use aws_sdk_organizations::types::{ParentType, PolicyType};
 use tokio::sync::OnceCell;
 
 use crate::aws::{all_pages, errors, Clients};
-use crate::resources::advisory;
 use crate::policy_eval::scp::{Level, Scp};
+use crate::resources::advisory;
 
 /// The deepest hierarchy Organizations allows: five levels of OUs under the root ("Quotas for AWS Organizations":
 /// https://docs.aws.amazon.com/organizations/latest/userguide/orgs_reference_limits.html). A longer walk means a
@@ -54,7 +54,10 @@ impl Failure {
 
     /// [`Failure::of`] the last attempt of an advisory read ([`advisory::send`]), saying how it was answered.
     fn after<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(
-        (err, attempts): (aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>, u32),
+        (err, attempts): (
+            aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+            u32,
+        ),
     ) -> Failure {
         let mut f = Failure::of(&err);
         if !f.not_visible {
@@ -253,8 +256,9 @@ impl Reader {
                 .list_policies_for_target()
                 .target_id(target)
                 .filter(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy);
-            let pages =
-                advisory::send(c, b, || all_pages(request.clone().into_paginator().send())).await.map_err(Failure::after)?;
+            let pages = advisory::send(c, b, || all_pages(request.clone().into_paginator().send()))
+                .await
+                .map_err(Failure::after)?;
             pages
                 .iter()
                 .flat_map(|page| page.policies())
@@ -267,7 +271,8 @@ impl Reader {
     async fn policy(&self, id: &str) -> Result<Scp, Failure> {
         let (c, o, b) = (&self.clients, &self.once, &*self.breaker);
         cached(&self.cache.policies, id, async {
-            let out = advisory::send(c, b, || o.describe_policy().policy_id(id).send()).await.map_err(Failure::after)?;
+            let out =
+                advisory::send(c, b, || o.describe_policy().policy_id(id).send()).await.map_err(Failure::after)?;
             let policy = out.policy().ok_or_else(|| Failure::malformed("policy"))?;
             let summary = policy.policy_summary();
             if summary.and_then(|s| s.r#type()).is_some_and(|t| *t != PolicyType::ServiceControlPolicy) {

@@ -738,7 +738,10 @@ mod tests {
         let iam =
             mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&denied, &attached, &inline, &groups, &policy, &version]);
         let (checks, method) = check(&Clients::with_iam(iam), &user(), &needed()).await;
-        assert!(method.contains("simulation unavailable (iam:SimulatePrincipalPolicy answered AccessDenied"), "{method}");
+        assert!(
+            method.contains("simulation unavailable (iam:SimulatePrincipalPolicy answered AccessDenied"),
+            "{method}"
+        );
         assert!(method.contains("evaluated 1 identity policy"), "{method}");
         let verdict = |a: &str| checks.iter().find(|c| c.action == a).map(|c| c.verdict.clone()).unwrap();
         assert_eq!(verdict("iam:CreateRole"), Verdict::Allowed);
@@ -959,7 +962,11 @@ mod tests {
         let clients = retrying(&[&simulate, &attached, &inline, &groups, &policy, &version]);
         let (checks, method) = check(&clients, &user(), &needed()).await;
         assert_eq!(simulate.num_calls(), 3, "the SDK's attempts");
-        assert!(method.contains("the simulation failed (iam:SimulatePrincipalPolicy answered Throttling (HTTP 400) 3 times)"), "{method}");
+        assert!(
+            method
+                .contains("the simulation failed (iam:SimulatePrincipalPolicy answered Throttling (HTTP 400) 3 times)"),
+            "{method}"
+        );
         assert!(method.contains("not evaluated locally"), "{method}");
         assert!(checks.iter().all(|c| matches!(c.verdict, Verdict::Unverified { .. })), "{checks:?}");
         assert!(checks.iter().all(|c| c.source != "local evaluation"), "{checks:?}");
