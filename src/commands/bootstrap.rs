@@ -363,10 +363,6 @@ async fn prepare<'a>(run: &Run, unit: Unit<'a>, asks: bool) -> (Unit<'a>, Result
             if !plan.has_changes() || !asks {
                 return Ok(None);
             }
-            let early = match early {
-                Some(e) => Some(e.verdicts().await?),
-                None => None,
-            };
             preflight::of_plan(s, o, &plan, early, true).await.map(Some)
         })
         .await;

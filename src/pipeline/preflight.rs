@@ -129,7 +129,7 @@ pub(crate) async fn of_plan(
     session: &Session,
     observed: &Observed,
     plan: &Plan,
-    early: Option<(Vec<PermissionCheck>, String)>,
+    early: Option<super::EarlyChecks>,
     decide: bool,
 ) -> Result<Preflight> {
     let (clients, caller, desired) = (&session.clients, &session.caller, &session.desired);
@@ -137,22 +137,25 @@ pub(crate) async fn of_plan(
     let checks = async {
         // Verdicts reached early (for a plan whose changes include these) are used as they are; only what the
         // real plan needs beyond them is asked now.
-        let (mut known, method) = early.unwrap_or_default();
+        let (mut known, method) = match early {
+            Some(e) => e.verdicts().await?,
+            None => Default::default(),
+        };
         known.retain(|c| needed.iter().any(|p| c.is(p)));
         let missing: Vec<Permission> = needed.iter().filter(|p| !known.iter().any(|c| c.is(p))).cloned().collect();
         if missing.is_empty() {
-            return (known, method);
+            return Ok((known, method));
         }
         let (more, method) = perms::check(clients, caller, &missing).await;
         known.extend(more);
-        (known, method)
+        Ok::<_, crate::error::Error>((known, method))
     };
     let advice = async {
         tokio::join!(checks, crate::organisation::verdict(&session.organisation, &caller.account_id, &needed))
     };
     let quota = user_quota(clients, observed, plan);
     tokio::pin!(advice, quota);
-    let (((checks, method), organisation), quota) = tokio::select! {
+    let ((checks, organisation), quota) = tokio::select! {
         q = &mut quota => {
             let q = q?;
             if let Some(row) = q.as_ref().filter(|r| decide && r.status == Status::Failed) {
@@ -162,6 +165,7 @@ pub(crate) async fn of_plan(
         }
         a = &mut advice => (a, quota.await),
     };
+    let (checks, method) = checks?;
     let denied: Vec<&PermissionCheck> = checks.iter().filter(|c| matches!(c.verdict, Verdict::Denied { .. })).collect();
     let grantors = if denied.is_empty() { Vec::new() } else { grantors(clients, desired, &denied).await };
     // One row per denied permission; the allowed and the unverified ones are summarised.
