@@ -3,7 +3,6 @@
 //! Re-running on a bootstrapped account makes no write call. A run that stops anywhere is completed by the
 //! next one, because every step starts from what the account is, not from what a previous run did.
 
-use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -201,7 +200,7 @@ async fn straight<'a>(
         let e = Error::new(ErrorKind::Interrupted, "interrupted before this account was started");
         return (unit, Err(e.with_help("run the same command again to complete the rest")));
     }
-    let (unit, prepared) = prepare(run, unit).await;
+    let (unit, prepared) = prepare(run, unit, true).await;
     let checked = prepared.and_then(|p| {
         show(unit.printer, unit, &p);
         if let Some(preflight) = &p.preflight {
@@ -237,7 +236,9 @@ async fn gathered<'a>(
     interrupted: &Arc<AtomicBool>,
     watcher: &Watcher,
 ) -> Result<Gathered<'a>> {
-    let prepared = run.each(units, |unit| prepare(run, unit)).await;
+    // Without a terminal the question cannot be answered: a plan with changes then ends the run at once.
+    let asks = printer.interactive;
+    let prepared = run.each(units, |unit| prepare(run, unit, asks)).await;
 
     // Each account's plan, then its guards: an account stopped here is not asked about and not written to.
     let mut ready: Vec<(Unit, Prepared)> = Vec::new();
@@ -345,25 +346,24 @@ async fn org_units(printer: &Printer, run: &Run, org: &OrgUnits, args: &Bootstra
 
 /// Step 2 for one account: read, plan, and, when the plan writes, the pre-flight (with the managed policies'
 /// check, at once). Read-only.
-async fn prepare<'a>(run: &Run, unit: Unit<'a>) -> (Unit<'a>, Result<Prepared>) {
+///
+/// `asks`: whether the run's question can be answered (`--yes`, or a terminal to ask on). When it cannot, a plan
+/// with changes decides the run (no terminal to ask on): the pre-flight, which only advises on writes that will not
+/// be made, is not run, so the answer comes at once.
+async fn prepare<'a>(run: &Run, unit: Unit<'a>, asks: bool) -> (Unit<'a>, Result<Prepared>) {
     let prepared = async {
-        let (session, observed, early) = run.open_observing(unit, true).await?;
-        let (already_checked, early_permissions) = match early {
-            Some(e) => {
-                e.managed?;
-                (e.managed_checked, Some((e.permissions, e.method)))
-            }
-            None => (BTreeSet::new(), None),
-        };
+        let (session, observed, early) = run.open_observing(unit, asks).await?;
+        let already_checked = early.as_ref().map(|e| e.managed_checked.clone()).unwrap_or_default();
         // Before any write, at once: every managed policy exists, and the caller may make every change (a
-        // permission the caller lacks stops the account at its guards).
+        // permission the caller lacks stops the account at its guards). A missing managed policy or a role over
+        // its quota decides the run: the pre-flight (and the early checks still in flight) are dropped then.
         let spinner = unit.printer.spinner("checking policies and permissions");
         let (s, o) = (&session, &observed);
         let planned = pipeline::plan(s, o, &already_checked, |plan| async move {
-            match plan.has_changes() {
-                true => preflight::of_plan(s, o, &plan, early_permissions).await.map(Some),
-                false => Ok(None),
+            if !plan.has_changes() || !asks {
+                return Ok(None);
             }
+            preflight::of_plan(s, o, &plan, early, true).await.map(Some)
         })
         .await;
         spinner.finish_and_clear();

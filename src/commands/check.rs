@@ -316,7 +316,7 @@ pub(crate) async fn checks(session: &Session, observed: Observed) -> Result<Chec
     let (plan, (preflight, probes, operator, instances)) =
         pipeline::plan(session, observed, &Default::default(), |plan| async move {
             tokio::join!(
-                preflight::of_plan(session, observed, &plan, None),
+                preflight::of_plan(session, observed, &plan, None, false),
                 services::probe_all(&session.clients),
                 operator_rows(&session.clients, &session.desired, &plan, session.user.as_deref()),
                 instance_rows(&session.clients, &session.desired)

@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_organizations::types::{ParentType, PolicyType};
 use tokio::sync::OnceCell;
 
-use crate::aws::{errors, Clients};
+use crate::aws::{all_pages, errors, Clients};
 use crate::policy_eval::scp::{Level, Scp};
+use crate::resources::advisory;
 
 /// The deepest hierarchy Organizations allows: five levels of OUs under the root ("Quotas for AWS Organizations":
 /// https://docs.aws.amazon.com/organizations/latest/userguide/orgs_reference_limits.html). A longer walk means a
@@ -49,6 +50,24 @@ impl Failure {
         let no_organisation = code == Some("AWSOrganizationsNotInUseException");
         let not_visible = errors::is_access_denied(err) || no_organisation || code == Some("AccountNotFoundException");
         Failure { code: code.map_or_else(|| errors::short(err), str::to_string), not_visible, no_organisation }
+    }
+
+    /// [`Failure::of`] the last attempt of an advisory read ([`advisory::send`]), saying how it was answered.
+    fn after<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(
+        (err, attempts): (
+            aws_smithy_runtime_api::client::result::SdkError<E, aws_smithy_runtime_api::http::Response>,
+            u32,
+        ),
+    ) -> Failure {
+        let mut f = Failure::of(&err);
+        if !f.not_visible {
+            // "Organizations answered ServiceException (HTTP 500) 2 times": an unverified row says what was met.
+            f.code = format!("Organizations {}", advisory::answered(&err));
+            if attempts > 1 {
+                f.code += &format!(" {attempts} times");
+            }
+        }
+        f
     }
 
     fn malformed(what: &str) -> Failure {
@@ -83,6 +102,11 @@ struct Cache {
 #[derive(Clone)]
 pub(crate) struct Reader {
     clients: Clients,
+    /// Organizations without the SDK's retries: every read here is advisory (`resources::advisory`), and the first
+    /// that still fails after its retry ends the walk (each level waits for the one above it, so nothing else of
+    /// it is sent).
+    once: aws_sdk_organizations::Client,
+    breaker: Arc<advisory::Breaker>,
     cache: Arc<Cache>,
     /// The clients are the target account's own: an organisation that is not in use is the target's (which is then
     /// in none), not only the caller's.
@@ -92,13 +116,15 @@ pub(crate) struct Reader {
 impl Reader {
     /// The organisation as the target account itself sees it (a single-account run).
     pub(crate) fn new(clients: Clients) -> Reader {
-        Reader { clients, cache: Arc::default(), own: true }
+        let once = advisory::organizations_once(&clients);
+        Reader { clients, once, breaker: Arc::default(), cache: Arc::default(), own: true }
     }
 
     /// The organisation as another account's caller sees it (a fleet's or an OU run's caller): that the caller's
     /// account is in no organisation says nothing of the targets'.
     pub(crate) fn of_caller(clients: Clients) -> Reader {
-        Reader { clients, cache: Arc::default(), own: false }
+        let once = advisory::organizations_once(&clients);
+        Reader { clients, once, breaker: Arc::default(), cache: Arc::default(), own: false }
     }
 
     /// Where `account` sits in the organisation, with the SCPs at each level.
@@ -149,13 +175,23 @@ impl Reader {
         ))
     }
 
+    /// Start reading the management account's id (DescribeOrganization) now, in the background, for a run that
+    /// may need the organisation's verdict: it needs nothing of the account, so it goes out with the run's first
+    /// reads, and the pre-flight's walk starts one round trip further on.
+    pub(crate) fn prefetch(&self) {
+        let reader = self.clone();
+        tokio::spawn(async move {
+            let _ = reader.management().await;
+        });
+    }
+
     /// The management account's id (DescribeOrganization), once per run.
     async fn management(&self) -> Result<String, Failure> {
-        let c = &self.clients;
+        let (c, o, b) = (&self.clients, &self.once, &*self.breaker);
         self.cache
             .management
             .get_or_init(|| async {
-                let out = c.limit(c.organizations.describe_organization().send()).await.map_err(|e| Failure::of(&e))?;
+                let out = advisory::send(c, b, || o.describe_organization().send()).await.map_err(Failure::after)?;
                 // MasterAccountId is the management account's id (the API keeps its old name).
                 out.organization()
                     .and_then(|o| o.master_account_id())
@@ -182,13 +218,12 @@ impl Reader {
     }
 
     async fn parent(&self, child: &str) -> Result<(String, bool), Failure> {
-        let c = &self.clients;
+        let (c, o, b) = (&self.clients, &self.once, &*self.breaker);
         cached(&self.cache.parents, child, async {
             // Every page (the SDK generates no item paginator for these two calls).
-            let pages = c
-                .all(c.organizations.list_parents().child_id(child).into_paginator().send())
+            let pages = advisory::send(c, b, || all_pages(o.list_parents().child_id(child).into_paginator().send()))
                 .await
-                .map_err(|e| Failure::of(&e))?;
+                .map_err(Failure::after)?;
             let p = pages
                 .iter()
                 .flat_map(|page| page.parents())
@@ -201,12 +236,11 @@ impl Reader {
     }
 
     async fn ou_name(&self, id: &str) -> Result<String, Failure> {
-        let c = &self.clients;
+        let (c, o, b) = (&self.clients, &self.once, &*self.breaker);
         cached(&self.cache.ou_names, id, async {
-            let out = c
-                .limit(c.organizations.describe_organizational_unit().organizational_unit_id(id).send())
+            let out = advisory::send(c, b, || o.describe_organizational_unit().organizational_unit_id(id).send())
                 .await
-                .map_err(|e| Failure::of(&e))?;
+                .map_err(Failure::after)?;
             out.organizational_unit()
                 .and_then(|o| o.name())
                 .map(str::to_string)
@@ -216,14 +250,15 @@ impl Reader {
     }
 
     async fn attached(&self, target: &str) -> Result<Vec<String>, Failure> {
-        let c = &self.clients;
+        let (c, o, b) = (&self.clients, &self.once, &*self.breaker);
         cached(&self.cache.attached, target, async {
-            let request = c
-                .organizations
+            let request = o
                 .list_policies_for_target()
                 .target_id(target)
                 .filter(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy);
-            let pages = c.all(request.into_paginator().send()).await.map_err(|e| Failure::of(&e))?;
+            let pages = advisory::send(c, b, || all_pages(request.clone().into_paginator().send()))
+                .await
+                .map_err(Failure::after)?;
             pages
                 .iter()
                 .flat_map(|page| page.policies())
@@ -234,10 +269,10 @@ impl Reader {
     }
 
     async fn policy(&self, id: &str) -> Result<Scp, Failure> {
-        let c = &self.clients;
+        let (c, o, b) = (&self.clients, &self.once, &*self.breaker);
         cached(&self.cache.policies, id, async {
             let out =
-                c.limit(c.organizations.describe_policy().policy_id(id).send()).await.map_err(|e| Failure::of(&e))?;
+                advisory::send(c, b, || o.describe_policy().policy_id(id).send()).await.map_err(Failure::after)?;
             let policy = out.policy().ok_or_else(|| Failure::malformed("policy"))?;
             let summary = policy.policy_summary();
             if summary.and_then(|s| s.r#type()).is_some_and(|t| *t != PolicyType::ServiceControlPolicy) {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -19,6 +19,7 @@ use crate::error::Result;
 use crate::output::Printer;
 use crate::resources;
 use crate::resources::plan::{Plan, PlannedChange, Status};
+use crate::resources::write::Cadence;
 use crate::stack::Target;
 
 /// At most this many apply rounds: the second repairs what a concurrent run raced us on, or drift that came
@@ -259,18 +260,17 @@ async fn read_back_one(
     let one = Plan::new(&plan.stack, &target, None, vec![r.clone()]);
     let part = resources::changed_part(&session.desired, &one);
     let start = Instant::now();
-    let mut delay = Duration::from_millis(200);
+    let mut cadence = Cadence::default();
     loop {
         let seen = match resources::observe(&session.clients, &part, None, true).await {
             Ok(observed) => written_not_seen(resources::diff(&part, &observed, None).changes(), &applied) == 0,
             Err(e) => !e.is_code("NoSuchEntity"),
         };
-        if seen || start.elapsed() + delay >= opts.propagation_timeout {
+        if seen || start.elapsed() + cadence.peek() >= opts.propagation_timeout {
             readiness.ready(r.kind, &r.name);
             return;
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(1));
+        tokio::time::sleep(cadence.next()).await;
     }
 }
 
@@ -340,7 +340,8 @@ async fn read_back_part(
 
 /// Read the account again after writing (`read` gives what it shows and how many of this run's writes it does
 /// not show yet). While that is not none (or a read answers NoSuchEntity), IAM has not caught up with this run
-/// (read-after-write lag; after deleting, in reverse): read again, with backoff, within `--propagation-timeout`,
+/// (read-after-write lag; after deleting, in reverse): read again at the consistency cadence
+/// ([`resources::write::Cadence`]), within `--propagation-timeout`,
 /// saying so once. IAM gives no signal of consistency, so reading is the only way to know (IAM user guide,
 /// "changes that I make are not always immediately visible":
 /// https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_general.html#troubleshoot_general_eventual-consistency;
@@ -360,7 +361,7 @@ where
     Fut: Future<Output = Result<(P, usize)>>,
 {
     let start = Instant::now();
-    let mut delay = Duration::from_millis(250);
+    let mut cadence = Cadence::default();
     let mut told = false;
     loop {
         let (unseen, result) = match read().await {
@@ -368,7 +369,7 @@ where
             Err(e) if e.is_code("NoSuchEntity") => (1, Err(e)),
             Err(e) => return Err(e),
         };
-        if unseen == 0 || start.elapsed() + delay >= opts.propagation_timeout {
+        if unseen == 0 || start.elapsed() + cadence.peek() >= opts.propagation_timeout {
             return result;
         }
         if !told {
@@ -380,11 +381,11 @@ where
             ));
             told = true;
         }
+        let pause = cadence.next();
         match slot {
-            Some(slot) => slot.idle(opts.waits.sleep(delay)).await,
-            None => opts.waits.sleep(delay).await,
+            Some(slot) => slot.idle(opts.waits.sleep(pause)).await,
+            None => opts.waits.sleep(pause).await,
         }
-        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }
 

@@ -285,6 +285,10 @@ impl Run {
             None => self.scope.clients().clone(),
         };
         let organisation = self.organisation(&clients);
+        if early {
+            // A run that may write reads the organisation for its pre-flight: its first read joins the first wave.
+            organisation.prefetch();
+        }
         let (named_tx, named_rx) = tokio::sync::oneshot::channel();
         let named = async {
             let named = resources::observe_named(&clients, &names, false).await;
@@ -302,7 +306,7 @@ impl Run {
             let r = self.render(unit, &clients, &caller, &spinner).await?;
             let early = async {
                 match early {
-                    true => EarlyChecks::start(&clients, &caller, &r, named_rx.await.ok()?, &organisation).await,
+                    true => EarlyChecks::start(&clients, &caller, &r, named_rx.await.ok()?, &organisation),
                     false => None,
                 }
             };
@@ -368,7 +372,8 @@ impl Run {
 }
 
 /// Step 2's plan: the diff of what was observed, once the stack's AWS-managed policies are known to exist (an
-/// error otherwise; `already_checked` are not asked again). `alongside` runs with that check, on the plan.
+/// error otherwise; `already_checked` are not asked again). `alongside` runs with that check, on the plan, and is
+/// dropped when the check fails.
 pub(crate) async fn plan<T, F, Fut>(
     session: &Session,
     observed: &Observed,
@@ -386,8 +391,10 @@ where
         observed,
         already_checked,
     );
-    let (managed, more) = tokio::join!(managed, alongside(plan.clone()));
-    managed?;
+    // A managed policy that does not exist, or a role over its quota, decides the run: `alongside` (the
+    // pre-flight, whose simulation may still be going) is dropped then.
+    let more = async { Ok::<_, Error>(alongside(plan.clone()).await) };
+    let ((), more) = tokio::try_join!(managed, more)?;
     Ok((plan, more))
 }
 
@@ -396,17 +403,33 @@ where
 /// give ([`resources::NamedObservation::provisional`]): the stack's policies taken as absent, the operator user
 /// as lacking all of its policies. That plan's changes include the real plan's, except a new version of a
 /// policy that exists with another document; the pre-flight checks what the real plan needs beyond these.
+///
+/// The checks run as a task of their own, beside the rest of the observation and the plan, until
+/// [`EarlyChecks::verdicts`] is awaited; dropping them (an outcome decided meanwhile: a missing operator user, a
+/// quota, a refusal) aborts what is still in flight, so the run answers at once.
 pub(crate) struct EarlyChecks {
-    /// The AWS-managed policy ARNs whose existence was checked, and the outcome.
+    /// The AWS-managed policy ARNs whose existence is checked.
     pub(crate) managed_checked: BTreeSet<String>,
-    pub(crate) managed: Result<()>,
+    task: tokio::task::JoinHandle<EarlyVerdicts>,
+}
+
+/// What the early checks came to.
+struct EarlyVerdicts {
+    /// That every AWS-managed policy of `managed_checked` exists.
+    managed: Result<()>,
     /// The verdict on every permission the provisional plan needs, and how they were reached.
-    pub(crate) permissions: Vec<PermissionCheck>,
-    pub(crate) method: String,
+    permissions: Vec<PermissionCheck>,
+    method: String,
+}
+
+impl Drop for EarlyChecks {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 impl EarlyChecks {
-    async fn start(
+    fn start(
         clients: &Clients,
         caller: &Caller,
         r: &Rendered,
@@ -423,14 +446,26 @@ impl EarlyChecks {
             r.desired.managed_policy_arns().into_iter().filter(|a| !attached.contains(a)).collect();
         let unseen: Vec<String> = managed_checked.iter().cloned().collect();
         let needed = engine::permissions::required(&plan, &r.desired);
-        // The organisation's hierarchy and SCPs too (the reader keeps them for the pre-flight's verdict), so that
-        // they are not one more round trip between the reads and the first write.
-        let (managed, (permissions, method), _) = tokio::join!(
-            crate::resources::managed_policy::check_exist(clients, &unseen),
-            perms::check(clients, caller, &needed),
-            organisation.hierarchy(&caller.account_id)
-        );
-        Some(EarlyChecks { managed_checked, managed, permissions, method })
+        let (clients, caller, organisation) = (clients.clone(), caller.clone(), organisation.clone());
+        let task = tokio::spawn(async move {
+            // The organisation's hierarchy and SCPs too (the reader keeps them for the pre-flight's verdict), so
+            // that they are not one more round trip between the reads and the first write.
+            let (managed, (permissions, method), _) = tokio::join!(
+                crate::resources::managed_policy::check_exist(&clients, &unseen),
+                perms::check(&clients, &caller, &needed),
+                organisation.hierarchy(&caller.account_id)
+            );
+            EarlyVerdicts { managed, permissions, method }
+        });
+        Some(EarlyChecks { managed_checked, task })
+    }
+
+    /// The verdicts on the provisional plan's permissions, and how they were reached, once the checks are done;
+    /// an error when an AWS-managed policy of the stack does not exist.
+    pub(crate) async fn verdicts(mut self) -> Result<(Vec<PermissionCheck>, String)> {
+        let done = (&mut self.task).await.map_err(|e| Error::aws(format!("the pre-flight's checks failed: {e}")))?;
+        done.managed?;
+        Ok((done.permissions, done.method))
     }
 }
 

@@ -70,6 +70,24 @@ pub(crate) struct Preflight {
 }
 
 impl Preflight {
+    /// A pre-flight decided by one failed row (the operator user's quota): the permissions and the organisation
+    /// were not waited for.
+    fn decided(row: &Row) -> Preflight {
+        let why = "not checked: the operator user's quota already stops the run".to_string();
+        Preflight {
+            permissions: Vec::new(),
+            method: why.clone(),
+            rows: vec![Row {
+                area: row.area.clone(),
+                check: row.check.clone(),
+                status: row.status,
+                what_to_do: row.what_to_do.clone(),
+            }],
+            grant_note: String::new(),
+            organisation: Organisation::Unverified { reason: why },
+        }
+    }
+
     pub(crate) fn failed(&self) -> bool {
         self.rows.iter().any(|r| r.status == Status::Failed)
     }
@@ -103,32 +121,51 @@ impl Preflight {
 
 /// Permissions for `plan`'s changes, and the operator user's policy quota when policies will be attached.
 /// `observed` is what the plan was made from: the operator user's attachments are counted from it.
+///
+/// `decide`: a run that stops at the first refusal (`bootstrap`). The operator user's quota exceeded decides it:
+/// the simulation and the organisation's reads still in flight are dropped, and the pre-flight is that row
+/// alone. Without it (`check`), every row is read.
 pub(crate) async fn of_plan(
     session: &Session,
     observed: &Observed,
     plan: &Plan,
-    early: Option<(Vec<PermissionCheck>, String)>,
+    early: Option<super::EarlyChecks>,
+    decide: bool,
 ) -> Result<Preflight> {
     let (clients, caller, desired) = (&session.clients, &session.caller, &session.desired);
     let needed = permissions::required(plan, desired);
     let checks = async {
         // Verdicts reached early (for a plan whose changes include these) are used as they are; only what the
         // real plan needs beyond them is asked now.
-        let (mut known, method) = early.unwrap_or_default();
+        let (mut known, method) = match early {
+            Some(e) => e.verdicts().await?,
+            None => Default::default(),
+        };
         known.retain(|c| needed.iter().any(|p| c.is(p)));
         let missing: Vec<Permission> = needed.iter().filter(|p| !known.iter().any(|c| c.is(p))).cloned().collect();
         if missing.is_empty() {
-            return (known, method);
+            return Ok((known, method));
         }
         let (more, method) = perms::check(clients, caller, &missing).await;
         known.extend(more);
-        (known, method)
+        Ok::<_, crate::error::Error>((known, method))
     };
-    let ((checks, method), quota, organisation) = tokio::join!(
-        checks,
-        user_quota(clients, observed, plan),
-        crate::organisation::verdict(&session.organisation, &caller.account_id, &needed)
-    );
+    let advice = async {
+        tokio::join!(checks, crate::organisation::verdict(&session.organisation, &caller.account_id, &needed))
+    };
+    let quota = user_quota(clients, observed, plan);
+    tokio::pin!(advice, quota);
+    let ((checks, organisation), quota) = tokio::select! {
+        q = &mut quota => {
+            let q = q?;
+            if let Some(row) = q.as_ref().filter(|r| decide && r.status == Status::Failed) {
+                return Ok(Preflight::decided(row));
+            }
+            (advice.await, Ok(q))
+        }
+        a = &mut advice => (a, quota.await),
+    };
+    let (checks, method) = checks?;
     let denied: Vec<&PermissionCheck> = checks.iter().filter(|c| matches!(c.verdict, Verdict::Denied { .. })).collect();
     let grantors = if denied.is_empty() { Vec::new() } else { grantors(clients, desired, &denied).await };
     // One row per denied permission; the allowed and the unverified ones are summarised.

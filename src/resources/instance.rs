@@ -158,7 +158,8 @@ pub(crate) async fn associations(clients: &Clients, instance_id: Option<&str>) -
 
 /// Associate (or, with `replace`, swap in place of an existing association: the instance is never left
 /// without a profile). EC2 refuses a profile created (or given its role) moments ago for a while
-/// ([`not_propagated`]): that is retried with backoff and jitter until `timeout`, telling `waiting` once.
+/// ([`not_propagated`]): that is retried at the consistency cadence (`write::Cadence`) until `timeout`, telling
+/// `waiting` once.
 /// Returns the association id, how many retries it took and how long it waited.
 pub(crate) async fn associate(
     clients: &Clients,
@@ -170,7 +171,7 @@ pub(crate) async fn associate(
 ) -> Result<(String, usize, Duration)> {
     let spec = IamInstanceProfileSpecification::builder().name(profile_name).build();
     let start = Instant::now();
-    let mut delay = Duration::from_millis(500);
+    let mut cadence = crate::resources::write::Cadence::default();
     let mut told = false;
     let (mut retries, mut waited) = (0, Duration::ZERO);
     loop {
@@ -203,7 +204,7 @@ pub(crate) async fn associate(
         match result {
             Ok(Some(id)) => return Ok((id, retries, waited)),
             Ok(None) => return Err(Error::aws("EC2 answered without an association id")),
-            Err((true, _)) if start.elapsed() + delay < timeout => {
+            Err((true, _)) if start.elapsed() + cadence.peek() < timeout => {
                 if !told {
                     waiting(&format!(
                         "waiting for instance profile `{profile_name}` to propagate to EC2, which does not know it \
@@ -212,10 +213,10 @@ pub(crate) async fn associate(
                     ));
                     told = true;
                 }
-                let pause = crate::resources::write::jittered(delay);
+                // EC2 catching up with IAM: a consistency wait, at its cadence.
+                let pause = cadence.next();
                 tokio::time::sleep(pause).await;
                 (retries, waited) = (retries + 1, waited + pause);
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
             Err((_, err)) => return Err(err),
         }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -11,7 +11,7 @@ use super::kind::{each, DestroyCtx, ResourceKind};
 use super::plan::{not_ours, DestroyResource, Key, Kind, ResourcePlan};
 use super::tags;
 use super::vocab::{owned, owner_tag, Ownership};
-use super::write::{conflict, not_propagated, plain, Call, Ctx, Outcome, Write};
+use super::write::{conflict, not_propagated, plain, Cadence, Call, Ctx, Outcome, Write};
 use crate::aws::{errors, Clients};
 use crate::error::{Error, Result};
 use crate::stack::{Desired, DesiredInstanceProfile, Stack};
@@ -250,16 +250,13 @@ impl Write for Change {
 /// there)? An empty or missing profile may be read-after-write lag: read again, within the timeout.
 async fn holds(ctx: &mut Ctx<'_>, profile: &str, role: &str) -> Result<bool> {
     let (start, timeout) = (Instant::now(), ctx.opts.propagation_timeout);
-    let mut delay = Duration::from_millis(250);
+    let mut cadence = Cadence::default();
     loop {
         match observe(ctx.clients, profile).await? {
             Some(p) if p.roles.iter().any(|r| r == role) => return Ok(true),
             Some(p) if !p.roles.is_empty() => return Ok(false),
-            _ if start.elapsed() + delay >= timeout => return Ok(false),
-            _ => {
-                ctx.wait(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
+            _ if start.elapsed() + cadence.peek() >= timeout => return Ok(false),
+            _ => ctx.wait(cadence.next()).await,
         }
     }
 }
@@ -412,6 +409,7 @@ impl ResourceKind for InstanceProfiles {
 mod tests {
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
+    use std::time::Duration;
 
     use aws_sdk_iam::operation::add_role_to_instance_profile::AddRoleToInstanceProfileError;
     use aws_sdk_iam::operation::get_instance_profile::GetInstanceProfileOutput;

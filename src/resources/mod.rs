@@ -4,6 +4,7 @@
 //! rules). This module is the one place that lists the kinds: the engine reaches them only through it.
 
 pub(crate) mod access;
+pub(crate) mod advisory;
 pub(crate) mod caller;
 pub(crate) mod consumers;
 #[cfg(feature = "ec2")]

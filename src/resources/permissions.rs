@@ -209,20 +209,29 @@ pub(crate) enum Unsimulated {
     Failed(SimulationError),
 }
 
-/// A failed iam:SimulatePrincipalPolicy: AWS's error code, else the HTTP status of its answer, if there was one.
+/// A failed iam:SimulatePrincipalPolicy: AWS's error code, else the HTTP status of its answer, if there was one;
+/// what its last attempt met, in words; how many attempts that took; and how many of the check's other calls
+/// were stopped with it (the check's breaker, [`super::advisory`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SimulationError {
     pub(crate) code: Option<String>,
     pub(crate) status: Option<u16>,
+    pub(crate) answered: String,
+    pub(crate) attempts: u32,
+    pub(crate) stopped: usize,
 }
 
 impl std::fmt::Display for SimulationError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.code, self.status) {
-            (Some(code), _) => write!(f, "iam:SimulatePrincipalPolicy: {code}"),
-            (None, Some(status)) => write!(f, "iam:SimulatePrincipalPolicy: HTTP {status}"),
-            (None, None) => f.write_str("iam:SimulatePrincipalPolicy failed"),
+        write!(f, "iam:SimulatePrincipalPolicy {}", self.answered)?;
+        if self.attempts > 1 {
+            write!(f, " {} times", self.attempts)?;
         }
+        if self.stopped > 0 {
+            let s = crate::wording::plural(self.stopped);
+            write!(f, "; its {} other simulation{s} stopped there", self.stopped)?;
+        }
+        Ok(())
     }
 }
 
@@ -244,15 +253,19 @@ pub(crate) async fn simulate(
         by_context.entry(p.context.as_slice()).or_default().push(p);
     }
     let calls = by_context.len();
-    let answers = futures::future::join_all(
-        by_context.iter().map(|(context, perms)| simulate_context(clients, principal, context, perms, extra_policies)),
-    )
-    .await;
+    // The check's breaker: the first simulation that still fails after its retry ends the check, and the others
+    // (queued for a request slot, or in flight) are dropped with it (`try_join_all`).
+    let (iam, breaker) = (super::advisory::iam_once(clients), super::advisory::Breaker::default());
+    let answers = futures::future::try_join_all(by_context.iter().map(|(context, perms)| {
+        simulate_context(clients, (&iam, &breaker), principal, context, perms, extra_policies)
+    }))
+    .await
+    .map_err(|e| e.stopping(calls - 1))?;
     // (action, resource, context) -> (decision, missing context keys, matched statements)
     type Key = (String, String, Vec<ContextEntry>);
     let mut decisions: BTreeMap<Key, (PolicyEvaluationDecisionType, Vec<String>, Vec<String>)> = BTreeMap::new();
     for ((context, _), answer) in by_context.iter().zip(answers) {
-        for (action, resource, decision, missing, matched) in answer? {
+        for (action, resource, decision, missing, matched) in answer {
             decisions.insert((action, resource, context.to_vec()), (decision, missing, matched));
         }
     }
@@ -304,6 +317,7 @@ type Decision = (String, String, PolicyEvaluationDecisionType, Vec<String>, Vec<
 /// One simulation: `perms`' actions on their resources in one context, every page.
 async fn simulate_context(
     clients: &Clients,
+    (iam, breaker): (&aws_sdk_iam::Client, &super::advisory::Breaker),
     principal: &str,
     context: &[ContextEntry],
     perms: &[&Permission],
@@ -325,8 +339,7 @@ async fn simulate_context(
                 .build()
         })
         .collect();
-    let req = clients
-        .iam
+    let req = iam
         .simulate_principal_policy()
         .policy_source_arn(principal)
         .set_action_names(Some(actions))
@@ -334,7 +347,9 @@ async fn simulate_context(
         .set_context_entries(if entries.is_empty() { None } else { Some(entries) })
         .set_policy_input_list(if extra_policies.is_empty() { None } else { Some(extra_policies.to_vec()) });
     // Every page: the SDK's paginator follows Marker until IAM sends none (it sends one only while IsTruncated).
-    let evaluations = clients.all(req.into_paginator().items().send()).await.map_err(unsimulated)?;
+    // An advisory call: retried on a short leash, then it ends the check (`advisory::send`).
+    let pages = || crate::aws::all_pages(req.clone().into_paginator().items().send());
+    let evaluations = super::advisory::send(clients, breaker, pages).await.map_err(|(e, n)| unsimulated(e, n))?;
     let mut out = Vec::new();
     for ev in evaluations {
         let specific = ev.resource_specific_results.unwrap_or_default();
@@ -384,17 +399,22 @@ fn statements(matched: Vec<aws_sdk_iam::types::Statement>) -> Vec<String> {
 /// partition without it), AWS's own failure after the SDK's retries (5xx), or the caller not allowed to simulate.
 /// Anything else (throttling that outlasted the retries, a rejected request) leaves the permissions unverified:
 /// local evaluation cannot see SCPs or permissions boundaries, so it is no substitute for an answer IAM withheld.
-fn unsimulated<E, R>(e: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> Unsimulated
+fn unsimulated<E>(e: aws_smithy_runtime_api::client::result::SdkError<E, HttpResponse>, attempts: u32) -> Unsimulated
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata,
-    R: HttpStatus,
 {
     use aws_smithy_runtime_api::client::result::SdkError;
     let status = match &e {
-        SdkError::ServiceError(s) => Some(s.raw().status_code()),
+        SdkError::ServiceError(s) => Some(s.raw().status().as_u16()),
         _ => None,
     };
-    let error = SimulationError { code: errors::code(&e).map(str::to_string), status };
+    let error = SimulationError {
+        code: errors::code(&e).map(str::to_string),
+        status,
+        answered: super::advisory::answered(&e),
+        attempts,
+        stopped: 0,
+    };
     let fallback = matches!(error.code.as_deref(), Some("AccessDenied" | "AccessDeniedException" | "NotImplemented"))
         || status.is_some_and(|s| s == 501 || (500..600).contains(&s))
         || status == Some(403);
@@ -405,14 +425,15 @@ where
     }
 }
 
-/// The HTTP status of a raw response.
-pub(crate) trait HttpStatus {
-    fn status_code(&self) -> u16;
-}
+type HttpResponse = aws_smithy_runtime_api::http::Response;
 
-impl HttpStatus for aws_smithy_runtime_api::http::Response {
-    fn status_code(&self) -> u16 {
-        self.status().as_u16()
+impl Unsimulated {
+    /// The check's other `others` calls were stopped with this one.
+    fn stopping(self, others: usize) -> Unsimulated {
+        match self {
+            Unsimulated::Fallback(e) => Unsimulated::Fallback(SimulationError { stopped: others, ..e }),
+            Unsimulated::Failed(e) => Unsimulated::Failed(SimulationError { stopped: others, ..e }),
+        }
     }
 }
 
@@ -717,7 +738,10 @@ mod tests {
         let iam =
             mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&denied, &attached, &inline, &groups, &policy, &version]);
         let (checks, method) = check(&Clients::with_iam(iam), &user(), &needed()).await;
-        assert!(method.contains("simulation unavailable (iam:SimulatePrincipalPolicy: AccessDenied)"), "{method}");
+        assert!(
+            method.contains("simulation unavailable (iam:SimulatePrincipalPolicy answered AccessDenied"),
+            "{method}"
+        );
         assert!(method.contains("evaluated 1 identity policy"), "{method}");
         let verdict = |a: &str| checks.iter().find(|c| c.action == a).map(|c| c.verdict.clone()).unwrap();
         assert_eq!(verdict("iam:CreateRole"), Verdict::Allowed);
@@ -938,7 +962,11 @@ mod tests {
         let clients = retrying(&[&simulate, &attached, &inline, &groups, &policy, &version]);
         let (checks, method) = check(&clients, &user(), &needed()).await;
         assert_eq!(simulate.num_calls(), 3, "the SDK's attempts");
-        assert!(method.contains("the simulation failed (iam:SimulatePrincipalPolicy: Throttling)"), "{method}");
+        assert!(
+            method
+                .contains("the simulation failed (iam:SimulatePrincipalPolicy answered Throttling (HTTP 400) 3 times)"),
+            "{method}"
+        );
         assert!(method.contains("not evaluated locally"), "{method}");
         assert!(checks.iter().all(|c| matches!(c.verdict, Verdict::Unverified { .. })), "{checks:?}");
         assert!(checks.iter().all(|c| c.source != "local evaluation"), "{checks:?}");
@@ -951,8 +979,9 @@ mod tests {
         let [attached, inline, groups, policy, version] = administrator_reads();
         let clients = retrying(&[&simulate, &attached, &inline, &groups, &policy, &version]);
         let (checks, method) = check(&clients, &user(), &needed()).await;
-        assert_eq!(simulate.num_calls(), 3, "retried first");
-        assert!(method.contains("simulation unavailable (iam:SimulatePrincipalPolicy: ServiceFailure)"), "{method}");
+        assert_eq!(simulate.num_calls(), 2, "an advisory call: retried once, not --retry-attempts times");
+        let said = "simulation unavailable (iam:SimulatePrincipalPolicy answered ServiceFailure (HTTP 500) 2 times)";
+        assert!(method.contains(said), "{method}");
         assert!(method.contains("evaluated 1 identity policy"), "{method}");
         assert!(checks.iter().all(|c| c.verdict == Verdict::Allowed && c.source == "local evaluation"), "{checks:?}");
     }

@@ -124,17 +124,54 @@ impl Waits {
     }
 }
 
-/// A delay in [delay/2, delay), so that writers that collided do not retry in step.
-pub(crate) fn jittered(delay: Duration) -> Duration {
+/// The cadence of a consistency wait: waiting for AWS to show (or accept) what this run wrote — NoSuchEntity on an
+/// entity it has just created, "Invalid principal" for a new role, EC2's "Invalid IAM Instance Profile name", a
+/// DeleteConflict right after it removed the link, the read-back of its writes. That is not a fault to back off
+/// from: the answer changes when IAM's lag ends, whatever the caller does, so a wait ends at most one interval
+/// after the lag, and the interval stays short. The first reads come soon (200 ms, 300 ms: most lags are short),
+/// then every 500 ms, each within ±10 % (waits of one run do not poll in step), for as long as
+/// `--propagation-timeout` allows. At two reads a second per waiting entity, a run stays far below IAM's request
+/// rates even with all of its entities waiting; throttling, 5xx and broken connections keep their exponential
+/// backoff (the SDK's, or [`Ctx::send_reading_back`]'s).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Cadence {
+    polls: u32,
+}
+
+impl Cadence {
+    /// The steps before the steady interval, then the interval.
+    const STEPS: [Duration; 2] = [Duration::from_millis(200), Duration::from_millis(300)];
+    pub(crate) const INTERVAL: Duration = Duration::from_millis(500);
+
+    /// The pause before the next read.
+    pub(crate) fn next(&mut self) -> Duration {
+        let base = Cadence::STEPS.get(self.polls as usize).copied().unwrap_or(Cadence::INTERVAL);
+        self.polls += 1;
+        base.mul_f64(0.9 + 0.2 * unit_random())
+    }
+
+    /// The pause [`Cadence::next`] will give at most (to check against a deadline before waiting).
+    pub(crate) fn peek(&self) -> Duration {
+        Cadence::STEPS.get(self.polls as usize).copied().unwrap_or(Cadence::INTERVAL).mul_f64(1.1)
+    }
+}
+
+/// A number in [0, 1), different at each call.
+fn unit_random() -> f64 {
     let mut h = RandomState::new().build_hasher();
     h.write_u128(Instant::now().elapsed().as_nanos());
-    let fraction = (h.finish() >> 11) as f64 / (1u64 << 53) as f64;
-    delay.mul_f64(0.5 + fraction / 2.0)
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A delay in [delay/2, delay), so that writers that collided do not retry in step.
+pub(crate) fn jittered(delay: Duration) -> Duration {
+    delay.mul_f64(0.5 + unit_random() / 2.0)
 }
 
 /// An error a write is sent again for: AWS answers it while it catches up, and says so by the code alone (or,
 /// where AWS gives no other signal, by the code and a fragment of the message). Every rule is bounded by
-/// `--propagation-timeout`, with exponential backoff and jitter.
+/// `--propagation-timeout`: the consistency waits at their [`Cadence`], ConcurrentModification (another writer,
+/// not a lag) with exponential backoff and jitter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Retry {
     /// NoSuchEntity right after what the call names was created by this run: IAM has not propagated it yet.
@@ -187,12 +224,9 @@ impl Retry {
         }
     }
 
-    fn first_delay(self) -> Duration {
-        match self {
-            // Another writer's call takes a moment: retry soon, spread out.
-            Retry::Concurrent => Duration::from_millis(150),
-            _ => Duration::from_millis(250),
-        }
+    /// A wait for IAM to show this run's own write ([`Cadence`]), rather than for another writer.
+    fn consistency(self) -> bool {
+        self != Retry::Concurrent
     }
 }
 
@@ -354,6 +388,7 @@ impl Ctx<'_> {
         let start = Instant::now();
         let timeout = self.opts.propagation_timeout;
         let mut delay: Option<Duration> = None;
+        let mut cadence = Cadence::default();
         let mut told: Vec<Retry> = Vec::new();
         let mut attempts: u32 = 0;
         let mut transient_delay = crate::aws::RETRY_INITIAL_BACKOFF;
@@ -418,8 +453,9 @@ impl Ctx<'_> {
             let rule =
                 errors::code_and_message(&e).and_then(|(c, m)| call.rules.iter().copied().find(|r| r.matches(c, m)));
             let Some(rule) = rule else { return Err(errors::describe(&call.action, &e)) };
-            let base = delay.unwrap_or_else(|| rule.first_delay());
-            let pause = jittered(base);
+            // Another writer's call takes a moment: retry soon, spread out, backing off; IAM's lag: its cadence.
+            let base = delay.unwrap_or(Duration::from_millis(150));
+            let pause = if rule.consistency() { cadence.next() } else { jittered(base) };
             if start.elapsed() + pause >= timeout {
                 return Err(errors::describe(&call.action, &e));
             }
@@ -452,7 +488,9 @@ impl Ctx<'_> {
             self.wait(pause).await;
             self.retries += 1;
             self.opts.waits.retried();
-            delay = Some((base * 2).min(Duration::from_secs(5)));
+            if !rule.consistency() {
+                delay = Some((base * 2).min(Duration::from_secs(5)));
+            }
         }
     }
 
@@ -479,7 +517,7 @@ impl Ctx<'_> {
             return Ok((outcome, false));
         }
         let (start, timeout, stack) = (Instant::now(), self.opts.propagation_timeout, &self.opts.stack);
-        let mut delay = Duration::from_millis(250);
+        let mut cadence = Cadence::default();
         let mut told = false;
         loop {
             if let Some(tags) = read_tags().await? {
@@ -499,7 +537,7 @@ impl Ctx<'_> {
                 let outcome = if ours && self.lost_answer { Outcome::Done } else { Outcome::AlreadyDone };
                 return Ok((outcome, !ours));
             }
-            if start.elapsed() + delay >= timeout {
+            if start.elapsed() + cadence.peek() >= timeout {
                 return Err(crate::error::Error::aws(format!(
                     "{about} already exists (EntityAlreadyExists) but still reads as missing after {} s",
                     start.elapsed().as_secs()
@@ -514,8 +552,7 @@ impl Ctx<'_> {
                 ));
                 told = true;
             }
-            self.wait(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
+            self.wait(cadence.next()).await;
         }
     }
 }

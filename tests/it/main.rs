@@ -12,6 +12,7 @@ mod cli;
 mod consumers;
 mod destroy;
 mod docs;
+mod edges;
 mod export;
 mod harden;
 mod instances;
