@@ -253,14 +253,35 @@ pub(crate) async fn simulate(
         by_context.entry(p.context.as_slice()).or_default().push(p);
     }
     let calls = by_context.len();
-    // The check's breaker: the first simulation that still fails after its retry ends the check, and the others
-    // (queued for a request slot, or in flight) are dropped with it (`try_join_all`).
+    // The check's breaker: the first simulation that still fails after its retry ends the check: the others are
+    // not sent (again). Those already in flight are let finish rather than dropped, so that every request sent
+    // is one whose answer was heard (and counted as such); they were sent at the same moment, so they end at
+    // about the same time.
     let (iam, breaker) = (super::advisory::iam_once(clients), super::advisory::Breaker::default());
-    let answers = futures::future::try_join_all(by_context.iter().map(|(context, perms)| {
-        simulate_context(clients, (&iam, &breaker), principal, context, perms, extra_policies)
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    let answers = futures::future::join_all(by_context.iter().map(|(context, perms)| {
+        let (failed, iam, breaker) = (&failed, &iam, &breaker);
+        async move {
+            if failed.load(std::sync::atomic::Ordering::SeqCst) {
+                return None;
+            }
+            let answer = simulate_context(clients, (iam, breaker), principal, context, perms, extra_policies).await;
+            if answer.is_err() {
+                failed.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            Some(answer)
+        }
     }))
-    .await
-    .map_err(|e| e.stopping(calls - 1))?;
+    .await;
+    let mut answers_ok = Vec::with_capacity(answers.len());
+    for answer in answers {
+        match answer {
+            Some(Ok(answer)) => answers_ok.push(answer),
+            Some(Err(e)) => return Err(e.stopping(calls - 1)),
+            None => {}
+        }
+    }
+    let answers = answers_ok;
     // (action, resource, context) -> (decision, missing context keys, matched statements)
     type Key = (String, String, Vec<ContextEntry>);
     let mut decisions: BTreeMap<Key, (PolicyEvaluationDecisionType, Vec<String>, Vec<String>)> = BTreeMap::new();

@@ -321,7 +321,7 @@ async fn imdsv1_calls_in_the_metric_or_an_unreadable_metric_hold_require_imdsv2_
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stdout(&out).contains("could not be read (the connection failed)"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("could not be read (http://127.0.0.1:9 refused the connection)"), "{}", stdout(&out));
     assert!(stderr(&out).contains("cloudwatch:GetMetricStatistics"), "{}", stderr(&out));
     assert!(emu.wfboot_write_attempts_since(mark).is_empty(), "{:?}", emu.wfboot_write_attempts_since(mark));
     let dates = seed_imdsv1_calls(&emu, &id, &[(3, 30.0), (1, 7.0)]).await;
