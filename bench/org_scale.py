@@ -182,7 +182,8 @@ def main() -> int:
                          f"re-run (from {n0} to {n1} accounts)")
     print("\n".join(lines[-len(per):]))
     if args.out:
-        args.out.write_text("\n".join(lines) + "\n")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n")
     return 0
 
 
