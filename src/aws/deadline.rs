@@ -60,10 +60,6 @@ pub(crate) const FIRST_WRITE: Duration = Duration::from_secs(4);
 /// An attempt is given this many times the observed p95 of its kind's answer times (at least [`FLOOR`]).
 pub(crate) const P95_FACTOR: u32 = 4;
 
-/// While its endpoint keeps answering other requests, an attempt is queued behind them, not lost: its deadline then
-/// counts from the endpoint's latest answer, up to this many times the deadline from the attempt's start.
-pub(crate) const QUEUED_FACTOR: u32 = 3;
-
 /// Answer times kept per kind: the latest ones, so the deadline follows the endpoint's current pace.
 const WINDOW: usize = 64;
 
@@ -150,8 +146,6 @@ struct Learnt {
     misses: HashMap<(String, String), u32>,
     /// Endpoints (scheme://host:port) that have answered at least once.
     answered: HashSet<String>,
-    /// When each endpoint last answered anything.
-    last_answer: HashMap<String, Instant>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -174,7 +168,6 @@ impl Answers {
         if !l.answered.contains(endpoint) {
             l.answered.insert(endpoint.to_string());
         }
-        l.last_answer.insert(endpoint.to_string(), Instant::now());
         let Some(op) = op else { return };
         let key = (op.service.clone(), op.name.clone());
         l.misses.remove(&key);
@@ -186,10 +179,6 @@ impl Answers {
         if let Ok(mut l) = self.0.lock() {
             *l.misses.entry((op.service.clone(), op.name.clone())).or_default() += 1;
         }
-    }
-
-    fn last_answer(&self, endpoint: &str) -> Option<Instant> {
-        self.0.lock().ok().and_then(|l| l.last_answer.get(endpoint).copied())
     }
 
     fn has_answered(&self, endpoint: &str) -> bool {
@@ -307,34 +296,6 @@ impl HttpClient for Bounded {
     }
 }
 
-/// `call`'s answer, or `Err(waited)` once it is overdue: `deadline` after the later of its start and its
-/// endpoint's latest answer to anything, and at most [`QUEUED_FACTOR`] × `deadline` after its start. An endpoint
-/// that answers one request at a time (the emulator), or a connection pool that queues, answers a wide wave's
-/// last request only after the others: while the others' answers arrive, that request is queued, not lost.
-async fn until_answered<F: std::future::Future>(
-    call: F,
-    started: Instant,
-    deadline: Duration,
-    endpoint: &str,
-    answers: &Answers,
-) -> Result<F::Output, Duration> {
-    let cap = started + (deadline * QUEUED_FACTOR).min(ATTEMPT_TIMEOUT.max(deadline));
-    let mut call = std::pin::pin!(call);
-    loop {
-        let from = answers.last_answer(endpoint).map_or(started, |at| at.max(started));
-        let until = (from + deadline).min(cap);
-        match tokio::time::timeout_at(until.into(), &mut call).await {
-            Ok(result) => return Ok(result),
-            Err(_) => {
-                let moved = answers.last_answer(endpoint).is_some_and(|at| at > from);
-                if !moved || Instant::now() >= cap {
-                    return Err(started.elapsed());
-                }
-            }
-        }
-    }
-}
-
 #[derive(Debug)]
 struct BoundedConnector {
     inner: SharedHttpConnector,
@@ -351,23 +312,18 @@ impl HttpConnector for BoundedConnector {
         HttpConnectorFuture::new(async move {
             let started = Instant::now();
             let result = match (deadline, &op) {
-                (Some(deadline), Some(op)) => {
-                    match until_answered(call, started, deadline, &endpoint, &answers).await {
-                        Ok(result) => result,
-                        Err(deadline) => {
-                            answers.missed(op);
-                            let name = format!("{}:{}", op.service, op.name);
-                            tracing::debug!(
-                                "{name}: no answer within {} ms; the attempt is given up",
-                                deadline.as_millis()
-                            );
-                            return Err(ConnectorError::timeout(Box::new(NoAnswer {
-                                operation: name,
-                                after: deadline,
-                            })));
-                        }
+                (Some(deadline), Some(op)) => match tokio::time::timeout(deadline, call).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        answers.missed(op);
+                        let name = format!("{}:{}", op.service, op.name);
+                        tracing::debug!(
+                            "{name}: no answer within {} ms; the attempt is given up",
+                            deadline.as_millis()
+                        );
+                        return Err(ConnectorError::timeout(Box::new(NoAnswer { operation: name, after: deadline })));
                     }
-                }
+                },
                 _ => call.await,
             };
             match result {
@@ -390,41 +346,6 @@ mod tests {
 
     fn ms(v: &[u64]) -> Vec<Duration> {
         v.iter().map(|&m| Duration::from_millis(m)).collect()
-    }
-
-    /// An attempt whose endpoint keeps answering others is queued, not lost: it waits for as long as answers
-    /// arrive (up to the cap); without answers around it, it is given up at its deadline.
-    #[tokio::test]
-    async fn an_attempt_is_given_up_at_its_deadline_unless_its_endpoint_is_still_answering_others() {
-        let (endpoint, deadline) = ("http://127.0.0.1:1", Duration::from_millis(500));
-        let answers = Answers::default();
-        // Answers to others every 50 ms for 1.2 s: the attempt answered at 0.9 s is not cut at 0.5 s.
-        let feed = |answers: Answers, for_ms: u64| async move {
-            for _ in 0..for_ms / 50 {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                answers.answered(endpoint, None, Duration::from_millis(50));
-            }
-        };
-        let queued = async {
-            tokio::time::sleep(Duration::from_millis(900)).await;
-            "answered"
-        };
-        let started = Instant::now();
-        let (result, ()) =
-            tokio::join!(until_answered(queued, started, deadline, endpoint, &answers), feed(answers.clone(), 1200));
-        assert_eq!(result, Ok("answered"));
-        // No answers around it: given up at its deadline.
-        let started = Instant::now();
-        let lost = until_answered(std::future::pending::<()>(), started, deadline, endpoint, &answers).await;
-        assert!(lost.is_err_and(|waited| waited >= deadline && waited < deadline * QUEUED_FACTOR), "{lost:?}");
-        // Answers to others that never stop: given up at the cap.
-        let started = Instant::now();
-        let (lost, ()) = tokio::join!(
-            until_answered(std::future::pending::<()>(), started, deadline, endpoint, &answers),
-            feed(answers.clone(), 2500)
-        );
-        let cap = deadline * QUEUED_FACTOR;
-        assert!(lost.is_err_and(|waited| waited >= cap && waited < cap + deadline), "{lost:?}");
     }
 
     #[test]
