@@ -781,7 +781,8 @@ class EmulatorTest(unittest.TestCase):
 
             expected = reads(org)  # the management account's answers
             self.assertEqual((expected["accounts"], expected["ous"], expected["parents"], expected["scps_at_ou"]),
-                             (sorted(ids), [child], [{"Id": ou, "Type": "ORGANIZATIONAL_UNIT"}], ["p-FullAWSAccess", scp]))
+                             (sorted(ids), [child], [{"Id": ou, "Type": "ORGANIZATIONAL_UNIT"}],
+                              sorted(["p-FullAWSAccess", scp])))
             self.assertEqual((expected["stacksets_admins"], expected["services_of_admin"]), ([ids[0]],
                                                                                             [STACKSETS_PRINCIPAL]))
             # A delegated administrator, for StackSets or for another service: the management account's answers.
