@@ -280,6 +280,12 @@ impl Clients {
             .sdk
             .to_builder()
             .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(provider))
+            // The account's own identity cache, shared by its clients. The one `aws_config::load` puts in the
+            // configuration would be shared by every account of a fleet, and it holds at most 64 credential
+            // providers, evicting an arbitrary one beyond that (aws-smithy-runtime 1.16,
+            // `client/identity/cache/lazy.rs`, DEFAULT_MAX_PARTITIONS): past 64 accounts, accounts still at work
+            // lost their session and assumed the role again (480 AssumeRole calls for 100 accounts).
+            .identity_cache(aws_config::identity::IdentityCache::lazy().build())
             .build();
         Ok((Clients::from_config(config, max_concurrency)?, arn))
     }

@@ -571,3 +571,29 @@ async fn verify_and_destroy_over_two_accounts_check_and_tear_down_each_account()
     assert_eq!(writes_since(&emu, mark), vec!["AssumeRole"; 2], "a second destroy wrote");
     assert!(stdout(&out).contains("2 accounts, 0 failed."), "{}", stdout(&out));
 }
+
+#[tokio::test]
+async fn a_fleet_of_more_than_64_accounts_assumes_each_role_once() {
+    // The SDK's shared identity cache holds at most 64 credential providers and evicts an arbitrary one beyond
+    // that; an account whose session was evicted while still at work would assume its role again.
+    let emu = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let accounts: Vec<String> = (0..70).map(|i| format!("{:012}", 444_000_000_000u64 + i)).collect();
+    let file = write_file(dir.path(), "accounts.txt", &(accounts.join("\n") + "\n"));
+    let mark = emu.mark();
+    let out = emu
+        .wfboot()
+        .args(["plan", "--max-accounts", "32", "--accounts"])
+        .arg(&file)
+        .args(["--assume-role-name", ROLE])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("70 accounts, 0 failed."), "{}", stdout(&out));
+    let mut assumed: Vec<String> = account_keys_since(&emu, mark);
+    assumed.sort();
+    assumed.dedup();
+    assert_eq!(assumed.len(), 70, "each account is read with its own session");
+    let calls = emu.requests().into_iter().skip(mark).filter(|r| r.action == "AssumeRole").count();
+    assert_eq!(calls, 70, "sts:AssumeRole sent {calls} times for 70 accounts");
+}
