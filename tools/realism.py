@@ -57,7 +57,9 @@ tool that talks to them has to cope. With --realism the emulator adds, on top of
 * Batch's status transitions (--batch-transition, default 1 s): a new compute environment reads CREATING for that
   long before VALID (or INVALID), and a deleted one reads DELETING (state DISABLED) before it is gone, as
   terraform-provider-aws internal/service/batch/compute_environment.go waits for (waitComputeEnvironmentCreated,
-  waitComputeEnvironmentDeleted). moto makes them VALID at once and forgets them at once.
+  waitComputeEnvironmentDeleted). moto makes them VALID at once and forgets them at once. Batch finishes a delete
+  with the service role: one whose serviceRole is gone when its DELETING ends reads INVALID from then on and is
+  never gone (terraform-provider-aws PR #21281: such an environment can no longer be deleted).
 * Instance metadata options taking effect (--metadata-transition, default 2 s): ModifyInstanceMetadataOptions on a
   running instance answers state `pending`, and DescribeInstances shows the new options in state `pending` for the
   window, then `applied`: "When you modify the parameters on a running instance, the API responds with a state of
@@ -566,6 +568,8 @@ class Realism:
         stream = environ.get("wsgi.input")
         body = stream.read() if stream is not None else b""
         environ["wsgi.input"] = io.BytesIO(body)
+        if self.deleting:
+            self.end_deletes(time.time())
         service = service_of(environ)
         if service in ("lambda", "states", "batch") and (self.s.service_lag or self.s.batch_transition):
             return self.service_request(environ, start_response, service, body)
@@ -590,6 +594,20 @@ class Realism:
         environ["emulator.realism"] = answer.kind
         start_response(answer.status, answer.headers)
         return [answer.body]
+
+    def end_deletes(self, now: float) -> None:
+        """The compute environments whose DELETING has ended by `now` are gone, but one whose service role is gone:
+        Batch finishes a delete with the service role, so that one reads INVALID from then on (terraform-provider-aws
+        PR #21281). Run before each request, so a role deleted by a later request never counts."""
+        with self.lock:
+            ended = [(k, e) for k, (until, e) in self.deleting.items() if now >= until and e.get("status") == "DELETING"]
+        for k, entry in ended:
+            role = entry.get("serviceRole")
+            if isinstance(role, str) and not self.role_exists(k[0], role):
+                entry["status"], entry["statusReason"] = "INVALID", batch_cannot_assume(role)
+            else:
+                with self.lock:
+                    self.deleting.pop(k, None)
 
     def expired(self, key: str | None, now: float, service: str) -> Answer | None:
         if not self.s.sessions or key is None:
@@ -942,13 +960,12 @@ class Realism:
                 changed = True
         asked = set(doc.get("computeEnvironments") or [])
         with self.lock:
-            for k, (until, entry) in list(self.deleting.items()):
-                if now >= until:
-                    del self.deleting[k]
-                elif k[:2] == (account, region) and (not asked or k[2] in asked
-                                                    or entry.get("computeEnvironmentName") in asked):
-                    out["computeEnvironments"].append(dict(entry))
-                    changed = True
+            deleting = list(self.deleting.items())
+        for k, (_, entry) in deleting:
+            if k[:2] == (account, region) and (not asked or k[2] in asked
+                                               or entry.get("computeEnvironmentName") in asked):
+                out["computeEnvironments"].append(dict(entry))
+                changed = True
         if changed:
             environ["emulator.realism"] = "batch_status"
             data = json.dumps(out).encode()

@@ -1173,6 +1173,24 @@ class RealismTest(unittest.TestCase):
             marks = [e.get("realism") for e in emu.log_entries() if e["action"].endswith("computeenvironment")]
             self.assertEqual(marks, ["batch_role_not_propagated", None, None, None, None])
 
+    def test_a_compute_environment_whose_service_role_is_deleted_while_it_is_deleting_stays_invalid(self) -> None:
+        with Emulator("--batch-transition", "1") as emu:
+            iam, batch = emu.client("iam"), emu.client("batch")
+            service_role, profile, fleet_role = batch_roles(iam)
+            for name in ("kept", "orphaned"):
+                batch.create_compute_environment(**compute_environment(emu, name, service_role, profile, fleet_role))
+            time.sleep(1.2)
+            batch.delete_compute_environment(computeEnvironment="kept")
+            time.sleep(1.2)  # its delete ended with the role there: gone
+            batch.delete_compute_environment(computeEnvironment="orphaned")
+            iam.delete_role(RoleName="BatchService")
+            time.sleep(1.2)  # its delete ended without the role: INVALID, for good
+            for _ in range(2):
+                listed = [(e["computeEnvironmentName"], e["status"]) for e in
+                          batch.describe_compute_environments()["computeEnvironments"]]
+                self.assertEqual(listed, [("orphaned", "INVALID")])
+                time.sleep(1.2)
+
     def test_windows_are_drawn_from_the_seed_between_half_and_all_of_the_flag(self) -> None:
         sys.path.insert(0, os.path.dirname(EMULATOR))
         import realism

@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -168,6 +169,30 @@ impl Consumers {
             }
         }
         self.not_checked.extend(other.not_checked.into_iter().map(|(c, uses)| (in_region(c), uses)));
+    }
+
+    /// The compute environments Batch is deleting (status DELETING) among the consumers of the roles `roles` and the
+    /// instance profiles `profiles`.
+    pub(crate) fn deleting_environments(&self, roles: &[&str], profiles: &[&str]) -> Vec<String> {
+        let mut names: Vec<String> = roles
+            .iter()
+            .flat_map(|n| self.roles.get(*n).into_iter().flatten())
+            .chain(profiles.iter().flat_map(|n| self.instance_profiles.get(*n).into_iter().flatten()))
+            .filter(|c| c.kind == ConsumerKind::ComputeEnvironment && c.detail.as_deref() == Some("DELETING"))
+            .map(|c| c.name.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Forget the compute environments `gone`: they no longer use anything.
+    pub(crate) fn forget_environments(&mut self, gone: &[String]) {
+        for list in self.roles.values_mut().chain(self.instance_profiles.values_mut()) {
+            list.retain(|c| !(c.kind == ConsumerKind::ComputeEnvironment && gone.contains(&c.name)));
+        }
+        self.roles.retain(|_, l| !l.is_empty());
+        self.instance_profiles.retain(|_, l| !l.is_empty());
     }
 
     /// Nothing could be looked up in `region`: whatever it could have named is "could not check".
@@ -323,6 +348,32 @@ pub(crate) async fn observe(clients: &Clients, account: &str) -> Consumers {
     }
     c.not_checked.dedup_by(|a, b| a.0 == b.0);
     c
+}
+
+/// How long `destroy` waits for Batch to finish deleting a compute environment that uses one of the stack's roles
+/// (one of `bootstrap --wait`'s probes, say) before it holds the role back as used. A role must outlive the
+/// environments that use it: an environment whose service role is gone goes INVALID and cannot be deleted
+/// (terraform-provider-aws PR #21281).
+pub(crate) const DELETING_WAIT: Duration = Duration::from_secs(120);
+
+/// Wait until Batch has finished deleting the compute environments `names` (each DELETING), reading them at the
+/// cadence of a wait for the account to catch up (0.2 s, backing off to 2 s), for at most `within`. Returns those
+/// gone; a failed read ends the wait (the rest stay consumers).
+pub(crate) async fn wait_deleted(clients: &Clients, names: &[String], within: Duration) -> Vec<String> {
+    let until = tokio::time::Instant::now() + within;
+    let mut pause = Duration::from_millis(200);
+    let mut left: Vec<String> = names.to_vec();
+    while !left.is_empty() && tokio::time::Instant::now() < until {
+        tokio::time::sleep(pause.min(until.saturating_duration_since(tokio::time::Instant::now()))).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+        let read = clients
+            .limit(clients.batch.describe_compute_environments().set_compute_environments(Some(left.clone())).send())
+            .await;
+        let Ok(out) = read else { break };
+        let there: Vec<&str> = out.compute_environments().iter().filter_map(|e| e.compute_environment_name()).collect();
+        left.retain(|n| there.contains(&n.as_str()));
+    }
+    names.iter().filter(|n| !left.contains(n)).cloned().collect()
 }
 
 /// The instances holding a profile: (instance id, profile ARN, association state).

@@ -415,6 +415,15 @@ pub(crate) async fn observe_for_destroy(
             }
         }));
         let (mut found, there) = tokio::join!(here, there);
+        // A compute environment Batch is deleting (a probe of `bootstrap --wait`, say) still uses its roles: wait for
+        // it to be gone rather than hold them back.
+        let roles: Vec<&str> = desired.roles.iter().map(|r| r.name.as_str()).collect();
+        let profiles: Vec<&str> = desired.instance_profiles.iter().map(|p| p.name.as_str()).collect();
+        let deleting = found.deleting_environments(&roles, &profiles);
+        if !deleting.is_empty() {
+            let gone = consumers::wait_deleted(clients, &deleting, consumers::DELETING_WAIT).await;
+            found.forget_environments(&gone);
+        }
         for (region, other) in there {
             found.merge_region(other, region);
         }

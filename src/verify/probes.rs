@@ -766,12 +766,15 @@ impl Probes<'_> {
             }
             tokio::time::sleep(BATCH_POLL).await;
         };
-        // Every environment of the pool deleted and waited until gone, whatever the outcome.
+        // Every environment of the pool deleted, whatever the outcome: the run waits until Batch has taken each
+        // delete (the environment reads DELETING), not until it is gone. Batch finishes a delete by itself, with the
+        // service role, which `destroy` leaves in place until every environment using it is gone
+        // (`resources::consumers`); the next probe's sweep waits for a leftover of its own name.
         let gone = futures::future::join_all(
             pool.envs
                 .iter()
                 .filter(|e| e.state != EnvState::Gone)
-                .map(|e| delete_environment(c, &e.name, asking.deadline + Duration::from_secs(60))),
+                .map(|e| delete_environment(c, &e.name, asking.deadline + Duration::from_secs(60), Until::Deleting)),
         )
         .await;
         let gone: Result<(), String> = gone.into_iter().collect();
@@ -1072,10 +1075,19 @@ async fn describe_environments(
 /// How often a compute environment is read while it is CREATING or DELETING.
 const BATCH_POLL: Duration = Duration::from_millis(200);
 
+/// How far [`delete_environment`] follows a delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// Batch took the delete: the environment reads DELETING (or is gone).
+    Deleting,
+    /// The environment is gone, and its name free again.
+    Gone,
+}
+
 /// Disable (Batch deletes only a DISABLED environment: API reference, DeleteComputeEnvironment) and delete the
-/// compute environment `name`, once it has left CREATING (at most [`CREATING_GRACE`]), then wait until it is gone
-/// (DELETING first), until `deadline`.
-async fn delete_environment(c: &Clients, name: &str, deadline: Instant) -> Result<(), String> {
+/// compute environment `name`, once it has left CREATING (at most [`CREATING_GRACE`]); with [`Until::Gone`], then
+/// wait until it is gone (DELETING first), until `deadline`.
+async fn delete_environment(c: &Clients, name: &str, deadline: Instant, until: Until) -> Result<(), String> {
     use aws_sdk_batch::types::{CeState, CeStatus};
     let grace = Instant::now() + CREATING_GRACE;
     let env = loop {
@@ -1093,7 +1105,10 @@ async fn delete_environment(c: &Clients, name: &str, deadline: Instant) -> Resul
         tokio::time::sleep(BATCH_POLL).await;
     };
     if env.status() == Some(&CeStatus::Deleting) {
-        return wait_gone(c, name, deadline).await;
+        return match until {
+            Until::Deleting => Ok(()),
+            Until::Gone => wait_gone(c, name, deadline).await,
+        };
     }
     if env.state() == Some(&CeState::Enabled) {
         c.limit(c.batch.update_compute_environment().compute_environment(name).state(CeState::Disabled).send())
@@ -1103,7 +1118,10 @@ async fn delete_environment(c: &Clients, name: &str, deadline: Instant) -> Resul
     c.limit(c.batch.delete_compute_environment().compute_environment(name).send())
         .await
         .map_err(|e| format!("the probe compute environment {name} could not be deleted: {}", text(&e)))?;
-    wait_gone(c, name, deadline).await
+    match until {
+        Until::Deleting => Ok(()),
+        Until::Gone => wait_gone(c, name, deadline).await,
+    }
 }
 
 async fn wait_gone(c: &Clients, name: &str, deadline: Instant) -> Result<(), String> {
@@ -1179,7 +1197,7 @@ pub(crate) async fn sweep(clients: &Clients, desired: &Desired, only: &[Service]
             let listed = describe_environments(c, &batch_names(stack, &role.name)).await?;
             let ours = listed.into_iter().filter(|(_, _, _, tag)| tag.as_ref() == Some(stack));
             let deleted = futures::future::join_all(ours.map(|(name, ..)| async move {
-                delete_environment(c, &name, Instant::now() + Duration::from_secs(120)).await?;
+                delete_environment(c, &name, Instant::now() + Duration::from_secs(120), Until::Gone).await?;
                 Ok::<_, String>(format!("compute environment {name}"))
             }))
             .await;

@@ -187,6 +187,47 @@ async fn under_realism_destroy_removes_the_stack_in_one_run_retrying_delete_conf
     assert_eq!(state["instance_profiles"], json!({}), "{state}");
 }
 
+/// `bootstrap --wait` returns once Batch has taken its probe environment's delete, not when the environment is gone;
+/// `destroy` right after waits for Batch to finish deleting it before it deletes the service role, which the
+/// delete needs (without it the environment ends INVALID for good: tools/realism.py).
+#[tokio::test]
+async fn under_realism_destroy_right_after_bootstrap_wait_lets_batch_finish_deleting_the_probe_environment() {
+    let emu = Emulator::start_with(&[
+        "--realism",
+        "--iam-lag",
+        "0.5",
+        "--ec2-lag",
+        "0",
+        "--service-lag",
+        "0",
+        "--batch-transition",
+        "6",
+        "--lag-jitter",
+        "0",
+        "--write-hold",
+        "0.1",
+    ]);
+    emu.create_demo_user().await;
+    emu.settle();
+    let run = one_run(&emu, &["bootstrap", "--yes", "--user-name", "demo", "--wait", "batch"]);
+    assert_eq!(run.json["wait"]["usable"], json!(true), "{}", run.json["wait"]);
+    let batch = aws_sdk_batch::Client::new(&emu.sdk_config(ADMIN_KEY, "admin-secret"));
+    let left = batch.describe_compute_environments().send().await.unwrap().compute_environments().to_vec();
+    let deleting = |l: &[aws_sdk_batch::types::ComputeEnvironmentDetail]| {
+        l.iter().all(|e| e.status() == Some(&aws_sdk_batch::types::CeStatus::Deleting))
+    };
+    assert!(!left.is_empty() && deleting(&left), "not DELETING when bootstrap --wait returned: {left:?}");
+    let mark = emu.mark();
+    let run = one_run(&emu, &["destroy", "--yes"]);
+    assert_eq!(run.json["summary"]["failed"], json!(0), "{}", run.json["summary"]);
+    assert_eq!(run.json["summary"]["deleted"], json!(8), "{}", run.json["summary"]);
+    let reads =
+        emu.wfboot_requests_since(mark).iter().filter(|r| r.action == "POST /v1/describecomputeenvironments").count();
+    assert!(reads > 1, "destroy did not wait for the environment ({reads} reads)");
+    let left = batch.describe_compute_environments().send().await.unwrap().compute_environments().to_vec();
+    assert!(left.is_empty(), "the environment lost its service role while DELETING: {left:?}");
+}
+
 #[tokio::test]
 async fn under_realism_attach_right_after_bootstrap_waits_for_ec2_to_know_the_new_profile() {
     // EC2's window (12 s, jittered to 6-12 s) longer than the bootstrap takes, even on a loaded machine (at the
@@ -446,11 +487,16 @@ async fn under_realism_bootstrap_wait_reports_each_service_as_it_becomes_usable_
         first_probe < last_write,
         "the Step Functions probe waited for the whole apply ({first_probe} >= {last_write})"
     );
-    // And nothing of the probes is left.
+    // And nothing of the probes is left: the run did not wait for Batch to finish deleting its environments (each
+    // DELETING for the emulator's 0.3 s), which are gone soon after.
     let sfn = aws_sdk_sfn::Client::new(&emu.sdk_config(ADMIN_KEY, "admin-secret"));
     assert!(sfn.list_state_machines().send().await.unwrap().state_machines().is_empty());
     let batch = aws_sdk_batch::Client::new(&emu.sdk_config(ADMIN_KEY, "admin-secret"));
-    assert!(batch.describe_compute_environments().send().await.unwrap().compute_environments().is_empty());
+    let left = batch.describe_compute_environments().send().await.unwrap().compute_environments().to_vec();
+    assert!(left.iter().all(|e| e.status() == Some(&aws_sdk_batch::types::CeStatus::Deleting)), "{left:?}");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let left = batch.describe_compute_environments().send().await.unwrap().compute_environments().to_vec();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[tokio::test]

@@ -246,7 +246,7 @@ async fn leftovers_of_a_killed_run_are_swept_by_the_next_and_what_is_not_the_sta
 /// Realism with a service lag longer than the probes' timeout: Lambda and Step Functions refuse the new roles and
 /// Batch's compute environment goes INVALID, so verify fails, and deletes the environment it created.
 #[tokio::test]
-async fn a_failed_verify_leaves_no_probe_resource_and_says_what_it_waited_for() {
+async fn a_failed_verify_deletes_every_probe_resource_and_says_what_it_waited_for() {
     let emu = Emulator::start_with(&[
         "--realism",
         "--iam-lag",
@@ -273,7 +273,13 @@ async fn a_failed_verify_leaves_no_probe_resource_and_says_what_it_waited_for() 
     assert!(batch[0]["detail"].as_str().unwrap().contains("went INVALID"), "{}", batch[0]);
     assert!(err.contains("waiting for Lambda to accept the role SLIM-Extras_for_Lambda"), "{err}");
     assert!(emu.wfboot_writes_since(0).iter().any(|w| w == "POST /v1/createcomputeenvironment"));
-    assert_eq!(probe_resources(&services(&emu)).await, Vec::<String>::new(), "probe resources left behind");
+    // Every probe resource deleted: the compute environments Batch is still deleting (DELETING, the emulator's
+    // 0.5 s) are gone right after.
+    let s = services(&emu);
+    let left = s.batch.describe_compute_environments().send().await.unwrap().compute_environments().to_vec();
+    assert!(left.iter().all(|e| e.status() == Some(&aws_sdk_batch::types::CeStatus::Deleting)), "{left:?}");
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(probe_resources(&s).await, Vec::<String>::new(), "probe resources left behind");
 }
 
 /// A bootstrapped emulator whose Batch compute environments stay CREATING for `transition` seconds, and a
@@ -337,7 +343,15 @@ async fn a_kill_during_the_probes_leaves_a_resource_the_next_run_sweeps() {
     for r in &left {
         assert!(swept.contains(r), "{r} was not swept: {swept:?}");
     }
-    assert_eq!(probe_resources(&s).await, Vec::<String>::new());
+    // What is left is what Batch is still deleting (the emulator's 6 s DELETING): the run waits for Batch to take a
+    // probe's delete, not for it to end.
+    let left = s.batch.describe_compute_environments().send().await.unwrap().compute_environments().to_vec();
+    assert!(left.iter().all(|e| e.status() == Some(&aws_sdk_batch::types::CeStatus::Deleting)), "{left:?}");
+    let left = probe_resources(&s).await;
+    assert!(
+        left.iter().all(|r| r.starts_with("compute environment wfboot-verify-")),
+        "more than probe environments left: {left:?}"
+    );
 }
 
 /// Ctrl-C (SIGINT) while the Batch probe's environment is CREATING: verify deletes what its probes created, says
