@@ -290,9 +290,11 @@ impl Run {
             organisation.prefetch();
         }
         let (named_tx, named_rx) = tokio::sync::oneshot::channel();
+        let (rerun_tx, rerun_rx) = tokio::sync::oneshot::channel();
         let named = async {
             let named = resources::observe_named(&clients, &names, false).await;
             if let Ok(n) = &named {
+                let _ = rerun_tx.send(n.has_a_role());
                 let _ = named_tx.send(n.clone());
             }
             named
@@ -310,7 +312,12 @@ impl Run {
                     false => None,
                 }
             };
-            let account = resources::observe_account_part(&clients, &r.desired, r.user.as_deref(), false);
+            // On a re-run (the stack's roles found by name, read in the same round trip as the caller), each policy's
+            // first version is read alongside the policy: a no-op re-run in two dependent round trips, not three.
+            let account = async {
+                let rerun = rerun_rx.await.unwrap_or(false);
+                resources::observe_account_part(&clients, &r.desired, r.user.as_deref(), rerun).await
+            };
             let (account, early) = tokio::join!(account, early);
             Ok::<_, Error>((caller, r, account, early))
         };

@@ -65,6 +65,27 @@ async fn re_running_on_a_bootstrapped_account_makes_no_write_call() {
     assert!(stdout(&out).contains("Nothing to do"), "{}", stdout(&out));
 }
 
+/// A no-op re-run in two dependent round trips: the caller and the reads by name, then what needs the account, where
+/// each policy's document (its first version, still its default) is read alongside the policy instead of after it.
+/// Each request answered after 100 ms, so that "alongside" is far from "after".
+#[tokio::test]
+async fn a_no_op_re_run_reads_each_policy_and_its_document_in_the_same_round_trip() {
+    let emu = Emulator::start_with(&["--latency-ms", "100"]);
+    emu.create_demo_user().await;
+    bootstrap_ok(&emu);
+    let mark = emu.mark();
+    bootstrap_ok(&emu);
+    let reads = emu.wfboot_requests_since(mark);
+    assert!(reads.len() <= 20 && reads.iter().all(|r| !r.write), "{reads:?}");
+    let of = |action: &str| reads.iter().filter(|r| r.action == action).cloned().collect::<Vec<_>>();
+    let (policies, documents) = (of("GetPolicy"), of("GetPolicyVersion"));
+    assert_eq!((policies.len(), documents.len()), (2, 2), "{reads:?}");
+    let first_answer = policies.iter().map(Request::answered).fold(f64::MAX, f64::min);
+    for d in &documents {
+        assert!(d.t < first_answer, "GetPolicyVersion waited for GetPolicy's answer: {reads:?}");
+    }
+}
+
 #[tokio::test]
 async fn plan_makes_no_write_call_and_reports_pending_changes_with_detailed_exitcode() {
     let emu = Emulator::start();
