@@ -292,12 +292,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
     if plan.require_imdsv2 {
         let answered = imds::require_imdsv2(&clients, instance_id).await?;
         if described.state == "running" {
-            let spinner = printer.spinner("waiting for EC2 to apply the metadata options");
-            let applied = imds::wait_applied(&clients, instance_id, Duration::from_secs(60)).await;
-            spinner.finish_and_clear();
-            let (options, took) = applied?;
-            imdsv2.applied_after_seconds = Some(crate::pipeline::report::seconds(took));
-            after = Some(options);
+            after = Some(wait_applied(printer, &clients, instance_id, &mut imdsv2).await?);
         } else {
             // "When you modify the parameters on a stopped instance, they are applied when the instance is started"
             // (ModifyInstanceMetadataOptions, EC2 API reference).
@@ -311,12 +306,7 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
         && before.as_ref().is_some_and(|o| o.state == "pending")
     {
         // Required by an earlier run whose wait ended early: still applied before the role is handed over.
-        let spinner = printer.spinner("waiting for EC2 to apply the metadata options");
-        let applied = imds::wait_applied(&clients, instance_id, Duration::from_secs(60)).await;
-        spinner.finish_and_clear();
-        let (options, took) = applied?;
-        imdsv2.applied_after_seconds = Some(crate::pipeline::report::seconds(took));
-        after = Some(options);
+        after = Some(wait_applied(printer, &clients, instance_id, &mut imdsv2).await?);
     }
     let waiting = |what: &str| printer.info(what);
     let mut retries = 0;
@@ -363,6 +353,21 @@ pub(crate) async fn run(printer: &Printer, aws: &AwsSettings, args: &AttachArgs)
 
 /// "since it was launched (2026-12-06T23:41:04Z)" when it was last started within the metric's window, else "in the
 /// last 14 days"; with the metric's own lag.
+/// Wait (up to 60 s) until EC2 shows the instance's new metadata options applied; the report records after how long.
+async fn wait_applied(
+    printer: &Printer,
+    clients: &Clients,
+    instance_id: &str,
+    imdsv2: &mut Imdsv2,
+) -> Result<MetadataOptions> {
+    let spinner = printer.spinner("waiting for EC2 to apply the metadata options");
+    let applied = imds::wait_applied(clients, instance_id, Duration::from_secs(60)).await;
+    spinner.finish_and_clear();
+    let (options, took) = applied?;
+    imdsv2.applied_after_seconds = Some(crate::pipeline::report::seconds(took));
+    Ok(options)
+}
+
 fn metric_window(described: &instance::Described) -> String {
     let window_start = imds::timestamp(&aws_smithy_types::DateTime::from(
         std::time::SystemTime::now() - Duration::from_secs(imds::METRIC_DAYS * 86_400),

@@ -582,3 +582,19 @@ pub fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Attach six AWS managed read-only policies to the user `demo`: with the managed policies the default stack
+/// attaches to its operator user, more than IAM's quota of 10 per user.
+pub async fn crowd_the_demo_users_managed_policies(iam: &aws_sdk_iam::Client) {
+    for p in [
+        "AmazonRDSReadOnlyAccess",
+        "AmazonDynamoDBReadOnlyAccess",
+        "AmazonSNSReadOnlyAccess",
+        "AmazonEC2ReadOnlyAccess",
+        "AWSCloudTrail_ReadOnlyAccess",
+        "CloudWatchReadOnlyAccess",
+    ] {
+        let arn = format!("arn:aws:iam::aws:policy/{p}");
+        iam.attach_user_policy().user_name("demo").policy_arn(arn).send().await.unwrap();
+    }
+}

@@ -150,21 +150,7 @@ async fn the_attached_policies_quota_of_the_operator_user_is_checked_before_atta
     let emu = Emulator::start();
     emu.create_demo_user().await;
     let iam = emu.admin().await;
-    for p in [
-        "AmazonRDSReadOnlyAccess",
-        "AmazonDynamoDBReadOnlyAccess",
-        "AmazonSNSReadOnlyAccess",
-        "AmazonEC2ReadOnlyAccess",
-        "AWSCloudTrail_ReadOnlyAccess",
-        "CloudWatchReadOnlyAccess",
-    ] {
-        iam.attach_user_policy()
-            .user_name("demo")
-            .policy_arn(format!("arn:aws:iam::aws:policy/{p}"))
-            .send()
-            .await
-            .unwrap();
-    }
+    crowd_the_demo_users_managed_policies(&iam).await;
     let admin = user_with_policy(&iam, "admin", "AdministratorAccess").await;
     let out = as_user(&emu, &admin).args(["bootstrap", "--yes", "--user-name", "demo"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));

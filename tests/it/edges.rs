@@ -60,18 +60,7 @@ async fn without_a_terminal_and_without_yes_pending_changes_are_said_at_once_whi
 #[tokio::test]
 async fn an_operator_user_over_its_managed_policies_quota_is_refused_at_once_while_the_simulator_fails() {
     let emu = failing_simulator().await;
-    let iam = emu.admin().await;
-    for p in [
-        "AmazonRDSReadOnlyAccess",
-        "AmazonDynamoDBReadOnlyAccess",
-        "AmazonSNSReadOnlyAccess",
-        "AmazonEC2ReadOnlyAccess",
-        "AWSCloudTrail_ReadOnlyAccess",
-        "CloudWatchReadOnlyAccess",
-    ] {
-        let arn = format!("arn:aws:iam::aws:policy/{p}");
-        iam.attach_user_policy().user_name("demo").policy_arn(arn).send().await.unwrap();
-    }
+    crowd_the_demo_users_managed_policies(&emu.admin().await).await;
     let mark = emu.mark();
     let (out, took) = timed(&emu, &["bootstrap", "--yes", "--user-name", "demo"]);
     let err = stderr(&out);
