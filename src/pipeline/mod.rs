@@ -290,11 +290,9 @@ impl Run {
             organisation.prefetch();
         }
         let (named_tx, named_rx) = tokio::sync::oneshot::channel();
-        let (rerun_tx, rerun_rx) = tokio::sync::oneshot::channel();
         let named = async {
             let named = resources::observe_named(&clients, &names, false).await;
             if let Ok(n) = &named {
-                let _ = rerun_tx.send(n.has_a_role());
                 let _ = named_tx.send(n.clone());
             }
             named
@@ -312,12 +310,10 @@ impl Run {
                     false => None,
                 }
             };
-            // On a re-run (the stack's roles found by name, read in the same round trip as the caller), each policy's
-            // first version is read alongside the policy: a no-op re-run in two dependent round trips, not three.
-            let account = async {
-                let rerun = rerun_rx.await.unwrap_or(false);
-                resources::observe_account_part(&clients, &r.desired, r.user.as_deref(), rerun).await
-            };
+            // Each policy's first version is read alongside the policy, not after its answer: a no-op re-run (whose
+            // policies most often still have their first version) in two dependent round trips, not three; a first
+            // run pays one NoSuchEntity read per policy for it, in a round trip it makes anyway.
+            let account = resources::observe_account_part(&clients, &r.desired, r.user.as_deref(), true);
             let (account, early) = tokio::join!(account, early);
             Ok::<_, Error>((caller, r, account, early))
         };

@@ -193,9 +193,8 @@ macro_rules! registry {
         }
 
         /// The part of the observation that needs the account: the stack's own policies (their ARNs hold the
-        /// account id) and the operator user's attachments. `verifying` (a read-back, or a run that found the
-        /// stack's roles there) asks for each policy's first version alongside the policy, saving the round trip
-        /// after GetPolicy when that is still its default.
+        /// account id) and the operator user's attachments. `verifying` asks for each policy's first version
+        /// alongside the policy, saving the round trip after GetPolicy when that is still its default.
         pub(crate) async fn observe_account_part(
             clients: &Clients,
             desired: &Desired,
@@ -278,14 +277,6 @@ registry! {
     Role = role::Roles => roles, read 0;
     InstanceProfile = instance_profile::InstanceProfiles => instance_profiles, read 2;
     ServiceLinkedRole = service_linked_role::ServiceLinkedRoles => service_linked_roles, read 3;
-}
-
-impl NamedObservation {
-    /// Some role of the stack's is there: most likely a run after an earlier one, whose policies exist (their
-    /// first version's document may be asked for alongside the policy: [`observe_account_part`]).
-    pub(crate) fn has_a_role(&self) -> bool {
-        self.roles.iter().any(Option::is_some)
-    }
 }
 
 const fn read_actions_len(parts: &[(u8, &[&str])]) -> usize {
