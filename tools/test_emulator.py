@@ -2092,13 +2092,16 @@ class StackSetLifecycleTest(StackSets, unittest.TestCase):
         # The update: a tag more on the role, auto-deployment off.
         template = json.loads(TEMPLATE_BODY)
         template["Resources"]["RoleAWSBatchServiceRole"]["Properties"]["Tags"].append({"Key": "owner", "Value": "lab"})
-        self.control({"stackset_account_seconds": 0.5})
+        # The update's first account runs until settled: the instances are read before it reaches either.
+        self.control({"stackset_account_seconds": 60})
         op_id = self.cf.update_stack_set(StackSetName="wfboot-slim", TemplateBody=json.dumps(template),
                                          Capabilities=NAMED_IAM, Tags=[{"Key": "team", "Value": "vision"}],
                                          Parameters=[{"ParameterKey": "CreateServiceLinkedRoles", "UsePreviousValue": True}],
                                          AutoDeployment={"Enabled": False})["OperationId"]
         self.assertEqual({(i["Status"], i["StackInstanceStatus"]["DetailedStatus"]) for i in self.instances().values()}
                          - {("OUTDATED", "RUNNING")}, {("OUTDATED", "PENDING")})
+        self.control({"stackset_account_seconds": 0.05})
+        self.control({"stacksets_settle": True})
         self.assertEqual(self.wait(op_id)["Status"], "SUCCEEDED")
         self.assertEqual({(i["Status"], i["StackInstanceStatus"]["DetailedStatus"], i["OrganizationalUnitId"],
                            i["LastOperationId"]) for i in self.instances().values()},
@@ -2122,11 +2125,15 @@ class StackSetLifecycleTest(StackSets, unittest.TestCase):
             self.cf.delete_stack_set(StackSetName="wfboot-slim")
         self.assertEqual(e.exception.response["Error"]["Code"], "StackSetNotEmptyException")
         self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 409)
+        # The deletion runs until settled (at the class's 0.05 s an account it could end before the next call came).
+        self.control({"stackset_account_seconds": 60})
         delete = self.cf.delete_stack_instances(StackSetName="wfboot-slim", Regions=["us-east-1"], RetainStacks=False,
                                                 DeploymentTargets={"OrganizationalUnitIds": [ous["workloads"]]})
         with self.assertRaises(botocore.exceptions.ClientError) as e:  # while the deletion runs
             self.cf.delete_stack_set(StackSetName="wfboot-slim")
         self.assertEqual(e.exception.response["Error"]["Code"], "OperationInProgressException")
+        self.control({"stackset_account_seconds": 0.05})
+        self.control({"stacksets_settle": True})
         self.assertEqual(self.wait(delete["OperationId"])["Status"], "SUCCEEDED")
         member = self.member(w)
         self.assertEqual(self.roles(w), set())
