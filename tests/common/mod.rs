@@ -250,6 +250,16 @@ impl Emulator {
         self.wfboot_requests_since(mark).iter().filter(|r| r.realism.as_deref() == Some(kind)).count()
     }
 
+    /// Wait until the emulator handles no request: one a client gave up (a black hole, an attempt past its deadline)
+    /// is logged only once the emulator is done with it, which can be after the client exited.
+    pub fn quiet(&self) {
+        let start = std::time::Instant::now();
+        while self.control("{}")["in_flight"] != 0 {
+            assert!(start.elapsed() < Duration::from_secs(30), "requests still in flight");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// After killing a client that was held: drop what it left behind, wait until nothing it sent is still
     /// being handled, then lift the hold.
     pub fn drain_and_release(&self) {

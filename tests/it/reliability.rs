@@ -395,7 +395,7 @@ async fn plan_calls_do_not_grow_with_unrelated_roles_and_policies_in_the_account
         let mark = emu.mark();
         let out = emu.wfboot().args(["plan", "--user-name", "demo", "--detailed-exitcode", "-vv"]).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", tail(&stderr(&out)));
-        quiet(&emu);
+        emu.quiet();
         emu.wfboot_requests_since(mark).len() - given_up(&stderr(&out)).len()
     };
     let small = count_plan_calls();
@@ -448,15 +448,6 @@ const BLACK_HOLES: &str = "blackhole,blackhole-after";
 /// in milliseconds).
 const FIRST_OF_ITS_KIND: Duration = Duration::from_secs(5);
 
-/// Wait until the emulator handles no request: a black-holed request is logged when the client closes it.
-fn quiet(emu: &Emulator) {
-    let start = Instant::now();
-    while emu.control("{}")["in_flight"] != 0 {
-        assert!(start.elapsed() < Duration::from_secs(30), "requests still in flight");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A fault-free fresh bootstrap of the default stack on an emulator of its own (started with `args`): its wall
 /// time, and wfboot's requests (action, write) in the order the emulator logged them.
 async fn fault_free_bootstrap(args: &[&str]) -> (Duration, Vec<Request>) {
@@ -480,7 +471,7 @@ fn count_by_action(requests: &[Request]) -> BTreeMap<String, usize> {
 /// Every black-holed attempt was given up within the first-of-its-kind deadline (the emulator logs how long it
 /// held each, until wfboot closed the connection); returns how many there were.
 fn black_holes_given_up_in_time(emu: &Emulator) -> usize {
-    quiet(emu);
+    emu.quiet();
     let holes: Vec<Request> = emu
         .wfboot_requests_since(0)
         .into_iter()
