@@ -554,28 +554,8 @@ async fn a_black_holed_write_that_never_arrived_is_sent_again_in_the_same_run() 
     one_black_hole_resolves_in_one_run("AttachRolePolicy", 3, "blackhole").await;
 }
 
-/// The last 40 lines of a -vv run's stderr (its whole debug log is too long to read in a failure).
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(40)..].join("\n")
-}
-
 /// The least wfboot gives any attempt (`aws::deadline`, FLOOR): what keeps a healthy 2 s call from being cut, by 1 s.
 const FLOOR_MS: u64 = 3000;
-
-/// The attempts wfboot gave up in a run at `-vv` (its debug line "SERVICE:Operation: no answer within N ms"):
-/// (operation, N).
-fn given_up(stderr: &str) -> Vec<(String, u64)> {
-    stderr
-        .lines()
-        .filter_map(|l| {
-            let (before, after) = l.split_once(": no answer within ")?;
-            let op = before.rsplit(' ').next()?.rsplit(':').next()?.to_string();
-            let ms = after.split(' ').next()?.parse().ok()?;
-            Some((op, ms))
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn a_healthy_call_that_takes_2_s_is_never_cut_off_nor_sent_twice() {
