@@ -176,7 +176,7 @@ class EmulatorTest(unittest.TestCase):
             self.assertEqual(policy["Arn"], arn)
 
     def test_latency_overlaps_across_concurrent_requests(self) -> None:
-        # 400 ms each: four in a row would take 1.6 s, so under 1.2 s they overlapped, even on a loaded machine.
+        # 400 ms each, sent at once: the emulator's log shows them in flight together.
         with Emulator("--latency-ms", "400") as emu:
             iam = emu.client("iam")
             iam.create_role(RoleName="wf-latency", AssumeRolePolicyDocument=TRUST)
@@ -198,8 +198,14 @@ class EmulatorTest(unittest.TestCase):
             elapsed = time.monotonic() - start
             self.assertEqual(errors, [])
             self.assertGreaterEqual(elapsed, 0.4)
-            self.assertLess(elapsed, 1.2, f"4 × 400 ms took {elapsed:.3f} s: not concurrent")
             self.assertTrue(all(e["ms"] >= 400 for e in emu.log_entries()))
+            # Overlapped, by the emulator's own clock: each GetRole arrived before the one before it was answered (one
+            # at a time, none could). A loaded machine only makes each answer later, and the overlap larger.
+            gets = sorted((e for e in emu.log_entries() if e["action"] == "GetRole"), key=lambda e: e["t"])[1:]
+            self.assertEqual(len(gets), 4)
+            for before, after in zip(gets, gets[1:]):
+                self.assertLess(after["t"], before["t"] + before["ms"] / 1000,
+                                f"4 × 400 ms took {elapsed:.3f} s, one after the other: not concurrent")
 
     def test_fault_throttle(self) -> None:
         with Emulator("--fault-rate", "1.0", "--fault-kinds", "throttle") as emu:
@@ -1834,7 +1840,8 @@ class StackSetOperationsTest(StackSets, unittest.TestCase):
     def test_operations_run_in_the_background_account_by_account_honouring_concurrency(self) -> None:
         self.assertEqual(self.stats()["stacksets"]["account_seconds"], 0.05)
         _root, ous, accounts = self.organisation({"workloads": 4})
-        self.control({"stackset_account_seconds": 0.5})  # long enough to look at the first wave, even on a busy machine
+        # The first wave lasts until settled: it is looked at while it runs, however busy the machine.
+        self.control({"stackset_account_seconds": 60})
         self.stack_set()
         # CreateStackSet is synchronous: the StackSet reads at once.
         self.assertEqual(self.cf.describe_stack_set(StackSetName="wfboot-slim")["StackSet"]["Status"], "ACTIVE")
@@ -1849,10 +1856,10 @@ class StackSetOperationsTest(StackSets, unittest.TestCase):
         self.assertEqual(first_wave, ["PENDING", "PENDING", "RUNNING", "RUNNING"])
         self.assertEqual(op["Status"], "RUNNING")
         self.assertEqual(op["StatusDetails"]["FailedStackInstancesCount"], 0)
+        self.assertLess(answered, 60, "answered while its first wave runs, not after the work")
+        self.control({"stackset_account_seconds": 0.05})
+        self.control({"stacksets_settle": True})
         op = self.wait(op_id)
-        elapsed = time.monotonic() - started
-        self.assertLess(answered, 0.5)
-        self.assertGreaterEqual(elapsed, 1.0)  # 2 waves of 0.5 s
         self.assertEqual(op["Status"], "SUCCEEDED")
         self.assertIn("EndTimestamp", op)
         self.assertEqual({a: r["Status"] for a, r in self.results(op_id).items()},
@@ -1862,13 +1869,25 @@ class StackSetOperationsTest(StackSets, unittest.TestCase):
         self.assertEqual([(o["OperationId"], o["Action"], o["Status"]) for o in listed], [(op_id, "CREATE", "SUCCEEDED")])
         for account in accounts["workloads"]:
             self.assertEqual(self.roles(account), {"AWSBatchServiceRole", "AWSServiceRoleForbatch"})
-        # StopStackSetOperation: the accounts under way finish, the others are cancelled.
+        # Each wave takes its time: two waves of 0.3 s take at least 0.6 s (a busy machine only makes it longer).
+        self.control({"stackset_account_seconds": 0.3})
+        self.stack_set("wfboot-timed", TemplateBody=template_named("-timed"))
+        started = time.monotonic()
+        timed = self.deploy([ous["workloads"]], name="wfboot-timed",
+                            OperationPreferences={"MaxConcurrentCount": 2, "FailureToleranceCount": 1})
+        self.assertGreaterEqual(time.monotonic() - started, 0.6)
+        self.assertEqual(timed["Status"], "SUCCEEDED")
+        # StopStackSetOperation: the accounts under way finish, the others are cancelled. The first account runs
+        # until settled, so the stop and the read after it come while it does.
+        self.control({"stackset_account_seconds": 60})
         self.stack_set("wfboot-stopped", TemplateBody=template_named("-stopped"))
         op_id = self.cf.create_stack_instances(StackSetName="wfboot-stopped", Regions=["us-east-1"],
                                                DeploymentTargets={"OrganizationalUnitIds": [ous["workloads"]]})["OperationId"]
         self.cf.stop_stack_set_operation(StackSetName="wfboot-stopped", OperationId=op_id)
         self.assertEqual(self.cf.describe_stack_set_operation(StackSetName="wfboot-stopped", OperationId=op_id)[
             "StackSetOperation"]["Status"], "STOPPING")
+        self.control({"stackset_account_seconds": 0.05})
+        self.control({"stacksets_settle": True})
         self.assertEqual(self.wait(op_id, "wfboot-stopped")["Status"], "STOPPED")
         self.assertEqual(sorted(r["Status"] for r in self.results(op_id, "wfboot-stopped").values()),
                          ["CANCELLED"] * 3 + ["SUCCEEDED"])
@@ -1908,7 +1927,8 @@ class StackSetOperationsTest(StackSets, unittest.TestCase):
     def test_an_operation_id_is_used_once_and_a_write_meets_the_running_operation_unless_managed_execution_queues_it(
             self) -> None:
         _root, ous, _accounts = self.organisation({"workloads": 2, "legacy": 1})
-        self.control({"stackset_account_seconds": 0.5})
+        # Each operation runs until settled: the writes below meet it, however busy the machine.
+        self.control({"stackset_account_seconds": 60})
         self.stack_set()
         first = self.cf.create_stack_instances(StackSetName="wfboot-slim", Regions=["us-east-1"], OperationId="bootstrap-1",
                                                DeploymentTargets={"OrganizationalUnitIds": [ous["workloads"]]})
@@ -1924,6 +1944,7 @@ class StackSetOperationsTest(StackSets, unittest.TestCase):
                          rf"^Another Operation on StackSet arn:aws:cloudformation:us-east-1:{self.mgmt}:stackset/"
                          r"wfboot-slim:[-0-9a-f]+ is in progress$")
         self.assertEqual(len(self.cf.list_stack_set_operations(StackSetName="wfboot-slim")["Summaries"]), 1)
+        self.control({"stacksets_settle": True})
         self.wait("bootstrap-1")
         # Managed execution: the second write is queued, then runs after the first, in request order.
         self.stack_set("wfboot-managed", ManagedExecution={"Active": True}, TemplateBody=template_named("-managed"))
@@ -1937,6 +1958,8 @@ class StackSetOperationsTest(StackSets, unittest.TestCase):
             self.cf.update_stack_set(StackSetName="wfboot-managed", UsePreviousTemplate=True, Capabilities=NAMED_IAM,
                                      ManagedExecution={"Active": False})
         self.assertEqual(e.exception.response["Error"]["Code"], "OperationInProgressException")
+        self.control({"stackset_account_seconds": 0.05})
+        self.control({"stacksets_settle": True})
         op_b = self.wait(b, "wfboot-managed")
         op_a = self.cf.describe_stack_set_operation(StackSetName="wfboot-managed", OperationId=a)["StackSetOperation"]
         self.assertEqual((op_a["Status"], op_b["Status"]), ("SUCCEEDED", "SUCCEEDED"))
@@ -2110,13 +2133,16 @@ class StackSetLifecycleTest(StackSets, unittest.TestCase):
         # The update: a tag more on the role, auto-deployment off.
         template = json.loads(TEMPLATE_BODY)
         template["Resources"]["RoleAWSBatchServiceRole"]["Properties"]["Tags"].append({"Key": "owner", "Value": "lab"})
-        self.control({"stackset_account_seconds": 0.5})
+        # The update's first account runs until settled: the instances are read before it reaches either.
+        self.control({"stackset_account_seconds": 60})
         op_id = self.cf.update_stack_set(StackSetName="wfboot-slim", TemplateBody=json.dumps(template),
                                          Capabilities=NAMED_IAM, Tags=[{"Key": "team", "Value": "vision"}],
                                          Parameters=[{"ParameterKey": "CreateServiceLinkedRoles", "UsePreviousValue": True}],
                                          AutoDeployment={"Enabled": False})["OperationId"]
         self.assertEqual({(i["Status"], i["StackInstanceStatus"]["DetailedStatus"]) for i in self.instances().values()}
                          - {("OUTDATED", "RUNNING")}, {("OUTDATED", "PENDING")})
+        self.control({"stackset_account_seconds": 0.05})
+        self.control({"stacksets_settle": True})
         self.assertEqual(self.wait(op_id)["Status"], "SUCCEEDED")
         self.assertEqual({(i["Status"], i["StackInstanceStatus"]["DetailedStatus"], i["OrganizationalUnitId"],
                            i["LastOperationId"]) for i in self.instances().values()},
@@ -2140,11 +2166,15 @@ class StackSetLifecycleTest(StackSets, unittest.TestCase):
             self.cf.delete_stack_set(StackSetName="wfboot-slim")
         self.assertEqual(e.exception.response["Error"]["Code"], "StackSetNotEmptyException")
         self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 409)
+        # The deletion runs until settled (at the class's 0.05 s an account it could end before the next call came).
+        self.control({"stackset_account_seconds": 60})
         delete = self.cf.delete_stack_instances(StackSetName="wfboot-slim", Regions=["us-east-1"], RetainStacks=False,
                                                 DeploymentTargets={"OrganizationalUnitIds": [ous["workloads"]]})
         with self.assertRaises(botocore.exceptions.ClientError) as e:  # while the deletion runs
             self.cf.delete_stack_set(StackSetName="wfboot-slim")
         self.assertEqual(e.exception.response["Error"]["Code"], "OperationInProgressException")
+        self.control({"stackset_account_seconds": 0.05})
+        self.control({"stacksets_settle": True})
         self.assertEqual(self.wait(delete["OperationId"])["Status"], "SUCCEEDED")
         member = self.member(w)
         self.assertEqual(self.roles(w), set())

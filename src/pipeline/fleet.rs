@@ -547,53 +547,84 @@ fn table(rows: &[Row]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
 
     use super::{in_a_pool, Slots};
 
+    /// Yield until `done` holds, for at most 10 s (a test that would otherwise hang fails instead).
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let waited = tokio::time::timeout(Duration::from_secs(10), async {
+            while !done() {
+                tokio::task::yield_now().await;
+            }
+        });
+        assert!(waited.await.is_ok(), "never: {what}");
+    }
+
     #[tokio::test]
     async fn an_account_that_only_waits_lends_its_slot_and_gets_one_back_before_the_accounts_not_started() {
-        // One slot. A starts and goes idle for 300 ms: B starts meanwhile (and works 400 ms); C waits to start.
-        // When A's wait ends, A gets the slot after B, before C.
+        // One slot. A starts and goes idle: B starts meanwhile; C waits to start. When A's wait ends while B works,
+        // A gets the slot after B, before C. Each step is signalled, not timed: no order depends on the machine's
+        // speed.
         let slots = Slots::new(1);
-        let t = Instant::now();
+        let queued = |resuming: usize, starting: usize| {
+            let s = slots.state.lock().unwrap();
+            (s.resuming.len(), s.starting.len()) == (resuming, starting)
+        };
         let order = std::sync::Mutex::new(Vec::new());
+        let (a_idle, b_may_start) = tokio::sync::oneshot::channel::<()>();
+        let (a_wait_ends, a_waits) = tokio::sync::oneshot::channel::<()>();
+        let (c_go, c_may_start) = tokio::sync::oneshot::channel::<()>();
         let a = async {
             let slot = slots.start().await;
-            slot.idle(tokio::time::sleep(Duration::from_millis(300))).await;
-            order.lock().unwrap().push(("A resumed", t.elapsed()));
+            slot.idle(async {
+                a_idle.send(()).unwrap();
+                a_waits.await.unwrap();
+            })
+            .await;
+            order.lock().unwrap().push("A resumed");
         };
         let b = async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            b_may_start.await.unwrap();
             let _slot = slots.start().await;
-            order.lock().unwrap().push(("B started", t.elapsed()));
-            tokio::time::sleep(Duration::from_millis(400)).await;
+            order.lock().unwrap().push("B started");
+            c_go.send(()).unwrap();
+            until("C waits to start", || queued(0, 1)).await;
+            a_wait_ends.send(()).unwrap();
+            until("A waits to resume", || queued(1, 1)).await;
         };
         let c = async {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            c_may_start.await.unwrap();
             let _slot = slots.start().await;
-            order.lock().unwrap().push(("C started", t.elapsed()));
+            order.lock().unwrap().push("C started");
         };
         tokio::join!(a, b, c);
-        let order: Vec<&str> = order.into_inner().unwrap().into_iter().map(|(w, _)| w).collect();
-        assert_eq!(order, ["B started", "A resumed", "C started"]);
+        assert_eq!(order.into_inner().unwrap(), ["B started", "A resumed", "C started"]);
     }
 
     #[tokio::test]
     async fn a_slow_account_does_not_hold_back_the_ones_after_it_and_results_stay_in_file_order() {
-        // Two at a time; the first item takes 600 ms, the others 50 ms each. In waves (or in order), the third
-        // would start only once the first finished; in a pool it starts when the second does.
-        let started = Instant::now();
-        let delays = [600u64, 50, 50, 50, 50];
-        let ends = in_a_pool(&delays, 2, |ms| async move {
-            let begun = started.elapsed();
-            tokio::time::sleep(Duration::from_millis(*ms)).await;
-            (*ms, begun)
+        // Two at a time; the first item lasts until every other item has begun. In waves (or in order), the third
+        // would start only once the first finished, which then never happens: the wait fails after 10 s.
+        let begun = AtomicUsize::new(0);
+        let items = [0usize, 1, 2, 3, 4];
+        let ends = in_a_pool(items, 2, |i| {
+            let begun = &begun;
+            async move {
+                if i == 0 {
+                    until("the other four items begin while the first one works", || {
+                        begun.load(Ordering::SeqCst) == items.len() - 1
+                    })
+                    .await;
+                } else {
+                    begun.fetch_add(1, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                }
+                i
+            }
         })
         .await;
-        assert_eq!(ends.iter().map(|(ms, _)| *ms).collect::<Vec<_>>(), delays, "results in the items' order");
-        for (ms, begun) in &ends[1..] {
-            assert!(*begun < Duration::from_millis(400), "an item of {ms} ms began at {begun:?}, behind the slow one");
-        }
+        assert_eq!(ends, items, "results in the items' order");
     }
 }

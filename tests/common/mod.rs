@@ -250,6 +250,26 @@ impl Emulator {
         self.wfboot_requests_since(mark).iter().filter(|r| r.realism.as_deref() == Some(kind)).count()
     }
 
+    /// Wait until the emulator handles no request: one a client gave up (a black hole, an attempt past its deadline)
+    /// is logged only once the emulator is done with it, which can be after the client exited.
+    /// Quiet means nothing in flight and nothing newly logged for 200 ms (a request whose connection was accepted
+    /// but whose handling has not begun is not counted in flight yet).
+    pub fn quiet(&self) {
+        let start = std::time::Instant::now();
+        let (mut logged, mut since) = (usize::MAX, std::time::Instant::now());
+        loop {
+            let busy = self.control("{}")["in_flight"] != 0;
+            let now = self.requests().len();
+            if busy || now != logged {
+                (logged, since) = (now, std::time::Instant::now());
+            } else if since.elapsed() >= Duration::from_millis(200) {
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "requests still in flight");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// After killing a client that was held: drop what it left behind, wait until nothing it sent is still
     /// being handled, then lift the hold.
     pub fn drain_and_release(&self) {
@@ -393,6 +413,26 @@ fn isolated_std() -> StdCommand {
         .env("NO_COLOR", "1")
         .env_remove("RUST_BACKTRACE");
     cmd
+}
+
+/// The attempts wfboot gave up in a run at `-vv` (its debug line "SERVICE:Operation: no answer within N ms"):
+/// (operation, N).
+pub fn given_up(stderr: &str) -> Vec<(String, u64)> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let (before, after) = l.split_once(": no answer within ")?;
+            let op = before.rsplit(' ').next()?.rsplit(':').next()?.to_string();
+            let ms = after.split(' ').next()?.parse().ok()?;
+            Some((op, ms))
+        })
+        .collect()
+}
+
+/// The last 40 lines of a -vv run's stderr (its whole debug log is too long to read in a failure).
+pub fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
 pub fn stdout(out: &std::process::Output) -> String {

@@ -250,9 +250,14 @@ async fn in_a_china_region_every_account_is_planned_in_the_aws_cn_partition() {
     assert!(stdout(&out).contains("ec2.amazonaws.com.cn"));
 }
 
-/// The access keys of the requests after `mark`, other than wfboot's own, in the order the emulator saw them.
+/// The access keys of the requests after `mark`, other than wfboot's own, in the order they arrived (the log is in
+/// the order the answers were complete: an attempt given up late and answered after the next account's first request
+/// would look like the two accounts at once).
 fn account_keys_since(emu: &Emulator, mark: usize) -> Vec<String> {
-    emu.requests().into_iter().skip(mark).map(|r| r.access_key).filter(|k| k != WFBOOT_KEY).collect()
+    let mut requests: Vec<Request> =
+        emu.requests().into_iter().skip(mark).filter(|r| r.access_key != WFBOOT_KEY).collect();
+    requests.sort_by(|a, b| a.t.total_cmp(&b.t));
+    requests.into_iter().map(|r| r.access_key).collect()
 }
 
 /// Per account of the requests after `mark` (its session's own key): the arrival of its first write, and of its last

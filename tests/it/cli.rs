@@ -169,8 +169,10 @@ fn an_unreachable_endpoint_is_reported_with_what_to_check() {
 async fn json_output_is_one_document_on_stdout_with_the_summary() {
     let emu = Emulator::start();
     emu.create_demo_user().await;
-    let out = emu.wfboot().args(["bootstrap", "--yes", "--user-name", "demo", "--output", "json"]).output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    // -vv: the attempts wfboot gives up are said on stderr (see below).
+    let out =
+        emu.wfboot().args(["bootstrap", "--yes", "--user-name", "demo", "--output", "json", "-vv"]).output().unwrap();
+    assert!(out.status.success(), "{}", tail(&stderr(&out)));
     let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is exactly one JSON document");
     assert_eq!(v["verified"], true);
     assert_eq!(v["summary"]["writes_done"], 32);
@@ -178,9 +180,17 @@ async fn json_output_is_one_document_on_stdout_with_the_summary() {
     assert_eq!(v["summary"]["api_writes"], 32);
     assert_eq!(v["plan"]["summary"]["changes"], 32);
     assert!(v["summary"]["api_calls"].as_u64().unwrap() >= 32);
-    // The emulator saw as many HTTP requests as wfboot says it sent (retries included).
+    // The emulator saw as many HTTP requests as wfboot says it sent (retries included), once it answered them all;
+    // an attempt wfboot gave up (a loaded machine can make one outlast its deadline) may have been cut before the
+    // emulator logged it.
+    emu.quiet();
     let seen = emu.wfboot_requests_since(0).len() as u64;
-    assert_eq!(v["summary"]["http_attempts"].as_u64().unwrap(), seen);
+    let sent = v["summary"]["http_attempts"].as_u64().unwrap();
+    let cut = given_up(&stderr(&out)).len() as u64;
+    assert!(
+        sent.saturating_sub(cut) <= seen && seen <= sent,
+        "wfboot says {sent} attempts ({cut} given up), the emulator saw {seen}"
+    );
 }
 
 #[tokio::test]

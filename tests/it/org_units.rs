@@ -367,7 +367,9 @@ async fn an_operation_already_running_on_the_stack_set_is_waited_for_and_then_th
         .send()
         .await
         .unwrap();
-    emu.control(r#"{"stackset_account_seconds": 1.0}"#);
+    // The other client's operation runs until wfboot has been refused once (60 s an account: it cannot end on its
+    // own first, however slow this machine is), then ends; wfboot's own operation is quick again.
+    emu.control(r#"{"stackset_account_seconds": 60}"#);
     cfn.create_stack_instances()
         .stack_set_name(STACK_SET)
         .deployment_targets(DeploymentTargets::builder().organizational_unit_ids(&org.workloads).build())
@@ -376,7 +378,25 @@ async fn an_operation_already_running_on_the_stack_set_is_waited_for_and_then_th
         .await
         .unwrap();
     let mark = emu.mark();
-    let out = run(&emu, &[&["bootstrap", "--yes"][..], &ous(&[&org.workloads])].concat());
+    let mut child = emu
+        .wfboot_std()
+        .args([&["bootstrap", "--yes"][..], &ous(&[&org.workloads])].concat())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let begun = std::time::Instant::now();
+    while !emu.wfboot_requests_since(mark).iter().any(|r| r.action == "UpdateStackSet" && r.status == Some(409)) {
+        assert!(begun.elapsed().as_secs() < 60, "wfboot never met the running operation");
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            panic!("wfboot ended without meeting the running operation:\n{}\n{}", stdout(&out), stderr(&out));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    emu.control(r#"{"stackset_account_seconds": 0.2}"#);
+    emu.control(r#"{"stacksets_settle": true}"#);
+    let out = child.wait_with_output().unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{}\n{err}", stdout(&out));
     assert!(
