@@ -53,9 +53,11 @@ pub(crate) const FLOOR: Duration = Duration::from_secs(3);
 /// connect timeout is 5 s here).
 pub(crate) const COLD: Duration = Duration::from_secs(5);
 
-/// The first write of an operation is given at least this long: cutting a healthy write costs more than cutting
-/// a read (a read-back, and a second sending), and its own pace is not known yet.
-pub(crate) const FIRST_WRITE: Duration = Duration::from_secs(4);
+/// The first call of an operation is given at least this long: its own pace is not known yet, and the others of
+/// its service may be much faster (a first SimulatePrincipalPolicy on a large policy after ListRoles and GetRole
+/// answered in tens of milliseconds). Cutting a healthy write costs a read-back and a second sending; cutting a
+/// healthy read, one more attempt after the deadline.
+pub(crate) const FIRST_CALL: Duration = Duration::from_secs(4);
 
 /// An attempt is given this many times the observed p95 of its kind's answer times (at least [`FLOOR`]).
 pub(crate) const P95_FACTOR: u32 = 4;
@@ -72,14 +74,14 @@ const OWN_SAMPLES: usize = 3;
 /// - `own`: answer times of the same operation, `class`: of the same service's reads (or writes); the p95 of the
 ///   first when it has [`OWN_SAMPLES`], else of the second (with fewer than 20 samples the p95 is the maximum);
 /// - deadline = clamp([`P95_FACTOR`] × p95, [`FLOOR`], [`ATTEMPT_TIMEOUT`]); [`COLD`] without any sample;
-/// - at least [`FIRST_WRITE`] for a write whose operation has never been answered;
+/// - at least [`FIRST_CALL`] for a call whose operation has never been answered;
 /// - doubled for each attempt of the operation in a row that got no answer (up to the cap), so that a call slower
 ///   than anything seen so far is never cut off for good.
 pub(crate) fn rule(own: &[Duration], class: &[Duration], write: bool, misses_in_a_row: u32) -> Duration {
     let base = if own.len() >= OWN_SAMPLES { p95(own) } else { p95(class).max(p95(own)) };
     let mut deadline = base.map_or(COLD, |b| (b * P95_FACTOR).max(FLOOR));
-    if write && own.is_empty() {
-        deadline = deadline.max(FIRST_WRITE);
+    if own.is_empty() {
+        deadline = deadline.max(FIRST_CALL);
     }
     for _ in 0..misses_in_a_row.min(5) {
         deadline *= 2;
@@ -353,8 +355,8 @@ mod tests {
         // IAM's reads in tens of milliseconds: 4 × p95 is far below the floor.
         assert_eq!(rule(&ms(&[20, 30, 25, 40]), &ms(&[20, 30]), false, 0), FLOOR);
         assert_eq!(rule(&ms(&[20, 30, 25, 40]), &ms(&[20, 30]), true, 0), FLOOR);
-        // The first of a kind of read, once its service answered reads: the same.
-        assert_eq!(rule(&[], &ms(&[20, 30]), false, 0), FLOOR);
+        // The first of a kind of call, once its service answered others: a little longer, its own pace unknown.
+        assert_eq!(rule(&[], &ms(&[20, 30]), false, 0), FIRST_CALL);
     }
 
     #[test]
@@ -381,8 +383,9 @@ mod tests {
         // Nothing of its service and class answered yet in this run (its connection may be still to be made).
         assert_eq!(rule(&[], &[], false, 0), COLD);
         assert_eq!(rule(&[], &[], true, 0), COLD);
-        // The first write of an operation on a fast service.
-        assert_eq!(rule(&[], &ms(&[20, 30]), true, 0), FIRST_WRITE);
+        // The first call of an operation on a fast service, a write or a read.
+        assert_eq!(rule(&[], &ms(&[20, 30]), true, 0), FIRST_CALL);
+        assert_eq!(rule(&[], &ms(&[20, 30]), false, 0), FIRST_CALL);
         // ... unless its class is slower still.
         assert_eq!(rule(&[], &ms(&[3000]), true, 0), Duration::from_secs(12));
     }
@@ -410,8 +413,8 @@ mod tests {
             answers.answered("http://127.0.0.1:1", Some(&get), Duration::from_millis(30));
         }
         assert_eq!(answers.deadline(&get), FLOOR);
-        assert_eq!(answers.deadline(&sim), FLOOR, "a read of a kind never answered, on a service that answers reads");
-        assert_eq!(answers.deadline(&create), FIRST_WRITE, "the first write, on a service that answers reads");
+        assert_eq!(answers.deadline(&sim), FIRST_CALL, "a read of a kind never answered, on a service that answers");
+        assert_eq!(answers.deadline(&create), FIRST_CALL, "the first write, on a service that answers reads");
         let other = Operation { service: "lambda".into(), name: "GetFunction".into() };
         assert_eq!(answers.deadline(&other), COLD, "nothing of the service answered yet");
         for _ in 0..3 {

@@ -444,7 +444,7 @@ const BLACK_HOLES: &str = "blackhole,blackhole-after";
 
 /// How long wfboot gives an attempt before anything of its service was answered in the run
 /// (`aws::deadline`, COLD): the most any black-holed attempt in these tests may be held before it is given up (a
-/// first write of its kind gets 4 s, every other attempt 4 × its kind's p95, at least 3 s; the emulator answers
+/// first call of an operation gets 4 s, every other attempt 4 × its kind's p95, at least 3 s; the emulator answers
 /// in milliseconds).
 const FIRST_OF_ITS_KIND: Duration = Duration::from_secs(5);
 
