@@ -77,7 +77,7 @@ const OWN_SAMPLES: usize = 3;
 /// - at least [`FIRST_CALL`] for a call whose operation has never been answered;
 /// - doubled for each attempt of the operation in a row that got no answer (up to the cap), so that a call slower
 ///   than anything seen so far is never cut off for good.
-pub(crate) fn rule(own: &[Duration], class: &[Duration], write: bool, misses_in_a_row: u32) -> Duration {
+pub(crate) fn rule(own: &[Duration], class: &[Duration], misses_in_a_row: u32) -> Duration {
     let base = if own.len() >= OWN_SAMPLES { p95(own) } else { p95(class).max(p95(own)) };
     let mut deadline = base.map_or(COLD, |b| (b * P95_FACTOR).max(FLOOR));
     if own.is_empty() {
@@ -162,7 +162,7 @@ impl Answers {
         let window = |write: bool| l.class.get(&(op.service.clone(), write)).filter(|w| !w.is_empty());
         let class: Vec<Duration> =
             window(op.write()).or_else(|| window(!op.write())).map(|w| w.iter().copied().collect()).unwrap_or_default();
-        rule(&own, &class, op.write(), l.misses.get(&key).copied().unwrap_or(0))
+        rule(&own, &class, l.misses.get(&key).copied().unwrap_or(0))
     }
 
     fn answered(&self, endpoint: &str, op: Option<&Operation>, took: Duration) {
@@ -353,19 +353,18 @@ mod tests {
     #[test]
     fn a_fast_service_gets_the_floor_never_less() {
         // IAM's reads in tens of milliseconds: 4 × p95 is far below the floor.
-        assert_eq!(rule(&ms(&[20, 30, 25, 40]), &ms(&[20, 30]), false, 0), FLOOR);
-        assert_eq!(rule(&ms(&[20, 30, 25, 40]), &ms(&[20, 30]), true, 0), FLOOR);
+        assert_eq!(rule(&ms(&[20, 30, 25, 40]), &ms(&[20, 30]), 0), FLOOR);
         // The first of a kind of call, once its service answered others: a little longer, its own pace unknown.
-        assert_eq!(rule(&[], &ms(&[20, 30]), false, 0), FIRST_CALL);
+        assert_eq!(rule(&[], &ms(&[20, 30]), 0), FIRST_CALL);
     }
 
     #[test]
     fn a_slow_but_healthy_kind_of_call_gets_four_times_its_p95() {
         // The policy simulator on a large policy: 2 s answers give 8 s.
-        assert_eq!(rule(&ms(&[1800, 2000, 1900]), &ms(&[20]), false, 0), Duration::from_secs(8));
+        assert_eq!(rule(&ms(&[1800, 2000, 1900]), &ms(&[20]), 0), Duration::from_secs(8));
         // Until an operation has answers enough of its own, the slower of them and its class's count.
-        assert_eq!(rule(&ms(&[900]), &ms(&[1000, 20]), false, 0), Duration::from_secs(4));
-        assert_eq!(rule(&ms(&[2000]), &ms(&[1000, 20]), false, 0), Duration::from_secs(8));
+        assert_eq!(rule(&ms(&[900]), &ms(&[1000, 20]), 0), Duration::from_secs(4));
+        assert_eq!(rule(&ms(&[2000]), &ms(&[1000, 20]), 0), Duration::from_secs(8));
     }
 
     #[test]
@@ -381,25 +380,23 @@ mod tests {
     #[test]
     fn a_call_before_its_kind_was_answered_gets_longer() {
         // Nothing of its service and class answered yet in this run (its connection may be still to be made).
-        assert_eq!(rule(&[], &[], false, 0), COLD);
-        assert_eq!(rule(&[], &[], true, 0), COLD);
+        assert_eq!(rule(&[], &[], 0), COLD);
         // The first call of an operation on a fast service, a write or a read.
-        assert_eq!(rule(&[], &ms(&[20, 30]), true, 0), FIRST_CALL);
-        assert_eq!(rule(&[], &ms(&[20, 30]), false, 0), FIRST_CALL);
+        assert_eq!(rule(&[], &ms(&[20, 30]), 0), FIRST_CALL);
         // ... unless its class is slower still.
-        assert_eq!(rule(&[], &ms(&[3000]), true, 0), Duration::from_secs(12));
+        assert_eq!(rule(&[], &ms(&[3000]), 0), Duration::from_secs(12));
     }
 
     #[test]
     fn each_attempt_in_a_row_without_an_answer_doubles_the_next_ones_deadline_up_to_the_cap() {
         let fast = ms(&[20, 30, 40]);
-        assert_eq!(rule(&fast, &fast, false, 1), FLOOR * 2);
-        assert_eq!(rule(&fast, &fast, false, 2), FLOOR * 4);
-        assert_eq!(rule(&fast, &fast, false, 3), FLOOR * 8);
-        assert_eq!(rule(&fast, &fast, false, 4), ATTEMPT_TIMEOUT);
-        assert_eq!(rule(&fast, &fast, false, 40), ATTEMPT_TIMEOUT);
+        assert_eq!(rule(&fast, &fast, 1), FLOOR * 2);
+        assert_eq!(rule(&fast, &fast, 2), FLOOR * 4);
+        assert_eq!(rule(&fast, &fast, 3), FLOOR * 8);
+        assert_eq!(rule(&fast, &fast, 4), ATTEMPT_TIMEOUT);
+        assert_eq!(rule(&fast, &fast, 40), ATTEMPT_TIMEOUT);
         // Never more than the SDK's attempt timeout.
-        assert_eq!(rule(&ms(&[60_000, 60_000, 60_000]), &[], false, 0), ATTEMPT_TIMEOUT);
+        assert_eq!(rule(&ms(&[60_000, 60_000, 60_000]), &[], 0), ATTEMPT_TIMEOUT);
     }
 
     #[test]
