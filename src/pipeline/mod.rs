@@ -310,10 +310,12 @@ impl Run {
                     false => None,
                 }
             };
-            // Each policy's first version is read alongside the policy, not after its answer: a no-op re-run (whose
-            // policies most often still have their first version) in two dependent round trips, not three; a first
-            // run pays one NoSuchEntity read per policy for it, in a round trip it makes anyway.
-            let account = resources::observe_account_part(&clients, &r.desired, r.user.as_deref(), true);
+            // In one account, each policy's first version is read alongside the policy, not after its answer: a no-op
+            // re-run (whose policies most often still have their first version) in two dependent round trips, not
+            // three; a first run pays one NoSuchEntity read per policy for it, in a round trip it makes anyway. Not in a
+            // fleet's accounts, where the run's length is the calls of all of them, not one account's round trips.
+            let guess = unit.account.is_none();
+            let account = resources::observe_account_part(&clients, &r.desired, r.user.as_deref(), guess);
             let (account, early) = tokio::join!(account, early);
             Ok::<_, Error>((caller, r, account, early))
         };
