@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use super::{Amount, CallAs, Desired, Preferences, AUTO_DEPLOYMENT, MANAGED_EXECUTION};
 use crate::aws::{errors, Clients};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::output::Printer;
 
 /// Who a StackSet operation is for, as DeploymentTargets says it.
@@ -347,7 +347,8 @@ where
 
 /// Follow operation `id` to its end with a progress bar of the accounts (succeeded, failed, pending), polling
 /// DescribeStackSetOperation and ListStackSetOperationResults with backoff; `expected`: the accounts it is for, as
-/// far as the plan knows.
+/// far as the plan knows. On Ctrl-C the run ends as interrupted (exit 130), saying that the operation goes on in
+/// CloudFormation, which runs it without this process, and how to follow or stop it.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn follow(
     printer: &Printer,
@@ -360,9 +361,46 @@ pub(crate) async fn follow(
     expected: usize,
     timeout: Duration,
 ) -> Result<Operation> {
+    let bar = printer.bar(expected as u64, &format!("{action}: starting"));
+    let followed = poll(printer, clients, name, call_as, action, id, targets, expected, timeout, &bar);
+    tokio::select! {
+        out = followed => out,
+        _ = tokio::signal::ctrl_c() => {
+            bar.finish_and_clear();
+            let call_as = match call_as {
+                CallAs::Management => "",
+                CallAs::DelegatedAdmin => " --call-as DELEGATED_ADMIN",
+            };
+            Err(Error::new(
+                ErrorKind::Interrupted,
+                format!("interrupted while following operation {id} ({action}) of StackSet {name}: it goes on in \
+                         CloudFormation"),
+            )
+            .with_help(format!(
+                "the next run of the same command reads where it stands (it waits for a running operation before \
+                 any write of its own); to stop the operation: aws cloudformation stop-stack-set-operation \
+                 --stack-set-name {name} --operation-id {id}{call_as}"
+            )))
+        }
+    }
+}
+
+/// [`follow`]'s polling, with its progress bar.
+#[allow(clippy::too_many_arguments)]
+async fn poll(
+    printer: &Printer,
+    clients: &Clients,
+    name: &str,
+    call_as: CallAs,
+    action: &str,
+    id: &str,
+    targets: Option<Targets>,
+    expected: usize,
+    timeout: Duration,
+    bar: &indicatif::ProgressBar,
+) -> Result<Operation> {
     let c = clients;
     let started = Instant::now();
-    let bar = printer.bar(expected as u64, &format!("{action}: starting"));
     let mut pause = Duration::from_millis(500);
     loop {
         let described = c.limit(

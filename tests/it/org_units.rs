@@ -413,6 +413,51 @@ async fn an_operation_already_running_on_the_stack_set_is_waited_for_and_then_th
     assert_eq!(set.stack_set().unwrap().managed_execution().and_then(|m| m.active()), Some(true));
 }
 
+/// Ctrl-C while wfboot follows its operation: the run ends as interrupted (exit 130), naming the operation and the
+/// command that would stop it, and stops nothing: CloudFormation goes on with the operation without this process.
+#[tokio::test]
+async fn ctrl_c_while_following_an_operation_exits_130_naming_it_and_the_operation_goes_on() {
+    let emu = Emulator::start();
+    let org = organisation(&emu, true).await;
+    // 60 s an account: the operation is still running whenever the interrupt comes.
+    emu.control(r#"{"stackset_account_seconds": 60}"#);
+    let mark = emu.mark();
+    let child = emu
+        .wfboot_std()
+        .args([&["bootstrap", "--yes"][..], &ous(&[&org.workloads])].concat())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let begun = std::time::Instant::now();
+    while !emu.wfboot_requests_since(mark).iter().any(|r| r.action == "DescribeStackSetOperation") {
+        assert!(begun.elapsed().as_secs() < 60, "wfboot never followed its operation");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted while following operation"), "{err}");
+    assert!(err.contains("it goes on in CloudFormation"), "{err}");
+    let stop = format!("aws cloudformation stop-stack-set-operation --stack-set-name {STACK_SET} --operation-id ");
+    assert!(err.contains(&stop), "{err}");
+    let sent: Vec<String> = emu.wfboot_requests_since(mark).into_iter().map(|r| r.action).collect();
+    assert!(!sent.iter().any(|a| a == "StopStackSetOperation"), "{sent:?}");
+    // The operation was left running, and CloudFormation ends it (the emulator's settle).
+    let cfn = cfn_client(&emu);
+    let running = cfn.list_stack_set_operations().stack_set_name(STACK_SET).send().await.unwrap();
+    let statuses =
+        |out: &aws_sdk_cloudformation::operation::list_stack_set_operations::ListStackSetOperationsOutput| {
+            out.summaries().iter().map(|o| o.status().map(|s| s.as_str().to_string())).collect::<Vec<_>>()
+        };
+    assert_eq!(statuses(&running), [Some("RUNNING".to_string())]);
+    emu.control(r#"{"stacksets_settle": true}"#);
+    let ended = cfn.list_stack_set_operations().stack_set_name(STACK_SET).send().await.unwrap();
+    assert_eq!(statuses(&ended), [Some("SUCCEEDED".to_string())]);
+}
+
 /// Point 3: a service-linked role that exists in an account gets CreateServiceLinkedRoles=false for that account
 /// instead of a failed instance; check --org-unit says so, and the management account in scope (the root as target)
 /// is named with the single-account command for it.
