@@ -337,7 +337,19 @@ where
                     ));
                     said = true;
                 }
-                tokio::time::sleep(pause.min(timeout.saturating_sub(started.elapsed()))).await;
+                // Ctrl-C while waiting: this run's operation was not started (once a run has followed an operation,
+                // the process no longer ends by itself on Ctrl-C: it is answered here).
+                tokio::select! {
+                    _ = tokio::time::sleep(pause.min(timeout.saturating_sub(started.elapsed()))) => {}
+                    _ = tokio::signal::ctrl_c() => {
+                        return Err(Error::new(
+                            ErrorKind::Interrupted,
+                            format!("interrupted while waiting for another operation on StackSet {name}; {action} \
+                                     was not started"),
+                        )
+                        .with_help("run the same command again: it reads where the StackSet stands"));
+                    }
+                }
                 pause = next_pause(pause);
             }
             Err(e) => return Err(errors::describe(&format!("{action} on StackSet {name}"), &e)),

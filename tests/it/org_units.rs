@@ -413,6 +413,61 @@ async fn an_operation_already_running_on_the_stack_set_is_waited_for_and_then_th
     assert_eq!(set.stack_set().unwrap().managed_execution().and_then(|m| m.active()), Some(true));
 }
 
+/// Ctrl-C while wfboot waits for another client's operation: exit 130, and its own write was never started.
+#[tokio::test]
+async fn ctrl_c_while_waiting_for_another_operation_exits_130_and_starts_nothing() {
+    let emu = Emulator::start();
+    let org = organisation(&emu, true).await;
+    let template = stdout(&emu.wfboot().args(["export"]).output().unwrap());
+    let cfn = cfn_client(&emu);
+    use aws_sdk_cloudformation::types::{Capability, DeploymentTargets, PermissionModels, Tag};
+    cfn.create_stack_set()
+        .stack_set_name(STACK_SET)
+        .template_body(template)
+        .capabilities(Capability::CapabilityNamedIam)
+        .permission_model(PermissionModels::ServiceManaged)
+        .tags(Tag::builder().key("wfboot:stack").value("slim-workflow").build())
+        .send()
+        .await
+        .unwrap();
+    // The other client's operation runs 60 s an account: still running whenever the interrupt comes.
+    emu.control(r#"{"stackset_account_seconds": 60}"#);
+    cfn.create_stack_instances()
+        .stack_set_name(STACK_SET)
+        .deployment_targets(DeploymentTargets::builder().organizational_unit_ids(&org.workloads).build())
+        .regions("us-east-1")
+        .send()
+        .await
+        .unwrap();
+    let mark = emu.mark();
+    let child = emu
+        .wfboot_std()
+        .args([&["bootstrap", "--yes"][..], &ous(&[&org.workloads])].concat())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let begun = std::time::Instant::now();
+    while !emu.wfboot_requests_since(mark).iter().any(|r| r.status == Some(409)) {
+        assert!(begun.elapsed().as_secs() < 60, "wfboot never met the running operation");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted while waiting for another operation"), "{err}");
+    let accepted: Vec<String> = emu
+        .wfboot_requests_since(mark)
+        .into_iter()
+        .filter(|r| r.write && r.service == "cloudformation" && r.status == Some(200))
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(accepted, Vec::<String>::new(), "a write of this run was started");
+    emu.control(r#"{"stacksets_settle": true}"#);
+}
+
 /// Ctrl-C while wfboot follows its operation: the run ends as interrupted (exit 130), naming the operation and the
 /// command that would stop it, and stops nothing: CloudFormation goes on with the operation without this process.
 #[tokio::test]
