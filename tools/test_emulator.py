@@ -716,14 +716,7 @@ class EmulatorTest(unittest.TestCase):
             member = org.create_account(Email="m@example.com", AccountName="m")["CreateAccountStatus"]["AccountId"]
             self.assertEqual(org.list_parents(ChildId=member)["Parents"], [{"Id": root, "Type": "ROOT"}])
 
-            def as_account(account: str):
-                c = emu.client("sts").assume_role(RoleArn=f"arn:aws:iam::{account}:role/R",
-                                                  RoleSessionName="test")["Credentials"]
-                return boto3.client("organizations", endpoint_url=emu.url, region_name="us-east-1",
-                                    aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
-                                    aws_session_token=c["SessionToken"])
-
-            inside, outside = as_account(member), as_account("999999999999")
+            inside, outside = organizations_as(emu, member), organizations_as(emu, "999999999999")
             self.assertEqual(inside.describe_organization()["Organization"]["MasterAccountId"],
                              emu.client("sts").get_caller_identity()["Account"])
             for client, code in ((inside, "AccessDeniedException"), (outside, "AWSOrganizationsNotInUseException")):
@@ -758,13 +751,6 @@ class EmulatorTest(unittest.TestCase):
             org.register_delegated_administrator(AccountId=ids[1], ServicePrincipal="guardduty.amazonaws.com")
             management = emu.client("sts").get_caller_identity()["Account"]
 
-            def as_account(account: str):
-                c = emu.client("sts").assume_role(RoleArn=f"arn:aws:iam::{account}:role/R",
-                                                  RoleSessionName="test")["Credentials"]
-                return boto3.client("organizations", endpoint_url=emu.url, region_name="us-east-1",
-                                    aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
-                                    aws_session_token=c["SessionToken"])
-
             def reads(client) -> dict[str, Any]:
                 return {
                     "roots": [r["Id"] for r in client.list_roots()["Roots"]],
@@ -793,10 +779,10 @@ class EmulatorTest(unittest.TestCase):
                                                                                             [STACKSETS_PRINCIPAL]))
             # A delegated administrator, for StackSets or for another service: the management account's answers.
             for admin in ids[:2]:
-                self.assertEqual(reads(as_account(admin)), expected, admin)
+                self.assertEqual(reads(organizations_as(emu, admin)), expected, admin)
             # A member that is no delegated administrator: AccessDeniedException for each of them, but
             # DescribeOrganization, which every member may call.
-            plain = as_account(ids[2])
+            plain = organizations_as(emu, ids[2])
             self.assertEqual(plain.describe_organization()["Organization"]["MasterAccountId"], management)
             for call in (lambda: plain.list_roots(), lambda: plain.list_accounts_for_parent(ParentId=ou),
                          lambda: plain.list_organizational_units_for_parent(ParentId=ou),
@@ -813,7 +799,7 @@ class EmulatorTest(unittest.TestCase):
             # Deregistered from its only service, the admin is an ordinary member again.
             org.deregister_delegated_administrator(AccountId=ids[1], ServicePrincipal="guardduty.amazonaws.com")
             with self.assertRaises(botocore.exceptions.ClientError) as cm:
-                as_account(ids[1]).list_accounts_for_parent(ParentId=ou)
+                organizations_as(emu, ids[1]).list_accounts_for_parent(ParentId=ou)
             self.assertEqual(cm.exception.response["Error"]["Code"], "AccessDeniedException")
 
     def test_exits_when_stdin_closes(self) -> None:
@@ -872,6 +858,15 @@ def probe_ami(emu: "Emulator") -> str:
     """The ECS-optimized AMI from SSM's public parameter, as a probe on AWS would take it (moto serves it)."""
     return emu.client("ssm").get_parameter(
         Name="/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id")["Parameter"]["Value"]
+
+
+def organizations_as(emu: "Emulator", account: str):
+    """An Organizations client with the credentials of a session in `account` (moto lets anyone assume any role)."""
+    c = emu.client("sts").assume_role(RoleArn=f"arn:aws:iam::{account}:role/R",
+                                      RoleSessionName="test")["Credentials"]
+    return boto3.client("organizations", endpoint_url=emu.url, region_name="us-east-1",
+                        aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                        aws_session_token=c["SessionToken"])
 
 
 def batch_roles(iam) -> tuple[str, str, str]:

@@ -7,8 +7,8 @@
 //! - Throttling is a rate signal, not a broken API: it keeps `--retry-attempts` with the run's backoff.
 //! - A server error (5xx), a broken connection or a timed-out attempt is sent once more after
 //!   [`SECOND_ATTEMPT_AFTER`] (one transient blip is forgiven) by one call of the check at a time ([`Breaker`]),
-//!   then the call fails and, with it, the check: its caller stops the check's other calls (`try_join_all` drops
-//!   them) and says why in the row.
+//!   then the call fails and, with it, the check: its other calls are not retried (each one not yet sent goes out
+//!   once), and its caller says why in the row.
 //! - Anything else (refused, not implemented) is the answer: no retry.
 //!
 //! The client a call goes through must not retry by itself ([`once`]).
@@ -47,7 +47,7 @@ pub(crate) fn organizations_once(clients: &Clients) -> aws_sdk_organizations::Cl
 /// One advisory check's breaker, shared by its calls (the simulation's one per request context go out at once).
 /// The first call that meets a server error or a broken connection retries alone; the check's other calls that
 /// meet one wait for that retry: if it is answered they are sent again, if it fails too the check has failed and
-/// they are not sent again (their caller, joining the check's calls with `try_join_all`, drops them).
+/// they are not sent again.
 #[derive(Default)]
 pub(crate) struct Breaker {
     state: std::sync::Mutex<State>,

@@ -253,35 +253,16 @@ pub(crate) async fn simulate(
         by_context.entry(p.context.as_slice()).or_default().push(p);
     }
     let calls = by_context.len();
-    // The check's breaker: the first simulation that still fails after its retry ends the check: the others are
-    // not sent (again). Those already in flight are let finish rather than dropped, so that every request sent
-    // is one whose answer was heard (and counted as such); they were sent at the same moment, so they end at
-    // about the same time.
+    // The check's breaker: the first simulation that still fails after its retry ends the check. The others are let
+    // finish rather than dropped, so that every request sent is one whose answer was heard (and counted as such):
+    // those in flight were sent at the same moment, and one still waiting for a request slot is sent once, without a
+    // retry, since the open breaker answers for it (`advisory::send`).
     let (iam, breaker) = (super::advisory::iam_once(clients), super::advisory::Breaker::default());
-    let failed = std::sync::atomic::AtomicBool::new(false);
     let answers = futures::future::join_all(by_context.iter().map(|(context, perms)| {
-        let (failed, iam, breaker) = (&failed, &iam, &breaker);
-        async move {
-            if failed.load(std::sync::atomic::Ordering::SeqCst) {
-                return None;
-            }
-            let answer = simulate_context(clients, (iam, breaker), principal, context, perms, extra_policies).await;
-            if answer.is_err() {
-                failed.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-            Some(answer)
-        }
+        simulate_context(clients, (&iam, &breaker), principal, context, perms, extra_policies)
     }))
     .await;
-    let mut answers_ok = Vec::with_capacity(answers.len());
-    for answer in answers {
-        match answer {
-            Some(Ok(answer)) => answers_ok.push(answer),
-            Some(Err(e)) => return Err(e.stopping(calls - 1)),
-            None => {}
-        }
-    }
-    let answers = answers_ok;
+    let answers = answers.into_iter().collect::<Result<Vec<_>, _>>().map_err(|e| e.stopping(calls - 1))?;
     // (action, resource, context) -> (decision, missing context keys, matched statements)
     type Key = (String, String, Vec<ContextEntry>);
     let mut decisions: BTreeMap<Key, (PolicyEvaluationDecisionType, Vec<String>, Vec<String>)> = BTreeMap::new();

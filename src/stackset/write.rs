@@ -374,7 +374,88 @@ pub(crate) async fn follow(
     timeout: Duration,
 ) -> Result<Operation> {
     let bar = printer.bar(expected as u64, &format!("{action}: starting"));
-    let followed = poll(printer, clients, name, call_as, action, id, targets, expected, timeout, &bar);
+    let bar = &bar;
+    let followed = async move {
+        let c = clients;
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(500);
+        loop {
+            let described = c.limit(
+                c.cloudformation
+                    .describe_stack_set_operation()
+                    .stack_set_name(name)
+                    .operation_id(id)
+                    .call_as(call_as.sdk())
+                    .send(),
+            );
+            let listed = c.all(
+                c.cloudformation
+                    .list_stack_set_operation_results()
+                    .stack_set_name(name)
+                    .operation_id(id)
+                    .call_as(call_as.sdk())
+                    .into_paginator()
+                    .send(),
+            );
+            let (described, listed) = tokio::join!(described, listed);
+            let described =
+                described.map_err(|e| errors::describe(&format!("follow operation {id} of StackSet {name}"), &e))?;
+            let listed = listed.map_err(|e| errors::describe(&format!("read the results of operation {id}"), &e))?;
+            let op = described.stack_set_operation();
+            let status = op.and_then(|o| o.status()).map(|s| s.as_str().to_string()).unwrap_or_default();
+            let results: Vec<AccountResult> = listed
+                .iter()
+                .flat_map(|p| p.summaries())
+                .filter_map(|r| {
+                    Some(AccountResult {
+                        account: r.account()?.to_string(),
+                        status: r.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                        status_reason: r.status_reason().filter(|s| !s.is_empty()).map(str::to_string),
+                    })
+                })
+                .collect();
+            let count = |s: &str| results.iter().filter(|r| r.status == s).count();
+            let (ok, failed) = (count("SUCCEEDED"), count("FAILED") + count("CANCELLED"));
+            let total = expected.max(results.len());
+            bar.set_length(total as u64);
+            bar.set_position((ok + failed) as u64);
+            bar.set_message(format!(
+                "{action}: {ok} succeeded, {failed} failed, {} pending",
+                total.saturating_sub(ok + failed)
+            ));
+            let done = matches!(status.as_str(), "SUCCEEDED" | "FAILED" | "STOPPED");
+            if done || started.elapsed() >= timeout {
+                bar.finish_and_clear();
+                let operation = Operation {
+                    operation_id: id.to_string(),
+                    action: action.to_string(),
+                    targets,
+                    status: status.clone(),
+                    status_reason: op.and_then(|o| o.status_reason()).filter(|s| !s.is_empty()).map(str::to_string),
+                    results,
+                    seconds: started.elapsed().as_secs_f64(),
+                };
+                printer.info(&format!(
+                    "StackSet {name}: {action} {status} in {:.1} s: {ok} account{} succeeded, {failed} failed (operation {id})",
+                    operation.seconds,
+                    crate::wording::plural(ok)
+                ));
+                if !done {
+                    return Err(Error::aws(format!(
+                        "operation {id} ({action}) of StackSet {name} was still {status} after {:.0} s; it goes on in \
+                         CloudFormation",
+                        operation.seconds
+                    ))
+                    .with_help(
+                        "run the same command again later: it reads where the StackSet stands (or raise --operation-timeout)",
+                    ));
+                }
+                return Ok(operation);
+            }
+            tokio::time::sleep(pause.min(timeout.saturating_sub(started.elapsed()))).await;
+            pause = next_pause(pause);
+        }
+    };
     tokio::select! {
         out = followed => out,
         _ = tokio::signal::ctrl_c() => {
@@ -394,101 +475,6 @@ pub(crate) async fn follow(
                  --stack-set-name {name} --operation-id {id}{call_as}"
             )))
         }
-    }
-}
-
-/// [`follow`]'s polling, with its progress bar.
-#[allow(clippy::too_many_arguments)]
-async fn poll(
-    printer: &Printer,
-    clients: &Clients,
-    name: &str,
-    call_as: CallAs,
-    action: &str,
-    id: &str,
-    targets: Option<Targets>,
-    expected: usize,
-    timeout: Duration,
-    bar: &indicatif::ProgressBar,
-) -> Result<Operation> {
-    let c = clients;
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(500);
-    loop {
-        let described = c.limit(
-            c.cloudformation
-                .describe_stack_set_operation()
-                .stack_set_name(name)
-                .operation_id(id)
-                .call_as(call_as.sdk())
-                .send(),
-        );
-        let listed = c.all(
-            c.cloudformation
-                .list_stack_set_operation_results()
-                .stack_set_name(name)
-                .operation_id(id)
-                .call_as(call_as.sdk())
-                .into_paginator()
-                .send(),
-        );
-        let (described, listed) = tokio::join!(described, listed);
-        let described =
-            described.map_err(|e| errors::describe(&format!("follow operation {id} of StackSet {name}"), &e))?;
-        let listed = listed.map_err(|e| errors::describe(&format!("read the results of operation {id}"), &e))?;
-        let op = described.stack_set_operation();
-        let status = op.and_then(|o| o.status()).map(|s| s.as_str().to_string()).unwrap_or_default();
-        let results: Vec<AccountResult> = listed
-            .iter()
-            .flat_map(|p| p.summaries())
-            .filter_map(|r| {
-                Some(AccountResult {
-                    account: r.account()?.to_string(),
-                    status: r.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
-                    status_reason: r.status_reason().filter(|s| !s.is_empty()).map(str::to_string),
-                })
-            })
-            .collect();
-        let count = |s: &str| results.iter().filter(|r| r.status == s).count();
-        let (ok, failed) = (count("SUCCEEDED"), count("FAILED") + count("CANCELLED"));
-        let total = expected.max(results.len());
-        bar.set_length(total as u64);
-        bar.set_position((ok + failed) as u64);
-        bar.set_message(format!(
-            "{action}: {ok} succeeded, {failed} failed, {} pending",
-            total.saturating_sub(ok + failed)
-        ));
-        let done = matches!(status.as_str(), "SUCCEEDED" | "FAILED" | "STOPPED");
-        if done || started.elapsed() >= timeout {
-            bar.finish_and_clear();
-            let operation = Operation {
-                operation_id: id.to_string(),
-                action: action.to_string(),
-                targets,
-                status: status.clone(),
-                status_reason: op.and_then(|o| o.status_reason()).filter(|s| !s.is_empty()).map(str::to_string),
-                results,
-                seconds: started.elapsed().as_secs_f64(),
-            };
-            printer.info(&format!(
-                "StackSet {name}: {action} {status} in {:.1} s: {ok} account{} succeeded, {failed} failed (operation {id})",
-                operation.seconds,
-                crate::wording::plural(ok)
-            ));
-            if !done {
-                return Err(Error::aws(format!(
-                    "operation {id} ({action}) of StackSet {name} was still {status} after {:.0} s; it goes on in \
-                     CloudFormation",
-                    operation.seconds
-                ))
-                .with_help(
-                    "run the same command again later: it reads where the StackSet stands (or raise --operation-timeout)",
-                ));
-            }
-            return Ok(operation);
-        }
-        tokio::time::sleep(pause.min(timeout.saturating_sub(started.elapsed()))).await;
-        pause = next_pause(pause);
     }
 }
 

@@ -350,12 +350,47 @@ async fn a_failed_stack_instance_is_reported_with_cloudformations_reason_and_dep
 
 /// Point 4: an operation another client started on the StackSet (managed execution off, so CloudFormation refuses
 /// a second one) is waited for, said on stderr, and the run's own operation then goes through, once.
-#[tokio::test]
-async fn an_operation_already_running_on_the_stack_set_is_waited_for_and_then_the_update_goes_through_once() {
-    let emu = Emulator::start();
-    let org = organisation(&emu, true).await;
+/// `bootstrap --yes` over the workloads OU, started; returned once one of its requests after `mark` is `seen` (it
+/// must be within 60 s, and before wfboot ends).
+fn bootstrap_until(
+    emu: &Emulator,
+    org: &Org,
+    mark: usize,
+    what: &str,
+    seen: impl Fn(&Request) -> bool,
+) -> std::process::Child {
+    let mut child = emu
+        .wfboot_std()
+        .args([&["bootstrap", "--yes"][..], &ous(&[&org.workloads])].concat())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let begun = std::time::Instant::now();
+    while !emu.wfboot_requests_since(mark).iter().any(&seen) {
+        assert!(begun.elapsed().as_secs() < 60, "wfboot never {what}");
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            panic!("wfboot ended before it {what}:\n{}\n{}", stdout(&out), stderr(&out));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child
+}
+
+/// Ctrl-C (SIGINT) to `child`, and what it printed until it ended.
+fn interrupt(child: std::process::Child) -> std::process::Output {
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    child.wait_with_output().unwrap()
+}
+
+/// Another client's StackSet of the default stack (managed execution off, so wfboot has an UpdateStackSet to make),
+/// with its CreateStackInstances over the workloads OU running at 60 s an account: still running whenever wfboot
+/// meets it, however slow this machine is, until the test settles it (`stacksets_settle`).
+async fn another_clients_operation_running(emu: &Emulator, org: &Org) -> aws_sdk_cloudformation::Client {
     let template = stdout(&emu.wfboot().args(["export"]).output().unwrap());
-    let cfn = cfn_client(&emu);
+    let cfn = cfn_client(emu);
     use aws_sdk_cloudformation::types::{Capability, DeploymentTargets, ManagedExecution, PermissionModels, Tag};
     cfn.create_stack_set()
         .stack_set_name(STACK_SET)
@@ -367,8 +402,6 @@ async fn an_operation_already_running_on_the_stack_set_is_waited_for_and_then_th
         .send()
         .await
         .unwrap();
-    // The other client's operation runs until wfboot has been refused once (60 s an account: it cannot end on its
-    // own first, however slow this machine is), then ends; wfboot's own operation is quick again.
     emu.control(r#"{"stackset_account_seconds": 60}"#);
     cfn.create_stack_instances()
         .stack_set_name(STACK_SET)
@@ -377,23 +410,20 @@ async fn an_operation_already_running_on_the_stack_set_is_waited_for_and_then_th
         .send()
         .await
         .unwrap();
+    cfn
+}
+
+#[tokio::test]
+async fn an_operation_already_running_on_the_stack_set_is_waited_for_and_then_the_update_goes_through_once() {
+    let emu = Emulator::start();
+    let org = organisation(&emu, true).await;
+    // The other client's operation runs until wfboot has been refused once, then ends; wfboot's own operation is
+    // quick again.
+    let cfn = another_clients_operation_running(&emu, &org).await;
     let mark = emu.mark();
-    let mut child = emu
-        .wfboot_std()
-        .args([&["bootstrap", "--yes"][..], &ous(&[&org.workloads])].concat())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let begun = std::time::Instant::now();
-    while !emu.wfboot_requests_since(mark).iter().any(|r| r.action == "UpdateStackSet" && r.status == Some(409)) {
-        assert!(begun.elapsed().as_secs() < 60, "wfboot never met the running operation");
-        if child.try_wait().unwrap().is_some() {
-            let out = child.wait_with_output().unwrap();
-            panic!("wfboot ended without meeting the running operation:\n{}\n{}", stdout(&out), stderr(&out));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let child = bootstrap_until(&emu, &org, mark, "met the running operation", |r| {
+        r.action == "UpdateStackSet" && r.status == Some(409)
+    });
     emu.control(r#"{"stackset_account_seconds": 0.2}"#);
     emu.control(r#"{"stacksets_settle": true}"#);
     let out = child.wait_with_output().unwrap();
@@ -418,43 +448,10 @@ async fn an_operation_already_running_on_the_stack_set_is_waited_for_and_then_th
 async fn ctrl_c_while_waiting_for_another_operation_exits_130_and_starts_nothing() {
     let emu = Emulator::start();
     let org = organisation(&emu, true).await;
-    let template = stdout(&emu.wfboot().args(["export"]).output().unwrap());
-    let cfn = cfn_client(&emu);
-    use aws_sdk_cloudformation::types::{Capability, DeploymentTargets, PermissionModels, Tag};
-    cfn.create_stack_set()
-        .stack_set_name(STACK_SET)
-        .template_body(template)
-        .capabilities(Capability::CapabilityNamedIam)
-        .permission_model(PermissionModels::ServiceManaged)
-        .tags(Tag::builder().key("wfboot:stack").value("slim-workflow").build())
-        .send()
-        .await
-        .unwrap();
-    // The other client's operation runs 60 s an account: still running whenever the interrupt comes.
-    emu.control(r#"{"stackset_account_seconds": 60}"#);
-    cfn.create_stack_instances()
-        .stack_set_name(STACK_SET)
-        .deployment_targets(DeploymentTargets::builder().organizational_unit_ids(&org.workloads).build())
-        .regions("us-east-1")
-        .send()
-        .await
-        .unwrap();
+    another_clients_operation_running(&emu, &org).await;
     let mark = emu.mark();
-    let child = emu
-        .wfboot_std()
-        .args([&["bootstrap", "--yes"][..], &ous(&[&org.workloads])].concat())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let begun = std::time::Instant::now();
-    while !emu.wfboot_requests_since(mark).iter().any(|r| r.status == Some(409)) {
-        assert!(begun.elapsed().as_secs() < 60, "wfboot never met the running operation");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
-    let out = child.wait_with_output().unwrap();
+    let child = bootstrap_until(&emu, &org, mark, "met the running operation", |r| r.status == Some(409));
+    let out = interrupt(child);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted while waiting for another operation"), "{err}");
@@ -477,21 +474,9 @@ async fn ctrl_c_while_following_an_operation_exits_130_naming_it_and_the_operati
     // 60 s an account: the operation is still running whenever the interrupt comes.
     emu.control(r#"{"stackset_account_seconds": 60}"#);
     let mark = emu.mark();
-    let child = emu
-        .wfboot_std()
-        .args([&["bootstrap", "--yes"][..], &ous(&[&org.workloads])].concat())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let begun = std::time::Instant::now();
-    while !emu.wfboot_requests_since(mark).iter().any(|r| r.action == "DescribeStackSetOperation") {
-        assert!(begun.elapsed().as_secs() < 60, "wfboot never followed its operation");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
-    let out = child.wait_with_output().unwrap();
+    let child =
+        bootstrap_until(&emu, &org, mark, "followed its operation", |r| r.action == "DescribeStackSetOperation");
+    let out = interrupt(child);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted while following operation"), "{err}");
