@@ -588,17 +588,24 @@ async fn a_fleet_of_more_than_64_accounts_assumes_each_role_once() {
     let mark = emu.mark();
     let out = emu
         .wfboot()
-        .args(["plan", "--max-accounts", "32", "--accounts"])
+        .args(["plan", "--max-accounts", "32", "-vv", "--accounts"])
         .arg(&file)
         .args(["--assume-role-name", ROLE])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", tail(&stderr(&out)));
     assert!(stdout(&out).contains("70 accounts, 0 failed."), "{}", stdout(&out));
     let mut assumed: Vec<String> = account_keys_since(&emu, mark);
     assumed.sort();
     assumed.dedup();
     assert_eq!(assumed.len(), 70, "each account is read with its own session");
+    // Once each, but for an attempt given up after its deadline and sent again (a loaded machine: 32 accounts at
+    // once on one emulator), which the emulator logs once it is done with it.
+    let again = given_up(&stderr(&out)).iter().filter(|(op, _)| op == "AssumeRole").count();
+    emu.quiet();
     let calls = emu.requests().into_iter().skip(mark).filter(|r| r.action == "AssumeRole").count();
-    assert_eq!(calls, 70, "sts:AssumeRole sent {calls} times for 70 accounts");
+    assert!(
+        (70..=70 + again).contains(&calls),
+        "sts:AssumeRole sent {calls} times for 70 accounts ({again} attempts given up and sent again)"
+    );
 }
